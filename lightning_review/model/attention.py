@@ -1,0 +1,267 @@
+"""Shifted sparse attention (LongLoRA's S2-Attn) and full causal attention inside packed documents.
+
+Why our own: LongLoRA's reference rolls half the heads with wrap-around (the first half-group sees the last tokens)
+and builds its group boundaries from the batch-wide maximum length. Here every group boundary is computed per document
+from its true length, shifted groups never wrap, and no query ever sees a key of another document.
+
+The rule, for a document of length L, positions counted from its first token and G = group_size:
+- heads [0, H/2):  query i attends to keys j <= i with j // G == i // G;
+- heads [H/2, H):  query i attends to keys j <= i with (j + G/2) // G == (i + G/2) // G.
+A document no longer than G is a single group in both halves (plain causal attention): there is nothing to connect.
+``group_size=None`` is plain causal attention within each document (validation, test, generation).
+Positions past the sum of a row's document lengths are padding: each attends only to itself, so outputs stay finite.
+
+Backends (all compute the same function):
+- ``grouped``: every group of every document is an independent causal attention; groups of equal length are batched
+  into one call of PyTorch's SDPA with ``is_causal=True`` (flash kernels on GPU). Runs anywhere.
+- ``flex``: FlexAttention with a block mask built from document ids and positions (no copies; compiled on GPU).
+- ``reference``: a dense boolean mask through SDPA; O(seq^2) memory, for tests and debugging.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Backend = Literal["auto", "grouped", "flex", "reference"]
+BACKENDS: tuple[str, ...] = ("auto", "grouped", "flex", "reference")
+DocLens = list[list[int]]
+
+
+def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_size: int | None, doc_lens: DocLens | None):
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"q, k, v must be (batch, heads, seq, head_dim); got {tuple(q.shape)}, {tuple(k.shape)}")
+    batch, heads, seq, _ = q.shape
+    kv_heads = k.shape[1]
+    if k.shape != v.shape or k.shape[0] != batch or k.shape[2] != seq:
+        raise ValueError(f"k and v must be (batch, kv_heads, seq, head_dim) matching q {tuple(q.shape)}; "
+                         f"got k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if heads % kv_heads:
+        raise ValueError(f"kv_heads ({kv_heads}) must divide heads ({heads})")
+    if group_size is not None:
+        if heads % 2:
+            raise ValueError(f"S2-Attn shifts half of the heads: the number of heads must be even, got {heads}")
+        if group_size < 2 or group_size % 2:
+            raise ValueError(f"group_size must be an even number >= 2, got {group_size}")
+    if doc_lens is not None:
+        if len(doc_lens) != batch:
+            raise ValueError(f"doc_lens has {len(doc_lens)} rows but the batch has {batch}")
+        for row, lens in enumerate(doc_lens):
+            if any(int(n) <= 0 for n in lens):
+                raise ValueError(f"doc_lens[{row}] = {lens}: every document length must be positive")
+            if sum(lens) > seq:
+                raise ValueError(f"doc_lens[{row}] sums to {sum(lens)}, more than the sequence length {seq}")
+
+
+def _normalise_doc_lens(doc_lens: DocLens | None, batch: int, seq: int) -> tuple[tuple[int, ...], ...]:
+    if doc_lens is None:
+        return tuple((seq,) for _ in range(batch))
+    return tuple(tuple(int(n) for n in lens) for lens in doc_lens)
+
+
+def _groups_of_document(length: int, group_size: int | None, shifted: bool) -> list[tuple[int, int]]:
+    """(start, length) of the attention groups of one document, positions relative to the document."""
+    if group_size is None or group_size >= length:
+        return [(0, length)]
+    bounds = list(range(0, length, group_size)) if not shifted else [0, *range(group_size // 2, length, group_size)]
+    bounds.append(length)
+    return [(a, b - a) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Flat token indices (row * seq + position) of every group, bucketed by group length."""
+
+    by_length: tuple[tuple[int, torch.Tensor], ...]  # (length, LongTensor (n_groups, length))
+    padding: torch.Tensor  # flat indices of padding tokens
+
+
+_SEGMENT_CACHE: OrderedDict[tuple, tuple[_Segments, _Segments]] = OrderedDict()
+_CACHE_SIZE = 32
+
+
+def _segments(layout: tuple[tuple[int, ...], ...], seq: int, group_size: int | None,
+              device: torch.device) -> tuple[_Segments, _Segments]:
+    """Segments for the unshifted and the shifted half of the heads, cached: every layer of a step asks again."""
+    key = (layout, seq, group_size, str(device))
+    hit = _SEGMENT_CACHE.get(key)
+    if hit is not None:
+        _SEGMENT_CACHE.move_to_end(key)
+        return hit
+    halves = []
+    for shifted in (False, True):
+        buckets: dict[int, list[int]] = {}
+        padding: list[int] = []
+        for row, lens in enumerate(layout):
+            offset = row * seq
+            for length in lens:
+                for start, n in _groups_of_document(length, group_size, shifted):
+                    buckets.setdefault(n, []).append(offset + start)
+                offset += length
+            padding.extend(range(offset, (row + 1) * seq))
+        by_length = tuple(
+            (n, (torch.tensor(starts, dtype=torch.long)[:, None] + torch.arange(n)).to(device))
+            for n, starts in sorted(buckets.items())
+        )
+        halves.append(_Segments(by_length, torch.tensor(padding, dtype=torch.long, device=device)))
+    result = (halves[0], halves[1])
+    _SEGMENT_CACHE[key] = result
+    if len(_SEGMENT_CACHE) > _CACHE_SIZE:
+        _SEGMENT_CACHE.popitem(last=False)
+    return result
+
+
+def _kv_for_heads(k: torch.Tensor, first: int, count: int, heads: int) -> torch.Tensor:
+    """The key/value heads that query heads [first, first + count) use, in (tokens, kv, dim) layout."""
+    ratio = heads // k.shape[1]
+    if first % ratio == 0 and count % ratio == 0:
+        return k[:, first // ratio:(first + count) // ratio]
+    return k.repeat_interleave(ratio, dim=1)[:, first:first + count]
+
+
+def _grouped_half(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: _Segments,
+                  scale: float | None) -> torch.Tensor:
+    """Causal attention inside each segment. q: (tokens, h, d); k, v: (tokens, kv, d) -> (tokens, h, d)."""
+    gqa = q.shape[1] != k.shape[1]
+    out = q.new_zeros(q.shape)
+    for _, index in segments.by_length:
+        # (groups, length, heads, dim) -> (groups, heads, length, dim)
+        qs, ks, vs = (t[index].transpose(1, 2) for t in (q, k, v))
+        o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
+        out = out.index_copy(0, index.reshape(-1), o.transpose(1, 2).reshape(-1, *q.shape[1:]))
+    if segments.padding.numel():
+        # A padding token attends only to itself: its output is its own value (finite, ignored by the loss).
+        pad_v = v[segments.padding]
+        if gqa:
+            pad_v = pad_v.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        out = out.index_copy(0, segments.padding, pad_v.to(out.dtype))
+    return out
+
+
+def _grouped(q, k, v, layout, group_size, scale):
+    batch, heads, seq, dim = q.shape
+    # (batch, heads, seq, dim) -> (batch * seq, heads, dim): one flat token axis that segments index into.
+    qt, kt, vt = (t.transpose(1, 2).reshape(batch * seq, t.shape[1], dim) for t in (q, k, v))
+    if group_size is None:
+        plain, _ = _segments(layout, seq, None, q.device)
+        out = _grouped_half(qt, kt, vt, plain, scale)
+    else:
+        plain, shifted = _segments(layout, seq, group_size, q.device)
+        half = heads // 2
+        out = torch.cat([
+            _grouped_half(qt[:, :half], _kv_for_heads(kt, 0, half, heads), _kv_for_heads(vt, 0, half, heads),
+                          plain, scale),
+            _grouped_half(qt[:, half:], _kv_for_heads(kt, half, half, heads), _kv_for_heads(vt, half, half, heads),
+                          shifted, scale),
+        ], dim=1)
+    return out.reshape(batch, seq, heads, dim).transpose(1, 2)
+
+
+def document_ids_and_positions(layout: tuple[tuple[int, ...], ...], seq: int, device: torch.device | str = "cpu"
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per token: its document (padding tokens get a unique negative id each), its position in it, and its length."""
+    doc = torch.empty(len(layout), seq, dtype=torch.long)
+    pos = torch.zeros(len(layout), seq, dtype=torch.long)
+    length = torch.ones(len(layout), seq, dtype=torch.long)
+    for row, lens in enumerate(layout):
+        start = 0
+        for i, n in enumerate(lens):
+            doc[row, start:start + n] = i
+            pos[row, start:start + n] = torch.arange(n)
+            length[row, start:start + n] = n
+            start += n
+        doc[row, start:] = -1 - torch.arange(seq - start)
+    return doc.to(device), pos.to(device), length.to(device)
+
+
+def _allowed(doc_q, doc_k, pos_q, pos_k, len_q, second_half, group_size: int | None):
+    """The attention rule itself, on broadcastable tensors; shared by the dense reference and FlexAttention."""
+    keep = (doc_q == doc_k) & (pos_k <= pos_q)
+    if group_size is not None:
+        shift = torch.where(second_half, group_size // 2, 0)
+        same_group = (pos_q + shift) // group_size == (pos_k + shift) // group_size
+        keep = keep & (same_group | (len_q <= group_size))
+    return keep
+
+
+def attention_mask(doc_lens: DocLens | None, batch: int, heads: int, seq: int, group_size: int | None,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """Dense boolean mask (batch, heads, seq, seq), True where a query may attend to a key."""
+    layout = _normalise_doc_lens(doc_lens, batch, seq)
+    doc, pos, length = document_ids_and_positions(layout, seq, device)
+    second_half = (torch.arange(heads, device=device) >= heads // 2)[None, :, None, None]
+    return _allowed(doc[:, None, :, None], doc[:, None, None, :], pos[:, None, :, None], pos[:, None, None, :],
+                    length[:, None, :, None], second_half, group_size)
+
+
+def _reference(q, k, v, layout, group_size, scale):
+    batch, heads, seq, _ = q.shape
+    mask = attention_mask([list(r) for r in layout], batch, heads, seq, group_size, q.device)
+    ratio = heads // k.shape[1]
+    k, v = k.repeat_interleave(ratio, dim=1), v.repeat_interleave(ratio, dim=1)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+_BLOCK_MASKS: OrderedDict[tuple, object] = OrderedDict()
+_compiled_flex = None
+
+
+def _flex(q, k, v, layout, group_size, scale):
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    global _compiled_flex
+    batch, heads, seq, _ = q.shape
+    key = (layout, seq, heads, group_size, str(q.device))
+    block_mask = _BLOCK_MASKS.get(key)
+    if block_mask is None:
+        doc, pos, length = document_ids_and_positions(layout, seq, q.device)
+        half = heads // 2
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return _allowed(doc[b, q_idx], doc[b, kv_idx], pos[b, q_idx], pos[b, kv_idx], length[b, q_idx],
+                            h >= half, group_size)
+
+        block_mask = create_block_mask(mask_mod, batch, heads, seq, seq, device=q.device)
+        _BLOCK_MASKS[key] = block_mask
+        if len(_BLOCK_MASKS) > _CACHE_SIZE:
+            _BLOCK_MASKS.popitem(last=False)
+    fn = flex_attention
+    if q.is_cuda:
+        if _compiled_flex is None:
+            _compiled_flex = torch.compile(flex_attention, dynamic=False)
+        fn = _compiled_flex
+    return fn(q, k, v, block_mask=block_mask, scale=scale, enable_gqa=k.shape[1] != heads)
+
+
+_IMPLEMENTATIONS = {"grouped": _grouped, "flex": _flex, "reference": _reference}
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``auto`` picks ``grouped`` everywhere: measured fastest on one H200 (benchmarks/RESULTS.md)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"attention backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    return "grouped" if backend == "auto" else backend
+
+
+def s2_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_size: int | None,
+                 doc_lens: DocLens | None = None, *, backend: Backend = "auto",
+                 scale: float | None = None) -> torch.Tensor:
+    """Shifted sparse attention within each packed document; ``group_size=None`` gives full causal attention.
+
+    q: (batch, heads, seq, head_dim); k, v: (batch, kv_heads, seq, head_dim), kv_heads dividing heads.
+    doc_lens[b]: lengths of the documents packed in row b (summing to at most seq; the rest is padding);
+    None means one document filling each row. Returns (batch, heads, seq, head_dim).
+    """
+    _check_inputs(q, k, v, group_size, doc_lens)
+    layout = _normalise_doc_lens(doc_lens, q.shape[0], q.shape[2])
+    return _IMPLEMENTATIONS[resolve_backend(backend, q.device)](q, k, v, layout, group_size, scale)
+
+
+def document_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, doc_lens: DocLens | None = None,
+                              *, backend: Backend = "auto", scale: float | None = None) -> torch.Tensor:
+    """Full causal attention within each packed document (what S2-Attn falls back to outside training)."""
+    return s2_attention(q, k, v, None, doc_lens, backend=backend, scale=scale)
