@@ -232,6 +232,9 @@ def _flex(q, k, v, layout, group_size, scale):
     fn = flex_attention
     if q.is_cuda:
         if _compiled_flex is None:
+            # Each (seq, heads) shape compiles once; past dynamo's default limit of 8 it would silently fall back to
+            # the unfused kernel, which materialises the scores and runs out of memory at 32K (seen on an H200).
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
         fn = _compiled_flex
     return fn(q, k, v, block_mask=block_mask, scale=scale, enable_gqa=k.shape[1] != heads)
@@ -241,10 +244,13 @@ _IMPLEMENTATIONS = {"grouped": _grouped, "flex": _flex, "reference": _reference}
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """``auto`` picks ``grouped`` everywhere: measured fastest on one H200 (benchmarks/RESULTS.md)."""
+    """``auto``: ``flex`` on CUDA (fastest measured on one H200 from 4K to 16K, benchmarks/RESULTS.md), else
+    ``grouped`` (FlexAttention has no backward on CPU)."""
     if backend not in BACKENDS:
         raise ValueError(f"attention backend {backend!r} is not one of {', '.join(BACKENDS)}")
-    return "grouped" if backend == "auto" else backend
+    if backend == "auto":
+        return "flex" if device.type == "cuda" else "grouped"
+    return backend
 
 
 def s2_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_size: int | None,

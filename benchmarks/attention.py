@@ -1,0 +1,145 @@
+"""Forward+backward time of s2_attention's backends against full causal attention through PyTorch's SDPA.
+
+Run on a GPU:  python benchmarks/attention.py --out results.json
+Checks every backend against the dense reference first (bf16, outputs and gradients), then times
+Llama-2-13B (40 x 128) and 7B (32 x 128) head shapes at 4K-32K tokens, one and four documents per row.
+Achieved TFLOP/s counts the attention pairs each variant really computes: 4 x pairs x head_dim x heads for the
+forward, 2.5 times that for the backward (the usual flash-attention accounting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lightning_review.model.attention import _groups_of_document, s2_attention
+
+
+def pairs(doc_lens: list[int], group: int | None, heads: int) -> float:
+    """Query-key pairs computed over all heads, half unshifted and half shifted."""
+    total = 0
+    for shifted in (False, True):
+        for n in doc_lens:
+            total += sum(L * (L + 1) // 2 for _, L in _groups_of_document(n, group, shifted))
+    return total * heads / 2
+
+
+def rolled_s2(q, k, v, group):
+    """LongLoRA's original S2 (wrap-around roll of half the heads, grouped SDPA): the naive baseline."""
+    b, h, n, d = q.shape
+    half = h // 2
+
+    def shift(t):
+        return torch.cat([t[:, :half], t[:, half:].roll(-group // 2, dims=2)], 1)
+
+    qs, ks, vs = (shift(t).reshape(b, h, n // group, group, d).transpose(1, 2).reshape(-1, h, group, d)
+                  for t in (q, k, v))
+    o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True)
+    o = o.reshape(b, n // group, h, group, d).transpose(1, 2).reshape(b, h, n, d)
+    return torch.cat([o[:, :half], o[:, half:].roll(group // 2, dims=2)], 1)
+
+
+def rel_err(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def check(device):
+    """bf16 outputs and gradients of each backend against the float32 dense reference."""
+    torch.manual_seed(0)
+    rows = []
+    for lens, kv in (([[2048]], 8), ([[700, 1000, 300], [2048]], 8), ([[1500, 400]], 2)):
+        b, h, n, d = len(lens), 8, 2048, 128
+        q = torch.randn(b, h, n, d, device=device, dtype=torch.bfloat16, requires_grad=True)
+        k = torch.randn(b, kv, n, d, device=device, dtype=torch.bfloat16, requires_grad=True)
+        v = torch.randn(b, kv, n, d, device=device, dtype=torch.bfloat16, requires_grad=True)
+        go = torch.randn(b, h, n, d, device=device, dtype=torch.bfloat16)
+        real = torch.zeros(b, 1, n, 1, device=device, dtype=torch.bfloat16)
+        for i, row in enumerate(lens):
+            real[i, :, : sum(row)] = 1
+        qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
+        ref = s2_attention(qf, kf, vf, 512, lens, backend="reference")
+        ref_g = torch.autograd.grad((ref * go.float() * real.float()).sum(), (qf, kf, vf))
+        for backend in ("grouped", "flex"):
+            out = s2_attention(q, k, v, 512, lens, backend=backend)
+            g = torch.autograd.grad((out * go * real).sum(), (q, k, v))
+            errs = [rel_err(out * real, ref * real)] + [rel_err(a, r) for a, r in zip(g, ref_g)]
+            rows.append({"layout": lens, "kv_heads": kv, "backend": backend, "rel_err_out_dq_dk_dv": errs})
+            print(f"check {backend:8s} {str(lens):28s} kv={kv}  rel err out/dq/dk/dv "
+                  + " ".join(f"{e:.1e}" for e in errs))
+            assert all(e < 2e-2 for e in errs), f"{backend} disagrees with the reference: {errs}"
+    return rows
+
+
+def bench(fn, q, k, v):
+    import triton.testing
+
+    go = torch.randn_like(q)
+
+    def step():
+        q.grad = k.grad = v.grad = None
+        fn(q, k, v).backward(go)
+
+    return triton.testing.do_bench(step, warmup=50, rep=300, return_mode="median")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="attention.json")
+    ap.add_argument("--seqs", default="4096,8192,16384,32768")
+    args = ap.parse_args()
+    device = torch.device("cuda")
+    checks = check(device)
+    results = []
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "python": platform.python_version(), "command": "python benchmarks/attention.py"}
+
+    def save():
+        with open(args.out, "w") as f:
+            json.dump({"meta": meta, "checks": checks, "results": results}, f, indent=1)
+
+    for name, heads in (("13B", 40), ("7B", 32)):
+        for n in (int(s) for s in args.seqs.split(",")):
+            group = n // 4
+            q, k, v = (torch.randn(1, heads, n, 128, device=device, dtype=torch.bfloat16, requires_grad=True)
+                       for _ in range(3))
+            four = [[n // 4] * 4]
+            variants = {
+                "sdpa full causal": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                                     [n], None),
+                "rolled S2 (LongLoRA)": (lambda q, k, v: rolled_s2(q, k, v, group), [n], group),
+                "s2 grouped 1 doc": (lambda q, k, v: s2_attention(q, k, v, group, backend="grouped"), [n], group),
+                "s2 flex 1 doc": (lambda q, k, v: s2_attention(q, k, v, group, backend="flex"), [n], group),
+                "s2 grouped 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="grouped"),
+                                      four[0], group),
+                "s2 flex 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="flex"),
+                                   four[0], group),
+                "full per-doc grouped 4 docs": (lambda q, k, v: s2_attention(q, k, v, None, four, backend="grouped"),
+                                                four[0], None),
+            }
+            base_ms = None
+            for label, (fn, lens, g) in variants.items():
+                try:
+                    ms = bench(fn, q, k, v)
+                except Exception as exc:  # noqa: BLE001 - report and go on: one failing variant must not hide the rest
+                    print(f"{name} {n} {label}: failed: {type(exc).__name__}: {exc}"[:300])
+                    continue
+                flops = 3.5 * 4 * pairs(lens, g, heads) * 128
+                base_ms = base_ms or ms
+                row = {"model": name, "heads": heads, "seq": n, "variant": label, "ms": ms,
+                       "tflops": flops / ms / 1e9, "speedup_vs_sdpa_full": base_ms / ms}
+                results.append(row)
+                save()
+                print(f"{name:3s} {n:6d} {label:28s} {ms:8.2f} ms {row['tflops']:6.0f} TFLOP/s "
+                      f"x{row['speedup_vs_sdpa_full']:.2f}", flush=True)
+            del q, k, v
+            torch.cuda.empty_cache()
+    save()
+
+
+if __name__ == "__main__":
+    main()
