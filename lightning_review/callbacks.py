@@ -1,0 +1,43 @@
+"""Lightning callbacks: write the peft adapter at the end of training, write predicted reviews as JSONL."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+
+class SaveAdapter(L.Callback):
+    """Writes the adapter directory (LoRA + embeddings/norms + RoPE scaling) when ``fit`` ends.
+
+    Args:
+        dirpath: where to write; default ``<log_dir>/adapter``.
+    """
+
+    def __init__(self, dirpath: str | None = None):
+        self.dirpath = dirpath
+
+    def target(self, trainer: L.Trainer) -> Path:
+        return Path(self.dirpath or os.path.join(trainer.log_dir or trainer.default_root_dir, "adapter"))
+
+    @rank_zero_only
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        path = pl_module.save_adapter(self.target(trainer))
+        rank_zero_info(f"adapter written to {path}")
+
+
+class ReviewWriter(BasePredictionWriter):
+    """Appends each predicted review to a JSONL file, one object a line."""
+
+    def __init__(self, output_file: str = "reviews.jsonl"):
+        super().__init__(write_interval="batch")
+        self.output_file = Path(output_file)
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        self.output_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.output_file.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(prediction) + "\n")

@@ -1,0 +1,181 @@
+"""ReviewDataModule: paper->review JSONL -> Llama-2 chat prompts -> (packed) rows -> batches with document boundaries."""
+
+from __future__ import annotations
+
+import random
+from functools import partial
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader
+
+from ..demo import DEMO_REVIEWS, TINY_LLAMA, resolve
+from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
+from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
+from .records import Record, read_jsonl
+
+
+def split_by_paper(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """Train/val split over papers, never over reviews: all reviews of one paper land on the same side."""
+    by_paper: dict[str, list[Record]] = defaultdict(list)
+    for rec in records:
+        by_paper[rec.paper_key].append(rec)
+    papers = sorted(by_paper)
+    random.Random(seed).shuffle(papers)
+    n_val = round(len(papers) * val_fraction)
+    if val_fraction > 0 and n_val == 0 and len(papers) > 1:
+        n_val = 1
+    val_papers = set(papers[:n_val])
+    train = [r for p in papers if p not in val_papers for r in by_paper[p]]
+    val = [r for p in papers if p in val_papers for r in by_paper[p]]
+    return train, val
+
+
+class ReviewDataModule(L.LightningDataModule):
+    """Paper->review pairs for LongQLoRA fine-tuning.
+
+    Args:
+        train_file: JSONL, one ``{"paper": ..., "review": ...}`` a line (optional ``id``, ``title``, ``rating``).
+        val_file: a separate validation JSONL; when absent, ``val_fraction`` of the papers of ``train_file``.
+        tokenizer_dir: where the tokenizer lives (the CLI links it to ``model.checkpoint_dir``).
+        system_prompt: the Llama-2 chat system prompt, the same for training and generation.
+        max_seq_length: tokens per row; papers are truncated to fit, reviews never.
+        packing: several examples per row (each isolated by its own positions and attention), rows of exactly
+            ``max_seq_length``; without it, one example per row padded to the batch's longest.
+        predict_file: papers to review in ``predict`` (JSONL with ``paper`` and optional ``id``).
+    """
+
+    def __init__(self, train_file: str = DEMO_REVIEWS, val_file: str | None = None, tokenizer_dir: str = TINY_LLAMA,
+                 system_prompt: str = DEFAULT_SYSTEM_PROMPT, max_seq_length: int = 8192, val_fraction: float = 0.05,
+                 packing: bool = True, batch_size: int = 1, num_workers: int = 0, seed: int = 42,
+                 predict_file: str | None = None, pad_to_multiple_of: int = 64):
+        super().__init__()
+        if max_seq_length < 64:
+            raise ValueError(f"data.max_seq_length must be at least 64, got {max_seq_length}")
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        self.save_hyperparameters()
+        self.train_rows: list[list[dict]] = []
+        self.val_rows: list[list[dict]] = []
+        self.predict_items: list[dict] = []
+        self.stats: dict = {}
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(resolve(self.hparams.tokenizer_dir))
+        return self._tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    def prompt_tokenizer(self) -> ReviewPromptTokenizer:
+        return ReviewPromptTokenizer(self.tokenizer, self.hparams.system_prompt, self.hparams.max_seq_length)
+
+    def prepare_data(self) -> None:
+        for name in ("train_file", "val_file", "predict_file", "tokenizer_dir"):
+            if getattr(self.hparams, name):
+                resolve(getattr(self.hparams, name))  # materialise built-in assets once, on one process
+
+    def _examples(self, records: Sequence[Record], split: str) -> list[dict]:
+        encode = self.prompt_tokenizer()
+        examples, too_long = [], []
+        truncated = removed = 0
+        for rec in records:
+            ex = encode(rec.paper, rec.review)
+            if ex is None:
+                too_long.append(rec.id)
+                continue
+            truncated += ex.paper_tokens_removed > 0
+            removed += ex.paper_tokens_removed
+            examples.append({"id": rec.id, "input_ids": ex.input_ids, "labels": ex.labels})
+        self.stats[split] = {"records": len(records), "examples": len(examples), "papers_truncated": truncated,
+                             "paper_tokens_removed": removed, "dropped_review_too_long": len(too_long)}
+        rank_zero_info(f"[{split}] {len(examples)} examples; paper truncated to fit max_seq_length="
+                       f"{self.hparams.max_seq_length} in {truncated} ({removed} paper tokens removed)")
+        if too_long:
+            rank_zero_warn(f"[{split}] {len(too_long)} examples dropped: the review alone does not fit in "
+                           f"max_seq_length={self.hparams.max_seq_length} (reviews are never truncated); "
+                           f"ids: {too_long[:10]}{' ...' if len(too_long) > 10 else ''}. Raise data.max_seq_length.")
+        return examples
+
+    def _rows(self, examples: list[dict], split: str) -> list[list[dict]]:
+        if not self.hparams.packing:
+            return [[ex] for ex in examples]
+        lengths = [len(ex["input_ids"]) for ex in examples]
+        bins = pack_best_fit_decreasing(lengths, self.hparams.max_seq_length)
+        # Rows in a seeded order: the shortest-first order of the packer would bias the start of each epoch.
+        random.Random(self.hparams.seed).shuffle(bins)
+        eff = packing_efficiency(lengths, bins, self.hparams.max_seq_length)
+        self.stats[split]["rows"] = len(bins)
+        self.stats[split]["packing_efficiency"] = eff
+        rank_zero_info(f"[{split}] packed {len(examples)} examples into {len(bins)} rows of "
+                       f"{self.hparams.max_seq_length} tokens: packing efficiency {eff:.1%}")
+        return [[examples[i] for i in sorted(b)] for b in bins]
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        if stage in (None, "fit", "validate", "test") and not self.train_rows and not self.val_rows:
+            records = list(read_jsonl(resolve(hp.train_file)))
+            if hp.val_file:
+                train, val = records, list(read_jsonl(resolve(hp.val_file)))
+            else:
+                train, val = split_by_paper(records, hp.val_fraction, hp.seed)
+            self.train_rows = self._rows(self._examples(train, "train"), "train")
+            self.val_rows = self._rows(self._examples(val, "val"), "val") if val else []
+        if stage == "predict" and not self.predict_items:
+            if not hp.predict_file:
+                raise ValueError("predict needs data.predict_file: a JSONL of papers ({'id': ..., 'paper': ...})")
+            self.predict_items = self._predict_items(Path(resolve(hp.predict_file)))
+
+    def _predict_items(self, path: Path) -> list[dict]:
+        import json
+
+        encode = self.prompt_tokenizer()
+        budget = self.hparams.max_seq_length - encode.fixed_tokens()
+        items = []
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict) or not str(obj.get("paper", "")).strip():
+                    raise ValueError(f"{path}:{lineno}: missing or empty field 'paper'")
+                ids, removed = encode.prompt_ids(obj["paper"], budget)
+                items.append({"id": str(obj.get("id", f"{path.stem}-{lineno}")), "input_ids": ids,
+                              "paper_tokens_removed": removed})
+        return items
+
+    def _loader(self, rows, shuffle: bool) -> DataLoader:
+        width = self.hparams.max_seq_length if self.hparams.packing else None
+        return DataLoader(rows, batch_size=self.hparams.batch_size, shuffle=shuffle,
+                          num_workers=self.hparams.num_workers,
+                          collate_fn=partial(collate_rows, pad_id=self.pad_id, row_length=width,
+                                             multiple_of=self.hparams.pad_to_multiple_of))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_rows, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_rows, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(self.predict_items, batch_size=1, collate_fn=_single)
+
+
+def _single(batch: list[dict]) -> dict:
+    return batch[0]

@@ -1,0 +1,69 @@
+"""Packing tokenised examples into rows, and collating rows into batches that keep documents apart.
+
+A batch carries ``doc_lens`` (the documents of each row, in order) and ``position_ids`` that restart at 0 for each
+document: the attention (lightning_review.model.attention) uses them so that no document sees another.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Sequence
+
+import torch
+
+from .prompt import IGNORE_INDEX
+
+
+def pack_best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Bins of example indices, each summing to at most ``capacity``.
+
+    Best-fit decreasing (never worse than first-fit decreasing's 11/9 bound) in O(n log n): the open bins are kept
+    sorted by free space and each example, longest first, goes to the fullest bin it fits in.
+    """
+    for i, n in enumerate(lengths):
+        if n > capacity:
+            raise ValueError(f"example {i} has {n} tokens, more than the row capacity {capacity}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    free: list[tuple[int, int]] = []  # (free tokens, bin id), sorted
+    bins: list[list[int]] = []
+    for i in order:
+        n = lengths[i]
+        at = bisect.bisect_left(free, (n, -1))
+        if at < len(free):
+            space, b = free.pop(at)
+        else:
+            space, b = capacity, len(bins)
+            bins.append([])
+        bins[b].append(i)
+        bisect.insort(free, (space - n, b))
+    return bins
+
+
+def packing_efficiency(lengths: Sequence[int], bins: Sequence[Sequence[int]], capacity: int) -> float:
+    """Real tokens over all tokens of the padded rows."""
+    return sum(lengths) / (len(bins) * capacity) if bins else 0.0
+
+
+def collate_rows(rows: Sequence[Sequence[dict]], pad_id: int, row_length: int | None = None,
+                 multiple_of: int = 64) -> dict:
+    """Rows of examples ({'input_ids', 'labels'}) -> a padded batch with position_ids and doc_lens.
+
+    ``row_length`` fixes the width (packing); otherwise the longest row rounded up to ``multiple_of``.
+    """
+    widths = [sum(len(ex["input_ids"]) for ex in row) for row in rows]
+    width = row_length or -(-max(widths) // multiple_of) * multiple_of
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    doc_lens: list[list[int]] = []
+    for r, row in enumerate(rows):
+        start, lens = 0, []
+        for ex in row:
+            n = len(ex["input_ids"])
+            input_ids[r, start:start + n] = torch.as_tensor(ex["input_ids"])
+            labels[r, start:start + n] = torch.as_tensor(ex["labels"])
+            position_ids[r, start:start + n] = torch.arange(n)
+            lens.append(n)
+            start += n
+        doc_lens.append(lens)
+    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "doc_lens": doc_lens}

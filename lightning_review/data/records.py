@@ -1,0 +1,77 @@
+"""Paper->review records and the JSONL reader that validates them.
+
+Bad input never disappears silently: a malformed line, a missing field or an empty review raises
+``RecordError`` naming the file, the line, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+
+class RecordError(ValueError):
+    """Bad input record: the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One paper with one review: the unit every reader produces."""
+
+    id: str
+    paper: str
+    review: str
+    title: str | None = None
+    rating: float | None = None
+    source: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def paper_key(self) -> str:
+        """Identity of the paper, so that splits never separate two reviews of one paper."""
+        return hashlib.sha1(self.paper.encode("utf-8")).hexdigest()[:16]
+
+
+def _text_field(obj: dict, name: str, where: str) -> str:
+    if name not in obj:
+        raise RecordError(f"{where}: missing field {name!r} (each line needs "
+                          '{"paper": "...", "review": "..."}); add it or remove the line')
+    value = obj[name]
+    if not isinstance(value, str):
+        raise RecordError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise RecordError(f"{where}: field {name!r} is empty; give it text or remove the line")
+    return value
+
+
+def read_jsonl(path: str | Path) -> Iterator[Record]:
+    """Records of a JSONL file with at least ``paper`` and ``review``; optional ``id``, ``title``, ``rating``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such data file (expected JSONL with 'paper' and 'review' fields)")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                                  "each line must be one JSON object") from None
+            if not isinstance(obj, dict):
+                raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            rating = obj.get("rating")
+            if rating is not None and not isinstance(rating, (int, float)):
+                raise RecordError(f"{where}: field 'rating' must be a number or null, got {rating!r}")
+            yield Record(
+                id=str(obj.get("id", f"{path.stem}-{lineno}")),
+                paper=_text_field(obj, "paper", where),
+                review=_text_field(obj, "review", where),
+                title=obj.get("title"),
+                rating=rating,
+                source=obj.get("source", str(path)),
+            )

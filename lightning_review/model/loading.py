@@ -1,0 +1,116 @@
+"""Loading a Hugging Face Llama checkpoint directory for LongQLoRA: 4-bit NF4 weights, linear RoPE interpolation,
+LoRA on every linear layer of the decoder, and trainable embeddings and norms (LongLoRA's "+" recipe)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from ..demo import resolve
+from .hf_attention import ATTENTION_NAME, register
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+EMBEDDINGS_AND_NORMS = ["embed_tokens", "input_layernorm", "post_attention_layernorm", "norm"]
+
+
+class CheckpointError(ValueError):
+    """The checkpoint directory is missing or is not a Llama model."""
+
+
+def read_llama_config(checkpoint_dir: str | Path):
+    """The directory's config, after checking it really is a Llama checkpoint."""
+    from transformers import AutoConfig
+
+    path = resolve(checkpoint_dir)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"{path}: no config.json; model.checkpoint_dir must be a Hugging Face Llama checkpoint "
+                              "directory (config.json, *.safetensors, tokenizer files), e.g. a local copy of "
+                              "meta-llama/Llama-2-7b-chat-hf")
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{config_file}: not valid JSON ({exc.msg})") from None
+    if model_type != "llama":
+        raise CheckpointError(f"{config_file}: model_type is {model_type!r}, but lightning_review trains Llama-"
+                              "architecture checkpoints (model_type 'llama'); point model.checkpoint_dir at one")
+    return AutoConfig.from_pretrained(path)
+
+
+def rope_scaling_factor(model_max_length: int | None, original_context: int) -> float:
+    """LongQLoRA's linear position interpolation factor: ceil(target / original), 1 when no extension is asked."""
+    if not model_max_length or model_max_length <= original_context:
+        return 1.0
+    return float(math.ceil(model_max_length / original_context))
+
+
+def apply_rope_scaling(config, model_max_length: int | None) -> float:
+    """Set linear RoPE scaling on ``config`` in place (transformers 5 ``rope_parameters``); returns the factor."""
+    original = config.max_position_embeddings
+    factor = rope_scaling_factor(model_max_length, original)
+    if factor > 1:
+        params = dict(config.rope_parameters or {})
+        params.update(rope_type="linear", factor=factor)
+        config.rope_parameters = params
+        config.max_position_embeddings = int(original * factor)
+    return factor
+
+
+def bnb_nf4_config():
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_llama(checkpoint_dir: str | Path, *, quantize: bool = True, model_max_length: int | None = None,
+               device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16,
+               attn_implementation: str = ATTENTION_NAME):
+    """A Llama causal LM from a checkpoint directory, with 4-bit NF4 base weights when ``quantize``."""
+    from transformers import AutoModelForCausalLM
+
+    config = read_llama_config(checkpoint_dir)
+    apply_rope_scaling(config, model_max_length)
+    if attn_implementation == ATTENTION_NAME:
+        register()
+    device = torch.device(device)
+    kwargs = {}
+    if quantize:
+        kwargs["quantization_config"] = bnb_nf4_config()
+    return AutoModelForCausalLM.from_pretrained(
+        resolve(checkpoint_dir), config=config, dtype=dtype, attn_implementation=attn_implementation,
+        device_map={"": device}, **kwargs)
+
+
+def add_lora(model, r: int = 64, alpha: int = 16, dropout: float = 0.05, train_embeddings_and_norms: bool = True):
+    """Wrap with peft LoRA on all decoder linear layers; embeddings and norms as peft ``modules_to_save``, so the
+    adapter directory alone restores them with ``PeftModel.from_pretrained``. Trainable weights are kept in fp32."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS, bias="none",
+                        task_type="CAUSAL_LM",
+                        modules_to_save=EMBEDDINGS_AND_NORMS if train_embeddings_and_norms else None)
+    compute_dtype = model.dtype
+    peft_model = get_peft_model(model, config)
+    keep_trainable_in_fp32(peft_model, compute_dtype)
+    return peft_model
+
+
+def keep_trainable_in_fp32(peft_model, dtype: torch.dtype) -> None:
+    """fp32 master weights for every trainable parameter, but embeddings' and norms' outputs cast back to the
+    model's dtype: otherwise an fp32 norm turns the whole residual stream fp32 (twice the activation memory)."""
+    from peft.utils import ModulesToSaveWrapper
+
+    for param in peft_model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+    def cast(module, args, output):
+        return output.to(dtype) if output.is_floating_point() else output
+
+    for module in peft_model.modules():
+        if isinstance(module, ModulesToSaveWrapper):
+            module.register_forward_hook(cast)

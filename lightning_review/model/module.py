@@ -1,0 +1,162 @@
+"""LongQLoRAModule: a 4-bit Llama with LoRA, trainable embeddings and norms, RoPE interpolation and S2-Attn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+
+from ..demo import TINY_LLAMA, resolve
+from .hf_attention import ATTENTION_NAME
+from .loading import add_lora, apply_rope_scaling, keep_trainable_in_fp32, load_llama, read_llama_config
+
+TRAINING_META = "lightning_review.json"
+
+
+class LongQLoRAModule(L.LightningModule):
+    """Fine-tunes any Hugging Face Llama checkpoint directory on paper->review batches (see ReviewDataModule).
+
+    Args:
+        checkpoint_dir: a Llama checkpoint directory (config.json, weights, tokenizer), or ``builtin:tiny-llama``.
+        model_max_length: target context of the extension; RoPE is linearly interpolated by
+            ceil(model_max_length / the checkpoint's max_position_embeddings). None: no extension.
+        quantize: load the base weights as bitsandbytes 4-bit NF4 (double quantization, bf16 compute).
+        lora_r, lora_alpha, lora_dropout: LoRA on every linear layer of the decoder (LongQLoRA: 64, 16, 0.05).
+        train_embeddings_and_norms: LongLoRA's "+": embeddings and norms trainable, saved with the adapter.
+        s2_attention: shifted sparse attention while training (full causal attention otherwise).
+        s2_group_size: tokens per S2 group; None: a quarter of ``max_seq_length`` (LongLoRA).
+        max_seq_length: tokens per row (the CLI links it to ``data.max_seq_length``).
+        attention_backend: ``auto``, ``flex``, ``grouped`` or ``reference`` (lightning_review.model.attention).
+        optimizer: ``auto`` is bitsandbytes' paged 32-bit AdamW on CUDA and torch AdamW elsewhere.
+        lr_scheduler: ``constant_with_warmup`` (LongQLoRA) or ``cosine`` (with warmup).
+        adapter_dir: an adapter written by an earlier run, loaded (trainable) instead of a fresh LoRA.
+        max_new_tokens: review length limit in ``predict``.
+    """
+
+    def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
+                 lora_r: int = 64, lora_alpha: int = 16, lora_dropout: float = 0.05,
+                 train_embeddings_and_norms: bool = True, gradient_checkpointing: bool = True,
+                 s2_attention: bool = True, s2_group_size: int | None = None, max_seq_length: int = 8192,
+                 attention_backend: Literal["auto", "flex", "grouped", "reference"] = "auto",
+                 learning_rate: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
+                 lr_scheduler: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup",
+                 optimizer: Literal["auto", "paged_adamw_32bit", "adamw"] = "auto",
+                 adapter_dir: str | None = None, max_new_tokens: int = 512):
+        super().__init__()
+        self.save_hyperparameters()
+        read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
+        group = s2_group_size or max(2, (max_seq_length // 4) // 2 * 2)
+        if group % 2:
+            raise ValueError(f"model.s2_group_size must be even (half a group is the shift), got {group}")
+        self.s2_group_size = group
+        self.model = None
+        # Checkpoints hold trainable weights only; the frozen 4-bit base comes from checkpoint_dir again.
+        self.strict_loading = False
+
+    # ---- model -------------------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        hp = self.hparams
+        device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
+        base = load_llama(hp.checkpoint_dir, quantize=hp.quantize, model_max_length=hp.model_max_length,
+                          device=device)
+        if hp.gradient_checkpointing:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hp.adapter_dir:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(base, str(resolve(hp.adapter_dir)), is_trainable=True)
+            keep_trainable_in_fp32(self.model, base.dtype)
+        else:
+            self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """The loss of a batch (mean over review tokens); S2 in training mode, full attention otherwise."""
+        out = self.model(input_ids=batch["input_ids"], labels=batch["labels"], position_ids=batch["position_ids"],
+                         doc_lens=batch["doc_lens"], attention_backend=self.hparams.attention_backend,
+                         s2_group_size=self.s2_group_size if self.hparams.s2_attention else None, use_cache=False)
+        return out.loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self(batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["doc_lens"]))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.log("val_loss", self(batch), prog_bar=True, sync_dist=True, batch_size=len(batch["doc_lens"]))
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.log("test_loss", self(batch), sync_dist=True, batch_size=len(batch["doc_lens"]))
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Greedy review of one paper, with full attention and a KV cache (``sdpa``); S2 is for training only."""
+        model = self.model
+        model.set_attn_implementation("sdpa")
+        try:
+            ids = torch.tensor([batch["input_ids"]], device=self.device)
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=self.hparams.max_new_tokens, use_cache=True)
+        finally:
+            model.set_attn_implementation(ATTENTION_NAME)
+        new = out[0, ids.shape[1]:].tolist()
+        tokenizer = self.trainer.datamodule.tokenizer
+        return {"id": batch["id"], "review": tokenizer.decode(new, skip_special_tokens=True).strip(),
+                "prompt_tokens": ids.shape[1], "generated_tokens": len(new),
+                "truncated": batch["paper_tokens_removed"] > 0}
+
+    # ---- optimisation ------------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        from transformers import get_scheduler
+
+        hp = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        name = hp.optimizer
+        if name == "auto":
+            name = "paged_adamw_32bit" if self.trainer.strategy.root_device.type == "cuda" else "adamw"
+        if name == "paged_adamw_32bit":
+            import bitsandbytes as bnb
+
+            optimizer = bnb.optim.PagedAdamW32bit(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+        total = self.trainer.estimated_stepping_batches
+        scheduler = get_scheduler(hp.lr_scheduler, optimizer, num_warmup_steps=hp.warmup_steps,
+                                  num_training_steps=int(total) if total != float("inf") else None)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---- checkpoints and adapters ------------------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        names = {n for n, p in self.named_parameters() if p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k in names}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """A 13B run must not write 26 GB per checkpoint: keep the trainable weights only."""
+        if "state_dict" in checkpoint:
+            checkpoint["state_dict"] = self.trainable_state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        expected = set(self.trainable_state_dict()) if self.model is not None else set()
+        missing = expected - set(checkpoint.get("state_dict", {}))
+        if missing:
+            raise RuntimeError(f"the checkpoint lacks {len(missing)} trainable weights of this model "
+                               f"(e.g. {sorted(missing)[:3]}): was it written with other LoRA settings?")
+
+    def save_adapter(self, directory: str | Path) -> Path:
+        """A peft adapter directory (LoRA + embeddings and norms) plus the RoPE scaling the base must be loaded with.
+
+        Load it back with ``PeftModel.from_pretrained(base, directory)`` on a base loaded with the config
+        override in lightning_review.json (``lightning_review.model.loading.load_llama`` applies it).
+        """
+        directory = Path(directory)
+        self.model.save_pretrained(directory)
+        config = read_llama_config(self.hparams.checkpoint_dir)
+        factor = apply_rope_scaling(config, self.hparams.model_max_length)
+        meta = {"checkpoint_dir": str(self.hparams.checkpoint_dir), "model_max_length": self.hparams.model_max_length,
+                "rope_parameters": config.rope_parameters, "rope_scaling_factor": factor,
+                "max_position_embeddings": config.max_position_embeddings}
+        (directory / TRAINING_META).write_text(json.dumps(meta, indent=1))
+        return directory
