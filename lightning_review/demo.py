@@ -35,7 +35,7 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("LIGHTNING_REVIEW_CACHE", Path.home() / ".cache" / "lightning_review"))
 
 
-def demo_records(n: int = 96, seed: int = 0) -> list[dict]:
+def demo_records(n: int = 240, seed: int = 0) -> list[dict]:
     """Synthetic paper->review pairs whose reviews refer to their papers, so a model can learn the mapping."""
     rng = random.Random(seed)
     records = []
@@ -58,7 +58,7 @@ def demo_records(n: int = 96, seed: int = 0) -> list[dict]:
     return records
 
 
-def write_demo_reviews(path: Path, n: int = 96, seed: int = 0) -> Path:
+def write_demo_reviews(path: Path, n: int = 240, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     with tmp.open("w", encoding="utf-8") as f:

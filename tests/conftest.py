@@ -1,0 +1,38 @@
+"""Shared fixtures: built-in assets in one cache per test session; tiny models only, no downloads."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "peerread_iclr2017_dev.jsonl"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def asset_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("lightning_review_cache")
+    os.environ["LIGHTNING_REVIEW_CACHE"] = str(cache)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(asset_cache):
+    from lightning_review.demo import TINY_LLAMA, resolve
+
+    return resolve(TINY_LLAMA)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llama_dir)
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path

@@ -1,0 +1,66 @@
+"""The command line, as a user runs it: subprocesses of ``python -m lightning_review``."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "lightning_review", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_demo_config_fits_and_writes_an_adapter(tmp_path):
+    proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), "--trainer.max_steps=6",
+                   "--trainer.val_check_interval=3", f"--trainer.default_root_dir={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    adapters = list(tmp_path.rglob("adapter/adapter_model.safetensors"))
+    assert len(adapters) == 1
+    assert "packing efficiency" in proc.stdout + proc.stderr
+    config = next(tmp_path.rglob("config.yaml")).read_text()
+    assert "checkpoint_dir: builtin:tiny-llama" in config
+
+
+def test_print_config_shows_every_option_as_flag(tmp_path):
+    proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), "--model.lora_r=4", "--print_config",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lora_r: 4" in proc.stdout and "s2_group_size" in proc.stdout and "max_seq_length: 512" in proc.stdout
+
+
+def test_validate_and_predict_run(tmp_path):
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(json.dumps({"id": "x1", "paper": "We propose graph diffusion for molecule design."}) + "\n")
+    out = tmp_path / "reviews.jsonl"
+    common = ["-c", str(ROOT / "configs" / "demo.yaml"), f"--trainer.default_root_dir={tmp_path}",
+              "--trainer.callbacks=[]", "--trainer.limit_val_batches=2"]
+    proc = run_cli("validate", *common, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "val_loss" in proc.stdout
+    proc = run_cli("predict", *common, f"--data.predict_file={papers}", "--model.max_new_tokens=8",
+                   "--trainer.callbacks+=lightning_review.ReviewWriter", f"--trainer.callbacks.output_file={out}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads(out.read_text().splitlines()[0])
+    assert row["id"] == "x1" and 0 < row["generated_tokens"] <= 8
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "no config.json"),
+    (lambda d: (d / "config.json").write_text('{"model_type": "bert"}'), "model_type is 'bert'"),
+])
+def test_bad_checkpoint_dir_is_a_clear_error(tmp_path, setup, message):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    setup(ckpt)
+    proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), f"--model.checkpoint_dir={ckpt}",
+                   cwd=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr
