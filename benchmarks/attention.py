@@ -75,14 +75,18 @@ def check(device):
     return rows
 
 
-def bench(fn, q, k, v):
+def bench(fn, leaves):
+    """Median ms of forward+backward; q, k, v are (batch, heads, seq, dim) views of (batch, seq, heads, dim)
+    leaves, the layout transformers' Llama attention hands over."""
     import triton.testing
 
+    q, k, v = (t.transpose(1, 2) for t in leaves)
     go = torch.randn_like(q)
 
     def step():
-        q.grad = k.grad = v.grad = None
-        fn(q, k, v).backward(go)
+        for t in leaves:
+            t.grad = None
+        fn(*(t.transpose(1, 2) for t in leaves)).backward(go)
 
     return triton.testing.do_bench(step, warmup=50, rep=300, return_mode="median")
 
@@ -105,8 +109,8 @@ def main():
     for name, heads in (("13B", 40), ("7B", 32)):
         for n in (int(s) for s in args.seqs.split(",")):
             group = n // 4
-            q, k, v = (torch.randn(1, heads, n, 128, device=device, dtype=torch.bfloat16, requires_grad=True)
-                       for _ in range(3))
+            leaves = [torch.randn(1, n, heads, 128, device=device, dtype=torch.bfloat16, requires_grad=True)
+                      for _ in range(3)]
             four = [[n // 4] * 4]
             variants = {
                 "sdpa full causal": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
@@ -124,7 +128,7 @@ def main():
             base_ms = None
             for label, (fn, lens, g) in variants.items():
                 try:
-                    ms = bench(fn, q, k, v)
+                    ms = bench(fn, leaves)
                 except Exception as exc:  # noqa: BLE001 - report and go on: one failing variant must not hide the rest
                     print(f"{name} {n} {label}: failed: {type(exc).__name__}: {exc}"[:300])
                     continue
@@ -136,7 +140,7 @@ def main():
                 save()
                 print(f"{name:3s} {n:6d} {label:28s} {ms:8.2f} ms {row['tflops']:6.0f} TFLOP/s "
                       f"x{row['speedup_vs_sdpa_full']:.2f}", flush=True)
-            del q, k, v
+            del leaves
             torch.cuda.empty_cache()
     save()
 

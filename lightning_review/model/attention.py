@@ -12,8 +12,8 @@ A document no longer than G is a single group in both halves (plain causal atten
 Positions past the sum of a row's document lengths are padding: each attends only to itself, so outputs stay finite.
 
 Backends (all compute the same function):
-- ``grouped``: every group of every document is an independent causal attention; groups of equal length are batched
-  into one call of PyTorch's SDPA with ``is_causal=True`` (flash kernels on GPU). Runs anywhere.
+- ``grouped``: every group of every document is an independent causal attention; each run of equal full groups is
+  reshaped without copying into one call of PyTorch's SDPA with ``is_causal=True`` (flash kernels on GPU).
 - ``flex``: FlexAttention with a block mask built from document ids and positions (no copies; compiled on GPU).
 - ``reference``: a dense boolean mask through SDPA; O(seq^2) memory, for tests and debugging.
 """
@@ -21,7 +21,6 @@ Backends (all compute the same function):
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -72,93 +71,61 @@ def _groups_of_document(length: int, group_size: int | None, shifted: bool) -> l
     return [(a, b - a) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-@dataclass(frozen=True)
-class _Segments:
-    """Flat token indices (row * seq + position) of every group, bucketed by group length."""
-
-    by_length: tuple[tuple[int, torch.Tensor], ...]  # (length, LongTensor (n_groups, length))
-    padding: torch.Tensor  # flat indices of padding tokens
-
-
-_SEGMENT_CACHE: OrderedDict[tuple, tuple[_Segments, _Segments]] = OrderedDict()
 _CACHE_SIZE = 32
 
 
-def _segments(layout: tuple[tuple[int, ...], ...], seq: int, group_size: int | None,
-              device: torch.device) -> tuple[_Segments, _Segments]:
-    """Segments for the unshifted and the shifted half of the heads, cached: every layer of a step asks again."""
-    key = (layout, seq, group_size, str(device))
-    hit = _SEGMENT_CACHE.get(key)
-    if hit is not None:
-        _SEGMENT_CACHE.move_to_end(key)
-        return hit
-    halves = []
-    for shifted in (False, True):
-        buckets: dict[int, list[int]] = {}
-        padding: list[int] = []
-        for row, lens in enumerate(layout):
-            offset = row * seq
-            for length in lens:
-                for start, n in _groups_of_document(length, group_size, shifted):
-                    buckets.setdefault(n, []).append(offset + start)
-                offset += length
-            padding.extend(range(offset, (row + 1) * seq))
-        by_length = tuple(
-            (n, (torch.tensor(starts, dtype=torch.long)[:, None] + torch.arange(n)).to(device))
-            for n, starts in sorted(buckets.items())
-        )
-        halves.append(_Segments(by_length, torch.tensor(padding, dtype=torch.long, device=device)))
-    result = (halves[0], halves[1])
-    _SEGMENT_CACHE[key] = result
-    if len(_SEGMENT_CACHE) > _CACHE_SIZE:
-        _SEGMENT_CACHE.popitem(last=False)
-    return result
+def _pieces(lens: tuple[int, ...], seq: int, group_size: int | None, shifted: bool) -> list[tuple[int, int]]:
+    """A row cut into consecutive pieces (length, group length): each piece is ``length // group`` groups of equal
+    length, attended independently; padding is a piece with group length 0."""
+    pieces: list[tuple[int, int]] = []
+    for n in lens:
+        for _, g in _groups_of_document(n, group_size, shifted):
+            if pieces and group_size is not None and g == group_size and pieces[-1][1] == g:
+                pieces[-1] = (pieces[-1][0] + g, g)  # consecutive full groups: one piece, one SDPA call
+            else:
+                pieces.append((g, g))
+    if seq > sum(lens):
+        pieces.append((seq - sum(lens), 0))
+    return pieces
 
 
-def _kv_for_heads(k: torch.Tensor, first: int, count: int, heads: int) -> torch.Tensor:
-    """The key/value heads that query heads [first, first + count) use, in (tokens, kv, dim) layout."""
-    ratio = heads // k.shape[1]
-    if first % ratio == 0 and count % ratio == 0:
-        return k[:, first // ratio:(first + count) // ratio]
-    return k.repeat_interleave(ratio, dim=1)[:, first:first + count]
-
-
-def _grouped_half(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: _Segments,
-                  scale: float | None) -> torch.Tensor:
-    """Causal attention inside each segment. q: (tokens, h, d); k, v: (tokens, kv, d) -> (tokens, h, d)."""
-    gqa = q.shape[1] != k.shape[1]
-    out = q.new_zeros(q.shape)
-    for _, index in segments.by_length:
-        # (groups, length, heads, dim) -> (groups, heads, length, dim)
-        qs, ks, vs = (t[index].transpose(1, 2) for t in (q, k, v))
-        o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
-        out = out.index_copy(0, index.reshape(-1), o.transpose(1, 2).reshape(-1, *q.shape[1:]))
-    if segments.padding.numel():
-        # A padding token attends only to itself: its output is its own value (finite, ignored by the loss).
-        pad_v = v[segments.padding]
-        if gqa:
-            pad_v = pad_v.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
-        out = out.index_copy(0, segments.padding, pad_v.to(out.dtype))
-    return out
+def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale):
+    """Causal attention inside each group, on (batch, seq, heads, dim) views. Rows are cut with ``split`` (whose
+    backward is one concatenation, not a zero-filled copy per piece); a run of equal full groups is reshaped,
+    without copying, into one batched SDPA call (flash kernels on GPU)."""
+    heads, kv_heads = q.shape[2], k.shape[2]
+    gqa = heads != kv_heads
+    rows = []
+    for b, lens in enumerate(layout):
+        plan = _pieces(lens, seq, group_size, shifted)
+        sizes = [n for n, _ in plan]
+        outs = []
+        for (n, g), qp, kp, vp in zip(plan, q[b].split(sizes), k[b].split(sizes), v[b].split(sizes)):
+            if g == 0:  # padding attends only to itself: its output is its own value (finite, ignored by the loss)
+                outs.append(vp.repeat_interleave(heads // kv_heads, dim=1) if gqa else vp)
+                continue
+            qs, ks, vs = (t.reshape(n // g, g, t.shape[1], t.shape[2]).transpose(1, 2) for t in (qp, kp, vp))
+            o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
+            outs.append(o.transpose(1, 2).reshape(n, heads, o.shape[-1]))
+        rows.append(torch.cat(outs, dim=0))
+    return torch.stack(rows)
 
 
 def _grouped(q, k, v, layout, group_size, scale):
-    batch, heads, seq, dim = q.shape
-    # (batch, heads, seq, dim) -> (batch * seq, heads, dim): one flat token axis that segments index into.
-    qt, kt, vt = (t.transpose(1, 2).reshape(batch * seq, t.shape[1], dim) for t in (q, k, v))
+    heads, seq = q.shape[1], q.shape[2]
+    qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # (batch, seq, heads, dim) views, no copy
     if group_size is None:
-        plain, _ = _segments(layout, seq, None, q.device)
-        out = _grouped_half(qt, kt, vt, plain, scale)
+        out = _grouped_half(qt, kt, vt, layout, seq, None, False, scale)
     else:
-        plain, shifted = _segments(layout, seq, group_size, q.device)
-        half = heads // 2
-        out = torch.cat([
-            _grouped_half(qt[:, :half], _kv_for_heads(kt, 0, half, heads), _kv_for_heads(vt, 0, half, heads),
-                          plain, scale),
-            _grouped_half(qt[:, half:], _kv_for_heads(kt, half, half, heads), _kv_for_heads(vt, half, half, heads),
-                          shifted, scale),
-        ], dim=1)
-    return out.reshape(batch, seq, heads, dim).transpose(1, 2)
+        half, ratio = heads // 2, heads // k.shape[1]
+        if half % ratio:  # the halves would share a key/value head: give each query head its own copy
+            kt, vt = kt.repeat_interleave(ratio, dim=2), vt.repeat_interleave(ratio, dim=2)
+            ratio = 1
+        kv_half = half // ratio
+        (q0, q1), (k0, k1), (v0, v1) = (t.split([n, n], dim=2) for t, n in ((qt, half), (kt, kv_half), (vt, kv_half)))
+        out = torch.cat([_grouped_half(q0, k0, v0, layout, seq, group_size, False, scale),
+                         _grouped_half(q1, k1, v1, layout, seq, group_size, True, scale)], dim=2)
+    return out.transpose(1, 2)
 
 
 def document_ids_and_positions(layout: tuple[tuple[int, ...], ...], seq: int, device: torch.device | str = "cpu"
