@@ -210,13 +210,17 @@ def _flex(q, k, v, layout, group_size, scale):
 _IMPLEMENTATIONS = {"grouped": _grouped, "flex": _flex, "reference": _reference}
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """``auto``: ``flex`` on CUDA (fastest measured on one H200 from 4K to 16K, benchmarks/RESULTS.md), else
-    ``grouped`` (FlexAttention has no backward on CPU)."""
+FLEX_BELOW_TOKENS = 8192
+
+
+def resolve_backend(backend: str, device: torch.device, seq: int) -> str:
+    """``auto`` by measurement on one H200 (benchmarks/RESULTS.md): ``grouped`` from 8K tokens up (2.2x-3.5x over
+    full causal SDPA), ``flex`` on CUDA below (1.7x at 4K, where ``grouped``'s small calls lose); ``grouped`` on CPU,
+    where FlexAttention has no backward."""
     if backend not in BACKENDS:
         raise ValueError(f"attention backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "flex" if device.type == "cuda" else "grouped"
+        return "flex" if device.type == "cuda" and seq < FLEX_BELOW_TOKENS else "grouped"
     return backend
 
 
@@ -231,7 +235,7 @@ def s2_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_size: 
     """
     _check_inputs(q, k, v, group_size, doc_lens)
     layout = _normalise_doc_lens(doc_lens, q.shape[0], q.shape[2])
-    return _IMPLEMENTATIONS[resolve_backend(backend, q.device)](q, k, v, layout, group_size, scale)
+    return _IMPLEMENTATIONS[resolve_backend(backend, q.device, q.shape[2])](q, k, v, layout, group_size, scale)
 
 
 def document_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, doc_lens: DocLens | None = None,
