@@ -91,11 +91,34 @@ def bench(fn, leaves):
     return triton.testing.do_bench(step, warmup=50, rep=300, return_mode="median")
 
 
+VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 grouped 4 docs",
+            "s2 flex 4 docs", "full per-doc grouped 4 docs"]
+
+
+def markdown_table(path: str) -> str:
+    """The RESULTS.md table of a JSON this script wrote: ms / TFLOP/s / speed-up per model, length and variant."""
+    with open(path) as f:
+        rows = json.load(f)["results"]
+    cells: dict[tuple[str, int], dict[str, dict]] = {}
+    for r in rows:
+        cells.setdefault((r["model"], r["seq"]), {})[r["variant"]] = r
+    lines = ["| model | tokens | " + " | ".join(VARIANTS) + " |", "|---|---|" + "---|" * len(VARIANTS)]
+    for (model, seq), by_variant in cells.items():
+        row = [f"{r['ms']:.2f} / {r['tflops']:.0f} / **x{r['speedup_vs_sdpa_full']:.2f}**" if r else "OOM"
+               for r in (by_variant.get(v) for v in VARIANTS)]
+        lines.append(f"| {model} | {seq // 1024}K | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="attention.json")
     ap.add_argument("--seqs", default="4096,8192,16384,32768")
+    ap.add_argument("--table", help="print the markdown table of a results JSON and exit (no GPU needed)")
     args = ap.parse_args()
+    if args.table:
+        print(markdown_table(args.table))
+        return
     device = torch.device("cuda")
     checks = check(device)
     results = []

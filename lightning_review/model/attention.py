@@ -107,8 +107,8 @@ def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale):
             qs, ks, vs = (t.reshape(n // g, g, t.shape[1], t.shape[2]).transpose(1, 2) for t in (qp, kp, vp))
             o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
             outs.append(o.transpose(1, 2).reshape(n, heads, o.shape[-1]))
-        rows.append(torch.cat(outs, dim=0))
-    return torch.stack(rows)
+        rows.append(outs[0] if len(outs) == 1 else torch.cat(outs, dim=0))  # a cat of one tensor still copies
+    return rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
 
 
 def _grouped(q, k, v, layout, group_size, scale):
