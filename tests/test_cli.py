@@ -23,6 +23,11 @@ def test_demo_config_fits_and_writes_an_adapter(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     adapters = list(tmp_path.rglob("adapter/adapter_model.safetensors"))
     assert len(adapters) == 1
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    events = next(tmp_path.rglob("events.out.tfevents.*"))
+    tags = {v.tag for e in EventFileLoader(str(events)).Load() for v in e.summary.value}
+    assert {"train_loss", "data/train_packing_efficiency", "data/train_papers_truncated"} <= tags
     assert "packing efficiency" in proc.stdout + proc.stderr
     config = next(tmp_path.rglob("config.yaml")).read_text()
     assert "checkpoint_dir: builtin:tiny-llama" in config
@@ -44,6 +49,9 @@ def test_validate_and_predict_run(tmp_path):
     proc = run_cli("validate", *common, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "val_loss" in proc.stdout
+    proc = run_cli("test", *common, "--trainer.limit_test_batches=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test_loss" in proc.stdout
     proc = run_cli("predict", *common, f"--data.predict_file={papers}", "--model.max_new_tokens=8",
                    "--trainer.callbacks+=lightning_review.ReviewWriter", f"--trainer.callbacks.output_file={out}",
                    cwd=tmp_path)

@@ -81,6 +81,14 @@ class LongQLoRAModule(L.LightningModule):
                          s2_group_size=self.s2_group_size if self.hparams.s2_attention else None, use_cache=False)
         return out.loss
 
+    def on_train_start(self) -> None:
+        """Data statistics (packing efficiency, truncations) into the logger, beside the loss curves."""
+        stats = getattr(self.trainer.datamodule, "stats", None) if self.trainer.datamodule is not None else None
+        if stats and self.logger is not None:
+            flat = {f"data/{split}_{key}": float(value) for split, values in stats.items()
+                    for key, value in values.items() if isinstance(value, (int, float))}
+            self.logger.log_metrics(flat, step=self.global_step)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self(batch)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["doc_lens"]))
