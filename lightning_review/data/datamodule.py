@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from ..demo import DEMO_REVIEWS, TINY_LLAMA, resolve
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
-from .records import Record, read_jsonl
+from .records import Record, read_jsonl, read_papers
 
 
 def split_by_paper(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -137,24 +137,12 @@ class ReviewDataModule(L.LightningDataModule):
             self.predict_items = self._predict_items(Path(resolve(hp.predict_file)))
 
     def _predict_items(self, path: Path) -> list[dict]:
-        import json
-
         encode = self.prompt_tokenizer()
         budget = self.hparams.max_seq_length - encode.fixed_tokens()
         items = []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict) or not str(obj.get("paper", "")).strip():
-                    raise ValueError(f"{path}:{lineno}: missing or empty field 'paper'")
-                ids, removed = encode.prompt_ids(obj["paper"], budget)
-                items.append({"id": str(obj.get("id", f"{path.stem}-{lineno}")), "input_ids": ids,
-                              "paper_tokens_removed": removed})
+        for paper_id, paper in read_papers(path):
+            ids, removed = encode.prompt_ids(paper, budget)
+            items.append({"id": paper_id, "input_ids": ids, "paper_tokens_removed": removed})
         return items
 
     def _loader(self, rows, shuffle: bool) -> DataLoader:

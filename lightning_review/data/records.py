@@ -47,11 +47,11 @@ def _text_field(obj: dict, name: str, where: str) -> str:
     return value
 
 
-def read_jsonl(path: str | Path) -> Iterator[Record]:
-    """Records of a JSONL file with at least ``paper`` and ``review``; optional ``id``, ``title``, ``rating``."""
+def iter_json_objects(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """("file:line", object) for every non-blank line of a JSONL file; a bad line raises RecordError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such data file (expected JSONL with 'paper' and 'review' fields)")
+        raise FileNotFoundError(f"{path}: no such data file (expected JSONL, one JSON object a line)")
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -64,14 +64,28 @@ def read_jsonl(path: str | Path) -> Iterator[Record]:
                                   "each line must be one JSON object") from None
             if not isinstance(obj, dict):
                 raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            rating = obj.get("rating")
-            if rating is not None and not isinstance(rating, (int, float)):
-                raise RecordError(f"{where}: field 'rating' must be a number or null, got {rating!r}")
-            yield Record(
-                id=str(obj.get("id", f"{path.stem}-{lineno}")),
-                paper=_text_field(obj, "paper", where),
-                review=_text_field(obj, "review", where),
-                title=obj.get("title"),
-                rating=rating,
-                source=obj.get("source", str(path)),
-            )
+            yield where, obj
+
+
+def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
+    """(id, paper text) of a JSONL of papers to review (``paper`` required, ``id`` optional)."""
+    path = Path(path)
+    for where, obj in iter_json_objects(path):
+        yield str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")), _text_field(obj, "paper", where)
+
+
+def read_jsonl(path: str | Path) -> Iterator[Record]:
+    """Records of a JSONL file with at least ``paper`` and ``review``; optional ``id``, ``title``, ``rating``."""
+    path = Path(path)
+    for where, obj in iter_json_objects(path):
+        rating = obj.get("rating")
+        if rating is not None and not isinstance(rating, (int, float)):
+            raise RecordError(f"{where}: field 'rating' must be a number or null, got {rating!r}")
+        yield Record(
+            id=str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")),
+            paper=_text_field(obj, "paper", where),
+            review=_text_field(obj, "review", where),
+            title=obj.get("title"),
+            rating=rating,
+            source=obj.get("source", str(path)),
+        )

@@ -32,3 +32,13 @@ def test_bad_lines_name_file_line_and_field(tmp_path, bad, message):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         list(read_jsonl(tmp_path / "nope.jsonl"))
+
+
+def test_papers_to_review_need_a_paper(tmp_path):
+    from lightning_review.data.records import read_papers
+
+    path = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "paper": "text"}, {"paper": "more"}])
+    assert list(read_papers(path)) == [("a", "text"), ("p-2", "more")]
+    bad = write_jsonl(tmp_path / "q.jsonl", [{"id": "a", "title": "no paper"}])
+    with pytest.raises(RecordError, match=r"q\.jsonl:1: missing field 'paper'"):
+        list(read_papers(bad))
