@@ -192,7 +192,9 @@ def _flex(q, k, v, layout, group_size, scale):
             return _allowed(doc[b, q_idx], doc[b, kv_idx], pos[b, q_idx], pos[b, kv_idx], length[b, q_idx],
                             h >= half, group_size)
 
-        block_mask = create_block_mask(mask_mod, batch, heads, seq, seq, device=q.device)
+        # Compiled on CUDA: uncompiled, create_block_mask materialises the dense (batch, heads, seq, seq) mask
+        # (320 GiB at 32K tokens and 40 heads).
+        block_mask = create_block_mask(mask_mod, batch, heads, seq, seq, device=q.device, _compile=q.is_cuda)
         _BLOCK_MASKS[key] = block_mask
         if len(_BLOCK_MASKS) > _CACHE_SIZE:
             _BLOCK_MASKS.popitem(last=False)
