@@ -201,8 +201,8 @@ def _flex(q, k, v, layout, group_size, scale):
     fn = flex_attention
     if q.is_cuda:
         if _compiled_flex is None:
-            # Each (seq, heads) shape compiles once; past dynamo's default limit of 8 it would silently fall back to
-            # the unfused kernel, which materialises the scores and runs out of memory at 32K (seen on an H200).
+            # Each (seq, heads) shape compiles once; past dynamo's default limit of 8 shapes (hit by the benchmark
+            # on an H200) further shapes would run the slow unfused kernel, which materialises the scores.
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
         fn = _compiled_flex
