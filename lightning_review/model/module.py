@@ -11,7 +11,7 @@ import torch
 
 from ..demo import TINY_LLAMA, resolve
 from .hf_attention import ATTENTION_NAME
-from .loading import add_lora, apply_rope_scaling, keep_trainable_in_fp32, load_llama, read_llama_config
+from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_config
 
 TRAINING_META = "lightning_review.json"
 
@@ -161,8 +161,8 @@ class LongQLoRAModule(L.LightningModule):
         """
         directory = Path(directory)
         self.model.save_pretrained(directory)
-        config = read_llama_config(self.hparams.checkpoint_dir)
-        factor = apply_rope_scaling(config, self.hparams.model_max_length)
+        config = self.model.config  # the loaded model's config already carries the RoPE scaling
+        factor = float((config.rope_parameters or {}).get("factor", 1.0))
         meta = {"checkpoint_dir": str(self.hparams.checkpoint_dir), "model_max_length": self.hparams.model_max_length,
                 "rope_parameters": config.rope_parameters, "rope_scaling_factor": factor,
                 "max_position_embeddings": config.max_position_embeddings}
