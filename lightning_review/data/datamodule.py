@@ -13,9 +13,14 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from ..demo import DEMO_REVIEWS, TINY_LLAMA, resolve
+from ..training.resume import config_differences, refuse_config_change
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .records import Record, read_jsonl, read_papers
+from .resumable import ResumableLoader, ResumableSampler, loader_generator
+
+# Settings that may change when a run is resumed: they do not change what is trained on.
+RESUMABLE_DATA_SETTINGS = ("num_workers", "predict_file")
 
 
 def split_by_paper(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -145,18 +150,41 @@ class ReviewDataModule(L.LightningDataModule):
             items.append({"id": paper_id, "input_ids": ids, "paper_tokens_removed": removed})
         return items
 
-    def _loader(self, rows, shuffle: bool) -> DataLoader:
+    def _collate(self):
         width = self.hparams.max_seq_length if self.hparams.packing else None
-        return DataLoader(rows, batch_size=self.hparams.batch_size, shuffle=shuffle,
-                          num_workers=self.hparams.num_workers,
-                          collate_fn=partial(collate_rows, pad_id=self.pad_id, row_length=width,
-                                             multiple_of=self.hparams.pad_to_multiple_of))
+        return partial(collate_rows, pad_id=self.pad_id, row_length=width, multiple_of=self.hparams.pad_to_multiple_of)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_rows, shuffle=True)
+    def train_dataloader(self) -> ResumableLoader:
+        """Rows in a seeded order per epoch, sharded over ranks, resumable mid-epoch from a checkpoint."""
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(self.train_rows, num_replicas=world, rank=rank, shuffle=True, seed=self.hparams.seed)
+        if sampler.repeated_rows:
+            self.stats.setdefault("train", {})["rows_repeated_to_balance_ranks"] = sampler.repeated_rows
+            rank_zero_info(f"[train] {sampler.repeated_rows} rows repeated per epoch so that each of {world} "
+                           f"processes gets {sampler.num_samples} rows")
+        return ResumableLoader(self.train_rows, sampler=sampler, batches_done=self._train_batches_done,
+                               batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
+                               collate_fn=self._collate(), generator=loader_generator(self.hparams.seed))
+
+    def _train_batches_done(self) -> int:
+        trainer = self.trainer
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
+
+    def state_dict(self) -> dict:
+        """The data settings a checkpoint was trained with; resuming with others is refused."""
+        return {"settings": self._settings()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "settings" in state_dict:
+            refuse_config_change(config_differences(state_dict["settings"], self._settings(), "data"))
+
+    def _settings(self) -> dict:
+        return {k: v for k, v in self.hparams.items() if k not in RESUMABLE_DATA_SETTINGS}
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_rows, shuffle=False)
+        return DataLoader(self.val_rows, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
+                          collate_fn=self._collate(), generator=loader_generator(self.hparams.seed))
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

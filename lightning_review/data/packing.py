@@ -46,7 +46,7 @@ def packing_efficiency(lengths: Sequence[int], bins: Sequence[Sequence[int]], ca
 
 def collate_rows(rows: Sequence[Sequence[dict]], pad_id: int, row_length: int | None = None,
                  multiple_of: int = 64) -> dict:
-    """Rows of examples ({'input_ids', 'labels'}) -> a padded batch with position_ids and doc_lens.
+    """Rows of examples ({'input_ids', 'labels', optional 'id'}) -> a padded batch with position_ids, doc_lens, ids.
 
     ``row_length`` fixes the width (packing); otherwise the longest row rounded up to ``multiple_of``.
     """
@@ -56,6 +56,7 @@ def collate_rows(rows: Sequence[Sequence[dict]], pad_id: int, row_length: int | 
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     position_ids = torch.zeros((len(rows), width), dtype=torch.long)
     doc_lens: list[list[int]] = []
+    ids = [[ex.get("id") for ex in row] for row in rows]  # which examples a batch holds: data order is auditable
     for r, row in enumerate(rows):
         start, lens = 0, []
         for ex in row:
@@ -66,4 +67,4 @@ def collate_rows(rows: Sequence[Sequence[dict]], pad_id: int, row_length: int | 
             lens.append(n)
             start += n
         doc_lens.append(lens)
-    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "doc_lens": doc_lens}
+    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "doc_lens": doc_lens, "ids": ids}

@@ -10,10 +10,17 @@ import lightning as L
 import torch
 
 from ..demo import TINY_LLAMA, resolve
+from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
 from .hf_attention import ATTENTION_NAME
 from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_config
 
 TRAINING_META = "lightning_review.json"
+# Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
+# checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
+RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir")
+BASE_MODEL_KEY = "lightning_review_base_model"
+BASE_MODEL_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads", "vocab_size", "max_position_embeddings", "rope_parameters")
 
 
 class LongQLoRAModule(L.LightningModule):
@@ -30,7 +37,9 @@ class LongQLoRAModule(L.LightningModule):
         s2_group_size: tokens per S2 group; None: a quarter of ``max_seq_length`` (LongLoRA).
         max_seq_length: tokens per row (the CLI links it to ``data.max_seq_length``).
         attention_backend: ``auto``, ``flex``, ``grouped`` or ``reference`` (lightning_review.model.attention).
-        optimizer: ``auto`` is bitsandbytes' paged 32-bit AdamW on CUDA and torch AdamW elsewhere.
+        optimizer: ``auto``: under DeepSpeed, torch's fused AdamW (DeepSpeedCPUAdam when the optimizer is offloaded),
+            as ZeRO keeps its own fp32 master weights; otherwise bitsandbytes' paged 32-bit AdamW on CUDA, torch AdamW
+            on CPU.
         lr_scheduler: ``constant_with_warmup`` (LongQLoRA) or ``cosine`` (with warmup).
         adapter_dir: an adapter written by an earlier run, loaded (trainable) instead of a fresh LoRA.
         max_new_tokens: review length limit in ``predict``.
@@ -43,7 +52,7 @@ class LongQLoRAModule(L.LightningModule):
                  attention_backend: Literal["auto", "flex", "grouped", "reference"] = "auto",
                  learning_rate: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
                  lr_scheduler: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup",
-                 optimizer: Literal["auto", "paged_adamw_32bit", "adamw"] = "auto",
+                 optimizer: Literal["auto", "paged_adamw_32bit", "adamw", "deepspeed_cpu_adam"] = "auto",
                  adapter_dir: str | None = None, max_new_tokens: int = 512):
         super().__init__()
         self.save_hyperparameters()
@@ -73,6 +82,10 @@ class LongQLoRAModule(L.LightningModule):
             keep_trainable_in_fp32(self.model, base.dtype)
         else:
             self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
+        # from_pretrained returns eval mode and Lightning 2.6 keeps each module's mode at fit start: without this,
+        # attention would never see module.training (no S2-Attn) while training. Lightning's val/test/predict loops
+        # switch to eval and back themselves.
+        self.model.train()
 
     def forward(self, batch: dict) -> torch.Tensor:
         """The loss of a batch (mean over review tokens); S2 in training mode, full attention otherwise."""
@@ -123,14 +136,23 @@ class LongQLoRAModule(L.LightningModule):
         hp = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
         name = hp.optimizer
+        offloaded = _deepspeed_offloads_optimizer(self.trainer.strategy)
         if name == "auto":
-            name = "paged_adamw_32bit" if self.trainer.strategy.root_device.type == "cuda" else "adamw"
-        if name == "paged_adamw_32bit":
+            if offloaded is not None:
+                name = "deepspeed_cpu_adam" if offloaded else "adamw"
+            else:
+                name = "paged_adamw_32bit" if self.trainer.strategy.root_device.type == "cuda" else "adamw"
+        if name == "deepspeed_cpu_adam":
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            optimizer = DeepSpeedCPUAdam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, adamw_mode=True)
+        elif name == "paged_adamw_32bit":
             import bitsandbytes as bnb
 
             optimizer = bnb.optim.PagedAdamW32bit(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
         else:
-            optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+            fused = self.trainer.strategy.root_device.type == "cuda"
+            optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=fused)
         total = self.trainer.estimated_stepping_batches
         scheduler = get_scheduler(hp.lr_scheduler, optimizer, num_warmup_steps=hp.warmup_steps,
                                   num_training_steps=int(total) if total != float("inf") else None)
@@ -145,11 +167,23 @@ class LongQLoRAModule(L.LightningModule):
         """A 13B run must not write 26 GB per checkpoint: keep the trainable weights only."""
         if "state_dict" in checkpoint:
             checkpoint["state_dict"] = self.trainable_state_dict()
+        save_rng_states(checkpoint)
+        if self.model is not None:
+            checkpoint[BASE_MODEL_KEY] = base_model_fingerprint(self.model.config)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint of another configuration; continue its random state (LoRA dropout) exactly."""
+        saved = checkpoint.get("hyper_parameters")
+        if saved is not None:
+            differences = config_differences(saved, self.hparams, "model", ignore=RESUMABLE_MODEL_SETTINGS)
+            if BASE_MODEL_KEY in checkpoint and self.model is not None:  # the base may move, not change
+                differences += config_differences(checkpoint[BASE_MODEL_KEY], base_model_fingerprint(
+                    self.model.config), "model.checkpoint_dir (config.json)")
+            refuse_config_change(differences)
+        restore_rng_states(checkpoint)
         expected = set(self.trainable_state_dict()) if self.model is not None else set()
         missing = expected - set(checkpoint.get("state_dict", {}))
-        if missing:
+        if missing and "state_dict" in checkpoint:  # DeepSpeed restores the weights itself, outside this dict
             raise RuntimeError(f"the checkpoint lacks {len(missing)} trainable weights of this model "
                                f"(e.g. {sorted(missing)[:3]}): was it written with other LoRA settings?")
 
@@ -168,3 +202,17 @@ class LongQLoRAModule(L.LightningModule):
                 "max_position_embeddings": config.max_position_embeddings}
         (directory / TRAINING_META).write_text(json.dumps(meta, indent=1))
         return directory
+
+
+def _deepspeed_offloads_optimizer(strategy) -> bool | None:
+    """None when not under DeepSpeed, else whether its ZeRO config offloads the optimizer to the CPU."""
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    if not isinstance(strategy, DeepSpeedStrategy):
+        return None
+    return bool(strategy.config.get("zero_optimization", {}).get("offload_optimizer"))
+
+
+def base_model_fingerprint(config) -> dict:
+    """The architecture fields of the base model, to tell "the same model moved" from "another model"."""
+    return {field: getattr(config, field, None) for field in BASE_MODEL_FIELDS}

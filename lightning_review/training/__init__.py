@@ -1,0 +1,1 @@
+"""What a long training run needs beyond the model: telemetry, failure handling, exact resume."""

@@ -1,0 +1,60 @@
+"""Resuming a run exactly: the random state goes into the checkpoint, and a changed configuration is refused."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+RNG_KEY = "lightning_review_rng_states"
+
+
+class ConfigMismatchError(ValueError):
+    """A run was resumed from a checkpoint written with another model or data configuration."""
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: str,
+                       ignore: Iterable[str] = ()) -> list[str]:
+    """``prefix.key: saved -> current`` for every setting that differs (keys in ``ignore`` may change freely)."""
+    skip = set(ignore)
+    keys = sorted((set(saved) | set(current)) - skip)
+    return [f"{prefix}.{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
+            for key in keys if saved.get(key) != current.get(key)]
+
+
+def refuse_config_change(differences: list[str]) -> None:
+    if differences:
+        raise ConfigMismatchError(
+            "refusing to resume: this run's configuration differs from the checkpoint's:\n  " +
+            "\n  ".join(differences) + "\nResume with the checkpoint's settings (its run directory has config.yaml) "
+            "or start a new run without --ckpt_path.")
+
+
+def save_rng_states(checkpoint: dict) -> None:
+    """torch (CPU and CUDA), Python and NumPy generators: LoRA dropout continues exactly where it stopped.
+
+    Not Lightning's ``_collect_rng_states``: it stores a NumPy array, which checkpoints loaded with
+    ``torch.load(weights_only=True)`` (Lightning's default) refuse. Here every state is a tensor, int or list.
+    """
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    checkpoint[RNG_KEY] = {
+        "torch": torch.get_rng_state(),
+        "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+    }
+
+
+def restore_rng_states(checkpoint: dict) -> None:
+    states = checkpoint.get(RNG_KEY)
+    if not states:
+        return
+    torch.set_rng_state(states["torch"])
+    if states["torch.cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch.cuda"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))

@@ -1,0 +1,95 @@
+"""Exact resume: a run killed after a checkpoint and resumed ends where the uninterrupted run ends."""
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lightning_review import LongQLoRAModule, ReviewDataModule
+from lightning_review.training.resume import ConfigMismatchError
+
+N = 3  # checkpoint cadence; the runs below train 2N steps
+
+
+class RecordBatches(L.Callback):
+    def __init__(self):
+        self.ids = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.ids.append(batch["ids"])
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAfter(L.Callback):
+    """Dies in the middle of step ``step`` + 1, after the checkpoint of step ``step``: like a SIGKILL there."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step + 1:
+            raise Killed  # an unplanned stop: no checkpoint is written for it
+
+
+def run(tiny_llama_dir, root, max_steps, callbacks, ckpt_path=None, **model_kw):
+    data = ReviewDataModule(tokenizer_dir=str(tiny_llama_dir), max_seq_length=256, batch_size=2, val_fraction=0.1,
+                            seed=7)
+    model = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=4, lora_dropout=0.2, max_seq_length=256,
+                            s2_group_size=32, warmup_steps=2, learning_rate=1e-3, **model_kw)
+    checkpoint = ModelCheckpoint(dirpath=root, every_n_train_steps=N, save_top_k=-1)
+    trainer = L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
+                        limit_val_batches=0, callbacks=[checkpoint, *callbacks], default_root_dir=root,
+                        enable_model_summary=False)
+    L.seed_everything(0)
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    return model, trainer
+
+
+def test_killed_and_resumed_run_equals_the_uninterrupted_one(tiny_llama_dir, tmp_path):
+    seen_straight = RecordBatches()
+    straight, _ = run(tiny_llama_dir, tmp_path / "a", 2 * N, [seen_straight])
+
+    seen_before = RecordBatches()
+    with pytest.raises(Killed):
+        run(tiny_llama_dir, tmp_path / "b", 2 * N, [seen_before, KillAfter(N)])
+    ckpt = tmp_path / "b" / f"epoch=0-step={N}.ckpt"
+    assert ckpt.is_file()
+    seen_after = RecordBatches()
+    resumed, trainer = run(tiny_llama_dir, tmp_path / "b", 2 * N, [seen_after], ckpt_path=str(ckpt))
+
+    assert trainer.global_step == 2 * N
+    # The same examples in the same order; the batch of step N+1 that died with the process is trained once.
+    assert seen_before.ids[:N] + seen_after.ids == seen_straight.ids
+    assert len({i for batch in seen_straight.ids for row in batch for i in row}) == \
+        sum(len(row) for batch in seen_straight.ids for row in batch)  # no example twice within the epoch
+    # Same trainable weights, bit for bit: optimizer, scheduler, data order and dropout RNG all continued.
+    a, b = straight.trainable_state_dict(), resumed.trainable_state_dict()
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lora_alpha": 32}, "model.lora_alpha: 16 in the checkpoint, 32 now"),
+    ({"model_max_length": 512}, "model.model_max_length"),
+])
+def test_resuming_with_another_model_config_is_refused(tiny_llama_dir, tmp_path, change, message):
+    run(tiny_llama_dir, tmp_path, N, [])
+    ckpt = tmp_path / f"epoch=0-step={N}.ckpt"
+    with pytest.raises(ConfigMismatchError, match=message):
+        run(tiny_llama_dir, tmp_path, 2 * N, [], ckpt_path=str(ckpt), **change)
+
+
+def test_resuming_with_other_data_settings_is_refused(tiny_llama_dir, tmp_path):
+    run(tiny_llama_dir, tmp_path, N, [])
+    data = ReviewDataModule(tokenizer_dir=str(tiny_llama_dir), max_seq_length=256, batch_size=2, val_fraction=0.1,
+                            seed=8)
+    model = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=4, lora_dropout=0.2, max_seq_length=256,
+                            s2_group_size=32, warmup_steps=2, learning_rate=1e-3)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2 * N, logger=False, enable_progress_bar=False,
+                        limit_val_batches=0, default_root_dir=tmp_path, enable_checkpointing=False)
+    with pytest.raises(ConfigMismatchError, match="data.seed: 7 in the checkpoint, 8 now"):
+        trainer.fit(model, datamodule=data, ckpt_path=str(tmp_path / f"epoch=0-step={N}.ckpt"))
