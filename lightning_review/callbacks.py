@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 
 
 class SaveAdapter(L.Callback):
@@ -24,10 +24,10 @@ class SaveAdapter(L.Callback):
     def target(self, trainer: L.Trainer) -> Path:
         return Path(self.dirpath or os.path.join(trainer.log_dir or trainer.default_root_dir, "adapter"))
 
-    @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        path = pl_module.save_adapter(self.target(trainer))
-        rank_zero_info(f"adapter written to {path}")
+        target = self.target(trainer)  # on every rank: trainer.log_dir is a collective call
+        if trainer.is_global_zero:  # ZeRO-2 and DDP keep whole weights on each rank; rank 0 writes them
+            rank_zero_info(f"adapter written to {pl_module.save_adapter(target)}")
 
 
 class ReviewWriter(BasePredictionWriter):

@@ -38,5 +38,5 @@ def main(args: list[str] | None = None):
     if argv and argv[0] in tools:
         from jsonargparse import auto_cli
 
-        return auto_cli(tools[argv[0]], args=argv[1:])
+        return auto_cli(tools[argv[0]], args=argv[1:], as_positional=False)
     return ReviewCLI(LongQLoRAModule, ReviewDataModule, save_config_kwargs={"overwrite": True}, args=args)

@@ -2,10 +2,13 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "peerread_iclr2017_dev.jsonl"
 
 
@@ -36,3 +39,10 @@ def write_jsonl(path: Path, rows) -> Path:
         for row in rows:
             f.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
     return path
+
+
+def run_cli(*args, cwd, timeout=300, env=None):
+    """``python -m lightning_review ...`` in a subprocess, as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lightning_review", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,20 +1,10 @@
 """The command line, as a user runs it: subprocesses of ``python -m lightning_review``."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args, cwd, timeout=300):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "lightning_review", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+from tests.conftest import ROOT, run_cli
 
 
 def test_demo_config_fits_and_writes_an_adapter(tmp_path):

@@ -24,8 +24,9 @@ class TrainingGuard(L.Callback):
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if bad:
             raise NonFiniteLossError(
-                f"the training loss is {float(loss) if loss is not None else 'non-finite on another rank'} at step "
-                f"{trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx}); stopped before saving. "
+                f"the training loss is {float(loss) if loss is not None else 'non-finite on another rank'} at global "
+                f"step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx}); stopped before "
+                "this state could be saved. "
                 f"{last_checkpoint_hint(trainer)} Lower model.learning_rate, raise model.warmup_steps or keep "
                 "trainer.gradient_clip_val set, then resume from it with --ckpt_path.")
 

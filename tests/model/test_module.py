@@ -168,5 +168,27 @@ def test_checkpoints_hold_trainable_weights_only_and_resume(tiny_llama_dir, tmp_
     wrong = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=8, max_seq_length=256)
     trainer3 = L.Trainer(accelerator="cpu", max_steps=3, default_root_dir=tmp_path, logger=False,
                          enable_progress_bar=False, limit_val_batches=1)
-    with pytest.raises(Exception, match="size mismatch|lacks"):
+    with pytest.raises(Exception, match="model.lora_r: 4 in the checkpoint, 8 now"):
         trainer3.fit(wrong, datamodule=data, ckpt_path=ckpt_path)
+
+
+def test_s2_attention_is_active_while_fitting(tiny_llama_dir, tmp_path, monkeypatch):
+    """Regression: from_pretrained returns eval mode and Lightning 2.6 keeps it, which silently turned S2 off."""
+    import lightning_review.model.hf_attention as hf
+
+    groups = []
+    real = hf.s2_attention
+
+    def spy(q, k, v, group_size, *args, **kwargs):
+        groups.append(group_size)
+        return real(q, k, v, group_size, *args, **kwargs)
+
+    monkeypatch.setattr(hf, "s2_attention", spy)
+    data = ReviewDataModule(tokenizer_dir=str(tiny_llama_dir), max_seq_length=256, batch_size=2, val_fraction=0.1)
+    model = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=4, max_seq_length=256, s2_group_size=32)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
+                        limit_val_batches=1, val_check_interval=1, num_sanity_val_steps=0,
+                        enable_checkpointing=False)
+    trainer.fit(model, datamodule=data)
+    assert 32 in groups  # training used S2 groups of 32 ...
+    assert None in groups  # ... and validation full attention

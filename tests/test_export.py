@@ -1,0 +1,65 @@
+"""Exports: a training checkpoint -> a peft adapter -> a merged checkpoint that plain transformers loads."""
+
+import json
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+import torch
+from peft import PeftModel
+
+from lightning_review import LongQLoRAModule, ReviewDataModule
+from lightning_review.model.loading import load_llama
+from tests.conftest import run_cli
+
+PLAIN_TRANSFORMERS = """
+import sys, torch
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+assert not any(name.startswith("lightning_review") for name in sys.modules), "needed lightning_review"
+ids = torch.tensor([list(range(5, 305))])
+torch.save({"logits": model(input_ids=ids).logits, "rope": model.config.rope_parameters}, sys.argv[2])
+"""
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tiny_llama_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("export_run")
+    data = ReviewDataModule(tokenizer_dir=str(tiny_llama_dir), max_seq_length=512, batch_size=2)
+    model = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), model_max_length=512, lora_r=4, max_seq_length=512,
+                            learning_rate=5e-3)
+    trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_progress_bar=False,
+                        limit_val_batches=0, default_root_dir=root)
+    trainer.fit(model, datamodule=data)
+    return trainer.checkpoint_callback.last_model_path or trainer.checkpoint_callback.best_model_path
+
+
+def test_checkpoint_to_adapter_to_merged_model_keeps_the_logits(tiny_llama_dir, trained_checkpoint, tmp_path):
+    adapter, merged = tmp_path / "adapter", tmp_path / "merged"
+    proc = run_cli("export-adapter", f"--checkpoint={trained_checkpoint}", f"--output_dir={adapter}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((adapter / "lightning_review.json").read_text())
+    assert meta["rope_scaling_factor"] == 2.0  # 512 on a 256-context model
+    proc = run_cli("export", f"--adapter_dir={adapter}", f"--output_dir={merged}", "--dtype=float32", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    out = tmp_path / "merged_logits.pt"
+    subprocess.run([sys.executable, "-c", PLAIN_TRANSFORMERS, str(merged), str(out)], check=True, cwd=tmp_path)
+    plain = torch.load(out)
+    assert plain["rope"]["rope_type"] == "linear" and plain["rope"]["factor"] == 2.0
+
+    base = load_llama(tiny_llama_dir, quantize=False, model_max_length=512, dtype=torch.float32,
+                      attn_implementation="sdpa")
+    with torch.no_grad():
+        plain_base = base(input_ids=torch.tensor([list(range(5, 305))])).logits
+        with_adapter = PeftModel.from_pretrained(base, str(adapter))(input_ids=torch.tensor([list(range(5, 305))]))
+    torch.testing.assert_close(plain["logits"], with_adapter.logits, atol=1e-4, rtol=1e-4)
+    assert (plain["logits"] - plain_base).abs().max() > 1e-2  # the adapter really changed the model
+
+
+def test_export_adapter_refuses_a_file_that_is_no_training_checkpoint(tmp_path):
+    bad = tmp_path / "x.ckpt"
+    torch.save({"state_dict": {}}, bad)
+    proc = run_cli("export-adapter", f"--checkpoint={bad}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert proc.returncode != 0 and "not a lightning_review training checkpoint" in proc.stderr
