@@ -9,6 +9,7 @@ and the linear RoPE scaling in its config.json, so ``AutoModelForCausalLM.from_p
 
 from __future__ import annotations
 
+import inspect
 import json
 import tempfile
 from pathlib import Path
@@ -55,7 +56,8 @@ def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None 
         checkpoint_dir: the base model directory, when it moved since training (only its config.json is read).
     """
     ckpt = read_training_checkpoint(checkpoint)
-    hparams = dict(ckpt.get("hyper_parameters") or {})
+    accepted = inspect.signature(LongQLoRAModule.__init__).parameters  # LightningCLI adds keys of its own
+    hparams = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if k in accepted}
     if "lora_r" not in hparams:
         raise ValueError(f"{checkpoint}: not a lightning_review training checkpoint (no LongQLoRAModule settings)")
     if checkpoint_dir:
