@@ -68,6 +68,8 @@ class ReviewDataModule(L.LightningDataModule):
         self.predict_items: list[dict] = []
         self.stats: dict = {}
         self._tokenizer = None
+        self._train_loader: ResumableLoader | None = None
+        self._pending_train_position: dict | None = None
 
     @property
     def tokenizer(self):
@@ -163,21 +165,37 @@ class ReviewDataModule(L.LightningDataModule):
             self.stats.setdefault("train", {})["rows_repeated_to_balance_ranks"] = sampler.repeated_rows
             rank_zero_info(f"[train] {sampler.repeated_rows} rows repeated per epoch so that each of {world} "
                            f"processes gets {sampler.num_samples} rows")
-        return ResumableLoader(self.train_rows, sampler=sampler, batches_done=self._train_batches_done,
-                               batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
-                               collate_fn=self._collate(), generator=loader_generator(self.hparams.seed))
+        loader = ResumableLoader(self.train_rows, sampler=sampler, batches_done=self._train_batches_done,
+                                 batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
+                                 collate_fn=self._collate(), generator=loader_generator(self.hparams.seed))
+        if self._pending_train_position is not None:
+            loader.load_state_dict(self._pending_train_position)
+            self._pending_train_position = None
+        self._train_loader = loader
+        return loader
 
     def _train_batches_done(self) -> int:
         trainer = self.trainer
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
 
     def state_dict(self) -> dict:
-        """The data settings a checkpoint was trained with; resuming with others is refused."""
-        return {"settings": self._settings()}
+        """The data settings a checkpoint was trained with (resuming with others is refused) and the place in the
+        epoch.
+
+        The place is also in the loader's own state, but Lightning restores that only when it builds the loader after
+        the checkpoint is read; with ``max_epochs`` set, ``estimated_stepping_batches`` (our scheduler asks for it)
+        builds it before, and the epoch would silently start over. This module is restored first, so the loader it
+        builds starts at the right row either way.
+        """
+        state = {"settings": self._settings()}
+        if self._train_loader is not None:
+            state["train_position"] = self._train_loader.state_dict()
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "settings" in state_dict:
             refuse_config_change(config_differences(state_dict["settings"], self._settings(), "data"))
+        self._pending_train_position = state_dict.get("train_position")
 
     def _settings(self) -> dict:
         return {k: v for k, v in self.hparams.items() if k not in RESUMABLE_DATA_SETTINGS}
