@@ -174,6 +174,11 @@ class ReviewDataModule(L.LightningDataModule):
         self._train_loader = loader
         return loader
 
+    def train_batches_per_epoch(self, world_size: int) -> int:
+        """Batches per epoch on each of ``world_size`` processes (the sampler gives each ceil(rows / world))."""
+        per_rank = -(-len(self.train_rows) // world_size)
+        return -(-per_rank // self.hparams.batch_size)
+
     def _train_batches_done(self) -> int:
         trainer = self.trainer
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0

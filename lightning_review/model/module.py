@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -153,10 +154,29 @@ class LongQLoRAModule(L.LightningModule):
         else:
             fused = self.trainer.strategy.root_device.type == "cuda"
             optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=fused)
-        total = self.trainer.estimated_stepping_batches
+        total = self._scheduled_steps() if hp.lr_scheduler == "cosine" else None
         scheduler = get_scheduler(hp.lr_scheduler, optimizer, num_warmup_steps=hp.warmup_steps,
-                                  num_training_steps=int(total) if total != float("inf") else None)
+                                  num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _scheduled_steps(self) -> int:
+        """Optimizer steps of the whole run, for the cosine schedule.
+
+        Not ``trainer.estimated_stepping_batches`` when our DataModule can count: with ``max_epochs`` set, that builds
+        the train loader before a checkpoint is restored (always so under DeepSpeed), and the loader would then start
+        the epoch over instead of at the saved row.
+        """
+        trainer = self.trainer
+        per_epoch = getattr(trainer.datamodule, "train_batches_per_epoch", None)
+        if trainer.max_epochs in (None, -1) and trainer.max_steps != -1:
+            return trainer.max_steps
+        if per_epoch is None or trainer.max_epochs in (None, -1):
+            total = trainer.estimated_stepping_batches
+            if total == float("inf"):
+                raise ValueError("the cosine schedule needs a finite run: set trainer.max_steps or trainer.max_epochs")
+            return int(total)
+        steps = math.ceil(per_epoch(trainer.world_size) / trainer.accumulate_grad_batches) * trainer.max_epochs
+        return min(steps, trainer.max_steps) if trainer.max_steps != -1 else steps
 
     # ---- checkpoints and adapters ------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

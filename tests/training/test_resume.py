@@ -51,20 +51,23 @@ def run(tiny_llama_dir, root, max_steps, callbacks, ckpt_path=None, trainer_kw=N
 
 # max_epochs set makes Lightning build the train loader before it reads the checkpoint (the scheduler asks for
 # estimated_stepping_batches): the case where the epoch used to start over on resume.
-@pytest.mark.parametrize("max_epochs", [None, 2])
-def test_killed_and_resumed_run_equals_the_uninterrupted_one(tiny_llama_dir, tmp_path, max_epochs):
+@pytest.mark.parametrize("max_epochs, scheduler", [(None, "constant_with_warmup"), (2, "constant_with_warmup"),
+                                                   (2, "cosine")])
+def test_killed_and_resumed_run_equals_the_uninterrupted_one(tiny_llama_dir, tmp_path, max_epochs, scheduler):
     trainer_kw = {"max_epochs": max_epochs}
     seen_straight = RecordBatches()
-    straight, _ = run(tiny_llama_dir, tmp_path / "a", 2 * N, [seen_straight], trainer_kw=trainer_kw)
+    straight, _ = run(tiny_llama_dir, tmp_path / "a", 2 * N, [seen_straight], trainer_kw=trainer_kw,
+                      lr_scheduler=scheduler)
 
     seen_before = RecordBatches()
     with pytest.raises(Killed):
-        run(tiny_llama_dir, tmp_path / "b", 2 * N, [seen_before, KillAfter(N)], trainer_kw=trainer_kw)
+        run(tiny_llama_dir, tmp_path / "b", 2 * N, [seen_before, KillAfter(N)], trainer_kw=trainer_kw,
+            lr_scheduler=scheduler)
     ckpt = tmp_path / "b" / f"epoch=0-step={N}.ckpt"
     assert ckpt.is_file()
     seen_after = RecordBatches()
     resumed, trainer = run(tiny_llama_dir, tmp_path / "b", 2 * N, [seen_after], ckpt_path=str(ckpt),
-                           trainer_kw=trainer_kw)
+                           trainer_kw=trainer_kw, lr_scheduler=scheduler)
 
     assert trainer.global_step == 2 * N
     # The same examples in the same order; the batch of step N+1 that died with the process is trained once.
@@ -106,15 +109,16 @@ def test_deepspeed_zero2_resume_continues_the_run(tiny_llama_dir, tmp_path):
     from lightning.pytorch.strategies import DeepSpeedStrategy
 
     def trainer_kw():
-        return {"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed",
+        return {"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed", "max_epochs": 2,
                 "strategy": DeepSpeedStrategy(stage=2, exclude_frozen_parameters=True)}
 
     seen_straight = RecordBatches()
-    straight, _ = run(tiny_llama_dir, tmp_path / "a", 2 * N, [seen_straight], trainer_kw=trainer_kw())
+    straight, _ = run(tiny_llama_dir, tmp_path / "a", 2 * N, [seen_straight], trainer_kw=trainer_kw(),
+                      lr_scheduler="cosine")
     ckpt = tmp_path / "a" / f"epoch=0-step={N}.ckpt"
     seen_after = RecordBatches()
     resumed, trainer = run(tiny_llama_dir, tmp_path / "b", 2 * N, [seen_after], ckpt_path=str(ckpt),
-                           trainer_kw=trainer_kw())
+                           trainer_kw=trainer_kw(), lr_scheduler="cosine")
     print("losses straight", seen_straight.losses, "resumed", seen_after.losses)
     a, b = straight.trainable_state_dict(), resumed.trainable_state_dict()
     diffs = {name: (a[name].float() - b[name].float()).abs().max().item() for name in a}
