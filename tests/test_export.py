@@ -4,14 +4,12 @@ import json
 import subprocess
 import sys
 
-import lightning as L
 import pytest
 import torch
 from peft import PeftModel
 
-from lightning_review import LongQLoRAModule, ReviewDataModule
 from lightning_review.model.loading import load_llama
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 PLAIN_TRANSFORMERS = """
 import sys, torch
@@ -25,14 +23,13 @@ torch.save({"logits": model(input_ids=ids).logits, "rope": model.config.rope_par
 
 @pytest.fixture(scope="module")
 def trained_checkpoint(tiny_llama_dir, tmp_path_factory):
+    """A checkpoint written by the command line (LightningCLI adds hyperparameters of its own to it)."""
     root = tmp_path_factory.mktemp("export_run")
-    data = ReviewDataModule(tokenizer_dir=str(tiny_llama_dir), max_seq_length=512, batch_size=2)
-    model = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), model_max_length=512, lora_r=4, max_seq_length=512,
-                            learning_rate=5e-3)
-    trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_progress_bar=False,
-                        limit_val_batches=0, default_root_dir=root)
-    trainer.fit(model, datamodule=data)
-    return trainer.checkpoint_callback.last_model_path or trainer.checkpoint_callback.best_model_path
+    proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), "--trainer.max_steps=3",
+                   "--trainer.limit_val_batches=0", "--model.learning_rate=0.005", "--model.lora_r=4",
+                   f"--trainer.default_root_dir={root}", cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return next(root.rglob("last.ckpt"))
 
 
 def test_checkpoint_to_adapter_to_merged_model_keeps_the_logits(tiny_llama_dir, trained_checkpoint, tmp_path):

@@ -18,8 +18,9 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-# Dense bf16 matmul peaks we measured (benchmarks/peak_flops.py, 8192^3 bf16 matmuls), by device name substring.
-MEASURED_BF16_PEAK_TFLOPS: dict[str, float] = {}
+# Dense bf16 matmul peaks we measured (benchmarks/peak_flops.py: 8192^3 bf16 matmuls, triton do_bench), by device
+# name substring. H200: 669, 677 and 680 TFLOP/s in three runs on 2026-11-29 (benchmarks/results/deepspeed_7b_*.json).
+MEASURED_BF16_PEAK_TFLOPS: dict[str, float] = {"H200": 677.0}
 
 
 def llama_matmul_parameters(config) -> int:
