@@ -1,13 +1,22 @@
-"""lightning_review: LongQLoRA fine-tuning of Llama models to review research papers, with PyTorch Lightning."""
+"""lightning_review: LongQLoRA fine-tuning of Llama models to review research papers, with PyTorch Lightning.
 
-from .callbacks import ReviewWriter, SaveAdapter
-from .data.datamodule import ReviewDataModule
-from .data.prompt import DEFAULT_SYSTEM_PROMPT
-from .data.records import Record, RecordError, read_jsonl
-from .model.attention import document_causal_attention, s2_attention
-from .model.loading import CheckpointError, load_llama
-from .model.module import LongQLoRAModule
+Names are imported on first use (PEP 562), so ``python -m lightning_review cost`` and the other tool commands start
+without loading torch, Lightning and transformers.
+"""
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "CheckpointError", "LongQLoRAModule", "Record", "RecordError", "ReviewDataModule",
-           "ReviewWriter", "SaveAdapter", "document_causal_attention", "load_llama", "read_jsonl", "s2_attention"]
+from importlib import import_module
+
+_EXPORTS = {
+    "ReviewWriter": ".callbacks", "SaveAdapter": ".callbacks", "ReviewDataModule": ".data.datamodule",
+    "DEFAULT_SYSTEM_PROMPT": ".data.prompt", "Record": ".data.records", "RecordError": ".data.records",
+    "read_jsonl": ".data.records", "document_causal_attention": ".model.attention", "s2_attention": ".model.attention",
+    "CheckpointError": ".model.loading", "load_llama": ".model.loading", "LongQLoRAModule": ".model.module",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module 'lightning_review' has no attribute {name!r}")

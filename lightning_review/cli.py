@@ -1,42 +1,48 @@
-"""``python -m lightning_review``: LightningCLI for fit / validate / test / predict, plus the tool subcommands
-(export, export-adapter) that are plain functions with their own flags."""
+"""``python -m lightning_review``: LightningCLI for fit / validate / test / predict (trainer_cli.ReviewCLI), plus the
+tool subcommands (export, export-adapter, cost, openai ...), plain functions with their own flags that start without
+loading Lightning."""
 
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 from typing import Callable
 
-from lightning.pytorch.cli import LightningCLI
 
-from .data.datamodule import ReviewDataModule
-from .model.module import LongQLoRAModule
-from .training.guard import TrainingGuard
-from .training.telemetry import TrainingTelemetry
+# name -> (module, attribute): a function, or a dict of functions (subcommands); imported only when run.
+TOOLS = {"export": (".export", "export_merged"), "export-adapter": (".export", "export_adapter"),
+         "cost": (".openai_ft.commands", "cost"), "openai": (".openai_ft.commands", "COMMANDS")}
 
 
-class ReviewCLI(LightningCLI):
-    def add_arguments_to_parser(self, parser) -> None:
-        # One source of truth: the tokenizer is the model's, the row length drives the S2 group size.
-        parser.link_arguments("model.checkpoint_dir", "data.tokenizer_dir")
-        parser.link_arguments("data.max_seq_length", "model.max_seq_length")
-        # Always on, configurable (--telemetry.peak_tflops): every run reports throughput and stops on a NaN loss.
-        parser.add_lightning_class_args(TrainingTelemetry, "telemetry")
-        parser.add_lightning_class_args(TrainingGuard, "guard")
+def tool_command(name: str) -> Callable | dict[str, Callable]:
+    module, attribute = TOOLS[name]
+    return getattr(import_module(module, __package__), attribute)
 
 
-def tool_commands() -> dict[str, Callable]:
-    from .export import export_adapter, export_merged
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from openai import OpenAIError
 
-    return {"export": export_merged, "export-adapter": export_adapter}
+    from .data.records import RecordError
+    from .openai_ft.jobs import FineTuneFailed
+    from .openai_ft.tokens import EncodingUnavailableError
+
+    return (RecordError, FileNotFoundError, FineTuneFailed, EncodingUnavailableError, OpenAIError, ValueError)
 
 
 def main(args: list[str] | None = None):
     argv = list(sys.argv[1:] if args is None else args)
-    tools = tool_commands()
     if argv[:1] in (["-h"], ["--help"]):
-        print(f"Tool subcommands (each with --help): {', '.join(tools)}")
-    if argv and argv[0] in tools:
+        print(f"Tool subcommands (each with --help): {', '.join(TOOLS)}")
+    if argv and argv[0] in TOOLS:
         from jsonargparse import auto_cli
 
-        return auto_cli(tools[argv[0]], args=argv[1:], as_positional=False)
+        try:
+            return auto_cli(tool_command(argv[0]), args=argv[1:], as_positional=False,
+                            prog=f"python -m lightning_review {argv[0]}")
+        except _user_errors() as exc:  # a clear one-line error, not a traceback, for bad input or a refused request
+            raise SystemExit(f"error: {exc}") from None
+    from .data.datamodule import ReviewDataModule
+    from .model.module import LongQLoRAModule
+    from .trainer_cli import ReviewCLI
+
     return ReviewCLI(LongQLoRAModule, ReviewDataModule, save_config_kwargs={"overwrite": True}, args=args)

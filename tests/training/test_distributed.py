@@ -6,7 +6,7 @@ import torch
 from deepspeed.runtime.config import DeepSpeedConfig
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
-from lightning_review.cli import ReviewCLI
+from lightning_review.trainer_cli import ReviewCLI
 from lightning_review.data.datamodule import ReviewDataModule
 from lightning_review.model.module import LongQLoRAModule
 from tests.conftest import ROOT, run_cli

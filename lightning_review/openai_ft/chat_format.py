@@ -1,0 +1,183 @@
+"""Paper->review records as OpenAI chat fine-tuning examples, subsets of them, and OpenAI's format checks.
+
+One example a line: ``{"messages": [{"role": "system", ...}, {"role": "user", "content": <paper>},
+{"role": "assistant", "content": <review>}]}``, the system prompt being the one local training uses.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..data.records import Record, RecordError, iter_json_objects, read_jsonl
+from .tokens import count_message_tokens
+
+ROLES = ("system", "user", "assistant", "tool", "function")
+MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight"}
+DEFAULT_MAX_TOKENS = 16_385  # per example, the gpt-3.5-turbo-16k class (OpenAI truncates longer examples)
+
+
+def to_messages(record: Record, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[dict]:
+    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": record.paper},
+            {"role": "assistant", "content": record.review}]
+
+
+def select(records: Sequence[Record], first: int | None = None, sample: int | None = None,
+           fraction: float | None = None, seed: int = 0) -> list[Record]:
+    """A subset, as the seed staged its runs (156 pairs, about 1,500, then all): the first N, a seeded random N, or
+    a seeded random fraction."""
+    chosen = [name for name, value in (("first", first), ("sample", sample), ("fraction", fraction)) if value]
+    if len(chosen) > 1:
+        raise ValueError(f"choose one of first, sample and fraction, not {' and '.join(chosen)}")
+    if first:
+        return list(records[:first])
+    if fraction:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        sample = max(1, round(len(records) * fraction))
+    if sample:
+        if sample > len(records):
+            raise ValueError(f"sample={sample} but the file has {len(records)} records")
+        keep = sorted(random.Random(seed).sample(range(len(records)), sample))
+        return [records[i] for i in keep]
+    return list(records)
+
+
+def truncate_paper_to_fit(messages: list[dict], encoding, max_tokens: int) -> tuple[list[dict], int]:
+    """Cut the paper (the user message) so the example fits in ``max_tokens``; reviews are never cut.
+    Returns the messages and the number of paper tokens removed."""
+    over = count_message_tokens(messages, encoding) - max_tokens
+    if over <= 0:
+        return messages, 0
+    paper = encoding.encode(messages[1]["content"], disallowed_special=())
+    if over >= len(paper):
+        raise ValueError(f"the example is {over} tokens over the limit of {max_tokens} even without its paper: the "
+                         "review and system prompt alone are too long")
+    cut = dict(messages[1], content=encoding.decode(paper[:len(paper) - over]))
+    fitted = [messages[0], cut, *messages[2:]]
+    while count_message_tokens(fitted, encoding) > max_tokens:  # decode/encode may merge tokens differently
+        over += 1
+        fitted[1] = dict(cut, content=encoding.decode(paper[:len(paper) - over]))
+    return fitted, over
+
+
+def export_chat_jsonl(records: Iterable[Record], path: str | Path, encoding=None, max_tokens: int | None = None,
+                      system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict:
+    """Write chat examples; with ``encoding`` and ``max_tokens``, papers are truncated to fit. Returns counts."""
+    written = truncated = removed = 0
+    with Path(path).open("w", encoding="utf-8") as f:
+        for record in records:
+            messages = to_messages(record, system_prompt)
+            if encoding is not None and max_tokens:
+                messages, cut = truncate_paper_to_fit(messages, encoding, max_tokens)
+                truncated += cut > 0
+                removed += cut
+            f.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+            written += 1
+    return {"examples": written, "papers_truncated": truncated, "paper_tokens_removed": removed}
+
+
+@dataclass
+class ValidationReport:
+    """OpenAI's format checks and token statistics of a chat fine-tuning file."""
+
+    examples: int = 0
+    errors: list[str] = field(default_factory=list)  # "file:line: reason"
+    error_counts: Counter = field(default_factory=Counter)
+    token_counts: list[int] = field(default_factory=list)
+    over_limit: list[tuple[str, int]] = field(default_factory=list)  # (file:line, tokens)
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def billed_tokens_per_epoch(self) -> int:
+        """OpenAI truncates examples over the limit, so each is billed at most ``max_tokens``."""
+        return sum(min(n, self.max_tokens) for n in self.token_counts)
+
+    def summary(self) -> dict:
+        counts = sorted(self.token_counts)
+        stats = {}
+        if counts:
+            q = statistics.quantiles(counts, n=20) if len(counts) > 1 else [counts[0]] * 19
+            stats = {"min": counts[0], "p50": statistics.median(counts), "p95": q[18], "max": counts[-1],
+                     "mean": statistics.fmean(counts), "total": sum(counts)}
+        return {"examples": self.examples, "format_errors": dict(self.error_counts), "tokens": stats,
+                "max_tokens_per_example": self.max_tokens, "over_limit": len(self.over_limit),
+                "over_limit_examples": [f"{where} ({n} tokens)" for where, n in self.over_limit[:20]],
+                "billed_tokens_per_epoch": self.billed_tokens_per_epoch()}
+
+
+def check_example(obj, where: str) -> list[str]:
+    """The reasons an example would be refused (empty when it is well formed)."""
+    if not isinstance(obj, dict):
+        return [f"{where}: an example must be a JSON object, got {type(obj).__name__}"]
+    messages = obj.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return [f"{where}: missing or empty 'messages' list"]
+    problems = []
+    for i, message in enumerate(messages):
+        at = f"{where}: messages[{i}]"
+        if not isinstance(message, dict) or "role" not in message:
+            problems.append(f"{at}: each message needs a 'role' and 'content'")
+            continue
+        if message["role"] not in ROLES:
+            problems.append(f"{at}: unknown role {message['role']!r} (one of {', '.join(ROLES)})")
+        unknown = set(message) - MESSAGE_KEYS
+        if unknown:
+            problems.append(f"{at}: unknown keys {sorted(unknown)}")
+        content = message.get("content")
+        if message["role"] != "assistant" or "function_call" not in message and "tool_calls" not in message:
+            if not isinstance(content, str) or not content.strip():
+                problems.append(f"{at}: content must be a non-empty string")
+    roles = [m.get("role") for m in messages if isinstance(m, dict)]
+    body = roles[1:] if roles and roles[0] == "system" else roles
+    if "system" in body:
+        problems.append(f"{where}: a system message may only come first")
+    if not body or body[0] != "user":
+        problems.append(f"{where}: the conversation must start with a user message (after an optional system one)")
+    if any(a == b for a, b in zip(body, body[1:])):
+        problems.append(f"{where}: user and assistant messages must alternate")
+    if "assistant" not in roles:
+        problems.append(f"{where}: no assistant message: nothing to learn from")
+    elif roles[-1] != "assistant":
+        problems.append(f"{where}: the last message must be the assistant's")
+    return problems
+
+
+def validate_chat_jsonl(path: str | Path, encoding, max_tokens: int = DEFAULT_MAX_TOKENS) -> ValidationReport:
+    report = ValidationReport(max_tokens=max_tokens)
+    for where, obj in iter_json_objects(Path(path)):
+        report.examples += 1
+        problems = check_example(obj, where)
+        if problems:
+            report.errors += problems
+            report.error_counts.update(p.split(": ")[-1].split(" (")[0] for p in problems)
+            continue
+        n = count_message_tokens(obj["messages"], encoding)
+        report.token_counts.append(n)
+        if n > max_tokens:
+            report.over_limit.append((where, n))
+    return report
+
+
+def read_examples(path: str | Path, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> Iterator[list[dict]]:
+    """The chat examples of a file that holds either chat examples (decided by its first line) or paper->review
+    records, which become examples with ``system_prompt``."""
+    first = next(iter_json_objects(path), (None, {}))[1]
+    if "messages" in first:
+        for where, obj in iter_json_objects(path):
+            problems = check_example(obj, where)
+            if problems:
+                raise RecordError(problems[0] + " (python -m lightning_review openai validate lists every problem)")
+            yield obj["messages"]
+    else:
+        for record in read_jsonl(path):
+            yield to_messages(record, system_prompt)

@@ -1,0 +1,181 @@
+"""``python -m lightning_review openai <export|validate|upload|create|follow|cancel|list>`` and
+``python -m lightning_review cost``: the GPT-3.5 fine-tuning path, step by step, each step explicit."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..data.records import read_jsonl
+from . import jobs
+from .chat_format import (DEFAULT_MAX_TOKENS, export_chat_jsonl, read_examples, select, validate_chat_jsonl)
+from .cost import CostEstimate, price_for
+from .screening import describe, screen_file
+from .tokens import count_message_tokens, encoding_name, get_encoding
+
+
+def export(data_file: str, output_file: str, first: int | None = None, sample: int | None = None,
+           fraction: float | None = None, seed: int = 0, model: str = "gpt-3.5-turbo",
+           max_tokens: int = DEFAULT_MAX_TOKENS, truncate: bool = True,
+           system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict:
+    """Paper->review JSONL -> OpenAI chat fine-tuning JSONL, with the system prompt of local training.
+
+    Args:
+        data_file: paper->review records (JSONL).
+        output_file: the chat JSONL to write.
+        first: keep the first N records.
+        sample: keep a seeded random N records.
+        fraction: keep a seeded random fraction of the records.
+        seed: seed of sample and fraction.
+        model: the model to fine-tune (decides the tokenizer).
+        max_tokens: tokens per example allowed by the model.
+        truncate: cut papers so each example fits in max_tokens (reviews are never cut).
+        system_prompt: the system message.
+    """
+    records = select(list(read_jsonl(data_file)), first=first, sample=sample, fraction=fraction, seed=seed)
+    encoding = get_encoding(encoding_name(model)) if truncate else None
+    counts = export_chat_jsonl(records, output_file, encoding, max_tokens if truncate else None, system_prompt)
+    print(f"{output_file}: {counts['examples']} examples; papers truncated to fit {max_tokens} tokens: "
+          f"{counts['papers_truncated']} ({counts['paper_tokens_removed']:,} tokens removed)")
+    return counts
+
+
+def validate(file: str, model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_MAX_TOKENS,
+             report_file: str | None = None) -> dict:
+    """OpenAI's fine-tuning format checks and token counts; exits non-zero when an example would be refused.
+
+    Args:
+        file: a chat fine-tuning JSONL.
+        model: the model to fine-tune (decides the tokenizer).
+        max_tokens: tokens per example allowed by the model (longer ones are reported: OpenAI truncates them).
+        report_file: also write the report as JSON here.
+    """
+    report = validate_chat_jsonl(file, get_encoding(encoding_name(model)), max_tokens)
+    summary = report.summary()
+    print(json.dumps(summary, indent=1))
+    if report_file:
+        Path(report_file).write_text(json.dumps({**summary, "errors": report.errors}, indent=1))
+    if not report.ok:
+        listed = "\n  ".join(report.errors[:20])
+        raise SystemExit(f"{file}: {len(report.errors)} format problem(s):\n  {listed}")
+    return summary
+
+
+def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, model: str = "gpt-3.5-turbo",
+         price_per_1k: float | None = None, prices: str | None = None, exchange_rate: float | None = None,
+         currency: str = "CNY", max_tokens: int = DEFAULT_MAX_TOKENS,
+         system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> CostEstimate:
+    """What fine-tuning costs: billed tokens x epochs x price per 1K tokens (and in a local currency).
+
+    Args:
+        file: chat JSONL or paper->review JSONL whose tokens to count (each example billed at most max_tokens).
+        tokens: a token count per epoch instead of a file.
+        epochs: training epochs.
+        model: the model to fine-tune: its tokenizer and its price in the table.
+        price_per_1k: USD per 1K training tokens, overriding the table.
+        prices: a JSON file {model prefix: USD per 1K} extending the table.
+        exchange_rate: units of the local currency per USD.
+        currency: the local currency's name.
+        max_tokens: tokens per example allowed by the model.
+        system_prompt: for paper->review files, the system message the examples will carry.
+    """
+    if (file is None) == (tokens is None):
+        raise SystemExit("cost needs either --file (a data file to count) or --tokens (a token count)")
+    if file is not None:
+        encoding = get_encoding(encoding_name(model))
+        tokens = sum(min(count_message_tokens(m, encoding), max_tokens) for m in read_examples(file, system_prompt))
+    price = price_per_1k if price_per_1k is not None else price_for(model, prices)
+    estimate = CostEstimate(tokens, epochs, price, exchange_rate, currency)
+    print("\n".join(estimate.lines()))
+    return estimate
+
+
+def upload(file: str, yes: bool = False, model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
+    """Upload a chat JSONL to the fine-tuning service: validated first, screened for secrets and e-mail addresses,
+    and only after an explicit confirmation (--yes=true, or typing "upload").
+
+    Args:
+        file: the chat JSONL (from `openai export`).
+        yes: confirm without asking (for scripts).
+        model: the model it is meant for (format and token checks).
+        max_tokens: tokens per example allowed by the model.
+    """
+    report = validate_chat_jsonl(file, get_encoding(encoding_name(model)), max_tokens)
+    if not report.ok:
+        raise SystemExit(f"{file}: refusing to upload: {len(report.errors)} format problem(s), first: "
+                         f"{report.errors[0]} (run `openai validate` for all)")
+    findings = screen_file(file)
+    if findings:
+        print("WARNING: " + describe(findings, file), file=sys.stderr)
+    size = Path(file).stat().st_size / 2**20
+    target = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    question = (f"Upload {report.examples} examples ({size:.1f} MiB, {report.billed_tokens_per_epoch():,} tokens) "
+                f"of your data to {target}? Type 'upload' to confirm: ")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise SystemExit("refusing to upload without confirmation: pass --yes=true, or run in a terminal")
+        if input(question).strip() != "upload":
+            raise SystemExit("upload cancelled")
+    file_id = jobs.upload(file)
+    print(f"uploaded {file} as {file_id}")
+    return file_id
+
+
+def create(training_file: str, model: str = "gpt-3.5-turbo", epochs: int | None = 2, suffix: str | None = None,
+           validation_file: str | None = None, seed: int | None = None, follow: bool = False,
+           poll_seconds: float = 10.0):
+    """Create a fine-tuning job from an uploaded file id.
+
+    Args:
+        training_file: the file id printed by `openai upload`.
+        model: the model to fine-tune.
+        epochs: training epochs (None: the service decides).
+        suffix: added to the fine-tuned model's name.
+        validation_file: an uploaded validation file id.
+        seed: the job's seed.
+        follow: wait for the job and show its events.
+        poll_seconds: seconds between polls when following.
+    """
+    job = jobs.create(training_file, model, epochs, suffix, validation_file, seed)
+    print(f"created {job.id} ({job.status}): {model} on {training_file}")
+    return jobs.follow(job.id, poll_seconds) if follow else job
+
+
+def follow(job_id: str, poll_seconds: float = 10.0):
+    """Follow a job to its end with its events; prints the fine-tuned model's name.
+
+    Args:
+        job_id: the job id.
+        poll_seconds: seconds between polls.
+    """
+    return jobs.follow(job_id, poll_seconds)
+
+
+def cancel(job_id: str):
+    """Cancel a job.
+
+    Args:
+        job_id: the job id.
+    """
+    job = jobs.cancel(job_id)
+    print(f"{job.id}: {job.status}")
+    return job
+
+
+def list_jobs(limit: int = 20) -> list:
+    """The most recent fine-tuning jobs.
+
+    Args:
+        limit: how many.
+    """
+    found = jobs.list_jobs(limit)
+    for job in found:
+        print(f"{job.id}  {job.status:<16} {job.model:<24} {job.fine_tuned_model or ''}")
+    return found
+
+
+COMMANDS = {"export": export, "validate": validate, "upload": upload, "create": create, "follow": follow,
+            "cancel": cancel, "list": list_jobs}

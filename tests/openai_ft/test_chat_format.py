@@ -1,0 +1,120 @@
+"""Chat export, subsets, OpenAI's format checks and token limits, with the real cl100k_base encoding offline."""
+
+import json
+
+import pytest
+
+from lightning_review.data.prompt import DEFAULT_SYSTEM_PROMPT
+from lightning_review.data.records import Record
+from lightning_review.openai_ft.chat_format import (check_example, export_chat_jsonl, select, truncate_paper_to_fit,
+                                                    validate_chat_jsonl)
+from lightning_review.openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
+from tests.conftest import write_jsonl
+
+
+@pytest.fixture(scope="module")
+def cl100k():
+    return get_encoding("cl100k_base")
+
+
+def records(n):
+    return [Record(id=f"r{i}", paper=f"Paper {i}: we study graphs. " * (5 + i), review=f"Review {i}: sound.")
+            for i in range(n)]
+
+
+def test_counts_tokens_as_the_openai_cookbook(cl100k):
+    # The cookbook's example conversation counts 129 tokens for gpt-3.5-turbo-0613 / gpt-4 (cl100k_base).
+    messages = [
+        {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate "
+                                      "jargon into plain English."},
+        {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
+        {"role": "system", "name": "example_assistant", "content": "Things working well together will increase "
+                                                                   "revenue."},
+        {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to "
+                                                              "touch base on opportunities for increased leverage."},
+        {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how "
+                                                                   "to do better."},
+        {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client "
+                                    "deliverable."},
+    ]
+    assert count_message_tokens(messages, cl100k) == 129
+    assert encoding_name("gpt-3.5-turbo-0125") == "cl100k_base" and encoding_name("gpt-4o-mini") == "o200k_base"
+
+
+def test_subsets_first_sample_and_fraction_are_seeded():
+    recs = records(20)
+    assert [r.id for r in select(recs, first=3)] == ["r0", "r1", "r2"]
+    a, b = select(recs, sample=5, seed=1), select(recs, sample=5, seed=1)
+    assert a == b and len(a) == 5 and a != select(recs, sample=5, seed=2)
+    assert len(select(recs, fraction=0.1, seed=0)) == 2
+    with pytest.raises(ValueError, match="choose one of first, sample and fraction"):
+        select(recs, first=2, sample=3)
+    with pytest.raises(ValueError, match="sample=30 but the file has 20 records"):
+        select(recs, sample=30)
+
+
+def test_export_writes_system_user_assistant_with_the_training_prompt(tmp_path, cl100k):
+    out = tmp_path / "chat.jsonl"
+    counts = export_chat_jsonl(records(3), out, cl100k, 16_385)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert counts == {"examples": 3, "papers_truncated": 0, "paper_tokens_removed": 0}
+    assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant"]
+    assert rows[0]["messages"][0]["content"] == DEFAULT_SYSTEM_PROMPT
+    assert rows[2]["messages"][2]["content"] == "Review 2: sound."
+    assert validate_chat_jsonl(out, cl100k).ok
+
+
+def test_truncation_cuts_the_paper_to_the_limit_and_never_the_review(cl100k):
+    long = Record(id="x", paper="word " * 5000, review="The review stays whole.")
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": long.paper},
+                {"role": "assistant", "content": long.review}]
+    fitted, removed = truncate_paper_to_fit(messages, cl100k, 1000)
+    assert count_message_tokens(fitted, cl100k) <= 1000 and removed > 3900
+    assert fitted[2]["content"] == "The review stays whole."
+    assert long.paper.startswith(fitted[1]["content"])
+
+
+@pytest.mark.parametrize("example, reason", [
+    ({"messages": []}, "missing or empty 'messages'"),
+    ({"messages": [{"role": "user", "content": "p"}]}, "no assistant message"),
+    ({"messages": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "  "}]},
+     "content must be a non-empty string"),
+    ({"messages": [{"role": "critic", "content": "p"}, {"role": "assistant", "content": "r"}]}, "unknown role"),
+    ({"messages": [{"role": "user", "content": "p"}, {"role": "user", "content": "p"},
+                   {"role": "assistant", "content": "r"}]}, "must alternate"),
+    ({"messages": [{"role": "assistant", "content": "r"}, {"role": "user", "content": "p"}]}, "start with a user"),
+    ({"messages": [{"role": "user", "content": "p", "weight": 1, "mood": 2}, {"role": "assistant", "content": "r"}]},
+     "unknown keys"),
+])
+def test_each_format_problem_is_named_with_its_line(example, reason):
+    problems = check_example(example, "chat.jsonl:7")
+    assert any(reason in p and p.startswith("chat.jsonl:7") for p in problems), problems
+
+
+def test_validation_reports_examples_over_the_limit_and_bills_them_at_the_limit(tmp_path, cl100k):
+    path = write_jsonl(tmp_path / "chat.jsonl", [
+        {"messages": [{"role": "user", "content": "short paper"}, {"role": "assistant", "content": "ok"}]},
+        {"messages": [{"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "ok"}]},
+    ])
+    report = validate_chat_jsonl(path, cl100k, max_tokens=100)
+    summary = report.summary()
+    assert report.ok and summary["over_limit"] == 1 and summary["over_limit_examples"][0].startswith(f"{path}:2")
+    assert report.billed_tokens_per_epoch() == report.token_counts[0] + 100
+
+
+def test_the_real_peerread_sample_exports_and_validates(tmp_path, cl100k):
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.exists():
+        pytest.skip("the PeerRead sample in ../shared/data is absent")
+    # The sample holds papers with lists of reviews (issue 5's reader); here each first review makes one pair.
+    recs = []
+    for line in SHARED_DATA.read_text().splitlines()[:20]:
+        obj = json.loads(line)
+        reviews = [r["text"] for r in obj["reviews"] if r["text"].strip()]
+        if obj["paper"].strip() and reviews:
+            recs.append(Record(id=obj["id"], paper=obj["paper"], review=reviews[0]))
+    out = tmp_path / "chat.jsonl"
+    export_chat_jsonl(recs, out, cl100k, 16_385)
+    report = validate_chat_jsonl(out, cl100k)
+    assert report.ok and report.examples == len(recs) and max(report.token_counts) <= 16_385

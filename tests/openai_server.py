@@ -1,0 +1,169 @@
+"""A real HTTP server speaking the parts of the OpenAI protocol the project uses, for tests: files, fine-tuning jobs
+and their events. Deterministic; faults (429, 500, a failing job) are injected per route."""
+
+from __future__ import annotations
+
+import email.parser
+import fnmatch
+import email.policy
+import itertools
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+API_KEY = "sk-test-0123456789abcdefghijklmnop"
+
+
+class FakeOpenAI:
+    """Start with ``with FakeOpenAI() as server:``; ``server.base_url`` goes into OPENAI_BASE_URL.
+
+    ``faults["POST /v1/files"] = deque([429, 500])`` answers the next two such requests with those statuses
+    (patterns as in fnmatch: ``"GET /v1/fine_tuning/jobs/*"``).
+    A job created with suffix "fail" fails after validation; others run ``steps`` steps and succeed.
+    """
+
+    def __init__(self, steps: int = 3):
+        self.steps = steps
+        self.faults: dict[str, deque] = defaultdict(deque)
+        self.requests: list[tuple[str, str]] = []
+        self.files: dict[str, dict] = {}
+        self.jobs: dict[str, dict] = {}
+        self.events: dict[str, list[dict]] = defaultdict(list)
+        self.auth_headers: set[str] = set()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "FakeOpenAI":
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # ---- protocol -------------------------------------------------------------------------------------------------
+    def handle(self, method: str, path: str, headers, body: bytes) -> tuple[int, dict]:
+        route = f"{method} {path}"
+        self.requests.append((method, path))
+        self.auth_headers.add(headers.get("Authorization", ""))
+        if headers.get("Authorization") != f"Bearer {API_KEY}":
+            return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+        pattern = next((p for p, queue in self.faults.items() if queue and fnmatch.fnmatch(route, p)), None)
+        if pattern is not None:
+            status = self.faults[pattern].popleft()
+            return status, {"error": {"message": f"injected {status}", "type": "server_error"}}
+        parts = path.strip("/").split("/")[1:]  # drop "v1"
+        now = int(time.time())
+        if parts == ["files"] and method == "POST":
+            filename, content = _multipart_file(headers, body)
+            lines = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
+            file_id = f"file-{next(self._ids)}"
+            self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(content), "created_at": now,
+                                   "filename": filename, "purpose": "fine-tune", "status": "processed",
+                                   "lines": len(lines)}
+            return 200, {k: v for k, v in self.files[file_id].items() if k != "lines"}
+        if parts == ["fine_tuning", "jobs"] and method == "POST":
+            request = json.loads(body)
+            if request["training_file"] not in self.files:
+                return 400, {"error": {"message": f"invalid training_file: {request['training_file']}",
+                                       "param": "training_file", "type": "invalid_request_error"}}
+            job_id = f"ftjob-{next(self._ids)}"
+            hyper = request.get("method", {}).get("supervised", {}).get("hyperparameters", {})
+            self.jobs[job_id] = {"id": job_id, "object": "fine_tuning.job", "created_at": now, "model":
+                                 request["model"], "training_file": request["training_file"], "status":
+                                 "validating_files", "fine_tuned_model": None, "finished_at": None, "error": None,
+                                 "hyperparameters": {"n_epochs": hyper.get("n_epochs", "auto")},
+                                 "organization_id": "org-test", "result_files": [], "seed": request.get("seed", 0),
+                                 "trained_tokens": None, "suffix": request.get("suffix"), "_polls": 0}
+            self._event(job_id, "Validating training file")
+            return 200, self._public(job_id)
+        if parts == ["fine_tuning", "jobs"] and method == "GET":
+            return 200, {"object": "list", "data": [self._public(j) for j in reversed(self.jobs)], "has_more": False}
+        if len(parts) >= 3 and parts[:2] == ["fine_tuning", "jobs"] and parts[2] in self.jobs:
+            job_id = parts[2]
+            if len(parts) == 3 and method == "GET":
+                self._advance(job_id)
+                return 200, self._public(job_id)
+            if parts[3:] == ["events"]:
+                data = sorted(self.events[job_id], key=lambda e: -e["created_at"])  # newest first, as the API does
+                return 200, {"object": "list", "data": data, "has_more": False}
+            if parts[3:] == ["cancel"] and method == "POST":
+                self.jobs[job_id]["status"] = "cancelled"
+                self._event(job_id, "Job cancelled")
+                return 200, self._public(job_id)
+        return 404, {"error": {"message": f"no route {route}", "type": "invalid_request_error"}}
+
+    def _advance(self, job_id: str) -> None:
+        job = self.jobs[job_id]
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return
+        job["_polls"] += 1
+        if job["suffix"] == "fail":
+            job.update(status="failed", error={"code": "invalid_training_file", "param": "training_file",
+                                               "message": "The file has 2 examples with too many tokens"})
+            self._event(job_id, "Job failed", level="error")
+            return
+        if job["status"] == "validating_files":
+            job["status"] = "running"
+            self._event(job_id, "Fine-tuning job started")
+            return
+        step = min(job["_polls"] - 1, self.steps)
+        self._event(job_id, f"Step {step}/{self.steps}: training loss={1.0 / step:.4f}")
+        if step == self.steps:
+            suffix = job["suffix"] or "model"
+            job.update(status="succeeded", fine_tuned_model=f"ft:{job['model']}:org-test:{suffix}:abc123",
+                       trained_tokens=1000, finished_at=int(time.time()))
+            self._event(job_id, "The job has successfully completed")
+
+    def _event(self, job_id: str, message: str, level: str = "info") -> None:
+        n = len(self.events[job_id])
+        self.events[job_id].append({"id": f"ftevent-{job_id}-{n}", "object": "fine_tuning.job.event",
+                                    "created_at": int(time.time()) * 1000 + n, "level": level, "message": message,
+                                    "type": "message"})
+
+    def _public(self, job_id: str) -> dict:
+        return {k: v for k, v in self.jobs[job_id].items() if not k.startswith("_")}
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with server._lock:
+                    status, payload = server.handle(method, self.path.split("?")[0], self.headers, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status == 429:
+                    self.send_header("retry-after-ms", "10")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._serve("GET")
+
+            def do_POST(self):
+                self._serve("POST")
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def _multipart_file(headers, body: bytes) -> tuple[str, bytes]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body)
+    for part in message.iter_parts():
+        if part.get_filename():
+            return part.get_filename(), part.get_payload(decode=True)
+    raise ValueError("no file part in the upload")
