@@ -6,7 +6,7 @@ import random
 from functools import partial
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -16,11 +16,13 @@ from ..demo import DEMO_REVIEWS, TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
-from .records import Record, read_jsonl, read_papers
+from .readers import read_records
+from .records import Record, read_papers
+from .token_cache import load_or_build
 from .resumable import ResumableLoader, ResumableSampler, loader_generator
 
 # Settings that may change when a run is resumed: they do not change what is trained on.
-RESUMABLE_DATA_SETTINGS = ("num_workers", "predict_file")
+RESUMABLE_DATA_SETTINGS = ("num_workers", "predict_file", "rejects_file", "tokenize_cache")
 
 
 def split_by_paper(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -51,12 +53,21 @@ class ReviewDataModule(L.LightningDataModule):
         packing: several examples per row (each isolated by its own positions and attention), rows of exactly
             ``max_seq_length``; without it, one example per row padded to the batch's longest.
         predict_file: papers to review in ``predict`` (JSONL with ``paper`` and optional ``id``).
+        data_format: ``auto`` or one of lightning_review.data.readers' formats (jsonl, chat, paper_reviews,
+            peerread, json, csv).
+        on_bad_record: ``strict`` stops at the first bad record; ``skip`` counts it by reason and writes it to
+            ``rejects_file``.
+        min_review_chars: shorter reviews are bad records.
+        tokenize_cache: keep tokenized examples on disk ($LIGHTNING_REVIEW_CACHE/tokenized), built once on the
+            first process of each machine and read by the others and by later runs.
     """
 
     def __init__(self, train_file: str = DEMO_REVIEWS, val_file: str | None = None, tokenizer_dir: str = TINY_LLAMA,
                  system_prompt: str = DEFAULT_SYSTEM_PROMPT, max_seq_length: int = 8192, val_fraction: float = 0.05,
                  packing: bool = True, batch_size: int = 1, num_workers: int = 0, seed: int = 42,
-                 predict_file: str | None = None, pad_to_multiple_of: int = 64):
+                 predict_file: str | None = None, pad_to_multiple_of: int = 64, data_format: str = "auto",
+                 on_bad_record: Literal["strict", "skip"] = "strict", rejects_file: str | None = None,
+                 min_review_chars: int = 20, tokenize_cache: bool = True):
         super().__init__()
         if max_seq_length < 64:
             raise ValueError(f"data.max_seq_length must be at least 64, got {max_seq_length}")
@@ -88,26 +99,54 @@ class ReviewDataModule(L.LightningDataModule):
         return ReviewPromptTokenizer(self.tokenizer, self.hparams.system_prompt, self.hparams.max_seq_length)
 
     def prepare_data(self) -> None:
+        """On one process per machine (Lightning's contract): built-in assets, and the tokenize cache, which the
+        other processes then read in ``setup``."""
         for name in ("train_file", "val_file", "predict_file", "tokenizer_dir"):
             if getattr(self.hparams, name):
-                resolve(getattr(self.hparams, name))  # materialise built-in assets once, on one process
+                resolve(getattr(self.hparams, name))
+        if self.hparams.tokenize_cache:
+            for split, records in self._split_records().items():
+                load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
+
+    def _cache_dir(self) -> Path | None:
+        from ..demo import _cache_dir
+
+        return _cache_dir() / "tokenized" if self.hparams.tokenize_cache else None
+
+    def read(self, name: str) -> list[Record]:
+        hp = self.hparams
+        rejects = hp.rejects_file if name == "train_file" else (
+            f"{hp.rejects_file}.val" if hp.rejects_file else None)
+        report = read_records(resolve(getattr(hp, name)), format=hp.data_format, policy=hp.on_bad_record,
+                              rejects_file=rejects, min_review_chars=hp.min_review_chars)
+        summary = report.summary()
+        self.stats.setdefault("read", {})[name] = summary
+        if report.rejected:
+            rank_zero_warn(f"{getattr(hp, name)}: {sum(report.rejected.values())} records not used: "
+                           f"{dict(report.rejected)}" + (f"; listed in {rejects}" if rejects else ""))
+        return report.records
+
+    def _split_records(self) -> dict[str, list[Record]]:
+        hp = self.hparams
+        records = self.read("train_file")
+        if hp.val_file:
+            return {"train": records, "val": self.read("val_file")}
+        train, val = split_by_paper(records, hp.val_fraction, hp.seed)
+        return {"train": train, "val": val}
 
     def _examples(self, records: Sequence[Record], split: str) -> list[dict]:
-        encode = self.prompt_tokenizer()
-        examples, too_long = [], []
-        truncated = removed = 0
-        for rec in records:
-            ex = encode(rec.paper, rec.review)
-            if ex is None:
-                too_long.append(rec.id)
-                continue
-            truncated += ex.paper_tokens_removed > 0
-            removed += ex.paper_tokens_removed
-            examples.append({"id": rec.id, "input_ids": ex.input_ids, "labels": ex.labels})
+        tokenized, hit = load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
+        meta = tokenized.meta
+        too_long = [records[i].id for i in meta["too_long"]]
+        removed_counts = meta["paper_tokens_removed"]
+        truncated, removed = sum(1 for n in removed_counts if n), int(sum(removed_counts))
+        examples = [{"id": records[r].id, **tokenized.example(i)} for i, r in enumerate(meta["record_index"])]
         self.stats[split] = {"records": len(records), "examples": len(examples), "papers_truncated": truncated,
-                             "paper_tokens_removed": removed, "dropped_review_too_long": len(too_long)}
-        rank_zero_info(f"[{split}] {len(examples)} examples; paper truncated to fit max_seq_length="
-                       f"{self.hparams.max_seq_length} in {truncated} ({removed} paper tokens removed)")
+                             "paper_tokens_removed": removed, "dropped_review_too_long": len(too_long),
+                             "tokenize_cache_hit": int(hit)}
+        rank_zero_info(f"[{split}] {len(examples)} examples ({'from the tokenize cache' if hit else 'tokenized'}); "
+                       f"paper truncated to fit max_seq_length={self.hparams.max_seq_length} in {truncated} "
+                       f"({removed} paper tokens removed)")
         if too_long:
             rank_zero_warn(f"[{split}] {len(too_long)} examples dropped: the review alone does not fit in "
                            f"max_seq_length={self.hparams.max_seq_length} (reviews are never truncated); "
@@ -131,11 +170,8 @@ class ReviewDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         if stage in (None, "fit", "validate", "test") and not self.train_rows and not self.val_rows:
-            records = list(read_jsonl(resolve(hp.train_file)))
-            if hp.val_file:
-                train, val = records, list(read_jsonl(resolve(hp.val_file)))
-            else:
-                train, val = split_by_paper(records, hp.val_fraction, hp.seed)
+            splits = self._split_records()
+            train, val = splits["train"], splits["val"]
             self.train_rows = self._rows(self._examples(train, "train"), "train")
             self.val_rows = self._rows(self._examples(val, "val"), "val") if val else []
         if stage == "predict" and not self.predict_items:

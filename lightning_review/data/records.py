@@ -14,7 +14,12 @@ from typing import Iterator
 
 
 class RecordError(ValueError):
-    """Bad input record: the message names the file, the line and the fix."""
+    """Bad input record: the message names the file, the line and the fix; ``reason`` is a short category
+    (for counting under the ``skip`` policy)."""
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,13 @@ class Record:
 def _text_field(obj: dict, name: str, where: str) -> str:
     if name not in obj:
         raise RecordError(f"{where}: missing field {name!r} (each line needs "
-                          '{"paper": "...", "review": "..."}); add it or remove the line')
+                          '{"paper": "...", "review": "..."}); add it or remove the line', f"missing_{name}")
     value = obj[name]
     if not isinstance(value, str):
-        raise RecordError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
+        raise RecordError(f"{where}: field {name!r} must be a string, got {type(value).__name__}",
+                          f"non_text_{name}")
     if not value.strip():
-        raise RecordError(f"{where}: field {name!r} is empty; give it text or remove the line")
+        raise RecordError(f"{where}: field {name!r} is empty; give it text or remove the line", f"empty_{name}")
     return value
 
 
@@ -61,9 +67,9 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[str, dict]]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise RecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                  "each line must be one JSON object") from None
+                                  "each line must be one JSON object", "invalid_json") from None
             if not isinstance(obj, dict):
-                raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+                raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}", "not_an_object")
             yield where, obj
 
 
@@ -74,18 +80,20 @@ def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
         yield str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")), _text_field(obj, "paper", where)
 
 
+def record_from_fields(obj: dict, where: str, default_id: str, source: str) -> Record:
+    """A validated Record from a dict with ``paper`` and ``review`` (optional ``id``, ``title``, ``rating``)."""
+    rating = obj.get("rating")
+    if rating is not None and not isinstance(rating, (int, float)):
+        raise RecordError(f"{where}: field 'rating' must be a number or null, got {rating!r}", "bad_rating")
+    return Record(id=str(obj.get("id") or default_id), paper=_text_field(obj, "paper", where),
+                  review=_text_field(obj, "review", where), title=obj.get("title"), rating=rating,
+                  source=obj.get("source") or source)
+
+
 def read_jsonl(path: str | Path) -> Iterator[Record]:
-    """Records of a JSONL file with at least ``paper`` and ``review``; optional ``id``, ``title``, ``rating``."""
+    """Records of a JSONL file with at least ``paper`` and ``review``; optional ``id``, ``title``, ``rating``.
+    Strict: the first bad line raises RecordError (lightning_review.data.readers has the other formats and the
+    ``skip`` policy)."""
     path = Path(path)
     for where, obj in iter_json_objects(path):
-        rating = obj.get("rating")
-        if rating is not None and not isinstance(rating, (int, float)):
-            raise RecordError(f"{where}: field 'rating' must be a number or null, got {rating!r}")
-        yield Record(
-            id=str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")),
-            paper=_text_field(obj, "paper", where),
-            review=_text_field(obj, "review", where),
-            title=obj.get("title"),
-            rating=rating,
-            source=obj.get("source", str(path)),
-        )
+        yield record_from_fields(obj, where, f"{path.stem}-{where.rsplit(':', 1)[1]}", str(path))

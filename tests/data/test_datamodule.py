@@ -15,7 +15,7 @@ def test_split_never_separates_reviews_of_one_paper():
 def test_setup_reports_truncation_and_packs(tmp_path, tiny_llama_dir):
     long_paper = " ".join(["We compare contrastive pretraining with prior work on speech recognition."] * 80)
     rows = [{"id": f"r{i}", "paper": long_paper if i % 2 else "A short paper on code generation.",
-             "review": "Summary: fine. Weaknesses: the baselines are weak."} for i in range(12)]
+             "review": f"Summary {i}: fine. Weaknesses: the baselines are weak."} for i in range(12)]
     dm = ReviewDataModule(train_file=str(write_jsonl(tmp_path / "t.jsonl", rows)), tokenizer_dir=str(tiny_llama_dir),
                           max_seq_length=256, val_fraction=0.0, batch_size=2)
     dm.setup("fit")
@@ -27,7 +27,7 @@ def test_setup_reports_truncation_and_packs(tmp_path, tiny_llama_dir):
 
 
 def test_bad_data_file_names_the_line(tmp_path, tiny_llama_dir):
-    path = write_jsonl(tmp_path / "bad.jsonl", [{"paper": "p", "review": "r"}, {"paper": "p2"}])
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"paper": "p", "review": "A review long enough to keep."}, {"paper": "p2"}])
     dm = ReviewDataModule(train_file=str(path), tokenizer_dir=str(tiny_llama_dir), max_seq_length=256)
     with pytest.raises(ValueError, match=r"bad\.jsonl:2: missing field 'review'"):
         dm.setup("fit")

@@ -1,0 +1,248 @@
+"""Readers for the forms paper->review data comes in, all producing the same validated Record, with a policy for
+bad input: ``strict`` stops at the first bad record (file:line and reason), ``skip`` skips it, counts it by reason
+and writes it to a rejects file. Nothing disappears silently: duplicates and too-short reviews are counted too.
+
+Formats (``auto`` decides from the path and the first line):
+  jsonl          {"paper", "review", optional "id", "title", "rating"} a line
+  chat           OpenAI chat fine-tuning JSONL: {"messages": [system, user (paper), assistant (review)]}
+  paper_reviews  a paper with a list of reviews a line (the PeerRead sample in ../shared/data):
+                 {"id", "title", "paper", "reviews": [{"text", "rating", ...}]}: one record per non-empty review
+  peerread       a PeerRead split directory: reviews/<id>.json + parsed_pdfs/<id>.pdf.json (science-parse sections
+                 joined into the paper); meta-reviews, author replies (no recommendation) and empty comments excluded
+  json, csv      a JSON array of objects or a CSV file, with ``mapping`` {our field: their column}
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal
+
+from .records import Record, RecordError, iter_json_objects, record_from_fields
+
+Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
+Policy = Literal["strict", "skip"]
+FIELDS = ("id", "paper", "review", "title", "rating")
+
+
+@dataclass
+class ReadReport:
+    """What a read kept and what it did not, by reason."""
+
+    records: list[Record] = field(default_factory=list)
+    rejected: Counter = field(default_factory=Counter)
+    duplicates: int = 0
+    rejects_file: str | None = None
+
+    def summary(self) -> dict:
+        return {"records": len(self.records), "papers": len({r.paper_key for r in self.records}),
+                "rejected": dict(self.rejected), "duplicates_dropped": self.duplicates,
+                "rejects_file": self.rejects_file}
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "peerread"
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    if path.suffix.lower() == ".json":
+        return "json"
+    try:
+        first = next(iter_json_objects(path), (None, {}))[1]
+    except RecordError:
+        return "jsonl"  # the reader will name the bad line
+    if "messages" in first:
+        return "chat"
+    if isinstance(first.get("reviews"), list):
+        return "paper_reviews"
+    return "jsonl"
+
+
+def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, str] | None = None,
+                 policy: Policy = "strict", rejects_file: str | Path | None = None,
+                 min_review_chars: int = 20) -> ReadReport:
+    """Every record of ``path`` in the given (or detected) format, validated under ``policy``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such data file or directory")
+    fmt = detect_format(path) if format == "auto" else format
+    report = ReadReport(rejects_file=str(rejects_file) if rejects_file else None)
+    seen: set[tuple[str, str]] = set()
+    rejects = Path(rejects_file).open("w", encoding="utf-8") if rejects_file else None
+    try:
+        for where, item in _candidates(path, fmt, mapping or {}):
+            try:
+                if isinstance(item, RecordError):
+                    raise item
+                record = record_from_fields(item, where, item.get("_default_id", where), str(path))
+                if len(record.review.strip()) < min_review_chars:
+                    raise RecordError(f"{where}: the review has {len(record.review.strip())} characters, fewer than "
+                                      f"min_review_chars={min_review_chars}", "review_too_short")
+                key = (record.paper_key, record.review.strip())
+                if key in seen:
+                    raise RecordError(f"{where}: duplicate of an earlier record (same paper and review)", "duplicate")
+                seen.add(key)
+                report.records.append(record)
+            except RecordError as exc:
+                if policy == "strict" and exc.reason != "duplicate":
+                    raise
+                if exc.reason == "duplicate":
+                    report.duplicates += 1
+                report.rejected[exc.reason] += 1
+                if rejects is not None:
+                    rejects.write(json.dumps({"where": where, "reason": exc.reason, "message": str(exc)}) + "\n")
+    finally:
+        if rejects is not None:
+            rejects.close()
+    return report
+
+
+def _candidates(path: Path, fmt: str, mapping: dict[str, str]) -> Iterator[tuple[str, dict | RecordError]]:
+    readers = {"jsonl": _jsonl, "chat": _chat, "paper_reviews": _paper_reviews, "peerread": _peerread,
+               "json": _json_array, "csv": _csv}
+    if fmt not in readers:
+        raise ValueError(f"unknown data format {fmt!r}; one of auto, {', '.join(readers)}")
+    if fmt in ("json", "csv"):
+        yield from readers[fmt](path, mapping)
+    else:
+        yield from readers[fmt](path)
+
+
+def _lines(path: Path) -> Iterator[tuple[str, dict | RecordError]]:
+    """Like iter_json_objects, but a bad line becomes an item (the policy decides) instead of ending the file."""
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield where, RecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})", "invalid_json")
+                continue
+            if not isinstance(obj, dict):
+                yield where, RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}",
+                                         "not_an_object")
+                continue
+            yield where, obj
+
+
+def _jsonl(path: Path):
+    for where, obj in _lines(path):
+        if isinstance(obj, dict):
+            obj = {**obj, "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
+        yield where, obj
+
+
+def _chat(path: Path):
+    for where, obj in _lines(path):
+        if isinstance(obj, RecordError):
+            yield where, obj
+            continue
+        messages = obj.get("messages") or []
+        user = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        assistant = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+        if len(user) != 1 or len(assistant) != 1:
+            yield where, RecordError(f"{where}: a chat example needs exactly one user message (the paper) and one "
+                                     f"assistant message (the review), found {len(user)} and {len(assistant)}",
+                                     "bad_chat_example")
+            continue
+        yield where, {"id": obj.get("id"), "paper": user[0], "review": assistant[0],
+                      "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
+
+
+def _paper_reviews(path: Path):
+    for where, obj in _lines(path):
+        if isinstance(obj, RecordError):
+            yield where, obj
+            continue
+        reviews = obj.get("reviews")
+        if not isinstance(reviews, list) or not reviews:
+            yield where, RecordError(f"{where}: 'reviews' must be a non-empty list", "no_reviews")
+            continue
+        paper_id = str(obj.get("id") or f"{path.stem}-{where.rsplit(':', 1)[1]}")
+        for i, review in enumerate(reviews):
+            text = review.get("text") if isinstance(review, dict) else None
+            rating = review.get("rating") if isinstance(review, dict) else None
+            yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "paper": obj.get("paper"), "review": text,
+                                          "title": obj.get("title"), "rating": _number(rating),
+                                          "source": obj.get("source")}
+
+
+def _peerread(path: Path):
+    reviews_dir, pdfs_dir = path / "reviews", path / "parsed_pdfs"
+    if not reviews_dir.is_dir():
+        raise FileNotFoundError(f"{path}: a PeerRead directory holds reviews/<id>.json and parsed_pdfs/<id>.pdf.json")
+    for review_file in sorted(reviews_dir.glob("*.json")):
+        where = str(review_file)
+        try:
+            paper = json.loads(review_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            yield where, RecordError(f"{where}: not valid JSON ({exc.msg})", "invalid_json")
+            continue
+        pdf_file = pdfs_dir / f"{review_file.stem}.pdf.json"
+        if not pdf_file.is_file():
+            yield where, RecordError(f"{where}: no parsed paper {pdf_file}", "missing_parsed_pdf")
+            continue
+        text = _science_parse_text(json.loads(pdf_file.read_text(encoding="utf-8")))
+        paper_id = str(paper.get("id", review_file.stem))
+        for i, review in enumerate(paper.get("reviews", [])):
+            if review.get("IS_META_REVIEW") or review.get("is_meta_review"):
+                continue  # the area chair's decision, not a reviewer's review
+            if review.get("RECOMMENDATION") in (None, ""):
+                continue  # author replies and public comments carry no recommendation
+            yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "paper": text, "review": review.get("comments"),
+                                          "title": paper.get("title"), "rating": _number(review["RECOMMENDATION"]),
+                                          "source": "peerread"}
+
+
+def _science_parse_text(parsed: dict) -> str:
+    """Title, abstract and sections (heading + text) of a science-parse output, joined."""
+    meta = parsed.get("metadata", parsed)
+    parts = [meta.get("title") or "", meta.get("abstractText") or ""]
+    for section in meta.get("sections") or []:
+        parts.append("\n".join(x for x in (section.get("heading"), section.get("text")) if x))
+    return "\n\n".join(p for p in parts if p and p.strip())
+
+
+def _mapped(row: dict, mapping: dict[str, str], where: str) -> dict | RecordError:
+    unknown = set(mapping) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"mapping keys must be among {FIELDS}, got {sorted(unknown)}")
+    columns = {name: mapping.get(name, name) for name in FIELDS}
+    for required in ("paper", "review"):
+        if columns[required] not in row:
+            return RecordError(f"{where}: no column {columns[required]!r} for {required!r}; set "
+                               f"mapping={{'{required}': '<your column>'}}", f"missing_{required}")
+    out = {name: row.get(column) for name, column in columns.items() if column in row}
+    out["rating"] = _number(out.get("rating"))
+    return out
+
+
+def _json_array(path: Path, mapping: dict[str, str]):
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, list):
+        raise RecordError(f"{path}: expected a JSON array of objects", "not_an_array")
+    for i, row in enumerate(data):
+        where = f"{path}[{i}]"
+        yield where, (_mapped(row, mapping, where) if isinstance(row, dict) else
+                      RecordError(f"{where}: expected an object", "not_an_object"))
+
+
+def _csv(path: Path, mapping: dict[str, str]):
+    csv.field_size_limit(1 << 30)  # papers are long
+    with path.open(encoding="utf-8", newline="") as f:
+        for lineno, row in enumerate(csv.DictReader(f), start=2):
+            yield f"{path}:{lineno}", _mapped(row, mapping, f"{path}:{lineno}")
+
+
+def _number(value):
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        return float(str(value).split(":")[0].strip())
+    except ValueError:
+        return None
