@@ -11,7 +11,8 @@ from typing import Callable
 
 # name -> (module, attribute): a function, or a dict of functions (subcommands); imported only when run.
 TOOLS = {"export": (".export", "export_merged"), "export-adapter": (".export", "export_adapter"),
-         "cost": (".openai_ft.commands", "cost"), "openai": (".openai_ft.commands", "COMMANDS")}
+         "cost": (".openai_ft.commands", "cost"), "openai": (".openai_ft.commands", "COMMANDS"),
+         "prepare": (".prepare", "prepare")}
 
 
 def tool_command(name: str) -> Callable | dict[str, Callable]:

@@ -58,6 +58,7 @@ class ReviewDataModule(L.LightningDataModule):
         on_bad_record: ``strict`` stops at the first bad record; ``skip`` counts it by reason and writes it to
             ``rejects_file``.
         min_review_chars: shorter reviews are bad records.
+        column_mapping: for JSON/CSV data, {our field: your column} (fields: id, paper, review, title, rating).
         tokenize_cache: keep tokenized examples on disk ($LIGHTNING_REVIEW_CACHE/tokenized), built once on the
             first process of each machine and read by the others and by later runs.
     """
@@ -67,7 +68,8 @@ class ReviewDataModule(L.LightningDataModule):
                  packing: bool = True, batch_size: int = 1, num_workers: int = 0, seed: int = 42,
                  predict_file: str | None = None, pad_to_multiple_of: int = 64, data_format: str = "auto",
                  on_bad_record: Literal["strict", "skip"] = "strict", rejects_file: str | None = None,
-                 min_review_chars: int = 20, tokenize_cache: bool = True):
+                 min_review_chars: int = 20, tokenize_cache: bool = True,
+                 column_mapping: dict[str, str] | None = None):
         super().__init__()
         if max_seq_length < 64:
             raise ValueError(f"data.max_seq_length must be at least 64, got {max_seq_length}")
@@ -118,7 +120,8 @@ class ReviewDataModule(L.LightningDataModule):
         rejects = hp.rejects_file if name == "train_file" else (
             f"{hp.rejects_file}.val" if hp.rejects_file else None)
         report = read_records(resolve(getattr(hp, name)), format=hp.data_format, policy=hp.on_bad_record,
-                              rejects_file=rejects, min_review_chars=hp.min_review_chars)
+                              rejects_file=rejects, min_review_chars=hp.min_review_chars,
+                              mapping=hp.column_mapping)
         summary = report.summary()
         self.stats.setdefault("read", {})[name] = summary
         if report.rejected:

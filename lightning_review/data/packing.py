@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .prompt import IGNORE_INDEX
@@ -46,25 +47,32 @@ def packing_efficiency(lengths: Sequence[int], bins: Sequence[Sequence[int]], ca
 
 def collate_rows(rows: Sequence[Sequence[dict]], pad_id: int, row_length: int | None = None,
                  multiple_of: int = 64) -> dict:
-    """Rows of examples ({'input_ids', 'labels', optional 'id'}) -> a padded batch with position_ids, doc_lens, ids.
+    """Rows of examples -> a padded batch with position_ids, doc_lens and ids.
 
-    ``row_length`` fixes the width (packing); otherwise the longest row rounded up to ``multiple_of``.
+    An example has ``input_ids`` (a list or array) and either ``labels`` or ``prompt_length`` (labels are then the
+    ids after the prompt, so the tokenize cache's read-only arrays are used without copies). ``row_length`` fixes
+    the width (packing); otherwise the longest row rounded up to ``multiple_of``.
     """
     widths = [sum(len(ex["input_ids"]) for ex in row) for row in rows]
     width = row_length or -(-max(widths) // multiple_of) * multiple_of
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
+    position_ids = np.zeros((len(rows), width), dtype=np.int64)
     doc_lens: list[list[int]] = []
     ids = [[ex.get("id") for ex in row] for row in rows]  # which examples a batch holds: data order is auditable
     for r, row in enumerate(rows):
         start, lens = 0, []
         for ex in row:
             n = len(ex["input_ids"])
-            input_ids[r, start:start + n] = torch.as_tensor(ex["input_ids"])
-            labels[r, start:start + n] = torch.as_tensor(ex["labels"])
-            position_ids[r, start:start + n] = torch.arange(n)
+            input_ids[r, start:start + n] = ex["input_ids"]
+            if "labels" in ex:
+                labels[r, start:start + n] = ex["labels"]
+            else:
+                keep = start + ex["prompt_length"]
+                labels[r, keep:start + n] = input_ids[r, keep:start + n]
+            position_ids[r, start:start + n] = np.arange(n)
             lens.append(n)
             start += n
         doc_lens.append(lens)
-    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "doc_lens": doc_lens, "ids": ids}
+    return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
+            "position_ids": torch.from_numpy(position_ids), "doc_lens": doc_lens, "ids": ids}

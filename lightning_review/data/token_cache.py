@@ -39,10 +39,13 @@ class TokenizedRecords:
         return len(self.prompt_lengths)
 
     def example(self, i: int) -> dict:
-        ids = np.array(self.ids[self.offsets[i]:self.offsets[i + 1]])  # a copy: the cache is a read-only mmap
-        labels = ids.astype(np.int64)
-        labels[: self.prompt_lengths[i]] = IGNORE_INDEX
-        return {"input_ids": ids, "labels": labels}
+        """A view into the (memory-mapped) ids and the prompt length; collate_rows derives the labels."""
+        return {"input_ids": self.ids[self.offsets[i]:self.offsets[i + 1]], "prompt_length": int(self.prompt_lengths[i])}
+
+    def labels(self, i: int) -> np.ndarray:
+        ids = self.ids[self.offsets[i]:self.offsets[i + 1]].astype(np.int64)
+        ids[: self.prompt_lengths[i]] = IGNORE_INDEX
+        return ids
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)

@@ -1,0 +1,106 @@
+"""``python -m lightning_review prepare``: read, validate, tokenize (into the cache training reuses) and pack a
+dataset, and say what it holds: records, papers, token lengths, truncations at max_seq_length, packing efficiency;
+as JSON, with a PNG histogram of the lengths."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .data.prompt import DEFAULT_SYSTEM_PROMPT
+
+PERCENTILES = (50, 90, 99)
+
+
+def length_stats(lengths: np.ndarray) -> dict:
+    if len(lengths) == 0:
+        return {"count": 0}
+    out = {"count": int(len(lengths)), "total": int(lengths.sum()), "mean": float(lengths.mean()),
+           "min": int(lengths.min()), "max": int(lengths.max())}
+    out.update({f"p{q}": float(np.percentile(lengths, q)) for q in PERCENTILES})
+    return out
+
+
+def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, output_dir: str = "prepared",
+            val_file: str | None = None, val_fraction: float = 0.05, data_format: str = "auto",
+            column_mapping: dict[str, str] | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
+            rejects_file: str | None = None, min_review_chars: int = 20, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+            seed: int = 42, plot: bool = True) -> dict:
+    """Prepare a dataset once; training with the same settings then reads the tokenize cache.
+
+    Args:
+        data_file: the data (any format lightning_review.data.readers reads).
+        tokenizer_dir: the model's tokenizer (its checkpoint directory).
+        max_seq_length: tokens per training row.
+        output_dir: where stats.json and lengths.png go.
+        val_file: a separate validation file; otherwise val_fraction of the papers.
+        val_fraction: papers held out for validation.
+        data_format: auto, jsonl, chat, paper_reviews, peerread, json or csv.
+        column_mapping: for JSON/CSV, {our field: your column}.
+        on_bad_record: strict (stop at the first) or skip (count, write to rejects_file).
+        rejects_file: where skipped records are listed.
+        min_review_chars: shorter reviews are bad records.
+        system_prompt: the system prompt of the chat template.
+        seed: of the validation split.
+        plot: write lengths.png.
+    """
+    from .data.datamodule import ReviewDataModule
+    from .data.token_cache import load_or_build
+
+    start = time.perf_counter()
+    dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,
+                          system_prompt=system_prompt, max_seq_length=max_seq_length, val_fraction=val_fraction,
+                          seed=seed, data_format=data_format, column_mapping=column_mapping,
+                          on_bad_record=on_bad_record, rejects_file=rejects_file, min_review_chars=min_review_chars)
+    dm.prepare_data()
+    dm.setup("fit")
+    encoder = dm.prompt_tokenizer()
+    template = 1 + len(encoder._prefix) + len(encoder._suffix)  # BOS, prefix, suffix
+    splits = dm._split_records()
+    stats: dict = {"data_file": data_file, "max_seq_length": max_seq_length, "read": dm.stats.get("read", {})}
+    all_lengths = {}
+    for split, records in splits.items():
+        tokenized, _ = load_or_build(encoder, records, dm._cache_dir(), progress=False)
+        prompt = tokenized.prompt_lengths.astype(np.int64)
+        removed = np.asarray(tokenized.meta["paper_tokens_removed"], dtype=np.int64)
+        lengths = {"paper_tokens": prompt - template + removed, "review_tokens": tokenized.lengths() - prompt,
+                   "example_tokens": tokenized.lengths()}
+        all_lengths[split] = lengths
+        stats[split] = {"records": len(records), "papers": len({r.paper_key for r in records}),
+                        **dm.stats.get(split, {}), **{k: length_stats(v) for k, v in lengths.items()}}
+    stats["seconds"] = time.perf_counter() - start
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stats.json").write_text(json.dumps(stats, indent=1, default=float))
+    if plot:
+        plot_lengths(all_lengths["train"], max_seq_length, out / "lengths.png")
+    train = stats["train"]
+    print(f"{train['records']} training records on {train['papers']} papers; paper tokens p50/p90/max "
+          f"{train['paper_tokens'].get('p50', 0):,.0f}/{train['paper_tokens'].get('p90', 0):,.0f}/"
+          f"{train['paper_tokens'].get('max', 0):,}; truncated at {max_seq_length}: {train.get('papers_truncated')}; "
+          f"packing efficiency {train.get('packing_efficiency', 0):.1%}; written to {out}/stats.json")
+    return stats
+
+
+def plot_lengths(lengths: dict[str, np.ndarray], max_seq_length: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, values in lengths.items():
+        if len(values):
+            ax.hist(values, bins=60, alpha=0.5, label=name.replace("_", " "))
+    ax.axvline(max_seq_length, color="black", linestyle="--", label=f"max_seq_length {max_seq_length:,}")
+    ax.set_xlabel("tokens")
+    ax.set_ylabel("examples")
+    ax.set_title("Token lengths of the training examples")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
