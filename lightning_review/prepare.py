@@ -49,7 +49,6 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
         plot: write lengths.png.
     """
     from .data.datamodule import ReviewDataModule
-    from .data.token_cache import load_or_build
 
     start = time.perf_counter()
     dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,
@@ -64,7 +63,7 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
     stats: dict = {"data_file": data_file, "max_seq_length": max_seq_length, "read": dm.stats.get("read", {})}
     all_lengths = {}
     for split, records in splits.items():
-        tokenized, _ = load_or_build(encoder, records, dm._cache_dir(), progress=False)
+        tokenized = dm.tokenized[split]
         prompt = tokenized.prompt_lengths.astype(np.int64)
         removed = np.asarray(tokenized.meta["paper_tokens_removed"], dtype=np.int64)
         lengths = {"paper_tokens": prompt - template + removed, "review_tokens": tokenized.lengths() - prompt,

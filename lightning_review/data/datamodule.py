@@ -82,6 +82,8 @@ class ReviewDataModule(L.LightningDataModule):
         self.stats: dict = {}
         self._tokenizer = None
         self._train_loader: ResumableLoader | None = None
+        self._splits: dict[str, list[Record]] | None = None
+        self.tokenized: dict = {}  # split -> TokenizedRecords (for statistics)
         self._pending_train_position: dict | None = None
 
     @property
@@ -130,15 +132,20 @@ class ReviewDataModule(L.LightningDataModule):
         return report.records
 
     def _split_records(self) -> dict[str, list[Record]]:
-        hp = self.hparams
-        records = self.read("train_file")
-        if hp.val_file:
-            return {"train": records, "val": self.read("val_file")}
-        train, val = split_by_paper(records, hp.val_fraction, hp.seed)
-        return {"train": train, "val": val}
+        """Train and validation records, read and split once per DataModule."""
+        if self._splits is None:
+            hp = self.hparams
+            records = self.read("train_file")
+            if hp.val_file:
+                self._splits = {"train": records, "val": self.read("val_file")}
+            else:
+                train, val = split_by_paper(records, hp.val_fraction, hp.seed)
+                self._splits = {"train": train, "val": val}
+        return self._splits
 
     def _examples(self, records: Sequence[Record], split: str) -> list[dict]:
         tokenized, hit = load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
+        self.tokenized[split] = tokenized
         meta = tokenized.meta
         too_long = [records[i].id for i in meta["too_long"]]
         removed_counts = meta["paper_tokens_removed"]
