@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
-from .records import Record, RecordError, iter_json_objects, record_from_fields
+from .records import Record, RecordError, iter_json_lines, iter_json_objects, record_from_fields
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]
@@ -111,34 +111,15 @@ def _candidates(path: Path, fmt: str, mapping: dict[str, str]) -> Iterator[tuple
         yield from readers[fmt](path)
 
 
-def _lines(path: Path) -> Iterator[tuple[str, dict | RecordError]]:
-    """Like iter_json_objects, but a bad line becomes an item (the policy decides) instead of ending the file."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield where, RecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})", "invalid_json")
-                continue
-            if not isinstance(obj, dict):
-                yield where, RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}",
-                                         "not_an_object")
-                continue
-            yield where, obj
-
-
 def _jsonl(path: Path):
-    for where, obj in _lines(path):
+    for where, obj in iter_json_lines(path):
         if isinstance(obj, dict):
             obj = {**obj, "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
         yield where, obj
 
 
 def _chat(path: Path):
-    for where, obj in _lines(path):
+    for where, obj in iter_json_lines(path):
         if isinstance(obj, RecordError):
             yield where, obj
             continue
@@ -155,7 +136,7 @@ def _chat(path: Path):
 
 
 def _paper_reviews(path: Path):
-    for where, obj in _lines(path):
+    for where, obj in iter_json_lines(path):
         if isinstance(obj, RecordError):
             yield where, obj
             continue

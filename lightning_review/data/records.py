@@ -53,8 +53,9 @@ def _text_field(obj: dict, name: str, where: str) -> str:
     return value
 
 
-def iter_json_objects(path: str | Path) -> Iterator[tuple[str, dict]]:
-    """("file:line", object) for every non-blank line of a JSONL file; a bad line raises RecordError naming it."""
+def iter_json_lines(path: str | Path) -> Iterator[tuple[str, dict | RecordError]]:
+    """("file:line", object or the RecordError that line raises) for every non-blank line of a JSONL file, so a
+    caller can stop at a bad line or skip it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such data file (expected JSONL, one JSON object a line)")
@@ -66,11 +67,20 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[str, dict]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                  "each line must be one JSON object", "invalid_json") from None
+                yield where, RecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                                         "each line must be one JSON object", "invalid_json")
+                continue
             if not isinstance(obj, dict):
-                raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}", "not_an_object")
+                obj = RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}", "not_an_object")
             yield where, obj
+
+
+def iter_json_objects(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """("file:line", object) for every non-blank line of a JSONL file; a bad line raises RecordError naming it."""
+    for where, obj in iter_json_lines(path):
+        if isinstance(obj, RecordError):
+            raise obj
+        yield where, obj
 
 
 def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
