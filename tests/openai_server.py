@@ -32,6 +32,8 @@ class FakeOpenAI:
         self.jobs: dict[str, dict] = {}
         self.events: dict[str, list[dict]] = defaultdict(list)
         self.auth_headers: set[str] = set()
+        self.chat_behaviours: deque = deque()  # next chat answers: "malformed", or ("slow", seconds)
+        self.chat_calls = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -61,6 +63,8 @@ class FakeOpenAI:
             return status, {"error": {"message": f"injected {status}", "type": "server_error"}}
         parts = path.strip("/").split("/")[1:]  # drop "v1"
         now = int(time.time())
+        if parts == ["chat", "completions"] and method == "POST":
+            return 200, self._chat(json.loads(body))
         if parts == ["files"] and method == "POST":
             filename, content = _multipart_file(headers, body)
             lines = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
@@ -100,6 +104,27 @@ class FakeOpenAI:
                 return 200, self._public(job_id)
         return 404, {"error": {"message": f"no route {route}", "type": "invalid_request_error"}}
 
+    # ---- a deterministic judge: sentences as points, word overlap as similarity -----------------------------------
+    def _chat(self, request: dict) -> dict:
+        self.chat_calls += 1
+        behaviour = self.chat_behaviours.popleft() if self.chat_behaviours else None
+        prompt = next(m["content"] for m in request["messages"] if m["role"] == "user")
+        if behaviour == "malformed":
+            content = "Sure! Here are the points: first, the baselines..."
+        elif "<review>" in prompt:
+            review = json.loads(prompt.split("<review>", 1)[1].rsplit("</review>", 1)[0])
+            sentences = [x.strip() for x in review.replace("\n", " ").split(". ") if x.strip()]
+            content = json.dumps({"points": [{"summary": x.rstrip("."), "span": x} for x in sentences]})
+        else:
+            a = json.loads(prompt.split('<points name="A">', 1)[1].split("</points>", 1)[0])
+            b = json.loads(prompt.split('<points name="B">', 1)[1].split("</points>", 1)[0])
+            content = json.dumps({"matches": _overlap_matches(a, b)})
+        return {"id": f"chatcmpl-{self.chat_calls}", "object": "chat.completion", "created": int(time.time()),
+                "model": request["model"], "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                    "role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4,
+                          "total_tokens": (len(prompt) + len(content)) // 4}}
+
     def _advance(self, job_id: str) -> None:
         job = self.jobs[job_id]
         if job["status"] in ("succeeded", "failed", "cancelled"):
@@ -137,6 +162,11 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def _serve(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with server._lock:  # a slow answer waits outside the lock, so answers can overlap
+                    queue = server.chat_behaviours
+                    slow = queue.popleft()[1] if self.path.endswith("/chat/completions") and queue and \
+                        isinstance(queue[0], tuple) else 0
+                time.sleep(slow)
                 with server._lock:
                     status, payload = server.handle(method, self.path.split("?")[0], self.headers, body)
                 data = json.dumps(payload).encode()
@@ -167,3 +197,20 @@ def _multipart_file(headers, body: bytes) -> tuple[str, bytes]:
         if part.get_filename():
             return part.get_filename(), part.get_payload(decode=True)
     raise ValueError("no file part in the upload")
+
+
+def _overlap_matches(a: dict, b: dict) -> list[dict]:
+    """Greedy one-to-one pairs by word overlap (Jaccard); similarity 5 + 5 x overlap, pairs above 0.2 overlap."""
+    def words(text):
+        return {w.strip(".,;:()").lower() for w in text.split() if len(w) > 3}
+
+    scored = sorted(((len(words(x) & words(y)) / max(len(words(x) | words(y)), 1), int(i), int(j))
+                     for i, x in a.items() for j, y in b.items()), reverse=True)
+    used_a, used_b, out = set(), set(), []
+    for overlap, i, j in scored:
+        if overlap > 0.2 and i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append({"a": i, "b": j, "similarity": round(min(10.0, 5 + 5 * overlap), 2),
+                        "rationale": f"{overlap:.0%} of the words are shared"})
+    return out
