@@ -68,6 +68,10 @@ class MalformedAnswer(RuntimeError):
 
 @dataclass
 class Budget:
+    """Hard limits checked before each call. Calls are reserved before they are made, so the call limit holds
+    exactly; token and dollar limits are checked on what answers used so far, so calls already in flight (at most
+    ``concurrency``) may finish past them."""
+
     max_calls: int | None = None
     max_tokens: int | None = None
     max_dollars: float | None = None
@@ -157,10 +161,10 @@ class ChatJudge:
             prompt_tokens = completion_tokens = 0
             for attempt in range(self.max_repairs + 1):
                 self.budget.check()
+                self.budget.calls += 1  # reserved before the call: concurrent calls never pass the call budget
                 response = await self.client.chat.completions.create(model=self.model, messages=messages,
                                                                      temperature=0)
                 usage = response.usage
-                self.budget.calls += 1
                 if usage is not None:
                     self.budget.prompt_tokens += usage.prompt_tokens
                     self.budget.completion_tokens += usage.completion_tokens

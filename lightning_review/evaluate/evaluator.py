@@ -1,0 +1,156 @@
+"""The evaluation: every system's review of every paper against the human reviews, under every judge, at thresholds
+6, 7 and 8; systems compared paper by paper; the judges' agreement and biases reported, not hidden.
+
+Per judge, paper and system: the system review's points are matched against the pooled points of the paper's human
+reviews. A chat judge matches in both directions (system->human and human->system) and a hit counts only when both
+rate the pair at or above the threshold; the share of one-sided hits is the flip rate. The human-human control judges
+one human review of a paper against the others, as if it were a system (the ceiling; Liang et al. report 35.25%).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+
+from .chat_judge import flags_injection
+from .statistics import THRESHOLDS, PaperScore, agreed_hits, cohen_kappa, outcomes, spearman, win_rate
+
+HUMAN_CONTROL = "human (control)"
+
+
+@dataclass
+class EvaluationInput:
+    """papers: paper id -> human reviews; systems: system name -> {paper id -> review}."""
+
+    papers: dict[str, list[str]]
+    systems: dict[str, dict[str, str]]
+
+
+@dataclass
+class Judged:
+    """Similarities of one system's review of one paper under one judge."""
+
+    system_points: int
+    human_points: int
+    forward: dict[tuple[int, int], float] = field(default_factory=dict)
+    backward: dict[tuple[int, int], float] | None = None
+
+    def score(self, threshold: float) -> tuple[PaperScore, float]:
+        if self.backward is None:
+            n = sum(s >= threshold for s in self.forward.values())
+            return PaperScore(n, self.system_points, self.human_points), 0.0
+        n, flips = agreed_hits(self.forward, self.backward, threshold)
+        return PaperScore(n, self.system_points, self.human_points), flips
+
+
+async def _maybe(value):
+    return await value if inspect.isawaitable(value) else value
+
+
+async def judge_one(judge, system_review: str, human_reviews: list[str], both_directions: bool) -> Judged:
+    points = await asyncio.gather(*(_maybe(judge.extract_points(r)) for r in [system_review, *human_reviews]))
+    system_points = points[0]
+    human_points = [p for review_points in points[1:] for p in review_points]
+    forward = {(m.a, m.b): m.similarity for m in await _maybe(judge.match(system_points, human_points))}
+    backward = None
+    if both_directions:
+        backward = {(m.b, m.a): m.similarity for m in await _maybe(judge.match(human_points, system_points))}
+    return Judged(len(system_points), len(human_points), forward, backward)
+
+
+def family(name: str) -> str:
+    """Model family for the self-preference flag: 'gpt-4-0125-preview' -> 'gpt-4', 'ft:gpt-3.5-turbo:...' ->
+    'gpt-3.5', 'llama-2-13b-review' -> 'llama'."""
+    name = name.lower().removeprefix("ft:").removeprefix("embedding:")
+    match = re.match(r"(gpt-\d(?:\.\d)?|claude|llama|mistral|qwen|gemini|o\d)", name)
+    return match.group(1) if match else name.split("-")[0]
+
+
+async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float = 7, resamples: int = 10_000,
+                   seed: int = 0) -> dict:
+    """The full result as a JSON-ready dict (see the module docstring)."""
+    systems = dict(data.systems)
+    control = {pid: reviews[0] for pid, reviews in data.papers.items() if len(reviews) >= 2}
+    if control:
+        systems[HUMAN_CONTROL] = control
+    judged: dict[str, dict[str, dict[str, Judged]]] = {}
+    for judge in judges:
+        both = not getattr(judge, "name", "").startswith("embedding:")
+        tasks, keys = [], []
+        for system, reviews in systems.items():
+            for pid, review in reviews.items():
+                humans = data.papers.get(pid, [])
+                if system == HUMAN_CONTROL:
+                    humans = humans[1:]
+                if humans:
+                    tasks.append(judge_one(judge, review, humans, both))
+                    keys.append((system, pid))
+        results = await asyncio.gather(*tasks)
+        per = judged.setdefault(judge.name, defaultdict(dict))
+        for (system, pid), result in zip(keys, results):
+            per[system][pid] = result
+    return summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
+
+
+def summarise(data, systems, judges, judged, primary_threshold, resamples, seed) -> dict:
+    result: dict = {"papers": len(data.papers), "thresholds": list(THRESHOLDS), "primary_threshold": primary_threshold,
+                    "systems": {}, "comparisons": [], "judge_agreement": [], "flags": {}}
+    for judge_name, per_system in judged.items():
+        for system, per_paper in per_system.items():
+            row = result["systems"].setdefault(system, {}).setdefault(judge_name, {})
+            for t in THRESHOLDS:
+                scored = [per_paper[p].score(t) for p in sorted(per_paper)]
+                row[str(t)] = {"papers": len(scored),
+                               "mean_hits": float(np.mean([s.hits for s, _ in scored])) if scored else 0.0,
+                               "precision": float(np.mean([s.precision for s, _ in scored])) if scored else 0.0,
+                               "recall": float(np.mean([s.recall for s, _ in scored])) if scored else 0.0,
+                               "flip_rate": float(np.mean([f for _, f in scored])) if scored else 0.0}
+    result["per_paper_hits"] = {judge_name: {system: {pid: {str(t): j.score(t)[0].hits for t in THRESHOLDS}
+                                                         for pid, j in sorted(per_paper.items())}
+                                                for system, per_paper in per_system.items()}
+                                   for judge_name, per_system in judged.items()}
+    names = [s for s in systems if s != HUMAN_CONTROL]
+    for judge_name, per_system in judged.items():
+        for a, b in combinations(names, 2):
+            common = sorted(set(per_system.get(a, {})) & set(per_system.get(b, {})))
+            if not common:
+                continue
+            for metric in ("hits", "recall"):
+                score_a = [getattr(per_system[a][p].score(primary_threshold)[0], metric) for p in common]
+                score_b = [getattr(per_system[b][p].score(primary_threshold)[0], metric) for p in common]
+                rate = win_rate(score_a, score_b, resamples=resamples, seed=seed)
+                result["comparisons"].append({"judge": judge_name, "a": a, "b": b, "on": metric,
+                                              "papers": len(common), **rate.as_dict()})
+    judge_names = list(judged)
+    for j1, j2 in combinations(judge_names, 2):
+        for a, b in combinations(names, 2):
+            common = sorted(set(judged[j1].get(a, {})) & set(judged[j1].get(b, {})) & set(judged[j2].get(a, {})) &
+                            set(judged[j2].get(b, {})))
+            if len(common) < 2:
+                continue
+            verdict = {j: outcomes([judged[j][a][p].score(primary_threshold)[0].hits for p in common],
+                                   [judged[j][b][p].score(primary_threshold)[0].hits for p in common])
+                       for j in (j1, j2)}
+            hits_a = {j: [judged[j][a][p].score(primary_threshold)[0].hits for p in common] for j in (j1, j2)}
+            result["judge_agreement"].append({
+                "judges": [j1, j2], "systems": [a, b], "papers": len(common),
+                "kappa_on_a_wins": cohen_kappa(verdict[j1] == 1, verdict[j2] == 1),
+                "spearman_on_hits": spearman(hits_a[j1], hits_a[j2])})
+    result["flags"]["self_preference"] = [{"judge": j.name, "system": s} for j in judges for s in names
+                                          if family(j.name) == family(s)]
+    result["flags"]["injection"] = [{"system": s, "paper": p} for s in names
+                                    for p, review in systems[s].items() if flags_injection(review)]
+    usage = {}
+    for judge in judges:
+        budget = getattr(judge, "budget", None)
+        if budget is not None:
+            usage[judge.name] = {"calls": budget.calls, "prompt_tokens": budget.prompt_tokens,
+                                 "completion_tokens": budget.completion_tokens, "dollars": budget.dollars}
+    result["usage_this_run"] = usage
+    return result

@@ -1,0 +1,91 @@
+"""The evaluation as a reader sees it: a Markdown report with its tables, and PNG charts (win rates with their 95%
+intervals; judge agreement)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Review evaluation", "",
+             f"{result['papers']} papers; a hit is a matched pair of points rated at or above the threshold "
+             "(5-10 scale). Chat judges count a hit only when both matching directions agree; the flip rate is the "
+             "share of one-sided hits.", ""]
+    for threshold in result["thresholds"]:
+        lines += [f"## Threshold {threshold}", "", "| judge | system | papers | mean hits | precision | recall | "
+                  "flip rate |", "|---|---|---|---|---|---|---|"]
+        for system, per_judge in result["systems"].items():
+            for judge, per_t in per_judge.items():
+                row = per_t[str(threshold)]
+                lines.append(f"| {judge} | {system} | {row['papers']} | {row['mean_hits']:.2f} | "
+                             f"{row['precision']:.1%} | {row['recall']:.1%} | {row['flip_rate']:.1%} |")
+        lines.append("")
+    lines += [f"## Systems compared paper by paper (threshold {result['primary_threshold']})", "",
+              "| judge | A vs B | on | wins / ties / losses | A's win rate [95% CI] | sign test p |",
+              "|---|---|---|---|---|---|"]
+    for c in result["comparisons"]:
+        lines.append(f"| {c['judge']} | {c['a']} vs {c['b']} | {c['on']} | {c['wins']} / {c['ties']} / "
+                     f"{c['losses']} | {c['rate']:.1%} [{c['low']:.1%}, {c['high']:.1%}] | {c['sign_test_p']:.3g} |")
+    lines += ["", "## Judge agreement", "", "| judges | systems | papers | kappa on A wins | Spearman on hits |",
+              "|---|---|---|---|---|"]
+    for a in result["judge_agreement"]:
+        lines.append(f"| {' / '.join(a['judges'])} | {' vs '.join(a['systems'])} | {a['papers']} | "
+                     f"{_number(a['kappa_on_a_wins'])} | {_number(a['spearman_on_hits'])} |")
+    flags = result["flags"]
+    lines += ["", "## Flags", ""]
+    for f in flags["self_preference"]:
+        lines.append(f"- self-preference risk: judge {f['judge']} is of the same family as system {f['system']}")
+    for f in flags["injection"]:
+        lines.append(f"- instructions to a judge found in {f['system']}'s review of paper {f['paper']} "
+                     "(treated as data, scored as written)")
+    if not flags["self_preference"] and not flags["injection"]:
+        lines.append("- none")
+    if result.get("usage_this_run"):
+        lines += ["", "## Judge usage (this run; cached answers cost nothing)", "",
+                  "| judge | calls | prompt tokens | completion tokens | dollars |", "|---|---|---|---|---|"]
+        for judge, u in result["usage_this_run"].items():
+            lines.append(f"| {judge} | {u['calls']} | {u['prompt_tokens']:,} | {u['completion_tokens']:,} | "
+                         f"{u['dollars']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def charts(result: dict, directory: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    comparisons = [c for c in result["comparisons"] if c["on"] == "hits"]
+    if comparisons:
+        fig, ax = plt.subplots(figsize=(8, 0.6 * len(comparisons) + 1.5))
+        labels = [f"{c['a']} vs {c['b']}\n({c['judge']})" for c in comparisons]
+        rates = [c["rate"] for c in comparisons]
+        errors = [[c["rate"] - c["low"] for c in comparisons], [c["high"] - c["rate"] for c in comparisons]]
+        ax.errorbar(rates, range(len(rates)), xerr=errors, fmt="o", capsize=4)
+        ax.axvline(0.5, color="gray", linestyle="--")
+        ax.set_yticks(range(len(rates)), labels)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("A's win rate on hits, 95% bootstrap interval")
+        fig.tight_layout()
+        path = directory / "win_rates.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    if result["judge_agreement"]:
+        fig, ax = plt.subplots(figsize=(8, 0.6 * len(result["judge_agreement"]) + 1.5))
+        rows = result["judge_agreement"]
+        ax.barh([f"{' / '.join(a['judges'])}\n{' vs '.join(a['systems'])}" for a in rows],
+                [a["kappa_on_a_wins"] if a["kappa_on_a_wins"] == a["kappa_on_a_wins"] else 0.0 for a in rows])
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel("Cohen's kappa between judges on which system wins a paper")
+        fig.tight_layout()
+        path = directory / "judge_agreement.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _number(value) -> str:
+    return "undefined" if value is None or value != value else f"{value:.2f}"
