@@ -34,12 +34,17 @@ class EvaluationInput:
 
 @dataclass
 class Judged:
-    """Similarities of one system's review of one paper under one judge."""
+    """Similarities of one system's review of one paper under one judge: against the pooled points of the human
+    reviews, and (``each``) against every human review on its own."""
 
     system_points: int
     human_points: int
     forward: dict[tuple[int, int], float] = field(default_factory=dict)
     backward: dict[tuple[int, int], float] | None = None
+    each: list["Judged"] = field(default_factory=list)
+
+    def mean_hits_each(self, threshold: float) -> float:
+        return float(np.mean([j.score(threshold)[0].hits for j in self.each])) if self.each else 0.0
 
     def score(self, threshold: float) -> tuple[PaperScore, float]:
         if self.backward is None:
@@ -53,15 +58,25 @@ async def _maybe(value):
     return await value if inspect.isawaitable(value) else value
 
 
+async def _judge_points(judge, system_points: list[str], human_points: list[str], both: bool) -> Judged:
+    forward = {(m.a, m.b): m.similarity for m in await _maybe(judge.match(system_points, human_points))}
+    backward = None
+    if both:
+        backward = {(m.b, m.a): m.similarity for m in await _maybe(judge.match(human_points, system_points))}
+    return Judged(len(system_points), len(human_points), forward, backward)
+
+
 async def judge_one(judge, system_review: str, human_reviews: list[str], both_directions: bool) -> Judged:
     points = await asyncio.gather(*(_maybe(judge.extract_points(r)) for r in [system_review, *human_reviews]))
     system_points = points[0]
-    human_points = [p for review_points in points[1:] for p in review_points]
-    forward = {(m.a, m.b): m.similarity for m in await _maybe(judge.match(system_points, human_points))}
-    backward = None
-    if both_directions:
-        backward = {(m.b, m.a): m.similarity for m in await _maybe(judge.match(human_points, system_points))}
-    return Judged(len(system_points), len(human_points), forward, backward)
+    pooled = [p for review_points in points[1:] for p in review_points]
+    result = await _judge_points(judge, system_points, pooled, both_directions)
+    if len(human_reviews) > 1:
+        result.each = list(await asyncio.gather(*(_judge_points(judge, system_points, review_points,
+                                                                 both_directions) for review_points in points[1:])))
+    else:
+        result.each = [result]
+    return result
 
 
 def family(name: str) -> str:
@@ -108,6 +123,8 @@ def summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
                 scored = [per_paper[p].score(t) for p in sorted(per_paper)]
                 row[str(t)] = {"papers": len(scored),
                                "mean_hits": float(np.mean([s.hits for s, _ in scored])) if scored else 0.0,
+                               "mean_hits_per_human_review": float(np.mean([
+                                   per_paper[p].mean_hits_each(t) for p in sorted(per_paper)])) if scored else 0.0,
                                "precision": float(np.mean([s.precision for s, _ in scored])) if scored else 0.0,
                                "recall": float(np.mean([s.recall for s, _ in scored])) if scored else 0.0,
                                "flip_rate": float(np.mean([f for _, f in scored])) if scored else 0.0}

@@ -12,13 +12,14 @@ def markdown(result: dict) -> str:
              "(5-10 scale). Chat judges count a hit only when both matching directions agree; the flip rate is the "
              "share of one-sided hits.", ""]
     for threshold in result["thresholds"]:
-        lines += [f"## Threshold {threshold}", "", "| judge | system | papers | mean hits | precision | recall | "
-                  "flip rate |", "|---|---|---|---|---|---|---|"]
+        lines += [f"## Threshold {threshold}", "", "| judge | system | papers | mean hits (pooled humans) | "
+                  "mean hits per human review | precision | recall | flip rate |", "|---|---|---|---|---|---|---|---|"]
         for system, per_judge in result["systems"].items():
             for judge, per_t in per_judge.items():
                 row = per_t[str(threshold)]
                 lines.append(f"| {judge} | {system} | {row['papers']} | {row['mean_hits']:.2f} | "
-                             f"{row['precision']:.1%} | {row['recall']:.1%} | {row['flip_rate']:.1%} |")
+                             f"{row['mean_hits_per_human_review']:.2f} | {row['precision']:.1%} | "
+                             f"{row['recall']:.1%} | {row['flip_rate']:.1%} |")
         lines.append("")
     lines += [f"## Systems compared paper by paper (threshold {result['primary_threshold']})", "",
               "| judge | A vs B | on | wins / ties / losses | A's win rate [95% CI] | sign test p |",

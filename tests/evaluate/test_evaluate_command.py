@@ -49,6 +49,9 @@ def test_evaluate_end_to_end_then_no_calls_on_rerun(files, tmp_path):
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     ours = result["systems"]["llama-2-13b-review"]["gpt-4-1106-preview"]
     assert set(ours) == {"6", "7", "8"} and ours["7"]["papers"] == 6
+    # pooled: points 0 and 1 of ours meet review 1's points 0 and 1 (review 2 shares point 0 only): 2 hits;
+    # against each review on its own: 2 and 1 hits
+    assert ours["7"]["mean_hits"] == 2 and ours["7"]["mean_hits_per_human_review"] == 1.5
     assert "human (control)" in result["systems"]  # review 1 of each paper judged against review 2
     hits = [c for c in result["comparisons"] if c["on"] == "hits" and c["judge"] == "gpt-4-1106-preview"]
     assert hits[0]["wins"] == 6 and hits[0]["low"] <= hits[0]["rate"] <= hits[0]["high"]
