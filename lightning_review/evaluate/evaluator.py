@@ -42,6 +42,7 @@ class Judged:
     forward: dict[tuple[int, int], float] = field(default_factory=dict)
     backward: dict[tuple[int, int], float] | None = None
     each: list["Judged"] = field(default_factory=list)
+    points: tuple[list[str], list[str]] = ((), ())  # the system's and the pooled human points this judge found
 
     def mean_hits_each(self, threshold: float) -> float:
         return float(np.mean([j.score(threshold)[0].hits for j in self.each])) if self.each else 0.0
@@ -71,6 +72,7 @@ async def judge_one(judge, system_review: str, human_reviews: list[str], both_di
     system_points = points[0]
     pooled = [p for review_points in points[1:] for p in review_points]
     result = await _judge_points(judge, system_points, pooled, both_directions)
+    result.points = (system_points, pooled)
     if len(human_reviews) > 1:
         result.each = list(await asyncio.gather(*(_judge_points(judge, system_points, review_points,
                                                                  both_directions) for review_points in points[1:])))
@@ -110,7 +112,36 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
         per = judged.setdefault(judge.name, defaultdict(dict))
         for (system, pid), result in zip(keys, results):
             per[system][pid] = result
-    return summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
+    pair_agreement = [await same_pairs_agreement(j1, j2, judged[j1.name], primary_threshold)
+                      for j1, j2 in combinations(judges, 2)]
+    result = summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
+    result["judge_pair_agreement"] = pair_agreement
+    return result
+
+
+async def same_pairs_agreement(first, second, judged_by_first: dict, threshold: float) -> dict:
+    """Two judges on the very same point pairs: the second judge matches the points the first one extracted, so
+    their hits (kappa) and similarities (Spearman) are compared pair by pair. A pair one judge did not match counts
+    as no hit for it (and is left out of the Spearman, which needs both similarities)."""
+    tasks, mine = [], []
+    for per_paper in judged_by_first.values():
+        for j in per_paper.values():
+            system_points, human_points = j.points
+            tasks.append(_maybe(second.match(list(system_points), list(human_points))))
+            mine.append(j.forward)
+    theirs = await asyncio.gather(*tasks)
+    hits_1, hits_2, sims_1, sims_2 = [], [], [], []
+    for forward, matches in zip(mine, theirs):
+        other = {(m.a, m.b): m.similarity for m in matches}
+        for pair in set(forward) | set(other):
+            hits_1.append(forward.get(pair, 0) >= threshold)
+            hits_2.append(other.get(pair, 0) >= threshold)
+            if pair in forward and pair in other:
+                sims_1.append(forward[pair])
+                sims_2.append(other[pair])
+    return {"judges": [first.name, second.name], "on_points_of": first.name, "pairs": len(hits_1),
+            "kappa_on_hits": cohen_kappa(hits_1, hits_2), "pairs_rated_by_both": len(sims_1),
+            "spearman_on_similarities": spearman(sims_1, sims_2)}
 
 
 def summarise(data, systems, judges, judged, primary_threshold, resamples, seed) -> dict:

@@ -32,6 +32,12 @@ def markdown(result: dict) -> str:
     for a in result["judge_agreement"]:
         lines.append(f"| {' / '.join(a['judges'])} | {' vs '.join(a['systems'])} | {a['papers']} | "
                      f"{_number(a['kappa_on_a_wins'])} | {_number(a['spearman_on_hits'])} |")
+    lines += ["", "Judges on the same point pairs (the second judge matches the first one's points):", "",
+              "| judges | pairs | kappa on hits | pairs rated by both | Spearman on similarities |",
+              "|---|---|---|---|---|"]
+    for a in result.get("judge_pair_agreement", []):
+        lines.append(f"| {' / '.join(a['judges'])} | {a['pairs']} | {_number(a['kappa_on_hits'])} | "
+                     f"{a['pairs_rated_by_both']} | {_number(a['spearman_on_similarities'])} |")
     flags = result["flags"]
     lines += ["", "## Flags", ""]
     for f in flags["self_preference"]:

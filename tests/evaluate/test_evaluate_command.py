@@ -63,8 +63,13 @@ def test_evaluate_end_to_end_then_no_calls_on_rerun(files, tmp_path):
         per_paper = result["per_paper_hits"][judge]["llama-2-13b-review"]
         assert per_paper["p0"] == per_paper["p2"]
     assert len(result["judge_agreement"]) == 3
+    same = {tuple(a["judges"]): a for a in result["judge_pair_agreement"]}
+    chat_pair = same[("gpt-4-1106-preview", "gpt-4-0125-preview")]
+    assert chat_pair["pairs"] > 0 and chat_pair["kappa_on_hits"] == 1.0  # the same deterministic judge twice
+    assert chat_pair["spearman_on_similarities"] == 1.0 or chat_pair["spearman_on_similarities"] is None
+    assert ("gpt-4-1106-preview", "embedding:all-MiniLM-L6-v2") in same
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "## Threshold 8" in report and "self-preference risk" in report and "instructions to a judge" in report
+    assert "kappa on hits" in report and "## Threshold 8" in report and "self-preference risk" in report and "instructions to a judge" in report
     assert (tmp_path / "out" / "win_rates.png").read_bytes()[:4] == b"\x89PNG"
 
 
