@@ -58,7 +58,7 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
     dm.prepare_data()
     dm.setup("fit")
     encoder = dm.prompt_tokenizer()
-    template = 1 + len(encoder._prefix) + len(encoder._suffix)  # BOS, prefix, suffix
+    template = encoder.fixed_tokens() - 1  # BOS, prefix, suffix: the prompt's tokens that are no paper
     splits = dm._split_records()
     stats: dict = {"data_file": data_file, "max_seq_length": max_seq_length, "read": dm.stats.get("read", {})}
     all_lengths = {}

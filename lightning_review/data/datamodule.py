@@ -193,16 +193,14 @@ class ReviewDataModule(L.LightningDataModule):
         """The first ``n`` validation records as prompts with their human review, this rank's share of them."""
         records = self._split_records()["val"][:n]
         encode = self.prompt_tokenizer()
-        budget = self.hparams.max_seq_length - encode.fixed_tokens()
-        return [{"id": r.id, "input_ids": encode.prompt_ids(r.paper, budget)[0], "review": r.review}
+        return [{"id": r.id, "input_ids": encode.generation_prompt(r.paper)[0], "review": r.review}
                 for r in records[rank::world_size]]
 
     def _predict_items(self, path: Path) -> list[dict]:
         encode = self.prompt_tokenizer()
-        budget = self.hparams.max_seq_length - encode.fixed_tokens()
         items = []
         for paper_id, paper in read_papers(path):
-            ids, removed = encode.prompt_ids(paper, budget)
+            ids, removed = encode.generation_prompt(paper)
             items.append({"id": paper_id, "input_ids": ids, "paper_tokens_removed": removed})
         return items
 
@@ -241,10 +239,11 @@ class ReviewDataModule(L.LightningDataModule):
         """The data settings a checkpoint was trained with (resuming with others is refused) and the place in the
         epoch.
 
-        The place is also in the loader's own state, but Lightning restores that only when it builds the loader after
-        the checkpoint is read; with ``max_epochs`` set, ``estimated_stepping_batches`` (our scheduler asks for it)
-        builds it before, and the epoch would silently start over. This module is restored first, so the loader it
-        builds starts at the right row either way.
+        The place is also in the loader's own state, but Lightning hands that back only when it builds the loader
+        after the checkpoint is read. A module asking ``trainer.estimated_stepping_batches`` in configure_optimizers
+        with ``max_epochs`` set makes Lightning build it before (ours does not), and the epoch would silently start
+        over. This module is restored before that point (under strategies that restore after setup, such as
+        DeepSpeed, before the fit loop builds its loader), so the loader it builds starts at the right row.
         """
         state = {"settings": self._settings()}
         if self._train_loader is not None:

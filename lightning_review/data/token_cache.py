@@ -72,24 +72,19 @@ def tokenize_records(encoder: ReviewPromptTokenizer, records: Sequence[Record], 
     from tqdm import tqdm
 
     tok = encoder.tokenizer
-    prefix = [tok.bos_token_id, *encoder._prefix]
-    suffix = encoder._suffix
-    fixed = encoder.fixed_tokens()
     chunks, prompt_lengths, record_index, removed_counts, too_long = [], [], [], [], []
     bar = tqdm(total=len(records), desc="tokenizing", unit="record", disable=not progress)
     for start in range(0, len(records), batch_size):
         batch = records[start:start + batch_size]
         papers = tok([r.paper for r in batch], add_special_tokens=False)["input_ids"]
-        reviews = tok([" " + r.review.strip() for r in batch], add_special_tokens=False)["input_ids"]
+        reviews = tok([encoder.review_text(r.review) for r in batch], add_special_tokens=False)["input_ids"]
         for j, (paper, review) in enumerate(zip(papers, reviews)):
             review = [*review, tok.eos_token_id]
-            budget = encoder.max_seq_length - fixed + 1 - len(review)
-            if budget < 0:
+            fitted = encoder.fit(paper, review)
+            if fitted is None:
                 too_long.append(start + j)
                 continue
-            removed = max(len(paper) - budget, 0)
-            paper = paper[:budget] if removed else paper
-            prompt = [*prefix, *paper, *suffix]
+            prompt, removed = fitted
             chunks.append(np.asarray(prompt + review, dtype=np.int32))
             prompt_lengths.append(len(prompt))
             record_index.append(start + j)

@@ -56,6 +56,7 @@ class EmbeddingJudge:
     """Extracts points by splitting and matches them by embedding similarity on the 5-10 scale."""
 
     prompt_version = f"embedding-split-v1-cos{COSINE_AT_5}-{COSINE_AT_10}"
+    symmetric = True  # cosine: matching B against A gives the same pairs, so one direction is enough
 
     def __init__(self, model_path: str | None = None, device: str = "cpu"):
         from sentence_transformers import SentenceTransformer

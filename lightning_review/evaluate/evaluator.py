@@ -98,7 +98,7 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
         systems[HUMAN_CONTROL] = control
     judged: dict[str, dict[str, dict[str, Judged]]] = {}
     for judge in judges:
-        both = not getattr(judge, "name", "").startswith("embedding:")
+        both = not getattr(judge, "symmetric", False)
         tasks, keys = [], []
         for system, reviews in systems.items():
             for pid, review in reviews.items():

@@ -57,42 +57,50 @@ def markdown(result: dict) -> str:
 
 
 def charts(result: dict, directory: Path) -> list[Path]:
+    written = []
+    comparisons = [c for c in result["comparisons"] if c["on"] == "hits"]
+    if comparisons:
+        def win_rates(ax):
+            rates = [c["rate"] for c in comparisons]
+            errors = [[c["rate"] - c["low"] for c in comparisons], [c["high"] - c["rate"] for c in comparisons]]
+            ax.errorbar(rates, range(len(rates)), xerr=errors, fmt="o", capsize=4)
+            ax.axvline(0.5, color="gray", linestyle="--")
+            ax.set_yticks(range(len(rates)), [f"{c['a']} vs {c['b']}\n({c['judge']})" for c in comparisons])
+
+        written.append(_row_chart(len(comparisons), win_rates, (0, 1),
+                                  "A's win rate on hits, 95% bootstrap interval", directory / "win_rates.png"))
+    rows = result["judge_agreement"]
+    if rows:
+        def agreement(ax):
+            ax.barh([f"{' / '.join(a['judges'])}\n{' vs '.join(a['systems'])}" for a in rows],
+                    [0.0 if _undefined(a["kappa_on_a_wins"]) else a["kappa_on_a_wins"] for a in rows])
+
+        written.append(_row_chart(len(rows), agreement, (-1, 1),
+                                  "Cohen's kappa between judges on which system wins a paper",
+                                  directory / "judge_agreement.png"))
+    return written
+
+
+def _row_chart(n_rows: int, draw, xlim: tuple[float, float], xlabel: str, path: Path) -> Path:
+    """One horizontal chart of ``n_rows`` labelled rows, drawn by ``draw(ax)``, saved as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    comparisons = [c for c in result["comparisons"] if c["on"] == "hits"]
-    if comparisons:
-        fig, ax = plt.subplots(figsize=(8, 0.6 * len(comparisons) + 1.5))
-        labels = [f"{c['a']} vs {c['b']}\n({c['judge']})" for c in comparisons]
-        rates = [c["rate"] for c in comparisons]
-        errors = [[c["rate"] - c["low"] for c in comparisons], [c["high"] - c["rate"] for c in comparisons]]
-        ax.errorbar(rates, range(len(rates)), xerr=errors, fmt="o", capsize=4)
-        ax.axvline(0.5, color="gray", linestyle="--")
-        ax.set_yticks(range(len(rates)), labels)
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("A's win rate on hits, 95% bootstrap interval")
-        fig.tight_layout()
-        path = directory / "win_rates.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-    if result["judge_agreement"]:
-        fig, ax = plt.subplots(figsize=(8, 0.6 * len(result["judge_agreement"]) + 1.5))
-        rows = result["judge_agreement"]
-        ax.barh([f"{' / '.join(a['judges'])}\n{' vs '.join(a['systems'])}" for a in rows],
-                [a["kappa_on_a_wins"] if a["kappa_on_a_wins"] == a["kappa_on_a_wins"] else 0.0 for a in rows])
-        ax.set_xlim(-1, 1)
-        ax.set_xlabel("Cohen's kappa between judges on which system wins a paper")
-        fig.tight_layout()
-        path = directory / "judge_agreement.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-    return written
+    fig, ax = plt.subplots(figsize=(8, 0.6 * n_rows + 1.5))
+    draw(ax)
+    ax.set_xlim(*xlim)
+    ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _undefined(value) -> bool:
+    return value is None or value != value  # None (from JSON) or NaN
 
 
 def _number(value) -> str:
-    return "undefined" if value is None or value != value else f"{value:.2f}"
+    return "undefined" if _undefined(value) else f"{value:.2f}"
