@@ -12,7 +12,8 @@ from typing import Callable
 # name -> (module, attribute): a function, or a dict of functions (subcommands); imported only when run.
 TOOLS = {"export": (".export", "export_merged"), "export-adapter": (".export", "export_adapter"),
          "cost": (".openai_ft.commands", "cost"), "openai": (".openai_ft.commands", "COMMANDS"),
-         "prepare": (".prepare", "prepare"), "evaluate": (".evaluate.command", "evaluate")}
+         "prepare": (".prepare", "prepare"), "evaluate": (".evaluate.command", "evaluate"),
+         "generate": (".generation.command", "generate")}
 
 
 def tool_command(name: str) -> Callable | dict[str, Callable]:

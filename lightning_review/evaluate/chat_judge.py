@@ -3,7 +3,7 @@
 Prompts are versioned (part of the cache key). Reviews are untrusted data: they travel as JSON strings inside tags,
 and the system message tells the judge that nothing inside them is an instruction. Answers must be JSON of a fixed
 schema (pydantic); a malformed answer is sent back for repair a few times before the call fails. Every answer is
-cached in SQLite (lightning_review.evaluate.cache), so a rerun makes no calls and a stopped run resumes; a budget
+cached in SQLite (lightning_review.answer_cache), so a rerun makes no calls and a stopped run resumes; a budget
 (calls, tokens, dollars) stops the run cleanly before it is exceeded.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .cache import JudgeCache, call_key
+from ..answer_cache import AnswerCache, call_key
 from .embedding_judge import Match
 
 EXTRACT_VERSION = "extract-v1"
@@ -106,7 +106,7 @@ class ChatJudge:
     flight), budget, max_repairs (answers sent back for a schema repair)."""
 
     model: str
-    cache: JudgeCache
+    cache: AnswerCache
     base_url: str | None = None
     api_key: str | None = None
     concurrency: int = 8

@@ -35,7 +35,7 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
-    from .cache import JudgeCache
+    from ..answer_cache import AnswerCache
     from .chat_judge import Budget, ChatJudge
 
     judges = []
@@ -46,7 +46,7 @@ def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: 
             judges.append(EmbeddingJudge())
         elif spec.startswith("openai:"):
             model, _, base_url = spec.removeprefix("openai:").partition("@")
-            judges.append(ChatJudge(model, JudgeCache(cache_file), base_url=base_url or None,
+            judges.append(ChatJudge(model, AnswerCache(cache_file), base_url=base_url or None,
                                     concurrency=concurrency, budget=Budget(**budget_kw)))
         else:
             raise ValueError(f"unknown judge {spec!r}: 'embedding' or 'openai:<model>[@<base_url>]'")

@@ -12,7 +12,6 @@ import torch
 
 from ..demo import TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
-from .hf_attention import ATTENTION_NAME
 from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_config
 
 TRAINING_META = "lightning_review.json"
@@ -119,20 +118,19 @@ class LongQLoRAModule(L.LightningModule):
         self.log("test_loss", self(batch), sync_dist=True, batch_size=len(batch["doc_lens"]))
 
     def generate_review(self, prompt_ids: list[int]) -> list[int]:
-        """Greedy continuation of one prompt, with full attention and a KV cache (``sdpa``); S2 is for training."""
-        model = self.model
-        model.set_attn_implementation("sdpa")
-        try:
-            ids = torch.tensor([list(prompt_ids)], device=self.device)
-            with torch.no_grad():
-                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                     max_new_tokens=self.hparams.max_new_tokens, use_cache=True)
-        finally:
-            model.set_attn_implementation(ATTENTION_NAME)
-        return out[0, ids.shape[1]:].tolist()
+        """Greedy continuation of one prompt, with full attention and a KV cache (``sdpa``); S2 is for training.
+        The same decoding as the ``generate`` command (lightning_review.generation.decoding)."""
+        from ..generation.decoding import DecodingSettings, full_attention, generate_ids
+
+        tokenizer = self.trainer.datamodule.tokenizer if self._trainer is not None else None
+        eos = tokenizer.eos_token_id if tokenizer is not None else None
+        with full_attention(self.model):
+            (out,) = generate_ids(self.model, [prompt_ids], DecodingSettings(self.hparams.max_new_tokens),
+                                  pad_id=eos if eos is not None else 0, eos_id=eos)
+        return out.ids
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        """Greedy review of one paper."""
+        """Greedy review of one paper (the ``generate`` command has batching, sampling, resume and API models)."""
         new = self.generate_review(batch["input_ids"])
         tokenizer = self.trainer.datamodule.tokenizer
         return {"id": batch["id"], "review": tokenizer.decode(new, skip_special_tokens=True).strip(),

@@ -7,7 +7,7 @@ from collections import deque
 
 import pytest
 
-from lightning_review.evaluate.cache import JudgeCache
+from lightning_review.answer_cache import AnswerCache
 from lightning_review.evaluate.chat_judge import Budget, BudgetExceeded, ChatJudge, flags_injection
 from tests.openai_server import API_KEY, FakeOpenAI
 
@@ -24,7 +24,7 @@ def server():
 
 
 def judge(server, tmp_path, **kw):
-    return ChatJudge("gpt-4-1106-preview", JudgeCache(tmp_path / "judge.sqlite"), base_url=server.base_url,
+    return ChatJudge("gpt-4-1106-preview", AnswerCache(tmp_path / "judge.sqlite"), base_url=server.base_url,
                      api_key=API_KEY, **kw)
 
 

@@ -1,0 +1,106 @@
+"""Generation through an OpenAI-compatible chat API (GPT-4, a fine-tuned GPT-3.5, a vLLM server): the baseline
+reviews the evaluator compares against, in the same file format as local generation.
+
+The training system prompt and the paper as the user message (the chat form the GPT-3.5 fine-tuning uses). Calls
+run concurrently under a limit; retries with exponential backoff are the openai client's own (``max_retries``);
+each answer is cached in SQLite (lightning_review.answer_cache), so a rerun costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..answer_cache import AnswerCache, call_key
+from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..openai_ft.chat_format import truncate_paper_to_fit
+from ..openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
+from .decoding import DecodingSettings
+
+PROMPT_VERSION = "generate-v1"
+
+
+@dataclass
+class ApiGenerator:
+    """Args: model (the API's model name), cache, base_url / api_key (default: OPENAI_BASE_URL / OPENAI_API_KEY),
+    concurrency (calls in flight), max_context (the model's context in tokens: papers are cut so that the prompt and
+    ``max_new_tokens`` fit, counted with tiktoken; None: papers are sent whole), encoding (tiktoken encoding; default
+    the model's)."""
+
+    model: str
+    cache: AnswerCache
+    settings: DecodingSettings
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    base_url: str | None = None
+    api_key: str | None = None
+    concurrency: int = 8
+    max_context: int | None = 16_385
+    encoding: str | None = None
+    max_retries: int = 5
+    timeout: float = 600.0
+    calls: int = field(default=0, init=False)
+
+    def __post_init__(self):
+        self._client = None
+        self._encoding = None
+        if self.max_context is not None:
+            if self.max_context <= self.settings.max_new_tokens:
+                raise ValueError(f"max_new_tokens={self.settings.max_new_tokens} leaves no room for a paper in "
+                                 f"max_context={self.max_context}")
+            self._encoding = get_encoding(self.encoding or encoding_name(self.model))
+
+    @property
+    def client(self):
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=self.max_retries,
+                                       timeout=self.timeout)
+        return self._client
+
+    def messages(self, paper: str) -> tuple[list[dict], int]:
+        """System prompt + paper, the paper cut to fit the context beside the review; returns tokens cut."""
+        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": paper}]
+        if self._encoding is None:
+            return messages, 0
+        return truncate_paper_to_fit(messages, self._encoding, self.max_context - self.settings.max_new_tokens)
+
+    async def review(self, paper_id: str, paper: str, semaphore: asyncio.Semaphore) -> dict:
+        messages, removed = self.messages(paper)
+        request = {"model": self.model, "messages": messages, "max_tokens": self.settings.max_new_tokens,
+                   "temperature": self.settings.temperature, "top_p": self.settings.top_p}
+        if not self.settings.greedy:
+            request["seed"] = self.settings.batch_seed([paper_id])
+        if self.settings.repetition_penalty != 1.0:  # not an OpenAI parameter; vLLM and TGI servers accept it
+            request["extra_body"] = {"repetition_penalty": self.settings.repetition_penalty}
+        key = call_key(self.model, PROMPT_VERSION, {k: v for k, v in request.items() if k != "model"})
+        answer = self.cache.get(key)
+        if answer is None:
+            async with semaphore:
+                self.calls += 1
+                response = await self.client.chat.completions.create(**request)
+            choice = response.choices[0]
+            usage = response.usage
+            answer = {"review": (choice.message.content or "").strip(), "finish_reason": choice.finish_reason,
+                      "prompt_tokens": usage.prompt_tokens if usage else None,
+                      "generated_tokens": usage.completion_tokens if usage else None}
+            self.cache.put(key, self.model, PROMPT_VERSION, answer, answer["prompt_tokens"] or 0,
+                           answer["generated_tokens"] or 0)
+        if answer["prompt_tokens"] is None and self._encoding is not None:
+            answer = dict(answer, prompt_tokens=count_message_tokens(messages, self._encoding))
+        return {"id": paper_id, **answer, "truncated": removed > 0, "paper_tokens_removed": removed}
+
+    async def run(self, papers: Sequence[tuple[str, str]], on_review) -> None:
+        """Review every (id, paper); ``on_review(record)`` as each answer arrives (in completion order)."""
+        semaphore = asyncio.Semaphore(self.concurrency)
+        tasks = [asyncio.ensure_future(self.review(i, p, semaphore)) for i, p in papers]
+        try:
+            for done in asyncio.as_completed(tasks):
+                on_review(await done)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._client is not None:
+                await self._client.close()

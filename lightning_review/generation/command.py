@@ -1,0 +1,153 @@
+"""``python -m lightning_review generate``: a review for every paper of a JSONL, from a local model or an API.
+
+    python -m lightning_review generate --papers test.jsonl --adapter_dir runs/adapter --output_file ours.jsonl
+    python -m lightning_review generate --papers test.jsonl --model_dir merged/ --quantize true
+    python -m lightning_review generate --papers test.jsonl --api_model gpt-4-1106-preview --output_file gpt4.jsonl
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Literal
+
+from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..data.records import read_papers
+from .decoding import DecodingSettings
+from .output import ReviewsFile
+
+
+def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
+    """(id, paper) pairs of a papers JSONL; a repeated id with the same paper is reviewed once (counted), with
+    another paper it is an error (reviews are matched to papers by id)."""
+    seen: dict[str, str] = {}
+    papers, repeated = [], 0
+    for number, (paper_id, paper) in enumerate(read_papers(path), 1):
+        if paper_id in seen:
+            if seen[paper_id] != paper:
+                raise ValueError(f"{path}:{number}: id {paper_id!r} was used before for another paper; ids name the "
+                                 "papers the reviews belong to, make them unique")
+            repeated += 1
+            continue
+        seen[paper_id] = paper
+        papers.append((paper_id, paper))
+    return papers, repeated
+
+
+def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | None = None,
+             adapter_dir: str | None = None, checkpoint_dir: str | None = None, api_model: str | None = None,
+             base_url: str | None = None, quantize: bool = False,
+             dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16", max_new_tokens: int = 512,
+             temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int = 0,
+             batch_size: int = 1, max_context: int | None = None, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+             concurrency: int = 8, cache_file: str | None = None, encoding: str | None = None,
+             limit: int | None = None, overwrite: bool = False) -> dict:
+    """Write a review of every paper to ``output_file`` (JSONL); a rerun skips the ids already written.
+
+    Args:
+        papers: JSONL with ``paper`` and ``id`` a line (the ids the evaluator matches against human reviews).
+        output_file: where reviews are appended, one JSON object a line.
+        model_dir: a merged export or any Llama checkpoint directory (local backend).
+        adapter_dir: an adapter written by lightning_review (local backend; base from its record or checkpoint_dir).
+        checkpoint_dir: the adapter's base model directory, when it moved since training.
+        api_model: a model of an OpenAI-compatible API (GPT-4, ``ft:gpt-3.5-turbo:...``): the API backend. The key
+            is read from OPENAI_API_KEY, never from a flag.
+        base_url: the API's address (default OPENAI_BASE_URL or OpenAI's).
+        quantize: local base weights in 4-bit NF4 (bitsandbytes) instead of ``dtype``.
+        dtype: local weights' / compute dtype.
+        max_new_tokens, temperature, top_p, repetition_penalty, seed: decoding (temperature 0: greedy).
+        batch_size: local papers per batch (ordered by length, longest first).
+        max_context: tokens of prompt + review; papers are cut to fit, as in training. Default: the local model's
+            context (its RoPE-scaled max_position_embeddings), 16,385 for an API model (0: send papers whole).
+        system_prompt: the system prompt of training.
+        concurrency: API calls in flight.
+        cache_file: SQLite cache of API answers (default: beside output_file).
+        encoding: tiktoken encoding of the API model when its name does not tell (cl100k_base, o200k_base).
+        limit: review only the first N papers (a trial run).
+        overwrite: start the output file over instead of resuming it.
+    """
+    settings = DecodingSettings(max_new_tokens, temperature, top_p, repetition_penalty, seed)
+    items, repeated = unique_papers(papers)
+    items = items[:limit] if limit else items
+    if api_model is not None:
+        if model_dir or adapter_dir:
+            raise ValueError("api_model is the API backend; leave model_dir and adapter_dir out (or api_model)")
+        run_settings = {"backend": "openai", "model": api_model,
+                        "max_context": 16_385 if max_context is None else max_context or None,
+                        **settings.as_dict()}
+    else:
+        run_settings = {"backend": "local", "model": str(model_dir or adapter_dir), "base": checkpoint_dir,
+                        "quantize": quantize, "dtype": None if quantize else dtype, "max_context": max_context,
+                        **settings.as_dict()}
+    out = ReviewsFile(output_file, run_settings, overwrite)
+    if out.repaired:
+        print(f"warning: {output_file} ended in a partly written line (an interrupted run); it was removed and that "
+              "paper is reviewed again")
+    todo = [(i, p) for i, p in items if i not in out.done]
+    summary = {"papers": len(items), "already_written": len(items) - len(todo), "repeated_ids": repeated,
+               "written": 0, "truncated": 0, "prompt_tokens": 0, "generated_tokens": 0}
+    if todo:
+        started = time.perf_counter()
+        if api_model is not None:
+            _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency, cache_file,
+                     encoding, output_file)
+        else:
+            _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_dir, checkpoint_dir, quantize,
+                       dtype, max_context, batch_size)
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        summary["generated_tokens_per_s"] = round(summary["generated_tokens"] / summary["seconds"], 1)
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    return summary
+
+
+def _progress(total: int, backend: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="paper", desc=f"generate ({backend})", dynamic_ncols=True)
+
+
+def _count(summary: dict, record: dict, bar, started: float) -> None:
+    summary["written"] += 1
+    summary["truncated"] += bool(record["truncated"])
+    summary["prompt_tokens"] += record["prompt_tokens"] or 0
+    summary["generated_tokens"] += record["generated_tokens"] or 0
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    bar.update(1)
+    bar.set_postfix(gen_tok_s=f"{summary['generated_tokens'] / elapsed:.1f}",
+                    prompt_tok_s=f"{summary['prompt_tokens'] / elapsed:.0f}", truncated=summary["truncated"])
+
+
+def _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_dir, checkpoint_dir, quantize, dtype,
+               max_context, batch_size) -> None:
+    from .local import LocalGenerator, load_generation_model
+
+    model, tokenizer = load_generation_model(model_dir, adapter_dir, checkpoint_dir, quantize, dtype)
+    generator = LocalGenerator(model, tokenizer, settings, system_prompt, max_context, batch_size)
+    started = time.perf_counter()
+    with _progress(len(todo), "local") as bar:
+        for batch in generator.batches(generator.prepare(todo)):
+            for record in generator.generate(batch):
+                out.write({"id": record["id"], "system": system_prompt, **record})
+                _count(summary, record, bar, started)
+
+
+def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency, cache_file, encoding,
+             output_file) -> None:
+    from ..answer_cache import AnswerCache
+    from .api import ApiGenerator
+
+    cache = AnswerCache(cache_file or Path(output_file).with_suffix(".cache.sqlite"))
+    generator = ApiGenerator(run_settings["model"], cache, settings, system_prompt, base_url=base_url,
+                             concurrency=concurrency, max_context=run_settings["max_context"], encoding=encoding)
+    started = time.perf_counter()
+    with _progress(len(todo), "api") as bar:
+        def on_review(record: dict) -> None:
+            out.write({"id": record["id"], "system": system_prompt, **record})
+            _count(summary, record, bar, started)
+
+        try:
+            asyncio.run(generator.run(todo, on_review))
+        finally:
+            summary["api_calls"] = generator.calls
+            cache.close()

@@ -1,0 +1,117 @@
+"""Generation with a local Llama: a base checkpoint + a lightning_review adapter, or a merged / plain Hugging Face
+directory; 4-bit NF4 or bf16 base; full attention with a KV cache; batches of papers of similar length."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import torch
+
+from ..data.prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
+from ..demo import resolve
+from ..model.loading import load_llama
+from .decoding import DecodingSettings, generate_ids
+
+
+@dataclass(frozen=True)
+class PreparedPaper:
+    id: str
+    prompt_ids: list[int]
+    paper_tokens_removed: int
+
+
+def load_generation_model(model_dir: str | None = None, adapter_dir: str | None = None,
+                          checkpoint_dir: str | None = None, quantize: bool = False,
+                          dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16",
+                          device: str | None = None):
+    """(model, tokenizer, source) for generation.
+
+    With ``adapter_dir``, the base is ``checkpoint_dir`` or the one the adapter records, loaded with the adapter's
+    RoPE scaling; in bf16 the LoRA weights are merged (faster decoding), in 4-bit they stay beside the quantized
+    layers. With ``model_dir``, a merged export or any Llama checkpoint directory, loaded as it is.
+    """
+    from transformers import AutoTokenizer
+
+    if (model_dir is None) == (adapter_dir is None):
+        raise ValueError("give either model_dir (a merged or plain Llama checkpoint directory) or adapter_dir "
+                         "(an adapter written by lightning_review, with checkpoint_dir if its base moved)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = getattr(torch, dtype)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        adapter = resolve(adapter_dir)
+        meta_file = adapter / "lightning_review.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{meta_file}: missing; adapter_dir must be an adapter written by lightning_review "
+                                    "(it records the base model and the RoPE scaling); for another model use model_dir")
+        meta = json.loads(meta_file.read_text())
+        base_dir = checkpoint_dir or meta["checkpoint_dir"]
+        base = load_llama(base_dir, quantize=quantize, model_max_length=meta.get("model_max_length"), device=device,
+                          dtype=torch_dtype, attn_implementation="sdpa")
+        model = PeftModel.from_pretrained(base, str(adapter))
+        if not quantize:
+            model = model.merge_and_unload()
+        model = model.to(torch_dtype) if not quantize else model
+        tokenizer_dir = base_dir
+    else:
+        model = load_llama(model_dir, quantize=quantize, device=device, dtype=torch_dtype,
+                           attn_implementation="sdpa")
+        tokenizer_dir = model_dir
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(resolve(tokenizer_dir))
+
+
+class LocalGenerator:
+    """Reviews of papers from a local model: the training prompt, papers cut by the training rule so prompt and
+    review fit the model's context, longest papers first (an out-of-memory shows at once), ``batch_size`` at a time.
+    """
+
+    def __init__(self, model, tokenizer, settings: DecodingSettings, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+                 max_context: int | None = None, batch_size: int = 1):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.batch_size = batch_size
+        self.max_context = max_context or model.config.max_position_embeddings
+        if self.max_context <= settings.max_new_tokens:
+            raise ValueError(f"max_new_tokens={settings.max_new_tokens} leaves no room for a paper in the model's "
+                             f"context of {self.max_context} tokens")
+        self.prompts = ReviewPromptTokenizer(tokenizer, system_prompt, self.max_context)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def prepare(self, papers: Sequence[tuple[str, str]]) -> list[PreparedPaper]:
+        """Prompts of (id, paper) pairs: the paper cut so that the prompt and ``max_new_tokens`` new tokens fit, as
+        training cuts a paper so that it and its review fit ``max_seq_length``."""
+        encoded = self.tokenizer([paper for _, paper in papers], add_special_tokens=False)["input_ids"]
+        prepared = []
+        for (paper_id, _), paper_ids in zip(papers, encoded):
+            fitted = self.prompts.fit(paper_ids, [0] * self.settings.max_new_tokens)
+            if fitted is None:
+                raise ValueError(f"max_new_tokens={self.settings.max_new_tokens} and the prompt template "
+                                 f"({self.prompts.fixed_tokens()} tokens) do not fit the context of "
+                                 f"{self.max_context}; lower max_new_tokens")
+            prompt, removed = fitted
+            prepared.append(PreparedPaper(paper_id, prompt, removed))
+        return prepared
+
+    def batches(self, prepared: Sequence[PreparedPaper]) -> Iterator[list[PreparedPaper]]:
+        ordered = sorted(prepared, key=lambda p: -len(p.prompt_ids))
+        for start in range(0, len(ordered), self.batch_size):
+            yield ordered[start:start + self.batch_size]
+
+    def generate(self, batch: Sequence[PreparedPaper]) -> list[dict]:
+        started = time.perf_counter()
+        seed = None if self.settings.greedy else self.settings.batch_seed([p.id for p in batch])
+        continuations = generate_ids(self.model, [p.prompt_ids for p in batch], self.settings, self.pad_id,
+                                     self.tokenizer.eos_token_id, seed)
+        seconds = time.perf_counter() - started
+        return [{"id": paper.id, "review": self.tokenizer.decode(out.ids, skip_special_tokens=True).strip(),
+                 "prompt_tokens": len(paper.prompt_ids), "generated_tokens": len(out.ids),
+                 "truncated": paper.paper_tokens_removed > 0, "paper_tokens_removed": paper.paper_tokens_removed,
+                 "finish_reason": out.finish_reason, "seconds": round(seconds / len(batch), 3)}
+                for paper, out in zip(batch, continuations)]
