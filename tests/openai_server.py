@@ -1,5 +1,6 @@
 """A real HTTP server speaking the parts of the OpenAI protocol the project uses, for tests: files, fine-tuning jobs
-and their events. Deterministic; faults (429, 500, a failing job) are injected per route."""
+and their events, and chat completions (a deterministic judge, or a reviewer when asked to review a paper).
+Deterministic; faults (429, 500, a failing job, malformed or slow answers) are injected per route."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class FakeOpenAI:
     """Start with ``with FakeOpenAI() as server:``; ``server.base_url`` goes into OPENAI_BASE_URL.
 
     ``faults["POST /v1/files"] = deque([429, 500])`` answers the next two such requests with those statuses
-    (patterns as in fnmatch: ``"GET /v1/fine_tuning/jobs/*"``).
+    (patterns as in fnmatch: ``"GET /v1/fine_tuning/jobs/*"``); a None in the queue lets one request through.
     A job created with suffix "fail" fails after validation; others run ``steps`` steps and succeed.
     """
 
@@ -34,6 +35,8 @@ class FakeOpenAI:
         self.auth_headers: set[str] = set()
         self.chat_behaviours: deque = deque()  # next chat answers: "malformed", or ("slow", seconds)
         self.chat_calls = 0
+        self.chat_requests: list[dict] = []  # bodies of the chat requests answered, in order
+        self.in_flight = self.max_in_flight = 0  # chat requests being answered at once
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -58,8 +61,8 @@ class FakeOpenAI:
         if headers.get("Authorization") != f"Bearer {API_KEY}":
             return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
         pattern = next((p for p, queue in self.faults.items() if queue and fnmatch.fnmatch(route, p)), None)
-        if pattern is not None:
-            status = self.faults[pattern].popleft()
+        status = self.faults[pattern].popleft() if pattern is not None else None
+        if status is not None:  # None in a queue lets that request through
             return status, {"error": {"message": f"injected {status}", "type": "server_error"}}
         parts = path.strip("/").split("/")[1:]  # drop "v1"
         now = int(time.time())
@@ -104,13 +107,19 @@ class FakeOpenAI:
                 return 200, self._public(job_id)
         return 404, {"error": {"message": f"no route {route}", "type": "invalid_request_error"}}
 
-    # ---- a deterministic judge: sentences as points, word overlap as similarity -----------------------------------
+    # ---- a deterministic judge (sentences as points, word overlap as similarity) and reviewer ---------------------
     def _chat(self, request: dict) -> dict:
         self.chat_calls += 1
+        self.chat_requests.append(request)
         behaviour = self.chat_behaviours.popleft() if self.chat_behaviours else None
         prompt = next(m["content"] for m in request["messages"] if m["role"] == "user")
+        finish = "stop"
         if behaviour == "malformed":
             content = "Sure! Here are the points: first, the baselines..."
+        elif '<points name="A">' not in prompt and "<review>" not in prompt:  # asked to review a paper
+            words = f"Review of: {prompt}".split()
+            limit = request.get("max_tokens") or len(words)
+            content, finish = " ".join(words[:limit]), "length" if len(words) > limit else "stop"
         elif "<review>" in prompt:
             review = json.loads(prompt.split("<review>", 1)[1].rsplit("</review>", 1)[0])
             sentences = [x.strip() for x in review.replace("\n", " ").split(". ") if x.strip()]
@@ -120,7 +129,7 @@ class FakeOpenAI:
             b = json.loads(prompt.split('<points name="B">', 1)[1].split("</points>", 1)[0])
             content = json.dumps({"matches": _overlap_matches(a, b)})
         return {"id": f"chatcmpl-{self.chat_calls}", "object": "chat.completion", "created": int(time.time()),
-                "model": request["model"], "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "model": request["model"], "choices": [{"index": 0, "finish_reason": finish, "message": {
                     "role": "assistant", "content": content}}],
                 "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4,
                           "total_tokens": (len(prompt) + len(content)) // 4}}
@@ -166,8 +175,12 @@ class FakeOpenAI:
                     queue = server.chat_behaviours
                     slow = queue.popleft()[1] if self.path.endswith("/chat/completions") and queue and \
                         isinstance(queue[0], tuple) else 0
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 time.sleep(slow)
                 with server._lock:
+                    server.in_flight -= 1
                     status, payload = server.handle(method, self.path.split("?")[0], self.headers, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)

@@ -42,7 +42,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
              temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int = 0,
              batch_size: int = 1, max_context: int | None = None, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
              concurrency: int = 8, cache_file: str | None = None, encoding: str | None = None,
-             limit: int | None = None, overwrite: bool = False) -> dict:
+             max_retries: int = 5, limit: int | None = None, overwrite: bool = False) -> dict:
     """Write a review of every paper to ``output_file`` (JSONL); a rerun skips the ids already written.
 
     Args:
@@ -64,6 +64,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         concurrency: API calls in flight.
         cache_file: SQLite cache of API answers (default: beside output_file).
         encoding: tiktoken encoding of the API model when its name does not tell (cl100k_base, o200k_base).
+        max_retries: API retries of a failed call (429, 5xx, timeouts), with the openai client's exponential backoff.
         limit: review only the first N papers (a trial run).
         overwrite: start the output file over instead of resuming it.
     """
@@ -91,7 +92,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         started = time.perf_counter()
         if api_model is not None:
             _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency, cache_file,
-                     encoding, output_file)
+                     encoding, output_file, max_retries)
         else:
             _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_dir, checkpoint_dir, quantize,
                        dtype, max_context, batch_size)
@@ -133,13 +134,14 @@ def _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_d
 
 
 def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency, cache_file, encoding,
-             output_file) -> None:
+             output_file, max_retries) -> None:
     from ..answer_cache import AnswerCache
     from .api import ApiGenerator
 
     cache = AnswerCache(cache_file or Path(output_file).with_suffix(".cache.sqlite"))
     generator = ApiGenerator(run_settings["model"], cache, settings, system_prompt, base_url=base_url,
-                             concurrency=concurrency, max_context=run_settings["max_context"], encoding=encoding)
+                             concurrency=concurrency, max_context=run_settings["max_context"], encoding=encoding,
+                             max_retries=max_retries)
     started = time.perf_counter()
     with _progress(len(todo), "api") as bar:
         def on_review(record: dict) -> None:
