@@ -13,12 +13,13 @@ import torch
 from ..demo import TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
 from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_config
+from .loss import review_token_loss
 
 TRAINING_META = "lightning_review.json"
 # Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
-                            "review_samples")
+                            "review_samples", "loss_chunk_tokens")
 BASE_MODEL_KEY = "lightning_review_base_model"
 BASE_MODEL_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "max_position_embeddings", "rope_parameters")
@@ -46,6 +47,8 @@ class LongQLoRAModule(L.LightningModule):
         max_new_tokens: review length limit in ``predict`` and in validation reviews.
         review_samples: validation papers reviewed and scored by the offline judge at each validation (0: none);
             logged as ``val_review_recall`` / ``val_review_precision`` / ``val_review_hits_per_review``.
+        loss_chunk_tokens: logits only for the review tokens, this many at a time, recomputed in backward
+            (lightning_review.model.loss); None: transformers' loss over the full logits of every row.
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -56,7 +59,8 @@ class LongQLoRAModule(L.LightningModule):
                  learning_rate: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
                  lr_scheduler: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup",
                  optimizer: Literal["auto", "paged_adamw_32bit", "adamw", "deepspeed_cpu_adam"] = "auto",
-                 adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0):
+                 adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0,
+                 loss_chunk_tokens: int | None = 4096):
         super().__init__()
         self.save_hyperparameters()
         read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
@@ -93,10 +97,15 @@ class LongQLoRAModule(L.LightningModule):
 
     def forward(self, batch: dict) -> torch.Tensor:
         """The loss of a batch (mean over review tokens); S2 in training mode, full attention otherwise."""
-        out = self.model(input_ids=batch["input_ids"], labels=batch["labels"], position_ids=batch["position_ids"],
-                         doc_lens=batch["doc_lens"], attention_backend=self.hparams.attention_backend,
-                         s2_group_size=self.s2_group_size if self.hparams.s2_attention else None, use_cache=False)
-        return out.loss
+        kwargs = dict(input_ids=batch["input_ids"], position_ids=batch["position_ids"], doc_lens=batch["doc_lens"],
+                      attention_backend=self.hparams.attention_backend, use_cache=False,
+                      s2_group_size=self.s2_group_size if self.hparams.s2_attention else None)
+        if self.hparams.loss_chunk_tokens is None:
+            return self.model(labels=batch["labels"], **kwargs).loss
+        causal_lm = self.model.get_base_model()  # LoRA and the trainable copies are in place inside it
+        hidden = causal_lm.model(**kwargs).last_hidden_state
+        return review_token_loss(hidden, batch["labels"], causal_lm.get_output_embeddings(),
+                                 self.hparams.loss_chunk_tokens)
 
     def on_train_start(self) -> None:
         """Data statistics (packing efficiency, truncations) into the logger, beside the loss curves."""
