@@ -180,7 +180,7 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
     reset_peak(device)
     start = time.perf_counter()
     model = load(checkpoint, context, device, args.quantize)
-    if name == "ours":
+    if name.startswith("ours"):
         model.configure_model() if device == "cpu" else None  # on GPU the Trainer calls it on the right device
     result.setdefault("load_s", {})[name] = round(time.perf_counter() - start, 1)
     for label, lengths, row_length in jobs:
@@ -276,9 +276,11 @@ def main() -> None:
         seqs = [int(s) for s in args.seqs.split(",")]
         jobs_for = lambda name: [(f"seq_{s}", [s] * n_rows, s) for s in seqs]  # noqa: E731
     context = max(max(length for _, lengths, _ in jobs_for("x") for length in lengths), config.max_position_embeddings)
+    ours_kw = dict(attention_backend=args.attention_backend, optimizer=args.optimizer,
+                   loss_chunk_tokens=args.loss_chunk_tokens or None)
     variants = {"baseline": load_baseline,
-                "ours": lambda c, ctx, dev, q: load_ours(c, ctx, dev, q, attention_backend=args.attention_backend,
-                                                         optimizer=args.optimizer, loss_chunk_tokens=args.loss_chunk_tokens or None)}
+                "ours": lambda c, ctx, dev, q: load_ours(c, ctx, dev, q, **ours_kw),
+                "ours_offload": lambda c, ctx, dev, q: load_ours(c, ctx, dev, q, activation_offload=True, **ours_kw)}
     for name in args.variants.split(","):
         jobs = jobs_for(name)
         if args.search:  # stop doubling at the first OOM
@@ -289,9 +291,10 @@ def main() -> None:
         else:
             run_variant(name, variants[name], checkpoint, context, jobs, args, config, peak, result)
     for label, entry in result.items():
-        if label.startswith(("seq_", "mix_", "search_")) and "baseline" in entry and "ours" in entry and \
-                entry["baseline"].get("tokens_per_s") and entry["ours"].get("tokens_per_s"):
-            entry["speedup"] = round(entry["ours"]["tokens_per_s"] / entry["baseline"]["tokens_per_s"], 3)
+        if label.startswith(("seq_", "mix_", "search_")) and entry.get("baseline", {}).get("tokens_per_s"):
+            for name in ("ours", "ours_offload"):
+                if entry.get(name, {}).get("tokens_per_s"):
+                    entry[f"speedup_{name}"] = round(entry[name]["tokens_per_s"] / entry["baseline"]["tokens_per_s"], 3)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "mix_lengths"}, indent=1))
 

@@ -14,12 +14,13 @@ from ..demo import TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
 from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_config
 from .loss import review_token_loss
+from .offload import enable_activation_offload
 
 TRAINING_META = "lightning_review.json"
 # Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
-                            "review_samples", "loss_chunk_tokens")
+                            "review_samples", "loss_chunk_tokens", "activation_offload")
 BASE_MODEL_KEY = "lightning_review_base_model"
 BASE_MODEL_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "max_position_embeddings", "rope_parameters")
@@ -49,6 +50,8 @@ class LongQLoRAModule(L.LightningModule):
             logged as ``val_review_recall`` / ``val_review_precision`` / ``val_review_hits_per_review``.
         loss_chunk_tokens: logits only for the review tokens, this many at a time, recomputed in backward
             (lightning_review.model.loss); None: transformers' loss over the full logits of every row.
+        activation_offload: keep the checkpointed layer inputs in pinned host memory (lightning_review.model.offload):
+            less GPU memory at long contexts for PCIe copies; needs gradient_checkpointing; not with DDP.
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -60,7 +63,7 @@ class LongQLoRAModule(L.LightningModule):
                  lr_scheduler: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup",
                  optimizer: Literal["auto", "paged_adamw_32bit", "adamw", "deepspeed_cpu_adam"] = "auto",
                  adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0,
-                 loss_chunk_tokens: int | None = 4096):
+                 loss_chunk_tokens: int | None = 4096, activation_offload: bool = False):
         super().__init__()
         self.save_hyperparameters()
         read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
@@ -83,6 +86,8 @@ class LongQLoRAModule(L.LightningModule):
                           device=device)
         if hp.gradient_checkpointing:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hp.activation_offload:
+            enable_activation_offload(base)
         if hp.adapter_dir:
             from peft import PeftModel
 

@@ -1,0 +1,39 @@
+"""Activation offload: the same loss and gradients as transformers' checkpointing, LoRA dropout included."""
+
+import pytest
+import torch
+
+from lightning_review.data.packing import collate_rows
+from tests.model.test_loss import with_prompt
+from tests.model.test_module import make_module
+
+
+def loss_and_grads(tiny_llama_dir, batch, **kw):
+    torch.manual_seed(0)
+    module = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.3, gradient_checkpointing=True, **kw)
+    with torch.no_grad():
+        for name, param in module.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
+    module.train()
+    torch.manual_seed(1)  # the same dropout masks in both runs, if the replay restores the RNG
+    loss = module(batch)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in module.model.named_parameters() if p.requires_grad}
+
+
+def test_offloaded_checkpointing_matches_transformers_checkpointing(tiny_llama_dir):
+    batch = collate_rows([[with_prompt(60, 45, 1), with_prompt(40, 30, 2)], [with_prompt(90, 70, 3)]], pad_id=0,
+                         row_length=128)
+    reference, ref_grads = loss_and_grads(tiny_llama_dir, batch)
+    loss, grads = loss_and_grads(tiny_llama_dir, batch, activation_offload=True)
+    torch.testing.assert_close(loss, reference)
+    assert set(grads) == set(ref_grads)
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_A" in n)
+
+
+def test_offload_without_checkpointing_is_refused(tiny_llama_dir):
+    with pytest.raises(ValueError, match="needs gradient_checkpointing"):
+        make_module(tiny_llama_dir, quantize=False, gradient_checkpointing=False, activation_offload=True)
