@@ -95,7 +95,7 @@ def measure_variant(adapter: Path, quantize: bool, prompt_tokens: int, new_token
             "decode_tokens_per_s": round(batch * (new_tokens - 1) / (t_all - t_one), 1),
             "generate_s": round(t_all, 2), "peak_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2)}
         print(result["base"], batch, result["batches"][batch], flush=True)
-    del model, generator
+    model = generator = None  # free the GPU before the next variant
     torch.cuda.empty_cache()
     return result
 

@@ -236,7 +236,7 @@ def main() -> None:
                         help="ours; adamw (torch fused, as the baseline) so that max_memory_allocated sees the "
                              "optimizer states: paged_adamw_32bit keeps them in CUDA managed memory, which it does not")
     args = parser.parse_args()
-    from shapes import random_llama_checkpoint, llama_config  # noqa: E402
+    from shapes import random_llama_checkpoint
 
     result: dict = {"shape": args.shape, "args": vars(args), "torch": torch.__version__,
                     "date": time.strftime("%Y-%m-%d")}

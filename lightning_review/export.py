@@ -10,7 +10,6 @@ and the linear RoPE scaling in its config.json, so ``AutoModelForCausalLM.from_p
 from __future__ import annotations
 
 import inspect
-import json
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -19,7 +18,7 @@ import torch
 
 from .demo import resolve
 from .model.loading import add_lora, apply_rope_scaling, load_llama, read_llama_config
-from .model.module import TRAINING_META, LongQLoRAModule
+from .model.module import LongQLoRAModule, read_adapter_meta
 
 
 def read_training_checkpoint(checkpoint: str | Path) -> dict:
@@ -86,11 +85,7 @@ def export_merged(adapter_dir: str, output_dir: str, checkpoint_dir: str | None 
     from peft import PeftModel
 
     adapter = resolve(adapter_dir)
-    meta_file = adapter / TRAINING_META
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{meta_file}: missing; export needs an adapter written by lightning_review "
-                                "(it records the base model and the RoPE scaling)")
-    meta = json.loads(meta_file.read_text())
+    meta = read_adapter_meta(adapter)
     base_dir = checkpoint_dir or meta["checkpoint_dir"]
     torch_dtype = getattr(torch, dtype)
     base = load_llama(base_dir, quantize=False, model_max_length=meta.get("model_max_length"), dtype=torch_dtype,

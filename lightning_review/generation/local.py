@@ -3,10 +3,8 @@ directory; 4-bit NF4 or bf16 base; full attention with a KV cache; batches of pa
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
 import torch
@@ -44,12 +42,10 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
     if adapter_dir is not None:
         from peft import PeftModel
 
+        from ..model.module import read_adapter_meta
+
         adapter = resolve(adapter_dir)
-        meta_file = adapter / "lightning_review.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"{meta_file}: missing; adapter_dir must be an adapter written by lightning_review "
-                                    "(it records the base model and the RoPE scaling); for another model use model_dir")
-        meta = json.loads(meta_file.read_text())
+        meta = read_adapter_meta(adapter)  # a merged or foreign model goes through model_dir instead
         base_dir = checkpoint_dir or meta["checkpoint_dir"]
         base = load_llama(base_dir, quantize=quantize, model_max_length=meta.get("model_max_length"), device=device,
                           dtype=torch_dtype, attn_implementation="sdpa")

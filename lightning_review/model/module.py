@@ -266,6 +266,15 @@ class LongQLoRAModule(L.LightningModule):
         return directory
 
 
+def read_adapter_meta(adapter_dir: str | Path) -> dict:
+    """What ``save_adapter`` recorded beside the adapter: the base model directory and the RoPE scaling."""
+    meta_file = resolve(adapter_dir) / TRAINING_META
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{meta_file}: missing; this needs an adapter written by lightning_review (it records "
+                                "the base model and the RoPE scaling to load it with)")
+    return json.loads(meta_file.read_text())
+
+
 def _deepspeed_offloads_optimizer(strategy) -> bool | None:
     """None when not under DeepSpeed, else whether its ZeRO config offloads the optimizer to the CPU."""
     from lightning.pytorch.strategies import DeepSpeedStrategy

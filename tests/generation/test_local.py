@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from lightning_review.export import export_merged
 from lightning_review.generation.decoding import DecodingSettings

@@ -1,7 +1,6 @@
 """Upload and fine-tuning jobs through the openai client, against a local server speaking the OpenAI protocol:
 retries on 429 and 500, a failed job, progress events, cancel and list; the key never shows."""
 
-import json
 from collections import deque
 
 import pytest
