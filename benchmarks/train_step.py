@@ -121,8 +121,10 @@ def load_ours(checkpoint: Path, context: int, device: str, quantize: bool, **hpa
     return module
 
 
-def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warmup: int) -> list[float]:
-    """Trainer.fit over pre-collated packed rows; a callback times each optimizer step."""
+def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warmup: int,
+              profile_dir: str | None = None, label: str = "") -> list[float]:
+    """Trainer.fit over pre-collated packed rows; a callback times each optimizer step. With ``profile_dir``,
+    Lightning's PyTorchProfiler writes its operator summary there (the timings then include its overhead)."""
     import lightning as L
 
     from lightning_review.data.packing import collate_rows
@@ -145,10 +147,16 @@ def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warm
     batches = [collate_rows([row], pad_id=0, row_length=row_length) for row in rows]
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
     timer = StepTimer()
+    profiler = None
+    if profile_dir:
+        from lightning.pytorch.profilers import PyTorchProfiler
+
+        profiler = PyTorchProfiler(dirpath=profile_dir, filename=f"profile_{label}", row_limit=60,
+                                   sort_by_key="cuda_time_total" if device == "cuda" else "cpu_time_total")
     trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1,
                         precision="bf16-mixed", max_steps=len(batches), logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
-                        num_sanity_val_steps=0, limit_val_batches=0)
+                        num_sanity_val_steps=0, limit_val_batches=0, profiler=profiler)
     trainer.fit(module, train_dataloaders=loader)
     return timer.times
 
@@ -196,7 +204,7 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
 
                 bins = pack_best_fit_decreasing(lengths, row_length) if args.pack else [[i] for i in range(len(docs))]
                 rows = [[docs[i] for i in b] for b in bins]
-                times = our_steps(model, rows, row_length, device, args.warmup)
+                times = our_steps(model, rows, row_length, device, args.warmup, args.profile_dir, label)
                 doc_lens = [[lengths[i] for i in b] for b in bins]
                 warm_docs = args.warmup
             entry = summarize(times, doc_lens, config, peak, peak_gb(device))
@@ -232,6 +240,7 @@ def main() -> None:
     parser.add_argument("--no-pack", dest="pack", action="store_false")
     parser.add_argument("--loss_chunk_tokens", type=int, default=4096, help="ours; 0: transformers' full-logits loss")
     parser.add_argument("--attention_backend", default="auto")
+    parser.add_argument("--profile_dir", help="ours: write Lightning's PyTorchProfiler summary of each job here")
     parser.add_argument("--optimizer", default="adamw",
                         help="ours; adamw (torch fused, as the baseline) so that max_memory_allocated sees the "
                              "optimizer states: paged_adamw_32bit keeps them in CUDA managed memory, which it does not")
