@@ -71,8 +71,9 @@ def chart(all_rows: list[dict], path: Path) -> None:
             axes[1].plot(xs, [p[1]["peak_gb"] for p in points], style, marker=marker, label=label)
     axes[0].set(xlabel="tokens per row (K)", ylabel="tokens / s", title="Training throughput, one H200")
     axes[1].set(xlabel="tokens per row (K)", ylabel="peak GB (max_memory_allocated)", title="Peak memory")
-    axes[1].axhline(22, color="grey", lw=0.8)
-    axes[1].axhline(32, color="grey", lw=0.8)
+    for gb, tokens in ((22, "16K"), (32, "32K")):
+        axes[1].axhline(gb, color="grey", lw=0.8)
+        axes[1].text(8, gb + 0.3, f"13B {tokens} target: {gb} GB", fontsize=7, color="grey")
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xticks([8, 16, 32], ["8K", "16K", "32K"])
