@@ -13,12 +13,15 @@ from ..data.records import RecordError, iter_json_objects
 from .evaluator import EvaluationInput, evaluate as run_evaluation
 
 
-def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto") -> EvaluationInput:
+def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto",
+               excerpt_control: bool = True) -> EvaluationInput:
     """Human reviews grouped by paper (a record id ``paper#i`` belongs to paper ``paper``); each system's JSONL of
     ``{"id": paper id, "review": text}`` (the format ``generate`` writes)."""
     papers: dict[str, list[str]] = defaultdict(list)
+    texts: dict[str, str] = {}
     for record in read_records(human_file, format=data_format, policy="skip").records:
         papers[record.id.split("#")[0]].append(record.review)
+        texts.setdefault(record.id.split("#")[0], record.paper)
     outputs = {}
     for name, path in systems.items():
         reviews = {}
@@ -31,7 +34,7 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
             raise RecordError(f"{path}: {len(missing)} reviews of papers without human reviews in {human_file} "
                               f"(e.g. {missing[:3]}); ids must be the papers' ids")
         outputs[name] = reviews
-    return EvaluationInput(dict(papers), outputs)
+    return EvaluationInput(dict(papers), outputs, texts if excerpt_control else {})
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
@@ -57,7 +60,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              output_dir: str = "evaluation", cache_file: str | None = None, threshold: float = 7.0,
              concurrency: int = 8, max_calls: int | None = None, max_tokens: int | None = None,
              max_dollars: float | None = None, dollars_per_1k_prompt: float = 0.0,
-             dollars_per_1k_completion: float = 0.0, resamples: int = 10_000, data_format: str = "auto") -> dict:
+             dollars_per_1k_completion: float = 0.0, resamples: int = 10_000, data_format: str = "auto",
+             excerpt_control: bool = True) -> dict:
     """Judge every system's reviews against the human ones; write result.json, report.md and PNG charts.
 
     Args:
@@ -75,13 +79,15 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         dollars_per_1k_completion: the judge's price, for the dollar budget and the report.
         resamples: bootstrap resamples for the win-rate intervals.
         data_format: the human file's format.
+        excerpt_control: judge each paper's own opening (cut to its human reviews' length) as a control system,
+            to show whether a judge rewards copying the paper (one more system's calls for chat judges).
     """
     from .chat_judge import BudgetExceeded
     from .report import charts, markdown
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_input(human_file, systems, data_format)
+    data = load_input(human_file, systems, data_format, excerpt_control)
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
     judge_objects = make_judges(judges or ["embedding"], cache_file or str(out / "judge_cache.sqlite"),

@@ -5,6 +5,8 @@ Per judge, paper and system: the system review's points are matched against the 
 reviews. A chat judge matches in both directions (system->human and human->system) and a hit counts only when both
 rate the pair at or above the threshold; the share of one-sided hits is the flip rate. The human-human control judges
 one human review of a paper against the others, as if it were a system (the ceiling; Liang et al. report 35.25%).
+The paper-excerpt control is the paper's own opening, cut to the length of its human reviews, judged as a system: a
+judge that gives it as many hits as a human review rewards copying the paper, and the report flags it.
 """
 
 from __future__ import annotations
@@ -22,14 +24,27 @@ from .chat_judge import flags_injection
 from .statistics import THRESHOLDS, PaperScore, agreed_hits, cohen_kappa, outcomes, spearman, win_rate
 
 HUMAN_CONTROL = "human (control)"
+EXCERPT_CONTROL = "paper excerpt (control)"
+CONTROLS = (HUMAN_CONTROL, EXCERPT_CONTROL)
 
 
 @dataclass
 class EvaluationInput:
-    """papers: paper id -> human reviews; systems: system name -> {paper id -> review}."""
+    """papers: paper id -> human reviews; systems: system name -> {paper id -> review}; paper_texts: paper id ->
+    the paper (for the paper-excerpt control; none, no control)."""
 
     papers: dict[str, list[str]]
     systems: dict[str, dict[str, str]]
+    paper_texts: dict[str, str] = field(default_factory=dict)
+
+
+def paper_excerpt(paper: str, chars: int) -> str:
+    """The paper's opening, about ``chars`` long, cut after a sentence when one ends in the second half."""
+    text = " ".join(paper.split())
+    if len(text) <= chars:
+        return text
+    cut = text.rfind(". ", 0, chars)
+    return text[:cut + 1] if cut >= chars // 2 else text[:chars]
 
 
 @dataclass
@@ -96,6 +111,10 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
     control = {pid: reviews[0] for pid, reviews in data.papers.items() if len(reviews) >= 2}
     if control:
         systems[HUMAN_CONTROL] = control
+    excerpts = {pid: paper_excerpt(data.paper_texts[pid], int(np.median([len(r) for r in reviews])))
+                for pid, reviews in data.papers.items() if reviews and data.paper_texts.get(pid)}
+    if excerpts:
+        systems[EXCERPT_CONTROL] = excerpts
     judged: dict[str, dict[str, dict[str, Judged]]] = {}
     for judge in judges:
         both = not getattr(judge, "symmetric", False)
@@ -144,6 +163,17 @@ async def same_pairs_agreement(first, second, judged_by_first: dict, threshold: 
             "spearman_on_similarities": spearman(sims_1, sims_2)}
 
 
+def copying_flags(judged: dict, threshold: float) -> list[dict]:
+    """Judges under which the paper's own opening gets at least the hits of a human review."""
+    def mean_hits(per_paper: dict) -> float:
+        return float(np.mean([j.score(threshold)[0].hits for j in per_paper.values()]))
+
+    return [{"judge": judge, "excerpt_hits": mean_hits(per[EXCERPT_CONTROL]),
+             "human_hits": mean_hits(per[HUMAN_CONTROL]), "threshold": threshold}
+            for judge, per in judged.items() if per.get(EXCERPT_CONTROL) and per.get(HUMAN_CONTROL)
+            and mean_hits(per[EXCERPT_CONTROL]) >= mean_hits(per[HUMAN_CONTROL])]
+
+
 def summarise(data, systems, judges, judged, primary_threshold, resamples, seed) -> dict:
     result: dict = {"papers": len(data.papers), "thresholds": list(THRESHOLDS), "primary_threshold": primary_threshold,
                     "systems": {}, "comparisons": [], "judge_agreement": [], "flags": {}}
@@ -163,7 +193,7 @@ def summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
                                                          for pid, j in sorted(per_paper.items())}
                                                 for system, per_paper in per_system.items()}
                                    for judge_name, per_system in judged.items()}
-    names = [s for s in systems if s != HUMAN_CONTROL]
+    names = [s for s in systems if s not in CONTROLS]
     for judge_name, per_system in judged.items():
         for a, b in combinations(names, 2):
             common = sorted(set(per_system.get(a, {})) & set(per_system.get(b, {})))
@@ -192,6 +222,7 @@ def summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
                 "spearman_on_hits": spearman(hits_a[j1], hits_a[j2])})
     result["flags"]["self_preference"] = [{"judge": j.name, "system": s} for j in judges for s in names
                                           if family(j.name) == family(s)]
+    result["flags"]["rewards_paper_copying"] = copying_flags(judged, primary_threshold)
     result["flags"]["injection"] = [{"system": s, "paper": p} for s in names
                                     for p, review in systems[s].items() if flags_injection(review)]
     usage = {}

@@ -45,7 +45,11 @@ def markdown(result: dict) -> str:
     for f in flags["injection"]:
         lines.append(f"- instructions to a judge found in {f['system']}'s review of paper {f['paper']} "
                      "(treated as data, scored as written)")
-    if not flags["self_preference"] and not flags["injection"]:
+    for f in flags.get("rewards_paper_copying", []):
+        lines.append(f"- judge {f['judge']} rewards copying the paper: the paper's own opening gets {f['excerpt_hits']:.2f}"
+                     f" hits a paper at {f['threshold']:g}, a human review {f['human_hits']:.2f}; a system that "
+                     "quotes the paper would look good under it")
+    if not any(flags.get(k) for k in ("self_preference", "injection", "rewards_paper_copying")):
         lines.append("- none")
     if result.get("usage_this_run"):
         lines += ["", "## Judge usage (this run; cached answers cost nothing)", "",
