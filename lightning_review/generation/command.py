@@ -78,6 +78,9 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
                         "max_context": 16_385 if max_context is None else max_context or None,
                         **settings.as_dict()}
     else:
+        from .local import check_model_source
+
+        check_model_source(model_dir, adapter_dir)
         run_settings = {"backend": "local", "model": str(model_dir or adapter_dir), "base": checkpoint_dir,
                         "quantize": quantize, "dtype": None if quantize else dtype, "max_context": max_context,
                         **settings.as_dict()}

@@ -22,11 +22,18 @@ class PreparedPaper:
     paper_tokens_removed: int
 
 
+def check_model_source(model_dir: str | None, adapter_dir: str | None) -> None:
+    if (model_dir is None) == (adapter_dir is None):
+        raise ValueError("give either model_dir (a merged or plain Llama checkpoint directory) or adapter_dir "
+                         "(an adapter written by lightning_review, with checkpoint_dir if its base moved), "
+                         "or api_model for an API model")
+
+
 def load_generation_model(model_dir: str | None = None, adapter_dir: str | None = None,
                           checkpoint_dir: str | None = None, quantize: bool = False,
                           dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16",
                           device: str | None = None):
-    """(model, tokenizer, source) for generation.
+    """(model, tokenizer) for generation, in eval mode with SDPA attention.
 
     With ``adapter_dir``, the base is ``checkpoint_dir`` or the one the adapter records, loaded with the adapter's
     RoPE scaling; in bf16 the LoRA weights are merged (faster decoding), in 4-bit they stay beside the quantized
@@ -34,9 +41,7 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
     """
     from transformers import AutoTokenizer
 
-    if (model_dir is None) == (adapter_dir is None):
-        raise ValueError("give either model_dir (a merged or plain Llama checkpoint directory) or adapter_dir "
-                         "(an adapter written by lightning_review, with checkpoint_dir if its base moved)")
+    check_model_source(model_dir, adapter_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = getattr(torch, dtype)
     if adapter_dir is not None:
@@ -50,9 +55,8 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
         base = load_llama(base_dir, quantize=quantize, model_max_length=meta.get("model_max_length"), device=device,
                           dtype=torch_dtype, attn_implementation="sdpa")
         model = PeftModel.from_pretrained(base, str(adapter))
-        if not quantize:
-            model = model.merge_and_unload()
-        model = model.to(torch_dtype) if not quantize else model
+        if not quantize:  # the adapter's fp32 embeddings and norms are folded in and cast to the model's dtype
+            model = model.merge_and_unload().to(torch_dtype)
         tokenizer_dir = base_dir
     else:
         model = load_llama(model_dir, quantize=quantize, device=device, dtype=torch_dtype,
