@@ -11,6 +11,8 @@ _EXPORTS = {
     "DEFAULT_SYSTEM_PROMPT": ".data.prompt", "Record": ".data.records", "RecordError": ".data.records",
     "read_jsonl": ".data.records", "document_causal_attention": ".model.attention", "s2_attention": ".model.attention",
     "CheckpointError": ".model.loading", "load_llama": ".model.loading", "LongQLoRAModule": ".model.module",
+    "review_token_loss": ".model.loss", "DecodingSettings": ".generation.decoding", "generate": ".generation.command",
+    "LocalGenerator": ".generation.local", "load_generation_model": ".generation.local",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
