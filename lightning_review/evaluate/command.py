@@ -16,25 +16,31 @@ from .evaluator import EvaluationInput, evaluate as run_evaluation
 def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto",
                excerpt_control: bool = True) -> EvaluationInput:
     """Human reviews grouped by paper (a record id ``paper#i`` belongs to paper ``paper``); each system's JSONL of
-    ``{"id": paper id, "review": text}`` (the format ``generate`` writes)."""
+    ``{"id": paper id, "review": text}`` (the format ``generate`` writes; its ``truncated`` and ``finish_reason``
+    are kept, to flag systems that saw cut papers or were cut off themselves)."""
     papers: dict[str, list[str]] = defaultdict(list)
     texts: dict[str, str] = {}
     for record in read_records(human_file, format=data_format, policy="skip").records:
         papers[record.id.split("#")[0]].append(record.review)
         texts.setdefault(record.id.split("#")[0], record.paper)
-    outputs = {}
+    outputs, cut = {}, {}
     for name, path in systems.items():
         reviews = {}
+        cut[name] = {"paper_truncated": [], "review_at_length_limit": []}
         for where, obj in iter_json_objects(path):
             if not isinstance(obj.get("review"), str) or "id" not in obj:
                 raise RecordError(f"{where}: a system output line needs 'id' (the paper) and 'review'")
             reviews[str(obj["id"])] = obj["review"]
+            if obj.get("truncated"):  # generate's fields; other sources may not have them
+                cut[name]["paper_truncated"].append(str(obj["id"]))
+            if obj.get("finish_reason") == "length":
+                cut[name]["review_at_length_limit"].append(str(obj["id"]))
         missing = sorted(set(reviews) - set(papers))
         if missing:
             raise RecordError(f"{path}: {len(missing)} reviews of papers without human reviews in {human_file} "
                               f"(e.g. {missing[:3]}); ids must be the papers' ids")
         outputs[name] = reviews
-    return EvaluationInput(dict(papers), outputs, texts if excerpt_control else {})
+    return EvaluationInput(dict(papers), outputs, texts if excerpt_control else {}, cut)
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:

@@ -31,11 +31,13 @@ CONTROLS = (HUMAN_CONTROL, EXCERPT_CONTROL)
 @dataclass
 class EvaluationInput:
     """papers: paper id -> human reviews; systems: system name -> {paper id -> review}; paper_texts: paper id ->
-    the paper (for the paper-excerpt control; none, no control)."""
+    the paper (for the paper-excerpt control; none, no control); cut: system -> {"paper_truncated": [paper ids],
+    "review_at_length_limit": [paper ids]} as generate recorded them."""
 
     papers: dict[str, list[str]]
     systems: dict[str, dict[str, str]]
     paper_texts: dict[str, str] = field(default_factory=dict)
+    cut: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 def paper_excerpt(paper: str, chars: int) -> str:
@@ -223,6 +225,9 @@ def summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
     result["flags"]["self_preference"] = [{"judge": j.name, "system": s} for j in judges for s in names
                                           if family(j.name) == family(s)]
     result["flags"]["rewards_paper_copying"] = copying_flags(judged, primary_threshold)
+    result["flags"]["cut"] = [{"system": system, "what": what, "papers": len(ids),
+                               "of": len(data.systems.get(system, {}))}
+                              for system, kinds in data.cut.items() for what, ids in kinds.items() if ids]
     result["flags"]["injection"] = [{"system": s, "paper": p} for s in names
                                     for p, review in systems[s].items() if flags_injection(review)]
     usage = {}

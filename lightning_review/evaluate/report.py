@@ -49,7 +49,11 @@ def markdown(result: dict) -> str:
         lines.append(f"- judge {f['judge']} rewards copying the paper: the paper's own opening gets {f['excerpt_hits']:.2f}"
                      f" hits a paper at {f['threshold']:g}, a human review {f['human_hits']:.2f}; a system that "
                      "quotes the paper would look good under it")
-    if not any(flags.get(k) for k in ("self_preference", "injection", "rewards_paper_copying")):
+    for f in flags.get("cut", []):
+        what = ("were written from a paper cut to fit the model's context" if f["what"] == "paper_truncated"
+                else "stopped at max_new_tokens (cut short)")
+        lines.append(f"- {f['system']}: {f['papers']} of {f['of']} reviews {what} (the comparison is of what it wrote)")
+    if not any(flags.get(k) for k in ("self_preference", "injection", "rewards_paper_copying", "cut")):
         lines.append("- none")
     if result.get("usage_this_run"):
         lines += ["", "## Judge usage (this run; cached answers cost nothing)", "",

@@ -38,3 +38,7 @@ def test_generate_both_systems_then_evaluate(adapter_dir, tmp_path, monkeypatch)
     # against 1.25 for a human review at threshold 7, on these 8 papers)
     assert [f["judge"] for f in saved["flags"]["rewards_paper_copying"]] == [judge]
     assert "rewards copying the paper" in report
+    # what generate recorded reaches the report: the tiny model saw every paper cut, the echo reviewer was cut off
+    cut = {(f["system"], f["what"]): f["papers"] for f in saved["flags"]["cut"]}
+    assert cut[("tiny", "paper_truncated")] == papers and cut[("api", "review_at_length_limit")] == papers
+    assert f"tiny: {papers} of {papers} reviews were written from a paper cut" in report
