@@ -35,6 +35,13 @@ def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
     return papers, repeated
 
 
+def parse_shard(shard: str) -> tuple[int, int]:
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise ValueError(f"shard must be i/n with 0 <= i < n (e.g. 0/2 and 1/2 for two GPUs), got {shard!r}")
+    return int(index), int(count)
+
+
 def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | None = None,
              adapter_dir: str | None = None, checkpoint_dir: str | None = None, api_model: str | None = None,
              base_url: str | None = None, quantize: bool = False,
@@ -42,7 +49,8 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
              temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int = 0,
              batch_size: int = 1, max_context: int | None = None, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
              concurrency: int = 8, cache_file: str | None = None, encoding: str | None = None,
-             max_retries: int = 5, limit: int | None = None, overwrite: bool = False) -> dict:
+             max_retries: int = 5, limit: int | None = None, shard: str | None = None,
+             overwrite: bool = False) -> dict:
     """Write a review of every paper to ``output_file`` (JSONL); a rerun skips the ids already written.
 
     Args:
@@ -66,11 +74,16 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         encoding: tiktoken encoding of the API model when its name does not tell (cl100k_base, o200k_base).
         max_retries: API retries of a failed call (429, 5xx, timeouts), with the openai client's exponential backoff.
         limit: review only the first N papers (a trial run).
+        shard: ``i/n``: this process reviews every n-th paper from the i-th (0-based), to spread a test set over n
+            GPUs or machines (``CUDA_VISIBLE_DEVICES=i``, one output_file each; concatenate them for evaluate).
         overwrite: start the output file over instead of resuming it.
     """
     settings = DecodingSettings(max_new_tokens, temperature, top_p, repetition_penalty, seed)
     items, repeated = unique_papers(papers)
     items = items[:limit] if limit else items
+    if shard:
+        index, count = parse_shard(shard)
+        items = items[index::count]
     if api_model is not None:
         if model_dir or adapter_dir:
             raise ValueError("api_model is the API backend; leave model_dir and adapter_dir out (or api_model)")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lightning_review.generation import local
-from lightning_review.generation.command import generate, unique_papers
+from lightning_review.generation.command import generate, parse_shard, unique_papers
 from tests.conftest import write_jsonl
 
 
@@ -46,3 +46,14 @@ def test_repeated_ids_are_reviewed_once_unless_they_name_different_papers(tmp_pa
     clash = write_jsonl(tmp_path / "b.jsonl", [{"id": "x", "paper": "P"}, {"id": "x", "paper": "R"}])
     with pytest.raises(ValueError, match="b.jsonl:2: id 'x' was used before for another paper"):
         unique_papers(str(clash))
+
+
+def test_shards_split_the_papers_between_processes_without_overlap(adapter_dir, papers_file, tmp_path):
+    outputs = [tmp_path / f"shard{i}.jsonl" for i in range(2)]
+    for i, out in enumerate(outputs):
+        generate(str(papers_file), str(out), adapter_dir=str(adapter_dir), dtype="float32", max_new_tokens=4,
+                 shard=f"{i}/2")
+    ids = [set(reviews(out)) for out in outputs]
+    assert ids[0] == {"p0", "p2", "p4"} and ids[1] == {"p1", "p3"}
+    with pytest.raises(ValueError, match="shard must be i/n"):
+        parse_shard("2/2")
