@@ -49,7 +49,8 @@ class DecodingSettings:
         return kwargs
 
     def batch_seed(self, ids: Sequence[str]) -> int:
-        """A seed of the batch's paper ids: a resumed run samples its remaining batches as a fresh run would."""
+        """A seed of the batch's paper ids, not of the run's history: with one paper a batch, a resumed run samples
+        each paper exactly as an uninterrupted run does."""
         return (self.seed * 1_000_003 + zlib.crc32("\n".join(ids).encode())) % 2**63
 
 
