@@ -14,8 +14,11 @@ def reviews(path):
     return {r["id"]: r["review"] for r in map(json.loads, path.read_text().splitlines())}
 
 
-def test_an_interrupted_run_resumes_to_the_uninterrupted_result(adapter_dir, papers_file, tmp_path, monkeypatch):
-    common = dict(adapter_dir=str(adapter_dir), dtype="float32", max_new_tokens=12, batch_size=2)
+@pytest.mark.parametrize("decoding", [dict(batch_size=2), dict(batch_size=1, temperature=1.2, seed=3)],
+                         ids=["greedy", "sampled"])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(adapter_dir, papers_file, tmp_path, monkeypatch,
+                                                                  decoding):
+    common = dict(adapter_dir=str(adapter_dir), dtype="float32", max_new_tokens=12, **decoding)
     whole = tmp_path / "whole.jsonl"
     generate(str(papers_file), str(whole), **common)
 
@@ -31,10 +34,11 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(adapter_dir, pap
     resumed = tmp_path / "resumed.jsonl"
     with pytest.raises(KeyboardInterrupt):
         generate(str(papers_file), str(resumed), **common)
-    assert len(reviews(resumed)) == 2
+    done = decoding["batch_size"]  # the first batch was written, the crash came at the second
+    assert len(reviews(resumed)) == done
     monkeypatch.setattr(local.LocalGenerator, "generate", original)
     summary = generate(str(papers_file), str(resumed), **common)
-    assert summary["already_written"] == 2 and summary["written"] == 3
+    assert summary["already_written"] == done and summary["written"] == 5 - done
     assert reviews(resumed) == reviews(whole)
     assert len(resumed.read_text().splitlines()) == 5
 
