@@ -162,8 +162,8 @@ def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warm
 
 
 # ---- measurement ----------------------------------------------------------------------------------------------------
-def summarize(times: list[float], doc_lens: list[list[int]], config, peak: float | None, memory: float | None,
-              steps_per_row: int = 1) -> dict:
+def summarize(times: list[float], doc_lens: list[list[int]], config, peak: float | None,
+              memory: float | None) -> dict:
     from lightning_review.training.telemetry import training_flops
 
     per_step = [sum(row) for row in doc_lens]
@@ -183,13 +183,14 @@ def summarize(times: list[float], doc_lens: list[list[int]], config, peak: float
 
 def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tuple[str, list[int], int]], args,
                 config, peak, result: dict) -> None:
-    """Load one variant once, then time every job (label, document lengths, row length) on it."""
+    """Load one variant once, then time every job (label, document lengths, row length) on it; in a search, the
+    doubling stops at the first OOM."""
     device = args.device
     reset_peak(device)
     start = time.perf_counter()
     model = load(checkpoint, context, device, args.quantize)
-    if name.startswith("ours"):
-        model.configure_model() if device == "cpu" else None  # on GPU the Trainer calls it on the right device
+    if name.startswith("ours") and device == "cpu":
+        model.configure_model()  # on GPU the Trainer calls it, on the right device
     result.setdefault("load_s", {})[name] = round(time.perf_counter() - start, 1)
     for label, lengths, row_length in jobs:
         docs = documents(lengths, args.review_fraction, config.vocab_size, seed=len(lengths))
@@ -198,7 +199,6 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
             if name == "baseline":
                 times = baseline_steps(model, docs, device, args.warmup)
                 doc_lens = [[n] for n in lengths]
-                warm_docs = args.warmup
             else:
                 from lightning_review.data.packing import pack_best_fit_decreasing
 
@@ -206,10 +206,9 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
                 rows = [[docs[i] for i in b] for b in bins]
                 times = our_steps(model, rows, row_length, device, args.warmup, args.profile_dir, label)
                 doc_lens = [[lengths[i] for i in b] for b in bins]
-                warm_docs = args.warmup
             entry = summarize(times, doc_lens, config, peak, peak_gb(device))
             entry["rows"] = len(doc_lens)
-            entry["warmup_rows"] = warm_docs
+            entry["warmup_rows"] = args.warmup
         except Exception as exc:  # noqa: BLE001 - OOM is a result here, anything else is re-raised
             if not is_oom(exc):
                 raise
@@ -217,6 +216,8 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
         result.setdefault(label, {})[name] = entry
         print(name, label, entry, flush=True)
         Path(args.out).write_text(json.dumps(result, indent=1))
+        if args.search and entry.get("oom"):
+            break
     del model
     reset_peak(device)
 
@@ -273,18 +274,18 @@ def main() -> None:
         while s <= args.search_cap:
             seqs.append(s)
             s *= 2
-        jobs_for = lambda name: [(f"search_{s}", [s] * (1 + 0), s) for s in seqs]  # noqa: E731 - one row each
+        jobs = [(f"search_{s}", [s], s) for s in seqs]  # one row each
         args.warmup = 0
     elif args.mix:
         rng = random.Random(0)  # lognormal around the seed's mean of ~7,600 tokens, cut to [1K, mix_row]
         lengths = [min(args.mix_row, max(1024, int(rng.lognormvariate(math.log(6800), 0.5))))
                    for _ in range(args.mix + args.warmup)]
         result["mix_lengths"] = lengths
-        jobs_for = lambda name: [(f"mix_{args.mix_row}", lengths, args.mix_row)]  # noqa: E731
+        jobs = [(f"mix_{args.mix_row}", lengths, args.mix_row)]
     else:
         seqs = [int(s) for s in args.seqs.split(",")]
-        jobs_for = lambda name: [(f"seq_{s}", [s] * n_rows, s) for s in seqs]  # noqa: E731
-    context = max(max(length for _, lengths, _ in jobs_for("x") for length in lengths), config.max_position_embeddings)
+        jobs = [(f"seq_{s}", [s] * n_rows, s) for s in seqs]
+    context = max(max(length for _, lengths, _ in jobs for length in lengths), config.max_position_embeddings)
     ours_kw = dict(attention_backend=args.attention_backend, optimizer=args.optimizer,
                    loss_chunk_tokens=args.loss_chunk_tokens or None)
     variants = {"baseline": load_baseline,
@@ -294,14 +295,7 @@ def main() -> None:
                 "ours_no_checkpointing": lambda c, ctx, dev, q: load_ours(c, ctx, dev, q, gradient_checkpointing=False,
                                                                           **ours_kw)}
     for name in args.variants.split(","):
-        jobs = jobs_for(name)
-        if args.search:  # stop doubling at the first OOM
-            for job in jobs:
-                run_variant(name, variants[name], checkpoint, context, [job], args, config, peak, result)
-                if result[job[0]][name].get("oom"):
-                    break
-        else:
-            run_variant(name, variants[name], checkpoint, context, jobs, args, config, peak, result)
+        run_variant(name, variants[name], checkpoint, context, jobs, args, config, peak, result)
     for label, entry in result.items():
         if label.startswith(("seq_", "mix_", "search_")) and entry.get("baseline", {}).get("tokens_per_s"):
             for name in ("ours", "ours_offload", "ours_no_checkpointing"):

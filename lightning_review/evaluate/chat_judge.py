@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field, ValidationError
 
 from ..answer_cache import AnswerCache, call_key
+from ..openai_client import LazyAsyncOpenAI
 from .embedding_judge import Match
 
 EXTRACT_VERSION = "extract-v1"
@@ -117,17 +118,12 @@ class ChatJudge:
 
     def __post_init__(self):
         self.name = self.model
-        self._client = None
+        self._api = LazyAsyncOpenAI(self.base_url, self.api_key, self.max_retries, self.timeout)
         self._semaphore = None
 
     @property
     def client(self):
-        if self._client is None:
-            from openai import AsyncOpenAI
-
-            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=self.max_retries,
-                                       timeout=self.timeout)
-        return self._client
+        return self._api.get()
 
     async def extract_points(self, review: str) -> list[str]:
         prompt = EXTRACT.format(review=json.dumps(review, ensure_ascii=False))

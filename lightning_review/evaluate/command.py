@@ -21,8 +21,9 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
     papers: dict[str, list[str]] = defaultdict(list)
     texts: dict[str, str] = {}
     for record in read_records(human_file, format=data_format, policy="skip").records:
-        papers[record.id.split("#")[0]].append(record.review)
-        texts.setdefault(record.id.split("#")[0], record.paper)
+        paper_id = record.id.split("#")[0]
+        papers[paper_id].append(record.review)
+        texts.setdefault(paper_id, record.paper)
     outputs, cut = {}, {}
     for name, path in systems.items():
         reviews = {}

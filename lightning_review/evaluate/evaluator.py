@@ -167,13 +167,14 @@ async def same_pairs_agreement(first, second, judged_by_first: dict, threshold: 
 
 def copying_flags(judged: dict, threshold: float) -> list[dict]:
     """Judges under which the paper's own opening gets at least the hits of a human review."""
-    def mean_hits(per_paper: dict) -> float:
-        return float(np.mean([j.score(threshold)[0].hits for j in per_paper.values()]))
-
-    return [{"judge": judge, "excerpt_hits": mean_hits(per[EXCERPT_CONTROL]),
-             "human_hits": mean_hits(per[HUMAN_CONTROL]), "threshold": threshold}
-            for judge, per in judged.items() if per.get(EXCERPT_CONTROL) and per.get(HUMAN_CONTROL)
-            and mean_hits(per[EXCERPT_CONTROL]) >= mean_hits(per[HUMAN_CONTROL])]
+    flags = []
+    for judge, per in judged.items():
+        if per.get(EXCERPT_CONTROL) and per.get(HUMAN_CONTROL):
+            copied, reviewed = (float(np.mean([j.score(threshold)[0].hits for j in per[name].values()]))
+                                for name in (EXCERPT_CONTROL, HUMAN_CONTROL))
+            if copied >= reviewed:
+                flags.append({"judge": judge, "excerpt_hits": copied, "human_hits": reviewed, "threshold": threshold})
+    return flags
 
 
 def summarise(data, systems, judges, judged, primary_threshold, resamples, seed) -> dict:

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from ..answer_cache import AnswerCache, call_key
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..openai_client import LazyAsyncOpenAI
 from ..openai_ft.chat_format import truncate_paper_to_fit
 from ..openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
 from .decoding import DecodingSettings
@@ -42,7 +43,7 @@ class ApiGenerator:
     calls: int = field(default=0, init=False)
 
     def __post_init__(self):
-        self._client = None
+        self._api = LazyAsyncOpenAI(self.base_url, self.api_key, self.max_retries, self.timeout)
         self._encoding = None
         if self.max_context is not None:
             if self.max_context <= self.settings.max_new_tokens:
@@ -52,12 +53,7 @@ class ApiGenerator:
 
     @property
     def client(self):
-        if self._client is None:
-            from openai import AsyncOpenAI
-
-            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=self.max_retries,
-                                       timeout=self.timeout)
-        return self._client
+        return self._api.get()
 
     def messages(self, paper: str) -> tuple[list[dict], int]:
         """System prompt + paper, the paper cut to fit the context beside the review; returns tokens cut."""
@@ -102,5 +98,4 @@ class ApiGenerator:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._client is not None:
-                await self._client.close()
+            await self._api.close()

@@ -3,7 +3,8 @@
 The model's forward receives ``doc_lens`` (documents per row) and ``s2_group_size``; transformers hands extra forward
 keyword arguments to the attention function. In training mode attention is S2 inside each document; in eval mode
 (validation, test, predict) it is full causal attention inside each document. Generation with a KV cache uses
-``sdpa`` (lightning_review.generate switches the implementation), since S2 is a training-time approximation.
+``sdpa`` (lightning_review.generation.decoding.full_attention switches to it), since S2 is a training-time
+approximation.
 """
 
 from __future__ import annotations

@@ -136,11 +136,8 @@ class LongQLoRAModule(L.LightningModule):
         The same decoding as the ``generate`` command (lightning_review.generation.decoding)."""
         from ..generation.decoding import DecodingSettings, full_attention, generate_ids
 
-        tokenizer = self.trainer.datamodule.tokenizer if self._trainer is not None else None
-        eos = tokenizer.eos_token_id if tokenizer is not None else None
-        with full_attention(self.model):
-            (out,) = generate_ids(self.model, [prompt_ids], DecodingSettings(self.hparams.max_new_tokens),
-                                  pad_id=eos if eos is not None else 0, eos_id=eos)
+        with full_attention(self.model):  # one prompt: nothing to pad; EOS from the model's generation config
+            (out,) = generate_ids(self.model, [prompt_ids], DecodingSettings(self.hparams.max_new_tokens), pad_id=0)
         return out.ids
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
