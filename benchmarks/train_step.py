@@ -26,6 +26,7 @@ import random
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -181,6 +182,33 @@ def summarize(times: list[float], doc_lens: list[list[int]], config, peak: float
     return out
 
 
+def parse_variant(spec: str) -> tuple[str, dict, set[int] | None]:
+    """``ours:checkpointed_layers=0;kernels=none;rows=8192+16384`` -> ("ours", LongQLoRAModule settings, the row
+    lengths it runs, None: all). ``baseline`` takes no settings."""
+    name, _, rest = spec.partition(":")
+    if name not in ("baseline", "ours"):
+        raise SystemExit(f"--variants: {spec!r}: a variant is baseline or ours[:key=value;...]")
+    settings, only = {}, None
+    for item in filter(None, rest.split(";")):
+        key, _, value = item.partition("=")
+        if key == "rows":
+            only = {int(v) for v in value.split("+")}
+        elif name == "baseline":
+            raise SystemExit(f"--variants: {spec!r}: the baseline takes no settings")
+        else:
+            settings[key] = None if value in ("none", "null") and key != "kernels" else _number_or_text(value)
+    return name, settings, only
+
+
+def _number_or_text(value: str):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
 def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tuple[str, list[int], int]], args,
                 config, peak, result: dict) -> None:
     """Load one variant once, then time every job (label, document lengths, row length) on it; in a search, the
@@ -189,14 +217,14 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
     reset_peak(device)
     start = time.perf_counter()
     model = load(checkpoint, context, device, args.quantize)
-    if name.startswith("ours") and device == "cpu":
-        model.configure_model()  # on GPU the Trainer calls it, on the right device
+    if name.startswith("ours") and device == "cpu":  # on GPU the Trainer builds it on its device
+        model.build(device)
     result.setdefault("load_s", {})[name] = round(time.perf_counter() - start, 1)
     for label, lengths, row_length in jobs:
         docs = documents(lengths, args.review_fraction, config.vocab_size, seed=len(lengths))
         reset_peak(device)
         try:
-            if name == "baseline":
+            if name.startswith("baseline"):
                 times = baseline_steps(model, docs, device, args.warmup)
                 doc_lens = [[n] for n in lengths]
             else:
@@ -231,7 +259,10 @@ def main() -> None:
     parser.add_argument("--seqs", default="8192,16384,32768")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--variants", default="baseline,ours")
+    parser.add_argument("--variants", default="baseline,ours",
+                        help="comma-separated: baseline, ours, or ours:key=value;... with LongQLoRAModule settings "
+                             "(e.g. ours:checkpointed_layers=0;kernels=none) and rows=8192+16384 to run only those "
+                             "row lengths")
     parser.add_argument("--review_fraction", type=float, default=0.1)
     parser.add_argument("--mix", type=int, default=0, help="documents of a realistic length mix (mean ~7,600)")
     parser.add_argument("--mix_row", type=int, default=16384)
@@ -288,19 +319,17 @@ def main() -> None:
     context = max(max(length for _, lengths, _ in jobs for length in lengths), config.max_position_embeddings)
     ours_kw = dict(attention_backend=args.attention_backend, optimizer=args.optimizer,
                    loss_chunk_tokens=args.loss_chunk_tokens or None)
-    variants = {"baseline": load_baseline,
-                "ours": lambda c, ctx, dev, q: load_ours(c, ctx, dev, q, **ours_kw),
-                "ours_offload": lambda c, ctx, dev, q: load_ours(c, ctx, dev, q, activation_offload=True, **ours_kw),
-                # not measured yet: recomputation is a third of the step, and at 8K a 13B fits without it
-                "ours_no_checkpointing": lambda c, ctx, dev, q: load_ours(c, ctx, dev, q, gradient_checkpointing=False,
-                                                                          **ours_kw)}
-    for name in args.variants.split(","):
-        run_variant(name, variants[name], checkpoint, context, jobs, args, config, peak, result)
+    for spec in args.variants.split(","):
+        name, settings, only = parse_variant(spec)
+        load = load_baseline if name == "baseline" else partial(load_ours, **{**ours_kw, **settings})
+        variant_jobs = [job for job in jobs if only is None or job[2] in only]
+        run_variant(spec, load, checkpoint, context, variant_jobs, args, config, peak, result)
     for label, entry in result.items():
         if label.startswith(("seq_", "mix_", "search_")) and entry.get("baseline", {}).get("tokens_per_s"):
-            for name in ("ours", "ours_offload", "ours_no_checkpointing"):
-                if entry.get(name, {}).get("tokens_per_s"):
-                    entry[f"speedup_{name}"] = round(entry[name]["tokens_per_s"] / entry["baseline"]["tokens_per_s"], 3)
+            for spec in list(entry):
+                if spec != "baseline" and entry[spec].get("tokens_per_s"):
+                    entry[f"speedup {spec}"] = round(entry[spec]["tokens_per_s"] / entry["baseline"]["tokens_per_s"],
+                                                     3)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "mix_lengths"}, indent=1))
 

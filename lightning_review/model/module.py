@@ -13,6 +13,7 @@ import torch
 from ..demo import TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
 from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_config
+from .kernels import Kernels, resolve_kernels, use_liger_kernels
 from .loss import review_token_loss
 from .offload import enable_activation_offload
 
@@ -20,7 +21,8 @@ TRAINING_META = "lightning_review.json"
 # Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
-                            "review_samples", "loss_chunk_tokens", "activation_offload")
+                            "review_samples", "loss_chunk_tokens", "activation_offload", "checkpointed_layers",
+                            "kernels")
 BASE_MODEL_KEY = "lightning_review_base_model"
 BASE_MODEL_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "max_position_embeddings", "rope_parameters")
@@ -52,6 +54,12 @@ class LongQLoRAModule(L.LightningModule):
             (lightning_review.model.loss); None: transformers' loss over the full logits of every row.
         activation_offload: keep the checkpointed layer inputs in pinned host memory (lightning_review.model.offload):
             less GPU memory at long contexts for PCIe copies; needs gradient_checkpointing; not with DDP.
+        checkpointed_layers: with gradient_checkpointing, how many decoder layers (the first ones) recompute their
+            activations in backward; None: all of them. Each layer left out skips its recomputation (about a quarter
+            of its step time) but keeps its activations until backward: set the largest number of layers that
+            still fits, e.g. a 13B-shaped model at 8K tokens fits on one H200 with none (benchmarks/RESULTS.md).
+        kernels: ``auto``: Liger's Triton RMSNorm and SwiGLU (lightning_review.model.kernels) on CUDA when
+            liger-kernel is installed; ``liger``: the same, an error where it cannot run; ``none``: transformers'.
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -63,13 +71,16 @@ class LongQLoRAModule(L.LightningModule):
                  lr_scheduler: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup",
                  optimizer: Literal["auto", "paged_adamw_32bit", "adamw", "deepspeed_cpu_adam"] = "auto",
                  adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0,
-                 loss_chunk_tokens: int | None = 4096, activation_offload: bool = False):
+                 loss_chunk_tokens: int | None = 4096, activation_offload: bool = False,
+                 checkpointed_layers: int | None = None, kernels: Kernels = "auto"):
         super().__init__()
         self.save_hyperparameters()
         read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
         group = s2_group_size or max(2, (max_seq_length // 4) // 2 * 2)
         if group % 2:
             raise ValueError(f"model.s2_group_size must be even (half a group is the shift), got {group}")
+        if checkpointed_layers is not None and checkpointed_layers < 0:
+            raise ValueError(f"model.checkpointed_layers must be >= 0 or null (all layers), got {checkpointed_layers}")
         self.s2_group_size = group
         self.model = None
         self._review_metric = None
@@ -78,14 +89,20 @@ class LongQLoRAModule(L.LightningModule):
 
     # ---- model -------------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
+        self.build(self.trainer.strategy.root_device if self._trainer is not None else None)
+
+    def build(self, device: torch.device | str | None = None) -> None:
+        """Load the model on ``device`` (default CPU) once; the Trainer calls this with its device, scripts and
+        benchmarks without a Trainer call it themselves."""
         if self.model is not None:
             return
         hp = self.hparams
-        device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
+        device = torch.device(device or "cpu")
         base = load_llama(hp.checkpoint_dir, quantize=hp.quantize, model_max_length=hp.model_max_length,
                           device=device)
         if hp.gradient_checkpointing:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            limit_checkpointed_layers(base, hp.checkpointed_layers)
         if hp.activation_offload:
             enable_activation_offload(base)
         if hp.adapter_dir:
@@ -95,6 +112,8 @@ class LongQLoRAModule(L.LightningModule):
             keep_trainable_in_fp32(self.model, base.dtype)
         else:
             self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
+        if resolve_kernels(hp.kernels, device) == "liger":
+            use_liger_kernels(self.model)  # after peft: its trainable copies of the norms are switched too
         # from_pretrained returns eval mode and Lightning 2.6 keeps each module's mode at fit start: without this,
         # attention would never see module.training (no S2-Attn) while training. Lightning's val/test/predict loops
         # switch to eval and back themselves.
@@ -270,6 +289,20 @@ def read_adapter_meta(adapter_dir: str | Path) -> dict:
         raise FileNotFoundError(f"{meta_file}: missing; this needs an adapter written by lightning_review (it records "
                                 "the base model and the RoPE scaling to load it with)")
     return json.loads(meta_file.read_text())
+
+
+def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:
+    """Keep gradient checkpointing on the first ``count`` decoder layers of ``model`` only (None: all); returns
+    how many layers are checkpointed."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    if count is not None:
+        if count > len(layers):
+            raise ValueError(f"model.checkpointed_layers={count}, but the model has {len(layers)} decoder layers")
+        for layer in layers[count:]:
+            layer.gradient_checkpointing = False
+    return sum(layer.gradient_checkpointing for layer in layers)
 
 
 def _deepspeed_offloads_optimizer(strategy) -> bool | None:
