@@ -14,6 +14,7 @@ from ..demo import TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
 from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_config
 from .kernels import Kernels, resolve_kernels, use_liger_kernels
+from .lora_dropout import use_regenerated_lora_dropout
 from .loss import review_token_loss
 from .offload import enable_activation_offload
 
@@ -22,7 +23,7 @@ TRAINING_META = "lightning_review.json"
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
                             "review_samples", "loss_chunk_tokens", "activation_offload", "checkpointed_layers",
-                            "kernels")
+                            "kernels", "regenerate_lora_dropout")
 BASE_MODEL_KEY = "lightning_review_base_model"
 BASE_MODEL_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "max_position_embeddings", "rope_parameters")
@@ -60,6 +61,8 @@ class LongQLoRAModule(L.LightningModule):
             still fits, e.g. a 13B-shaped model at 8K tokens fits on one H200 with none (benchmarks/RESULTS.md).
         kernels: ``auto``: Liger's Triton RMSNorm and SwiGLU (lightning_review.model.kernels) on CUDA when
             liger-kernel is installed; ``liger``: the same, an error where it cannot run; ``none``: transformers'.
+        regenerate_lora_dropout: LoRA dropout drawn again in backward instead of kept (lightning_review.model.
+            lora_dropout): the same training, a third less activation memory per layer that is not checkpointed.
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -72,7 +75,8 @@ class LongQLoRAModule(L.LightningModule):
                  optimizer: Literal["auto", "paged_adamw_32bit", "adamw", "deepspeed_cpu_adam"] = "auto",
                  adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0,
                  loss_chunk_tokens: int | None = 4096, activation_offload: bool = False,
-                 checkpointed_layers: int | None = None, kernels: Kernels = "auto"):
+                 checkpointed_layers: int | None = None, kernels: Kernels = "auto",
+                 regenerate_lora_dropout: bool = True):
         super().__init__()
         self.save_hyperparameters()
         read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
@@ -112,6 +116,8 @@ class LongQLoRAModule(L.LightningModule):
             keep_trainable_in_fp32(self.model, base.dtype)
         else:
             self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
+        if hp.regenerate_lora_dropout:
+            use_regenerated_lora_dropout(self.model)
         if resolve_kernels(hp.kernels, device) == "liger":
             use_liger_kernels(self.model)  # after peft: its trainable copies of the norms are switched too
         # from_pretrained returns eval mode and Lightning 2.6 keeps each module's mode at fit start: without this,

@@ -33,10 +33,11 @@ def cuda_loss_and_grads(tiny_llama_dir, batch, kernels):
     module.build("cuda")
     with torch.no_grad():
         for name, param in module.model.named_parameters():
+            gen = torch.Generator().manual_seed(len(name))
             if "lora_B" in name:
-                param.normal_(0, 0.02, generator=torch.Generator(device="cpu").manual_seed(len(name)))
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
             if "norm" in name and param.requires_grad:  # trained norms are not all ones
-                param.uniform_(0.5, 1.5, generator=torch.Generator(device="cpu").manual_seed(len(name)))
+                param.copy_(torch.rand(param.shape, generator=gen) + 0.5)
     batch = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     saved = []
     with torch.autocast("cuda", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(
