@@ -1,5 +1,5 @@
 """What one decoder layer keeps for backward when it is not checkpointed: bytes per token, by module, for each
-setting that changes it (kernels, LoRA dropout). This decides how many layers ``checkpointed_layers`` can leave out.
+setting that changes it (kernels, LoRA dropout and how it is kept). This decides how many layers ``checkpointed_layers`` can leave out.
 
     python benchmarks/activation_memory.py --shape 13b --tokens 4096 --out activation_memory_13b.json
 
@@ -80,8 +80,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=4096)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work", default="/tmp/activation_memory")
-    parser.add_argument("--settings", default="none/0.05,liger/0.05,none/0,liger/0",
-                        help="kernels/lora_dropout pairs (liger on CUDA only)")
+    parser.add_argument("--settings", default="none/0.05/peft,liger/0.05/peft,liger/0.05/regenerate,liger/0/peft",
+                        help="kernels/lora_dropout/dropout implementation (liger on CUDA only; regenerate: "
+                             "model.regenerate_lora_dropout)")
     parser.add_argument("--out", default="activation_memory.json")
     args = parser.parse_args()
     from lightning_review.model.module import LongQLoRAModule
@@ -101,9 +102,10 @@ def main() -> None:
     if args.device == "cuda":
         result["device_name"] = torch.cuda.get_device_name()
     for setting in args.settings.split(","):
-        kernels, dropout = setting.split("/")
+        kernels, dropout, implementation = setting.split("/")
         module = LongQLoRAModule(checkpoint_dir=str(checkpoint), max_seq_length=n, lora_dropout=float(dropout),
-                                 gradient_checkpointing=False, kernels=kernels, loss_chunk_tokens=1024)
+                                 gradient_checkpointing=False, kernels=kernels, loss_chunk_tokens=1024,
+                                 regenerate_lora_dropout=implementation == "regenerate")
         module.build(args.device)
         by_module, grown = saved_bytes_by_module(module, batch, args.device)
         per_token_hidden = {k: round(v / n / hidden, 2) for k, v in sorted(by_module.items(), key=lambda x: -x[1])}
