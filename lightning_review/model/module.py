@@ -61,8 +61,9 @@ class LongQLoRAModule(L.LightningModule):
             still fits, e.g. a 13B-shaped model at 8K tokens fits on one H200 with none (benchmarks/RESULTS.md).
         kernels: ``auto``: Liger's Triton RMSNorm and SwiGLU (lightning_review.model.kernels) on CUDA when
             liger-kernel is installed; ``liger``: the same, an error where it cannot run; ``none``: transformers'.
-        regenerate_lora_dropout: LoRA dropout drawn again in backward instead of kept (lightning_review.model.
-            lora_dropout): the same training, a third less activation memory per layer that is not checkpointed.
+        regenerate_lora_dropout: in the decoder layers that are not checkpointed, LoRA dropout drawn again in
+            backward instead of kept (lightning_review.model.lora_dropout): the same training, a third less memory
+            per such layer, for a few percent more time (a checkpointed layer keeps only its input anyway).
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -116,8 +117,12 @@ class LongQLoRAModule(L.LightningModule):
             keep_trainable_in_fp32(self.model, base.dtype)
         else:
             self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
-        if hp.regenerate_lora_dropout:
-            use_regenerated_lora_dropout(self.model)
+        if hp.regenerate_lora_dropout:  # only where it saves memory: a checkpointed layer keeps its input alone
+            from transformers.modeling_layers import GradientCheckpointingLayer
+
+            for layer in self.model.modules():
+                if isinstance(layer, GradientCheckpointingLayer) and not layer.gradient_checkpointing:
+                    use_regenerated_lora_dropout(layer)
         if resolve_kernels(hp.kernels, device) == "liger":
             use_liger_kernels(self.model)  # after peft: its trainable copies of the norms are switched too
         # from_pretrained returns eval mode and Lightning 2.6 keeps each module's mode at fit start: without this,

@@ -42,10 +42,10 @@ def test_same_output_and_gradients_as_a_kept_mask(device, autocast):
     assert (grad_in == 0).float().mean() == pytest.approx(0.3, abs=0.05)  # the dropped inputs get no gradient
 
 
-@pytest.mark.parametrize("checkpointed_layers", [None, 1])
+@pytest.mark.parametrize("checkpointed_layers", [0, 1])
 def test_a_model_trains_exactly_as_with_peft_dropout(tiny_llama_dir, checkpointed_layers):
-    """Whole model, dropout 0.3, with gradient checkpointing recomputing some layers: the same masks are drawn at
-    the same points, so loss and every gradient are those of peft's own dropout."""
+    """Whole model, dropout 0.3, no layer or the first layer checkpointed (the others regenerate): the same masks
+    are drawn at the same points, so loss and every gradient are those of peft's own dropout."""
     from lightning_review.data.packing import collate_rows
     from tests.model.test_loss import with_prompt
     from tests.model.test_offload import loss_and_grads
@@ -78,5 +78,10 @@ def test_every_adapter_of_a_peft_model_is_switched_and_the_adapter_keys_stay(tin
     assert not any(isinstance(m, torch.nn.Dropout) for m in module.model.modules())
     assert set(module.trainable_state_dict()) == set(plain.trainable_state_dict())
     assert use_regenerated_lora_dropout(module.model) == 0  # nothing left to switch
+    partial = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.1, gradient_checkpointing=True,
+                          checkpointed_layers=1)  # the checkpointed first layer keeps peft's dropout
+    layers = partial.model.get_base_model().model.layers
+    assert not any(isinstance(m, RegeneratedDropoutLinear) for m in layers[0].modules())
+    assert sum(isinstance(m, RegeneratedDropoutLinear) for m in layers[1].modules()) == 7
     none = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.0)
     assert not any(isinstance(m, RegeneratedDropoutLinear) for m in none.model.modules())
