@@ -325,7 +325,8 @@ def main() -> None:
         variant_jobs = [job for job in jobs if only is None or job[2] in only]
         run_variant(spec, load, checkpoint, context, variant_jobs, args, config, peak, result)
     for label, entry in result.items():
-        if label.startswith(("seq_", "mix_", "search_")) and entry.get("baseline", {}).get("tokens_per_s"):
+        if isinstance(entry, dict) and label.startswith(("seq_", "mix_", "search_")) \
+                and entry.get("baseline", {}).get("tokens_per_s"):
             for spec in list(entry):
                 if spec != "baseline" and entry[spec].get("tokens_per_s"):
                     entry[f"speedup {spec}"] = round(entry[spec]["tokens_per_s"] / entry["baseline"]["tokens_per_s"],
