@@ -1,13 +1,17 @@
 """Training throughput and memory on one GPU: the real LongQLoRAModule path (Lightning Trainer, bf16-mixed, 4-bit
 NF4, LoRA r=64 on every linear layer, trainable embeddings and norms, gradient checkpointing, S2-Attn, packing, the
-review-token loss, paged AdamW) against the baseline a user writes with transformers + peft + bitsandbytes (the same
-4-bit model, LoRA and trainable embeddings/norms, SDPA attention, gradient checkpointing, torch AdamW, full
-attention, transformers' loss, no packing), in the same process, on random-weight Llama-2 7B/13B shapes.
+review-token loss, Liger kernels where installed, torch fused AdamW) against the baseline a user writes with
+transformers + peft + bitsandbytes (the same 4-bit model, LoRA and trainable embeddings/norms, SDPA attention,
+gradient checkpointing, torch AdamW, full attention, transformers' loss, no packing), in the same process, on
+random-weight Llama-2 7B/13B shapes.
 
     python benchmarks/train_step.py --shape 13b --seqs 8192,16384,32768 --out train_13b.json
+    python benchmarks/train_step.py --shape 13b --variants "baseline,ours,ours:checkpointed_layers=0;rows=8192"
     python benchmarks/train_step.py --shape 13b --search 65536 --out search_13b.json     # longest context
     python benchmarks/train_step.py --shape 7b --mix 12 --out mix_7b.json                # realistic length mix
 
+A variant is ``baseline``, ``ours``, or ``ours:key=value;...`` with LongQLoRAModule settings, ``rows=8192+16384``
+limiting it to those row lengths.
 A row is one document (a paper prompt and its review: labels on the last ``review_fraction`` of it), batch 1, one
 optimizer step per row; ``--warmup`` steps untimed, then ``--steps`` timed (synchronised, median). tokens/s counts
 real tokens. MFU = (6 x P x tokens + 3.5 x 2 x n^2 x hidden x layers per document) / time / peak, P the matmul
