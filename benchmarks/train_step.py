@@ -49,10 +49,25 @@ def peak_gb(device: str) -> float | None:
 
 
 def reset_peak(device: str) -> None:
+    """Peak counters reset, and cached device and pinned host blocks given back: a search's earlier lengths must not
+    hold host memory that a longer one's activation offload needs."""
     if device == "cuda":
         gc.collect()
         torch.cuda.empty_cache()
+        empty_host_cache = getattr(torch.accelerator, "empty_host_cache", None)  # torch >= 2.12
+        if empty_host_cache is not None:
+            empty_host_cache()
         torch.cuda.reset_peak_memory_stats()
+        if hasattr(torch.cuda, "reset_peak_host_memory_stats"):
+            torch.cuda.reset_peak_host_memory_stats()
+
+
+def peak_host_pinned_gb(device: str) -> float | None:
+    """Peak pinned host memory in use (torch's caching host allocator), where this torch reports it."""
+    if device != "cuda" or not hasattr(torch.cuda, "host_memory_stats"):
+        return None
+    peak = torch.cuda.host_memory_stats().get("allocated_bytes.peak")  # pinned blocks held, rounded sizes
+    return round(peak / 1e9, 2) if peak is not None else None
 
 
 def documents(lengths: list[int], review_fraction: float, vocab: int, seed: int = 0) -> list[dict]:
@@ -239,6 +254,7 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
                 times = our_steps(model, rows, row_length, device, args.warmup, args.profile_dir, label)
                 doc_lens = [[lengths[i] for i in b] for b in bins]
             entry = summarize(times, doc_lens, config, peak, peak_gb(device))
+            entry["peak_host_pinned_gb"] = peak_host_pinned_gb(device)
             entry["rows"] = len(doc_lens)
             entry["warmup_rows"] = args.warmup
         except Exception as exc:  # noqa: BLE001 - OOM is a result here, anything else is re-raised

@@ -5,7 +5,8 @@ back before the layer is recomputed in backward.
 Why written here: torch's non-reentrant checkpoint keeps its inputs referenced on the GPU (saved-tensor hooks such as
 ``torch.autograd.graph.save_on_cpu`` do not reach them), and torch's ``offload_wrapper`` offloads every activation of
 a layer instead of recomputing it (gigabytes per layer over PCIe). This is the reentrant checkpoint (forward without
-grad, replay in backward with the RNG and autocast state of the forward) with its one saved tensor on the host.
+grad, replay in backward with the RNG and autocast state of the forward) with its one saved tensor on the host
+(HostCopy: exact-size pinned pieces).
 Gradients of the layer's parameters accumulate during the replay, as with reentrant checkpointing: single-GPU and
 DeepSpeed ZeRO runs; not for DDP without ``static_graph``.
 """
@@ -17,6 +18,53 @@ from typing import Callable
 import torch
 
 
+MIN_CHUNK_ELEMENTS = 1 << 20
+
+
+def power_of_two_chunks(numel: int, smallest: int = MIN_CHUNK_ELEMENTS) -> list[int]:
+    """``numel`` as a sum of powers of two (largest first), the last piece below ``smallest`` left as it is."""
+    chunks, rest = [], numel
+    while rest >= smallest:
+        chunk = 1 << (rest.bit_length() - 1)
+        chunks.append(chunk)
+        rest -= chunk
+    return chunks + ([rest] if rest else [])
+
+
+class HostCopy:
+    """A device tensor's copy in pinned host memory, held as power-of-two pieces.
+
+    Why pieces: torch's caching host allocator rounds every pinned block up to a power of two and keeps freed blocks
+    for reuse, so one block per layer input of a 13B at 256K tokens (2.7 GB) would pin 4 GB: 160 GB for 40 layers,
+    more than the host has. Pieces of exactly a power of two are pinned at their size (plus at most 2 MB of rounding
+    for the last one) and are reused from the allocator's cache by the next step's copies of the same length.
+    On a CPU device the pieces are ordinary memory.
+    """
+
+    def __init__(self, tensor: torch.Tensor):
+        pinned = tensor.device.type == "cuda"
+        self.shape, self.dtype = tensor.shape, tensor.dtype
+        flat = tensor.reshape(-1)
+        self.pieces, start = [], 0
+        for size in power_of_two_chunks(flat.numel()):
+            piece = torch.empty(size, dtype=tensor.dtype, pin_memory=pinned)
+            piece.copy_(flat[start:start + size], non_blocking=pinned)  # ordered on the stream before any reuse
+            self.pieces.append(piece)
+            start += size
+
+    @property
+    def nbytes(self) -> int:
+        return sum(piece.untyped_storage().nbytes() for piece in self.pieces)
+
+    def to(self, device: torch.device) -> torch.Tensor:
+        out = torch.empty(sum(piece.numel() for piece in self.pieces), dtype=self.dtype, device=device)
+        start = 0
+        for piece in self.pieces:
+            out[start:start + piece.numel()].copy_(piece, non_blocking=True)
+            start += piece.numel()
+        return out.view(self.shape)
+
+
 class _HostCheckpoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, run: Callable, hidden: torch.Tensor) -> torch.Tensor:
@@ -26,9 +74,7 @@ class _HostCheckpoint(torch.autograd.Function):
                         "dtype": torch.get_autocast_dtype(device.type)}
         ctx.cpu_rng = torch.get_rng_state()
         ctx.device_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-        pinned = device.type == "cuda"
-        ctx.host = torch.empty(hidden.shape, dtype=hidden.dtype, pin_memory=pinned)
-        ctx.host.copy_(hidden.detach(), non_blocking=pinned)  # ordered on the stream before any reuse of `hidden`
+        ctx.host = HostCopy(hidden.detach())
         with torch.no_grad():
             out = run(hidden)
         if not isinstance(out, torch.Tensor):
@@ -37,7 +83,7 @@ class _HostCheckpoint(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        hidden = ctx.host.to(ctx.device, non_blocking=True).requires_grad_(True)
+        hidden = ctx.host.to(ctx.device).requires_grad_(True)
         ctx.host = None
         devices = [ctx.device] if ctx.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -37,3 +37,18 @@ def test_offloaded_checkpointing_matches_transformers_checkpointing(tiny_llama_d
 def test_offload_without_checkpointing_is_refused(tiny_llama_dir):
     with pytest.raises(ValueError, match="needs gradient_checkpointing"):
         make_module(tiny_llama_dir, quantize=False, gradient_checkpointing=False, activation_offload=True)
+
+
+def test_host_copies_are_power_of_two_pieces_of_exactly_the_tensors_size():
+    from lightning_review.model.offload import MIN_CHUNK_ELEMENTS, HostCopy, power_of_two_chunks
+
+    numel = 5 * MIN_CHUNK_ELEMENTS + 12345
+    chunks = power_of_two_chunks(numel)
+    assert sum(chunks) == numel and chunks == sorted(chunks, reverse=True)
+    assert all(c & (c - 1) == 0 for c in chunks[:-1]) and chunks[-1] == 12345
+    assert power_of_two_chunks(7) == [7] and power_of_two_chunks(MIN_CHUNK_ELEMENTS) == [MIN_CHUNK_ELEMENTS]
+    tensor = torch.randn(1, numel // 64 + 1, 64).to(torch.bfloat16)
+    copy = HostCopy(tensor)
+    assert len(copy.pieces) > 1
+    assert copy.nbytes == tensor.numel() * tensor.element_size()  # nothing rounded up
+    torch.testing.assert_close(copy.to(torch.device("cpu")), tensor, rtol=0, atol=0)
