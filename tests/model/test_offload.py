@@ -52,3 +52,16 @@ def test_host_copies_are_power_of_two_pieces_of_exactly_the_tensors_size():
     assert len(copy.pieces) > 1
     assert copy.nbytes == tensor.numel() * tensor.element_size()  # nothing rounded up
     torch.testing.assert_close(copy.to(torch.device("cpu")), tensor, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs CUDA (the GPU machine runs this)")
+def test_pinned_host_copy_round_trips_at_exact_size_on_cuda():
+    from lightning_review.model.offload import MIN_CHUNK_ELEMENTS, HostCopy
+
+    tensor = torch.randn(1, 3 * MIN_CHUNK_ELEMENTS // 128 + 7, 128, device="cuda", dtype=torch.bfloat16)
+    copy = HostCopy(tensor)
+    assert all(piece.is_pinned() for piece in copy.pieces)
+    assert copy.nbytes == tensor.numel() * tensor.element_size()
+    tensor_before = tensor.clone()
+    tensor.zero_()  # the copy was taken before: the stream orders the overwrite after it
+    torch.testing.assert_close(copy.to(torch.device("cuda")), tensor_before, rtol=0, atol=0)
