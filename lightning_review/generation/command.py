@@ -124,7 +124,9 @@ def _progress(total: int, backend: str):
     return tqdm(total=total, unit="paper", desc=f"generate ({backend})", dynamic_ncols=True)
 
 
-def _count(summary: dict, record: dict, bar, started: float) -> None:
+def _write(out: ReviewsFile, record: dict, system_prompt: str, summary: dict, bar, started: float) -> None:
+    """One review into the file, the summary and the progress bar (both backends)."""
+    out.write({"id": record["id"], "system": system_prompt, **record})
     summary["written"] += 1
     summary["truncated"] += bool(record["truncated"])
     summary["prompt_tokens"] += record["prompt_tokens"] or 0
@@ -145,8 +147,7 @@ def _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_d
     with _progress(len(todo), "local") as bar:
         for batch in generator.batches(generator.prepare(todo)):
             for record in generator.generate(batch):
-                out.write({"id": record["id"], "system": system_prompt, **record})
-                _count(summary, record, bar, started)
+                _write(out, record, system_prompt, summary, bar, started)
 
 
 def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency, cache_file, encoding,
@@ -160,12 +161,8 @@ def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url
                              max_retries=max_retries)
     started = time.perf_counter()
     with _progress(len(todo), "api") as bar:
-        def on_review(record: dict) -> None:
-            out.write({"id": record["id"], "system": system_prompt, **record})
-            _count(summary, record, bar, started)
-
         try:
-            asyncio.run(generator.run(todo, on_review))
+            asyncio.run(generator.run(todo, lambda record: _write(out, record, system_prompt, summary, bar, started)))
         finally:
             summary["api_calls"] = generator.calls
             cache.close()

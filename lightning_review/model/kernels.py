@@ -14,6 +14,7 @@ state-dict keys and peft's trainable copies of the norms stay as they are.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -45,8 +46,13 @@ def resolve_kernels(kernels: Kernels, device: torch.device) -> str:
     return "liger" if usable else "none"
 
 
-def _fused_norm_class(base: type) -> type:
-    class LigerLlamaRMSNorm(base):
+@functools.cache
+def _liger_classes() -> dict[type, tuple[str, type]]:
+    """transformers' Llama module class -> (its kind, its Liger subclass); made once, on first use, so that
+    transformers and Liger are imported only when the kernels are asked for."""
+    from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
+
+    class LigerLlamaRMSNorm(LlamaRMSNorm):
         """transformers' Llama RMSNorm (its casting: inverse RMS in fp32, product in the input's dtype) in one
         Liger kernel; the output keeps the input's dtype, also when the weight is trainable fp32."""
 
@@ -57,11 +63,7 @@ def _fused_norm_class(base: type) -> type:
             # connection around every Llama norm still needs.
             return LigerRMSNormFunction.apply(hidden_states, self.weight, self.variance_epsilon, 0.0, "llama", False)
 
-    return LigerLlamaRMSNorm
-
-
-def _fused_mlp_class(base: type) -> type:
-    class LigerLlamaMLP(base):
+    class LigerLlamaMLP(LlamaMLP):
         """down(silu(gate(x)) * up(x)) with the activation and product in one Liger kernel (LoRA stays in the
         projections, which are called as before)."""
 
@@ -70,25 +72,21 @@ def _fused_mlp_class(base: type) -> type:
 
             return self.down_proj(LigerSiLUMulFunction.apply(self.gate_proj(x), self.up_proj(x)))
 
-    return LigerLlamaMLP
+    return {LlamaRMSNorm: ("rms_norm", LigerLlamaRMSNorm), LlamaMLP: ("mlp", LigerLlamaMLP)}
 
 
 def use_liger_kernels(model: torch.nn.Module) -> dict[str, int]:
     """Switch every Llama RMSNorm (peft's trainable copies included) and every SiLU MLP of ``model`` to Liger's
     kernels; returns how many modules of each kind were switched. Call it after peft has wrapped the model."""
-    from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
-
-    classes: dict[type, type] = {}
     counts = {"rms_norm": 0, "mlp": 0}
     for module in model.modules():
-        kind = type(module)
-        if kind is LlamaRMSNorm:
-            module.__class__ = classes.setdefault(kind, _fused_norm_class(kind))
-            counts["rms_norm"] += 1
-        elif kind is LlamaMLP:
-            if module.config.hidden_act != "silu":
-                raise ValueError(f"Liger's SwiGLU kernel computes silu, but this model's hidden_act is "
-                                 f"{module.config.hidden_act!r}; set model.kernels to none")
-            module.__class__ = classes.setdefault(kind, _fused_mlp_class(kind))
-            counts["mlp"] += 1
+        swap = _liger_classes().get(type(module))
+        if swap is None:
+            continue
+        kind, fused = swap
+        if kind == "mlp" and module.config.hidden_act != "silu":
+            raise ValueError(f"Liger's SwiGLU kernel computes silu, but this model's hidden_act is "
+                             f"{module.config.hidden_act!r}; set model.kernels to none")
+        module.__class__ = fused
+        counts[kind] += 1
     return counts

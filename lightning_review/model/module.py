@@ -9,6 +9,7 @@ from typing import Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from ..demo import TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
@@ -123,8 +124,6 @@ class LongQLoRAModule(L.LightningModule):
             for layer in self.model.modules():
                 if isinstance(layer, GradientCheckpointingLayer) and not layer.gradient_checkpointing:
                     use_regenerated_lora_dropout(layer)
-        from lightning.pytorch.utilities import rank_zero_info
-
         if resolve_kernels(hp.kernels, device) == "liger":
             counts = use_liger_kernels(self.model)  # after peft: its trainable copies of the norms are switched too
             rank_zero_info(f"model.kernels={hp.kernels}: Liger kernels in {counts['rms_norm']} RMSNorms and "
