@@ -85,6 +85,13 @@ def load_llama(checkpoint_dir: str | Path, *, quantize: bool = True, model_max_l
         device_map={"": device}, **kwargs)
 
 
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model's decoder layers (transformers' checkpointable layers), in order; with or without peft around."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+
 def add_lora(model, r: int = 64, alpha: int = 16, dropout: float = 0.05, train_embeddings_and_norms: bool = True):
     """Wrap with peft LoRA on all decoder linear layers; embeddings and norms as peft ``modules_to_save``, so the
     adapter directory alone restores them with ``PeftModel.from_pretrained``. Trainable weights are kept in fp32."""

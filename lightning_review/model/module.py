@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..demo import TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
-from .loading import add_lora, keep_trainable_in_fp32, load_llama, read_llama_config
+from .loading import add_lora, decoder_layers, keep_trainable_in_fp32, load_llama, read_llama_config
 from .kernels import Kernels, resolve_kernels, use_liger_kernels
 from .lora_dropout import use_regenerated_lora_dropout
 from .loss import review_token_loss
@@ -119,10 +119,8 @@ class LongQLoRAModule(L.LightningModule):
         else:
             self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
         if hp.regenerate_lora_dropout:  # only where it saves memory: a checkpointed layer keeps its input alone
-            from transformers.modeling_layers import GradientCheckpointingLayer
-
-            for layer in self.model.modules():
-                if isinstance(layer, GradientCheckpointingLayer) and not layer.gradient_checkpointing:
+            for layer in decoder_layers(self.model):
+                if not layer.gradient_checkpointing:
                     use_regenerated_lora_dropout(layer)
         if resolve_kernels(hp.kernels, device) == "liger":
             counts = use_liger_kernels(self.model)  # after peft: its trainable copies of the norms are switched too
@@ -311,9 +309,7 @@ def read_adapter_meta(adapter_dir: str | Path) -> dict:
 def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:
     """Keep gradient checkpointing on the first ``count`` decoder layers of ``model`` only (None: all); returns
     how many layers are checkpointed."""
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    layers = decoder_layers(model)
     if count is not None:
         if count > len(layers):
             raise ValueError(f"model.checkpointed_layers={count}, but the model has {len(layers)} decoder layers")

@@ -107,9 +107,9 @@ def host_checkpoint(function: Callable, hidden: torch.Tensor, *args) -> torch.Te
 def enable_activation_offload(model: torch.nn.Module) -> int:
     """Use ``host_checkpoint`` in every checkpointed decoder layer of ``model`` (gradient checkpointing must be on);
     returns the number of layers switched."""
-    from transformers.modeling_layers import GradientCheckpointingLayer
+    from .loading import decoder_layers
 
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing]
+    layers = [layer for layer in decoder_layers(model) if layer.gradient_checkpointing]
     if not layers:
         raise ValueError("activation_offload needs gradient_checkpointing: it offloads the checkpointed layer inputs")
     for layer in layers:

@@ -4,6 +4,7 @@ same, and the setting is validated."""
 import pytest
 import torch
 
+from lightning_review.model.loading import decoder_layers
 from lightning_review.model.module import LongQLoRAModule, limit_checkpointed_layers
 from tests.model.test_offload import loss_and_grads
 from tests.model.test_loss import with_prompt
@@ -11,9 +12,7 @@ from lightning_review.data.packing import collate_rows
 
 
 def checkpointed(module) -> list[bool]:
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    return [m.gradient_checkpointing for m in module.model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    return [layer.gradient_checkpointing for layer in decoder_layers(module.model)]
 
 
 def test_only_the_first_layers_are_checkpointed(tiny_llama_dir):
