@@ -16,7 +16,6 @@ from .attention import s2_attention
 ATTENTION_NAME = "lightning_review_s2"
 
 
-@torch.compiler.disable  # a compiled decoder layer (model.compile_layers) runs attention eagerly: see compiled.py
 def s2_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                          attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
                          doc_lens: list[list[int]] | None = None, s2_group_size: int | None = None,

@@ -14,7 +14,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from ..demo import TINY_LLAMA, resolve
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
 from .loading import add_lora, decoder_layers, keep_trainable_in_fp32, load_llama, read_llama_config
-from .compiled import compile_decoder_layers
 from .kernels import Kernels, resolve_kernels, use_liger_kernels
 from .lora_dropout import use_regenerated_lora_dropout
 from .loss import review_token_loss
@@ -25,7 +24,7 @@ TRAINING_META = "lightning_review.json"
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
                             "review_samples", "loss_chunk_tokens", "activation_offload", "checkpointed_layers",
-                            "kernels", "regenerate_lora_dropout", "compile_layers")
+                            "kernels", "regenerate_lora_dropout")
 BASE_MODEL_KEY = "lightning_review_base_model"
 BASE_MODEL_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "max_position_embeddings", "rope_parameters")
@@ -66,9 +65,6 @@ class LongQLoRAModule(L.LightningModule):
         regenerate_lora_dropout: in the decoder layers that are not checkpointed, LoRA dropout drawn again in
             backward instead of kept (lightning_review.model.lora_dropout): the same training, 29% less memory per
             such layer (13B), for a few percent more time (a checkpointed layer keeps only its input anyway).
-        compile_layers: ``torch.compile`` the MLP, norms and q/k/v/o projections of each decoder layer
-            (lightning_review.model.compiled): fuses LoRA's and the MLP's elementwise work; the first step pays the
-            compilation.
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -82,7 +78,7 @@ class LongQLoRAModule(L.LightningModule):
                  adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0,
                  loss_chunk_tokens: int | None = 4096, activation_offload: bool = False,
                  checkpointed_layers: int | None = None, kernels: Kernels = "auto",
-                 regenerate_lora_dropout: bool = True, compile_layers: bool = False):
+                 regenerate_lora_dropout: bool = True):
         super().__init__()
         self.save_hyperparameters()
         read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
@@ -133,9 +129,6 @@ class LongQLoRAModule(L.LightningModule):
         elif hp.kernels == "auto" and device.type == "cuda":
             rank_zero_info("model.kernels=auto: liger-kernel is not installed, so transformers' RMSNorm and MLP run "
                            "(`pip install liger-kernel`: 1.13x at 8K on a 13B, less activation memory)")
-        if hp.compile_layers:  # last: it compiles the layers as the swaps above left them
-            rank_zero_info(f"model.compile_layers: {compile_decoder_layers(self.model)} modules of the decoder layers "
-                           "compiled (the first step compiles them)")
         # from_pretrained returns eval mode and Lightning 2.6 keeps each module's mode at fit start: without this,
         # attention would never see module.training (no S2-Attn) while training. Lightning's val/test/predict loops
         # switch to eval and back themselves.

@@ -26,16 +26,6 @@ def test_auto_falls_back_on_cpu_and_liger_is_refused_there(tiny_llama_dir):
         resolve_kernels("triton", torch.device("cpu"))
 
 
-def assert_same_gradients(grads: dict, ref_grads: dict, min_cosine: float, size_rel: float) -> None:
-    """Every gradient of ``ref_grads`` found in ``grads`` with the same direction and size: with bf16 activations,
-    fused kernels round differently, so elementwise closeness is the wrong test."""
-    assert set(grads) == set(ref_grads)
-    for name, grad in ref_grads.items():
-        cosine = torch.nn.functional.cosine_similarity(grads[name].flatten(), grad.flatten(), dim=0)
-        assert cosine > min_cosine, (name, float(cosine))
-        assert float(grads[name].norm()) == pytest.approx(float(grad.norm()), rel=size_rel), name
-
-
 def cuda_loss_and_grads(tiny_llama_dir, batch, kernels):
     torch.manual_seed(0)
     module = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=8, max_seq_length=128, s2_group_size=16,
@@ -67,7 +57,10 @@ def test_liger_kernels_match_transformers_modules_on_cuda(tiny_llama_dir):
     kinds = {type(m).__name__ for m in module.model.modules()}
     assert {"LigerLlamaRMSNorm", "LigerLlamaMLP"} <= kinds and "LlamaRMSNorm" not in kinds
     torch.testing.assert_close(loss, reference, rtol=1e-2, atol=1e-2)
-    assert_same_gradients(grads, ref_grads, min_cosine=0.99, size_rel=0.05)
+    for name, grad in ref_grads.items():  # bf16 activations: compare each gradient's direction and size
+        cosine = torch.nn.functional.cosine_similarity(grads[name].flatten(), grad.flatten(), dim=0)
+        assert cosine > 0.99, (name, float(cosine))
+        assert float(grads[name].norm()) == pytest.approx(float(grad.norm()), rel=0.05), name
     assert any("norm" in n and g.abs().sum() > 0 for n, g in grads.items())  # the norms' weights still learn
     assert saved < 0.9 * ref_saved, (saved, ref_saved)
     # the adapter written with Liger modules loads into a plain model: same keys, no Liger names

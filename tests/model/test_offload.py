@@ -10,8 +10,7 @@ from tests.model.test_module import make_module
 
 def loss_and_grads(tiny_llama_dir, batch, **kw):
     torch.manual_seed(0)
-    module = make_module(tiny_llama_dir, **{"quantize": False, "lora_dropout": 0.3, "gradient_checkpointing": True,
-                                            **kw})
+    module = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.3, gradient_checkpointing=True, **kw)
     with torch.no_grad():
         for name, param in module.model.named_parameters():
             if "lora_B" in name:
