@@ -14,6 +14,8 @@ SHAPES = {
                num_key_value_heads=32),
     "13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
                 num_key_value_heads=40),
+    "small": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=4),  # a CPU check of the scripts, not a measurement
 }
 
 
