@@ -1,10 +1,12 @@
-"""Liger's Triton kernels for Llama's RMSNorm and SwiGLU, swapped into one model instance.
+"""Liger's Triton kernels for Llama's RMSNorm, SwiGLU and RoPE, swapped into one model instance.
 
 Why: transformers' eager RMSNorm runs about ten elementwise kernels in fp32 and keeps two fp32 copies of the
 residual stream per norm for backward; its MLP keeps gate, silu(gate) and up. Liger's RMSNorm keeps its input and
 one fp32 scalar per token, its SwiGLU keeps gate and up and recomputes silu in backward: one kernel each way and
 about a fifth less activation memory per decoder layer (benchmarks/activation_memory.py), which is what lets more
-layers skip gradient checkpointing (``checkpointed_layers``).
+layers skip gradient checkpointing (``checkpointed_layers``). transformers' RoPE (rotate-half: slices, a cat, a
+negation, four products) costs 2.1 ms per 13B layer at 8K tokens forward and backward, Liger's one kernel 0.76 ms:
+about 5% of a training step (benchmarks/lever_costs.py).
 
 Why not ``liger_kernel.transformers.apply_liger_kernel_to_llama``: it also replaces transformers' classes and RoPE
 function for the whole process, so a baseline model built later in the same process (benchmarks/train_step.py)
@@ -15,18 +17,21 @@ state-dict keys and peft's trainable copies of the norms stay as they are.
 from __future__ import annotations
 
 import functools
-from typing import Literal
+import importlib
+import types
+from typing import Callable, Literal
 
 import torch
 
 Kernels = Literal["auto", "liger", "none"]
+LIGER_MODULES = ("liger_kernel.ops.rms_norm", "liger_kernel.ops.swiglu", "liger_kernel.transformers.rope")
 
 
 def liger_available() -> bool:
     """Whether liger-kernel (and the Triton it needs) can be imported here."""
     try:
-        import liger_kernel.ops.rms_norm  # noqa: F401
-        import liger_kernel.ops.swiglu  # noqa: F401
+        for name in LIGER_MODULES:
+            importlib.import_module(name)
     except ImportError:
         return False
     return True
@@ -46,11 +51,45 @@ def resolve_kernels(kernels: Kernels, device: torch.device) -> str:
     return "liger" if usable else "none"
 
 
+def with_globals(function: Callable, **replacements) -> Callable:
+    """A copy of ``function`` whose global names in ``replacements`` mean something else; decorators made with
+    functools.wraps (``__wrapped__``) are copied around the new function.
+
+    Why: transformers' LlamaAttention.forward calls its module's global ``apply_rotary_pos_emb``. A subclass whose
+    forward is this copy uses Liger's RoPE for the modules switched to it, and only those, with transformers' own
+    forward (whatever its version) instead of a hand-copied one.
+    """
+    inner = getattr(function, "__wrapped__", None)
+    if inner is None:
+        copy = types.FunctionType(function.__code__, {**function.__globals__, **replacements}, function.__name__,
+                                  function.__defaults__, function.__closure__)
+    else:
+        new_inner = with_globals(inner, **replacements)
+        cells = function.__closure__ or ()
+        if not any(_holds(cell, inner) for cell in cells):
+            raise TypeError(f"{function.__qualname__}: its decorator does not hold the wrapped function in a closure")
+        closure = tuple(types.CellType(new_inner) if _holds(cell, inner) else cell for cell in cells)
+        copy = types.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__,
+                                  closure)
+        copy.__wrapped__ = new_inner
+    copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = (function.__kwdefaults__, function.__qualname__,
+                                                            function.__doc__)
+    return copy
+
+
+def _holds(cell: types.CellType, value: object) -> bool:
+    try:
+        return cell.cell_contents is value
+    except ValueError:  # an empty cell
+        return False
+
+
 @functools.cache
 def _liger_classes() -> dict[type, tuple[str, type]]:
     """transformers' Llama module class -> (its kind, its Liger subclass); made once, on first use, so that
     transformers and Liger are imported only when the kernels are asked for."""
-    from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
+    from liger_kernel.transformers.rope import liger_rotary_pos_emb
+    from transformers.models.llama.modeling_llama import LlamaAttention, LlamaMLP, LlamaRMSNorm
 
     class LigerLlamaRMSNorm(LlamaRMSNorm):
         """transformers' Llama RMSNorm (its casting: inverse RMS in fp32, product in the input's dtype) in one
@@ -72,13 +111,20 @@ def _liger_classes() -> dict[type, tuple[str, type]]:
 
             return self.down_proj(LigerSiLUMulFunction.apply(self.gate_proj(x), self.up_proj(x)))
 
-    return {LlamaRMSNorm: ("rms_norm", LigerLlamaRMSNorm), LlamaMLP: ("mlp", LigerLlamaMLP)}
+    class LigerLlamaAttention(LlamaAttention):
+        """transformers' Llama attention with q and k rotated by Liger's RoPE kernel (one kernel each way)."""
+
+        forward = with_globals(LlamaAttention.forward, apply_rotary_pos_emb=liger_rotary_pos_emb)
+
+    return {LlamaRMSNorm: ("rms_norm", LigerLlamaRMSNorm), LlamaMLP: ("mlp", LigerLlamaMLP),
+            LlamaAttention: ("rope", LigerLlamaAttention)}
 
 
 def use_liger_kernels(model: torch.nn.Module) -> dict[str, int]:
-    """Switch every Llama RMSNorm (peft's trainable copies included) and every SiLU MLP of ``model`` to Liger's
-    kernels; returns how many modules of each kind were switched. Call it after peft has wrapped the model."""
-    counts = {"rms_norm": 0, "mlp": 0}
+    """Switch every Llama RMSNorm (peft's trainable copies included), every SiLU MLP and every attention module's
+    RoPE of ``model`` to Liger's kernels; returns how many modules of each kind were switched. Call it after peft
+    has wrapped the model."""
+    counts = {"rms_norm": 0, "mlp": 0, "rope": 0}
     for module in model.modules():
         swap = _liger_classes().get(type(module))
         if swap is None:

@@ -60,7 +60,7 @@ class LongQLoRAModule(L.LightningModule):
             activations in backward; None: all of them. Each layer left out skips its recomputation (about a quarter
             of its step time) but keeps its activations until backward: set the largest number of layers that
             still fits, e.g. a 13B-shaped model at 8K tokens fits on one H200 with none (benchmarks/RESULTS.md).
-        kernels: ``auto``: Liger's Triton RMSNorm and SwiGLU (lightning_review.model.kernels) on CUDA when
+        kernels: ``auto``: Liger's Triton RMSNorm, SwiGLU and RoPE (lightning_review.model.kernels) on CUDA when
             liger-kernel is installed; ``liger``: the same, an error where it cannot run; ``none``: transformers'.
         regenerate_lora_dropout: in the decoder layers that are not checkpointed, LoRA dropout drawn again in
             backward instead of kept (lightning_review.model.lora_dropout): the same training, 29% less memory per
@@ -124,8 +124,8 @@ class LongQLoRAModule(L.LightningModule):
                     use_regenerated_lora_dropout(layer)
         if resolve_kernels(hp.kernels, device) == "liger":
             counts = use_liger_kernels(self.model)  # after peft: its trainable copies of the norms are switched too
-            rank_zero_info(f"model.kernels={hp.kernels}: Liger kernels in {counts['rms_norm']} RMSNorms and "
-                           f"{counts['mlp']} MLPs")
+            rank_zero_info(f"model.kernels={hp.kernels}: Liger kernels in {counts['rms_norm']} RMSNorms, "
+                           f"{counts['mlp']} MLPs and the RoPE of {counts['rope']} attention modules")
         elif hp.kernels == "auto" and device.type == "cuda":
             rank_zero_info("model.kernels=auto: liger-kernel is not installed, so transformers' RMSNorm and MLP run "
                            "(`pip install liger-kernel`: 1.13x at 8K on a 13B, less activation memory)")

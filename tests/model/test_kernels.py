@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lightning_review.data.packing import collate_rows
-from lightning_review.model.kernels import liger_available, resolve_kernels
+from lightning_review.model.kernels import liger_available, resolve_kernels, with_globals
 from lightning_review.model.module import LongQLoRAModule
 from tests.model.test_loss import with_prompt
 
@@ -24,6 +24,40 @@ def test_auto_falls_back_on_cpu_and_liger_is_refused_there(tiny_llama_dir):
         make_module(tiny_llama_dir, quantize=False, kernels="liger")
     with pytest.raises(ValueError, match="model.kernels must be"):
         resolve_kernels("triton", torch.device("cpu"))
+
+
+def test_a_forward_copied_with_another_rope_changes_only_the_modules_switched_to_it(tiny_llama_dir):
+    """The mechanism behind Liger's RoPE (with_globals), on CPU with a recording RoPE: the switched model calls it
+    in every layer through transformers' own forward (its deprecated-argument decorator included) and computes the
+    same; an unswitched model of the same process does not call it."""
+    from transformers.models.llama import modeling_llama
+    from transformers.models.llama.modeling_llama import LlamaAttention
+
+    from tests.model.test_module import make_module
+
+    calls = []
+
+    def recording_rope(q, k, cos, sin, *args, **kwargs):
+        calls.append(q.shape)
+        return modeling_llama.apply_rotary_pos_emb(q, k, cos, sin, *args, **kwargs)
+
+    class RecordingAttention(LlamaAttention):
+        forward = with_globals(LlamaAttention.forward, apply_rotary_pos_emb=recording_rope)
+
+    batch = collate_rows([[with_prompt(60, 45, 1), with_prompt(40, 30, 2)]], pad_id=0, row_length=128)
+    torch.manual_seed(0)
+    plain = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.0, kernels="none")
+    torch.manual_seed(0)
+    switched = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.0, kernels="none")
+    layers = [m for m in switched.model.modules() if isinstance(m, LlamaAttention)]
+    for module in layers:
+        module.__class__ = RecordingAttention
+    expected = plain(batch)
+    assert not calls
+    torch.testing.assert_close(switched(batch), expected)
+    assert len(calls) == len(layers) > 0
+    assert RecordingAttention.forward.__wrapped__ is not LlamaAttention.forward.__wrapped__  # the decorator copied
+    assert modeling_llama.apply_rotary_pos_emb is not recording_rope  # nothing changed for the rest of the process
 
 
 def cuda_loss_and_grads(tiny_llama_dir, batch, kernels):
@@ -55,7 +89,8 @@ def test_liger_kernels_match_transformers_modules_on_cuda(tiny_llama_dir):
     _, reference, ref_grads, ref_saved = cuda_loss_and_grads(tiny_llama_dir, batch, "none")
     module, loss, grads, saved = cuda_loss_and_grads(tiny_llama_dir, batch, "liger")
     kinds = {type(m).__name__ for m in module.model.modules()}
-    assert {"LigerLlamaRMSNorm", "LigerLlamaMLP"} <= kinds and "LlamaRMSNorm" not in kinds
+    assert {"LigerLlamaRMSNorm", "LigerLlamaMLP", "LigerLlamaAttention"} <= kinds
+    assert not kinds & {"LlamaRMSNorm", "LlamaMLP", "LlamaAttention"}
     torch.testing.assert_close(loss, reference, rtol=1e-2, atol=1e-2)
     for name, grad in ref_grads.items():  # bf16 activations: compare each gradient's direction and size
         cosine = torch.nn.functional.cosine_similarity(grads[name].flatten(), grad.flatten(), dim=0)
