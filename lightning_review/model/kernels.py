@@ -5,8 +5,8 @@ residual stream per norm for backward; its MLP keeps gate, silu(gate) and up. Li
 one fp32 scalar per token, its SwiGLU keeps gate and up and recomputes silu in backward: one kernel each way and
 about a fifth less activation memory per decoder layer (benchmarks/activation_memory.py), which is what lets more
 layers skip gradient checkpointing (``checkpointed_layers``). transformers' RoPE (rotate-half: slices, a cat, a
-negation, four products) costs 2.1 ms per 13B layer at 8K tokens forward and backward, Liger's one kernel 0.76 ms:
-about 5% of a training step (benchmarks/lever_costs.py).
+negation, four products) costs 2.1 ms per 13B layer at 8K tokens forward and backward, Liger's one kernel 0.76 ms
+(benchmarks/lever_costs.py); in training, 1.09x tokens/s at 8K and 16K (benchmarks/RESULTS.md).
 
 Why not ``liger_kernel.transformers.apply_liger_kernel_to_llama``: it also replaces transformers' classes and RoPE
 function for the whole process, so a baseline model built later in the same process (benchmarks/train_step.py)
@@ -57,7 +57,8 @@ def with_globals(function: Callable, **replacements) -> Callable:
 
     Why: transformers' LlamaAttention.forward calls its module's global ``apply_rotary_pos_emb``. A subclass whose
     forward is this copy uses Liger's RoPE for the modules switched to it, and only those, with transformers' own
-    forward (whatever its version) instead of a hand-copied one.
+    forward (whatever its version) instead of a hand-copied one. The copy sees the module's globals as they were
+    when it was made (a snapshot, with the replacements).
     """
     inner = getattr(function, "__wrapped__", None)
     if inner is None:

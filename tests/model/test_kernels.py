@@ -56,7 +56,7 @@ def test_a_forward_copied_with_another_rope_changes_only_the_modules_switched_to
     assert not calls
     torch.testing.assert_close(switched(batch), expected)
     assert len(calls) == len(layers) > 0
-    if hasattr(LlamaAttention.forward, "__wrapped__"):  # transformers >= 5.2x decorates it (deprecated arguments)
+    if hasattr(LlamaAttention.forward, "__wrapped__"):  # 5.24 decorates it for a renamed argument; 5.17 does not
         assert RecordingAttention.forward.__wrapped__ is not LlamaAttention.forward.__wrapped__
     assert modeling_llama.apply_rotary_pos_emb is not recording_rope  # nothing changed for the rest of the process
 
