@@ -160,14 +160,10 @@ def main() -> None:
     steps = {}
     for checkpointed, forwards in (("every layer checkpointed", 2), ("none checkpointed", 1)):
         step = {"dequantize": per_layer["dequantize_one_pass"] * (forwards + 1),
-                "dequantize_saved_by_keeping_one_pass": per_layer["dequantize_one_pass"] if forwards == 2 else 0.0,
-                "rope_transformers": per_layer["rope_transformers_forward"] * (forwards - 1)
-                + per_layer["rope_transformers_forward_backward"],
-                "lora_overhead": per_layer["lora_overhead_forward"] * (forwards - 1)
-                + per_layer["lora_overhead_forward_backward"]}
-        if "rope_liger_forward" in per_layer:
-            step["rope_liger"] = (per_layer["rope_liger_forward"] * (forwards - 1)
-                                  + per_layer["rope_liger_forward_backward"])
+                "dequantize_saved_by_keeping_one_pass": per_layer["dequantize_one_pass"] if forwards == 2 else 0.0}
+        for piece in ("rope_transformers", "lora_overhead", "rope_liger"):  # a recomputing forward, then both ways
+            if f"{piece}_forward" in per_layer:
+                step[piece] = per_layer[f"{piece}_forward"] * (forwards - 1) + per_layer[f"{piece}_forward_backward"]
         steps[checkpointed] = {k: round(v * layers, 1) for k, v in step.items()}
     result["per_step_ms"] = steps
     Path(args.out).write_text(json.dumps(result, indent=1))

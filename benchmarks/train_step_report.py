@@ -70,7 +70,7 @@ def chart(results: list[dict], path: Path) -> None:
         for r in rows(result):
             if r["job"].startswith("seq_") and not r.get("oom"):
                 label = f"{r['shape'].upper()} {short(r['variant'])}"
-                lines.setdefault(label, []).append((int(r["job"].split("_")[1]), r))
+                lines.setdefault(label, []).append((job_order(r["job"])[1], r))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for label, points in sorted(lines.items()):
         points.sort(key=lambda p: p[0])

@@ -126,8 +126,9 @@ def use_liger_kernels(model: torch.nn.Module) -> dict[str, int]:
     RoPE of ``model`` to Liger's kernels; returns how many modules of each kind were switched. Call it after peft
     has wrapped the model."""
     counts = {"rms_norm": 0, "mlp": 0, "rope": 0}
+    classes = _liger_classes()
     for module in model.modules():
-        swap = _liger_classes().get(type(module))
+        swap = classes.get(type(module))
         if swap is None:
             continue
         kind, fused = swap

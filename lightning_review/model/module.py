@@ -127,8 +127,8 @@ class LongQLoRAModule(L.LightningModule):
             rank_zero_info(f"model.kernels={hp.kernels}: Liger kernels in {counts['rms_norm']} RMSNorms, "
                            f"{counts['mlp']} MLPs and the RoPE of {counts['rope']} attention modules")
         elif hp.kernels == "auto" and device.type == "cuda":
-            rank_zero_info("model.kernels=auto: liger-kernel is not installed, so transformers' RMSNorm and MLP run "
-                           "(`pip install liger-kernel`: about 1.2x at 8K on a 13B, less activation memory)")
+            rank_zero_info("model.kernels=auto: liger-kernel is not installed, so transformers' RMSNorm, MLP and "
+                           "RoPE run (`pip install liger-kernel`: about 1.2x at 8K on a 13B, less activation memory)")
         # from_pretrained returns eval mode and Lightning 2.6 keeps each module's mode at fit start: without this,
         # attention would never see module.training (no S2-Attn) while training. Lightning's val/test/predict loops
         # switch to eval and back themselves.
