@@ -24,11 +24,11 @@ def tool_command(name: str) -> Callable | dict[str, Callable]:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from openai import OpenAIError
 
-    from .data.records import RecordError
+    from .errors import UserError
     from .openai_ft.jobs import FineTuneFailed
     from .openai_ft.tokens import EncodingUnavailableError
 
-    return (RecordError, FileNotFoundError, FineTuneFailed, EncodingUnavailableError, OpenAIError, ValueError)
+    return (UserError, FileNotFoundError, FineTuneFailed, EncodingUnavailableError, OpenAIError, ValueError)
 
 
 def main(args: list[str] | None = None):

@@ -11,9 +11,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+from ..errors import UserError
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
     """Bad input record: the message names the file, the line and the fix; ``reason`` is a short category
     (for counting under the ``skip`` policy)."""
 

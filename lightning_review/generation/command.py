@@ -112,8 +112,10 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         else:
             _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_dir, checkpoint_dir, quantize,
                        dtype, max_context, batch_size)
-        summary["seconds"] = round(time.perf_counter() - started, 2)
-        summary["generated_tokens_per_s"] = round(summary["generated_tokens"] / summary["seconds"], 1)
+        seconds = time.perf_counter() - started
+        summary["seconds"] = round(seconds, 2)
+        # a run answered from the cache can take under a millisecond: no rate rather than a division by zero
+        summary["generated_tokens_per_s"] = round(summary["generated_tokens"] / seconds, 1) if seconds > 0 else None
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return summary
 

@@ -11,12 +11,13 @@ import torch
 
 from ..demo import resolve
 from .hf_attention import ATTENTION_NAME, register
+from ..errors import UserError
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 EMBEDDINGS_AND_NORMS = ["embed_tokens", "input_layernorm", "post_attention_layernorm", "norm"]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """The checkpoint directory is missing or is not a Llama model."""
 
 

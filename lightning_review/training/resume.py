@@ -7,11 +7,12 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
+from ..errors import UserError
 
 RNG_KEY = "lightning_review_rng_states"
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(UserError):
     """A run was resumed from a checkpoint written with another model or data configuration."""
 
 
