@@ -1,6 +1,7 @@
 """``python -m lightning_review prepare``: read, validate, tokenize (into the cache training reuses) and pack a
 dataset, and say what it holds: records, papers, token lengths, truncations at max_seq_length, packing efficiency;
-as JSON, with a PNG histogram of the lengths."""
+as JSON, with a PNG histogram of the lengths. No output may be one of the data files, and each is written under a
+temporary name and renamed, so an error never leaves half a file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Literal
 
 import numpy as np
 
+from .data.papers import count_papers
 from .data.prompt import DEFAULT_SYSTEM_PROMPT
+from .safe_paths import atomic_writer, refuse_output_over_input, write_text_atomic
 
 PERCENTILES = (50, 90, 99)
 
@@ -51,30 +54,23 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
     from .data.datamodule import ReviewDataModule
 
     start = time.perf_counter()
+    out = Path(output_dir)
+    for name in ("stats.json", "lengths.png"):
+        refuse_output_over_input(out / name, [data_file, val_file], "output_dir")
     dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,
                           system_prompt=system_prompt, max_seq_length=max_seq_length, val_fraction=val_fraction,
                           seed=seed, data_format=data_format, column_mapping=column_mapping,
                           on_bad_record=on_bad_record, rejects_file=rejects_file, min_review_chars=min_review_chars)
     dm.prepare_data()
     dm.setup("fit")
-    encoder = dm.prompt_tokenizer()
-    template = encoder.fixed_tokens() - 1  # BOS, prefix, suffix: the prompt's tokens that are no paper
-    splits = dm._split_records()
     stats: dict = {"data_file": data_file, "max_seq_length": max_seq_length, "read": dm.stats.get("read", {})}
     all_lengths = {}
-    for split, records in splits.items():
-        tokenized = dm.tokenized[split]
-        prompt = tokenized.prompt_lengths.astype(np.int64)
-        removed = np.asarray(tokenized.meta["paper_tokens_removed"], dtype=np.int64)
-        lengths = {"paper_tokens": prompt - template + removed, "review_tokens": tokenized.lengths() - prompt,
-                   "example_tokens": tokenized.lengths()}
-        all_lengths[split] = lengths
-        stats[split] = {"records": len(records), "papers": len({r.paper_key for r in records}),
+    for split, records in dm.split_records().items():
+        lengths = all_lengths[split] = dm.token_lengths(split)
+        stats[split] = {"records": len(records), "papers": count_papers(records),
                         **dm.stats.get(split, {}), **{k: length_stats(v) for k, v in lengths.items()}}
     stats["seconds"] = time.perf_counter() - start
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "stats.json").write_text(json.dumps(stats, indent=1, default=float))
+    write_text_atomic(out / "stats.json", json.dumps(stats, indent=1, default=float))
     if plot:
         plot_lengths(all_lengths["train"], max_seq_length, out / "lengths.png")
     train = stats["train"]
@@ -101,5 +97,6 @@ def plot_lengths(lengths: dict[str, np.ndarray], max_seq_length: int, path: Path
     ax.set_title("Token lengths of the training examples")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_writer(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import random
 from functools import partial
-from collections import defaultdict
 from pathlib import Path
 from typing import Literal, Sequence
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from ..demo import DEMO_REVIEWS, TINY_LLAMA, resolve
+from ..demo import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, resolve
+from ..errors import UserError
+from ..safe_paths import refuse_output_over_input
 from ..training.resume import config_differences, refuse_config_change
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
+from .papers import paper_groups, text_key
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .readers import read_records
 from .records import Record, read_papers
@@ -26,18 +29,16 @@ RESUMABLE_DATA_SETTINGS = ("num_workers", "predict_file", "rejects_file", "token
 
 
 def split_by_paper(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
-    """Train/val split over papers, never over reviews: all reviews of one paper land on the same side."""
-    by_paper: dict[str, list[Record]] = defaultdict(list)
-    for rec in records:
-        by_paper[rec.paper_key].append(rec)
-    papers = sorted(by_paper)
-    random.Random(seed).shuffle(papers)
-    n_val = round(len(papers) * val_fraction)
-    if val_fraction > 0 and n_val == 0 and len(papers) > 1:
+    """Train/val split over papers, never over reviews: all reviews of one paper (one id, or one text up to
+    whitespace: lightning_review.data.papers) land on the same side, and at least one paper stays for training."""
+    groups = sorted(paper_groups(records), key=lambda g: min(records[i].paper_key for i in g))
+    random.Random(seed).shuffle(groups)
+    n_val = round(len(groups) * val_fraction)
+    if val_fraction > 0 and n_val == 0 and len(groups) > 1:
         n_val = 1
-    val_papers = set(papers[:n_val])
-    train = [r for p in papers if p not in val_papers for r in by_paper[p]]
-    val = [r for p in papers if p in val_papers for r in by_paper[p]]
+    n_val = max(0, min(n_val, len(groups) - 1))
+    train = [records[i] for g in groups[n_val:] for i in g]
+    val = [records[i] for g in groups[:n_val] for i in g]
     return train, val
 
 
@@ -56,7 +57,10 @@ class ReviewDataModule(L.LightningDataModule):
         data_format: ``auto`` or one of lightning_review.data.readers' formats (jsonl, chat, paper_reviews,
             peerread, json, csv).
         on_bad_record: ``strict`` stops at the first bad record; ``skip`` counts it by reason and writes it to
-            ``rejects_file``.
+            ``rejects_file``. A paper id given to different paper texts is a bad record too (under ``skip``, all
+            records of that id are left out).
+        rejects_file: where ``skip`` lists what it left out (``<rejects_file>.val`` for ``val_file``); never one
+            of the data files.
         min_review_chars: shorter reviews are bad records.
         column_mapping: for JSON/CSV data, {our field: your column} (fields: id, paper, review, title, rating).
         tokenize_cache: keep tokenized examples on disk ($LIGHTNING_REVIEW_CACHE/tokenized), built once on the
@@ -72,9 +76,10 @@ class ReviewDataModule(L.LightningDataModule):
                  column_mapping: dict[str, str] | None = None):
         super().__init__()
         if max_seq_length < 64:
-            raise ValueError(f"data.max_seq_length must be at least 64, got {max_seq_length}")
+            raise UserError(f"data.max_seq_length must be at least 64, got {max_seq_length}")
         if not 0 <= val_fraction < 1:
-            raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+            raise UserError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        refuse_outputs_over_inputs(train_file, val_file, predict_file, rejects_file)
         self.save_hyperparameters()
         self.train_rows: list[list[dict]] = []
         self.val_rows: list[list[dict]] = []
@@ -83,7 +88,7 @@ class ReviewDataModule(L.LightningDataModule):
         self._tokenizer = None
         self._train_loader: ResumableLoader | None = None
         self._splits: dict[str, list[Record]] | None = None
-        self.tokenized: dict = {}  # split -> TokenizedRecords (for statistics)
+        self._tokenized: dict = {}  # split -> TokenizedRecords (for statistics)
         self._pending_train_position: dict | None = None
 
     @property
@@ -109,7 +114,7 @@ class ReviewDataModule(L.LightningDataModule):
             if getattr(self.hparams, name):
                 resolve(getattr(self.hparams, name))
         if self.hparams.tokenize_cache:
-            for split, records in self._split_records().items():
+            for split, records in self.split_records().items():
                 load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
 
     def _cache_dir(self) -> Path | None:
@@ -118,9 +123,9 @@ class ReviewDataModule(L.LightningDataModule):
         return _cache_dir() / "tokenized" if self.hparams.tokenize_cache else None
 
     def read(self, name: str) -> list[Record]:
+        """The records of ``train_file`` or ``val_file``; a file with none to use is refused, saying why."""
         hp = self.hparams
-        rejects = hp.rejects_file if name == "train_file" else (
-            f"{hp.rejects_file}.val" if hp.rejects_file else None)
+        rejects = _rejects_file(hp.rejects_file, name)
         report = read_records(resolve(getattr(hp, name)), format=hp.data_format, policy=hp.on_bad_record,
                               rejects_file=rejects, min_review_chars=hp.min_review_chars,
                               mapping=hp.column_mapping)
@@ -129,23 +134,59 @@ class ReviewDataModule(L.LightningDataModule):
         if report.rejected:
             rank_zero_warn(f"{getattr(hp, name)}: {sum(report.rejected.values())} records not used: "
                            f"{dict(report.rejected)}" + (f"; listed in {rejects}" if rejects else ""))
+        for warning in report.warnings:
+            rank_zero_warn(warning)
+        if not report.records:
+            if report.rejected:
+                raise UserError(f"{getattr(hp, name)}: no record can be used, all {sum(report.rejected.values())} "
+                                f"were rejected ({dict(report.rejected)})"
+                                + (f", listed in {rejects}" if rejects else "") + "; fix the data (data."
+                                "on_bad_record=strict stops at the first bad record and names it)")
+            raise UserError(f"{getattr(hp, name)}: no records found (an empty file?); give a data file of "
+                            "paper->review records (one {\"paper\": ..., \"review\": ...} a line)")
         return report.records
 
-    def _split_records(self) -> dict[str, list[Record]]:
-        """Train and validation records, read and split once per DataModule."""
+    def split_records(self) -> dict[str, list[Record]]:
+        """Train and validation records ("train", "val"), read and split by paper once per DataModule."""
         if self._splits is None:
             hp = self.hparams
             records = self.read("train_file")
             if hp.val_file:
                 self._splits = {"train": records, "val": self.read("val_file")}
+                self._warn_val_papers_in_train()
             else:
                 train, val = split_by_paper(records, hp.val_fraction, hp.seed)
                 self._splits = {"train": train, "val": val}
         return self._splits
 
+    def _warn_val_papers_in_train(self) -> None:
+        """A separate val_file holding papers of the training file measures memory, not reviewing: say so."""
+        train, val = self._splits["train"], self._splits["val"]
+        ids = {r.paper_id for r in train if r.paper_id is not None}
+        texts = {text_key(r.paper) for r in train}
+        shared = [r for r in val if r.paper_id in ids or text_key(r.paper) in texts]
+        if shared:
+            self.stats["val_records_of_training_papers"] = len(shared)
+            rank_zero_warn(f"{self.hparams.val_file}: {len(shared)} of {len(val)} validation records are reviews of "
+                           f"papers in {self.hparams.train_file} (same id or text), e.g. {shared[0].where}: the "
+                           "validation loss then flatters the model; remove those papers from one of the files")
+
+    def token_lengths(self, split: str) -> dict[str, np.ndarray]:
+        """Per example of ``split`` (after ``setup``): paper tokens before truncation, review tokens (EOS
+        included) and example tokens; empty arrays for a split without examples."""
+        tokenized = self._tokenized.get(split)
+        if tokenized is None or len(tokenized) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return {"paper_tokens": empty, "review_tokens": empty, "example_tokens": empty}
+        template = self.prompt_tokenizer().fixed_tokens() - 1  # BOS, prefix, suffix: the prompt's non-paper tokens
+        prompt = tokenized.prompt_lengths.astype(np.int64)
+        removed = np.asarray(tokenized.meta["paper_tokens_removed"], dtype=np.int64)
+        return {"paper_tokens": prompt - template + removed, "review_tokens": tokenized.lengths() - prompt,
+                "example_tokens": tokenized.lengths()}
+
     def _examples(self, records: Sequence[Record], split: str) -> list[dict]:
         tokenized, hit = load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
-        self.tokenized[split] = tokenized
+        self._tokenized[split] = tokenized
         meta = tokenized.meta
         too_long = [records[i].id for i in meta["too_long"]]
         removed_counts = meta["paper_tokens_removed"]
@@ -161,7 +202,18 @@ class ReviewDataModule(L.LightningDataModule):
             rank_zero_warn(f"[{split}] {len(too_long)} examples dropped: the review alone does not fit in "
                            f"max_seq_length={self.hparams.max_seq_length} (reviews are never truncated); "
                            f"ids: {too_long[:10]}{' ...' if len(too_long) > 10 else ''}. Raise data.max_seq_length.")
+        if split == "train" and not examples:
+            raise UserError(self._nothing_fits(records))
         return examples
+
+    def _nothing_fits(self, records: Sequence[Record]) -> str:
+        encoder = self.prompt_tokenizer()
+        reviews = encoder.tokenizer([encoder.review_text(r.review) for r in records],
+                                    add_special_tokens=False)["input_ids"]
+        needed = encoder.fixed_tokens() + min(len(ids) for ids in reviews)
+        return (f"{self.hparams.train_file}: nothing to train on: none of its {len(records)} training records fits "
+                f"data.max_seq_length={self.hparams.max_seq_length} (reviews are never cut, and the shortest needs "
+                f"{needed} tokens with the prompt template); raise data.max_seq_length to at least {needed}")
 
     def _rows(self, examples: list[dict], split: str) -> list[list[dict]]:
         if not self.hparams.packing:
@@ -180,7 +232,7 @@ class ReviewDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         if stage in (None, "fit", "validate", "test") and not self.train_rows and not self.val_rows:
-            splits = self._split_records()
+            splits = self.split_records()
             train, val = splits["train"], splits["val"]
             self.train_rows = self._rows(self._examples(train, "train"), "train")
             self.val_rows = self._rows(self._examples(val, "val"), "val") if val else []
@@ -191,7 +243,7 @@ class ReviewDataModule(L.LightningDataModule):
 
     def review_samples(self, n: int, rank: int = 0, world_size: int = 1) -> list[dict]:
         """The first ``n`` validation records as prompts with their human review, this rank's share of them."""
-        records = self._split_records()["val"][:n]
+        records = self.split_records()["val"][:n]
         encode = self.prompt_tokenizer()
         return [{"id": r.id, "input_ids": encode.generation_prompt(r.paper)[0], "review": r.review}
                 for r in records[rank::world_size]]
@@ -210,6 +262,9 @@ class ReviewDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> ResumableLoader:
         """Rows in a seeded order per epoch, sharded over ranks, resumable mid-epoch from a checkpoint."""
+        if not self.train_rows:
+            raise UserError(f"{self.hparams.train_file}: no training rows; call setup('fit') first, or check "
+                            "data.train_file and data.max_seq_length")
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = ResumableSampler(self.train_rows, num_replicas=world, rank=rank, shuffle=True, seed=self.hparams.seed)
@@ -271,3 +326,20 @@ class ReviewDataModule(L.LightningDataModule):
 
 def _single(batch: list[dict]) -> dict:
     return batch[0]
+
+
+def _rejects_file(rejects_file: str | None, name: str) -> str | None:
+    """Where the records of ``train_file`` / ``val_file`` left out under ``skip`` are listed."""
+    if not rejects_file:
+        return None
+    return rejects_file if name == "train_file" else f"{rejects_file}.val"
+
+
+def refuse_outputs_over_inputs(train_file: str | None, val_file: str | None, predict_file: str | None,
+                               rejects_file: str | None) -> None:
+    """Before anything is written: neither rejects file may be one of the data files (built-in assets live in our
+    cache and are never user data)."""
+    inputs = [f for f in (train_file, val_file, predict_file) if f and not str(f).startswith(BUILTIN)]
+    refuse_output_over_input(_rejects_file(rejects_file, "train_file"), inputs, "rejects_file")
+    if val_file:
+        refuse_output_over_input(_rejects_file(rejects_file, "val_file"), inputs, "rejects_file (+ '.val')")

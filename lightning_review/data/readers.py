@@ -1,6 +1,8 @@
 """Readers for the forms paper->review data comes in, all producing the same validated Record, with a policy for
 bad input: ``strict`` stops at the first bad record (file:line and reason), ``skip`` skips it, counts it by reason
-and writes it to a rejects file. Nothing disappears silently: duplicates and too-short reviews are counted too.
+and writes it to a rejects file. Nothing disappears silently: duplicates and too-short reviews are counted too. A
+line that is not UTF-8 is a bad record like any other (file:line), not the end of the file. Records are one paper
+when they share its id (or, without an id, its whitespace-normalised text): lightning_review.data.papers.
 
 Formats (``auto`` decides from the path and the first line):
   jsonl          {"paper", "review", optional "id", "title", "rating"} a line
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
+from ..safe_paths import atomic_writer, refuse_output_over_input
+from .papers import count_papers, id_conflicts, looks_swapped, normalise_whitespace, text_key
 from .records import Record, RecordError, iter_json_lines, iter_json_objects, record_from_fields
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
@@ -30,17 +34,18 @@ FIELDS = ("id", "paper", "review", "title", "rating")
 
 @dataclass
 class ReadReport:
-    """What a read kept and what it did not, by reason."""
+    """What a read kept and what it did not, by reason, and warnings about the data as a whole."""
 
     records: list[Record] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)
     duplicates: int = 0
     rejects_file: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {"records": len(self.records), "papers": len({r.paper_key for r in self.records}),
+        return {"records": len(self.records), "papers": count_papers(self.records),
                 "rejected": dict(self.rejected), "duplicates_dropped": self.duplicates,
-                "rejects_file": self.rejects_file}
+                "rejects_file": self.rejects_file, "warnings": list(self.warnings)}
 
 
 def detect_format(path: Path) -> str:
@@ -64,39 +69,75 @@ def detect_format(path: Path) -> str:
 def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, str] | None = None,
                  policy: Policy = "strict", rejects_file: str | Path | None = None,
                  min_review_chars: int = 20) -> ReadReport:
-    """Every record of ``path`` in the given (or detected) format, validated under ``policy``."""
+    """Every record of ``path`` in the given (or detected) format, validated under ``policy``.
+
+    Besides each record on its own, the records are checked together: exact duplicates are dropped and counted
+    (under either policy), and a paper id given to different paper texts (beyond whitespace) is an error under
+    ``strict``; under ``skip`` every record of that id is rejected, since which text is the id's paper cannot be
+    told. The rejects file (never the data file itself) is written under a temporary name and renamed at the end.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such data file or directory")
+    refuse_output_over_input(rejects_file, [path], "rejects_file")
     fmt = detect_format(path) if format == "auto" else format
     report = ReadReport(rejects_file=str(rejects_file) if rejects_file else None)
-    seen: set[tuple[str, str]] = set()
-    rejects = Path(rejects_file).open("w", encoding="utf-8") if rejects_file else None
-    try:
-        for where, item in _candidates(path, fmt, mapping or {}):
-            try:
-                if isinstance(item, RecordError):
-                    raise item
-                record = record_from_fields(item, where, item.get("_default_id", where), str(path))
-                if len(record.review.strip()) < min_review_chars:
-                    raise RecordError(f"{where}: the review has {len(record.review.strip())} characters, fewer than "
-                                      f"min_review_chars={min_review_chars}", "review_too_short")
-                key = (record.paper_key, record.review.strip())
-                if key in seen:
-                    raise RecordError(f"{where}: duplicate of an earlier record (same paper and review)", "duplicate")
-                seen.add(key)
-                report.records.append(record)
-            except RecordError as exc:
-                if policy == "strict" and exc.reason != "duplicate":
-                    raise
-                if exc.reason == "duplicate":
-                    report.duplicates += 1
-                report.rejected[exc.reason] += 1
-                if rejects is not None:
-                    rejects.write(json.dumps({"where": where, "reason": exc.reason, "message": str(exc)}) + "\n")
-    finally:
-        if rejects is not None:
-            rejects.close()
+    seen: set[tuple[str | None, str, str]] = set()
+    rejects: list[dict] = []
+
+    def reject(where: str, exc: RecordError) -> None:
+        if policy == "strict" and exc.reason != "duplicate":
+            raise exc
+        if exc.reason == "duplicate":
+            report.duplicates += 1
+        report.rejected[exc.reason] += 1
+        rejects.append({"where": where, "reason": exc.reason, "message": str(exc)})
+
+    for where, item in _candidates(path, fmt, mapping or {}):
+        try:
+            if isinstance(item, RecordError):
+                raise item
+            record = record_from_fields(item, where, item.get("_default_id", where), str(path))
+            if len(record.review.strip()) < min_review_chars:
+                raise RecordError(f"{where}: the review has {len(record.review.strip())} characters, fewer than "
+                                  f"min_review_chars={min_review_chars}", "review_too_short")
+            key = (record.paper_id, text_key(record.paper), normalise_whitespace(record.review))
+            if key in seen:
+                raise RecordError(f"{where}: duplicate of an earlier record (same paper and review)", "duplicate")
+            seen.add(key)
+            report.records.append(record)
+        except RecordError as exc:
+            reject(where, exc)
+    swapped = looks_swapped(report.records)
+    swap_hint = (f"; the reviews are longer than the papers on average ({swapped[0]:,.0f} vs {swapped[1]:,.0f} "
+                 "characters): are the paper and review columns swapped? (see column_mapping)") if swapped else ""
+    conflicts = id_conflicts(report.records)
+    if conflicts:
+        more = f"; {len(conflicts) - 1} more ids like it" if len(conflicts) > 1 else ""
+        message = (f"{path}: {conflicts[0].describe()}{more}. One id must name one paper: give each paper its own id "
+                   f"or fix the text{swap_hint}")
+        if policy == "strict":
+            raise RecordError(message + "; on_bad_record=skip leaves out every record of such ids",
+                              "id_with_different_papers")
+        bad = {c.paper_id: c for c in conflicts}
+        kept = []
+        for record in report.records:
+            if record.paper_id in bad:
+                reject(record.where or record.id, RecordError(
+                    f"{record.where}: {bad[record.paper_id].describe()}; which is the paper of this id cannot be "
+                    "told, so all its records are left out", "id_with_different_papers"))
+            else:
+                kept.append(record)
+        report.records = kept
+    if swapped:
+        report.warnings.append(f"{path}: the reviews are longer than the papers on average ({swapped[0]:,.0f} vs "
+                               f"{swapped[1]:,.0f} characters): are the paper and review columns swapped? Check "
+                               "column_mapping (papers that are only abstracts can be shorter than reviews: then "
+                               "ignore this)")
+    if rejects_file:
+        with atomic_writer(rejects_file) as f:
+            for entry in rejects:
+                f.write(json.dumps(entry) + "\n")
     return report
 
 
@@ -144,12 +185,14 @@ def _paper_reviews(path: Path):
         if not isinstance(reviews, list) or not reviews:
             yield where, RecordError(f"{where}: 'reviews' must be a non-empty list", "no_reviews")
             continue
-        paper_id = str(obj.get("id") or f"{path.stem}-{where.rsplit(':', 1)[1]}")
+        given = obj.get("id")
+        given = None if given is None or str(given).strip() == "" else str(given)
+        paper_id = given or f"{path.stem}-{where.rsplit(':', 1)[1]}"
         for i, review in enumerate(reviews):
             text = review.get("text") if isinstance(review, dict) else None
             rating = review.get("rating") if isinstance(review, dict) else None
-            yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "paper": obj.get("paper"), "review": text,
-                                          "title": obj.get("title"), "rating": _number(rating),
+            yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "_paper_id": given, "paper": obj.get("paper"),
+                                          "review": text, "title": obj.get("title"), "rating": _number(rating),
                                           "source": obj.get("source")}
 
 
@@ -159,25 +202,46 @@ def _peerread(path: Path):
         raise FileNotFoundError(f"{path}: a PeerRead directory holds reviews/<id>.json and parsed_pdfs/<id>.pdf.json")
     for review_file in sorted(reviews_dir.glob("*.json")):
         where = str(review_file)
-        try:
-            paper = json.loads(review_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            yield where, RecordError(f"{where}: not valid JSON ({exc.msg})", "invalid_json")
+        paper = _json_file(review_file)
+        if not isinstance(paper, dict):
+            yield where, paper if isinstance(paper, RecordError) else RecordError(
+                f"{where}: expected a JSON object", "not_an_object")
             continue
         pdf_file = pdfs_dir / f"{review_file.stem}.pdf.json"
         if not pdf_file.is_file():
             yield where, RecordError(f"{where}: no parsed paper {pdf_file}", "missing_parsed_pdf")
             continue
-        text = _science_parse_text(json.loads(pdf_file.read_text(encoding="utf-8")))
+        parsed = _json_file(pdf_file)
+        if not isinstance(parsed, dict):
+            yield where, parsed if isinstance(parsed, RecordError) else RecordError(
+                f"{pdf_file}: expected a JSON object", "not_an_object")
+            continue
+        text = _science_parse_text(parsed)
         paper_id = str(paper.get("id", review_file.stem))
         for i, review in enumerate(paper.get("reviews", [])):
             if review.get("IS_META_REVIEW") or review.get("is_meta_review"):
                 continue  # the area chair's decision, not a reviewer's review
             if review.get("RECOMMENDATION") in (None, ""):
                 continue  # author replies and public comments carry no recommendation
-            yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "paper": text, "review": review.get("comments"),
+            yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "_paper_id": paper_id, "paper": text,
+                                          "review": review.get("comments"),
                                           "title": paper.get("title"), "rating": _number(review["RECOMMENDATION"]),
                                           "source": "peerread"}
+
+
+def _json_file(path: Path):
+    """The JSON document of ``path``, or the RecordError naming where it is not UTF-8 or not JSON."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return RecordError(f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                           "save the file as UTF-8", "not_utf8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})", "invalid_json")
 
 
 def _science_parse_text(parsed: dict) -> str:
@@ -204,20 +268,45 @@ def _mapped(row: dict, mapping: dict[str, str], where: str) -> dict | RecordErro
 
 
 def _json_array(path: Path, mapping: dict[str, str]):
-    data = json.loads(path.read_text(encoding="utf-8"))
+    # Bytes that are not UTF-8 become lone surrogates, so that they cost the one object holding them (named below),
+    # not the file; a file that is not one JSON document stops the read under either policy.
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig", errors="surrogateescape"))
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); expected a JSON "
+                          "array of objects", "invalid_json") from None
     if not isinstance(data, list):
         raise RecordError(f"{path}: expected a JSON array of objects", "not_an_array")
     for i, row in enumerate(data):
         where = f"{path}[{i}]"
-        yield where, (_mapped(row, mapping, where) if isinstance(row, dict) else
-                      RecordError(f"{where}: expected an object", "not_an_object"))
+        if not isinstance(row, dict):
+            yield where, RecordError(f"{where}: expected an object", "not_an_object")
+            continue
+        yield where, _not_utf8(row, where) or _mapped(row, mapping, where)
 
 
 def _csv(path: Path, mapping: dict[str, str]):
     csv.field_size_limit(1 << 30)  # papers are long
-    with path.open(encoding="utf-8", newline="") as f:
-        for lineno, row in enumerate(csv.DictReader(f), start=2):
-            yield f"{path}:{lineno}", _mapped(row, mapping, f"{path}:{lineno}")
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.DictReader(f)
+        end = 1  # the header's last line
+        for row in reader:
+            where = f"{path}:{end + 1}"  # where the row starts: a quoted paper may span many lines
+            end = reader.line_num
+            yield where, _not_utf8(row, where) or _mapped(row, mapping, where)
+
+
+def _not_utf8(row: dict, where: str) -> RecordError | None:
+    """The RecordError of a row read with ``surrogateescape`` that holds bytes that are not UTF-8."""
+    for column, value in row.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                byte = ord(value[exc.start]) - 0xDC00
+                return RecordError(f"{where}: column {column!r} is not UTF-8 (byte 0x{byte:02x}); save the file as "
+                                   "UTF-8, or fix or remove the row", "not_utf8")
+    return None
 
 
 def _number(value):

@@ -6,7 +6,6 @@ Bad input never disappears silently: a malformed line, a missing field or an emp
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +33,16 @@ class Record:
     rating: float | None = None
     source: str | None = None
     extra: dict = field(default_factory=dict, compare=False, repr=False)
+    paper_id: str | None = None  # the paper's id as the data gives it (``id`` up to a ``#``); None when it has none
+    where: str | None = field(default=None, compare=False, repr=False)  # file:line it was read from
 
     @property
     def paper_key(self) -> str:
-        """Identity of the paper, so that splits never separate two reviews of one paper."""
-        return hashlib.sha1(self.paper.encode("utf-8")).hexdigest()[:16]
+        """Identity of the paper: its id, or its whitespace-normalised text where the data gives no id
+        (lightning_review.data.papers groups records sharing either, for splits and counts)."""
+        from .papers import text_key
+
+        return f"id:{self.paper_id}" if self.paper_id is not None else f"text:{text_key(self.paper)}"
 
 
 def _text_field(obj: dict, name: str, where: str) -> str:
@@ -60,11 +64,19 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[str, dict | RecordError]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such data file (expected JSONL, one JSON object a line)")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:  # decoded line by line, so one bad byte costs one line, named
+        for lineno, raw in enumerate(f, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield where, RecordError(f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of "
+                                         "the line); save the file as UTF-8, or fix or remove the line", "not_utf8")
+                continue
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")  # a UTF-8 byte order mark
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -92,13 +104,20 @@ def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
 
 
 def record_from_fields(obj: dict, where: str, default_id: str, source: str) -> Record:
-    """A validated Record from a dict with ``paper`` and ``review`` (optional ``id``, ``title``, ``rating``)."""
+    """A validated Record from a dict with ``paper`` and ``review`` (optional ``id``, ``title``, ``rating``).
+
+    The paper id is the given ``id`` up to a ``#`` (``paper#2`` is a review of ``paper``), or ``_paper_id`` where a
+    reader knows it; None where the data gives none (``default_id`` is made up, so it identifies no paper)."""
     rating = obj.get("rating")
     if rating is not None and not isinstance(rating, (int, float)):
         raise RecordError(f"{where}: field 'rating' must be a number or null, got {rating!r}", "bad_rating")
-    return Record(id=str(obj.get("id") or default_id), paper=_text_field(obj, "paper", where),
+    given = obj.get("id")
+    given = None if given is None or str(given).strip() == "" else str(given)
+    paper_id = obj["_paper_id"] if "_paper_id" in obj else (given.split("#")[0] if given is not None else None)
+    return Record(id=given if given is not None else default_id, paper=_text_field(obj, "paper", where),
                   review=_text_field(obj, "review", where), title=obj.get("title"), rating=rating,
-                  source=obj.get("source") or source)
+                  source=obj.get("source") or source, paper_id=None if paper_id is None else str(paper_id),
+                  where=where)
 
 
 def read_jsonl(path: str | Path) -> Iterator[Record]:

@@ -1,0 +1,67 @@
+"""Writing outputs without losing inputs: an output may never be one of the command's inputs, and every output is
+written under a temporary name in its own directory and renamed when complete, so a crash or an error mid-write
+leaves the previous file (or none) and never half a file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from .errors import UserError
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal after resolving ``..`` and symlinks, or one file under two names
+    (a hard link)."""
+    a, b = Path(a).expanduser(), Path(b).expanduser()
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
+def refuse_output_over_input(output: str | os.PathLike | None, inputs: Iterable[str | os.PathLike | None],
+                             flag_name: str) -> None:
+    """Raise UserError when ``output`` (set by ``flag_name``) is one of ``inputs``: writing it would destroy the
+    input. Call it before anything is opened for writing. ``None`` entries are ignored."""
+    if output is None:
+        return
+    for source in inputs:
+        if source is not None and same_file(output, source):
+            raise UserError(f"{flag_name}={output} is the input file {source}: writing it would destroy the input; "
+                            f"give {flag_name} another path")
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """A file object on a temporary name next to ``path``; renamed over ``path`` when the block ends without an
+    error, removed when it raises. A symlink at ``path`` is written through (its target is replaced)."""
+    if "b" in mode:
+        encoding = None
+    target = Path(path).expanduser()
+    if target.is_symlink():
+        target = target.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open applies the umask, so the file gets the permissions an ordinary open would give it
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """``Path.write_text`` that never leaves half a file."""
+    with atomic_writer(path) as f:
+        f.write(text)
