@@ -13,7 +13,8 @@ from typing import Callable
 TOOLS = {"export": (".export", "export_merged"), "export-adapter": (".export", "export_adapter"),
          "cost": (".openai_ft.commands", "cost"), "openai": (".openai_ft.commands", "COMMANDS"),
          "prepare": (".prepare", "prepare"), "evaluate": (".evaluate.command", "evaluate"),
-         "generate": (".generation.command", "generate")}
+         "generate": (".generation.command", "generate"),
+         "perplexity": (".evaluate.perplexity_command", "perplexity")}
 
 
 def tool_command(name: str) -> Callable | dict[str, Callable]:

@@ -113,10 +113,16 @@ def write_tiny_llama(directory: Path, seed: int = 0) -> Path:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A ``builtin:`` name -> its materialised path in the cache; any other path unchanged."""
+    """A ``builtin:`` name or a ``.gguf`` file -> its materialised path in the cache; any other path unchanged."""
+    from .artifacts.model_sources import SMOLLM2, gguf_checkpoint, smollm2_checkpoint
+
     text = str(path)
+    if text.lower().endswith(".gguf"):
+        return gguf_checkpoint(text)
     if not text.startswith(BUILTIN):
         return Path(text).expanduser()
+    if text == SMOLLM2:
+        return smollm2_checkpoint()
     cache = _cache_dir()
     if text == TINY_LLAMA:
         target = cache / "tiny-llama"
@@ -129,4 +135,4 @@ def resolve(path: str | os.PathLike) -> Path:
         if not target.is_file():
             write_demo_reviews(target)
         return target
-    raise ValueError(f"unknown built-in asset {text!r}; known: {TINY_LLAMA}, {DEMO_REVIEWS}")
+    raise ValueError(f"unknown built-in asset {text!r}; known: {TINY_LLAMA}, {SMOLLM2}, {DEMO_REVIEWS}")

@@ -1,0 +1,75 @@
+"""Perplexity at several context lengths: windows as LongLoRA's protocol cuts them, the score equal to transformers'
+own loss, and the command's outputs."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from lightning_review.evaluate.perplexity import perplexity_at_lengths, window_nll, windows
+from lightning_review.evaluate.perplexity_command import parse_lengths
+from lightning_review.errors import UserError
+from tests.conftest import run_cli, write_jsonl
+
+
+def test_windows_each_document_on_its_own_skips_and_counts_short_ones():
+    docs = [list(range(10)), list(range(3)), list(range(100, 108))]
+    chosen, skipped = windows(docs, 4, join=False, separator=None)
+    assert chosen == [[0, 1, 2, 3], [4, 5, 6, 7], [100, 101, 102, 103], [104, 105, 106, 107]]
+    assert skipped == 1
+
+
+def test_windows_joined_put_the_separator_between_documents_and_drop_the_tail():
+    chosen, skipped = windows([[1, 2, 3], [4, 5]], 3, join=True, separator=0)
+    assert chosen == [[1, 2, 3], [0, 4, 5]]
+    assert skipped == 0
+    assert windows([[1, 2, 3], [4, 5]], 4, join=True, separator=0)[0] == [[1, 2, 3, 0]]
+
+
+def test_window_score_equals_transformers_loss(tiny_llama_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+    window = list(range(5, 69))
+    with torch.no_grad():
+        expected = model(torch.tensor([window]), labels=torch.tensor([window])).loss.item() * (len(window) - 1)
+    assert window_nll(model, window, chunk_tokens=16) == pytest.approx(expected, rel=1e-5)
+    result = perplexity_at_lengths(model, [window + window], [64])[0]
+    assert (result.windows, result.tokens_scored) == (2, 126)
+    assert result.perplexity == pytest.approx(math.exp(result.mean_nll))
+
+
+def test_lengths_are_parsed_and_bad_ones_refused():
+    assert parse_lengths("4096,2048, 8192") == [2048, 4096, 8192]
+    assert parse_lengths([32, 16]) == [16, 32]
+    for bad in ("2k,4k", "1", ""):
+        with pytest.raises(UserError, match="--lengths"):
+            parse_lengths(bad)
+
+
+def test_perplexity_command_writes_json_table_and_plot(tmp_path, tiny_llama_dir):
+    from lightning_review.demo import demo_records
+
+    papers = write_jsonl(tmp_path / "held_out.jsonl",
+                         [{"id": r["id"], "paper": r["paper"]} for r in demo_records(4, seed=7)])
+    result = run_cli("perplexity", "--data_file", str(papers), "--checkpoint_dir", str(tiny_llama_dir),
+                     "--lengths", "32,64,100000", "--join", "true", "--model_max_length", "512",
+                     "--output_dir", str(tmp_path / "ppl"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "ppl" / "perplexity.json").read_text())
+    by_length = {r["length"]: r for r in summary["results"]}
+    assert by_length[32]["windows"] > by_length[64]["windows"] > 0
+    assert by_length[100000]["windows"] == 0 and by_length[100000]["perplexity"] is None
+    assert summary["joined"] is True and summary["documents"] == 4
+    assert summary["rope_parameters"]["factor"] == 2.0  # 512 / the tiny model's 256 positions: interpolation x2
+    assert "| 64 |" in (tmp_path / "ppl" / "perplexity.md").read_text()
+    assert (tmp_path / "ppl" / "perplexity.png").stat().st_size > 0
+
+
+def test_perplexity_refuses_an_output_over_its_data(tmp_path, tiny_llama_dir):
+    papers = write_jsonl(tmp_path / "perplexity.json", [{"id": "a", "paper": "x " * 50}])
+    result = run_cli("perplexity", "--data_file", str(papers), "--checkpoint_dir", str(tiny_llama_dir),
+                     "--output_dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "output_dir" in result.stderr and "Traceback" not in result.stderr
