@@ -1,9 +1,11 @@
 """An LLM judge over any OpenAI-compatible chat endpoint (GPT-4 versions, a local vLLM server, ...).
 
-Prompts are versioned (part of the cache key). Reviews are untrusted data: they travel as JSON strings inside tags,
-and the system message tells the judge that nothing inside them is an instruction. Answers must be JSON of a fixed
+Prompts are versioned (part of the cache key). Reviews are untrusted data: they travel as JSON strings inside tags
+(with ``<``, ``>`` and ``&`` escaped, so no review can close its tag and write outside it), and the system message
+tells the judge that nothing inside them is an instruction. Answers must be JSON of a fixed
 schema (pydantic); a malformed answer is sent back for repair a few times before the call fails. Every answer is
-cached in SQLite (lightning_review.answer_cache), so a rerun makes no calls and a stopped run resumes; a budget
+cached in SQLite (lightning_review.answer_cache), so a rerun makes no calls and a stopped run resumes, and identical
+calls in flight at once are made once; an empty review has no points and costs no call; a budget
 (calls, tokens, dollars) stops the run cleanly before it is exceeded.
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
@@ -34,9 +35,6 @@ MATCH = ("Match the points of review A with the points of review B that make the
          "point, 9 almost identical, 10 identical; and give a one-sentence rationale. Leave unmatched points out; "
          'use each point at most once. Schema: {{"matches": [{{"a": int, "b": int, "similarity": int, '
          '"rationale": string}}]}}\n<points name="A">{a}</points>\n<points name="B">{b}</points>')
-INJECTION = re.compile(r"ignore (all |the |any )?(previous |above |prior )?instructions|disregard (the|all|your) "
-                       r"(instructions|rules)|you are now|system prompt|rate (everything|every|all|this)[^.]{0,40}\b10\b"
-                       r"|give (it|this|them) (a )?(score|rating) of 10", re.IGNORECASE)
 
 
 class ExtractedPoint(BaseModel):
@@ -96,11 +94,6 @@ class Budget:
             raise BudgetExceeded(f"dollar budget of ${self.max_dollars:g} reached")
 
 
-def flags_injection(text: str) -> bool:
-    """Whether a review holds text addressed to a judge model (reported; never obeyed)."""
-    return bool(INJECTION.search(text))
-
-
 @dataclass
 class ChatJudge:
     """Args: model (any chat model name), cache, base_url/api_key (default: the environment), concurrency (calls in
@@ -126,15 +119,16 @@ class ChatJudge:
         return self._api.get()
 
     async def extract_points(self, review: str) -> list[str]:
-        prompt = EXTRACT.format(review=json.dumps(review, ensure_ascii=False))
+        if not review.strip():
+            return []
+        prompt = EXTRACT.format(review=as_data(review))
         answer = await self._ask(EXTRACT_VERSION, {"review": review}, prompt, Extraction)
         return [p["summary"] for p in answer["points"]]
 
     async def match(self, points_a: list[str], points_b: list[str]) -> list[Match]:
         if not points_a or not points_b:
             return []
-        prompt = MATCH.format(a=json.dumps(dict(enumerate(points_a)), ensure_ascii=False),
-                              b=json.dumps(dict(enumerate(points_b)), ensure_ascii=False))
+        prompt = MATCH.format(a=as_data(dict(enumerate(points_a))), b=as_data(dict(enumerate(points_b))))
         answer = await self._ask(MATCH_VERSION, {"a": points_a, "b": points_b}, prompt, Matching)
         seen_a, seen_b, matches = set(), set(), []
         for pair in answer["matches"]:  # indices out of range or reused are the judge's errors: dropped
@@ -147,9 +141,9 @@ class ChatJudge:
 
     async def _ask(self, version: str, inputs: dict, prompt: str, schema: type[BaseModel]) -> dict:
         key = call_key(self.model, version, inputs)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
+        return await self.cache.fetch(key, lambda: self._call(key, version, prompt, schema))
+
+    async def _call(self, key: str, version: str, prompt: str, schema: type[BaseModel]) -> dict:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.concurrency)
         async with self._semaphore:
@@ -179,6 +173,13 @@ class ChatJudge:
                 return answer
         raise MalformedAnswer(f"{self.model} answered outside the {schema.__name__} schema "
                               f"{self.max_repairs + 1} times")
+
+
+def as_data(value) -> str:
+    """``value`` as JSON for a data tag: ``<``, ``>`` and ``&`` written as JSON escapes (the same string once
+    decoded), so a review holding ``</review>`` cannot end its tag and put text where instructions go."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _json_object(text: str) -> str:

@@ -7,41 +7,80 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
 from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects
+from ..errors import UserError
 from .evaluator import EvaluationInput, evaluate as run_evaluation
 
 
-def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto",
-               excerpt_control: bool = True) -> EvaluationInput:
+def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto", excerpt_control: bool = True,
+               on_bad_record: Literal["strict", "skip"] = "strict",
+               rejects_file: str | None = None) -> EvaluationInput:
     """Human reviews grouped by paper (a record id ``paper#i`` belongs to paper ``paper``); each system's JSONL of
     ``{"id": paper id, "review": text}`` (the format ``generate`` writes; its ``truncated`` and ``finish_reason``
-    are kept, to flag systems that saw cut papers or were cut off themselves)."""
-    papers: dict[str, list[str]] = defaultdict(list)
-    texts: dict[str, str] = {}
-    for record in read_records(human_file, format=data_format, policy="skip").records:
-        paper_id = record.id.split("#")[0]
-        papers[paper_id].append(record.review)
-        texts.setdefault(paper_id, record.paper)
+    are kept, to flag systems that saw cut papers or were cut off themselves).
+
+    A bad human record stops the evaluation (strict) or, with ``on_bad_record="skip"``, is counted, listed in
+    ``rejects_file`` and flagged in the report; then system reviews of papers the human file no longer has are left
+    out and flagged too (strict refuses them: their ids do not match). A system file may hold one review a paper."""
+    papers, texts, flags = _read_human(human_file, data_format, on_bad_record, rejects_file)
     outputs, cut = {}, {}
     for name, path in systems.items():
-        reviews = {}
+        reviews, lines = {}, {}
         cut[name] = {"paper_truncated": [], "review_at_length_limit": []}
         for where, obj in iter_json_objects(path):
             if not isinstance(obj.get("review"), str) or "id" not in obj:
                 raise RecordError(f"{where}: a system output line needs 'id' (the paper) and 'review'")
-            reviews[str(obj["id"])] = obj["review"]
+            paper_id = str(obj["id"])
+            if paper_id in lines:
+                raise RecordError(f"{where}: a second review of paper {paper_id!r} (the first is on line "
+                                  f"{lines[paper_id]}); a system file holds one review a paper: remove one of the "
+                                  "two lines (two generate runs writing one file make such lines)", "duplicate_id")
+            lines[paper_id] = where.rsplit(":", 1)[1]
+            reviews[paper_id] = obj["review"]
             if obj.get("truncated"):  # generate's fields; other sources may not have them
-                cut[name]["paper_truncated"].append(str(obj["id"]))
+                cut[name]["paper_truncated"].append(paper_id)
             if obj.get("finish_reason") == "length":
-                cut[name]["review_at_length_limit"].append(str(obj["id"]))
+                cut[name]["review_at_length_limit"].append(paper_id)
         missing = sorted(set(reviews) - set(papers))
-        if missing:
+        if missing and (on_bad_record == "strict" or len(missing) == len(reviews)):
             raise RecordError(f"{path}: {len(missing)} reviews of papers without human reviews in {human_file} "
                               f"(e.g. {missing[:3]}); ids must be the papers' ids")
+        if missing:
+            flags.setdefault("not_in_human_file", []).append(
+                {"system": name, "papers": len(missing), "of": len(reviews), "examples": missing[:5]})
+            reviews = {pid: review for pid, review in reviews.items() if pid in papers}
+            cut[name] = {what: [pid for pid in ids if pid in papers] for what, ids in cut[name].items()}
         outputs[name] = reviews
-    return EvaluationInput(dict(papers), outputs, texts if excerpt_control else {}, cut)
+    return EvaluationInput(papers, outputs, texts if excerpt_control else {}, cut, flags)
+
+
+def _read_human(human_file: str, data_format: str, on_bad_record: str,
+                rejects_file: str | None) -> tuple[dict[str, list[str]], dict[str, str], dict[str, list[dict]]]:
+    """Papers' human reviews, papers' texts, and flags for what was skipped or dropped as a duplicate."""
+    if rejects_file and Path(rejects_file).resolve() == Path(human_file).resolve():
+        raise UserError(f"--rejects_file {rejects_file} is the human file: it would be overwritten; give another path")
+    try:
+        read = read_records(human_file, format=data_format, policy=on_bad_record, rejects_file=rejects_file)
+    except RecordError as exc:
+        raise RecordError(f"{exc} (in the human file; fix it, or pass --on_bad_record skip to leave bad records out, "
+                          "counted in the report)", exc.reason) from None
+    papers: dict[str, list[str]] = defaultdict(list)
+    texts: dict[str, str] = {}
+    for record in read.records:
+        paper_id = record.id.split("#")[0]
+        papers[paper_id].append(record.review)
+        texts.setdefault(paper_id, record.paper)
+    flags = {}
+    skipped = {reason: n for reason, n in read.rejected.items() if reason != "duplicate"}
+    if skipped or read.duplicates:
+        flags["human_file"] = [{"file": human_file, "skipped": skipped, "duplicates_dropped": read.duplicates,
+                                "rejects_file": rejects_file}]
+        print(f"{human_file}: {sum(skipped.values())} bad records skipped {skipped or ''}, {read.duplicates} "
+              "duplicates dropped" + (f"; listed in {rejects_file}" if rejects_file else ""))
+    return dict(papers), texts, flags
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
@@ -68,7 +107,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              concurrency: int = 8, max_calls: int | None = None, max_tokens: int | None = None,
              max_dollars: float | None = None, dollars_per_1k_prompt: float = 0.0,
              dollars_per_1k_completion: float = 0.0, resamples: int = 10_000, data_format: str = "auto",
-             excerpt_control: bool = True) -> dict:
+             excerpt_control: bool = True, on_bad_record: Literal["strict", "skip"] = "strict",
+             rejects_file: str | None = None) -> dict:
     """Judge every system's reviews against the human ones; write result.json, report.md and PNG charts.
 
     Args:
@@ -88,13 +128,17 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         data_format: the human file's format.
         excerpt_control: judge each paper's own opening (cut to its human reviews' length) as a control system,
             to show whether a judge rewards copying the paper (one more system's calls for chat judges).
+        on_bad_record: a bad record of the human file stops the run (strict) or is skipped (skip: counted, written
+            to rejects_file, flagged in the report, and system reviews of papers left without human reviews are
+            left out and flagged).
+        rejects_file: where skipped human records are listed (skip only).
     """
     from .chat_judge import BudgetExceeded
     from .report import charts, markdown
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_input(human_file, systems, data_format, excerpt_control)
+    data = load_input(human_file, systems, data_format, excerpt_control, on_bad_record, rejects_file)
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
     judge_objects = make_judges(judges or ["embedding"], cache_file or str(out / "judge_cache.sqlite"),

@@ -6,7 +6,10 @@ reviews. A chat judge matches in both directions (system->human and human->syste
 rate the pair at or above the threshold; the share of one-sided hits is the flip rate. The human-human control judges
 one human review of a paper against the others, as if it were a system (the ceiling; Liang et al. report 35.25%).
 The paper-excerpt control is the paper's own opening, cut to the length of its human reviews, judged as a system: a
-judge that gives it as many hits as a human review rewards copying the paper, and the report flags it.
+judge that gives it as many hits as a human review rewards copying the paper, and the report flags it. A system
+review that addresses the judge is judged a second time without those sentences: a judge that scores it higher with
+them obeyed them, and the report flags it. Papers a system has no review of, and empty reviews, are flagged with
+their counts: a system's scores cover only the papers it reviewed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from itertools import combinations
 
 import numpy as np
 
-from .chat_judge import flags_injection
+from .injection import flags_injection, without_injection
 from .statistics import THRESHOLDS, PaperScore, agreed_hits, cohen_kappa, outcomes, spearman, win_rate
 
 HUMAN_CONTROL = "human (control)"
@@ -32,12 +35,14 @@ CONTROLS = (HUMAN_CONTROL, EXCERPT_CONTROL)
 class EvaluationInput:
     """papers: paper id -> human reviews; systems: system name -> {paper id -> review}; paper_texts: paper id ->
     the paper (for the paper-excerpt control; none, no control); cut: system -> {"paper_truncated": [paper ids],
-    "review_at_length_limit": [paper ids]} as generate recorded them."""
+    "review_at_length_limit": [paper ids]} as generate recorded them; flags: what reading the input left out
+    ({flag name: [entries]}), reported with the evaluation's own flags."""
 
     papers: dict[str, list[str]]
     systems: dict[str, dict[str, str]]
     paper_texts: dict[str, str] = field(default_factory=dict)
     cut: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    flags: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def paper_excerpt(paper: str, chars: int) -> str:
@@ -135,9 +140,29 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
             per[system][pid] = result
     pair_agreement = [await same_pairs_agreement(j1, j2, judged[j1.name], primary_threshold)
                       for j1, j2 in combinations(judges, 2)]
+    obeyed = [flag for judge in judges for flag in await obeyed_injections(judge, data, judged[judge.name],
+                                                                             primary_threshold)]
     result = summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
     result["judge_pair_agreement"] = pair_agreement
+    result["flags"]["injection_obeyed"] = obeyed
     return result
+
+
+async def obeyed_injections(judge, data: EvaluationInput, judged_by_judge: dict, threshold: float) -> list[dict]:
+    """System reviews that address the judge, judged again without those sentences: more hits with them than
+    without means the judge obeyed them (that review's score under this judge is inflated)."""
+    checks = [(system, pid, review) for system, reviews in data.systems.items() for pid, review in reviews.items()
+              if flags_injection(review) and pid in judged_by_judge.get(system, {})]
+    both = not getattr(judge, "symmetric", False)
+    cleaned = await asyncio.gather(*(judge_one(judge, without_injection(review), data.papers[pid], both)
+                                     for _, pid, review in checks))
+    flags = []
+    for (system, pid, _), clean in zip(checks, cleaned):
+        with_it, without_it = judged_by_judge[system][pid].score(threshold)[0].hits, clean.score(threshold)[0].hits
+        if with_it > without_it:
+            flags.append({"judge": judge.name, "system": system, "paper": pid, "hits_with": with_it,
+                          "hits_without": without_it, "threshold": threshold})
+    return flags
 
 
 async def same_pairs_agreement(first, second, judged_by_first: dict, threshold: float) -> dict:
@@ -231,6 +256,14 @@ def summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
                               for system, kinds in data.cut.items() for what, ids in kinds.items() if ids]
     result["flags"]["injection"] = [{"system": s, "paper": p} for s in names
                                     for p, review in systems[s].items() if flags_injection(review)]
+    result["flags"]["missing_papers"] = [
+        {"system": s, "papers": len(missing), "of": len(data.papers), "examples": missing[:5]}
+        for s in names if (missing := sorted(set(data.papers) - set(systems[s])))]
+    result["flags"]["empty_reviews"] = [
+        {"system": s, "papers": len(empty), "of": len(systems[s]), "examples": empty[:5]}
+        for s in names if (empty := sorted(p for p, review in systems[s].items() if not review.strip()))]
+    for name, entries in data.flags.items():
+        result["flags"][name] = entries
     usage = {}
     for judge in judges:
         budget = getattr(judge, "budget", None)

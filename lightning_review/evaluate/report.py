@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+FLAG_KINDS = ("self_preference", "injection", "injection_obeyed", "rewards_paper_copying", "cut", "missing_papers",
+              "empty_reviews", "not_in_human_file", "human_file")
+
 
 def markdown(result: dict) -> str:
     lines = ["# Review evaluation", "",
@@ -45,6 +48,10 @@ def markdown(result: dict) -> str:
     for f in flags["injection"]:
         lines.append(f"- instructions to a judge found in {f['system']}'s review of paper {f['paper']} "
                      "(treated as data, scored as written)")
+    for f in flags.get("injection_obeyed", []):
+        lines.append(f"- judge {f['judge']} obeyed the instructions in {f['system']}'s review of paper {f['paper']}: "
+                     f"{f['hits_with']} hits with them, {f['hits_without']} without (threshold {f['threshold']:g}); "
+                     "that score is inflated")
     for f in flags.get("rewards_paper_copying", []):
         lines.append(f"- judge {f['judge']} rewards copying the paper: the paper's own opening gets {f['excerpt_hits']:.2f}"
                      f" hits a paper at {f['threshold']:g}, a human review {f['human_hits']:.2f}; a system that "
@@ -53,7 +60,8 @@ def markdown(result: dict) -> str:
         what = ("were written from a paper cut to fit the model's context" if f["what"] == "paper_truncated"
                 else "stopped at max_new_tokens (cut short)")
         lines.append(f"- {f['system']}: {f['papers']} of {f['of']} reviews {what} (the comparison is of what it wrote)")
-    if not any(flags.get(k) for k in ("self_preference", "injection", "rewards_paper_copying", "cut")):
+    lines += _coverage_flags(flags)
+    if not any(flags.get(k) for k in FLAG_KINDS):
         lines.append("- none")
     if result.get("usage_this_run"):
         lines += ["", "## Judge usage (this run; cached answers cost nothing)", "",
@@ -62,6 +70,25 @@ def markdown(result: dict) -> str:
             lines.append(f"| {judge} | {u['calls']} | {u['prompt_tokens']:,} | {u['completion_tokens']:,} | "
                          f"{u['dollars']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _coverage_flags(flags: dict) -> list[str]:
+    """What the comparison does not cover: papers without a review, empty reviews, input left out."""
+    lines = []
+    for f in flags.get("missing_papers", []):
+        lines.append(f"- {f['system']}: no review of {f['papers']} of the {f['of']} papers (e.g. "
+                     f"{', '.join(f['examples'])}); its scores and comparisons cover only the papers it reviewed")
+    for f in flags.get("empty_reviews", []):
+        lines.append(f"- {f['system']}: {f['papers']} of its {f['of']} reviews are empty or whitespace only (e.g. "
+                     f"{', '.join(f['examples'])}); judged as written, they score no hits")
+    for f in flags.get("not_in_human_file", []):
+        lines.append(f"- {f['system']}: {f['papers']} of its {f['of']} reviews are of papers the human file does not "
+                     f"have after skipping bad records (e.g. {', '.join(f['examples'])}); left out")
+    for f in flags.get("human_file", []):
+        skipped = ", ".join(f"{n} {reason}" for reason, n in f["skipped"].items()) or "none"
+        lines.append(f"- {f['file']}: bad records skipped: {skipped}; {f['duplicates_dropped']} duplicate reviews "
+                     "dropped" + (f"; listed in {f['rejects_file']}" if f.get("rejects_file") else ""))
+    return lines
 
 
 def charts(result: dict, directory: Path) -> list[Path]:

@@ -8,7 +8,8 @@ from collections import deque
 import pytest
 
 from lightning_review.answer_cache import AnswerCache
-from lightning_review.evaluate.chat_judge import Budget, BudgetExceeded, ChatJudge, flags_injection
+from lightning_review.evaluate.chat_judge import Budget, BudgetExceeded, ChatJudge
+from lightning_review.evaluate.injection import flags_injection
 from tests.openai_server import API_KEY, FakeOpenAI
 
 HUMAN = ("The experiments lack strong recent baselines. The proof of Theorem 2 assumes convexity without saying so. "
