@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.records import read_jsonl
+from ..errors import UserError
 from . import jobs
 from .chat_format import (DEFAULT_MAX_TOKENS, export_chat_jsonl, read_examples, select, validate_chat_jsonl)
-from .cost import CostEstimate, price_for
-from .screening import describe, screen_file
+from .cost import CostEstimate, price_for, whole_number_problem
+from .screening import KINDS, describe, listed, screen_file
 from .tokens import count_message_tokens, encoding_name, get_encoding
 
 
@@ -83,45 +84,81 @@ def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, mo
         system_prompt: for paper->review files, the system message the examples will carry.
     """
     if (file is None) == (tokens is None):
-        raise SystemExit("cost needs either --file (a data file to count) or --tokens (a token count)")
+        raise UserError("cost needs either --file (a data file to count) or --tokens (a token count)")
     if file is not None:
+        _check_max_tokens(max_tokens)
         encoding = get_encoding(encoding_name(model))
         tokens = sum(min(count_message_tokens(m, encoding), max_tokens) for m in read_examples(file, system_prompt))
+        if not tokens:
+            raise UserError(f"{file}: no examples to cost; pass a file with examples, or --tokens")
     price = price_per_1k if price_per_1k is not None else price_for(model, prices)
     estimate = CostEstimate(tokens, epochs, price, exchange_rate, currency)
     print("\n".join(estimate.lines()))
     return estimate
 
 
-def upload(file: str, yes: bool = False, model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
-    """Upload a chat JSONL to the fine-tuning service: validated first, screened for secrets and e-mail addresses,
-    and only after an explicit confirmation (--yes=true, or typing "upload").
+def upload(file: str, yes: bool = False, allow_secret_kinds: list[str] | str | None = None,
+           model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
+    """Upload a chat JSONL to the fine-tuning service: validated first, screened for secrets and e-mail addresses
+    (a finding stops the upload unless its kind is accepted by name), and only after an explicit confirmation
+    (--yes=true, or typing "upload"). --yes confirms the upload, never a secret.
 
     Args:
         file: the chat JSONL (from `openai export`).
         yes: confirm without asking (for scripts).
+        allow_secret_kinds: kinds of findings to upload anyway, e.g. '["email"]' (or email) when addresses are meant
+            to be in the data (the kinds: openai_key, anthropic_key, huggingface_token, github_token, aws_access_key,
+            slack_token, google_api_key, private_key, bearer_token, email).
         model: the model it is meant for (format and token checks).
         max_tokens: tokens per example allowed by the model.
     """
+    allowed = _secret_kinds(allow_secret_kinds)
+    _check_max_tokens(max_tokens)
     report = validate_chat_jsonl(file, get_encoding(encoding_name(model)), max_tokens)
     if not report.ok:
-        raise SystemExit(f"{file}: refusing to upload: {len(report.errors)} format problem(s), first: "
-                         f"{report.errors[0]} (run `openai validate` for all)")
+        raise UserError(f"{file}: refusing to upload: {len(report.errors)} format problem(s), first: "
+                        f"{report.errors[0]} (run `openai validate` for all)")
+    if not report.examples:
+        raise UserError(f"{file}: refusing to upload: the file has no examples (make it with `openai export`)")
     findings = screen_file(file)
+    refused = [(line, kind) for line, kind in findings if kind not in allowed]
+    if refused:
+        kinds = [kind for kind in KINDS if kind in allowed | {k for _, k in refused}]
+        raise UserError(f"{file}: refusing to upload: what looks like a secret or personal data on "
+                        f"{listed(refused)}. Remove it and export again, or, if it is meant to be uploaded, accept "
+                        f"it by kind: --allow_secret_kinds '{json.dumps(kinds)}'")
     if findings:
-        print("WARNING: " + describe(findings, file), file=sys.stderr)
+        print(f"WARNING: uploading what --allow_secret_kinds accepts: {describe(findings, file)}", file=sys.stderr)
     size = Path(file).stat().st_size / 2**20
     target = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
     question = (f"Upload {report.examples} examples ({size:.1f} MiB, {report.billed_tokens_per_epoch():,} tokens) "
                 f"of your data to {target}? Type 'upload' to confirm: ")
     if not yes:
         if not sys.stdin.isatty():
-            raise SystemExit("refusing to upload without confirmation: pass --yes=true, or run in a terminal")
+            raise UserError("refusing to upload without confirmation: pass --yes=true, or run in a terminal")
         if input(question).strip() != "upload":
-            raise SystemExit("upload cancelled")
+            raise UserError("upload cancelled: nothing was sent")
     file_id = jobs.upload(file)
     print(f"uploaded {file} as {file_id}")
     return file_id
+
+
+def _secret_kinds(names: list[str] | str | None) -> set[str]:
+    """The kinds named by --allow_secret_kinds (a list, or one string, comma-separated), each checked: a misspelt
+    kind would silently accept nothing."""
+    names = names.split(",") if isinstance(names, str) else list(names or [])
+    names = [name.strip() for name in names if name.strip()]
+    unknown = [name for name in names if name not in KINDS]
+    if unknown:
+        raise UserError(f"--allow_secret_kinds: unknown kind(s) {', '.join(map(repr, unknown))}; "
+                        f"the kinds are: {', '.join(KINDS)}")
+    return set(names)
+
+
+def _check_max_tokens(max_tokens: int) -> None:
+    problem = whole_number_problem("--max_tokens", max_tokens, "tokens per example")
+    if problem:
+        raise UserError(problem)
 
 
 def create(training_file: str, model: str = "gpt-3.5-turbo", epochs: int | None = 2, suffix: str | None = None,
@@ -139,6 +176,9 @@ def create(training_file: str, model: str = "gpt-3.5-turbo", epochs: int | None 
         follow: wait for the job and show its events.
         poll_seconds: seconds between polls when following.
     """
+    problem = None if epochs is None else whole_number_problem("--epochs", epochs, "epochs")
+    if problem:
+        raise UserError(f"{problem}; or --epochs null to let the service decide")
     job = jobs.create(training_file, model, epochs, suffix, validation_file, seed)
     print(f"created {job.id} ({job.status}): {model} on {training_file}")
     return jobs.follow(job.id, poll_seconds) if follow else job

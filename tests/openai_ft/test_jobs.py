@@ -5,7 +5,8 @@ from collections import deque
 
 import pytest
 
-from lightning_review.openai_ft import jobs
+from lightning_review.errors import UserError
+from lightning_review.openai_ft import commands, jobs
 from tests.conftest import run_cli, write_jsonl
 from tests.openai_server import API_KEY, FakeOpenAI
 
@@ -47,17 +48,64 @@ def test_upload_needs_confirmation(server, env, chat_file, tmp_path):
     assert server.requests == []
 
 
-def test_upload_warns_of_secrets_and_addresses_without_echoing_them(server, env, tmp_path):
-    leaky = write_jsonl(tmp_path / "leaky.jsonl", [
+@pytest.fixture
+def leaky_file(tmp_path):
+    """An e-mail address on line 1, an API key on line 2 (assembled here, so no key-shaped literal is in the repo)."""
+    return write_jsonl(tmp_path / "leaky.jsonl", [
         {"messages": [{"role": "user", "content": "Contact jane.doe@example.org for the data."},
                       {"role": "assistant", "content": "ok"}]},
-        {"messages": [{"role": "user", "content": "key sk-abcdefghijklmnopqrstuvwxyz123456"},
-                      {"role": "assistant", "content": "ok"}]},
+        {"messages": [{"role": "user", "content": "key " + LEAKED_KEY}, {"role": "assistant", "content": "ok"}]},
     ])
-    proc = run_cli("openai", "upload", f"--file={leaky}", "--yes=true", cwd=tmp_path, env=env)
+
+
+LEAKED_KEY = "sk-" + "abcdefghijklmnopqrstuvwxyz123456"
+
+
+def test_a_found_secret_stops_the_upload_even_with_yes(server, env, leaky_file, tmp_path):
+    proc = run_cli("openai", "upload", f"--file={leaky_file}", "--yes=true", cwd=tmp_path, env=env)
+    assert proc.returncode == 1 and server.requests == [] and server.files == {}  # nothing reached the server
+    assert proc.stderr.strip() == (
+        f"error: {leaky_file}: refusing to upload: what looks like a secret or personal data on line 1: e-mail "
+        "address (email); line 2: OpenAI-style API key (openai_key). Remove it and export again, or, if it is meant "
+        """to be uploaded, accept it by kind: --allow_secret_kinds '["openai_key", "email"]'""")
+    assert "jane.doe" not in proc.stderr and LEAKED_KEY[:8] not in proc.stderr
+
+
+def test_allow_secret_kinds_uploads_what_it_names_and_warns_without_echoing(server, env, leaky_file, tmp_path):
+    proc = run_cli("openai", "upload", f"--file={leaky_file}", "--yes=true",
+                   """--allow_secret_kinds=["email", "openai_key"]""", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "e-mail address" in proc.stderr and "OpenAI-style API key" in proc.stderr and "lines 1, 2" in proc.stderr
-    assert "jane.doe" not in proc.stderr and "sk-abcdef" not in proc.stderr
+    file_id = proc.stdout.strip().split()[-1]
+    assert server.files[file_id]["lines"] == 2
+    assert "e-mail address (email)" in proc.stderr and "OpenAI-style API key (openai_key)" in proc.stderr
+    assert "lines 1, 2" in proc.stderr and "jane.doe" not in proc.stderr and LEAKED_KEY[:8] not in proc.stderr
+
+
+def test_allowing_one_kind_does_not_allow_another(server, env, leaky_file):
+    for allowed in (["email"], "email"):  # a list, or one string as `--allow_secret_kinds email` gives it
+        with pytest.raises(UserError, match=r"line 2: OpenAI-style API key \(openai_key\)\. .*"
+                                            r"""--allow_secret_kinds '\["openai_key", "email"\]'$""") as caught:
+            commands.upload(str(leaky_file), yes=True, allow_secret_kinds=allowed)
+        assert "line 1" not in str(caught.value)  # the accepted e-mail address is no longer listed
+    with pytest.raises(UserError, match="unknown kind.*'emails'.*the kinds are: openai_key, .*huggingface_token"):
+        commands.upload(str(leaky_file), yes=True, allow_secret_kinds=["emails"])
+    assert server.requests == []
+    assert commands.upload(str(leaky_file), yes=True, allow_secret_kinds="email, openai_key") in server.files
+
+
+def test_an_empty_file_is_not_uploaded(server, env, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(UserError, match=f"{empty}: refusing to upload: the file has no examples"):
+        commands.upload(str(empty), yes=True)
+    assert server.requests == []
+
+
+def test_create_refuses_zero_or_negative_epochs(server, env):
+    for epochs in (0, -2):
+        with pytest.raises(UserError, match=f"--epochs must be a whole number of epochs, 1 or more \\(got {epochs}\\)"):
+            commands.create("file-1", epochs=epochs)
+    assert server.requests == []
 
 
 def test_invalid_file_is_not_uploaded(server, env, tmp_path):
