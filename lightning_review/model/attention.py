@@ -42,8 +42,8 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_size:
     if heads % kv_heads:
         raise ValueError(f"kv_heads ({kv_heads}) must divide heads ({heads})")
     if group_size is not None:
-        if heads % 2:
-            raise ValueError(f"S2-Attn shifts half of the heads: the number of heads must be even, got {heads}")
+        if heads < 2:
+            raise ValueError(f"S2-Attn shifts half of the heads: it needs at least 2 heads, got {heads}")
         if group_size < 2 or group_size % 2:
             raise ValueError(f"group_size must be an even number >= 2, got {group_size}")
     if doc_lens is not None:
@@ -134,12 +134,14 @@ def _grouped_groups(q, k, v, layout, group_size, scale):
     if group_size is None:
         out = _grouped_half(qt, kt, vt, layout, seq, None, False, scale)
     else:
+        # heads [0, H//2) take the plain groups, [H//2, H) the shifted ones (LongLoRA's num_heads // 2: with an odd
+        # number of heads the shifted part has one more)
         half, ratio = heads // 2, heads // k.shape[1]
         if half % ratio:  # the halves would share a key/value head: give each query head its own copy
             kt, vt = kt.repeat_interleave(ratio, dim=2), vt.repeat_interleave(ratio, dim=2)
             ratio = 1
-        kv_half = half // ratio
-        (q0, q1), (k0, k1), (v0, v1) = (t.split([n, n], dim=2) for t, n in ((qt, half), (kt, kv_half), (vt, kv_half)))
+        q_parts, kv_parts = [half, heads - half], [half // ratio, (heads - half) // ratio]
+        (q0, q1), (k0, k1), (v0, v1) = (t.split(n, dim=2) for t, n in ((qt, q_parts), (kt, kv_parts), (vt, kv_parts)))
         out = torch.cat([_grouped_half(q0, k0, v0, layout, seq, group_size, False, scale),
                          _grouped_half(q1, k1, v1, layout, seq, group_size, True, scale)], dim=2)
     return out.transpose(1, 2)
