@@ -43,3 +43,48 @@ def test_prepare_on_the_real_peerread_sample(tmp_path, tiny_llama_dir):
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["train"]["papers"] + stats["val"]["papers"] == stats["read"]["train_file"]["papers"]
     assert stats["train"]["review_tokens"]["p50"] > 0
+
+
+def reviewed_papers(n=6, reviews=2):
+    return [{"id": f"p{i}", "paper": "We study graphs and molecules. " * (20 + 5 * i) + "\n" * r,
+             "review": f"Review {r} of paper {i}: clear writing, weak baselines, missing ablations."}
+            for i in range(n) for r in range(reviews)]
+
+
+def test_prepare_without_validation_papers_and_counts_papers_by_id(tmp_path, tiny_llama_dir):
+    from lightning_review.prepare import prepare
+
+    data = write_jsonl(tmp_path / "pairs.jsonl", reviewed_papers())
+    stats = prepare(str(data), str(tiny_llama_dir), max_seq_length=256, output_dir=str(tmp_path / "out"),
+                    val_fraction=0.0)
+    assert stats["train"]["records"] == 12 and stats["train"]["papers"] == 6
+    assert stats["val"]["records"] == 0 and stats["val"]["example_tokens"] == {"count": 0}
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["train"]["papers"] == 6
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["lengths.png", "stats.json"]
+
+
+def test_prepare_never_writes_over_its_data(tmp_path, tiny_llama_dir):
+    from lightning_review.errors import UserError
+    from lightning_review.prepare import prepare
+
+    (tmp_path / "out").mkdir()
+    data = write_jsonl(tmp_path / "out" / "stats.json", reviewed_papers())
+    before = data.read_bytes()
+    with pytest.raises(UserError, match=r"output_dir=.*stats\.json is the input file"):
+        prepare(str(data), str(tiny_llama_dir), max_seq_length=256, output_dir=str(tmp_path / "out"))
+    assert data.read_bytes() == before
+
+
+def test_prepare_refuses_empty_data_and_a_rejects_file_over_the_data_in_one_line(tmp_path, tiny_llama_dir):
+    data = write_jsonl(tmp_path / "g.jsonl", reviewed_papers())
+    (tmp_path / "alias.jsonl").symlink_to(data)
+    before = data.read_bytes()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for data_file, rejects, message in [(data, tmp_path / "alias.jsonl", "alias.jsonl is the input file"),
+                                        (empty, tmp_path / "rejects.jsonl", "empty.jsonl: no records found")]:
+        proc = run_cli("prepare", f"--data_file={data_file}", f"--tokenizer_dir={tiny_llama_dir}",
+                       f"--rejects_file={rejects}", "--on_bad_record=skip", f"--output_dir={tmp_path / 'out'}",
+                       cwd=tmp_path)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert data.read_bytes() == before and not (tmp_path / "out").exists()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
+from ..errors import UserError
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .papers import count_papers, id_conflicts, looks_swapped, normalise_whitespace, text_key
 from .records import Record, RecordError, iter_json_lines, iter_json_objects, record_from_fields
@@ -145,7 +146,7 @@ def _candidates(path: Path, fmt: str, mapping: dict[str, str]) -> Iterator[tuple
     readers = {"jsonl": _jsonl, "chat": _chat, "paper_reviews": _paper_reviews, "peerread": _peerread,
                "json": _json_array, "csv": _csv}
     if fmt not in readers:
-        raise ValueError(f"unknown data format {fmt!r}; one of auto, {', '.join(readers)}")
+        raise UserError(f"unknown data format {fmt!r}; one of auto, {', '.join(readers)}")
     if fmt in ("json", "csv"):
         yield from readers[fmt](path, mapping)
     else:
@@ -256,7 +257,8 @@ def _science_parse_text(parsed: dict) -> str:
 def _mapped(row: dict, mapping: dict[str, str], where: str) -> dict | RecordError:
     unknown = set(mapping) - set(FIELDS)
     if unknown:
-        raise ValueError(f"mapping keys must be among {FIELDS}, got {sorted(unknown)}")
+        raise UserError(f"column_mapping keys must be among {FIELDS} (our field: your column), got "
+                        f"{sorted(unknown)}")
     columns = {name: mapping.get(name, name) for name in FIELDS}
     for required in ("paper", "review"):
         if columns[required] not in row:

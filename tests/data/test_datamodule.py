@@ -1,7 +1,10 @@
+import re
+
 import pytest
 
 from lightning_review.data.datamodule import ReviewDataModule, split_by_paper
 from lightning_review.data.records import Record
+from lightning_review.errors import UserError
 from tests.conftest import write_jsonl
 
 
@@ -31,3 +34,76 @@ def test_bad_data_file_names_the_line(tmp_path, tiny_llama_dir):
     dm = ReviewDataModule(train_file=str(path), tokenizer_dir=str(tiny_llama_dir), max_seq_length=256)
     with pytest.raises(ValueError, match=r"bad\.jsonl:2: missing field 'review'"):
         dm.setup("fit")
+
+
+REVIEW = "Summary: fine. Weaknesses: the baselines are weak and the ablation is missing."
+
+
+def test_split_is_by_paper_id_so_whitespace_variants_never_leak_into_validation():
+    recs = [Record(id=f"p{p}", paper_id=f"p{p}", paper=f"Paper {p}." + "\n" * r, review=f"review {r}")
+            for p in range(10) for r in range(3)]
+    for seed in range(5):
+        train, val = split_by_paper(recs, 0.3, seed=seed)
+        assert len(train) + len(val) == 30 and len(val) == 9
+        assert not {r.paper_id for r in train} & {r.paper_id for r in val}
+
+
+def test_one_paper_stays_for_training_whatever_the_fraction():
+    recs = [Record(id="a", paper="Paper.", review="r1"), Record(id="b", paper="Paper.\n", review="r2")]
+    train, val = split_by_paper(recs, 0.9, seed=0)
+    assert len(train) == 2 and val == []
+
+
+def test_a_rejects_file_that_is_a_data_file_is_refused_at_construction(tmp_path):
+    data = write_jsonl(tmp_path / "g.jsonl", [{"paper": "p", "review": REVIEW}])
+    (tmp_path / "link.jsonl").symlink_to(data)
+    val = write_jsonl(tmp_path / "v.jsonl", [{"paper": "q", "review": REVIEW}])
+    before = data.read_bytes()
+    with pytest.raises(UserError, match=r"rejects_file=.*link\.jsonl is the input file .*g\.jsonl"):
+        ReviewDataModule(train_file=str(data), rejects_file=str(tmp_path / "link.jsonl"))
+    with pytest.raises(UserError, match=r"rejects_file \(\+ '\.val'\)=.*v\.jsonl\.val is the input file"):
+        ReviewDataModule(train_file=str(data), val_file=str(tmp_path / "v.jsonl.val"),
+                         rejects_file=str(tmp_path / "v.jsonl"))
+    assert data.read_bytes() == before and val.is_file()
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([], r"empty\.jsonl: no records found \(an empty file\?\)"),
+    ([{"paper": "p", "review": "short"}], r"empty\.jsonl: no record can be used, all 1 were rejected "
+                                          r"\(\{'review_too_short': 1\}\), listed in .*rejects"),
+])
+def test_no_usable_record_is_an_error_naming_the_file(tmp_path, tiny_llama_dir, rows, message):
+    dm = ReviewDataModule(train_file=str(write_jsonl(tmp_path / "empty.jsonl", rows)),
+                          tokenizer_dir=str(tiny_llama_dir), max_seq_length=256, on_bad_record="skip",
+                          rejects_file=str(tmp_path / "rejects.jsonl"))
+    with pytest.raises(UserError, match=message):
+        dm.setup("fit")
+
+
+def test_nothing_that_fits_max_seq_length_is_an_error_saying_what_to_raise(tmp_path, tiny_llama_dir):
+    rows = [{"id": f"r{i}", "paper": "A paper on graphs. " * 60, "review": REVIEW * 8} for i in range(3)]
+    dm = ReviewDataModule(train_file=str(write_jsonl(tmp_path / "t.jsonl", rows)), tokenizer_dir=str(tiny_llama_dir),
+                          max_seq_length=64, val_fraction=0.0)
+    with pytest.raises(UserError, match=r"t\.jsonl: nothing to train on: none of its 3 training records fits "
+                                        r"data\.max_seq_length=64 .* raise data\.max_seq_length to at least (\d+)"
+                       ) as info:
+        dm.setup("fit")
+    needed = int(re.search(r"at least (\d+)", str(info.value)).group(1))
+    fits = ReviewDataModule(train_file=str(tmp_path / "t.jsonl"), tokenizer_dir=str(tiny_llama_dir),
+                            max_seq_length=needed, val_fraction=0.0, tokenize_cache=False)
+    fits.setup("fit")  # the length the message asks for is enough
+    assert fits.stats["train"]["examples"] == 3
+    with pytest.raises(UserError, match="no training rows"):
+        ReviewDataModule(train_file=str(tmp_path / "t.jsonl")).train_dataloader()
+
+
+def test_a_validation_file_with_training_papers_is_called_out(tmp_path, tiny_llama_dir):
+    train = write_jsonl(tmp_path / "train.jsonl", [{"id": "a", "paper": "Paper A.", "review": REVIEW},
+                                                   {"id": "b", "paper": "Paper B.", "review": REVIEW}])
+    val = write_jsonl(tmp_path / "val.jsonl", [{"id": "a", "paper": "Paper A.\n", "review": REVIEW + " Again."},
+                                               {"id": "c", "paper": "Paper C.", "review": REVIEW}])
+    dm = ReviewDataModule(train_file=str(train), val_file=str(val), tokenizer_dir=str(tiny_llama_dir))
+    with pytest.warns(UserWarning, match=r"val\.jsonl: 1 of 2 validation records are reviews of papers in "
+                                         r".*train\.jsonl .*val\.jsonl:1"):
+        dm.split_records()
+    assert dm.stats["val_records_of_training_papers"] == 1

@@ -8,6 +8,7 @@ import pytest
 from lightning_review.data.datamodule import split_by_paper
 from lightning_review.data.readers import detect_format, read_records
 from lightning_review.data.records import RecordError
+from lightning_review.errors import UserError
 from tests.conftest import SHARED_DATA, write_jsonl
 
 PAPER = "We propose a graph method for molecules and test it on three benchmarks."
@@ -96,3 +97,125 @@ def test_real_peerread_sample_reads_and_splits_by_paper():
     assert len(report.records) > papers > 0  # several reviews per paper
     train, val = split_by_paper(report.records, 0.2, seed=0)
     assert {r.paper_key for r in train}.isdisjoint({r.paper_key for r in val}) and val
+
+
+@pytest.mark.parametrize("policy", ["strict", "skip"])
+def test_a_rejects_file_that_is_the_data_file_is_refused_before_anything_is_written(tmp_path, policy):
+    path = write_jsonl(tmp_path / "g.jsonl", [{"id": "a", "paper": PAPER, "review": REVIEW}, "{bad"])
+    (tmp_path / "alias.jsonl").symlink_to(path)
+    before = path.read_bytes()
+    for rejects in (path, tmp_path / "alias.jsonl", tmp_path / "." / "g.jsonl"):
+        with pytest.raises(UserError, match=r"rejects_file=.* is the input file .*g\.jsonl"):
+            read_records(path, policy=policy, rejects_file=rejects)
+    assert path.read_bytes() == before
+
+
+def test_a_strict_stop_leaves_the_previous_rejects_file_whole(tmp_path):
+    rejects = tmp_path / "rejects.jsonl"
+    rejects.write_text('{"where": "from the last run"}\n')
+    path = write_jsonl(tmp_path / "d.jsonl", [{"paper": PAPER, "review": REVIEW}, {"paper": PAPER, "review": REVIEW},
+                                              {"paper": PAPER}])
+    with pytest.raises(RecordError, match=r"d\.jsonl:3: missing field 'review'"):
+        read_records(path, rejects_file=rejects)
+    assert rejects.read_text() == '{"where": "from the last run"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl", "rejects.jsonl"]  # no temporary left
+
+
+def write_bytes_lines(path, lines):
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def test_a_line_that_is_not_utf8_is_named_and_skip_reads_the_rest(tmp_path):
+    good = json.dumps({"id": "a", "paper": PAPER, "review": REVIEW}).encode()
+    bad = json.dumps({"id": "b", "paper": PAPER, "review": REVIEW}).encode().replace(b"clear", b"cl\xffar")
+    later = json.dumps({"id": "c", "paper": PAPER + " Again.", "review": REVIEW}).encode()
+    path = write_bytes_lines(tmp_path / "bytes.jsonl", [good, bad, later])
+    with pytest.raises(RecordError, match=r"bytes\.jsonl:2: not UTF-8 \(byte 0xff"):
+        read_records(path)
+    report = read_records(path, policy="skip", rejects_file=tmp_path / "rejects.jsonl")
+    assert [r.id for r in report.records] == ["a", "c"] and report.rejected == {"not_utf8": 1}
+    assert json.loads((tmp_path / "rejects.jsonl").read_text())["where"] == f"{path}:2"
+
+
+def test_csv_and_json_rows_that_are_not_utf8_are_named_rows(tmp_path):
+    row = f'"{PAPER}","{REVIEW}"'.encode()
+    path = write_bytes_lines(tmp_path / "d.csv", [b"paper,review", row, b'"multi\nline ' + PAPER.encode() +
+                                                  b'","bad \xfe ' + REVIEW.encode() + b'"', row.replace(b"We", b"I")])
+    with pytest.raises(RecordError, match=r"d\.csv:3: column 'review' is not UTF-8 \(byte 0xfe\)"):
+        read_records(path)
+    report = read_records(path, policy="skip")
+    assert len(report.records) == 2 and report.rejected == {"not_utf8": 1}
+    array = tmp_path / "d.json"
+    array.write_bytes(b'[{"paper": "' + PAPER.encode() + b'", "review": "\xff ' + REVIEW.encode() + b'"}]')
+    with pytest.raises(RecordError, match=r"d\.json\[0\]: column 'review' is not UTF-8"):
+        read_records(array)
+    (tmp_path / "broken.json").write_text('[{"paper": "x",\n "review": }]')
+    with pytest.raises(RecordError, match=r"broken\.json:2: not valid JSON"):
+        read_records(tmp_path / "broken.json", policy="skip")  # not one JSON document: nothing to skip to
+
+
+def ten_papers_with_whitespace_variants():
+    """29 records of 10 paper ids; some copies of a paper differ from the others only by trailing newlines."""
+    rows = []
+    for p in range(10):
+        for r in range(3 if p < 9 else 2):
+            rows.append({"id": f"p{p}", "paper": f"Paper {p}. {PAPER}" + "\n" * r,
+                         "review": f"Review {r} of paper {p}. {REVIEW}"})
+    return rows
+
+
+def test_papers_are_counted_by_id_up_to_whitespace(tmp_path):
+    report = read_records(write_jsonl(tmp_path / "d.jsonl", ten_papers_with_whitespace_variants()))
+    assert report.summary()["records"] == 29 and report.summary()["papers"] == 10
+
+
+def test_one_id_for_two_different_papers_is_refused_or_all_its_records_rejected(tmp_path):
+    rows = ten_papers_with_whitespace_variants()
+    rows.append({"id": "p3", "paper": "A different paper under a reused id.", "review": REVIEW})
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(RecordError, match=r"d\.jsonl: paper id 'p3' has 2 different paper texts \(text 1 at "
+                                          r".*d\.jsonl:10, .*; text 2 at .*d\.jsonl:30\).*on_bad_record=skip"):
+        read_records(path)
+    rejects = tmp_path / "rejects.jsonl"
+    report = read_records(path, policy="skip", rejects_file=rejects)
+    assert report.rejected == {"id_with_different_papers": 4}
+    assert "p3" not in {r.paper_id for r in report.records} and report.summary()["papers"] == 9
+    assert [json.loads(x)["where"] for x in rejects.read_text().splitlines()] == [
+        f"{path}:{n}" for n in (10, 11, 12, 30)]
+
+
+def swapped_csv(tmp_path, reviews_per_paper):
+    path = tmp_path / "swapped.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["key", "body", "critique"])
+        writer.writeheader()
+        for p in range(3):
+            for r in range(reviews_per_paper):
+                writer.writerow({"key": f"k{p}", "body": f"Paper {p}. {PAPER} " * 10,
+                                 "critique": f"Review {r}. {REVIEW}"})
+    return path
+
+
+def test_a_mapping_that_swaps_paper_and_review_is_called_out(tmp_path):
+    swap = {"id": "key", "paper": "critique", "review": "body"}
+    report = read_records(swapped_csv(tmp_path, 1), mapping=swap)
+    assert len(report.warnings) == 1 and "are the paper and review columns swapped" in report.warnings[0]
+    assert "swapped.csv" in report.warnings[0] and report.summary()["warnings"] == report.warnings
+    assert read_records(swapped_csv(tmp_path, 1), mapping={"id": "key", "paper": "body",
+                                                           "review": "critique"}).warnings == []
+    # several reviews a paper: each id then carries several "paper" texts, and the error says why
+    with pytest.raises(RecordError, match=r"paper id 'k0' has 2 different paper texts.*columns swapped"):
+        read_records(swapped_csv(tmp_path, 2), mapping=swap)
+
+
+def test_kept_behaviours_unknown_mapping_keys_format_and_extra_fields(tmp_path):
+    path = swapped_csv(tmp_path, 1)
+    with pytest.raises(UserError, match=r"column_mapping keys must be among .* got \['body'\]"):
+        read_records(path, mapping={"body": "paper"})
+    with pytest.raises(UserError, match=r"unknown data format 'xml'"):
+        read_records(path, format="xml")
+    extra = write_jsonl(tmp_path / "extra.jsonl", [{"id": "a", "paper": PAPER, "review": REVIEW, "venue": "X"}])
+    assert read_records(extra).records[0].paper_id == "a"  # fields we do not use are ignored
+    with pytest.raises(FileNotFoundError, match="absent.jsonl"):
+        read_records(tmp_path / "absent.jsonl")
