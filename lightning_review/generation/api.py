@@ -11,15 +11,31 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from openai import APIConnectionError, APITimeoutError
 
 from ..answer_cache import AnswerCache, call_key
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..errors import UserError
 from ..openai_client import LazyAsyncOpenAI
 from ..openai_ft.chat_format import truncate_paper_to_fit
 from ..openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
 from .decoding import DecodingSettings
 
 PROMPT_VERSION = "generate-v1"
+
+
+class ApiUnreachableError(UserError):
+    """No answer from the API's address (nothing listening, a wrong host, a timeout): the message names the address,
+    never the key."""
+
+
+def public_url(url) -> str:
+    """An address fit for a message: without a user name, password, query or fragment (where keys can hide)."""
+    parts = urlsplit(str(url))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass
@@ -47,7 +63,7 @@ class ApiGenerator:
         self._encoding = None
         if self.max_context is not None:
             if self.max_context <= self.settings.max_new_tokens:
-                raise ValueError(f"max_new_tokens={self.settings.max_new_tokens} leaves no room for a paper in "
+                raise UserError(f"max_new_tokens={self.settings.max_new_tokens} leaves no room for a paper in "
                                  f"max_context={self.max_context}")
             self._encoding = get_encoding(self.encoding or encoding_name(self.model))
 
@@ -87,6 +103,18 @@ class ApiGenerator:
             answer = dict(answer, prompt_tokens=count_message_tokens(messages, self._encoding))
         return {"id": paper_id, **answer, "truncated": removed > 0, "paper_tokens_removed": removed}
 
+    def unreachable(self, exc: APIConnectionError) -> str:
+        """What failed, where, and what to check."""
+        url = public_url(self.client.base_url)
+        tries = f"{self.max_retries + 1} attempt{'s' if self.max_retries else ''}"
+        if isinstance(exc, APITimeoutError):
+            return (f"the API at {url} did not answer within {self.timeout:g} s ({tries}); check that the server is "
+                    "up and not overloaded, and that --base_url (or OPENAI_BASE_URL) is its address")
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None and str(exc.__cause__) else ""
+        return (f"could not connect to the API at {url}{cause} ({tries}); check that the server is running and "
+                "reachable from here, and that --base_url (or OPENAI_BASE_URL) is its address, e.g. "
+                "http://localhost:8000/v1")
+
     async def run(self, papers: Sequence[tuple[str, str]], on_review) -> None:
         """Review every (id, paper); ``on_review(record)`` as each answer arrives (in completion order)."""
         semaphore = asyncio.Semaphore(self.concurrency)
@@ -94,6 +122,8 @@ class ApiGenerator:
         try:
             for done in asyncio.as_completed(tasks):
                 on_review(await done)
+        except APIConnectionError as exc:  # "Connection error." alone says neither where nor what to check
+            raise ApiUnreachableError(self.unreachable(exc)) from None
         finally:
             for task in tasks:
                 task.cancel()

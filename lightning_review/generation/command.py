@@ -13,32 +13,46 @@ from pathlib import Path
 from typing import Literal
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
-from ..data.records import read_papers
+from ..data.records import RecordError, _text_field, iter_json_objects
+from ..errors import UserError
+from ..safe_paths import refuse_output_over_input
 from .decoding import DecodingSettings
-from .output import ReviewsFile
+from .output import ReviewsFile, lock_path, partial_path
 
 
 def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
-    """(id, paper) pairs of a papers JSONL; a repeated id with the same paper is reviewed once (counted), with
-    another paper it is an error (reviews are matched to papers by id)."""
+    """(id, paper) pairs of a papers JSONL. Every line needs an id: evaluate matches reviews to human reviews by id,
+    so a made-up one would match nothing. A repeated id with the same paper is reviewed once (counted), with another
+    paper it is an error."""
     seen: dict[str, str] = {}
-    papers, repeated = [], 0
-    for number, (paper_id, paper) in enumerate(read_papers(path), 1):
+    papers, repeated, lines, missing = [], 0, 0, []
+    for where, obj in iter_json_objects(path):
+        lines += 1
+        paper = _text_field(obj, "paper", where)
+        raw_id = obj.get("id")
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not str(raw_id).strip():
+            missing.append(where)
+            continue
+        paper_id = str(raw_id)
         if paper_id in seen:
             if seen[paper_id] != paper:
-                raise ValueError(f"{path}:{number}: id {paper_id!r} was used before for another paper; ids name the "
-                                 "papers the reviews belong to, make them unique")
+                raise RecordError(f"{where}: id {paper_id!r} was used before for another paper; ids name the papers "
+                                  "the reviews belong to, make them unique", "id_conflict")
             repeated += 1
             continue
         seen[paper_id] = paper
         papers.append((paper_id, paper))
+    if missing:
+        raise RecordError(f"{missing[0]}: no 'id' (a non-empty string or integer); {len(missing)} of {lines} papers "
+                          "lack one. evaluate matches each review to the human reviews by this id: give every line "
+                          "the id its human reviews carry", "missing_id")
     return papers, repeated
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
     index, _, count = shard.partition("/")
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise ValueError(f"shard must be i/n with 0 <= i < n (e.g. 0/2 and 1/2 for two GPUs), got {shard!r}")
+        raise UserError(f"shard must be i/n with 0 <= i < n (e.g. 0/2 and 1/2 for two GPUs), got {shard!r}")
     return int(index), int(count)
 
 
@@ -54,8 +68,13 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
     """Write a review of every paper to ``output_file`` (JSONL); a rerun skips the ids already written.
 
     Args:
-        papers: JSONL with ``paper`` and ``id`` a line (the ids the evaluator matches against human reviews).
-        output_file: where reviews are appended, one JSON object a line.
+        papers: JSONL with ``paper`` and ``id`` a line. Every line needs its id (a string or integer): the evaluator
+            matches each review to the human reviews by id, so a line without one is an error naming file:line
+            (a made-up id would match no human review). A repeated id with the same paper is reviewed once.
+        output_file: where reviews are appended, one JSON object a line. It may not be an input (papers, a model
+            or adapter file). Locked while a run writes it (``<output_file>.lock``): a second run on the same
+            file stops at once with an error. A rerun warns about ids written more than once (and counts them in
+            ``duplicate_ids_in_output``): evaluate needs one review per id.
         model_dir: a merged export or any Llama checkpoint directory (local backend).
         adapter_dir: an adapter written by lightning_review (local backend; base from its record or checkpoint_dir).
         checkpoint_dir: the adapter's base model directory, when it moved since training.
@@ -76,9 +95,17 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         limit: review only the first N papers (a trial run).
         shard: ``i/n``: this process reviews every n-th paper from the i-th (0-based), to spread a test set over n
             GPUs or machines (``CUDA_VISIBLE_DEVICES=i``, one output_file each; concatenate them for evaluate).
-        overwrite: start the output file over instead of resuming it.
+        overwrite: start the output file over instead of resuming it. The new reviews go to
+            ``<output_file>.partial``, which replaces output_file only once every paper is reviewed: until then the
+            old file is untouched, and an interrupted overwrite continues where it stopped when run again with
+            ``--overwrite true``.
+
+    A failed API call (no server at the address, a timeout) ends the run with an error naming the address; the
+    reviews written so far are kept and a rerun continues from them.
     """
     settings = DecodingSettings(max_new_tokens, temperature, top_p, repetition_penalty, seed)
+    cache = api_cache_file(output_file, cache_file) if api_model is not None else None
+    refuse_outputs_over_inputs(papers, output_file, model_dir, adapter_dir, checkpoint_dir, cache)
     items, repeated = unique_papers(papers)
     items = items[:limit] if limit else items
     if shard:
@@ -86,7 +113,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         items = items[index::count]
     if api_model is not None:
         if model_dir or adapter_dir:
-            raise ValueError("api_model is the API backend; leave model_dir and adapter_dir out (or api_model)")
+            raise UserError("api_model is the API backend; leave model_dir and adapter_dir out (or api_model)")
         run_settings = {"backend": "openai", "model": api_model,
                         "max_context": 16_385 if max_context is None else max_context or None,
                         **settings.as_dict()}
@@ -97,27 +124,73 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         run_settings = {"backend": "local", "model": str(model_dir or adapter_dir), "base": checkpoint_dir,
                         "quantize": quantize, "dtype": None if quantize else dtype, "max_context": max_context,
                         **settings.as_dict()}
-    out = ReviewsFile(output_file, run_settings, overwrite)
-    if out.repaired:
-        print(f"warning: {output_file} ended in a partly written line (an interrupted run); it was removed and that "
-              "paper is reviewed again")
-    todo = [(i, p) for i, p in items if i not in out.done]
-    summary = {"papers": len(items), "already_written": len(items) - len(todo), "repeated_ids": repeated,
-               "written": 0, "truncated": 0, "prompt_tokens": 0, "generated_tokens": 0}
-    if todo:
-        started = time.perf_counter()
-        if api_model is not None:
-            _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency, cache_file,
-                     encoding, output_file, max_retries)
-        else:
-            _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_dir, checkpoint_dir, quantize,
-                       dtype, max_context, batch_size)
-        seconds = time.perf_counter() - started
-        summary["seconds"] = round(seconds, 2)
-        # a run answered from the cache can take under a millisecond: no rate rather than a division by zero
-        summary["generated_tokens_per_s"] = round(summary["generated_tokens"] / seconds, 1) if seconds > 0 else None
+    with ReviewsFile(output_file, run_settings, overwrite) as out:
+        _report_existing(out)
+        todo = [(i, p) for i, p in items if i not in out.done]
+        summary = {"papers": len(items), "already_written": len(items) - len(todo), "repeated_ids": repeated,
+                   "duplicate_ids_in_output": len(out.duplicates), "written": 0, "truncated": 0,
+                   "prompt_tokens": 0, "generated_tokens": 0}
+        if todo:
+            started = time.perf_counter()
+            if api_model is not None:
+                _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency,
+                         cache, encoding, max_retries)
+            else:
+                _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_dir, checkpoint_dir,
+                           quantize, dtype, max_context, batch_size)
+            seconds = time.perf_counter() - started
+            summary["seconds"] = round(seconds, 2)
+            # a run answered from the cache can take under a millisecond: no rate rather than a division by zero
+            summary["generated_tokens_per_s"] = (round(summary["generated_tokens"] / seconds, 1) if seconds > 0
+                                                 else None)
+        out.finish()
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return summary
+
+
+def api_cache_file(output_file: str, cache_file: str | None) -> Path:
+    return Path(cache_file) if cache_file else Path(output_file).with_suffix(".cache.sqlite")
+
+
+def _input_files(*paths: str | None) -> list[Path]:
+    """The files a run reads: a file as it is, every file under a directory (a model, an adapter)."""
+    files = []
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path).expanduser()
+        if path.is_dir():
+            files.extend(p for p in path.rglob("*") if p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def refuse_outputs_over_inputs(papers: str, output_file: str, model_dir: str | None, adapter_dir: str | None,
+                               checkpoint_dir: str | None, cache_file: Path | None) -> None:
+    """Before anything is written: no output (the reviews, their lock and partial file, the API cache) may be a
+    file the run reads, under any name; ``--overwrite true`` would otherwise replace the papers."""
+    inputs = _input_files(papers, model_dir, adapter_dir, checkpoint_dir)
+    for output in (output_file, lock_path(output_file), partial_path(output_file)):
+        refuse_output_over_input(output, inputs, "output_file")
+    refuse_output_over_input(cache_file, inputs, "cache_file")
+
+
+def _report_existing(out: ReviewsFile) -> None:
+    """Say what a rerun found in the file it resumes."""
+    if out.repaired:
+        print(f"warning: {out.path} ended in a partly written line (an interrupted run); it was removed and that "
+              "paper is reviewed again")
+    if out.duplicates:
+        print(f"warning: {out.path} has {len(out.duplicates)} review line(s) of an id written before (the first at "
+              f"{out.duplicates[0]}): two runs wrote to it at once, or it was concatenated twice. evaluate needs one "
+              "review per id: keep one line per id, or rerun with --overwrite true")
+    if out.resumed_partial:
+        print(f"note: continuing {out.path}, an interrupted --overwrite run ({len(out.done)} reviews); it replaces "
+              f"{out.target} when every paper is reviewed")
+    elif not out.overwrite and partial_path(out.target).exists():
+        print(f"note: {partial_path(out.target)} holds an unfinished --overwrite run; this run resumes {out.target} "
+              "instead (pass --overwrite true to continue that one)")
 
 
 def _progress(total: int, backend: str):
@@ -153,11 +226,11 @@ def _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_d
 
 
 def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency, cache_file, encoding,
-             output_file, max_retries) -> None:
+             max_retries) -> None:
     from ..answer_cache import AnswerCache
-    from .api import ApiGenerator
+    from .api import ApiGenerator, ApiUnreachableError
 
-    cache = AnswerCache(cache_file or Path(output_file).with_suffix(".cache.sqlite"))
+    cache = AnswerCache(cache_file)
     generator = ApiGenerator(run_settings["model"], cache, settings, system_prompt, base_url=base_url,
                              concurrency=concurrency, max_context=run_settings["max_context"], encoding=encoding,
                              max_retries=max_retries)
@@ -165,6 +238,9 @@ def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url
     with _progress(len(todo), "api") as bar:
         try:
             asyncio.run(generator.run(todo, lambda record: _write(out, record, system_prompt, summary, bar, started)))
+        except ApiUnreachableError as exc:
+            raise ApiUnreachableError(f"{exc}. The {len(out.done)} reviews written are kept in {out.path}; run the "
+                                      "same command again to continue") from None
         finally:
             summary["api_calls"] = generator.calls
             cache.close()

@@ -12,6 +12,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class DecodingSettings:
@@ -25,13 +27,13 @@ class DecodingSettings:
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+            raise UserError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
+            raise UserError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0 (1 is none), got {self.repetition_penalty}")
+            raise UserError(f"repetition_penalty must be > 0 (1 is none), got {self.repetition_penalty}")
 
     @property
     def greedy(self) -> bool:

@@ -11,6 +11,7 @@ import torch
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from ..demo import resolve
+from ..errors import UserError
 from ..model.loading import load_llama
 from .decoding import DecodingSettings, generate_ids
 
@@ -24,7 +25,7 @@ class PreparedPaper:
 
 def check_model_source(model_dir: str | None, adapter_dir: str | None) -> None:
     if (model_dir is None) == (adapter_dir is None):
-        raise ValueError("give either model_dir (a merged or plain Llama checkpoint directory) or adapter_dir "
+        raise UserError("give either model_dir (a merged or plain Llama checkpoint directory) or adapter_dir "
                          "(an adapter written by lightning_review, with checkpoint_dir if its base moved), "
                          "or api_model for an API model")
 
@@ -79,7 +80,7 @@ class LocalGenerator:
         self.batch_size = batch_size
         self.max_context = max_context or model.config.max_position_embeddings
         if self.max_context <= settings.max_new_tokens:
-            raise ValueError(f"max_new_tokens={settings.max_new_tokens} leaves no room for a paper in the model's "
+            raise UserError(f"max_new_tokens={settings.max_new_tokens} leaves no room for a paper in the model's "
                              f"context of {self.max_context} tokens")
         self.prompts = ReviewPromptTokenizer(tokenizer, system_prompt, self.max_context)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -92,7 +93,7 @@ class LocalGenerator:
         for (paper_id, _), paper_ids in zip(papers, encoded):
             fitted = self.prompts.fit(paper_ids, [0] * self.settings.max_new_tokens)
             if fitted is None:
-                raise ValueError(f"max_new_tokens={self.settings.max_new_tokens} and the prompt template "
+                raise UserError(f"max_new_tokens={self.settings.max_new_tokens} and the prompt template "
                                  f"({self.prompts.fixed_tokens()} tokens) do not fit the context of "
                                  f"{self.max_context}; lower max_new_tokens")
             prompt, removed = fitted

@@ -1,13 +1,16 @@
 """The generate command on the local backend: an interrupted run resumes and ends with what an uninterrupted run
-writes; repeated paper ids."""
+writes; repeated paper ids; every paper needs an id; no output may be an input."""
 
 import json
+import os
+import re
 
 import pytest
 
+from lightning_review.errors import UserError
 from lightning_review.generation import local
 from lightning_review.generation.command import generate, parse_shard, unique_papers
-from tests.conftest import write_jsonl
+from tests.conftest import run_cli, write_jsonl
 
 
 def reviews(path):
@@ -61,3 +64,38 @@ def test_shards_split_the_papers_between_processes_without_overlap(adapter_dir, 
     assert ids[0] == {"p0", "p2", "p4"} and ids[1] == {"p1", "p3"}
     with pytest.raises(ValueError, match="shard must be i/n"):
         parse_shard("2/2")
+
+
+def test_an_output_that_is_an_input_is_refused_before_anything_is_written(adapter_dir, papers_file, tmp_path):
+    papers = tmp_path / "papers.jsonl"
+    papers.write_bytes(papers_file.read_bytes())
+    (tmp_path / "link.jsonl").symlink_to(papers)
+    os.link(papers, tmp_path / "hard.jsonl")
+    (tmp_path / "sub").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    common = dict(adapter_dir=str(adapter_dir), dtype="float32", max_new_tokens=4, overwrite=True)
+    for output in [papers, tmp_path / "link.jsonl", tmp_path / "hard.jsonl", tmp_path / "sub" / ".." / "papers.jsonl"]:
+        with pytest.raises(UserError, match=rf"output_file={re.escape(str(output))} is the input file .*papers.jsonl"):
+            generate(str(papers), str(output), **common)
+    adapter_file = next(p for p in adapter_dir.iterdir() if p.is_file())
+    adapter_bytes = adapter_file.read_bytes()
+    with pytest.raises(UserError, match=rf"output_file=.* is the input file {re.escape(str(adapter_file))}"):
+        generate(str(papers), str(adapter_file), **common)
+    with pytest.raises(UserError, match="cache_file=.* is the input file .*papers.jsonl"):
+        generate(str(papers), str(tmp_path / "r.jsonl"), api_model="gpt-4", cache_file=str(papers), overwrite=True)
+    assert papers.read_bytes() == papers_file.read_bytes() and adapter_file.read_bytes() == adapter_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, lock or partial file was made
+
+
+def test_papers_without_an_id_are_refused_naming_the_first_line_and_the_count(tmp_path):
+    rows = [{"id": "a", "paper": "P"}, {"paper": "Q"}, {"id": "", "paper": "R"}, {"id": None, "paper": "S"},
+            {"id": 7, "paper": "T"}]
+    papers = write_jsonl(tmp_path / "papers.jsonl", rows)
+    with pytest.raises(UserError, match=r"papers.jsonl:2: no 'id' .*; 3 of 5 papers lack one\. evaluate matches"):
+        unique_papers(str(papers))
+    proc = run_cli("generate", f"--papers={papers}", "--api_model=gpt-4", f"--output_file={tmp_path / 'r.jsonl'}",
+                   cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {papers}:2: no 'id'")
+    assert not (tmp_path / "r.jsonl").exists()
+    assert unique_papers(str(write_jsonl(tmp_path / "ok.jsonl", [rows[0], rows[4]]))) == ([("a", "P"), ("7", "T")], 0)
