@@ -98,8 +98,7 @@ def write_tiny_llama(directory: Path, seed: int = 0) -> Path:
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = random_init(LlamaForCausalLM, config, torch.Generator().manual_seed(seed))
     # Written aside and renamed, so a second process (another DDP rank) never reads a half-written directory.
     tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -110,6 +109,28 @@ def write_tiny_llama(directory: Path, seed: int = 0) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
+
+
+def random_init(model_class, config, generator):
+    """A transformers model with weights drawn from ``generator`` only (transformers' Llama init: normal with the
+    config's initializer_range, norms at one, the padding embedding at zero). Built on the meta device, so the
+    global random state, which ``seed_everything`` set for the run, is not drawn from: the first run on a cold cache
+    equals the later ones. Buffers stay uninitialised: only the weights are saved."""
+    import torch
+
+    with torch.device("meta"):
+        model = model_class(config)
+    model.to_empty(device="cpu")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight"):
+                param.fill_(1.0)
+            else:
+                param.normal_(0.0, config.initializer_range, generator=generator)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+    return model
 
 
 def resolve(path: str | os.PathLike) -> Path:

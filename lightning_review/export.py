@@ -9,7 +9,6 @@ and the linear RoPE scaling in its config.json, so ``AutoModelForCausalLM.from_p
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -17,8 +16,9 @@ from typing import Literal
 import torch
 
 from .demo import resolve
-from .model.loading import add_lora, apply_rope_scaling, load_llama, read_llama_config
-from .model.module import LongQLoRAModule, read_adapter_meta
+from .model.loading import CheckpointError, add_lora, apply_rope_scaling, load_llama, load_tokenizer, read_llama_config
+from .model.module import LongQLoRAModule, module_settings, read_adapter_meta
+from .training.resume import load_checkpoint_file
 
 
 def read_training_checkpoint(checkpoint: str | Path) -> dict:
@@ -31,7 +31,7 @@ def read_training_checkpoint(checkpoint: str | Path) -> dict:
 
         with tempfile.TemporaryDirectory() as tmp:
             return convert_zero_checkpoint_to_fp32_state_dict(path, Path(tmp) / "consolidated.pt")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_checkpoint_file(path)
 
 
 def lora_skeleton(hparams: dict):
@@ -55,10 +55,10 @@ def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None 
         checkpoint_dir: the base model directory, when it moved since training (only its config.json is read).
     """
     ckpt = read_training_checkpoint(checkpoint)
-    accepted = inspect.signature(LongQLoRAModule.__init__).parameters  # LightningCLI adds keys of its own
-    hparams = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if k in accepted}
+    hparams = module_settings(ckpt.get("hyper_parameters") or {})
     if "lora_r" not in hparams:
-        raise ValueError(f"{checkpoint}: not a lightning_review training checkpoint (no LongQLoRAModule settings)")
+        raise CheckpointError(f"{checkpoint}: not a lightning_review training checkpoint (no LongQLoRAModule "
+                              "settings)")
     if checkpoint_dir:
         hparams["checkpoint_dir"] = checkpoint_dir
     module = LongQLoRAModule(**hparams)
@@ -67,7 +67,7 @@ def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None 
     expected = set(module.trainable_state_dict())
     missing = sorted(expected - set(state))
     if missing:
-        raise ValueError(f"{checkpoint}: lacks {len(missing)} trainable weights (e.g. {missing[:3]})")
+        raise CheckpointError(f"{checkpoint}: lacks {len(missing)} trainable weights (e.g. {missing[:3]})")
     module.load_state_dict({k: state[k] for k in expected}, strict=False, assign=True)
     return module.save_adapter(output_dir)
 
@@ -87,13 +87,12 @@ def export_merged(adapter_dir: str, output_dir: str, checkpoint_dir: str | None 
     adapter = resolve(adapter_dir)
     meta = read_adapter_meta(adapter)
     base_dir = checkpoint_dir or meta["checkpoint_dir"]
+    tokenizer = load_tokenizer(base_dir)  # before the merge: a directory without tokenizer files fails at once
     torch_dtype = getattr(torch, dtype)
     base = load_llama(base_dir, quantize=False, model_max_length=meta.get("model_max_length"), dtype=torch_dtype,
                       attn_implementation="sdpa")
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(torch_dtype)
     out = Path(output_dir)
     merged.save_pretrained(out)
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(resolve(base_dir)).save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return out

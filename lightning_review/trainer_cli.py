@@ -1,12 +1,25 @@
 """ReviewCLI: LightningCLI for fit / validate / test / predict, with the arguments linked and the telemetry and
-guard callbacks always on."""
+guard callbacks always on; a resume with other model settings is refused, and a user's mistake is one line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lightning.pytorch.cli import LightningCLI
+
+from .errors import UserError
 
 
 class ReviewCLI(LightningCLI):
+    def __init__(self, *args, **kwargs) -> None:
+        """A user's mistake (UserError: a bad setting, file or checkpoint, a refused resume) ends in one line,
+        ``error: <message>``, and exit status 1, as the tool commands do; any other exception is our bug and keeps
+        its traceback."""
+        try:
+            super().__init__(*args, **kwargs)
+        except UserError as exc:
+            raise SystemExit(f"error: {exc}") from None
+
     def add_arguments_to_parser(self, parser) -> None:
         from .training.guard import TrainingGuard
         from .training.telemetry import TrainingTelemetry
@@ -17,3 +30,35 @@ class ReviewCLI(LightningCLI):
         # Always on, configurable (--telemetry.peak_tflops): every run reports throughput and stops on a NaN loss.
         parser.add_lightning_class_args(TrainingTelemetry, "telemetry")
         parser.add_lightning_class_args(TrainingGuard, "guard")
+
+    def _parse_ckpt_path(self) -> None:
+        """Refuse ``--ckpt_path`` with model settings other than the checkpoint's, listing every difference.
+
+        Replaces LightningCLI's version, which loads the checkpoint's hyperparameters over the parsed config: a
+        changed setting (``--model.lora_r 16``) was silently replaced by the checkpoint's and the run went on. Here
+        the config stays as the user gave it, so settings that may change on a resume (RESUMABLE_MODEL_SETTINGS)
+        take effect, any other difference is refused before the model loads, and a corrupt file is named. Data
+        settings are compared when the DataModule's state is restored."""
+        from .model.module import model_setting_differences
+        from .training.resume import load_checkpoint_file, refuse_config_change
+
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        ckpt_path = self.config[subcommand].get("ckpt_path")
+        # None; "last" or "best", which Lightning looks up; a DeepSpeed directory; or a missing file, which
+        # Lightning reports: the module's on_load_checkpoint compares the settings of those.
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        saved = load_checkpoint_file(ckpt_path).get("hyper_parameters")
+        if saved:
+            refuse_config_change(model_setting_differences(saved, self.config[subcommand].model.as_dict()))
+
+    def after_instantiate_classes(self) -> None:
+        """Missing tokenizer files are named before the model loads, not reported by transformers as a missing
+        sentencepiece package when the data is set up."""
+        from .model.loading import check_tokenizer_files
+
+        super().after_instantiate_classes()
+        if self.datamodule is not None and "tokenizer_dir" in self.datamodule.hparams:
+            check_tokenizer_files(self.datamodule.hparams.tokenizer_dir)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..demo import TINY_LLAMA, resolve
+from ..errors import UserError
 from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
-from .loading import add_lora, decoder_layers, keep_trainable_in_fp32, load_llama, read_llama_config
+from .loading import (CheckpointError, add_lora, decoder_layers, keep_trainable_in_fp32, load_llama, read_json_object,
+                      read_llama_config)
 from .kernels import Kernels, resolve_kernels, use_liger_kernels
 from .lora_dropout import use_regenerated_lora_dropout
 from .loss import review_token_loss
@@ -25,6 +28,26 @@ TRAINING_META = "lightning_review.json"
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
                             "review_samples", "loss_chunk_tokens", "activation_offload", "checkpointed_layers",
                             "kernels", "regenerate_lora_dropout")
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_HINT = ("an adapter directory is written by training (SaveAdapter) or by export-adapter; write it again "
+                "from the run's checkpoint with `python -m lightning_review export-adapter`")
+# setting -> (its test, the allowed values in words): checked when the module is built, the field named.
+SETTING_RANGES = {
+    "lora_r": (lambda v: v > 0, "> 0"),
+    "lora_alpha": (lambda v: v > 0, "> 0"),
+    "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "learning_rate": (lambda v: v > 0, "> 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "warmup_steps": (lambda v: v >= 0, ">= 0"),
+    "max_seq_length": (lambda v: v > 0, "> 0"),
+    "model_max_length": (lambda v: v is None or v > 0, "> 0, or null (no context extension)"),
+    "s2_group_size": (lambda v: v is None or (v >= 2 and v % 2 == 0),
+                      "an even number >= 2 (half a group is the shift), or null (a quarter of max_seq_length)"),
+    "max_new_tokens": (lambda v: v > 0, "> 0"),
+    "review_samples": (lambda v: v >= 0, ">= 0"),
+    "loss_chunk_tokens": (lambda v: v is None or v > 0, "> 0, or null (transformers' loss on the full logits)"),
+    "checkpointed_layers": (lambda v: v is None or v >= 0, ">= 0, or null (all layers)"),
+}
 BASE_MODEL_KEY = "lightning_review_base_model"
 BASE_MODEL_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "vocab_size", "max_position_embeddings", "rope_parameters")
@@ -81,13 +104,11 @@ class LongQLoRAModule(L.LightningModule):
                  regenerate_lora_dropout: bool = True):
         super().__init__()
         self.save_hyperparameters()
+        check_settings(self.hparams)  # fail at once, before the model loads, not at the first step
         read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
-        group = s2_group_size or max(2, (max_seq_length // 4) // 2 * 2)
-        if group % 2:
-            raise ValueError(f"model.s2_group_size must be even (half a group is the shift), got {group}")
-        if checkpointed_layers is not None and checkpointed_layers < 0:
-            raise ValueError(f"model.checkpointed_layers must be >= 0 or null (all layers), got {checkpointed_layers}")
-        self.s2_group_size = group
+        if adapter_dir:
+            check_adapter_files(adapter_dir)
+        self.s2_group_size = s2_group_size or max(2, (max_seq_length // 4) // 2 * 2)
         self.model = None
         self._review_metric = None
         # Checkpoints hold trainable weights only; the frozen 4-bit base comes from checkpoint_dir again.
@@ -246,7 +267,7 @@ class LongQLoRAModule(L.LightningModule):
         if per_epoch is None or trainer.max_epochs in (None, -1):
             total = trainer.estimated_stepping_batches
             if total == float("inf"):
-                raise ValueError("the cosine schedule needs a finite run: set trainer.max_steps or trainer.max_epochs")
+                raise UserError("the cosine schedule needs a finite run: set trainer.max_steps or trainer.max_epochs")
             return int(total)
         steps = math.ceil(per_epoch(trainer.world_size) / trainer.accumulate_grad_batches) * trainer.max_epochs
         return min(steps, trainer.max_steps) if trainer.max_steps != -1 else steps
@@ -268,7 +289,7 @@ class LongQLoRAModule(L.LightningModule):
         """Refuse a checkpoint of another configuration; continue its random state (LoRA dropout) exactly."""
         saved = checkpoint.get("hyper_parameters")
         if saved is not None:
-            differences = config_differences(saved, self.hparams, "model", ignore=RESUMABLE_MODEL_SETTINGS)
+            differences = model_setting_differences(saved, self.hparams)
             if BASE_MODEL_KEY in checkpoint and self.model is not None:  # the base may move, not change
                 differences += config_differences(checkpoint[BASE_MODEL_KEY], base_model_fingerprint(
                     self.model.config), "model.checkpoint_dir (config.json)")
@@ -298,12 +319,62 @@ class LongQLoRAModule(L.LightningModule):
 
 
 def read_adapter_meta(adapter_dir: str | Path) -> dict:
-    """What ``save_adapter`` recorded beside the adapter: the base model directory and the RoPE scaling."""
+    """What ``save_adapter`` recorded beside the adapter: the base model directory and the RoPE scaling. Every
+    loader reads this first, so the adapter's files are checked here too (``check_adapter_files``)."""
     meta_file = resolve(adapter_dir) / TRAINING_META
     if not meta_file.is_file():
         raise FileNotFoundError(f"{meta_file}: missing; this needs an adapter written by lightning_review (it records "
                                 "the base model and the RoPE scaling to load it with)")
-    return json.loads(meta_file.read_text())
+    meta = read_json_object(meta_file, TRAINING_META, ADAPTER_HINT)
+    check_adapter_files(adapter_dir)
+    return meta
+
+
+def check_adapter_files(adapter_dir: str | Path) -> Path:
+    """The adapter directory, after checking that peft will be able to read it: its config is a JSON object and its
+    weights file has an intact safetensors header. A corrupt file is named here; peft would raise a bare JSON or
+    safetensors error without the path. Only the header is read (a 7B adapter is 4 GB)."""
+    from safetensors import SafetensorError, safe_open
+
+    adapter = resolve(adapter_dir)
+    config_file = adapter / "adapter_config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file}: missing; {ADAPTER_HINT}")
+    read_json_object(config_file, "adapter_config.json", ADAPTER_HINT)
+    weights = adapter / ADAPTER_WEIGHTS
+    if weights.is_file():
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except SafetensorError as exc:
+            raise CheckpointError(f"{weights}: corrupt adapter weights, not a readable safetensors file ({exc}); "
+                                  f"{ADAPTER_HINT}") from None
+    elif not (adapter / "adapter_model.bin").is_file():
+        raise FileNotFoundError(f"{weights}: missing; {ADAPTER_HINT}")
+    return adapter
+
+
+def check_settings(hparams: Mapping) -> None:
+    """Every numeric setting in its range, each bad one named: a bad value would otherwise fail deep inside the
+    first training step, after the model loaded (a negative S2 group), or train silently wrong (a negative rate)."""
+    problems = [f"model.{name} must be {allowed}, got {hparams[name]!r}"
+                for name, (ok, allowed) in SETTING_RANGES.items() if not ok(hparams[name])]
+    if problems:
+        raise UserError("; ".join(problems))
+
+
+def module_settings(hparams: Mapping) -> dict:
+    """The hyperparameters that are arguments of LongQLoRAModule: LightningCLI stores keys of its own beside them
+    (``_instantiator``)."""
+    names = set(inspect.signature(LongQLoRAModule.__init__).parameters) - {"self"}
+    return {k: v for k, v in hparams.items() if k in names}
+
+
+def model_setting_differences(saved: Mapping, current: Mapping) -> list[str]:
+    """``model.<setting>: saved -> current`` for each setting of this module that differs and that a resume may not
+    change (RESUMABLE_MODEL_SETTINGS may)."""
+    return config_differences(module_settings(saved), module_settings(current), "model",
+                              ignore=RESUMABLE_MODEL_SETTINGS)
 
 
 def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:
@@ -312,7 +383,7 @@ def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:
     layers = decoder_layers(model)
     if count is not None:
         if count > len(layers):
-            raise ValueError(f"model.checkpointed_layers={count}, but the model has {len(layers)} decoder layers")
+            raise UserError(f"model.checkpointed_layers={count}, but the model has {len(layers)} decoder layers")
         for layer in layers[count:]:
             layer.gradient_checkpointing = False
     return sum(layer.gradient_checkpointing for layer in layers)

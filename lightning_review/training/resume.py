@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 from ..errors import UserError
+from ..model.loading import CheckpointError
 
 RNG_KEY = "lightning_review_rng_states"
+CHECKPOINT_HINT = "use another checkpoint of the run (its checkpoints/ directory keeps the newest ones, e.g. last.ckpt)"
 
 
 class ConfigMismatchError(UserError):
@@ -31,6 +34,26 @@ def refuse_config_change(differences: list[str]) -> None:
             "refusing to resume: this run's configuration differs from the checkpoint's:\n  " +
             "\n  ".join(differences) + "\nResume with the checkpoint's settings (its run directory has config.yaml) "
             "or start a new run without --ckpt_path.")
+
+
+def load_checkpoint_file(path: str | Path) -> dict:
+    """A Lightning checkpoint file, read with ``weights_only=True``: tensors and plain values only, so a file from
+    elsewhere can never run code. A file that torch cannot read this way is named as corrupt or not a checkpoint;
+    torch's own message is not passed on, as it suggests ``weights_only=False``, which is unsafe on such a file."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: corrupt checkpoint, the file is empty (0 bytes), as when a run is killed "
+                              f"while writing it; {CHECKPOINT_HINT}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:  # EOFError, UnpicklingError, RuntimeError (zip), IndexError, KeyError, ... by the bytes
+        raise CheckpointError(f"{path}: corrupt or not a training checkpoint (torch cannot read it as one: "
+                              f"{type(exc).__name__}); {CHECKPOINT_HINT}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a training checkpoint (no state_dict in it); {CHECKPOINT_HINT}")
+    return checkpoint
 
 
 def save_rng_states(checkpoint: dict) -> None:

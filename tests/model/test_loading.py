@@ -1,9 +1,11 @@
 import json
+import re
+import shutil
 
 import bitsandbytes as bnb
 import pytest
 
-from lightning_review.model.loading import (CheckpointError, add_lora, load_llama, read_llama_config,
+from lightning_review.model.loading import (CheckpointError, add_lora, load_llama, load_tokenizer, read_llama_config,
                                             rope_scaling_factor)
 
 
@@ -42,3 +44,32 @@ def test_non_llama_checkpoint_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(CheckpointError, match="model_type is 'gpt2'"):
         read_llama_config(tmp_path)
+
+
+@pytest.mark.parametrize("content, reason", [(bytes(range(256)) * 4, "not UTF-8 text"),
+                                             (b'{"model_type": "llama",', "not JSON"),
+                                             (b'["llama"]', "a JSON list, not an object")])
+def test_corrupt_config_json_is_named_as_not_valid(tmp_path, content, reason):
+    (tmp_path / "config.json").write_bytes(content)
+    expected = f"{tmp_path / 'config.json'}: not a valid config.json ({reason}"
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        read_llama_config(tmp_path)
+
+
+def llama_without_tokenizer(tiny_llama_dir, directory, *keep):
+    directory.mkdir()
+    for name in ("config.json", *keep):
+        shutil.copy(tiny_llama_dir / name, directory / name)
+    return directory
+
+
+@pytest.mark.parametrize("keep", [(), ("tokenizer_config.json",)])
+def test_missing_tokenizer_files_are_named_not_a_missing_package(tiny_llama_dir, tmp_path, keep):
+    model_dir = llama_without_tokenizer(tiny_llama_dir, tmp_path / "model", *keep)
+    read_llama_config(model_dir)  # the model itself is fine
+    with pytest.raises(CheckpointError) as error:
+        load_tokenizer(model_dir)
+    message = str(error.value)
+    assert f"{model_dir}: no tokenizer files" in message and "tokenizer.json or tokenizer.model" in message
+    assert "copy them" in message and "sentencepiece" not in message
+    assert len(load_tokenizer(tiny_llama_dir)) > 100  # a complete directory loads

@@ -1,6 +1,8 @@
 """The LightningModule on the tiny random Llama: learning, isolation of packed documents, adapters, checkpoints."""
 
 import json
+import re
+import shutil
 
 import lightning as L
 import pytest
@@ -9,7 +11,9 @@ from peft import PeftModel
 
 from lightning_review import LongQLoRAModule, ReviewDataModule
 from lightning_review.data.packing import collate_rows
-from lightning_review.model.loading import load_llama
+from lightning_review.errors import UserError
+from lightning_review.model.loading import CheckpointError, load_llama
+from lightning_review.model.module import read_adapter_meta
 
 
 def make_module(tiny_llama_dir, **kw):
@@ -206,3 +210,54 @@ def test_validation_logs_review_quality_beside_the_loss(tiny_llama_dir, tmp_path
     metrics = trainer.callback_metrics
     assert {"val_loss", "val_review_recall", "val_review_precision"} <= set(metrics)
     assert 0 <= float(metrics["val_review_recall"]) <= 1
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("s2_group_size", -4, "model.s2_group_size must be an even number >= 2"),
+    ("s2_group_size", 0, "model.s2_group_size must be an even number >= 2"),  # 0 used to mean "the default"
+    ("s2_group_size", 33, "model.s2_group_size must be an even number >= 2"),
+    ("lora_r", 0, "model.lora_r must be > 0"),
+    ("lora_alpha", -16, "model.lora_alpha must be > 0"),
+    ("lora_dropout", 1.0, "model.lora_dropout must be in [0, 1)"),
+    ("learning_rate", -2e-4, "model.learning_rate must be > 0"),
+    ("model_max_length", 0, "model.model_max_length must be > 0"),
+    ("max_seq_length", 0, "model.max_seq_length must be > 0"),
+    ("warmup_steps", -1, "model.warmup_steps must be >= 0"),
+    ("loss_chunk_tokens", 0, "model.loss_chunk_tokens must be > 0"),
+    ("checkpointed_layers", -1, "model.checkpointed_layers must be >= 0"),
+])
+def test_out_of_range_settings_are_refused_at_construction(tiny_llama_dir, setting, value, message):
+    with pytest.raises(UserError, match=re.escape(f"{message}") + ".*" + re.escape(f"got {value!r}")):
+        LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), **{setting: value})
+
+
+def test_every_bad_setting_is_named_at_once(tiny_llama_dir):
+    with pytest.raises(UserError, match="model.lora_r must be > 0.*; model.learning_rate must be > 0"):
+        LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=0, learning_rate=0.0)
+
+
+@pytest.fixture(scope="module")
+def saved_adapter(tiny_llama_dir, tmp_path_factory):
+    module = make_module(tiny_llama_dir, lora_r=2, quantize=False, model_max_length=512)
+    return module.save_adapter(tmp_path_factory.mktemp("adapter") / "adapter")
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+@pytest.mark.parametrize("name, corrupt, message", [
+    ("lightning_review.json", lambda p: p.write_text('{"checkpoint_dir": '), "not a valid lightning_review.json"),
+    ("adapter_config.json", lambda p: p.write_bytes(b"\x00\xff" * 50), "not a valid adapter_config.json"),
+    ("adapter_model.safetensors", truncate, "corrupt adapter weights"),
+    ("adapter_model.safetensors", lambda p: p.write_bytes(b""), "corrupt adapter weights"),
+])
+def test_corrupt_adapter_file_is_named(tiny_llama_dir, saved_adapter, tmp_path, name, corrupt, message):
+    adapter = shutil.copytree(saved_adapter, tmp_path / "adapter")
+    assert read_adapter_meta(adapter)["rope_scaling_factor"] == 2.0  # intact, it reads
+    corrupt(adapter / name)
+    with pytest.raises(CheckpointError, match=re.escape(f"{adapter / name}: {message}")):
+        read_adapter_meta(adapter)  # what generate and export read before peft loads the adapter
+    if name != "lightning_review.json":  # training from an adapter does not need it
+        with pytest.raises(CheckpointError, match=re.escape(f"{adapter / name}: {message}")):
+            LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), adapter_dir=str(adapter))
