@@ -31,6 +31,7 @@ def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]
 def held_out_documents(data_file: str | Path) -> list[tuple[str, str]]:
     """(id, text) of each distinct paper in ``data_file``: a papers JSONL (``id``, ``paper`` a line) or any
     record format the training reader takes (papers with several reviews count once)."""
+    from ..data.papers import paper_groups
     from ..data.readers import read_records
     from ..data.records import iter_json_objects, read_papers
 
@@ -39,14 +40,11 @@ def held_out_documents(data_file: str | Path) -> list[tuple[str, str]]:
         raise FileNotFoundError(f"{path}: no such data file")
     first = next(iter_json_objects(path), (None, {}))[1] if path.is_file() and path.suffix == ".jsonl" else {}
     if "paper" in first and not {"review", "reviews", "messages"} & set(first):
-        pairs = list(read_papers(path))
-    else:
-        pairs = [(r.id, r.paper) for r in read_records(path).records]
-    seen, documents = set(), []
-    for paper_id, text in pairs:
-        if paper_id not in seen:
-            seen.add(paper_id)
-            documents.append((paper_id, text))
+        documents = list(dict(read_papers(path)).items())
+    else:  # one document per paper, not per review: a paper scored three times would flatter long windows
+        records = read_records(path).records
+        documents = [(records[g[0]].paper_id or records[g[0]].id, records[g[0]].paper)
+                     for g in paper_groups(records)]
     if not documents:
         raise UserError(f"{path}: no paper to evaluate")
     return documents

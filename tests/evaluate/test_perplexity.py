@@ -73,3 +73,15 @@ def test_perplexity_refuses_an_output_over_its_data(tmp_path, tiny_llama_dir):
                      "--output_dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode != 0
     assert "output_dir" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_paper_with_several_reviews_is_one_document(tmp_path):
+    """Scored once: the same paper three times in a joined stream would let the model copy it and flatter the long
+    windows."""
+    from lightning_review.evaluate.perplexity_command import held_out_documents
+
+    rows = [{"id": f"p{i}", "title": "t", "paper": f"paper {i} " * 40,
+             "reviews": [{"text": f"review {j} of paper {i}, long enough to count", "rating": 5} for j in range(3)]}
+            for i in range(2)]
+    documents = held_out_documents(write_jsonl(tmp_path / "papers.jsonl", rows))
+    assert [paper_id for paper_id, _ in documents] == ["p0", "p1"]
