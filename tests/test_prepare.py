@@ -69,22 +69,21 @@ def test_prepare_never_writes_over_its_data(tmp_path, tiny_llama_dir):
 
     (tmp_path / "out").mkdir()
     data = write_jsonl(tmp_path / "out" / "stats.json", reviewed_papers())
+    (tmp_path / "alias.jsonl").symlink_to(data)
     before = data.read_bytes()
     with pytest.raises(UserError, match=r"output_dir=.*stats\.json is the input file"):
         prepare(str(data), str(tiny_llama_dir), max_seq_length=256, output_dir=str(tmp_path / "out"))
-    assert data.read_bytes() == before
+    with pytest.raises(UserError, match=r"rejects_file=.*alias\.jsonl is the input file .*stats\.json"):
+        prepare(str(data), str(tiny_llama_dir), max_seq_length=256, output_dir=str(tmp_path / "elsewhere"),
+                on_bad_record="skip", rejects_file=str(tmp_path / "alias.jsonl"))
+    assert data.read_bytes() == before and not (tmp_path / "elsewhere").exists()
 
 
-def test_prepare_refuses_empty_data_and_a_rejects_file_over_the_data_in_one_line(tmp_path, tiny_llama_dir):
-    data = write_jsonl(tmp_path / "g.jsonl", reviewed_papers())
-    (tmp_path / "alias.jsonl").symlink_to(data)
-    before = data.read_bytes()
+def test_prepare_on_an_empty_file_is_one_line_and_exit_1(tmp_path, tiny_llama_dir):
     empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    for data_file, rejects, message in [(data, tmp_path / "alias.jsonl", "alias.jsonl is the input file"),
-                                        (empty, tmp_path / "rejects.jsonl", "empty.jsonl: no records found")]:
-        proc = run_cli("prepare", f"--data_file={data_file}", f"--tokenizer_dir={tiny_llama_dir}",
-                       f"--rejects_file={rejects}", "--on_bad_record=skip", f"--output_dir={tmp_path / 'out'}",
-                       cwd=tmp_path)
-        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
-    assert data.read_bytes() == before and not (tmp_path / "out").exists()
+    empty.write_text("\n")
+    proc = run_cli("prepare", f"--data_file={empty}", f"--tokenizer_dir={tiny_llama_dir}",
+                   f"--output_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: {empty}: no records found (an empty file?)" in proc.stderr
+    assert not (tmp_path / "out").exists()
