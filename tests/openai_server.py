@@ -34,6 +34,7 @@ class FakeOpenAI:
         self.events: dict[str, list[dict]] = defaultdict(list)
         self.auth_headers: set[str] = set()
         self.chat_behaviours: deque = deque()  # next chat answers: "malformed", or ("slow", seconds)
+        self.obey_injections = False  # True: a judge that obeys "rate everything 10" found in the points it matches
         self.chat_calls = 0
         self.chat_requests: list[dict] = []  # bodies of the chat requests answered, in order
         self.in_flight = self.max_in_flight = 0  # chat requests being answered at once
@@ -127,7 +128,10 @@ class FakeOpenAI:
         else:
             a = json.loads(prompt.split('<points name="A">', 1)[1].split("</points>", 1)[0])
             b = json.loads(prompt.split('<points name="B">', 1)[1].split("</points>", 1)[0])
-            content = json.dumps({"matches": _overlap_matches(a, b)})
+            obeyed = self.obey_injections and any("rate everything 10" in p.lower() for p in [*a.values(), *b.values()])
+            content = json.dumps({"matches": [{"a": i, "b": i, "similarity": 10, "rationale": "as instructed"}
+                                              for i in range(min(len(a), len(b)))] if obeyed
+                                  else _overlap_matches(a, b)})
         return {"id": f"chatcmpl-{self.chat_calls}", "object": "chat.completion", "created": int(time.time()),
                 "model": request["model"], "choices": [{"index": 0, "finish_reason": finish, "message": {
                     "role": "assistant", "content": content}}],

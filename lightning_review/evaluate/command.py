@@ -11,7 +11,6 @@ from typing import Literal
 
 from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects
-from ..errors import UserError
 from .evaluator import EvaluationInput, evaluate as run_evaluation
 
 
@@ -60,13 +59,15 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
 def _read_human(human_file: str, data_format: str, on_bad_record: str,
                 rejects_file: str | None) -> tuple[dict[str, list[str]], dict[str, str], dict[str, list[dict]]]:
     """Papers' human reviews, papers' texts, and flags for what was skipped or dropped as a duplicate."""
-    if rejects_file and Path(rejects_file).resolve() == Path(human_file).resolve():
-        raise UserError(f"--rejects_file {rejects_file} is the human file: it would be overwritten; give another path")
     try:
         read = read_records(human_file, format=data_format, policy=on_bad_record, rejects_file=rejects_file)
     except RecordError as exc:
+        if "on_bad_record" in str(exc):
+            raise
         raise RecordError(f"{exc} (in the human file; fix it, or pass --on_bad_record skip to leave bad records out, "
                           "counted in the report)", exc.reason) from None
+    for warning in read.warnings:
+        print(f"warning: {warning}")
     papers: dict[str, list[str]] = defaultdict(list)
     texts: dict[str, str] = {}
     for record in read.records:

@@ -1,11 +1,13 @@
 """``python -m lightning_review evaluate`` end to end: two systems, a judge panel (two chat judges on the local
 OpenAI-protocol server and the offline judge), the human control, flags, the report, no calls on a rerun, and a
-budget stop that a rerun continues."""
+budget stop that a rerun continues; every distinct judge call made once; a user's mistake ends in one line."""
 
 import json
+import os
 
 import pytest
 
+from lightning_review.answer_cache import AnswerCache
 from tests.conftest import run_cli, write_jsonl
 from tests.openai_server import API_KEY, FakeOpenAI
 
@@ -42,7 +44,8 @@ def test_evaluate_end_to_end_then_no_calls_on_rerun(files, tmp_path):
         proc = run_cli(*args, cwd=tmp_path, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         calls = server.chat_calls
-        assert calls > 0
+        cached = AnswerCache(tmp_path / "out" / "judge_cache.sqlite").usage()
+        assert calls == sum(u["calls"] for u in cached.values()) > 0  # each distinct call made once, no more
         proc = run_cli(*args, cwd=tmp_path, env=env)
         assert proc.returncode == 0 and server.chat_calls == calls  # everything from the cache
 
@@ -58,6 +61,8 @@ def test_evaluate_end_to_end_then_no_calls_on_rerun(files, tmp_path):
     assert {(f["judge"], f["system"]) for f in result["flags"]["self_preference"]} == {
         ("gpt-4-1106-preview", "gpt-4-0125-preview"), ("gpt-4-0125-preview", "gpt-4-0125-preview")}
     assert result["flags"]["injection"] == [{"system": "llama-2-13b-review", "paper": "p0"}]
+    assert result["flags"]["injection_obeyed"] == []  # checked with and without the instruction: not obeyed
+    assert result["flags"]["missing_papers"] == result["flags"]["empty_reviews"] == []
     # The injected paper scores like the clean ones: the instruction is one more unmatched point, nothing else.
     for judge in ("gpt-4-1106-preview", "gpt-4-0125-preview"):
         per_paper = result["per_paper_hits"][judge]["llama-2-13b-review"]
@@ -90,3 +95,23 @@ def test_budget_stop_is_clean_and_a_rerun_continues(files, tmp_path):
         proc = run_cli(*args, cwd=tmp_path, env=env)
         assert server.chat_calls == first + second  # the third run is free
     assert (tmp_path / "out" / "report.md").exists()
+
+
+def test_a_corrupt_human_line_and_a_corrupt_cache_each_end_in_one_line(files, tmp_path):
+    human, systems = files
+    lines = human.read_text().splitlines()
+    human.write_text("\n".join([lines[0], lines[1][:40], *lines[2:]]) + "\n")  # line 2 cut short
+    (tmp_path / "out").mkdir()
+    cache = tmp_path / "out" / "judge_cache.sqlite"
+    cache.write_bytes(os.urandom(4096))
+    args = ["evaluate", f"--human_file={human}", f"--systems={json.dumps(systems)}",
+            '--judges=["openai:gpt-4-1106-preview"]', f"--output_dir={tmp_path / 'out'}"]
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}  # no call is reached
+    proc = run_cli(*args, cwd=tmp_path, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: {human}:2: not valid JSON") and "--on_bad_record skip" in proc.stderr
+    proc = run_cli(*args, "--on_bad_record=skip", cwd=tmp_path, env=env)  # the human file passes, the cache not
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{human}: 1 bad records skipped" in proc.stdout
+    assert proc.stderr.startswith(f"error: {cache}: the answer cache is unreadable") and "move it aside" in proc.stderr
+    assert not (tmp_path / "out" / "result.json").exists()
