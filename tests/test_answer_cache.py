@@ -78,4 +78,5 @@ def test_a_corrupt_cache_is_named_with_how_to_recover(tmp_path, damage):
         AnswerCache(path).get("k1")
     message = str(error.value)
     assert message.startswith(f"{path}: the answer cache is unreadable")
-    assert f"move it aside (mv {path} {path}.corrupt)" in message and "only the cached answers in it are lost" in message
+    assert f"move it aside (mv {path} {path}.corrupt)" in message
+    assert "only the cached answers in it are lost" in message

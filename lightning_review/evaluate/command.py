@@ -12,6 +12,7 @@ from typing import Literal
 from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects
 from .evaluator import EvaluationInput, evaluate as run_evaluation
+from .report import human_file_line
 
 
 def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto", excerpt_control: bool = True,
@@ -49,7 +50,7 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
                               f"(e.g. {missing[:3]}); ids must be the papers' ids")
         if missing:
             flags.setdefault("not_in_human_file", []).append(
-                {"system": name, "papers": len(missing), "of": len(reviews), "examples": missing[:5]})
+                {"system": name, "papers": len(missing), "of": len(reviews), "ids": missing})
             reviews = {pid: review for pid, review in reviews.items() if pid in papers}
             cut[name] = {what: [pid for pid in ids if pid in papers] for what, ids in cut[name].items()}
         outputs[name] = reviews
@@ -79,8 +80,7 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
     if skipped or read.duplicates:
         flags["human_file"] = [{"file": human_file, "skipped": skipped, "duplicates_dropped": read.duplicates,
                                 "rejects_file": rejects_file}]
-        print(f"{human_file}: {sum(skipped.values())} bad records skipped {skipped or ''}, {read.duplicates} "
-              "duplicates dropped" + (f"; listed in {rejects_file}" if rejects_file else ""))
+        print(human_file_line(flags["human_file"][0]))
     return dict(papers), texts, flags
 
 

@@ -257,10 +257,10 @@ def summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
     result["flags"]["injection"] = [{"system": s, "paper": p} for s in names
                                     for p, review in systems[s].items() if flags_injection(review)]
     result["flags"]["missing_papers"] = [
-        {"system": s, "papers": len(missing), "of": len(data.papers), "examples": missing[:5]}
+        {"system": s, "papers": len(missing), "of": len(data.papers), "ids": missing}
         for s in names if (missing := sorted(set(data.papers) - set(systems[s])))]
     result["flags"]["empty_reviews"] = [
-        {"system": s, "papers": len(empty), "of": len(systems[s]), "examples": empty[:5]}
+        {"system": s, "papers": len(empty), "of": len(systems[s]), "ids": empty}
         for s in names if (empty := sorted(p for p, review in systems[s].items() if not review.strip()))]
     for name, entries in data.flags.items():
         result["flags"][name] = entries

@@ -77,18 +77,22 @@ def _coverage_flags(flags: dict) -> list[str]:
     lines = []
     for f in flags.get("missing_papers", []):
         lines.append(f"- {f['system']}: no review of {f['papers']} of the {f['of']} papers (e.g. "
-                     f"{', '.join(f['examples'])}); its scores and comparisons cover only the papers it reviewed")
+                     f"{_some(f['ids'])}); its scores and comparisons cover only the papers it reviewed")
     for f in flags.get("empty_reviews", []):
         lines.append(f"- {f['system']}: {f['papers']} of its {f['of']} reviews are empty or whitespace only (e.g. "
-                     f"{', '.join(f['examples'])}); judged as written, they score no hits")
+                     f"{_some(f['ids'])}); judged as written, they score no hits")
     for f in flags.get("not_in_human_file", []):
         lines.append(f"- {f['system']}: {f['papers']} of its {f['of']} reviews are of papers the human file does not "
-                     f"have after skipping bad records (e.g. {', '.join(f['examples'])}); left out")
-    for f in flags.get("human_file", []):
-        skipped = ", ".join(f"{n} {reason}" for reason, n in f["skipped"].items()) or "none"
-        lines.append(f"- {f['file']}: bad records skipped: {skipped}; {f['duplicates_dropped']} duplicate reviews "
-                     "dropped" + (f"; listed in {f['rejects_file']}" if f.get("rejects_file") else ""))
+                     f"have after skipping bad records (e.g. {_some(f['ids'])}); left out")
+    lines += [f"- {human_file_line(f)}" for f in flags.get("human_file", [])]
     return lines
+
+
+def human_file_line(flag: dict) -> str:
+    """What reading the human file left out, in one line (printed as it is read, and in the report's flags)."""
+    skipped = ", ".join(f"{n} {reason}" for reason, n in flag["skipped"].items()) or "none"
+    return (f"{flag['file']}: bad records skipped: {skipped}; {flag['duplicates_dropped']} duplicate reviews dropped"
+            + (f"; listed in {flag['rejects_file']}" if flag.get("rejects_file") else ""))
 
 
 def charts(result: dict, directory: Path) -> list[Path]:
@@ -139,3 +143,8 @@ def _undefined(value) -> bool:
 
 def _number(value) -> str:
     return "undefined" if _undefined(value) else f"{value:.2f}"
+
+
+def _some(ids: list[str], shown: int = 5) -> str:
+    """The first few ids of a list (all of them are in result.json)."""
+    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")

@@ -42,7 +42,7 @@ def test_skip_counts_lists_and_flags_what_it_left_out(tmp_path):
     assert sorted(data.papers) == ["p0", "p2"] and sorted(data.systems["ours"]) == ["p0", "p2"]
     assert data.flags["human_file"] == [{"file": str(human), "skipped": {"invalid_json": 1}, "duplicates_dropped": 0,
                                          "rejects_file": str(rejects)}]
-    assert data.flags["not_in_human_file"] == [{"system": "ours", "papers": 1, "of": 3, "examples": ["p1"]}]
+    assert data.flags["not_in_human_file"] == [{"system": "ours", "papers": 1, "of": 3, "ids": ["p1"]}]
     assert [json.loads(line)["where"] for line in rejects.read_text().splitlines()] == [f"{human}:2"]
     report = markdown(asyncio.run(evaluate(data, [WordJudge()], resamples=20)))
     assert f"- {human}: bad records skipped: 1 invalid_json; 0 duplicate reviews dropped; listed in {rejects}" in report
@@ -76,8 +76,8 @@ def test_missing_papers_and_empty_reviews_are_flagged_with_their_counts():
     data = EvaluationInput(humans, {"ours": {"p0": REVIEW, "p1": " \n ", "p2": REVIEW},
                                     "theirs": {f"p{k}": REVIEW for k in range(4)}})
     result = asyncio.run(evaluate(data, [WordJudge()], resamples=20))
-    assert result["flags"]["missing_papers"] == [{"system": "ours", "papers": 1, "of": 4, "examples": ["p3"]}]
-    assert result["flags"]["empty_reviews"] == [{"system": "ours", "papers": 1, "of": 3, "examples": ["p1"]}]
+    assert result["flags"]["missing_papers"] == [{"system": "ours", "papers": 1, "of": 4, "ids": ["p3"]}]
+    assert result["flags"]["empty_reviews"] == [{"system": "ours", "papers": 1, "of": 3, "ids": ["p1"]}]
     assert result["systems"]["ours"]["words"]["7"]["papers"] == 3
     report = markdown(result)
     assert "- ours: no review of 1 of the 4 papers (e.g. p3); its scores and comparisons cover only the papers it " \
