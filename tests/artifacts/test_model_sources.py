@@ -90,3 +90,25 @@ def test_smollm2_is_a_plain_checkpoint_directory_that_answers(smollm2_dir):
                                         add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
     out = model.generate(ids, max_new_tokens=10, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, ids.shape[1]:])
+
+
+@pytest.mark.slow
+def test_smollm2_prompt_is_its_own_chat_template_token_for_token(smollm2_dir):
+    """Training and generation prompts of the real model: exactly the ids its template gives, the review labelled
+    up to <|im_end|>."""
+    from transformers import AutoTokenizer
+
+    from lightning_review.data.prompt import IGNORE_INDEX, ReviewPromptTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    enc = ReviewPromptTokenizer(tokenizer, "Be a reviewer.", max_seq_length=4096)
+    paper, review = "We study sparse attention for long documents.\n\nSection 1. Results.", "The baselines are weak."
+    messages = [{"role": "system", "content": "Be a reviewer."}, {"role": "user", "content": paper}]
+    expected_prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                    return_dict=True)["input_ids"]
+    whole = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": review}], tokenize=True,
+                                          return_dict=True)["input_ids"]
+    example = enc(paper, review)
+    assert enc.generation_prompt(paper)[0] == list(expected_prompt)
+    assert example.input_ids == list(whole)[:len(example.input_ids)]  # the template's trailing newline not learned
+    assert tokenizer.decode([t for t in example.labels if t != IGNORE_INDEX]) == review + "<|im_end|>"
