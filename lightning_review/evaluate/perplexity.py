@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 
 import torch
 
+from ..data.text_stream import stream_windows
 from ..model.loss import review_token_loss
 
 
@@ -30,29 +31,6 @@ class LengthPerplexity:
     tokens_scored: int
     skipped_documents: int
     mean_nll: float | None
-
-
-def windows(documents: Sequence[Sequence[int]], length: int, join: bool,
-            separator: int | None) -> tuple[list[list[int]], int]:
-    """Non-overlapping windows of exactly ``length`` tokens, and how many documents gave none.
-
-    Joined: one stream of all documents (``separator`` between them), its tail shorter than ``length`` left out.
-    Not joined: each document on its own; a document shorter than ``length`` is skipped (counted), the tail of a
-    longer one left out.
-    """
-    if length < 2:
-        raise ValueError(f"length {length}: a window needs at least 2 tokens")
-    if join:
-        stream: list[int] = []
-        for i, doc in enumerate(documents):
-            if i and separator is not None:
-                stream.append(separator)
-            stream.extend(doc)
-        sources, skipped = [stream], 0
-    else:
-        sources = [list(doc) for doc in documents if len(doc) >= length]
-        skipped = len(documents) - len(sources)
-    return [src[start:start + length] for src in sources for start in range(0, len(src) - length + 1, length)], skipped
 
 
 def _backbone_and_head(model):
@@ -81,7 +59,7 @@ def perplexity_at_lengths(model, documents: Sequence[Sequence[int]], lengths: It
     results = []
     model.eval()
     for length in lengths:
-        chosen, skipped = windows(documents, length, join, separator)
+        chosen, skipped = stream_windows(documents, length, join, separator)
         chosen = chosen[:max_windows] if max_windows else chosen
         total, scored = 0.0, 0
         iterator = chosen

@@ -9,7 +9,6 @@ import torch
 
 from lightning_review.artifacts.model_sources import (
     SMOLLM2, ModelSourceError, hub_checkpoint, looks_like_hub_id, packaged_gguf)
-from tests.conftest import run_cli, write_jsonl
 
 
 def test_missing_package_names_the_pip_command():

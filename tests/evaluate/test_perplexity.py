@@ -7,24 +7,10 @@ import math
 import pytest
 import torch
 
-from lightning_review.evaluate.perplexity import perplexity_at_lengths, window_nll, windows
+from lightning_review.evaluate.perplexity import perplexity_at_lengths, window_nll
 from lightning_review.evaluate.perplexity_command import parse_lengths
 from lightning_review.errors import UserError
 from tests.conftest import run_cli, write_jsonl
-
-
-def test_windows_each_document_on_its_own_skips_and_counts_short_ones():
-    docs = [list(range(10)), list(range(3)), list(range(100, 108))]
-    chosen, skipped = windows(docs, 4, join=False, separator=None)
-    assert chosen == [[0, 1, 2, 3], [4, 5, 6, 7], [100, 101, 102, 103], [104, 105, 106, 107]]
-    assert skipped == 1
-
-
-def test_windows_joined_put_the_separator_between_documents_and_drop_the_tail():
-    chosen, skipped = windows([[1, 2, 3], [4, 5]], 3, join=True, separator=0)
-    assert chosen == [[1, 2, 3], [0, 4, 5]]
-    assert skipped == 0
-    assert windows([[1, 2, 3], [4, 5]], 4, join=True, separator=0)[0] == [[1, 2, 3, 0]]
 
 
 def test_window_score_equals_transformers_loss(tiny_llama_dir):
