@@ -35,7 +35,7 @@ def public_url(url) -> str:
     """An address fit for a message: without a user name, password, query or fragment (where keys can hide)."""
     parts = urlsplit(str(url))
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 @dataclass

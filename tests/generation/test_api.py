@@ -1,11 +1,17 @@
 """The API backend against a real local HTTP server speaking the OpenAI protocol: same output format, truncation,
-concurrency, retries, the answer cache, resume after a failure, and the key kept out of every file."""
+concurrency, retries, the answer cache, resume after a failure, and the key kept out of every file; an address
+where nothing listens, two processes on one file, ids written twice, an interrupted overwrite."""
 
 import json
+import socket
+import threading
+import time
 
 import pytest
 
+from lightning_review.errors import UserError
 from lightning_review.generation.command import generate
+from lightning_review.generation.output import ReviewsFile
 from tests.conftest import run_cli, write_jsonl
 from tests.openai_server import API_KEY, FakeOpenAI
 
@@ -98,3 +104,96 @@ def test_the_command_line_keeps_the_key_out_of_its_output(server, papers, tmp_pa
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "written=6" in proc.stdout and "truncated=0" in proc.stdout
     assert API_KEY not in proc.stdout + proc.stderr + (tmp_path / "r.jsonl").read_text()
+
+
+@pytest.fixture()
+def dead_port():
+    """A port bound but not listening: a connection is refused at once, and no other program can take it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def test_an_address_where_nothing_listens_is_named_and_the_written_reviews_are_kept(server, papers, tmp_path,
+                                                                                     dead_port):
+    cache = str(tmp_path / "answers.sqlite")
+    generate(str(papers), str(tmp_path / "first.jsonl"), api_model=MODEL, max_new_tokens=16, max_context=None,
+             cache_file=cache, limit=2)  # two answers in the cache: the run below writes them, then fails
+    out = tmp_path / "r.jsonl"
+    base_url = f"http://user:{API_KEY}@127.0.0.1:{dead_port}/v1?api-key={API_KEY}"
+    started = time.perf_counter()
+    with pytest.raises(UserError) as caught:
+        generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, max_context=None, cache_file=cache,
+                 base_url=base_url, max_retries=1)
+    assert time.perf_counter() - started < 10
+    message = str(caught.value)
+    assert f"could not connect to the API at http://127.0.0.1:{dead_port}/v1 " in message
+    assert "check that the server is running" in message and "--base_url (or OPENAI_BASE_URL)" in message
+    assert f"The 2 reviews written are kept in {out}" in message and API_KEY not in message
+    assert sorted(r["id"] for r in read(out)) == ["p0", "p1"]
+    summary = generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, max_context=None, cache_file=cache)
+    assert summary["already_written"] == 2 and summary["written"] == 4
+
+
+def test_a_second_process_on_one_output_file_stops_at_once_and_the_first_finishes(server, papers, tmp_path,
+                                                                                   monkeypatch):
+    out = tmp_path / "r.jsonl"
+    writing, second_done = threading.Event(), threading.Event()
+    original_write = ReviewsFile.write
+
+    def write_once_the_second_process_ended(self, record):  # the first run is mid-way while the second one starts
+        writing.set()
+        second_done.wait(timeout=300)
+        original_write(self, record)
+
+    monkeypatch.setattr(ReviewsFile, "write", write_once_the_second_process_ended)
+    first = threading.Thread(target=generate, args=(str(papers), str(out)),
+                             kwargs=dict(api_model=MODEL, max_new_tokens=16, max_context=0, concurrency=1))
+    first.start()
+    try:
+        assert writing.wait(timeout=120)
+        proc = run_cli("generate", f"--papers={papers}", f"--api_model={MODEL}", "--max_new_tokens=16",
+                       "--max_context=0", "--concurrency=1", f"--output_file={out}", cwd=tmp_path)
+    finally:
+        second_done.set()
+        first.join()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {out} is being written by another generate process (it holds {out}.lock); wait until it ends, or "
+        "give this run another output_file (two runs on one file would review the same papers twice)")
+    ids = [r["id"] for r in read(out)]
+    assert sorted(ids) == [f"p{i}" for i in range(6)]  # each paper once
+    assert server.chat_calls == 6
+
+
+def test_a_rerun_reports_ids_written_twice(server, papers, tmp_path, capsys):
+    out = tmp_path / "r.jsonl"
+    generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, max_context=None, limit=3)
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines + lines[:2]) + "\n")  # what two runs at once, or a double concatenation, leave
+    capsys.readouterr()
+    summary = generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, max_context=None)
+    printed = capsys.readouterr().out
+    assert summary["duplicate_ids_in_output"] == 2 and summary["written"] == 3
+    assert f"warning: {out} has 2 review line(s) of an id written before (the first at {out}:4)" in printed
+    assert "duplicate_ids_in_output=2" in printed
+
+
+def test_an_interrupted_overwrite_leaves_the_old_file_whole_and_continues(server, papers, tmp_path):
+    out = tmp_path / "r.jsonl"
+    generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, max_context=None)
+    old = out.read_bytes()
+    server.faults["POST /v1/chat/completions"].extend([None, None] + [500] * 50)  # down after two answers
+    new = dict(api_model=MODEL, max_new_tokens=8, max_context=None, concurrency=1, overwrite=True)
+    with pytest.raises(Exception, match="injected 500"):
+        generate(str(papers), str(out), max_retries=0, **new)
+    assert out.read_bytes() == old  # never truncated before the new file is complete
+    server.faults.clear()
+    summary = generate(str(papers), str(out), **new)
+    assert summary["already_written"] == 2 and summary["written"] == 4
+    rows = read(out)
+    assert sorted(r["id"] for r in rows) == [f"p{i}" for i in range(6)]
+    assert {r["settings"]["max_new_tokens"] for r in rows} == {8}
+    assert not (tmp_path / "r.jsonl.partial").exists()
+    for path in tmp_path.iterdir():
+        assert API_KEY.encode() not in path.read_bytes(), path

@@ -81,6 +81,12 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_written(adapte
     adapter_bytes = adapter_file.read_bytes()
     with pytest.raises(UserError, match=rf"output_file=.* is the input file {re.escape(str(adapter_file))}"):
         generate(str(papers), str(adapter_file), **common)
+    locked = tmp_path / "r.jsonl.lock"  # the lock beside r.jsonl would truncate papers of this name
+    locked.write_bytes(papers.read_bytes())
+    with pytest.raises(UserError, match=r"output_file=.*r.jsonl.lock is the input file .*r.jsonl.lock"):
+        generate(str(locked), str(tmp_path / "r.jsonl"), **common)
+    assert locked.read_bytes() == papers.read_bytes()
+    locked.unlink()
     with pytest.raises(UserError, match="cache_file=.* is the input file .*papers.jsonl"):
         generate(str(papers), str(tmp_path / "r.jsonl"), api_model="gpt-4", cache_file=str(papers), overwrite=True)
     assert papers.read_bytes() == papers_file.read_bytes() and adapter_file.read_bytes() == adapter_bytes
