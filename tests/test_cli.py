@@ -1,6 +1,7 @@
 """The command line, as a user runs it: subprocesses of ``python -m lightning_review``."""
 
 import json
+import shutil
 
 import pytest
 
@@ -51,14 +52,17 @@ def test_validate_and_predict_run(tmp_path):
 
 
 @pytest.mark.parametrize("setup, message", [
-    (lambda d: None, "no config.json"),
-    (lambda d: (d / "config.json").write_text('{"model_type": "bert"}'), "model_type is 'bert'"),
+    (lambda d, tiny: None, "no config.json"),
+    (lambda d, tiny: (d / "config.json").write_text('{"model_type": "bert"}'), "model_type is 'bert'"),
+    # transformers would say "install sentencepiece or tiktoken", which does not help
+    (lambda d, tiny: shutil.copy(tiny / "config.json", d), "ckpt: no tokenizer files (expected tokenizer.json or"),
 ])
-def test_bad_checkpoint_dir_is_a_clear_error(tmp_path, setup, message):
+def test_bad_checkpoint_dir_is_a_clear_error(tiny_llama_dir, tmp_path, setup, message):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    setup(ckpt)
+    setup(ckpt, tiny_llama_dir)
     proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), f"--model.checkpoint_dir={ckpt}",
                    cwd=tmp_path)
-    assert proc.returncode != 0
-    assert message in proc.stderr
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {ckpt}")
+    assert message in proc.stderr and "Traceback" not in proc.stderr

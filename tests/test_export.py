@@ -60,3 +60,26 @@ def test_export_adapter_refuses_a_file_that_is_no_training_checkpoint(tmp_path):
     torch.save({"state_dict": {}}, bad)
     proc = run_cli("export-adapter", f"--checkpoint={bad}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
     assert proc.returncode != 0 and "not a lightning_review training checkpoint" in proc.stderr
+
+
+def test_export_adapter_names_an_empty_checkpoint_as_corrupt(tmp_path):
+    bad = tmp_path / "last.ckpt"
+    bad.touch()  # what a run killed while writing its checkpoint leaves
+    proc = run_cli("export-adapter", f"--checkpoint={bad}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {bad}: corrupt checkpoint, the file is empty")
+    assert "Traceback" not in proc.stderr and not (tmp_path / "a").exists()
+
+
+def test_export_without_tokenizer_files_fails_before_merging(tiny_llama_dir, trained_checkpoint, tmp_path):
+    from lightning_review.export import export_adapter, export_merged
+    from lightning_review.model.loading import CheckpointError
+
+    base = tmp_path / "base"
+    base.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (base / name).symlink_to(tiny_llama_dir / name)
+    adapter = export_adapter(str(trained_checkpoint), str(tmp_path / "adapter"))
+    with pytest.raises(CheckpointError, match="no tokenizer files"):
+        export_merged(str(adapter), str(tmp_path / "merged"), checkpoint_dir=str(base))
+    assert not (tmp_path / "merged").exists()

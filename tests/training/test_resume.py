@@ -6,7 +6,10 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_review import LongQLoRAModule, ReviewDataModule
-from lightning_review.training.resume import ConfigMismatchError
+from lightning_review.model.loading import CheckpointError
+from lightning_review.model.module import model_setting_differences
+from lightning_review.training.resume import ConfigMismatchError, load_checkpoint_file
+from tests.conftest import ROOT, run_cli
 
 N = 3  # checkpoint cadence; the runs below train 2N steps
 
@@ -128,3 +131,68 @@ def test_deepspeed_zero2_resume_continues_the_run(tiny_llama_dir, tmp_path):
     # GPU kernels are not bitwise deterministic: the continuation agrees to bf16 rounding, not bit for bit.
     assert seen_after.losses == pytest.approx(seen_straight.losses[N:], abs=2e-2)
     assert max(diffs.values()) < 1e-2
+
+
+@pytest.fixture(scope="module")
+def cli_checkpoint(tiny_llama_dir, tmp_path_factory):
+    """last.ckpt of a 2-step run of the command line (lora_r 8, lora_alpha 16, learning_rate 0.002)."""
+    root = tmp_path_factory.mktemp("cli_run")
+    proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), "--trainer.max_steps=2",
+                   "--trainer.limit_val_batches=0", f"--trainer.default_root_dir={root}", cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return next(root.rglob("last.ckpt"))
+
+
+def resume_cli(ckpt, *flags, max_steps=3):
+    root = ckpt.parents[3]
+    return run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), f"--trainer.max_steps={max_steps}",
+                   "--trainer.limit_val_batches=0", f"--trainer.default_root_dir={root}", f"--ckpt_path={ckpt}",
+                   *flags, cwd=root)
+
+
+def test_command_line_resume_with_other_model_flags_is_refused_listing_them(cli_checkpoint):
+    """LightningCLI loads a checkpoint's hyperparameters over the user's flags: lora_r 16 used to run on with 8."""
+    proc = resume_cli(cli_checkpoint, "--model.lora_r=16", "--model.learning_rate=0.01", "--model.lora_alpha=32")
+    assert proc.returncode == 1
+    assert "model.lora_r: 8 in the checkpoint, 16 now" in proc.stderr
+    assert "model.learning_rate: 0.002 in the checkpoint, 0.01 now" in proc.stderr
+    assert "model.lora_alpha: 16 in the checkpoint, 32 now" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Restored all states" not in proc.stdout + proc.stderr
+
+
+def test_command_line_resume_keeps_the_settings_that_may_change(cli_checkpoint):
+    """The same settings resume; one that may change on a resume (gradient checkpointing) is the user's, not the
+    checkpoint's."""
+    proc = resume_cli(cli_checkpoint, "--model.gradient_checkpointing=false")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Restored all states" in proc.stdout + proc.stderr
+    newest = max(cli_checkpoint.parents[2].rglob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    ckpt = torch.load(newest, weights_only=True)
+    assert ckpt["global_step"] == 3 and ckpt["hyper_parameters"]["gradient_checkpointing"] is False
+
+
+@pytest.mark.parametrize("content", [b"", bytes(range(256)) * 8])
+def test_corrupt_checkpoint_file_is_named_without_unsafe_advice(tmp_path, content):
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(content)
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint_file(ckpt)
+    message = str(error.value)
+    assert message.startswith(f"{ckpt}: corrupt") and "weights_only=False" not in message
+
+
+def test_command_line_resume_from_a_corrupt_checkpoint_is_one_clear_line(tmp_path):
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(bytes(range(256)) * 8)  # torch's own error advises weights_only=False: unsafe on such a file
+    proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), f"--trainer.default_root_dir={tmp_path}",
+                   f"--ckpt_path={ckpt}", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {ckpt}: corrupt or not a training checkpoint")
+    assert "Traceback" not in proc.stderr and "weights_only" not in proc.stderr
+
+
+def test_settings_of_lightning_cli_and_resumable_ones_are_no_difference():
+    saved = {"lora_r": 8, "kernels": "auto", "_instantiator": "lightning.pytorch.cli.instantiate_module"}
+    assert model_setting_differences(saved, {"lora_r": 8, "kernels": "none"}) == []
+    assert model_setting_differences(saved, {"lora_r": 16, "kernels": "auto"}) == [
+        "model.lora_r: 8 in the checkpoint, 16 now"]
