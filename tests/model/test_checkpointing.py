@@ -1,12 +1,12 @@
-"""Partial gradient checkpointing (model.checkpointed_layers): only the first layers recompute, the result is the
-same, and the setting is validated."""
+"""Partial gradient checkpointing (model.checkpointed_layers): only the first layers recompute, keeping nothing but
+their input for backward, the result is the same, and the setting is validated."""
 
 import pytest
 import torch
 
 from lightning_review.model.loading import decoder_layers
 from lightning_review.model.module import LongQLoRAModule, limit_checkpointed_layers
-from tests.model.test_offload import loss_and_grads
+from tests.model.test_offload import forward_saving, loss_and_grads
 from tests.model.test_loss import with_prompt
 from lightning_review.data.packing import collate_rows
 
@@ -35,6 +35,24 @@ def test_partial_checkpointing_gives_the_same_loss_and_gradients(tiny_llama_dir,
     torch.testing.assert_close(loss, reference)
     for name, grad in ref_grads.items():
         torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_checkpointed_layer_keeps_only_its_input_for_backward(tiny_llama_dir):
+    """The memory claim, measured by what the autograd graph saves (saved_tensors_hooks) with 0, 1 and 2 of the two
+    layers checkpointed."""
+    from tests.model.test_module import make_module
+
+    batch = collate_rows([[with_prompt(60, 45, 1), with_prompt(40, 30, 2)]], pad_id=0, row_length=128)
+    saved = []
+    for count in (0, 1, 2):
+        module = make_module(tiny_llama_dir, quantize=False, gradient_checkpointing=True, checkpointed_layers=count)
+        module.train()
+        saved.append(forward_saving(module, batch)[1])
+    assert [s.inputs_saved() for s in saved] == [[False, False], [True, False], [True, True]]
+    layer_input = saved[0].layer_inputs[0].numel() * saved[0].layer_inputs[0].element_size()
+    for more, fewer in zip(saved, saved[1:]):  # each checkpointed layer: its activations go, its input stays
+        assert len(more.activations) - len(fewer.activations) > 20
+        assert more.bytes - fewer.bytes > 10 * layer_input
 
 
 def test_offload_applies_to_the_checkpointed_layers_only(tiny_llama_dir):

@@ -1,9 +1,15 @@
-"""Activation offload: the same loss and gradients as transformers' checkpointing, LoRA dropout included."""
+"""Activation offload: the same loss and gradients as transformers' checkpointing, LoRA dropout included, with the
+checkpointed layer inputs held as host copies instead of by the autograd graph."""
+
+import weakref
+from dataclasses import dataclass, field
 
 import pytest
 import torch
 
 from lightning_review.data.packing import collate_rows
+from lightning_review.model import offload
+from lightning_review.model.loading import decoder_layers
 from tests.model.test_loss import with_prompt
 from tests.model.test_module import make_module
 
@@ -32,6 +38,80 @@ def test_offloaded_checkpointing_matches_transformers_checkpointing(tiny_llama_d
     for name, grad in ref_grads.items():
         torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
     assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_A" in n)
+
+
+@dataclass
+class SavedForBackward:
+    """What one training forward keeps for backward: the storages of the non-parameter tensors the autograd graph
+    saved (ptr -> bytes), and each decoder layer's input."""
+
+    activations: dict[int, int] = field(default_factory=dict)
+    layer_inputs: list[torch.Tensor] = field(default_factory=list)  # kept alive: no storage of theirs is reused
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.activations.values())
+
+    def inputs_saved(self) -> list[bool]:
+        return [x.untyped_storage().data_ptr() in self.activations for x in self.layer_inputs]
+
+
+def forward_saving(module, batch) -> tuple[torch.Tensor, SavedForBackward]:
+    """The loss of ``batch``, recording every tensor saved for backward (saved_tensors_hooks) and the layer inputs."""
+    saved = SavedForBackward()
+    parameters = {p.untyped_storage().data_ptr() for p in module.parameters()}
+
+    def record_input(layer, args, kwargs):
+        saved.layer_inputs.append(args[0] if args else kwargs["hidden_states"])
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            saved.activations[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    hooks = [layer.register_forward_pre_hook(record_input, with_kwargs=True) for layer in decoder_layers(module.model)]
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss = module(batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return loss, saved
+
+
+def test_offloaded_layer_inputs_are_host_copies_not_kept_by_the_graph(tiny_llama_dir, monkeypatch):
+    """The memory claim: a checkpointed layer's input leaves the autograd graph (on CUDA: pinned host memory instead
+    of GPU memory) and its host copy is freed once backward has used it."""
+    copies = []
+
+    class RecordedHostCopy(offload.HostCopy):
+        def __init__(self, tensor):
+            super().__init__(tensor)
+            copies.append(weakref.ref(self))
+            self.device_type = tensor.device.type
+
+    monkeypatch.setattr(offload, "HostCopy", RecordedHostCopy)
+    batch = collate_rows([[with_prompt(60, 45, 1), with_prompt(40, 30, 2)]], pad_id=0, row_length=128)
+    plain = make_module(tiny_llama_dir, quantize=False, gradient_checkpointing=True)
+    plain.train()
+    assert forward_saving(plain, batch)[1].inputs_saved() == [True, True]  # what offload removes
+    assert not copies
+
+    module = make_module(tiny_llama_dir, quantize=False, gradient_checkpointing=True, activation_offload=True)
+    module.train()
+    loss, saved = forward_saving(module, batch)
+    assert saved.inputs_saved() == [False, False]
+    assert len(copies) == len(saved.layer_inputs) == 2
+    for ref, layer_input in zip(copies, saved.layer_inputs):
+        copy = ref()
+        assert copy.nbytes == layer_input.numel() * layer_input.element_size()
+        assert all(piece.device.type == "cpu" and piece.is_pinned() == (copy.device_type == "cuda")
+                   for piece in copy.pieces)
+        torch.testing.assert_close(copy.to(layer_input.device), layer_input.detach(), rtol=0, atol=0)
+    del copy
+    loss.backward()
+    assert all(ref() is None for ref in copies)  # released after use: host memory does not pile up over steps
 
 
 def test_offload_without_checkpointing_is_refused(tiny_llama_dir):
