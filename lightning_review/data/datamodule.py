@@ -63,6 +63,11 @@ class ReviewDataModule(L.LightningDataModule):
             of the data files.
         min_review_chars: shorter reviews are bad records.
         column_mapping: for JSON/CSV data, {our field: your column} (fields: id, paper, review, title, rating).
+        task: ``review`` (paper -> review examples, the loss on the review) or ``text``: the papers' text alone,
+            joined into one stream (end-of-sequence between papers) and cut into rows of exactly
+            ``max_seq_length`` with the loss on every token, positions running over the whole row: the
+            context-extension stage of LongLoRA / LongQLoRA, before review fine-tuning (lightning_review.data.
+            text_stream). The stream's tail shorter than a row is left out (logged).
         tokenize_cache: keep tokenized examples on disk ($LIGHTNING_REVIEW_CACHE/tokenized), built once on the
             first process of each machine and read by the others and by later runs.
     """
@@ -73,7 +78,7 @@ class ReviewDataModule(L.LightningDataModule):
                  predict_file: str | None = None, pad_to_multiple_of: int = 64, data_format: str = "auto",
                  on_bad_record: Literal["strict", "skip"] = "strict", rejects_file: str | None = None,
                  min_review_chars: int = 20, tokenize_cache: bool = True,
-                 column_mapping: dict[str, str] | None = None):
+                 column_mapping: dict[str, str] | None = None, task: Literal["review", "text"] = "review"):
         super().__init__()
         if max_seq_length < 64:
             raise UserError(f"data.max_seq_length must be at least 64, got {max_seq_length}")
@@ -113,7 +118,7 @@ class ReviewDataModule(L.LightningDataModule):
         for name in ("train_file", "val_file", "predict_file", "tokenizer_dir"):
             if getattr(self.hparams, name):
                 resolve(getattr(self.hparams, name))
-        if self.hparams.tokenize_cache:
+        if self.hparams.tokenize_cache and self.hparams.task == "review":
             for split, records in self.split_records().items():
                 load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
 
@@ -185,6 +190,8 @@ class ReviewDataModule(L.LightningDataModule):
                 "example_tokens": tokenized.lengths()}
 
     def _examples(self, records: Sequence[Record], split: str) -> list[dict]:
+        if self.hparams.task == "text":
+            return self._text_examples(records, split)
         tokenized, hit = load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
         self._tokenized[split] = tokenized
         meta = tokenized.meta
@@ -204,6 +211,28 @@ class ReviewDataModule(L.LightningDataModule):
                            f"ids: {too_long[:10]}{' ...' if len(too_long) > 10 else ''}. Raise data.max_seq_length.")
         if split == "train" and not examples:
             raise UserError(self._nothing_fits(records))
+        return examples
+
+    def _text_examples(self, records: Sequence[Record], split: str) -> list[dict]:
+        """Rows of the papers' text as one stream (each paper once, however many reviews it has)."""
+        from .text_stream import stream_windows
+
+        hp, tok = self.hparams, self.tokenizer
+        papers = [records[group[0]].paper for group in paper_groups(records)]
+        encoded = tok(papers, add_special_tokens=False)["input_ids"]
+        total = sum(len(ids) for ids in encoded) + max(len(encoded) - 1, 0)
+        windows, _ = stream_windows(encoded, hp.max_seq_length, join=True, separator=tok.eos_token_id)
+        examples = [{"id": f"{split}-text-{i}", "input_ids": np.asarray(w, dtype=np.int64),
+                     "labels": np.asarray(w, dtype=np.int64)} for i, w in enumerate(windows)]
+        left_out = total - len(windows) * hp.max_seq_length
+        self.stats[split] = {"records": len(records), "papers": len(papers), "stream_tokens": total,
+                             "examples": len(examples), "tokens_left_out": left_out}
+        rank_zero_info(f"[{split}] text of {len(papers)} papers, {total} tokens joined: {len(examples)} rows of "
+                       f"{hp.max_seq_length} tokens ({left_out} tokens of the tail left out)")
+        if split == "train" and not examples:
+            raise UserError(f"{hp.train_file}: nothing to train on: the text of its {len(papers)} training papers "
+                            f"is {total} tokens, less than one row of data.max_seq_length={hp.max_seq_length}; "
+                            "lower data.max_seq_length or add text")
         return examples
 
     def _nothing_fits(self, records: Sequence[Record]) -> str:

@@ -57,7 +57,7 @@ def cache_key(encoder: ReviewPromptTokenizer, records: Sequence[Record]) -> str:
     backend = getattr(tok, "backend_tokenizer", None)
     h.update((backend.to_str() if backend is not None else repr(sorted(tok.get_vocab().items()))).encode())
     h.update(json.dumps([TEMPLATE_VERSION, encoder.system_prompt, encoder.max_seq_length, tok.bos_token_id,
-                         tok.eos_token_id]).encode())
+                         tok.eos_token_id, encoder.fingerprint()]).encode())
     for record in records:
         h.update(record.paper.encode())
         h.update(b"\0")
@@ -79,7 +79,7 @@ def tokenize_records(encoder: ReviewPromptTokenizer, records: Sequence[Record], 
         papers = tok([r.paper for r in batch], add_special_tokens=False)["input_ids"]
         reviews = tok([encoder.review_text(r.review) for r in batch], add_special_tokens=False)["input_ids"]
         for j, (paper, review) in enumerate(zip(papers, reviews)):
-            review = [*review, tok.eos_token_id]
+            review = [*review, *encoder.end_ids]
             fitted = encoder.fit(paper, review)
             if fitted is None:
                 too_long.append(start + j)

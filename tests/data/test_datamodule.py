@@ -107,3 +107,34 @@ def test_a_validation_file_with_training_papers_is_called_out(tmp_path, tiny_lla
                                          r".*train\.jsonl .*val\.jsonl:1"):
         dm.split_records()
     assert dm.stats["val_records_of_training_papers"] == 1
+
+
+def test_text_task_trains_on_the_papers_joined_into_full_rows(tmp_path, tiny_llama_dir):
+    """Context extension: each paper once (three reviews do not make three copies), the papers joined with EOS
+    into rows of exactly max_seq_length, every token labelled and one position run per row."""
+    from transformers import AutoTokenizer
+
+    papers = [f"Paper {i}. " + " ".join(["We evaluate sparse mixture of experts on three public corpora."] * 12)
+              for i in range(3)]
+    rows = [{"id": f"p{i}#{j}", "paper": paper, "review": f"Review {j} of paper {i}: the baselines are weak."}
+            for i, paper in enumerate(papers) for j in range(3)]
+    dm = ReviewDataModule(train_file=str(write_jsonl(tmp_path / "t.jsonl", rows)), tokenizer_dir=str(tiny_llama_dir),
+                          max_seq_length=128, val_fraction=0.0, batch_size=1, task="text")
+    dm.setup("fit")
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    stream_tokens = sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in papers) + 2
+    assert dm.stats["train"]["papers"] == 3
+    assert dm.stats["train"]["stream_tokens"] == stream_tokens
+    assert dm.stats["train"]["examples"] == stream_tokens // 128
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape == (1, 128)
+    assert batch["doc_lens"] == [[128]] and batch["position_ids"][0].tolist() == list(range(128))
+    assert (batch["labels"] == batch["input_ids"]).all()
+
+
+def test_text_task_with_too_little_text_says_so(tmp_path, tiny_llama_dir):
+    rows = [{"id": "p", "paper": "A short paper.", "review": "A review long enough to keep, surely."}]
+    dm = ReviewDataModule(train_file=str(write_jsonl(tmp_path / "t.jsonl", rows)), tokenizer_dir=str(tiny_llama_dir),
+                          max_seq_length=128, val_fraction=0.0, task="text")
+    with pytest.raises(UserError, match="less than one row of data.max_seq_length=128"):
+        dm.setup("fit")
