@@ -91,8 +91,11 @@ def test_nothing_that_fits_max_seq_length_is_an_error_saying_what_to_raise(tmp_p
     needed = int(re.search(r"at least (\d+)", str(info.value)).group(1))
     fits = ReviewDataModule(train_file=str(tmp_path / "t.jsonl"), tokenizer_dir=str(tiny_llama_dir),
                             max_seq_length=needed, val_fraction=0.0, tokenize_cache=False)
-    fits.setup("fit")  # the length the message asks for is enough
+    fits.setup("fit")  # the length the message asks for is enough, and no less would do
     assert fits.stats["train"]["examples"] == 3
+    with pytest.raises(UserError, match="nothing to train on"):
+        ReviewDataModule(train_file=str(tmp_path / "t.jsonl"), tokenizer_dir=str(tiny_llama_dir),
+                         max_seq_length=needed - 1, val_fraction=0.0, tokenize_cache=False).setup("fit")
     with pytest.raises(UserError, match="no training rows"):
         ReviewDataModule(train_file=str(tmp_path / "t.jsonl")).train_dataloader()
 
@@ -138,3 +141,17 @@ def test_text_task_with_too_little_text_says_so(tmp_path, tiny_llama_dir):
                           max_seq_length=128, val_fraction=0.0, task="text")
     with pytest.raises(UserError, match="less than one row of data.max_seq_length=128"):
         dm.setup("fit")
+
+
+def test_token_lengths_count_the_paper_and_the_review_of_each_example(tmp_path, tokenizer, tiny_llama_dir):
+    rows = [{"id": f"r{i}", "paper": f"A paper on graphs, number {i}. " * (i + 1), "review": REVIEW} for i in range(3)]
+    dm = ReviewDataModule(train_file=str(write_jsonl(tmp_path / "t.jsonl", rows)), tokenizer_dir=str(tiny_llama_dir),
+                          max_seq_length=512, val_fraction=0.0, tokenize_cache=False)
+    dm.setup("fit")
+    lengths = dm.token_lengths("train")
+    encoder = dm.prompt_tokenizer()
+    records = dm.split_records()["train"]
+    assert lengths["paper_tokens"].tolist() == [len(tokenizer(r.paper, add_special_tokens=False)["input_ids"])
+                                                for r in records]
+    assert lengths["review_tokens"].tolist() == [len(encoder.review_ids(r.review)) for r in records]
+    assert dm.token_lengths("val")["example_tokens"].size == 0  # no validation papers: empty, not an error
