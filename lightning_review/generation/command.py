@@ -21,19 +21,20 @@ from .output import ReviewsFile, lock_path, partial_path
 
 
 def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
-    """(id, paper) pairs of a papers JSONL. Every line needs an id: evaluate matches reviews to human reviews by id,
-    so a made-up one would match nothing. A repeated id with the same paper is reviewed once (counted), with another
-    paper it is an error."""
+    """(paper id, paper) pairs of a papers JSONL. Every line needs an id: evaluate matches reviews to human reviews by
+    paper id, so a made-up one would match nothing. The paper id is the id up to a ``#`` as everywhere in the project
+    (``paper#2`` is a line of ``paper``). A repeated paper id with the same paper is reviewed once (counted), with
+    another paper it is an error."""
     seen: dict[str, str] = {}
     papers, repeated, lines, missing = [], 0, 0, []
     for where, obj in iter_json_objects(path):
         lines += 1
         paper = _text_field(obj, "paper", where)
         raw_id = obj.get("id")
-        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not str(raw_id).strip():
+        paper_id = str(raw_id).split("#")[0]
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not paper_id.strip():
             missing.append(where)
             continue
-        paper_id = str(raw_id)
         if paper_id in seen:
             if seen[paper_id] != paper:
                 raise RecordError(f"{where}: id {paper_id!r} was used before for another paper; ids name the papers "
@@ -70,7 +71,8 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
     Args:
         papers: JSONL with ``paper`` and ``id`` a line. Every line needs its id (a string or integer): the evaluator
             matches each review to the human reviews by id, so a line without one is an error naming file:line
-            (a made-up id would match no human review). A repeated id with the same paper is reviewed once.
+            (a made-up id would match no human review). The paper id is the id up to a ``#`` (``paper#2`` is a line
+            of ``paper``); a repeated paper id with the same paper is reviewed once.
         output_file: where reviews are appended, one JSON object a line. It may not be an input (papers, a model
             or adapter file). Locked while a run writes it (``<output_file>.lock``): a second run on the same
             file stops at once with an error. A rerun warns about ids written more than once (and counts them in

@@ -10,7 +10,7 @@ import pytest
 from lightning_review.errors import UserError
 from lightning_review.generation import local
 from lightning_review.generation.command import generate, parse_shard, unique_papers
-from tests.conftest import run_cli, write_jsonl
+from tests.conftest import write_jsonl
 
 
 def reviews(path):
@@ -99,9 +99,12 @@ def test_papers_without_an_id_are_refused_naming_the_first_line_and_the_count(tm
     papers = write_jsonl(tmp_path / "papers.jsonl", rows)
     with pytest.raises(UserError, match=r"papers.jsonl:2: no 'id' .*; 3 of 5 papers lack one\. evaluate matches"):
         unique_papers(str(papers))
-    proc = run_cli("generate", f"--papers={papers}", "--api_model=gpt-4", f"--output_file={tmp_path / 'r.jsonl'}",
-                   cwd=tmp_path)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {papers}:2: no 'id'")
-    assert not (tmp_path / "r.jsonl").exists()
+    with pytest.raises(UserError, match=r"papers.jsonl:2: no 'id'"):
+        generate(str(papers), str(tmp_path / "r.jsonl"), api_model="gpt-4")
+    assert not (tmp_path / "r.jsonl").exists()  # refused before anything is written
     assert unique_papers(str(write_jsonl(tmp_path / "ok.jsonl", [rows[0], rows[4]]))) == ([("a", "P"), ("7", "T")], 0)
+    # the project's id convention: "q#2" is a line of paper q (evaluate matches the human reviews of q by "q")
+    reviews_of_q = write_jsonl(tmp_path / "q.jsonl", [{"id": "q#1", "paper": "Q"}, {"id": "q#2", "paper": "Q"}])
+    assert unique_papers(str(reviews_of_q)) == ([("q", "Q")], 1)
+    with pytest.raises(UserError, match=r"q.jsonl:1: no 'id'"):
+        unique_papers(str(write_jsonl(tmp_path / "q.jsonl", [{"id": "#1", "paper": "Q"}])))
