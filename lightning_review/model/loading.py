@@ -137,9 +137,14 @@ def add_lora(model, r: int = 64, alpha: int = 16, dropout: float = 0.05, train_e
     adapter directory alone restores them with ``PeftModel.from_pretrained``. Trainable weights are kept in fp32."""
     from peft import LoraConfig, get_peft_model
 
+    # Tied input/output embeddings (SmolLM2) stay tied: the trainable embedding copy is the output head too, in
+    # training, in the adapter and in the merged export. Without it peft trains a copy the head never sees, and a
+    # merged model reloaded by transformers ties the head to that copy: logits that training never produced.
+    tied = bool(getattr(model.config, "tie_word_embeddings", False)) and train_embeddings_and_norms
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS, bias="none",
                         task_type="CAUSAL_LM",
-                        modules_to_save=EMBEDDINGS_AND_NORMS if train_embeddings_and_norms else None)
+                        modules_to_save=EMBEDDINGS_AND_NORMS if train_embeddings_and_norms else None,
+                        ensure_weight_tying=tied)
     compute_dtype = model.dtype
     peft_model = get_peft_model(model, config)
     keep_trainable_in_fp32(peft_model, compute_dtype)
@@ -158,6 +163,11 @@ def keep_trainable_in_fp32(peft_model, dtype: torch.dtype) -> None:
     def cast(module, args, output):
         return output.to(dtype) if output.is_floating_point() else output
 
+    def to_fp32(module, args):  # a head tied to the fp32 embedding copy multiplies in fp32
+        return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
     for module in peft_model.modules():
         if isinstance(module, ModulesToSaveWrapper):
             module.register_forward_hook(cast)
+            if isinstance(module.original_module, torch.nn.Linear):
+                module.register_forward_pre_hook(to_fp32)
