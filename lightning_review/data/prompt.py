@@ -164,6 +164,15 @@ class ReviewPromptTokenizer:
             return None
         return self.prompt_from_ids(paper_ids, budget)
 
+    def fit_for_generation(self, paper_ids: list[int], max_new_tokens: int) -> tuple[list[int], int] | None:
+        """The prompt of an encoded paper cut so that it and ``max_new_tokens`` generated tokens (the end of the
+        turn among them) fit ``max_seq_length``: the training rule with the review's room given to the answer.
+        None when the template and the answer alone do not fit."""
+        budget = self.max_seq_length - len(self._prefix) - len(self._suffix) - max_new_tokens
+        if budget < 0:
+            return None
+        return self.prompt_from_ids(paper_ids, budget)
+
     def __call__(self, paper: str, review: str) -> TokenizedExample | None:
         """None when the review alone does not fit: it is never truncated (the caller counts and reports it)."""
         review_ids = self.review_ids(review)

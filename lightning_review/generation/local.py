@@ -91,7 +91,7 @@ class LocalGenerator:
         encoded = self.tokenizer([paper for _, paper in papers], add_special_tokens=False)["input_ids"]
         prepared = []
         for (paper_id, _), paper_ids in zip(papers, encoded):
-            fitted = self.prompts.fit(paper_ids, [0] * self.settings.max_new_tokens)
+            fitted = self.prompts.fit_for_generation(paper_ids, self.settings.max_new_tokens)
             if fitted is None:
                 raise UserError(f"max_new_tokens={self.settings.max_new_tokens} and the prompt template "
                                  f"({self.prompts.fixed_tokens()} tokens) do not fit the context of "
@@ -109,7 +109,7 @@ class LocalGenerator:
         started = time.perf_counter()
         seed = None if self.settings.greedy else self.settings.batch_seed([p.id for p in batch])
         continuations = generate_ids(self.model, [p.prompt_ids for p in batch], self.settings, self.pad_id,
-                                     self.tokenizer.eos_token_id, seed)
+                                     self.prompts.stop_token_id, seed)
         seconds = time.perf_counter() - started
         return [{"id": paper.id, "review": self.tokenizer.decode(out.ids, skip_special_tokens=True).strip(),
                  "prompt_tokens": len(paper.prompt_ids), "generated_tokens": len(out.ids),
