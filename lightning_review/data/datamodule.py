@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from ..demo import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, resolve
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
-from ..training.resume import config_differences, refuse_config_change
+from ..training.resume import config_differences, parameter_defaults, refuse_config_change
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import paper_groups, text_key
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
@@ -336,7 +336,8 @@ class ReviewDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "settings" in state_dict:
-            refuse_config_change(config_differences(state_dict["settings"], self._settings(), "data"))
+            refuse_config_change(config_differences(state_dict["settings"], self._settings(), "data",
+                                                    defaults=parameter_defaults(type(self))))
         self._pending_train_position = state_dict.get("train_position")
 
     def _settings(self) -> dict:

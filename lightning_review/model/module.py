@@ -14,7 +14,8 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..demo import TINY_LLAMA, resolve
 from ..errors import UserError
-from ..training.resume import config_differences, refuse_config_change, restore_rng_states, save_rng_states
+from ..training.resume import (config_differences, parameter_defaults, refuse_config_change, restore_rng_states,
+                               save_rng_states)
 from .loading import (CheckpointError, add_lora, decoder_layers, keep_trainable_in_fp32, load_llama, read_json_object,
                       read_llama_config)
 from .kernels import Kernels, resolve_kernels, use_liger_kernels
@@ -374,7 +375,7 @@ def model_setting_differences(saved: Mapping, current: Mapping) -> list[str]:
     """``model.<setting>: saved -> current`` for each setting of this module that differs and that a resume may not
     change (RESUMABLE_MODEL_SETTINGS may)."""
     return config_differences(module_settings(saved), module_settings(current), "model",
-                              ignore=RESUMABLE_MODEL_SETTINGS)
+                              ignore=RESUMABLE_MODEL_SETTINGS, defaults=parameter_defaults(LongQLoRAModule))
 
 
 def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:

@@ -20,12 +20,25 @@ class ConfigMismatchError(UserError):
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: str,
-                       ignore: Iterable[str] = ()) -> list[str]:
-    """``prefix.key: saved -> current`` for every setting that differs (keys in ``ignore`` may change freely)."""
+                       ignore: Iterable[str] = (), defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """``prefix.key: saved -> current`` for every setting that differs (keys in ``ignore`` may change freely).
+
+    A setting the checkpoint does not record (added to the project after it was written) is no difference when the
+    current value is its default (``defaults``): the checkpoint's run behaved as that default does."""
     skip = set(ignore)
+    defaults = defaults or {}
     keys = sorted((set(saved) | set(current)) - skip)
     return [f"{prefix}.{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
-            for key in keys if saved.get(key) != current.get(key)]
+            for key in keys if saved.get(key) != current.get(key)
+            and not (key not in saved and key in defaults and current.get(key) == defaults[key])]
+
+
+def parameter_defaults(cls: type) -> dict[str, Any]:
+    """The defaults of a class's constructor arguments."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def refuse_config_change(differences: list[str]) -> None:

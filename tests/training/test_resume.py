@@ -196,3 +196,19 @@ def test_settings_of_lightning_cli_and_resumable_ones_are_no_difference():
     assert model_setting_differences(saved, {"lora_r": 8, "kernels": "none"}) == []
     assert model_setting_differences(saved, {"lora_r": 16, "kernels": "auto"}) == [
         "model.lora_r: 8 in the checkpoint, 16 now"]
+
+
+def test_a_setting_added_after_the_checkpoint_is_no_difference_at_its_default():
+    """A checkpoint written before ``data.task`` existed resumes when the run keeps the default; another value, or a
+    recorded one that differs, is still refused."""
+    from lightning_review.data.datamodule import ReviewDataModule
+    from lightning_review.training.resume import config_differences, parameter_defaults
+
+    defaults = parameter_defaults(ReviewDataModule)
+    assert defaults["task"] == "review"
+    saved = {"max_seq_length": 512}
+    assert config_differences(saved, {"max_seq_length": 512, "task": "review"}, "data", defaults=defaults) == []
+    assert config_differences(saved, {"max_seq_length": 512, "task": "text"}, "data", defaults=defaults) == [
+        "data.task: None in the checkpoint, 'text' now"]
+    assert config_differences({"task": "text"}, {"task": "review"}, "data", defaults=defaults) == [
+        "data.task: 'text' in the checkpoint, 'review' now"]
