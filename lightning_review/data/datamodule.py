@@ -99,9 +99,9 @@ class ReviewDataModule(L.LightningDataModule):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
+            from ..model.loading import load_tokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(resolve(self.hparams.tokenizer_dir))
+            self._tokenizer = load_tokenizer(self.hparams.tokenizer_dir)
         return self._tokenizer
 
     @property
@@ -115,9 +115,12 @@ class ReviewDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """On one process per machine (Lightning's contract): built-in assets, and the tokenize cache, which the
         other processes then read in ``setup``."""
-        for name in ("train_file", "val_file", "predict_file", "tokenizer_dir"):
+        from ..model.loading import model_path
+
+        for name in ("train_file", "val_file", "predict_file"):
             if getattr(self.hparams, name):
                 resolve(getattr(self.hparams, name))
+        model_path(self.hparams.tokenizer_dir)  # a Hub id is downloaded here, once per machine
         if self.hparams.tokenize_cache and self.hparams.task == "review":
             for split, records in self.split_records().items():
                 load_or_build(self.prompt_tokenizer(), records, self._cache_dir())

@@ -54,11 +54,9 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
                model_max_length: int | None, quantize: bool, dtype: str, device: str):
     """(model, tokenizer, description) for one of the three sources."""
     import torch
-    from transformers import AutoTokenizer
 
-    from ..demo import resolve
     from ..generation.local import load_generation_model
-    from ..model.loading import load_llama
+    from ..model.loading import load_llama, load_tokenizer
 
     given = [name for name, value in (("checkpoint_dir", checkpoint_dir), ("adapter_dir", adapter_dir),
                                       ("model_dir", model_dir)) if value]
@@ -77,7 +75,7 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
     model = load_llama(directory, quantize=quantize, model_max_length=model_max_length, device=device,
                        dtype=getattr(torch, dtype), attn_implementation="sdpa")
     model.eval()
-    return model, AutoTokenizer.from_pretrained(resolve(directory)), {"model": directory,
+    return model, load_tokenizer(directory), {"model": directory,
                                                                       "model_max_length": model_max_length}
 
 

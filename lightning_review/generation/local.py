@@ -12,7 +12,7 @@ import torch
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from ..demo import resolve
 from ..errors import UserError
-from ..model.loading import load_llama
+from ..model.loading import load_llama, load_tokenizer
 from .decoding import DecodingSettings, generate_ids
 
 
@@ -40,8 +40,6 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
     RoPE scaling; in bf16 the LoRA weights are merged (faster decoding), in 4-bit they stay beside the quantized
     layers. With ``model_dir``, a merged export or any Llama checkpoint directory, loaded as it is.
     """
-    from transformers import AutoTokenizer
-
     check_model_source(model_dir, adapter_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = getattr(torch, dtype)
@@ -64,7 +62,7 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
                            attn_implementation="sdpa")
         tokenizer_dir = model_dir
     model.eval()
-    return model, AutoTokenizer.from_pretrained(resolve(tokenizer_dir))
+    return model, load_tokenizer(tokenizer_dir)
 
 
 class LocalGenerator:

@@ -29,11 +29,23 @@ class CheckpointError(UserError):
     trains (the message names the file)."""
 
 
+def model_path(checkpoint_dir: str | Path) -> Path:
+    """The local directory of a model source: a directory, ``builtin:`` name or ``.gguf`` file (lightning_review.
+    demo.resolve), or a Hugging Face Hub id (``org/name`` that is no local path: huggingface_hub's download and
+    cache, offline with ``HF_HUB_OFFLINE=1``)."""
+    from ..artifacts.model_sources import hub_checkpoint, looks_like_hub_id
+
+    text = str(checkpoint_dir)
+    if looks_like_hub_id(text):
+        return hub_checkpoint(text)
+    return resolve(text)
+
+
 def read_llama_config(checkpoint_dir: str | Path):
     """The directory's config, after checking it really is a Llama checkpoint."""
     from transformers import AutoConfig
 
-    path = resolve(checkpoint_dir)
+    path = model_path(checkpoint_dir)
     config_file = path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{path}: no config.json; {CHECKPOINT_DIR_HINT}")
@@ -62,7 +74,7 @@ def read_json_object(path: Path, kind: str, hint: str) -> dict:
 
 def check_tokenizer_files(tokenizer_dir: str | Path) -> Path:
     """The tokenizer directory, after checking it has the files transformers builds a Llama tokenizer from."""
-    path = resolve(tokenizer_dir)
+    path = model_path(tokenizer_dir)
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise CheckpointError(
             f"{path}: no tokenizer files (expected tokenizer.json or tokenizer.model, with tokenizer_config.json); "
@@ -121,7 +133,7 @@ def load_llama(checkpoint_dir: str | Path, *, quantize: bool = True, model_max_l
     if quantize:
         kwargs["quantization_config"] = bnb_nf4_config()
     return AutoModelForCausalLM.from_pretrained(
-        resolve(checkpoint_dir), config=config, dtype=dtype, attn_implementation=attn_implementation,
+        model_path(checkpoint_dir), config=config, dtype=dtype, attn_implementation=attn_implementation,
         device_map={"": device}, **kwargs)
 
 

@@ -60,6 +60,22 @@ def test_hub_id_loads_from_the_hub_cache_offline(tmp_path, tiny_llama_dir, monke
         hub_checkpoint("lightning-review/not-cached")
 
 
+def test_a_hub_id_works_wherever_a_checkpoint_directory_does(tmp_path, tiny_llama_dir):
+    """A command given a Hub id, offline, with the model in the Hugging Face cache: loaded from the snapshot."""
+    from tests.conftest import run_cli, write_jsonl
+
+    _lay_out_hub_cache(tmp_path / "hub", "lightning-review/tiny-llama", tiny_llama_dir)
+    papers = write_jsonl(tmp_path / "papers.jsonl", [{"id": "a", "paper": "We study graph diffusion. " * 30}])
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    done = run_cli("perplexity", "--data_file", str(papers), "--checkpoint_dir", "lightning-review/tiny-llama",
+                   "--lengths", "32", "--output_dir", str(tmp_path / "out"), "--plot", "false", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-1500:]
+    missing = run_cli("perplexity", "--data_file", str(papers), "--checkpoint_dir", "lightning-review/absent",
+                      "--lengths", "32", "--output_dir", str(tmp_path / "out2"), cwd=tmp_path, env=env)
+    assert missing.returncode == 1 and "not in the Hugging Face cache" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir(asset_cache):
     pytest.importorskip("gguf")
