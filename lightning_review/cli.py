@@ -43,7 +43,12 @@ def main(args: list[str] | None = None):
             return auto_cli(tool_command(argv[0]), args=argv[1:], as_positional=False,
                             prog=f"python -m lightning_review {argv[0]}")
         except _user_errors() as exc:  # a clear one-line error, not a traceback, for bad input or a refused request
-            raise SystemExit(f"error: {exc}") from None
+            from openai import APIConnectionError
+
+            from .openai_client import unreachable_message
+
+            message = unreachable_message(exc) if isinstance(exc, APIConnectionError) else str(exc)
+            raise SystemExit(f"error: {message}") from None
     from .data.datamodule import ReviewDataModule
     from .model.module import LongQLoRAModule
     from .trainer_cli import ReviewCLI

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
+
+def public_url(url) -> str:
+    """An address fit for a message: without a user name, password, query or fragment (where keys can hide)."""
+    parts = urlsplit(str(url))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def unreachable_message(exc) -> str:
+    """What an ``openai.APIConnectionError`` (or timeout) means, naming the address it tried, never the key."""
+    request = getattr(exc, "request", None)
+    where = public_url(request.url) if request is not None else "the API"
+    return (f"no answer from {where} ({exc}); check the address (--base_url or OPENAI_BASE_URL), that the server is "
+            "running and that this machine can reach it")
+
 
 class LazyAsyncOpenAI:
     """An ``AsyncOpenAI`` made on first call, so a judge or generator can be built (and its settings checked) without

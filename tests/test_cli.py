@@ -66,3 +66,21 @@ def test_bad_checkpoint_dir_is_a_clear_error(tiny_llama_dir, tmp_path, setup, me
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {ckpt}")
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_api_address_where_nothing_listens_is_named_without_the_key(tmp_path):
+    """Any API command (here ``openai list``): one line naming the address it tried; neither the key nor a password
+    in the address is shown."""
+    import socket
+
+    from tests.conftest import run_cli
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"OPENAI_API_KEY": "sk-test-secret-key", "OPENAI_BASE_URL": f"http://user:pw-secret@127.0.0.1:{port}/v1"}
+    done = run_cli("openai", "list", cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 1
+    assert f"no answer from http://127.0.0.1:{port}/v1" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "sk-test-secret-key" not in done.stderr + done.stdout and "pw-secret" not in done.stderr + done.stdout

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 from openai import APIConnectionError, APITimeoutError
 
 from ..answer_cache import AnswerCache, call_key
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..errors import UserError
-from ..openai_client import LazyAsyncOpenAI
+from ..openai_client import LazyAsyncOpenAI, public_url
 from ..openai_ft.chat_format import truncate_paper_to_fit
 from ..openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
 from .decoding import DecodingSettings
@@ -29,13 +28,6 @@ PROMPT_VERSION = "generate-v1"
 class ApiUnreachableError(UserError):
     """No answer from the API's address (nothing listening, a wrong host, a timeout): the message names the address,
     never the key."""
-
-
-def public_url(url) -> str:
-    """An address fit for a message: without a user name, password, query or fragment (where keys can hide)."""
-    parts = urlsplit(str(url))
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 @dataclass
