@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 from pathlib import Path
+
+from .artifacts.cache import cache_dir
 
 BUILTIN = "builtin:"
 TINY_LLAMA = "builtin:tiny-llama"
@@ -31,8 +32,6 @@ _STRENGTHS = ["the idea of applying {method} to {task} is new", "the writing is 
               "the experiments on {data} are thorough", "the code is released"]
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("LIGHTNING_REVIEW_CACHE", Path.home() / ".cache" / "lightning_review"))
 
 
 def demo_records(n: int = 240, seed: int = 0) -> list[dict]:
@@ -89,6 +88,7 @@ def write_tiny_llama(directory: Path, seed: int = 0) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from .artifacts.model_sources import write_checkpoint_dir
     from .data.prompt import CHAT_SUFFIX, DEFAULT_SYSTEM_PROMPT, chat_prefix
 
     texts = [r["paper"] + "\n" + r["review"] for r in demo_records(200, seed=seed + 1)]
@@ -99,16 +99,7 @@ def write_tiny_llama(directory: Path, seed: int = 0) -> Path:
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     model = random_init(LlamaForCausalLM, config, torch.Generator().manual_seed(seed))
-    # Written aside and renamed, so a second process (another DDP rank) never reads a half-written directory.
-    tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.replace(directory)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return directory
+    return write_checkpoint_dir(model, tokenizer, directory)
 
 
 def random_init(model_class, config, generator):
@@ -144,7 +135,7 @@ def resolve(path: str | os.PathLike) -> Path:
         return Path(text).expanduser()
     if text == SMOLLM2:
         return smollm2_checkpoint()
-    cache = _cache_dir()
+    cache = cache_dir()
     if text == TINY_LLAMA:
         target = cache / "tiny-llama"
         if not (target / "config.json").is_file():

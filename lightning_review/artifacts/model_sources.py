@@ -90,6 +90,12 @@ def convert_gguf(gguf_file: Path, target: Path) -> Path:
     del model.config.quantization_config
     model.hf_quantizer = None
     model.config.name_or_path = str(gguf_file)
+    return write_checkpoint_dir(model, tokenizer, target)
+
+
+def write_checkpoint_dir(model, tokenizer, target: Path) -> Path:
+    """``save_pretrained`` of a model and its tokenizer into ``target``, written aside and renamed, so another
+    process (another DDP rank, a second command) never reads a half-written directory."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

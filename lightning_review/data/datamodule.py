@@ -126,9 +126,9 @@ class ReviewDataModule(L.LightningDataModule):
                 load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
 
     def _cache_dir(self) -> Path | None:
-        from ..demo import _cache_dir
+        from ..artifacts.cache import cache_dir
 
-        return _cache_dir() / "tokenized" if self.hparams.tokenize_cache else None
+        return cache_dir() / "tokenized" if self.hparams.tokenize_cache else None
 
     def read(self, name: str) -> list[Record]:
         """The records of ``train_file`` or ``val_file``; a file with none to use is refused, saying why."""
