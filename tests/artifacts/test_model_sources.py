@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_review.artifacts.model_sources import (
-    SMOLLM2, ModelSourceError, hub_checkpoint, looks_like_hub_id, packaged_gguf)
+    ModelSourceError, hub_checkpoint, looks_like_hub_id, packaged_gguf)
 
 
 def test_missing_package_names_the_pip_command():
@@ -74,18 +74,6 @@ def test_a_hub_id_works_wherever_a_checkpoint_directory_does(tmp_path, tiny_llam
                       "--lengths", "32", "--output_dir", str(tmp_path / "out2"), cwd=tmp_path, env=env)
     assert missing.returncode == 1 and "not in the Hugging Face cache" in missing.stderr
     assert "Traceback" not in missing.stderr
-
-
-@pytest.fixture(scope="session")
-def smollm2_dir(asset_cache):
-    pytest.importorskip("gguf")
-    try:
-        packaged_gguf()
-    except ModelSourceError as exc:
-        pytest.skip(str(exc))
-    from lightning_review.demo import resolve
-
-    return resolve(SMOLLM2)
 
 
 @pytest.mark.slow
