@@ -84,3 +84,20 @@ def test_an_api_address_where_nothing_listens_is_named_without_the_key(tmp_path)
     assert f"no answer from http://127.0.0.1:{port}/v1" in done.stderr
     assert "Traceback" not in done.stderr
     assert "sk-test-secret-key" not in done.stderr + done.stdout and "pw-secret" not in done.stderr + done.stdout
+
+
+def test_every_tool_in_the_table_imports_and_answers_help(capsys):
+    """The tool table is strings loaded on demand: a renamed module or function would only fail when a user runs
+    it. Each entry (and each subcommand of a table of them) must import and print its help."""
+    import pytest
+
+    from lightning_review.cli import TOOLS, main, tool_command
+
+    for name in TOOLS:
+        command = tool_command(name)
+        subcommands = list(command) if isinstance(command, dict) else [None]
+        for sub in subcommands:
+            with pytest.raises(SystemExit) as done:
+                main([name, *([sub] if sub else []), "--help"])
+            assert done.value.code == 0, (name, sub)
+            assert "usage:" in capsys.readouterr().out
