@@ -29,7 +29,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .openai_ft.jobs import FineTuneFailed
     from .openai_ft.tokens import EncodingUnavailableError
 
-    return (UserError, FileNotFoundError, FineTuneFailed, EncodingUnavailableError, OpenAIError, ValueError)
+    # A ValueError that is not a UserError is our bug (or a library's): it keeps its traceback.
+    return (UserError, FileNotFoundError, FineTuneFailed, EncodingUnavailableError, OpenAIError)
 
 
 def main(args: list[str] | None = None):

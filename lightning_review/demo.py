@@ -14,6 +14,7 @@ import random
 from pathlib import Path
 
 from .artifacts.cache import cache_dir
+from .errors import UserError
 
 BUILTIN = "builtin:"
 TINY_LLAMA = "builtin:tiny-llama"
@@ -147,4 +148,4 @@ def resolve(path: str | os.PathLike) -> Path:
         if not target.is_file():
             write_demo_reviews(target)
         return target
-    raise ValueError(f"unknown built-in asset {text!r}; known: {TINY_LLAMA}, {SMOLLM2}, {DEMO_REVIEWS}")
+    raise UserError(f"unknown built-in asset {text!r}; known: {TINY_LLAMA}, {SMOLLM2}, {DEMO_REVIEWS}")

@@ -270,7 +270,7 @@ class ReviewDataModule(L.LightningDataModule):
             self.val_rows = self._rows(self._examples(val, "val"), "val") if val else []
         if stage == "predict" and not self.predict_items:
             if not hp.predict_file:
-                raise ValueError("predict needs data.predict_file: a JSONL of papers ({'id': ..., 'paper': ...})")
+                raise UserError("predict needs data.predict_file: a JSONL of papers ({'id': ..., 'paper': ...})")
             self.predict_items = self._predict_items(Path(resolve(hp.predict_file)))
 
     def review_samples(self, n: int, rank: int = 0, world_size: int = 1) -> list[dict]:

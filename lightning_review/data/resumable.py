@@ -12,6 +12,8 @@ from typing import Any, Callable, Sized
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..errors import UserError
+
 
 class ResumableSampler(DistributedSampler):
     """A seeded per-epoch shuffle sharded over ranks (torch's DistributedSampler) that can start mid-epoch.
@@ -59,7 +61,7 @@ class ResumableLoader(DataLoader):
         differences = [f"{key}: {state[key]} in the checkpoint, {value} now" for key, value in now.items()
                        if key in state and state[key] != value]
         if differences:
-            raise ValueError("cannot resume the data order of this checkpoint: " + "; ".join(differences) +
+            raise UserError("cannot resume the data order of this checkpoint: " + "; ".join(differences) +
                              ". The training rows, the number of processes or data.seed changed since it was written;"
                              " resume with the original data and devices, or start a new run without --ckpt_path.")
         epoch, start = state["epoch"], state["rows_done"]

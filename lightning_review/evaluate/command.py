@@ -13,6 +13,7 @@ from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects
 from .evaluator import EvaluationInput, evaluate as run_evaluation
 from .report import human_file_line
+from ..errors import UserError
 
 
 def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto", excerpt_control: bool = True,
@@ -99,7 +100,7 @@ def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: 
             judges.append(ChatJudge(model, AnswerCache(cache_file), base_url=base_url or None,
                                     concurrency=concurrency, budget=Budget(**budget_kw)))
         else:
-            raise ValueError(f"unknown judge {spec!r}: 'embedding' or 'openai:<model>[@<base_url>]'")
+            raise UserError(f"unknown judge {spec!r}: 'embedding' or 'openai:<model>[@<base_url>]'")
     return judges
 
 

@@ -26,6 +26,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
+
 Backend = Literal["auto", "grouped", "flex", "reference"]
 BACKENDS: tuple[str, ...] = ("auto", "grouped", "flex", "reference")
 DocLens = list[list[int]]
@@ -239,7 +241,7 @@ def resolve_backend(backend: str, device: torch.device, seq: int) -> str:
     full causal SDPA), ``flex`` on CUDA below (1.7x at 4K, where ``grouped``'s small calls lose); ``grouped`` on CPU,
     where FlexAttention has no backward."""
     if backend not in BACKENDS:
-        raise ValueError(f"attention backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        raise UserError(f"attention backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "auto":
         return "flex" if device.type == "cuda" and seq < FLEX_BELOW_TOKENS else "grouped"
     return backend

@@ -23,6 +23,8 @@ from typing import Callable, Literal
 
 import torch
 
+from ..errors import UserError
+
 Kernels = Literal["auto", "liger", "none"]
 LIGER_MODULES = ("liger_kernel.ops.rms_norm", "liger_kernel.ops.swiglu", "liger_kernel.transformers.rope")
 
@@ -40,7 +42,7 @@ def liger_available() -> bool:
 def resolve_kernels(kernels: Kernels, device: torch.device) -> str:
     """``auto``: Liger on CUDA when installed, transformers' modules otherwise; ``liger`` insists on it."""
     if kernels not in ("auto", "liger", "none"):
-        raise ValueError(f"model.kernels must be 'auto', 'liger' or 'none', got {kernels!r}")
+        raise UserError(f"model.kernels must be 'auto', 'liger' or 'none', got {kernels!r}")
     if kernels == "none":
         return "none"
     usable = device.type == "cuda" and liger_available()
@@ -133,7 +135,7 @@ def use_liger_kernels(model: torch.nn.Module) -> dict[str, int]:
             continue
         kind, fused = swap
         if kind == "mlp" and module.config.hidden_act != "silu":
-            raise ValueError(f"Liger's SwiGLU kernel computes silu, but this model's hidden_act is "
+            raise UserError(f"Liger's SwiGLU kernel computes silu, but this model's hidden_act is "
                              f"{module.config.hidden_act!r}; set model.kernels to none")
         module.__class__ = fused
         counts[kind] += 1

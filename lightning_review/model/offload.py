@@ -17,6 +17,8 @@ from typing import Callable
 
 import torch
 
+from ..errors import UserError
+
 
 MIN_CHUNK_ELEMENTS = 1 << 20
 
@@ -111,7 +113,7 @@ def enable_activation_offload(model: torch.nn.Module) -> int:
 
     layers = [layer for layer in decoder_layers(model) if layer.gradient_checkpointing]
     if not layers:
-        raise ValueError("activation_offload needs gradient_checkpointing: it offloads the checkpointed layer inputs")
+        raise UserError("activation_offload needs gradient_checkpointing: it offloads the checkpointed layer inputs")
     for layer in layers:
         layer._gradient_checkpointing_func = host_checkpoint
     return len(layers)

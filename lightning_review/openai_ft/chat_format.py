@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, Sequence
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.records import Record, RecordError, iter_json_objects, read_jsonl
 from .tokens import count_message_tokens
+from ..errors import UserError
 
 ROLES = ("system", "user", "assistant", "tool", "function")
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight"}
@@ -34,16 +35,16 @@ def select(records: Sequence[Record], first: int | None = None, sample: int | No
     a seeded random fraction."""
     chosen = [name for name, value in (("first", first), ("sample", sample), ("fraction", fraction)) if value]
     if len(chosen) > 1:
-        raise ValueError(f"choose one of first, sample and fraction, not {' and '.join(chosen)}")
+        raise UserError(f"choose one of first, sample and fraction, not {' and '.join(chosen)}")
     if first:
         return list(records[:first])
     if fraction:
         if not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+            raise UserError(f"fraction must be in (0, 1], got {fraction}")
         sample = max(1, round(len(records) * fraction))
     if sample:
         if sample > len(records):
-            raise ValueError(f"sample={sample} but the file has {len(records)} records")
+            raise UserError(f"sample={sample} but the file has {len(records)} records")
         keep = sorted(random.Random(seed).sample(range(len(records)), sample))
         return [records[i] for i in keep]
     return list(records)
@@ -57,7 +58,7 @@ def truncate_paper_to_fit(messages: list[dict], encoding, max_tokens: int) -> tu
         return messages, 0
     paper = encoding.encode(messages[1]["content"], disallowed_special=())
     if over >= len(paper):
-        raise ValueError(f"the example is {over} tokens over the limit of {max_tokens} even without its paper: the "
+        raise UserError(f"the example is {over} tokens over the limit of {max_tokens} even without its paper: the "
                          "review and system prompt alone are too long")
     cut = dict(messages[1], content=encoding.decode(paper[:len(paper) - over]))
     fitted = [messages[0], cut, *messages[2:]]

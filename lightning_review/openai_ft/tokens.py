@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
+from ..errors import UserError
+
 # Model name prefixes -> tiktoken encoding; the first match wins (newer families first).
 ENCODINGS = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-5", "o200k_base"), ("o1", "o200k_base"),
              ("o3", "o200k_base"), ("o4", "o200k_base"), ("gpt-4", "cl100k_base"), ("gpt-3.5", "cl100k_base"),
@@ -26,7 +28,7 @@ def encoding_name(model: str) -> str:
     for prefix, name in ENCODINGS:
         if model.startswith(prefix):
             return name
-    raise ValueError(f"no known tiktoken encoding for model {model!r}; pass encoding='cl100k_base' or 'o200k_base'")
+    raise UserError(f"no known tiktoken encoding for model {model!r}; pass encoding='cl100k_base' or 'o200k_base'")
 
 
 @lru_cache(maxsize=None)
