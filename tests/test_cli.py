@@ -101,3 +101,23 @@ def test_every_tool_in_the_table_imports_and_answers_help(capsys):
                 main([name, *([sub] if sub else []), "--help"])
             assert done.value.code == 0, (name, sub)
             assert "usage:" in capsys.readouterr().out
+
+
+def test_a_user_mistake_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch):
+    import pytest
+
+    from lightning_review import cli
+    from lightning_review.errors import UserError
+
+    def mistake(flag: int = 0):
+        raise UserError("--flag must be positive")
+
+    def bug(flag: int = 0):
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(cli, "tool_command", lambda name: mistake)
+    with pytest.raises(SystemExit, match="^error: --flag must be positive$"):
+        cli.main(["cost"])
+    monkeypatch.setattr(cli, "tool_command", lambda name: bug)
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        cli.main(["cost"])
