@@ -186,8 +186,7 @@ class ReviewDataModule(L.LightningDataModule):
         if tokenized is None or len(tokenized) == 0:
             empty = np.zeros(0, dtype=np.int64)
             return {"paper_tokens": empty, "review_tokens": empty, "example_tokens": empty}
-        encoder = self.prompt_tokenizer()
-        template = encoder.fixed_tokens() - len(encoder.end_ids)  # the prompt's tokens that are no paper
+        template = self.prompt_tokenizer().prompt_template_tokens()
         prompt = tokenized.prompt_lengths.astype(np.int64)
         removed = np.asarray(tokenized.meta["paper_tokens_removed"], dtype=np.int64)
         return {"paper_tokens": prompt - template + removed, "review_tokens": tokenized.lengths() - prompt,
@@ -242,7 +241,7 @@ class ReviewDataModule(L.LightningDataModule):
     def _nothing_fits(self, records: Sequence[Record]) -> str:
         encoder = self.prompt_tokenizer()
         shortest = min(len(encoder.review_ids(r.review)) for r in records)  # the end of the turn included
-        needed = encoder.fixed_tokens() - len(encoder.end_ids) + shortest
+        needed = encoder.prompt_template_tokens() + shortest
         return (f"{self.hparams.train_file}: nothing to train on: none of its {len(records)} training records fits "
                 f"data.max_seq_length={self.hparams.max_seq_length} (reviews are never cut, and the shortest needs "
                 f"{needed} tokens with the prompt template); raise data.max_seq_length to at least {needed}")

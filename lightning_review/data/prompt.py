@@ -143,9 +143,13 @@ class ReviewPromptTokenizer:
         """The prompt of a paper to review: the paper cut so the template fits in ``max_seq_length``."""
         return self.prompt_ids(paper, self.max_seq_length - self.fixed_tokens())
 
+    def prompt_template_tokens(self) -> int:
+        """Tokens of the prompt that are no paper: the prefix and the suffix."""
+        return len(self._prefix) + len(self._suffix)
+
     def fixed_tokens(self) -> int:
         """Tokens of the template itself: the prompt's pieces and the end of the turn."""
-        return len(self._prefix) + len(self._suffix) + len(self.end_ids)
+        return self.prompt_template_tokens() + len(self.end_ids)
 
     def review_text(self, review: str) -> str:
         """The review as it is encoded after the prompt (the end-of-turn ids follow it)."""
@@ -159,16 +163,17 @@ class ReviewPromptTokenizer:
         """The prompt of an encoded paper cut so that it and ``review_ids`` (end of turn included) fit
         ``max_seq_length``, with the paper tokens cut; None when the review alone does not fit (reviews are never
         truncated)."""
-        budget = self.max_seq_length - len(self._prefix) - len(self._suffix) - len(review_ids)
-        if budget < 0:
-            return None
-        return self.prompt_from_ids(paper_ids, budget)
+        return self._fit(paper_ids, len(review_ids))
 
     def fit_for_generation(self, paper_ids: list[int], max_new_tokens: int) -> tuple[list[int], int] | None:
         """The prompt of an encoded paper cut so that it and ``max_new_tokens`` generated tokens (the end of the
         turn among them) fit ``max_seq_length``: the training rule with the review's room given to the answer.
         None when the template and the answer alone do not fit."""
-        budget = self.max_seq_length - len(self._prefix) - len(self._suffix) - max_new_tokens
+        return self._fit(paper_ids, max_new_tokens)
+
+    def _fit(self, paper_ids: list[int], answer_tokens: int) -> tuple[list[int], int] | None:
+        """The prompt with the paper cut to leave ``answer_tokens`` of ``max_seq_length``; None when nothing can."""
+        budget = self.max_seq_length - self.prompt_template_tokens() - answer_tokens
         if budget < 0:
             return None
         return self.prompt_from_ids(paper_ids, budget)

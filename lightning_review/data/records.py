@@ -45,7 +45,13 @@ class Record:
         return f"id:{self.paper_id}" if self.paper_id is not None else f"text:{text_key(self.paper)}"
 
 
-def _text_field(obj: dict, name: str, where: str) -> str:
+def paper_id_of(record_id: str) -> str:
+    """The paper a record id names: the id up to a ``#`` (``paper#2`` is the second review of ``paper``)."""
+    return str(record_id).split("#")[0]
+
+
+def text_field(obj: dict, name: str, where: str) -> str:
+    """A required non-empty text field of a record, or a RecordError naming ``where``, the field and the fix."""
     if name not in obj:
         raise RecordError(f"{where}: missing field {name!r} (each line needs "
                           '{"paper": "...", "review": "..."}); add it or remove the line', f"missing_{name}")
@@ -100,7 +106,7 @@ def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
     """(id, paper text) of a JSONL of papers to review (``paper`` required, ``id`` optional)."""
     path = Path(path)
     for where, obj in iter_json_objects(path):
-        yield str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")), _text_field(obj, "paper", where)
+        yield str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")), text_field(obj, "paper", where)
 
 
 def record_from_fields(obj: dict, where: str, default_id: str, source: str) -> Record:
@@ -113,9 +119,9 @@ def record_from_fields(obj: dict, where: str, default_id: str, source: str) -> R
         raise RecordError(f"{where}: field 'rating' must be a number or null, got {rating!r}", "bad_rating")
     given = obj.get("id")
     given = None if given is None or str(given).strip() == "" else str(given)
-    paper_id = obj["_paper_id"] if "_paper_id" in obj else (given.split("#")[0] if given is not None else None)
-    return Record(id=given if given is not None else default_id, paper=_text_field(obj, "paper", where),
-                  review=_text_field(obj, "review", where), title=obj.get("title"), rating=rating,
+    paper_id = obj["_paper_id"] if "_paper_id" in obj else (paper_id_of(given) if given is not None else None)
+    return Record(id=given if given is not None else default_id, paper=text_field(obj, "paper", where),
+                  review=text_field(obj, "review", where), title=obj.get("title"), rating=rating,
                   source=obj.get("source") or source, paper_id=None if paper_id is None else str(paper_id),
                   where=where)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..data.readers import read_records
-from ..data.records import RecordError, iter_json_objects
+from ..data.records import RecordError, iter_json_objects, paper_id_of
 from .evaluator import EvaluationInput, evaluate as run_evaluation
 from .report import human_file_line
 from ..errors import UserError
@@ -73,7 +73,7 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
     papers: dict[str, list[str]] = defaultdict(list)
     texts: dict[str, str] = {}
     for record in read.records:
-        paper_id = record.id.split("#")[0]
+        paper_id = paper_id_of(record.id)
         papers[paper_id].append(record.review)
         texts.setdefault(paper_id, record.paper)
     flags = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
-from ..data.records import RecordError, _text_field, iter_json_objects
+from ..data.records import RecordError, iter_json_objects, paper_id_of, text_field
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
 from .decoding import DecodingSettings
@@ -29,9 +29,9 @@ def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
     papers, repeated, lines, missing = [], 0, 0, []
     for where, obj in iter_json_objects(path):
         lines += 1
-        paper = _text_field(obj, "paper", where)
+        paper = text_field(obj, "paper", where)
         raw_id = obj.get("id")
-        paper_id = str(raw_id).split("#")[0]
+        paper_id = paper_id_of(raw_id)
         if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not paper_id.strip():
             missing.append(where)
             continue

@@ -19,16 +19,20 @@ from filelock import FileLock, Timeout
 from ..errors import UserError
 
 
-def lock_path(path: str | Path) -> Path:
-    """The lock beside a reviews file (of its real path, so two names of one file share one lock)."""
+def _beside(path: str | Path, suffix: str) -> Path:
+    """A file next to a reviews file's real path (two names of one file share it)."""
     real = Path(path).expanduser().resolve()
-    return real.with_name(real.name + ".lock")
+    return real.with_name(real.name + suffix)
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock beside a reviews file."""
+    return _beside(path, ".lock")
 
 
 def partial_path(path: str | Path) -> Path:
     """Where ``overwrite`` writes until the new file is complete."""
-    real = Path(path).expanduser().resolve()
-    return real.with_name(real.name + ".partial")
+    return _beside(path, ".partial")
 
 
 class ReviewsFile:
