@@ -79,21 +79,24 @@ class ApiGenerator:
         if self.settings.repetition_penalty != 1.0:  # not an OpenAI parameter; vLLM and TGI servers accept it
             request["extra_body"] = {"repetition_penalty": self.settings.repetition_penalty}
         key = call_key(self.model, PROMPT_VERSION, {k: v for k, v in request.items() if k != "model"})
-        answer = self.cache.get(key)
-        if answer is None:
-            async with semaphore:
-                self.calls += 1
-                response = await self.client.chat.completions.create(**request)
-            choice = response.choices[0]
-            usage = response.usage
-            answer = {"review": (choice.message.content or "").strip(), "finish_reason": choice.finish_reason,
-                      "prompt_tokens": usage.prompt_tokens if usage else None,
-                      "generated_tokens": usage.completion_tokens if usage else None}
-            self.cache.put(key, self.model, PROMPT_VERSION, answer, answer["prompt_tokens"] or 0,
-                           answer["generated_tokens"] or 0)
+        answer = await self.cache.fetch(key, lambda: self._call(key, request, semaphore))
         if answer["prompt_tokens"] is None and self._encoding is not None:
             answer = dict(answer, prompt_tokens=count_message_tokens(messages, self._encoding))
         return {"id": paper_id, **answer, "truncated": removed > 0, "paper_tokens_removed": removed}
+
+    async def _call(self, key: str, request: dict, semaphore: asyncio.Semaphore) -> dict:
+        """One API call, its answer cached under ``key``."""
+        async with semaphore:
+            self.calls += 1
+            response = await self.client.chat.completions.create(**request)
+        choice = response.choices[0]
+        usage = response.usage
+        answer = {"review": (choice.message.content or "").strip(), "finish_reason": choice.finish_reason,
+                  "prompt_tokens": usage.prompt_tokens if usage else None,
+                  "generated_tokens": usage.completion_tokens if usage else None}
+        self.cache.put(key, self.model, PROMPT_VERSION, answer, answer["prompt_tokens"] or 0,
+                       answer["generated_tokens"] or 0)
+        return answer
 
     def unreachable(self, exc: APIConnectionError) -> str:
         """What failed, where, and what to check."""
