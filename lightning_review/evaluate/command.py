@@ -11,9 +11,9 @@ from typing import Literal
 
 from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects, paper_id_of
+from ..errors import UserError
 from .evaluator import EvaluationInput, evaluate as run_evaluation
 from .report import human_file_line
-from ..errors import UserError
 
 
 def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto", excerpt_control: bool = True,

@@ -16,8 +16,8 @@ from typing import Iterable, Iterator, Sequence
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.records import Record, RecordError, iter_json_objects, read_jsonl
-from .tokens import count_message_tokens
 from ..errors import UserError
+from .tokens import count_message_tokens
 
 ROLES = ("system", "user", "assistant", "tool", "function")
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight"}
