@@ -124,7 +124,8 @@ def load_llama(checkpoint_dir: str | Path, *, quantize: bool = True, model_max_l
     """A Llama causal LM from a checkpoint directory, with 4-bit NF4 base weights when ``quantize``."""
     from transformers import AutoModelForCausalLM
 
-    config = read_llama_config(checkpoint_dir)
+    path = model_path(checkpoint_dir)  # once: a Hub id asks the Hub each time it is resolved
+    config = read_llama_config(path)
     apply_rope_scaling(config, model_max_length)
     if attn_implementation == ATTENTION_NAME:
         register()
@@ -133,7 +134,7 @@ def load_llama(checkpoint_dir: str | Path, *, quantize: bool = True, model_max_l
     if quantize:
         kwargs["quantization_config"] = bnb_nf4_config()
     return AutoModelForCausalLM.from_pretrained(
-        model_path(checkpoint_dir), config=config, dtype=dtype, attn_implementation=attn_implementation,
+        path, config=config, dtype=dtype, attn_implementation=attn_implementation,
         device_map={"": device}, **kwargs)
 
 
