@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
 from ..training.resume import config_differences, parameter_defaults, refuse_config_change
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
-from .papers import paper_groups, text_key
+from .papers import first_of_each_paper, paper_groups, text_key
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .readers import read_records
 from .records import Record, read_papers
@@ -221,7 +221,7 @@ class ReviewDataModule(L.LightningDataModule):
         from .text_stream import stream_windows
 
         hp, tok = self.hparams, self.tokenizer
-        papers = [records[group[0]].paper for group in paper_groups(records)]
+        papers = [record.paper for record in first_of_each_paper(records)]
         encoded = tok(papers, add_special_tokens=False)["input_ids"]
         total = sum(len(ids) for ids in encoded) + max(len(encoded) - 1, 0)
         windows, _ = stream_windows(encoded, hp.max_seq_length, join=True, separator=tok.eos_token_id)

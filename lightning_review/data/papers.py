@@ -53,6 +53,12 @@ def paper_groups(records: Sequence[Record]) -> list[list[int]]:
     return list(groups.values())
 
 
+def first_of_each_paper(records: Sequence[Record]) -> list[Record]:
+    """One record per paper (its first), in file order: for what needs each paper's text once, however many
+    reviews it has (context-extension rows, perplexity)."""
+    return [records[group[0]] for group in paper_groups(records)]
+
+
 def count_papers(records: Sequence[Record]) -> int:
     return len(paper_groups(records))
 

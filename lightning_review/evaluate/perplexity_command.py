@@ -31,7 +31,7 @@ def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]
 def held_out_documents(data_file: str | Path) -> list[tuple[str, str]]:
     """(id, text) of each distinct paper in ``data_file``: a papers JSONL (``id``, ``paper`` a line) or any
     record format the training reader takes (papers with several reviews count once)."""
-    from ..data.papers import paper_groups
+    from ..data.papers import first_of_each_paper
     from ..data.readers import read_records
     from ..data.records import iter_json_objects, read_papers
 
@@ -43,8 +43,7 @@ def held_out_documents(data_file: str | Path) -> list[tuple[str, str]]:
         documents = list(dict(read_papers(path)).items())
     else:  # one document per paper, not per review: a paper scored three times would flatter long windows
         records = read_records(path).records
-        documents = [(records[g[0]].paper_id or records[g[0]].id, records[g[0]].paper)
-                     for g in paper_groups(records)]
+        documents = [(r.paper_id or r.id, r.paper) for r in first_of_each_paper(records)]
     if not documents:
         raise UserError(f"{path}: no paper to evaluate")
     return documents
