@@ -103,12 +103,14 @@ def perplexity(data_file: str, lengths: str = "2048,4096,8192,16384,32768", chec
     """
     import torch
 
+    from ..model.loading import dtype_name
+
     lengths_list = parse_lengths(lengths)
     out = Path(output_dir)
     for name in OUTPUTS:
         refuse_output_over_input(out / name, [data_file], "output_dir")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype if dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+    dtype = dtype_name(dtype, device)
     documents = held_out_documents(data_file)
     started = time.perf_counter()
     model, tokenizer, source = load_model(checkpoint_dir, adapter_dir, model_dir, model_max_length, quantize, dtype,

@@ -60,7 +60,7 @@ def parse_shard(shard: str) -> tuple[int, int]:
 def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | None = None,
              adapter_dir: str | None = None, checkpoint_dir: str | None = None, api_model: str | None = None,
              base_url: str | None = None, quantize: bool = False,
-             dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16", max_new_tokens: int = 512,
+             dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto", max_new_tokens: int = 512,
              temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int = 0,
              batch_size: int = 1, max_context: int | None = None, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
              concurrency: int = 8, cache_file: str | None = None, encoding: str | None = None,
@@ -84,7 +84,8 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
             is read from OPENAI_API_KEY, never from a flag.
         base_url: the API's address (default OPENAI_BASE_URL or OpenAI's).
         quantize: local base weights in 4-bit NF4 (bitsandbytes) instead of ``dtype``.
-        dtype: local weights' / compute dtype.
+        dtype: local weights' / compute dtype; auto is bfloat16 on a GPU and float32 on the CPU (where bfloat16 has
+            no fast kernels).
         max_new_tokens, temperature, top_p, repetition_penalty, seed: decoding (temperature 0: greedy).
         batch_size: local papers per batch (ordered by length, longest first).
         max_context: tokens of prompt + review; papers are cut to fit, as in training. Default: the local model's
@@ -120,9 +121,13 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
                         "max_context": 16_385 if max_context is None else max_context or None,
                         **settings.as_dict()}
     else:
+        import torch
+
+        from ..model.loading import dtype_name
         from .local import check_model_source
 
         check_model_source(model_dir, adapter_dir)
+        dtype = dtype_name(dtype, "cuda" if torch.cuda.is_available() else "cpu")
         run_settings = {"backend": "local", "model": str(model_dir or adapter_dir), "base": checkpoint_dir,
                         "quantize": quantize, "dtype": None if quantize else dtype, "max_context": max_context,
                         **settings.as_dict()}

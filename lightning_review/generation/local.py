@@ -12,7 +12,7 @@ import torch
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from ..demo import resolve
 from ..errors import UserError
-from ..model.loading import load_llama, load_tokenizer
+from ..model.loading import dtype_name, load_llama, load_tokenizer
 from .decoding import DecodingSettings, generate_ids
 
 
@@ -32,7 +32,7 @@ def check_model_source(model_dir: str | None, adapter_dir: str | None) -> None:
 
 def load_generation_model(model_dir: str | None = None, adapter_dir: str | None = None,
                           checkpoint_dir: str | None = None, quantize: bool = False,
-                          dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16",
+                          dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto",
                           device: str | None = None):
     """(model, tokenizer) for generation, in eval mode with SDPA attention.
 
@@ -42,7 +42,7 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
     """
     check_model_source(model_dir, adapter_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = getattr(torch, dtype)
+    torch_dtype = getattr(torch, dtype_name(dtype, device))
     if adapter_dir is not None:
         from peft import PeftModel
 

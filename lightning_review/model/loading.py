@@ -111,11 +111,33 @@ def apply_rope_scaling(config, model_max_length: int | None) -> float:
     return factor
 
 
-def bnb_nf4_config():
+def bnb_nf4_config(compute_dtype: torch.dtype = torch.bfloat16):
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def compute_dtype(device: torch.device | str, precision: str | None = None) -> torch.dtype:
+    """The dtype the model's weights compute in: the Trainer's precision when there is one ("32-true" is float32,
+    "bf16-*" bfloat16, "16-*" float16), else bfloat16 on a GPU and float32 on the CPU. bfloat16 on a CPU is not a
+    saving: without bf16 kernels its backward ran 8x its forward on the real 135M model (profiled), so a
+    ``precision: 32-true`` CPU run that computed in bfloat16 was both slower and not what it said."""
+    if precision is not None:
+        precision = str(precision)
+        if precision.startswith("bf16"):
+            return torch.bfloat16
+        if precision.startswith("16"):
+            return torch.float16
+        if precision.startswith(("32", "64")):
+            return torch.float32
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def dtype_name(name: str, device: torch.device | str) -> str:
+    """A command's ``--dtype`` with ``auto`` made concrete for ``device`` (bfloat16 on a GPU, float32 on the CPU),
+    so what a run records is the dtype it used."""
+    return str(compute_dtype(device)).removeprefix("torch.") if name == "auto" else name
 
 
 def load_llama(checkpoint_dir: str | Path, *, quantize: bool = True, model_max_length: int | None = None,
@@ -132,7 +154,7 @@ def load_llama(checkpoint_dir: str | Path, *, quantize: bool = True, model_max_l
     device = torch.device(device)
     kwargs = {}
     if quantize:
-        kwargs["quantization_config"] = bnb_nf4_config()
+        kwargs["quantization_config"] = bnb_nf4_config(dtype)
     return AutoModelForCausalLM.from_pretrained(
         path, config=config, dtype=dtype, attn_implementation=attn_implementation,
         device_map={"": device}, **kwargs)

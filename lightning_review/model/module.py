@@ -16,8 +16,8 @@ from ..demo import TINY_LLAMA, resolve
 from ..errors import UserError
 from ..training.resume import (config_differences, parameter_defaults, refuse_config_change, restore_rng_states,
                                save_rng_states)
-from .loading import (CheckpointError, add_lora, decoder_layers, keep_trainable_in_fp32, load_llama, read_json_object,
-                      read_llama_config)
+from .loading import (CheckpointError, add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama,
+                      read_json_object, read_llama_config)
 from .kernels import Kernels, resolve_kernels, use_liger_kernels
 from .lora_dropout import use_regenerated_lora_dropout
 from .loss import review_token_loss
@@ -74,7 +74,8 @@ class LongQLoRAModule(L.LightningModule):
         lr_scheduler: ``constant_with_warmup`` (LongQLoRA) or ``cosine`` (with warmup).
         adapter_dir: an adapter written by an earlier run, loaded (trainable) instead of a fresh LoRA.
         max_new_tokens: review length limit in ``predict`` and in validation reviews.
-        review_samples: validation papers reviewed and scored by the offline judge at each validation (0: none);
+        review_samples: validation papers reviewed and scored by the offline judge at each validation (0: none),
+            by the callback lightning_review.training.validation_reviews.ValidationReviews that this adds;
             logged as ``val_review_recall`` / ``val_review_precision`` / ``val_review_hits_per_review``.
         loss_chunk_tokens: logits only for the review tokens, this many at a time, recomputed in backward
             (lightning_review.model.loss); None: transformers' loss over the full logits of every row.
@@ -111,7 +112,6 @@ class LongQLoRAModule(L.LightningModule):
             check_adapter_files(adapter_dir)
         self.s2_group_size = s2_group_size or max(2, (max_seq_length // 4) // 2 * 2)
         self.model = None
-        self._review_metric = None
         # Checkpoints hold trainable weights only; the frozen 4-bit base comes from checkpoint_dir again.
         self.strict_loading = False
 
@@ -126,8 +126,9 @@ class LongQLoRAModule(L.LightningModule):
             return
         hp = self.hparams
         device = torch.device(device or "cpu")
+        precision = self.trainer.precision if self._trainer is not None else None
         base = load_llama(hp.checkpoint_dir, quantize=hp.quantize, model_max_length=hp.model_max_length,
-                          device=device)
+                          device=device, dtype=compute_dtype(device, precision))
         if hp.gradient_checkpointing:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             limit_checkpointed_layers(base, hp.checkpointed_layers)
@@ -204,26 +205,11 @@ class LongQLoRAModule(L.LightningModule):
                 "prompt_tokens": len(batch["input_ids"]), "generated_tokens": len(new),
                 "truncated": batch["paper_tokens_removed"] > 0}
 
-    def on_validation_epoch_end(self) -> None:
-        """With ``review_samples``, review quality beside the loss: that many validation papers reviewed (greedy)
-        and scored against their human reviews by the offline judge (hits at 7, recall and precision of points)."""
-        n = self.hparams.review_samples
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if not n or datamodule is None or not hasattr(datamodule, "review_samples") or self.trainer.sanity_checking:
-            return
-        if self._review_metric is None:
-            from ..evaluate.embedding_judge import EmbeddingJudge
-            from ..evaluate.metric import ReviewHitRate
+    def configure_callbacks(self) -> list[L.Callback]:
+        """With ``review_samples``, the callback that reviews and scores validation papers at each validation."""
+        from ..training.validation_reviews import ValidationReviews
 
-            self._review_metric = ReviewHitRate(EmbeddingJudge()).to(self.device)
-        metric = self._review_metric
-        metric.reset()
-        tokenizer = datamodule.tokenizer
-        for sample in datamodule.review_samples(n, self.global_rank, self.trainer.world_size):
-            generated = tokenizer.decode(self.generate_review(sample["input_ids"]), skip_special_tokens=True)
-            metric.update([generated], [sample["review"]])
-        for name, value in metric.compute().items():
-            self.log(f"val_review_{name}", value.float(), sync_dist=False, prog_bar=name == "recall")
+        return [ValidationReviews(self.hparams.review_samples)] if self.hparams.review_samples else []
 
     # ---- optimisation ------------------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -261,3 +261,18 @@ def test_corrupt_adapter_file_is_named(tiny_llama_dir, saved_adapter, tmp_path, 
     if name != "lightning_review.json":  # training from an adapter does not need it
         with pytest.raises(CheckpointError, match=re.escape(f"{adapter / name}: {message}")):
             LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), adapter_dir=str(adapter))
+
+
+def test_the_base_computes_in_the_precision_the_run_names(tiny_llama_dir):
+    """A CPU run computes in float32 (its bf16 backward ran 8x its forward on the real model); a Trainer's
+    bf16 precision is honoured on any device."""
+    from lightning_review.model.loading import compute_dtype, dtype_name
+
+    module = make_module(tiny_llama_dir, quantize=False)
+    base_weights = [p for n, p in module.model.named_parameters() if "base_layer" in n]
+    assert base_weights and {p.dtype for p in base_weights} == {torch.float32}
+    assert compute_dtype("cpu", "bf16-mixed") == torch.bfloat16
+    assert compute_dtype("cuda", "32-true") == torch.float32
+    assert compute_dtype("cpu", "16-mixed") == torch.float16
+    assert compute_dtype("cuda") == torch.bfloat16
+    assert dtype_name("auto", "cpu") == "float32" and dtype_name("bfloat16", "cpu") == "bfloat16"
