@@ -1,0 +1,228 @@
+"""The audit page: one self-contained HTML file beside report.md where a person reads what the judge matched.
+
+The seed found GPT-4-0125's self-preference only by reading point pairs; the tables of report.md cannot show it. Per
+paper, each judged (judge, system) pair of reviews is a table: the system's point on the left, the human point the
+judge matched it with on the right, the judge's score (5-10) and its reason between (a chat judge's rationale, the
+offline judge's cosine), points left unmatched below. Filters by system, judge and threshold re-mark the hits and
+hide the rest, so a reader can check one judge's verdicts on one system at a time.
+
+Reviews, papers, system and judge names are untrusted text: every value is written through ``html.escape`` (text and
+attributes alike), the one inline script reads values only through ``dataset`` and ``value`` and writes only
+``textContent``, ``hidden`` and classes, never HTML, and a Content-Security-Policy allows that script (by its hash)
+and inline styles only: nothing is fetched, nothing else runs, even if an escape were missed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One pair of points a judge matched: the system review's point and the human reviews' point.
+
+    ``score`` is the judge's similarity on the 5-10 scale in the system -> human direction; ``reverse_score`` the
+    human -> system one where the judge rates both (chat judges: a hit needs both at the threshold), None where one
+    direction is all there is (the offline judge, cosine being symmetric). ``rationale`` is the chat judge's reason;
+    ``cosine`` the offline judge's raw cosine similarity, shown instead when there is no rationale."""
+
+    paper: str
+    system: str
+    judge: str
+    system_point: str
+    human_point: str
+    score: float
+    reverse_score: float | None = None
+    rationale: str | None = None
+    cosine: float | None = None
+
+    def hit(self, threshold: float) -> bool:
+        """The evaluator's rule: at or above the threshold, in both directions when there are two."""
+        return self.score >= threshold and (self.reverse_score is None or self.reverse_score >= threshold)
+
+
+@dataclass(frozen=True)
+class UnmatchedPoint:
+    """A point the judge extracted but paired with nothing (``side``: whose review it is from)."""
+
+    paper: str
+    system: str
+    judge: str
+    side: Literal["system", "human"]
+    text: str
+
+
+def _e(value: object) -> str:
+    """Escaped for text and for quoted attribute values alike (``&<>"'``)."""
+    return html.escape(str(value), quote=True)
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.2em;color:#222;background:#fafafa}
+h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.4em 0 .4em;border-bottom:1px solid #ccc}
+h3{font-size:1em;margin:.9em 0 .3em;font-weight:600}
+.intro{max-width:60em;color:#444}
+#filters{position:sticky;top:0;background:#eef1f5;padding:.5em .8em;border:1px solid #ccd;border-radius:4px;
+ display:flex;gap:1.2em;flex-wrap:wrap;align-items:center;z-index:1}
+#filters label{font-weight:600}#filters select,#filters input{margin-left:.3em}
+table{border-collapse:collapse;width:100%;table-layout:fixed;background:#fff}
+th,td{border:1px solid #ddd;padding:.3em .5em;vertical-align:top;text-align:left;overflow-wrap:anywhere}
+th.mid,td.mid{width:17em}th{background:#f0f0f0}
+tr.hit td{background:#e3f5e1}tr.hit td.mid{background:#c9ebc4}
+.mark{font-weight:700;color:#1d6b1a;text-transform:uppercase;font-size:.85em}
+.score{font-weight:700}.why{color:#555;font-size:.92em;margin-top:.2em}
+tr.unmatched td{color:#777;font-style:italic}
+.muted{color:#777;font-weight:400}
+"""
+
+SCRIPT = """
+(function () {
+  "use strict";
+  var byId = function (id) { return document.getElementById(id); };
+  function hitAt(row, t) {
+    var reverse = row.getAttribute("data-reverse");
+    return parseFloat(row.getAttribute("data-score")) >= t && (reverse === null || parseFloat(reverse) >= t);
+  }
+  function apply() {
+    var system = byId("f-system").value, judge = byId("f-judge").value, show = byId("f-show").value;
+    var t = parseFloat(byId("f-threshold").value);
+    var shownPairs = 0, shownHits = 0, shownBlocks = 0;
+    document.querySelectorAll(".block").forEach(function (block) {
+      var visible = (system === "" || block.dataset.system === system) &&
+                    (judge === "" || block.dataset.judge === judge);
+      block.hidden = !visible;
+      var hits = 0;
+      block.querySelectorAll("tr.pair").forEach(function (row) {
+        var hit = !isNaN(t) && hitAt(row, t);
+        row.classList.toggle("hit", hit);
+        row.querySelector(".mark").textContent = hit ? "hit" : "";
+        row.hidden = (show === "hits" && !hit) || (show === "misses" && hit);
+        if (hit) { hits += 1; }
+        if (visible && !row.hidden) { shownPairs += 1; if (hit) { shownHits += 1; } }
+      });
+      block.querySelectorAll("tr.unmatched").forEach(function (row) { row.hidden = show !== "all"; });
+      block.querySelector(".block-hits").textContent = String(hits);
+      block.querySelector(".block-threshold").textContent = isNaN(t) ? "?" : String(t);
+      if (visible) { shownBlocks += 1; }
+    });
+    document.querySelectorAll("section.paper").forEach(function (section) {
+      section.hidden = section.querySelector(".block:not([hidden])") === null;
+    });
+    byId("count-pairs").textContent = String(shownPairs);
+    byId("count-hits").textContent = String(shownHits);
+    byId("count-blocks").textContent = String(shownBlocks);
+  }
+  ["f-system", "f-judge", "f-threshold", "f-show"].forEach(function (id) {
+    byId(id).addEventListener("input", apply);
+    byId(id).addEventListener("change", apply);
+  });
+  apply();
+})();
+"""
+
+
+def _options(values: Sequence[str], everything: str) -> str:
+    return f'<option value="">{_e(everything)}</option>' + "".join(
+        f'<option value="{_e(v)}">{_e(v)}</option>' for v in values)
+
+
+def _pair_row(pair: PairRecord, threshold: float) -> str:
+    hit = pair.hit(threshold)
+    reverse = "" if pair.reverse_score is None else f' data-reverse="{_e(repr(float(pair.reverse_score)))}"'
+    score = _number(pair.score) + ("" if pair.reverse_score is None else
+                                   f' <span class="muted">/ {_number(pair.reverse_score)} back</span>')
+    why = []
+    if pair.rationale:
+        why.append(_e(pair.rationale))
+    if pair.cosine is not None:
+        why.append(f"cosine {pair.cosine:.3f}")
+    why_html = f'<div class="why">{" · ".join(why)}</div>' if why else ""
+    return (f'<tr class="pair{" hit" if hit else ""}" data-score="{_e(repr(float(pair.score)))}"{reverse}>'
+            f"<td>{_e(pair.system_point)}</td>"
+            f'<td class="mid"><span class="score">{score}</span> <span class="mark">{"hit" if hit else ""}</span>'
+            f"{why_html}</td><td>{_e(pair.human_point)}</td></tr>")
+
+
+def _unmatched_row(point: UnmatchedPoint) -> str:
+    left, right = (point.text, "") if point.side == "system" else ("", point.text)
+    return (f'<tr class="unmatched"><td>{_e(left)}</td><td class="mid">unmatched</td>'
+            f"<td>{_e(right)}</td></tr>")
+
+
+def audit_page(pairs: Sequence[PairRecord], unmatched: Sequence[UnmatchedPoint] = (), threshold: float = 7.0,
+               title: str = "Judge audit: matched review points") -> str:
+    """The page as one HTML string (inline style and script, nothing fetched).
+
+    ``threshold`` is the one the page opens at (the evaluation's primary threshold); the reader can change it."""
+    blocks: dict[str, dict[tuple[str, str], tuple[list[PairRecord], list[UnmatchedPoint]]]] = defaultdict(dict)
+    for pair in pairs:
+        blocks[pair.paper].setdefault((pair.judge, pair.system), ([], []))[0].append(pair)
+    for point in unmatched:
+        if point.side not in ("system", "human"):
+            raise ValueError(f"an unmatched point's side is 'system' or 'human', not {point.side!r}")
+        blocks[point.paper].setdefault((point.judge, point.system), ([], []))[1].append(point)
+    systems = sorted({system for per in blocks.values() for _, system in per})
+    judges = sorted({judge for per in blocks.values() for judge, _ in per})
+    sections = []
+    for paper in sorted(blocks):
+        parts = [f'<section class="paper" data-paper="{_e(paper)}"><h2>Paper {_e(paper)}</h2>']
+        for (judge, system), (matched, lone) in sorted(blocks[paper].items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            matched = sorted(matched, key=lambda p: -p.score)
+            hits = sum(p.hit(threshold) for p in matched)
+            parts.append(
+                f'<div class="block" data-system="{_e(system)}" data-judge="{_e(judge)}">'
+                f'<h3>{_e(system)} <span class="muted">judged by</span> {_e(judge)} <span class="muted">: '
+                f'<span class="block-hits">{hits}</span> hits of {len(matched)} matched pairs at threshold '
+                f'<span class="block-threshold">{_number(threshold)}</span></span></h3>'
+                '<table><thead><tr><th>system point</th><th class="mid">judge: score (5-10) and reason</th>'
+                "<th>human point</th></tr></thead><tbody>"
+                + "".join(_pair_row(p, threshold) for p in matched)
+                + "".join(_unmatched_row(p) for p in sorted(lone, key=lambda p: p.side != "system"))
+                + "</tbody></table></div>")
+        parts.append("</section>")
+        sections.append("".join(parts))
+    script_hash = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
+    policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(policy)}">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{_e(title)}</h1>"
+        '<p class="intro">Each row is a pair of points the judge matched: the system review\'s point on the left, '
+        "the human reviews' point on the right, between them the judge's score on the 5-10 scale and its reason "
+        "(a chat judge's rationale; the offline judge's cosine similarity). A pair is a hit when its score reaches "
+        "the threshold (for a chat judge, in both matching directions). Points the judge paired with nothing "
+        "follow each table. Read the hits: a judge that rewards a restated summary or its own model's wording "
+        "shows it here.</p>"
+        '<div id="filters" role="search">'
+        f'<span><label for="f-system">System</label><select id="f-system">{_options(systems, "all systems")}'
+        "</select></span>"
+        f'<span><label for="f-judge">Judge</label><select id="f-judge">{_options(judges, "all judges")}'
+        "</select></span>"
+        '<span><label for="f-threshold">Hit threshold</label><input id="f-threshold" type="number" min="5" '
+        f'max="10" step="0.5" value="{_e(_number(threshold))}"></span>'
+        '<span><label for="f-show">Show</label><select id="f-show"><option value="all">all pairs and unmatched '
+        'points</option><option value="pairs">matched pairs</option><option value="hits">hits only</option>'
+        '<option value="misses">non-hits only</option></select></span>'
+        '<span class="muted">showing <b id="count-pairs">-</b> pairs, <b id="count-hits">-</b> hits in '
+        '<b id="count-blocks">-</b> reviews</span></div>'
+        + ("".join(sections) if sections else "<p>No matched points to show.</p>")
+        + f"<script>{SCRIPT}</script></body></html>\n")
+
+
+def write_audit_page(path: str | Path, pairs: Sequence[PairRecord], unmatched: Sequence[UnmatchedPoint] = (),
+                     threshold: float = 7.0) -> Path:
+    """Writes :func:`audit_page` to ``path`` (UTF-8) and returns the path."""
+    path = Path(path)
+    path.write_text(audit_page(pairs, unmatched, threshold), encoding="utf-8")
+    return path

@@ -1,0 +1,138 @@
+"""The audit page: hits marked at the threshold, untrusted text inert, and its filters working in a real browser.
+
+The browser tests drive Debian's Chromium (``apt-get install chromium``) through Playwright for Python with
+``executable_path``: Playwright talks to the installed browser over its own pipe, so nothing is downloaded (no
+``playwright install``), and it clicks the page's controls the way a reader does, which ``chromium --dump-dom``
+cannot. They skip where either is missing."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+
+import pytest
+
+from lightning_review.evaluate.audit_page import PairRecord, UnmatchedPoint, audit_page, write_audit_page
+
+NASTY = ('</textarea></title><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+         '"><svg onload="window.pwned = 3">')
+
+
+def sample_pairs() -> tuple[list[PairRecord], list[UnmatchedPoint]]:
+    pairs = [
+        PairRecord("p1", "ours", "embedding", "The ablation on depth is missing.", "No depth ablation is given.",
+                   8.4, cosine=0.77),
+        PairRecord("p1", "ours", "embedding", "Baselines are weak.", "Compare to stronger baselines.", 6.5,
+                   cosine=0.5),
+        PairRecord("p1", "gpt-4", "gpt-4-judge", "Proofs are sketchy.", "Theorem 2's proof has a gap.", 9.0,
+                   reverse_score=6.0, rationale="Both question the proof."),
+        PairRecord("p1", "gpt-4", "gpt-4-judge", "Writing is unclear.", "Section 3 is hard to follow.", 8.0,
+                   reverse_score=8.0, rationale="Same clarity concern."),
+        PairRecord("p2", "ours", "embedding", "No error bars.", "Results lack variance over seeds.", 7.2,
+                   cosine=0.57),
+    ]
+    unmatched = [UnmatchedPoint("p2", "ours", "embedding", "human", "Related work misses prior art.")]
+    return pairs, unmatched
+
+
+def test_hits_are_marked_at_the_threshold_with_both_directions_for_two_way_judges():
+    pairs, unmatched = sample_pairs()
+    page = audit_page(pairs, unmatched, threshold=7.0)
+    hit_rows = re.findall(r'<tr class="pair hit"[^>]*><td>([^<]*)</td>', page)
+    # 8.4 and 7.2 (one direction) and 8.0/8.0 are hits; 9.0 forward but 6.0 back is not, nor 6.5
+    assert sorted(hit_rows) == ["No error bars.", "The ablation on depth is missing.", "Writing is unclear."]
+    assert "Both question the proof." in page and "cosine 0.770" in page
+    assert "Related work misses prior art." in page
+    assert len(re.findall(r'<tr class="pair hit"', audit_page(pairs, threshold=6.0))) == 5
+
+
+def test_review_text_and_names_are_escaped_everywhere():
+    pair = PairRecord(NASTY, NASTY, NASTY, NASTY, NASTY, 8.0, reverse_score=8.0, rationale=NASTY)
+    page = audit_page([pair], [UnmatchedPoint(NASTY, NASTY, NASTY, "system", NASTY)])
+    assert page.count("<script") == 1  # the page's own
+    for raw in ("<img", "<svg", "</textarea>", 'onerror="'):
+        assert raw not in page
+    assert page.count("</title>") == 1
+    assert html.escape(NASTY, quote=True) in page
+
+
+def test_an_unknown_side_is_refused():
+    with pytest.raises(ValueError, match="side"):
+        audit_page([], [UnmatchedPoint("p", "s", "j", "paper", "text")])  # type: ignore[arg-type]
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    return sync_api, chromium
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    sync_api, chromium = _browser()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _open(browser, tmp_path, pairs, unmatched=(), threshold=7.0):
+    path = write_audit_page(tmp_path / "audit.html", pairs, unmatched, threshold)
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(path.as_uri())
+    return page, errors
+
+
+def _visible_system_points(page) -> list[str]:
+    return sorted(page.locator("tr.pair:visible td:first-child").all_inner_texts())
+
+
+def test_filters_hide_and_show_pairs_in_a_real_browser(browser_page, tmp_path):
+    pairs, unmatched = sample_pairs()
+    page, errors = _open(browser_page, tmp_path, pairs, unmatched)
+    assert len(_visible_system_points(page)) == 5
+    assert page.inner_text("#count-hits") == "3"
+
+    page.select_option("#f-system", "gpt-4")
+    assert _visible_system_points(page) == ["Proofs are sketchy.", "Writing is unclear."]
+    assert not page.locator("section.paper[data-paper='p2']").is_visible()  # no gpt-4 review of p2 left
+    page.select_option("#f-system", "")
+    page.select_option("#f-judge", "embedding")
+    assert len(_visible_system_points(page)) == 3
+
+    page.select_option("#f-show", "hits")
+    assert _visible_system_points(page) == ["No error bars.", "The ablation on depth is missing."]
+    page.fill("#f-threshold", "8")  # the hits are recomputed from the scores, not fixed at the opening threshold
+    assert _visible_system_points(page) == ["The ablation on depth is missing."]
+    assert page.locator("tr.pair.hit").count() == 2  # 8.4 (embedding) and 8.0/8.0 (gpt-4 judge, hidden)
+    page.fill("#f-threshold", "6.5")  # 6.5 is a hit; 9 one way and 6 back is not
+    page.select_option("#f-judge", "")
+    assert _visible_system_points(page) == ["Baselines are weak.", "No error bars.",
+                                            "The ablation on depth is missing.", "Writing is unclear."]
+    assert not page.get_by_text("Related work misses prior art.").is_visible()
+    page.select_option("#f-show", "all")
+    assert page.get_by_text("Related work misses prior art.").is_visible()
+    assert page.inner_text("#count-pairs") == "5" and page.inner_text("#count-hits") == "4"
+    assert errors == []
+
+
+def test_untrusted_text_is_inert_in_a_real_browser(browser_page, tmp_path):
+    pairs, _ = sample_pairs()
+    nasty = PairRecord("p3", NASTY, NASTY, NASTY, "human point", 9.0, rationale=NASTY)
+    page, errors = _open(browser_page, tmp_path, [*pairs, nasty])
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert page.locator("img, svg, textarea").count() == 0
+    assert page.locator("script").count() == 1
+    assert page.locator("section.paper[data-paper='p3'] tr.pair td:first-child").inner_text() == NASTY
+    page.select_option("#f-system", NASTY)  # a hostile system name still filters as plain text
+    assert _visible_system_points(page) == [NASTY]
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert errors == []
