@@ -27,24 +27,27 @@ from typing import Literal, Sequence
 class PairRecord:
     """One pair of points a judge matched: the system review's point and the human reviews' point.
 
-    ``score`` is the judge's similarity on the 5-10 scale in the system -> human direction; ``reverse_score`` the
-    human -> system one where the judge rates both (chat judges: a hit needs both at the threshold), None where one
-    direction is all there is (the offline judge, cosine being symmetric). ``rationale`` is the chat judge's reason;
-    ``cosine`` the offline judge's raw cosine similarity, shown instead when there is no rationale."""
+    ``score`` is the judge's similarity on the 5-10 scale in the system -> human direction (None where only the other
+    direction paired them); ``reverse_score`` the human -> system one where the judge matches both ways (chat judges:
+    a hit needs both at the threshold), None where one direction is all there is (the offline judge: cosine is
+    symmetric). ``rationale`` is the judge's reason (a chat judge's sentence, the offline judge's cosine);
+    ``human_review`` which of the paper's human reviews the human point comes from (0-based)."""
 
     paper: str
     system: str
     judge: str
     system_point: str
     human_point: str
-    score: float
+    score: float | None
     reverse_score: float | None = None
     rationale: str | None = None
-    cosine: float | None = None
+    reverse_rationale: str | None = None
+    human_review: int | None = None
 
     def hit(self, threshold: float) -> bool:
         """The evaluator's rule: at or above the threshold, in both directions when there are two."""
-        return self.score >= threshold and (self.reverse_score is None or self.reverse_score >= threshold)
+        return (self.score is not None and self.score >= threshold
+                and (self.reverse_score is None or self.reverse_score >= threshold))
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,31 @@ class UnmatchedPoint:
     judge: str
     side: Literal["system", "human"]
     text: str
+    human_review: int | None = None
+
+
+def records_from_result(result: dict) -> tuple[list[PairRecord], list[UnmatchedPoint]]:
+    """The page's input from the evaluator's result (``result["pairs"][judge][system][paper]``: the points the
+    judge extracted and its ``matches`` by index); points in no match become :class:`UnmatchedPoint`."""
+    pairs: list[PairRecord] = []
+    unmatched: list[UnmatchedPoint] = []
+    for judge, per_system in result.get("pairs", {}).items():
+        for system, per_paper in per_system.items():
+            for paper, judged in per_paper.items():
+                system_points, human_points = judged["system_points"], judged["human_points"]
+                review_of = judged.get("human_point_review") or [None] * len(human_points)
+                for m in judged["matches"]:
+                    pairs.append(PairRecord(
+                        paper, system, judge, system_points[m["system_point"]], human_points[m["human_point"]],
+                        m.get("similarity"), m.get("similarity_backward"), m.get("rationale") or None,
+                        m.get("rationale_backward") or None, review_of[m["human_point"]]))
+                used_system = {m["system_point"] for m in judged["matches"]}
+                used_human = {m["human_point"] for m in judged["matches"]}
+                unmatched += [UnmatchedPoint(paper, system, judge, "system", text)
+                              for i, text in enumerate(system_points) if i not in used_system]
+                unmatched += [UnmatchedPoint(paper, system, judge, "human", text, review_of[i])
+                              for i, text in enumerate(human_points) if i not in used_human]
+    return pairs, unmatched
 
 
 def _e(value: object) -> str:
@@ -136,27 +164,30 @@ def _options(values: Sequence[str], everything: str) -> str:
         f'<option value="{_e(v)}">{_e(v)}</option>' for v in values)
 
 
+def _score_attr(name: str, value: float | None) -> str:
+    return "" if value is None else f' {name}="{_e(repr(float(value)))}"'
+
+
+def _from_review(review: int | None) -> str:
+    return "" if review is None else f'<div class="muted">human review {review + 1}</div>'
+
+
 def _pair_row(pair: PairRecord, threshold: float) -> str:
     hit = pair.hit(threshold)
-    reverse = "" if pair.reverse_score is None else f' data-reverse="{_e(repr(float(pair.reverse_score)))}"'
-    score = _number(pair.score) + ("" if pair.reverse_score is None else
-                                   f' <span class="muted">/ {_number(pair.reverse_score)} back</span>')
-    why = []
-    if pair.rationale:
-        why.append(_e(pair.rationale))
-    if pair.cosine is not None:
-        why.append(f"cosine {pair.cosine:.3f}")
-    why_html = f'<div class="why">{" · ".join(why)}</div>' if why else ""
-    return (f'<tr class="pair{" hit" if hit else ""}" data-score="{_e(repr(float(pair.score)))}"{reverse}>'
-            f"<td>{_e(pair.system_point)}</td>"
+    score = ("-" if pair.score is None else _number(pair.score)) + (
+        "" if pair.reverse_score is None else f' <span class="muted">/ {_number(pair.reverse_score)} back</span>')
+    why = [_e(r) for r in dict.fromkeys((pair.rationale, pair.reverse_rationale)) if r]
+    why_html = f'<div class="why">{" <br>back: ".join(why)}</div>' if why else ""
+    return (f'<tr class="pair{" hit" if hit else ""}"{_score_attr("data-score", pair.score)}'
+            f'{_score_attr("data-reverse", pair.reverse_score)}><td>{_e(pair.system_point)}</td>'
             f'<td class="mid"><span class="score">{score}</span> <span class="mark">{"hit" if hit else ""}</span>'
-            f"{why_html}</td><td>{_e(pair.human_point)}</td></tr>")
+            f"{why_html}</td><td>{_e(pair.human_point)}{_from_review(pair.human_review)}</td></tr>")
 
 
 def _unmatched_row(point: UnmatchedPoint) -> str:
-    left, right = (point.text, "") if point.side == "system" else ("", point.text)
-    return (f'<tr class="unmatched"><td>{_e(left)}</td><td class="mid">unmatched</td>'
-            f"<td>{_e(right)}</td></tr>")
+    left, right = (_e(point.text), "") if point.side == "system" else ("", _e(point.text))
+    return (f'<tr class="unmatched"><td>{left}</td><td class="mid">unmatched</td>'
+            f"<td>{right}{_from_review(point.human_review)}</td></tr>")
 
 
 def audit_page(pairs: Sequence[PairRecord], unmatched: Sequence[UnmatchedPoint] = (), threshold: float = 7.0,
@@ -177,7 +208,7 @@ def audit_page(pairs: Sequence[PairRecord], unmatched: Sequence[UnmatchedPoint] 
     for paper in sorted(blocks):
         parts = [f'<section class="paper" data-paper="{_e(paper)}"><h2>Paper {_e(paper)}</h2>']
         for (judge, system), (matched, lone) in sorted(blocks[paper].items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            matched = sorted(matched, key=lambda p: -p.score)
+            matched = sorted(matched, key=lambda p: -(p.score if p.score is not None else 0.0))
             hits = sum(p.hit(threshold) for p in matched)
             parts.append(
                 f'<div class="block" data-system="{_e(system)}" data-judge="{_e(judge)}">'

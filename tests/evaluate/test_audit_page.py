@@ -13,7 +13,8 @@ import shutil
 
 import pytest
 
-from lightning_review.evaluate.audit_page import PairRecord, UnmatchedPoint, audit_page, write_audit_page
+from lightning_review.evaluate.audit_page import (PairRecord, UnmatchedPoint, audit_page, records_from_result,
+                                                  write_audit_page)
 
 NASTY = ('</textarea></title><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
          '"><svg onload="window.pwned = 3">')
@@ -22,15 +23,15 @@ NASTY = ('</textarea></title><script>window.pwned = 1</script><img src=x onerror
 def sample_pairs() -> tuple[list[PairRecord], list[UnmatchedPoint]]:
     pairs = [
         PairRecord("p1", "ours", "embedding", "The ablation on depth is missing.", "No depth ablation is given.",
-                   8.4, cosine=0.77),
+                   8.4, rationale="cosine 0.770"),
         PairRecord("p1", "ours", "embedding", "Baselines are weak.", "Compare to stronger baselines.", 6.5,
-                   cosine=0.5),
+                   rationale="cosine 0.500"),
         PairRecord("p1", "gpt-4", "gpt-4-judge", "Proofs are sketchy.", "Theorem 2's proof has a gap.", 9.0,
                    reverse_score=6.0, rationale="Both question the proof."),
         PairRecord("p1", "gpt-4", "gpt-4-judge", "Writing is unclear.", "Section 3 is hard to follow.", 8.0,
                    reverse_score=8.0, rationale="Same clarity concern."),
         PairRecord("p2", "ours", "embedding", "No error bars.", "Results lack variance over seeds.", 7.2,
-                   cosine=0.57),
+                   rationale="cosine 0.570"),
     ]
     unmatched = [UnmatchedPoint("p2", "ours", "embedding", "human", "Related work misses prior art.")]
     return pairs, unmatched
@@ -55,6 +56,23 @@ def test_review_text_and_names_are_escaped_everywhere():
         assert raw not in page
     assert page.count("</title>") == 1
     assert html.escape(NASTY, quote=True) in page
+
+
+def test_records_from_the_evaluators_pairs_keep_the_unmatched_points():
+    result = {"pairs": {"gpt-4-judge": {"ours": {"p1": {
+        "system_points": ["S0", "S1", "S2"], "human_points": ["H0", "H1", "H2"], "human_point_review": [0, 1, 1],
+        "matches": [{"system_point": 2, "human_point": 0, "similarity": 8.0, "similarity_backward": 6.0,
+                     "rationale": "same", "rationale_backward": "related", "hit": False},
+                    {"system_point": 0, "human_point": 2, "similarity": None, "similarity_backward": 9.0,
+                     "rationale": None, "rationale_backward": "only one way", "hit": False}]}}}}}
+    pairs, unmatched = records_from_result(result)
+    assert pairs == [PairRecord("p1", "ours", "gpt-4-judge", "S2", "H0", 8.0, 6.0, "same", "related", 0),
+                     PairRecord("p1", "ours", "gpt-4-judge", "S0", "H2", None, 9.0, None, "only one way", 1)]
+    assert unmatched == [UnmatchedPoint("p1", "ours", "gpt-4-judge", "system", "S1"),
+                         UnmatchedPoint("p1", "ours", "gpt-4-judge", "human", "H1", 1)]
+    assert not any(p.hit(5) for p in pairs[1:])  # a pair matched one way only is never a hit
+    page = audit_page(pairs, unmatched)
+    assert "human review 2" in page and "back: related" in page
 
 
 def test_an_unknown_side_is_refused():
