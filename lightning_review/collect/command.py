@@ -1,0 +1,202 @@
+"""``python -m lightning_review collect``: paper-review pairs from an OpenReview venue (``--venue``) or from a folder
+of PDFs with a reviews file (``--pdf_dir --reviews_file``), in the project's paper-with-reviews format:
+
+    {"id", "title", "abstract", "paper", "reviews": [{"reviewer", "text", "rating", "confidence"}], "decision",
+     "venue", "keywords", "source", "url"}
+
+one paper a line, appended as each is done (a rerun resumes), then optionally split by paper into
+``<stem>.train.jsonl`` etc. (``--split '{"train": 0.8, "validation": 0.1, "test": 0.1}' --seed 0``). Papers
+without public reviews, withdrawn and desk-rejected papers (unless ``--keep_withdrawn``), papers without a PDF and
+PDFs that cannot be read are left out, counted, and listed in the summary printed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from ..errors import UserError
+from .client import CollectError, Fetcher, make_client
+from .folder import read_folder
+from .invitations import v1_names, v2_names
+from .output import PaperWriter
+from .pdf_text import Backend, PdfTextError, pdf_to_text
+from .split import split_file
+from .venue import detect_api_version, list_venue, paper_fields
+
+
+def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = None, reviews_file: str | None = None,
+            api_version: Literal["auto", "1", "2"] = "auto", baseurl: str = "https://api2.openreview.net",
+            baseurl_v1: str = "https://api.openreview.net", submission_invitation: str | None = None,
+            review_name: str | None = None, decision_name: str | None = None, keep_withdrawn: bool = False,
+            pdf_backend: Backend = "pypdf", keep_references: bool = False, pdf_cache_dir: str | None = None,
+            max_papers: int | None = None, requests_per_second: float = 2.0, timeout_s: float = 60.0,
+            max_attempts: int = 5, retry_wait_s: float = 2.0, overwrite: bool = False,
+            split: dict[str, float] | None = None, seed: int = 0, progress: bool = True) -> dict:
+    """Collect papers with their reviews into ``output_file`` (JSONL, one paper a line) and print a summary.
+
+    Args:
+        output_file: where the papers go; an existing file is resumed (its papers are skipped).
+        venue: an OpenReview venue id, e.g. ICLR.cc/2024/Conference (API v2) or ICLR.cc/2020/Conference (v1).
+        pdf_dir: instead of a venue, a folder of <id>.pdf files ...
+        reviews_file: ... and their reviews (JSONL; see lightning_review/collect/folder.py).
+        api_version: auto asks the v2 server for the venue group and uses v2 when it is a v2 venue, else v1.
+        baseurl: the API v2 server. baseurl_v1: the API v1 server.
+        submission_invitation: the submissions' invitation (default: the venue's own, or <venue>/-/Submission
+            (v2), <venue>/-/Blind_Submission (v1)).
+        review_name: how review invitations end (default: the venue's own, or Official_Review).
+        decision_name: how decision invitations end (default: the venue's own, or Decision).
+        keep_withdrawn: also write withdrawn and desk-rejected papers that have public reviews.
+        pdf_backend: pypdf (default, BSD) or pymupdf (AGPL, installed separately).
+        keep_references: keep the references section in the paper text.
+        pdf_cache_dir: where downloaded PDFs are kept (default: <output_file>.pdfs/); a rerun reads them there.
+        max_papers: stop after this many papers written in total (a sample of the venue).
+        requests_per_second: the most requests sent per second. timeout_s: per request.
+        max_attempts, retry_wait_s: each request is tried up to max_attempts times, waiting retry_wait_s, then
+            twice that, ... (at most 60 s) between tries on timeouts, connection errors, 429 and 5xx.
+        overwrite: start output_file over instead of resuming it.
+        split: fractions by name, e.g. {"train": 0.8, "validation": 0.1, "test": 0.1}: split by paper at the end.
+        seed: the split's seed.
+        progress: show a progress bar.
+    """
+    if (venue is None) == (pdf_dir is None):
+        raise UserError("give either --venue (OpenReview) or --pdf_dir with --reviews_file (local PDFs)")
+    if pdf_dir is not None and reviews_file is None:
+        raise UserError("--pdf_dir needs --reviews_file (JSONL: the reviews of each <id>.pdf)")
+    if reviews_file is not None and Path(reviews_file).resolve() == Path(output_file).resolve():
+        raise UserError(f"--output_file {output_file} is the reviews file: writing it would destroy the input")
+    counts: Counter = Counter()
+    left_out: dict[str, list[str]] = {}
+    with PaperWriter(output_file, overwrite=overwrite) as writer:
+        counts["already_in_file"] = len(writer.done)
+        if writer.cut_line:
+            counts["cut_line_redone"] = 1
+        try:
+            if venue is not None:
+                info = _collect_venue(writer, venue, counts, left_out, api_version, baseurl, baseurl_v1,
+                                      submission_invitation, review_name, decision_name, keep_withdrawn, pdf_backend,
+                                      keep_references, pdf_cache_dir, max_papers, requests_per_second, timeout_s,
+                                      max_attempts, retry_wait_s, progress)
+            else:
+                info = _collect_folder(writer, pdf_dir, reviews_file, counts, left_out, pdf_backend,
+                                       keep_references, max_papers, progress)
+        except CollectError as exc:
+            raise CollectError(f"{exc}. {len(writer.done)} papers are in {output_file}; run the same command again "
+                               "to resume from there") from None
+    summary = {"output_file": output_file, "papers_in_file": len(writer.done), **info,
+               "counts": dict(counts), "left_out": {k: v[:50] for k, v in left_out.items()}}
+    if split:
+        summary["split"] = split_file(output_file, split, seed)
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def _paper_text(data: bytes, name: str, backend: Backend, keep_references: bool, paper_id: str,
+                counts: Counter, left_out: dict) -> str | None:
+    try:
+        return pdf_to_text(data, name, backend=backend, keep_references=keep_references)
+    except PdfTextError:
+        counts["unreadable_pdf"] += 1
+        left_out.setdefault("unreadable_pdf", []).append(paper_id)
+        return None
+
+
+def _collect_venue(writer: PaperWriter, venue: str, counts: Counter, left_out: dict, api_version: str, baseurl: str,
+                   baseurl_v1: str, submission_invitation, review_name, decision_name, keep_withdrawn: bool,
+                   pdf_backend: Backend, keep_references: bool, pdf_cache_dir, max_papers, requests_per_second: float,
+                   timeout_s: float, max_attempts: int, retry_wait_s: float, progress: bool) -> dict:
+    settings = dict(timeout_s=timeout_s, requests_per_second=requests_per_second, max_attempts=max_attempts,
+                    retry_wait_s=retry_wait_s)
+    group_content = None
+    if api_version == "auto":
+        version, group_content = detect_api_version(make_client(2, baseurl, **settings), venue)
+    else:
+        version = int(api_version)
+    fetcher: Fetcher = make_client(version, baseurl if version == 2 else baseurl_v1, **settings)
+    if version == 2 and group_content is None:
+        group = fetcher(f"the venue group {venue}", fetcher.client.get_group, venue)
+        group_content = getattr(group, "content", None)
+    names = (v2_names(venue, group_content) if version == 2 else v1_names(venue)).override(
+        submission_invitation, review_name, decision_name)
+    listing = list_venue(fetcher, venue, version, names)
+    cache = Path(pdf_cache_dir) if pdf_cache_dir else writer.path.with_name(writer.path.name + ".pdfs")
+    cache.mkdir(parents=True, exist_ok=True)
+    counts["submissions"] = len(listing.submissions)
+    counts["withdrawn"] = sum(s.status == "withdrawn" for s in listing.submissions) + listing.withdrawn_elsewhere
+    counts["desk_rejected"] = (sum(s.status == "desk_rejected" for s in listing.submissions)
+                               + listing.desk_rejected_elsewhere)
+    for submission in tqdm(listing.submissions, desc=f"collect {venue}", unit="paper", disable=not progress):
+        if max_papers is not None and len(writer.done) >= max_papers:
+            break
+        if submission.id in writer.done:
+            continue
+        fields = paper_fields(submission)
+        if submission.status != "active" and not keep_withdrawn:
+            reason = submission.status  # counted above
+        elif not any(r["text"].strip() for r in submission.reviews):
+            reason = "no_public_reviews"
+        else:
+            reason = None if fields["has_pdf"] else "no_pdf"
+        if reason:
+            if reason not in ("withdrawn", "desk_rejected"):
+                counts[reason] += 1
+            left_out.setdefault(reason, []).append(submission.id)
+            continue
+        pdf = _cached_pdf(fetcher, version, submission.id, cache)
+        text = _paper_text(pdf, f"{submission.id}.pdf", pdf_backend, keep_references, submission.id, counts, left_out)
+        if text is None:
+            continue
+        writer.write({"id": submission.id, "title": fields["title"], "abstract": fields["abstract"], "paper": text,
+                      "reviews": [{k: r[k] for k in ("reviewer", "text", "rating", "confidence")}
+                                  for r in submission.reviews if r["text"].strip()],
+                      "decision": submission.decision, "venue": fields["venue"], "status": submission.status,
+                      "keywords": fields["keywords"], "source": f"openreview {venue}",
+                      "url": f"https://openreview.net/forum?id={submission.id}"})
+        counts["written"] += 1
+    return {"venue": venue, "api_version": version, "submission_invitation": names.submission,
+            "review_name": list(names.review), "decision_name": list(names.decision), "retries": fetcher.retries}
+
+
+def _cached_pdf(fetcher: Fetcher, version: int, note_id: str, cache: Path) -> bytes:
+    path = cache / f"{note_id}.pdf"
+    if path.is_file() and path.stat().st_size:
+        return path.read_bytes()
+    if version == 2:
+        data = fetcher(f"the PDF of {note_id}", fetcher.client.get_attachment, "pdf", id=note_id)
+    else:
+        data = fetcher(f"the PDF of {note_id}", fetcher.client.get_pdf, note_id)
+    tmp = path.with_suffix(".pdf.part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return data
+
+
+def _collect_folder(writer: PaperWriter, pdf_dir: str, reviews_file: str, counts: Counter, left_out: dict,
+                    pdf_backend: Backend, keep_references: bool, max_papers, progress: bool) -> dict:
+    papers, unreviewed = read_folder(pdf_dir, reviews_file)
+    counts["papers_in_reviews_file"] = len(papers)
+    if unreviewed:
+        counts["pdfs_without_reviews"] = len(unreviewed)
+        left_out["pdfs_without_reviews"] = unreviewed
+    for paper in tqdm(papers, desc=f"collect {pdf_dir}", unit="paper", disable=not progress):
+        if max_papers is not None and len(writer.done) >= max_papers:
+            break
+        if paper.id in writer.done:
+            continue
+        if paper.pdf is None:
+            counts["no_pdf"] += 1
+            left_out.setdefault("no_pdf", []).append(paper.id)
+            continue
+        text = _paper_text(paper.pdf.read_bytes(), str(paper.pdf), pdf_backend, keep_references, paper.id, counts,
+                           left_out)
+        if text is None:
+            continue
+        title = paper.title or text.split("\n", 1)[0].strip()
+        writer.write({"id": paper.id, "title": title, "abstract": None, "paper": text, "reviews": paper.reviews,
+                      "source": f"folder {pdf_dir}"})
+        counts["written"] += 1
+    return {"pdf_dir": pdf_dir, "reviews_file": reviews_file}

@@ -1,0 +1,46 @@
+"""A paper-with-reviews file split by paper (a paper's reviews never straddle two files) into named parts, seeded:
+the same file, fractions and seed give the same parts, whatever order the lines are in."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from ..data.records import iter_json_objects
+from ..errors import UserError
+from ..safe_paths import atomic_writer
+
+
+def split_paths(path: str | Path, names) -> dict[str, Path]:
+    path = Path(path)
+    return {name: path.with_name(f"{path.stem}.{name}{path.suffix or '.jsonl'}") for name in names}
+
+
+def split_file(path: str | Path, fractions: dict[str, float], seed: int = 0) -> dict[str, dict]:
+    """Write ``<stem>.<name>.jsonl`` for each part; returns {name: {"file", "papers"}}. Part sizes are the
+    fractions of the papers, rounded by largest remainder so that they add up."""
+    if not fractions or any(f < 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1) > 1e-6:
+        raise UserError(f"split fractions must be non-negative and add up to 1, got {fractions}")
+    lines: dict[str, str] = {}
+    for where, obj in iter_json_objects(path):
+        if "id" not in obj:
+            raise UserError(f"{where}: a paper without 'id' cannot be split by paper")
+        if str(obj["id"]) in lines:
+            raise UserError(f"{where}: paper {obj['id']!r} appears twice; one line a paper")
+        lines[str(obj["id"])] = json.dumps(obj, ensure_ascii=False)
+    ids = sorted(lines)
+    random.Random(seed).shuffle(ids)
+    exact = {name: f * len(ids) for name, f in fractions.items()}
+    sizes = {name: int(x) for name, x in exact.items()}
+    for name in sorted(exact, key=lambda n: exact[n] - sizes[n], reverse=True)[: len(ids) - sum(sizes.values())]:
+        sizes[name] += 1
+    out, start = {}, 0
+    for name, target in split_paths(path, fractions).items():
+        part = ids[start:start + sizes[name]]
+        start += sizes[name]
+        with atomic_writer(target) as f:
+            for paper_id in sorted(part):
+                f.write(lines[paper_id] + "\n")
+        out[name] = {"file": str(target), "papers": len(part)}
+    return out

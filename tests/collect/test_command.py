@@ -1,0 +1,164 @@
+"""collect against a local server that answers openreview-py's requests (not OpenReview itself)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lightning_review.collect.client import CollectError
+from lightning_review.collect.command import collect
+from lightning_review.data.readers import read_records
+
+from .openreview_server import PASSWORD, TOKEN, USERNAME, V1_VENUE, VENUE, OpenReviewServer
+
+FAST = dict(requests_per_second=0, retry_wait_s=0.01, timeout_s=5, progress=False)
+
+
+def run(server, out, **kwargs):
+    return collect(output_file=str(out), venue=VENUE, baseurl=server.url, baseurl_v1=server.url + "/v1",
+                   **{**FAST, **kwargs})
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_venue_to_paper_reviews_file_the_project_reads(server, tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    summary = run(server, out)
+    papers = lines(out)
+    assert [p["id"] for p in papers] == ["paper1", "paper2", "paper3"]
+    first = papers[0]
+    assert first["title"] == "Reviewing Papers with Long Contexts" and first["decision"] == "Accept (poster)"
+    assert first["paper"].startswith("Reviewing Papers with Long Contexts\n\n## 1 Introduction")
+    assert "## References" not in first["paper"] and "Chen, S., Wong" not in first["paper"]
+    review = first["reviews"][0]
+    assert review["reviewer"] == "Reviewer_aBcD" and review["rating"] == 6 and review["confidence"] == 3
+    assert review["text"].startswith("Summary: Paper 1 proposes")
+    assert review["text"].index("Strengths:") < review["text"].index("Weaknesses:") < review["text"].index("Questions:")
+    assert "Code of conduct" not in review["text"] and "ethics" not in review["text"].lower()
+    counts = summary["counts"]
+    assert counts["submissions"] == 6 and counts["withdrawn"] == 1 and counts["desk_rejected"] == 1
+    assert counts["no_public_reviews"] == 1 and counts["written"] == 3
+    assert summary["left_out"]["withdrawn"] == ["paper5"] and summary["api_version"] == 2
+    # the project's own reader (prepare, fit, evaluate) takes the file as it is: one record per review
+    report = read_records(out)
+    assert report.summary()["records"] == 7 and report.summary()["papers"] == 3
+    assert {r.paper_id for r in report.records} == {"paper1", "paper2", "paper3"}
+    assert report.records[0].rating == 6 and report.records[0].review == review["text"]
+    assert (tmp_path / "pairs.jsonl.pdfs" / "paper1.pdf").is_file()
+
+
+def test_withdrawn_kept_on_request_and_pagination(paper_pdfs, tmp_path):
+    from .conftest import venue_notes
+
+    server = OpenReviewServer(venue_notes(), paper_pdfs, page_limit=2)  # three pages of notes
+    try:
+        summary = run(server, tmp_path / "all.jsonl", keep_withdrawn=True)
+    finally:
+        server.close()
+    assert [p["id"] for p in lines(tmp_path / "all.jsonl")] == ["paper1", "paper2", "paper3", "paper5"]
+    assert summary["counts"]["withdrawn"] == 1
+    assert sum(r["path"] == "/notes" and "after" in r["query"] for r in server.requests) >= 2
+
+
+def test_interrupted_run_resumes_to_the_same_file(server, tmp_path):
+    whole = tmp_path / "whole.jsonl"
+    run(server, whole)
+    part = tmp_path / "part.jsonl"
+    run(server, part, max_papers=1)
+    assert len(lines(part)) == 1
+    with part.open("a") as f:
+        f.write('{"id": "paper2", "title": "cut by a cra')  # a crash in the middle of a line
+    pdfs_before = sum(r["path"] == "/attachment" for r in server.requests)
+    summary = run(server, part)
+    assert part.read_bytes() == whole.read_bytes()
+    assert summary["counts"]["already_in_file"] == 1 and summary["counts"]["cut_line_redone"] == 1
+    # paper1's PDF comes from the cache the first run of this file left: only papers 2 and 3 are downloaded
+    assert sum(r["path"] == "/attachment" for r in server.requests) - pdfs_before == 2
+
+
+def test_server_errors_are_retried(server, tmp_path):
+    server.fail["/notes"] = [500, 503]
+    server.fail["/attachment"] = [502]
+    summary = run(server, tmp_path / "out.jsonl")
+    assert summary["retries"] == 3 and summary["counts"]["written"] == 3
+
+
+def test_timeouts_are_retried(server, tmp_path):
+    server.hang_s = 1.0
+    server.fail["/attachment"] = ["hang"]
+    summary = run(server, tmp_path / "out.jsonl", timeout_s=0.3)
+    assert summary["retries"] == 1 and summary["counts"]["written"] == 3
+
+
+def test_a_failing_server_is_reported_and_what_was_written_kept(server, tmp_path):
+    out = tmp_path / "out.jsonl"
+    run(server, out, max_papers=1)
+    server.fail["/attachment"] = [500] * 10
+    with pytest.raises(CollectError) as error:
+        run(server, out, max_attempts=3)
+    message = str(error.value)
+    assert "the PDF of paper2" in message and "after 3 attempts" in message and "HTTP 500" in message
+    assert "1 papers are in" in message and "run the same command again" in message
+    assert [p["id"] for p in lines(out)] == ["paper1"]
+    server.fail.clear()
+    run(server, out)
+    assert [p["id"] for p in lines(out)] == ["paper1", "paper2", "paper3"]
+
+
+def test_credentials_from_the_environment_are_used_and_never_shown(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENREVIEW_USERNAME", USERNAME)
+    monkeypatch.setenv("OPENREVIEW_PASSWORD", PASSWORD)
+    out = tmp_path / "out.jsonl"
+    run(server, out, split={"train": 0.5, "test": 0.5})
+    login = [r for r in server.requests if r["path"] == "/login"]
+    assert len(login) == 2 and json.loads(login[0]["body"])["password"] == PASSWORD  # v2 detection + the run
+    assert all(r["authorization"] == f"Bearer {TOKEN}" for r in server.requests if r["path"] == "/notes")
+    shown = capsys.readouterr()
+    written = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+    for secret in (USERNAME, PASSWORD, TOKEN):
+        assert secret not in shown.out + shown.err and secret not in written
+    # a wrong password: the server's refusal, without the password or the account
+    monkeypatch.setenv("OPENREVIEW_PASSWORD", "wrong-password-123")
+    with pytest.raises(CollectError) as error:
+        run(server, tmp_path / "other.jsonl")
+    assert "refused the login" in str(error.value) and "wrong-password-123" not in str(error.value)
+    assert USERNAME not in str(error.value)
+
+
+def test_a_name_that_does_not_match_lists_the_venue_invitations(server, tmp_path):
+    with pytest.raises(CollectError) as error:
+        run(server, tmp_path / "out.jsonl", submission_invitation=f"{VENUE}/-/Blind_Submission")
+    message = str(error.value)
+    assert f"no submissions under {VENUE}/-/Blind_Submission" in message
+    assert f"{VENUE}/-/Submission" in message and "--submission_invitation" in message
+    assert "Submission1/-/Official_Review" not in message  # per-paper invitations are not listed
+    with pytest.raises(CollectError, match="replies' invitations end in: Decision .*Official_Review"):
+        run(server, tmp_path / "out2.jsonl", review_name="Review")
+
+
+def test_api_v1_venue(paper_pdfs, tmp_path):
+    sub = f"{V1_VENUE}/-/Blind_Submission"
+    reply = {"id": "r1", "invitation": f"{V1_VENUE}/Paper1/-/Official_Review",
+             "signatures": [f"{V1_VENUE}/Paper1/AnonReviewer2"],
+             "content": {"title": "A careful study", "review": "The paper studies reviewing with long contexts. "
+                         "It is well written.", "rating": "8: Accept", "confidence": "4: The reviewer is confident"}}
+    decision = {"id": "d1", "invitation": f"{V1_VENUE}/Paper1/-/Decision", "content": {"decision": "Accept (Talk)"}}
+    notes = {sub: [{"id": "v1paper", "number": 1, "invitation": sub, "content": {"title": "A v1 paper",
+                    "abstract": "An abstract.", "pdf": "/pdf/abc.pdf"}, "details": {"directReplies": [reply, decision]}}],
+             f"{V1_VENUE}/-/Withdrawn_Submission": [{"id": "w1", "invitation": f"{V1_VENUE}/-/Withdrawn_Submission",
+                                                     "content": {"title": "Gone"}}]}
+    server = OpenReviewServer([], {"v1paper": paper_pdfs["paper1"]}, v1_notes=notes)
+    try:
+        summary = collect(output_file=str(tmp_path / "v1.jsonl"), venue=V1_VENUE, baseurl=server.url,
+                          baseurl_v1=server.url + "/v1", **FAST)
+    finally:
+        server.close()
+    (paper,) = lines(tmp_path / "v1.jsonl")
+    assert summary["api_version"] == 1 and summary["counts"]["withdrawn"] == 1
+    assert paper["decision"] == "Accept (Talk)"
+    assert paper["reviews"] == [{"reviewer": "AnonReviewer2", "rating": 8, "confidence": 4,
+                                 "text": "The paper studies reviewing with long contexts. It is well written."}]
+    assert any(r["path"] == "/v1/pdf" for r in server.requests)
