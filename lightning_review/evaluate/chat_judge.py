@@ -136,7 +136,7 @@ class ChatJudge:
                     and pair["b"] not in seen_b:
                 seen_a.add(pair["a"])
                 seen_b.add(pair["b"])
-                matches.append(Match(pair["a"], pair["b"], float(pair["similarity"])))
+                matches.append(Match(pair["a"], pair["b"], float(pair["similarity"]), pair["rationale"]))
         return matches
 
     async def _ask(self, version: str, inputs: dict, prompt: str, schema: type[BaseModel]) -> dict:

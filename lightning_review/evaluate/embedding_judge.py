@@ -9,7 +9,7 @@ the chat judges are the ones whose A->B / B->A flips the evaluator measures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +28,7 @@ class Match:
     a: int  # index of the point in review A
     b: int  # index of the point in review B
     similarity: float  # on the 5-10 scale
+    rationale: str = ""  # why the judge paired them (a chat judge's sentence; the offline judge's cosine)
 
 
 def one_to_one(similarity: np.ndarray) -> list[Match]:
@@ -68,11 +69,15 @@ class EmbeddingJudge:
     def extract_points(self, review: str) -> list[str]:
         return split_points(review)
 
-    def similarity(self, points_a: Sequence[str], points_b: Sequence[str]) -> np.ndarray:
+    def cosine(self, points_a: Sequence[str], points_b: Sequence[str]) -> np.ndarray:
         if not points_a or not points_b:
             return np.zeros((len(points_a), len(points_b)))
         emb = self.model.encode(list(points_a) + list(points_b), normalize_embeddings=True, convert_to_numpy=True)
-        return cosine_to_scale(emb[: len(points_a)] @ emb[len(points_a):].T)
+        return emb[: len(points_a)] @ emb[len(points_a):].T
+
+    def similarity(self, points_a: Sequence[str], points_b: Sequence[str]) -> np.ndarray:
+        return cosine_to_scale(self.cosine(points_a, points_b))
 
     def match(self, points_a: Sequence[str], points_b: Sequence[str]) -> list[Match]:
-        return one_to_one(self.similarity(points_a, points_b))
+        cosine = self.cosine(points_a, points_b)
+        return [replace(m, rationale=f"cosine {cosine[m.a, m.b]:.3f}") for m in one_to_one(cosine_to_scale(cosine))]

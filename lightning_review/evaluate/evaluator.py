@@ -65,6 +65,9 @@ class Judged:
     backward: dict[tuple[int, int], float] | None = None
     each: list["Judged"] = field(default_factory=list)
     points: tuple[list[str], list[str]] = ((), ())  # the system's and the pooled human points this judge found
+    rationales: dict[tuple[int, int], str] = field(default_factory=dict)  # forward pairs' reasons
+    backward_rationales: dict[tuple[int, int], str] = field(default_factory=dict)
+    human_review_of: list[int] = field(default_factory=list)  # per pooled human point: which human review
 
     def mean_hits_each(self, threshold: float) -> float:
         return float(np.mean([j.score(threshold)[0].hits for j in self.each])) if self.each else 0.0
@@ -76,17 +79,34 @@ class Judged:
         n, flips = agreed_hits(self.forward, self.backward, threshold)
         return PaperScore(n, self.system_points, self.human_points), flips
 
+    def pairs(self, threshold: float, first_review: int = 0) -> dict:
+        """Every matched pair with both points, the score in each direction, the reasons and the verdict at
+        ``threshold``: what a person reads to audit the judge (result.json's ``pairs``)."""
+        system_points, human_points = self.points
+        matches = []
+        for a, b in sorted(set(self.forward) | set(self.backward or {})):
+            forward, backward = self.forward.get((a, b)), (self.backward or {}).get((a, b))
+            hit = (forward or 0) >= threshold and (self.backward is None or (backward or 0) >= threshold)
+            matches.append({"system_point": a, "human_point": b, "similarity": forward,
+                            "similarity_backward": backward, "rationale": self.rationales.get((a, b)),
+                            "rationale_backward": self.backward_rationales.get((a, b)), "hit": hit})
+        return {"system_points": list(system_points), "human_points": list(human_points),
+                "human_point_review": [first_review + k for k in self.human_review_of], "matches": matches}
+
 
 async def _maybe(value):
     return await value if inspect.isawaitable(value) else value
 
 
 async def _judge_points(judge, system_points: list[str], human_points: list[str], both: bool) -> Judged:
-    forward = {(m.a, m.b): m.similarity for m in await _maybe(judge.match(system_points, human_points))}
-    backward = None
+    forward_matches = await _maybe(judge.match(system_points, human_points))
+    result = Judged(len(system_points), len(human_points), {(m.a, m.b): m.similarity for m in forward_matches},
+                    rationales={(m.a, m.b): m.rationale for m in forward_matches})
     if both:
-        backward = {(m.b, m.a): m.similarity for m in await _maybe(judge.match(human_points, system_points))}
-    return Judged(len(system_points), len(human_points), forward, backward)
+        backward_matches = await _maybe(judge.match(human_points, system_points))
+        result.backward = {(m.b, m.a): m.similarity for m in backward_matches}
+        result.backward_rationales = {(m.b, m.a): m.rationale for m in backward_matches}
+    return result
 
 
 async def judge_one(judge, system_review: str, human_reviews: list[str], both_directions: bool) -> Judged:
@@ -95,6 +115,7 @@ async def judge_one(judge, system_review: str, human_reviews: list[str], both_di
     pooled = [p for review_points in points[1:] for p in review_points]
     result = await _judge_points(judge, system_points, pooled, both_directions)
     result.points = (system_points, pooled)
+    result.human_review_of = [k for k, review_points in enumerate(points[1:]) for _ in review_points]
     if len(human_reviews) > 1:
         result.each = list(await asyncio.gather(*(_judge_points(judge, system_points, review_points,
                                                                  both_directions) for review_points in points[1:])))
@@ -217,6 +238,10 @@ def summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
                                "precision": float(np.mean([s.precision for s, _ in scored])) if scored else 0.0,
                                "recall": float(np.mean([s.recall for s, _ in scored])) if scored else 0.0,
                                "flip_rate": float(np.mean([f for _, f in scored])) if scored else 0.0}
+    result["pairs"] = {judge_name: {system: {pid: j.pairs(primary_threshold, 1 if system == HUMAN_CONTROL else 0)
+                                             for pid, j in sorted(per_paper.items())}
+                                    for system, per_paper in per_system.items()}
+                       for judge_name, per_system in judged.items()}
     result["per_paper_hits"] = {judge_name: {system: {pid: {str(t): j.score(t)[0].hits for t in THRESHOLDS}
                                                          for pid, j in sorted(per_paper.items())}
                                                 for system, per_paper in per_system.items()}

@@ -62,3 +62,14 @@ def test_the_excerpt_is_the_opening_cut_after_a_sentence():
     assert paper_excerpt(PAPER, 60) == "We propose graph diffusion for segmentation. It is robust to label noise."[:44]
     assert paper_excerpt(PAPER, 1000) == PAPER
     assert paper_excerpt("x" * 100, 10) == "x" * 10  # no sentence end: a hard cut
+
+
+def test_result_lists_every_matched_pair_for_an_audit():
+    result = run(["The method is novel. The baselines are old.", "Experiments are thin. Figures are small."])
+    paper = result["pairs"]["words"]["ours"]["p1"]
+    assert paper["system_points"] == ["The method is novel", "Experiments are thin"]
+    assert paper["human_points"][paper["matches"][0]["human_point"]] == "The method is novel"
+    assert paper["human_point_review"] == [0, 0, 1, 1]  # which human review each pooled point comes from
+    assert [(m["system_point"], m["human_point"], m["similarity"], m["hit"]) for m in paper["matches"]] == [
+        (0, 0, 9.0, True), (1, 2, 9.0, True)]
+    assert result["pairs"]["words"][HUMAN_CONTROL]["p1"]["human_point_review"] == [1, 1]  # review 0 is the system
