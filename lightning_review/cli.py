@@ -14,7 +14,8 @@ TOOLS = {"export": (".export", "export_merged"), "export-adapter": (".export", "
          "cost": (".openai_ft.commands", "cost"), "openai": (".openai_ft.commands", "COMMANDS"),
          "prepare": (".prepare", "prepare"), "evaluate": (".evaluate.command", "evaluate"),
          "generate": (".generation.command", "generate"),
-         "perplexity": (".evaluate.perplexity_command", "perplexity")}
+         "perplexity": (".evaluate.perplexity_command", "perplexity"),
+         "collect": (".collect.command", "collect")}
 
 
 def tool_command(name: str) -> Callable | dict[str, Callable]:
