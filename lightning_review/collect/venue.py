@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .client import CollectError, Fetcher
 from .forms import review_record, value
-from .invitations import VenueNames, matches, v1_names, v2_names, venue_wide
+from .invitations import VenueNames, matches, venue_wide
 
 
 @dataclass
