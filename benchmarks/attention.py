@@ -64,8 +64,13 @@ def check(device):
         qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
         ref = s2_attention(qf, kf, vf, 512, lens, backend="reference")
         ref_g = torch.autograd.grad((ref * go.float() * real.float()).sum(), (qf, kf, vf))
-        for backend in ("grouped", "flex"):
-            out = s2_attention(q, k, v, 512, lens, backend=backend)
+        for backend in ("grouped", "flex", "varlen"):
+            try:
+                out = s2_attention(q, k, v, 512, lens, backend=backend)
+            except Exception as exc:  # noqa: BLE001 - varlen needs a torch with torch.nn.attention.varlen
+                rows.append({"layout": lens, "kv_heads": kv, "backend": backend, "error": repr(exc)[:300]})
+                print(f"check {backend}: failed: {exc!r}"[:300])
+                continue
             g = torch.autograd.grad((out * go * real).sum(), (q, k, v))
             errs = [rel_err(out * real, ref * real)] + [rel_err(a, r) for a, r in zip(g, ref_g)]
             rows.append({"layout": lens, "kv_heads": kv, "backend": backend, "rel_err_out_dq_dk_dv": errs})
@@ -91,8 +96,11 @@ def bench(fn, leaves):
     return triton.testing.do_bench(step, warmup=50, rep=300, return_mode="median")
 
 
-VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 grouped 4 docs",
-            "s2 flex 4 docs", "full per-doc grouped 4 docs"]
+VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 varlen 1 doc",
+            "s2 grouped 4 docs", "s2 flex 4 docs", "s2 varlen 4 docs", "s2 grouped mix", "s2 flex mix",
+            "s2 varlen mix", "full per-doc grouped 4 docs"]
+# A row of the seed's length mix (benchmarks/train_step.py --mix): three papers packed into one row, as fractions of it.
+MIX_ROW = (0.42, 0.36, 0.21)
 
 
 def markdown_table(path: str) -> str:
@@ -114,6 +122,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="attention.json")
     ap.add_argument("--seqs", default="4096,8192,16384,32768")
+    ap.add_argument("--models", default="13B,7B")
     ap.add_argument("--table", help="print the markdown table of a results JSON and exit (no GPU needed)")
     args = ap.parse_args()
     if args.table:
@@ -129,12 +138,13 @@ def main():
         with open(args.out, "w") as f:
             json.dump({"meta": meta, "checks": checks, "results": results}, f, indent=1)
 
-    for name, heads in (("13B", 40), ("7B", 32)):
+    for name, heads in [m for m in (("13B", 40), ("7B", 32)) if m[0] in args.models.split(",")]:
         for n in (int(s) for s in args.seqs.split(",")):
             group = n // 4
             leaves = [torch.randn(1, n, heads, 128, device=device, dtype=torch.bfloat16, requires_grad=True)
                       for _ in range(3)]
             four = [[n // 4] * 4]
+            mix = [[int(n * f) for f in MIX_ROW]]
             variants = {
                 "sdpa full causal": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
                                      [n], None),
@@ -145,6 +155,14 @@ def main():
                                       four[0], group),
                 "s2 flex 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="flex"),
                                    four[0], group),
+                "s2 varlen 1 doc": (lambda q, k, v: s2_attention(q, k, v, group, backend="varlen"), [n], group),
+                "s2 varlen 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="varlen"),
+                                     four[0], group),
+                "s2 grouped mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="grouped"), mix[0],
+                                   group),
+                "s2 flex mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="flex"), mix[0], group),
+                "s2 varlen mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="varlen"), mix[0],
+                                  group),
                 "full per-doc grouped 4 docs": (lambda q, k, v: s2_attention(q, k, v, None, four, backend="grouped"),
                                                 four[0], None),
             }

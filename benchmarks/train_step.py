@@ -142,9 +142,11 @@ def load_ours(checkpoint: Path, context: int, device: str, quantize: bool, **hpa
 
 
 def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warmup: int,
-              profile_dir: str | None = None, label: str = "") -> list[float]:
+              profile_dir: str | None = None, label: str = "", fit_width: bool = False) -> list[float]:
     """Trainer.fit over pre-collated packed rows; a callback times each optimizer step. With ``profile_dir``,
-    Lightning's PyTorchProfiler writes its operator summary there (the timings then include its overhead)."""
+    Lightning's PyTorchProfiler writes its operator summary there (the timings then include its overhead).
+    ``fit_width``: each row is as wide as its documents (rounded up to 64) instead of padded to ``row_length``, which
+    stays the token budget (the packing capacity, and the S2 group size is a quarter of it as in training)."""
     import lightning as L
 
     from lightning_review.data.packing import collate_rows
@@ -164,7 +166,8 @@ def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warm
 
     module.hparams.max_seq_length = row_length
     module.s2_group_size = max(2, (row_length // 4) // 2 * 2)
-    batches = [collate_rows([row], pad_id=0, row_length=row_length) for row in rows]
+    batches = [collate_rows([row], pad_id=0, row_length=None if fit_width else row_length, multiple_of=64)
+               for row in rows]
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
     timer = StepTimer()
     profiler = None
@@ -182,8 +185,46 @@ def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warm
 
 
 # ---- measurement ----------------------------------------------------------------------------------------------------
+def _s2_squares(n: int, group_size: int | None) -> int:
+    """Sum over both halves of the heads of each attention group's length squared (full causal: 2 n^2)."""
+    from lightning_review.model.attention import _groups_of_document
+
+    return sum(g * g for shifted in (False, True) for _, g in _groups_of_document(n, group_size, shifted))
+
+
+def executed_flops(config, doc_lens: list[list[int]], widths: list[int], *, group_size: int | None,
+                   checkpointed: int, review_tokens: list[int] | None, lora_r: int = 64) -> float:
+    """The FLOPs a step actually computes (not the model FLOPs of the issue's MFU), so that this utilisation
+    cannot pass 100%. Per row of ``width`` tokens (padding included: it goes through every linear layer):
+    - base linear layers, frozen: forward 2P, backward input gradient 2P (no weight gradient), and one more
+      forward in each of the ``checkpointed`` layers (recomputation);
+    - LoRA (r on the 7 projections): forward 2R, backward 4R (input and weight gradients), recomputation 2R;
+    - attention per layer and document: forward hidden x (sum of squared group lengths over both halves of the
+      heads; full causal: 2 n^2 hidden, S2: about a quarter), backward 2.5x forward, recomputation 1x;
+    - LM head (V x hidden): on the labelled tokens only when ``review_tokens`` is given (ours: forward, its
+      checkpointed recomputation, input gradient), else on every position (transformers' loss: forward + input
+      gradient)."""
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
+    q_dim, kv_dim = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+    inter = config.intermediate_size
+    base = hidden * q_dim + 2 * hidden * kv_dim + q_dim * hidden + 3 * hidden * inter
+    lora = lora_r * ((hidden + q_dim) + 2 * (hidden + kv_dim) + (q_dim + hidden) + 3 * (hidden + inter))
+    recompute = checkpointed / layers
+    head = config.vocab_size * hidden
+    total = 0.0
+    for i, (lens, width) in enumerate(zip(doc_lens, widths)):
+        linear = (2 * base * (2 + recompute) + lora * (6 + 2 * recompute)) * width * layers
+        attention = sum(_s2_squares(n, group_size) for n in lens) * hidden * (3.5 + recompute) * layers
+        head_tokens = review_tokens[i] if review_tokens is not None else width
+        total += linear + attention + head * head_tokens * (6 if review_tokens is not None else 4)
+    return total
+
+
 def summarize(times: list[float], doc_lens: list[list[int]], config, peak: float | None,
-              memory: float | None) -> dict:
+              memory: float | None, executed: list[float] | None = None) -> dict:
+    """tokens/s, the issue's model-FLOP MFU and, with ``executed`` (FLOPs actually computed per step, see
+    executed_flops), the utilisation of the work the GPU really did."""
     from lightning_review.training.telemetry import training_flops
 
     per_step = [sum(row) for row in doc_lens]
@@ -195,28 +236,41 @@ def summarize(times: list[float], doc_lens: list[list[int]], config, peak: float
     out = {"steps": len(times), "median_step_s": round(statistics.median(times), 3),
            "tokens_per_s": round(tokens / seconds, 1), "model_tflops_per_s": round(flops / seconds / 1e12, 1),
            "peak_gb": memory}
+    done = sum(executed[-len(times):]) if executed else None
+    if done:
+        out["executed_tflops_per_s"] = round(done / seconds / 1e12, 1)
     if peak:
         out["mfu"] = round(flops / seconds / 1e12 / peak, 4)
         out["mfu_of_790"] = round(flops / seconds / 1e12 / ISSUE_PEAK_TFLOPS, 4)
+        if done:
+            out["mfu_executed"] = round(done / seconds / 1e12 / peak, 4)
     return out
 
 
-def parse_variant(spec: str) -> tuple[str, dict, set[int] | None]:
-    """``ours:checkpointed_layers=0;kernels=none;rows=8192+16384`` -> ("ours", LongQLoRAModule settings, the row
-    lengths it runs, None: all). ``baseline`` takes no settings."""
+def parse_variant(spec: str) -> tuple[str, dict, set[int] | None, dict]:
+    """``ours:checkpointed_layers=0;kernels=none;rows=8192+16384;width=fit`` -> ("ours", LongQLoRAModule settings,
+    the row lengths it runs (None: all), benchmark settings). Benchmark settings: ``width=fit`` (rows as wide as
+    their documents, see our_steps) and ``checkpointed_layers=fit`` (the equal-memory search, see
+    fit_checkpointed_layers). ``baseline`` takes no settings."""
     name, _, rest = spec.partition(":")
     if name not in ("baseline", "ours"):
         raise SystemExit(f"--variants: {spec!r}: a variant is baseline or ours[:key=value;...]")
-    settings, only = {}, None
+    settings, only, bench = {}, None, {}
     for item in filter(None, rest.split(";")):
         key, _, value = item.partition("=")
         if key == "rows":
             only = {int(v) for v in value.split("+")}
         elif name == "baseline":
             raise SystemExit(f"--variants: {spec!r}: the baseline takes no settings")
+        elif key == "width":
+            if value not in ("fit", "fixed"):
+                raise SystemExit(f"--variants: {spec!r}: width is fit or fixed")
+            bench["fit_width"] = value == "fit"
+        elif key == "checkpointed_layers" and value == "fit":
+            bench["fit_checkpointing"] = True
         else:
             settings[key] = None if value in ("none", "null") and key != "kernels" else _number_or_text(value)
-    return name, settings, only
+    return name, settings, only, bench
 
 
 def _number_or_text(value: str):
@@ -228,39 +282,123 @@ def _number_or_text(value: str):
     return {"true": True, "false": False}.get(value.lower(), value)
 
 
+def set_checkpointed_layers(module, count: int) -> None:
+    """On a built LongQLoRAModule: the first ``count`` decoder layers recompute in backward and the others keep
+    their activations, with LoRA dropout replayed in those others only, as ``LongQLoRAModule(checkpointed_layers=
+    count)`` builds it; the equal-memory search tries several counts on one loaded model this way."""
+    from peft.tuners.lora import LoraLayer
+
+    from lightning_review.model.loading import decoder_layers
+    from lightning_review.model.lora_dropout import RegeneratedDropoutLinear, use_regenerated_lora_dropout
+
+    for i, layer in enumerate(decoder_layers(module.model)):
+        layer.gradient_checkpointing = i < count
+        if not layer.gradient_checkpointing:
+            if module.hparams.regenerate_lora_dropout:
+                use_regenerated_lora_dropout(layer)
+            continue
+        for lora in layer.modules():  # back to peft's own dropout where an earlier count replayed it
+            if isinstance(lora, LoraLayer):
+                for key, lora_a in lora.lora_A.items():
+                    if isinstance(lora_a, RegeneratedDropoutLinear):
+                        lora.lora_dropout[key] = torch.nn.Dropout(lora_a.dropout_p)
+                        del lora_a.dropout_p
+                        lora_a.__class__ = torch.nn.Linear
+
+
+def fit_checkpointed_layers(peak_at, layers: int, budget: float, max_probes: int = 8) -> int:
+    """The fewest checkpointed layers whose peak memory ``peak_at(count)`` (GB, inf on OOM) is within ``budget``:
+    every layer, then two fewer, then the count the per-layer slope predicts, corrected one layer at a time.
+    Returns ``layers`` when even that is over the budget (the caller reports it)."""
+    def fits(count: int) -> bool:
+        return peak_at(count) <= budget
+
+    if not fits(layers):
+        return layers
+    step = min(2, layers)
+    if step == 0:
+        return layers
+    if not fits(layers - step):
+        return layers - 1 if step == 2 and fits(layers - 1) else layers
+    slope = (peak_at(layers - step) - peak_at(layers)) / step
+    count = 0 if slope <= 0 else max(0, layers - int((budget - peak_at(layers)) / slope))
+    count = min(count, layers - step)
+    probes = 3
+    while not fits(count):  # ends at layers - step at the latest, which fits
+        count += 1
+        probes += 1
+    while count > 0 and probes < max_probes and fits(count - 1):
+        count -= 1
+        probes += 1
+    return count
+
+
+def _release_trainer(module) -> None:
+    """Drop the finished Trainer (its optimizer states) and the gradients, so the next job's peak is its own."""
+    if module is not None and hasattr(module, "_trainer"):
+        module._trainer = None
+        module.zero_grad(set_to_none=True)
+
+
 def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tuple[str, list[int], int]], args,
-                config, peak, result: dict) -> None:
+                config, peak, result: dict, bench: dict | None = None) -> None:
     """Load one variant once, then time every job (label, document lengths, row length) on it; in a search, the
-    doubling stops at the first OOM."""
+    doubling stops at the first OOM. ``bench``: parse_variant's benchmark settings (fit widths, the equal-memory
+    search of checkpointed layers against the baseline's peak of the same job times 1 + --memory_slack)."""
+    bench = bench or {}
     device = args.device
     reset_peak(device)
     start = time.perf_counter()
     model = load(checkpoint, context, device, args.quantize)
-    if name.startswith("ours") and device == "cpu":  # on GPU the Trainer builds it on its device
+    if name.startswith("ours"):  # built here, not in the Trainer, so that no job's peak includes loading
         model.build(device)
     result.setdefault("load_s", {})[name] = round(time.perf_counter() - start, 1)
     for label, lengths, row_length in jobs:
         docs = documents(lengths, args.review_fraction, config.vocab_size, seed=len(lengths))
         reset_peak(device)
+        extra: dict = {}
         try:
             if name.startswith("baseline"):
                 times = baseline_steps(model, docs, device, args.warmup)
                 doc_lens = [[n] for n in lengths]
+                executed = [executed_flops(config, [[n]], [n], group_size=None, checkpointed=config.num_hidden_layers,
+                                           review_tokens=None) for n in lengths]
             else:
                 from lightning_review.data.packing import pack_best_fit_decreasing
+                from lightning_review.model.loading import decoder_layers
 
                 bins = pack_best_fit_decreasing(lengths, row_length) if args.pack else [[i] for i in range(len(docs))]
                 rows = [[docs[i] for i in b] for b in bins]
-                times = our_steps(model, rows, row_length, device, args.warmup, args.profile_dir, label)
                 doc_lens = [[lengths[i] for i in b] for b in bins]
-            entry = summarize(times, doc_lens, config, peak, peak_gb(device))
+                fit_width = bench.get("fit_width", False)
+                widths = [-(-sum(row) // 64) * 64 if fit_width else row_length for row in doc_lens]
+                layers = decoder_layers(model.model)
+                if bench.get("fit_checkpointing"):
+                    extra = search_checkpointing(model, label, rows, doc_lens, row_length, args, result, fit_width)
+                    set_checkpointed_layers(model, extra["checkpointed_layers"])
+                    reset_peak(device)
+                checkpointed = sum(layer.gradient_checkpointing for layer in layers) \
+                    if model.hparams.gradient_checkpointing else 0
+                times = our_steps(model, rows, row_length, device, args.warmup, args.profile_dir, label, fit_width)
+                _release_trainer(model)
+                group = max(2, (row_length // 4) // 2 * 2) if model.hparams.s2_attention else None
+                review = [sum(max(1, int(n * args.review_fraction)) for n in row) for row in doc_lens]
+                executed = [executed_flops(config, [d], [w], group_size=group, checkpointed=checkpointed,
+                                           review_tokens=[r]) for d, w, r in zip(doc_lens, widths, review)]
+                extra.update(checkpointed_layers=checkpointed,
+                             real_token_fraction=round(sum(map(sum, doc_lens)) / sum(widths), 4))
+            entry = summarize(times, doc_lens, config, peak, peak_gb(device), executed)
+            entry.update(extra)
             entry["peak_host_pinned_gb"] = peak_host_pinned_gb(device)
             entry["rows"] = len(doc_lens)
             entry["warmup_rows"] = args.warmup
+            if "budget_gb" in entry and entry.get("peak_gb") is not None:
+                entry["within_budget"] = entry["peak_gb"] <= entry["budget_gb"]
         except Exception as exc:  # noqa: BLE001 - OOM is a result here, anything else is re-raised
             if not is_oom(exc):
                 raise
-            entry = {"oom": True, "peak_gb": peak_gb(device)}
+            _release_trainer(model if name.startswith("ours") else None)
+            entry = {"oom": True, "peak_gb": peak_gb(device), **extra}
         result.setdefault(label, {})[name] = entry
         print(name, label, entry, flush=True)
         Path(args.out).write_text(json.dumps(result, indent=1))
@@ -270,13 +408,49 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
     reset_peak(device)
 
 
+def search_checkpointing(module, label: str, rows: list[list[dict]], doc_lens: list[list[int]], row_length: int,
+                         args, result: dict, fit_width: bool) -> dict:
+    """The equal-memory point of one job: the fewest checkpointed layers whose peak, over a warm-up and a timed
+    step on the job's two widest rows, is within the baseline's peak of the same job times 1 + --memory_slack."""
+    from lightning_review.model.loading import decoder_layers
+
+    baseline = result.get(label, {}).get("baseline", {}).get("peak_gb")
+    if not baseline:
+        raise SystemExit("checkpointed_layers=fit needs the baseline before it in --variants (its peak is the budget)")
+    budget = round(baseline * (1 + args.memory_slack), 2)
+    widest = sorted(range(len(rows)), key=lambda i: -sum(doc_lens[i]))[:2]
+    probe_rows = [rows[i] for i in (widest * 2)[:2]]
+    probes: dict[int, float] = {}
+
+    def peak_at(count: int) -> float:
+        if count not in probes:
+            set_checkpointed_layers(module, count)
+            reset_peak(args.device)
+            try:
+                our_steps(module, probe_rows, row_length, args.device, 1, None, label, fit_width)
+                probes[count] = peak_gb(args.device) or 0.0
+            except Exception as exc:  # noqa: BLE001
+                if not is_oom(exc):
+                    raise
+                probes[count] = math.inf
+            _release_trainer(module)
+            print(f"  {label}: {count} checkpointed layers -> peak {probes[count]} GB (budget {budget})", flush=True)
+        return probes[count]
+
+    count = fit_checkpointed_layers(peak_at, len(decoder_layers(module.model)), budget)
+    return {"budget_gb": budget, "baseline_peak_gb": baseline, "probes": {str(k): v for k, v in probes.items()},
+            "checkpointed_layers": count}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", default="13b", choices=["7b", "13b", "tiny"])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--work", default="/tmp/train_step")
     parser.add_argument("--out", default="train_step.json")
-    parser.add_argument("--seqs", default="8192,16384,32768")
+    parser.add_argument("--seqs", default=None,
+                        help="single-document rows of these lengths (default 8192,16384,32768 unless --mix or "
+                             "--search is given; --mix adds its job after these)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--variants", default="baseline,ours",
@@ -288,6 +462,8 @@ def main() -> None:
     parser.add_argument("--mix_row", type=int, default=16384)
     parser.add_argument("--search", type=int, default=0, help="longest context: start here, double until OOM")
     parser.add_argument("--search_cap", type=int, default=262144)
+    parser.add_argument("--memory_slack", type=float, default=0.05,
+                        help="checkpointed_layers=fit: the memory budget is the baseline's peak times 1 + this")
     parser.add_argument("--no-quantize", dest="quantize", action="store_false")
     parser.add_argument("--no-pack", dest="pack", action="store_false")
     parser.add_argument("--loss_chunk_tokens", type=int, default=4096, help="ours; 0: transformers' full-logits loss")
@@ -309,7 +485,7 @@ def main() -> None:
         result["peak_bf16_tflops"] = peak = round(measure(), 1)
     start = time.perf_counter()
     if args.shape == "tiny":
-        from lightning_review.demo import TINY_LLAMA, resolve
+        from lightning_review.artifacts.model_sources import TINY_LLAMA, resolve
 
         checkpoint = resolve(TINY_LLAMA)
     else:
@@ -327,23 +503,31 @@ def main() -> None:
             s *= 2
         jobs = [(f"search_{s}", [s], s) for s in seqs]  # one row each
         args.warmup = 0
-    elif args.mix:
-        rng = random.Random(0)  # lognormal around the seed's mean of ~7,600 tokens, cut to [1K, mix_row]
-        lengths = [min(args.mix_row, max(1024, int(rng.lognormvariate(math.log(6800), 0.5))))
-                   for _ in range(args.mix + args.warmup)]
-        result["mix_lengths"] = lengths
-        jobs = [(f"mix_{args.mix_row}", lengths, args.mix_row)]
     else:
-        seqs = [int(s) for s in args.seqs.split(",")]
+        seqs = [int(s) for s in (args.seqs or ("" if args.mix else "8192,16384,32768")).split(",") if s]
         jobs = [(f"seq_{s}", [s] * n_rows, s) for s in seqs]
+        if args.mix:
+            rng = random.Random(0)  # lognormal around the seed's mean of ~7,600 tokens, cut to [1K, mix_row]
+            lengths = [min(args.mix_row, max(1024, int(rng.lognormvariate(math.log(6800), 0.5))))
+                       for _ in range(args.mix + args.warmup)]
+            result["mix_lengths"] = lengths
+            jobs.append((f"mix_{args.mix_row}", lengths, args.mix_row))
     context = max(max(length for _, lengths, _ in jobs for length in lengths), config.max_position_embeddings)
     ours_kw = dict(attention_backend=args.attention_backend, optimizer=args.optimizer,
                    loss_chunk_tokens=args.loss_chunk_tokens or None)
     for spec in args.variants.split(","):
-        name, settings, only = parse_variant(spec)
+        name, settings, only, bench = parse_variant(spec)
         load = load_baseline if name == "baseline" else partial(load_ours, **{**ours_kw, **settings})
         variant_jobs = [job for job in jobs if only is None or job[2] in only]
-        run_variant(spec, load, checkpoint, context, variant_jobs, args, config, peak, result)
+        try:
+            run_variant(spec, load, checkpoint, context, variant_jobs, args, config, peak, result, bench)
+        except Exception as exc:  # noqa: BLE001 - one failing variant must not lose the others' figures
+            import traceback
+
+            traceback.print_exc()
+            result.setdefault("errors", {})[spec] = repr(exc)[:500]
+            Path(args.out).write_text(json.dumps(result, indent=1))
+        reset_peak(args.device)
     for label, entry in result.items():
         if isinstance(entry, dict) and label.startswith(("seq_", "mix_", "search_")) \
                 and entry.get("baseline", {}).get("tokens_per_s"):
@@ -351,8 +535,35 @@ def main() -> None:
                 if spec != "baseline" and entry[spec].get("tokens_per_s"):
                     entry[f"speedup {spec}"] = round(entry[spec]["tokens_per_s"] / entry["baseline"]["tokens_per_s"],
                                                      3)
+    result["equal_memory"] = equal_memory_summary(result)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "mix_lengths"}, indent=1))
+    print(json.dumps(result["equal_memory"], indent=1))
+
+
+def equal_memory_summary(result: dict) -> dict:
+    """Per job, THE comparison: the fastest variant of ours whose peak is within the baseline's peak times 1 +
+    --memory_slack, against the baseline (variants without a peak, on CPU, are left out)."""
+    slack = result.get("args", {}).get("memory_slack", 0.05)
+    out = {}
+    for label, entry in result.items():
+        if not (isinstance(entry, dict) and label.startswith(("seq_", "mix_", "search_"))):
+            continue
+        base = entry.get("baseline", {})
+        if not base.get("tokens_per_s") or base.get("peak_gb") is None:
+            continue
+        budget = base["peak_gb"] * (1 + slack)
+        fitting = {spec: e for spec, e in entry.items() if spec.startswith("ours") and isinstance(e, dict)
+                   and e.get("tokens_per_s") and e.get("peak_gb") is not None and e["peak_gb"] <= budget}
+        if not fitting:
+            out[label] = {"budget_gb": round(budget, 2), "best": None}
+            continue
+        spec = max(fitting, key=lambda k: fitting[k]["tokens_per_s"])
+        out[label] = {"budget_gb": round(budget, 2), "best": spec, "tokens_per_s": fitting[spec]["tokens_per_s"],
+                      "peak_gb": fitting[spec]["peak_gb"], "baseline_tokens_per_s": base["tokens_per_s"],
+                      "baseline_peak_gb": base["peak_gb"],
+                      "ratio": round(fitting[spec]["tokens_per_s"] / base["tokens_per_s"], 3)}
+    return out
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from lightning_review.errors import UserError
 from lightning_review.model.attention import document_causal_attention, s2_attention
 
 
@@ -141,13 +142,14 @@ def test_bad_arguments_are_named(kwargs, message):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA backends (flash SDPA, compiled FlexAttention)")
-@pytest.mark.parametrize("backend", ["grouped", "flex"])
+@pytest.mark.parametrize("backend", ["grouped", "flex", "varlen"])
 @pytest.mark.parametrize("heads, kv_heads", [(9, 3), (32, 8)])
-def test_cuda_backends_match_the_reference_with_odd_and_even_heads(backend, heads, kv_heads):
-    """bf16 on the GPU, packed rows: outputs and gradients of the fast backends against the dense reference."""
+@pytest.mark.parametrize("doc_lens", [[[300, 724], [1024]], [[300, 500, 100], [1000]]])
+def test_cuda_backends_match_the_reference_with_odd_and_even_heads(backend, heads, kv_heads, doc_lens):
+    """bf16 on the GPU, packed rows (full, and with padding): outputs and gradients of the fast backends against
+    the dense reference."""
     torch.manual_seed(0)
     seq, dim, group = 1024, 64, 256
-    doc_lens = [[300, 724], [1024]]
     shape_q, shape_kv = (2, heads, seq, dim), (2, kv_heads, seq, dim)
     q, k, v = (torch.randn(s, device="cuda", dtype=torch.bfloat16, requires_grad=True)
                for s in (shape_q, shape_kv, shape_kv))
@@ -158,3 +160,9 @@ def test_cuda_backends_match_the_reference_with_odd_and_even_heads(backend, head
         results[name] = (out, *torch.autograd.grad((out.float() * grad_out.float()).sum(), (q, k, v)))
     for got, expected in zip(results[backend], results["reference"]):
         torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
+
+
+def test_varlen_backend_is_refused_off_cuda():
+    q = torch.randn(1, 2, 16, 8)
+    with pytest.raises(UserError, match="CUDA only"):
+        s2_attention(q, q, q, 8, [[16]], backend="varlen")
