@@ -5,7 +5,8 @@ of PDFs with a reviews file (``--pdf_dir --reviews_file``), in the project's pap
      "venue", "keywords", "source", "url"}
 
 one paper a line, appended as each is done (a rerun resumes), then optionally split by paper into
-``<stem>.train.jsonl`` etc. (``--split '{"train": 0.8, "validation": 0.1, "test": 0.1}' --seed 0``). Papers
+``<stem>.train.jsonl`` etc. (``--split '{"train": 0.8, "validation": 0.1, "test": 0.1}' --seed 0``) and written
+again one review a line (``--pairs_file``). Papers
 without public reviews, withdrawn and desk-rejected papers (unless ``--keep_withdrawn``), papers without a PDF and
 PDFs that cannot be read are left out, counted, and listed in the summary printed at the end.
 """
@@ -25,7 +26,7 @@ from .folder import read_folder
 from .invitations import v1_names, v2_names
 from .output import PaperWriter
 from .pdf_text import Backend, PdfTextError, pdf_to_text
-from .split import split_file
+from .split import split_file, write_pairs
 from .venue import detect_api_version, list_venue, paper_fields
 
 
@@ -36,7 +37,8 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
             pdf_backend: Backend = "pypdf", keep_references: bool = False, pdf_cache_dir: str | None = None,
             max_papers: int | None = None, requests_per_second: float = 2.0, timeout_s: float = 60.0,
             max_attempts: int = 5, retry_wait_s: float = 2.0, overwrite: bool = False,
-            split: dict[str, float] | None = None, seed: int = 0, progress: bool = True) -> dict:
+            split: dict[str, float] | None = None, seed: int = 0, pairs_file: str | None = None,
+            progress: bool = True) -> dict:
     """Collect papers with their reviews into ``output_file`` (JSONL, one paper a line) and print a summary.
 
     Args:
@@ -61,6 +63,8 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         overwrite: start output_file over instead of resuming it.
         split: fractions by name, e.g. {"train": 0.8, "validation": 0.1, "test": 0.1}: split by paper at the end.
         seed: the split's seed.
+        pairs_file: also write one review a line, ``{"id": "<paper>#<i>", "paper", "review", "title", "rating"}``
+            (the ``jsonl`` format: for tools that read one pair a line, e.g. ``openai export`` today).
         progress: show a progress bar.
     """
     if (venue is None) == (pdf_dir is None):
@@ -91,6 +95,8 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
                "counts": dict(counts), "left_out": {k: v[:50] for k, v in left_out.items()}}
     if split:
         summary["split"] = split_file(output_file, split, seed)
+    if pairs_file:
+        summary["pairs_file"] = {"file": pairs_file, "pairs": write_pairs(output_file, pairs_file)}
     print(json.dumps(summary, indent=2))
     return summary
 
@@ -111,12 +117,14 @@ def _collect_venue(writer: PaperWriter, venue: str, counts: Counter, left_out: d
                    timeout_s: float, max_attempts: int, retry_wait_s: float, progress: bool) -> dict:
     settings = dict(timeout_s=timeout_s, requests_per_second=requests_per_second, max_attempts=max_attempts,
                     retry_wait_s=retry_wait_s)
-    group_content = None
+    group_content, fetcher = None, None
     if api_version == "auto":
-        version, group_content = detect_api_version(make_client(2, baseurl, **settings), venue)
+        fetcher = make_client(2, baseurl, **settings)
+        version, group_content = detect_api_version(fetcher, venue)
     else:
         version = int(api_version)
-    fetcher: Fetcher = make_client(version, baseurl if version == 2 else baseurl_v1, **settings)
+    if fetcher is None or version == 1:
+        fetcher = make_client(version, baseurl if version == 2 else baseurl_v1, **settings)
     if version == 2 and group_content is None:
         group = fetcher(f"the venue group {venue}", fetcher.client.get_group, venue)
         group_content = getattr(group, "content", None)

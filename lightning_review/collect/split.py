@@ -1,5 +1,6 @@
 """A paper-with-reviews file split by paper (a paper's reviews never straddle two files) into named parts, seeded:
-the same file, fractions and seed give the same parts, whatever order the lines are in."""
+the same file, fractions and seed give the same parts, whatever order the lines are in; and the same file as one
+review a line (the ``jsonl`` format)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,18 @@ def split_file(path: str | Path, fractions: dict[str, float], seed: int = 0) -> 
                 f.write(lines[paper_id] + "\n")
         out[name] = {"file": str(target), "papers": len(part)}
     return out
+
+
+def write_pairs(path: str | Path, pairs_file: str | Path) -> int:
+    """``pairs_file``: each review of ``path`` on its own line, ``{"id": "<paper>#<i>", "paper", "review",
+    "title", "rating"}`` (``paper#i`` names review i of ``paper``, as the project's readers expect). Returns the
+    number of lines."""
+    count = 0
+    with atomic_writer(pairs_file) as f:
+        for _, obj in iter_json_objects(path):
+            for i, review in enumerate(obj.get("reviews") or []):
+                f.write(json.dumps({"id": f"{obj['id']}#{i}", "paper": obj["paper"], "review": review["text"],
+                                    "title": obj.get("title"), "rating": review.get("rating")},
+                                   ensure_ascii=False) + "\n")
+                count += 1
+    return count

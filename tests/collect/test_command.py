@@ -114,7 +114,7 @@ def test_credentials_from_the_environment_are_used_and_never_shown(server, tmp_p
     out = tmp_path / "out.jsonl"
     run(server, out, split={"train": 0.5, "test": 0.5})
     login = [r for r in server.requests if r["path"] == "/login"]
-    assert len(login) == 2 and json.loads(login[0]["body"])["password"] == PASSWORD  # v2 detection + the run
+    assert len(login) == 1 and json.loads(login[0]["body"])["password"] == PASSWORD
     assert all(r["authorization"] == f"Bearer {TOKEN}" for r in server.requests if r["path"] == "/notes")
     shown = capsys.readouterr()
     written = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
