@@ -213,7 +213,7 @@ def audit_page(pairs: Sequence[PairRecord], unmatched: Sequence[UnmatchedPoint] 
             parts.append(
                 f'<div class="block" data-system="{_e(system)}" data-judge="{_e(judge)}">'
                 f'<h3>{_e(system)} <span class="muted">judged by</span> {_e(judge)} <span class="muted">: '
-                f'<span class="block-hits">{hits}</span> hits of {len(matched)} matched pairs at threshold '
+                f'<span class="block-hits">{hits}</span> of {len(matched)} matched pairs hit at threshold '
                 f'<span class="block-threshold">{_number(threshold)}</span></span></h3>'
                 '<table><thead><tr><th>system point</th><th class="mid">judge: score (5-10) and reason</th>'
                 "<th>human point</th></tr></thead><tbody>"

@@ -1,4 +1,5 @@
-"""``python -m lightning_review evaluate``: human reviews + system reviews -> result.json, report.md, charts."""
+"""``python -m lightning_review evaluate``: human reviews + system reviews -> result.json, report.md, the audit page
+(audit.html: every matched pair of points, to read the judge's verdicts), charts."""
 
 from __future__ import annotations
 
@@ -135,6 +136,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
             left out and flagged).
         rejects_file: where skipped human records are listed (skip only).
     """
+    from .audit_page import records_from_result, write_audit_page
     from .chat_judge import BudgetExceeded
     from .report import charts, markdown
 
@@ -152,7 +154,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
                          "; run the same command again (with a larger budget) to continue.") from None
     (out / "result.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
     (out / "report.md").write_text(markdown(result))
-    written = charts(result, out)
+    written = [write_audit_page(out / "audit.html", *records_from_result(result), result["primary_threshold"]),
+               *charts(result, out)]
     print(f"wrote {out / 'result.json'}, {out / 'report.md'}" + "".join(f", {p}" for p in written))
     return result
 

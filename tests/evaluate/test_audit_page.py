@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -154,3 +155,38 @@ def test_untrusted_text_is_inert_in_a_real_browser(browser_page, tmp_path):
     assert _visible_system_points(page) == [NASTY]
     assert page.evaluate("typeof window.pwned") == "undefined"
     assert errors == []
+
+
+def test_the_evaluate_command_writes_the_page_of_its_pairs(browser_page, tmp_path, monkeypatch):
+    """End to end: a chat judge (the local OpenAI-protocol server) judges a system, and audit.html beside report.md
+    shows every pair of result.json with the judge's rationale, its hits at the primary threshold."""
+    from lightning_review.evaluate.command import evaluate
+    from tests.conftest import write_jsonl
+    from tests.openai_server import API_KEY, FakeOpenAI
+
+    human = write_jsonl(tmp_path / "human.jsonl", [
+        {"id": f"p{k}", "title": "T", "paper": "A paper about graphs. " * 10,
+         "reviews": [{"text": "The baselines are weak and old. The proof of Theorem 2 has a gap in its second step."},
+                     {"text": "Stronger baselines are needed here. The writing of section 3 is unclear to me."}]}
+        for k in range(2)])
+    ours = write_jsonl(tmp_path / "ours.jsonl", [
+        {"id": f"p{k}", "review": "The baselines are weak and old. <script>window.pwned = 1</script> is a point."}
+        for k in range(2)])
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        with ThreadPoolExecutor(1) as thread:  # its own event loop: Playwright's holds this thread's
+            result = thread.submit(evaluate, str(human), {"ours": str(ours)}, judges=["openai:judge-model"],
+                                   output_dir=str(tmp_path / "out"), resamples=100).result()
+    matches = [m for per_system in result["pairs"]["judge-model"].values() for judged in per_system.values()
+               for m in judged["matches"]]
+    page = browser_page.new_page()
+    page.goto((tmp_path / "out" / "audit.html").as_uri())
+    assert page.locator("tr.pair").count() == len(matches) > 0
+    assert page.inner_text("#count-hits") == str(sum(m["hit"] for m in matches))
+    assert page.input_value("#f-threshold") == "7"  # the evaluation's primary threshold
+    assert page.get_by_text("of the words are shared").first.is_visible()  # the judge's rationale
+    page.select_option("#f-system", "ours")
+    assert page.locator("tr.pair:visible").count() == sum(
+        len(judged["matches"]) for judged in result["pairs"]["judge-model"]["ours"].values())
+    assert page.evaluate("typeof window.pwned") == "undefined"
