@@ -32,7 +32,7 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
             val_file: str | None = None, val_fraction: float = 0.05, data_format: str = "auto",
             column_mapping: dict[str, str] | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
             rejects_file: str | None = None, min_review_chars: int = 20, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-            seed: int = 42, plot: bool = True) -> dict:
+            seed: int = 42, plot: bool = True, rating_line: bool | None = None) -> dict:
     """Prepare a dataset once; training with the same settings then reads the tokenize cache.
 
     Args:
@@ -50,6 +50,8 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
         system_prompt: the system prompt of the chat template.
         seed: of the validation split.
         plot: write lengths.png.
+        rating_line: end each target with its rating line (lightning_review.data.rating_line); None: when every
+            record has a rating. The same setting as training's data.rating_line, so fit hits the same cache.
     """
     from .data.datamodule import ReviewDataModule
 
@@ -60,10 +62,12 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
     dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,
                           system_prompt=system_prompt, max_seq_length=max_seq_length, val_fraction=val_fraction,
                           seed=seed, data_format=data_format, column_mapping=column_mapping,
-                          on_bad_record=on_bad_record, rejects_file=rejects_file, min_review_chars=min_review_chars)
+                          on_bad_record=on_bad_record, rejects_file=rejects_file, min_review_chars=min_review_chars,
+                          rating_line=rating_line)
     dm.prepare_data()
     dm.setup("fit")
-    stats: dict = {"data_file": data_file, "max_seq_length": max_seq_length, "read": dm.stats.get("read", {})}
+    stats: dict = {"data_file": data_file, "max_seq_length": max_seq_length, "rating_line": dm.rating_line,
+                   "read": dm.stats.get("read", {})}
     all_lengths = {}
     for split, records in dm.split_records().items():
         lengths = all_lengths[split] = dm.token_lengths(split)

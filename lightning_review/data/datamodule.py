@@ -12,13 +12,15 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from ..demo import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, resolve
+from ..artifacts.checkpoint_files import load_tokenizer
+from ..artifacts.model_sources import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, model_path, resolve
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
 from ..training.resume import config_differences, parameter_defaults, refuse_config_change
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups, text_key
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
+from .rating_line import resolve_rating_line, training_target
 from .readers import read_records
 from .records import Record, read_papers
 from .token_cache import load_or_build
@@ -68,6 +70,10 @@ class ReviewDataModule(L.LightningDataModule):
             ``max_seq_length`` with the loss on every token, positions running over the whole row: the
             context-extension stage of LongLoRA / LongQLoRA, before review fine-tuning (lightning_review.data.
             text_stream). The stream's tail shorter than a row is left out (logged).
+        rating_line: end every training target with one line stating the review's rating (``Rating: 7``;
+            lightning_review.data.rating_line), which ``generate`` reads back and ``evaluate`` scores against the
+            human ratings. None (default): on when every record has a rating, off when none has; data where only
+            some have one is refused (choose true or false).
         tokenize_cache: keep tokenized examples on disk ($LIGHTNING_REVIEW_CACHE/tokenized), built once on the
             first process of each machine and read by the others and by later runs.
     """
@@ -78,7 +84,8 @@ class ReviewDataModule(L.LightningDataModule):
                  predict_file: str | None = None, pad_to_multiple_of: int = 64, data_format: str = "auto",
                  on_bad_record: Literal["strict", "skip"] = "strict", rejects_file: str | None = None,
                  min_review_chars: int = 20, tokenize_cache: bool = True,
-                 column_mapping: dict[str, str] | None = None, task: Literal["review", "text"] = "review"):
+                 column_mapping: dict[str, str] | None = None, task: Literal["review", "text"] = "review",
+                 rating_line: bool | None = None):
         super().__init__()
         if max_seq_length < 64:
             raise UserError(f"data.max_seq_length must be at least 64, got {max_seq_length}")
@@ -95,12 +102,11 @@ class ReviewDataModule(L.LightningDataModule):
         self._splits: dict[str, list[Record]] | None = None
         self._tokenized: dict = {}  # split -> TokenizedRecords (for statistics)
         self._pending_train_position: dict | None = None
+        self._rating_line: bool | None = None
 
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from ..model.loading import load_tokenizer
-
             self._tokenizer = load_tokenizer(self.hparams.tokenizer_dir)
         return self._tokenizer
 
@@ -115,15 +121,13 @@ class ReviewDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """On one process per machine (Lightning's contract): built-in assets, and the tokenize cache, which the
         other processes then read in ``setup``."""
-        from ..model.loading import model_path
-
         for name in ("train_file", "val_file", "predict_file"):
             if getattr(self.hparams, name):
                 resolve(getattr(self.hparams, name))
         model_path(self.hparams.tokenizer_dir)  # a Hub id is downloaded here, once per machine
         if self.hparams.tokenize_cache and self.hparams.task == "review":
             for split, records in self.split_records().items():
-                load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
+                load_or_build(self.prompt_tokenizer(), records, self._cache_dir(), rating_line=self.rating_line)
 
     def _cache_dir(self) -> Path | None:
         from ..artifacts.cache import cache_dir
@@ -167,6 +171,16 @@ class ReviewDataModule(L.LightningDataModule):
                 self._splits = {"train": train, "val": val}
         return self._splits
 
+    @property
+    def rating_line(self) -> bool:
+        """Whether the training targets end with the rating line: ``data.rating_line`` resolved once over the
+        training and validation records together (both splits follow one rule)."""
+        if self._rating_line is None:
+            splits = self.split_records()
+            self._rating_line = resolve_rating_line(self.hparams.rating_line, [*splits["train"], *splits["val"]],
+                                                    self.hparams.train_file)
+        return self._rating_line
+
     def _warn_val_papers_in_train(self) -> None:
         """A separate val_file holding papers of the training file measures memory, not reviewing: say so."""
         train, val = self._splits["train"], self._splits["val"]
@@ -195,7 +209,8 @@ class ReviewDataModule(L.LightningDataModule):
     def _examples(self, records: Sequence[Record], split: str) -> list[dict]:
         if self.hparams.task == "text":
             return self._text_examples(records, split)
-        tokenized, hit = load_or_build(self.prompt_tokenizer(), records, self._cache_dir())
+        tokenized, hit = load_or_build(self.prompt_tokenizer(), records, self._cache_dir(),
+                                       rating_line=self.rating_line)
         self._tokenized[split] = tokenized
         meta = tokenized.meta
         too_long = [records[i].id for i in meta["too_long"]]
@@ -240,7 +255,7 @@ class ReviewDataModule(L.LightningDataModule):
 
     def _nothing_fits(self, records: Sequence[Record]) -> str:
         encoder = self.prompt_tokenizer()
-        shortest = min(len(encoder.review_ids(r.review)) for r in records)  # the end of the turn included
+        shortest = min(len(encoder.review_ids(training_target(r, self.rating_line))) for r in records)  # the end of the turn included
         needed = encoder.prompt_template_tokens() + shortest
         return (f"{self.hparams.train_file}: nothing to train on: none of its {len(records)} training records fits "
                 f"data.max_seq_length={self.hparams.max_seq_length} (reviews are never cut, and the shortest needs "
@@ -273,10 +288,12 @@ class ReviewDataModule(L.LightningDataModule):
             self.predict_items = self._predict_items(Path(resolve(hp.predict_file)))
 
     def review_samples(self, n: int, rank: int = 0, world_size: int = 1) -> list[dict]:
-        """The first ``n`` validation records as prompts with their human review, this rank's share of them."""
+        """The first ``n`` validation records as prompts with their human review and rating (None without one),
+        this rank's share of them."""
         records = self.split_records()["val"][:n]
         encode = self.prompt_tokenizer()
-        return [{"id": r.id, "input_ids": encode.generation_prompt(r.paper)[0], "review": r.review}
+        return [{"id": r.id, "input_ids": encode.generation_prompt(r.paper)[0], "review": r.review,
+                 "rating": r.rating}
                 for r in records[rank::world_size]]
 
     def _predict_items(self, path: Path) -> list[dict]:

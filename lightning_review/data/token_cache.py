@@ -1,7 +1,7 @@
 """Tokenize once: the prompt/review token ids of every record, on disk under a key of everything that decides them.
 
-The key hashes the tokenizer (its full serialisation), the chat template and system prompt, max_seq_length and the
-records themselves, so a changed template, tokenizer or data file is a new entry and never a stale hit. An entry is
+The key hashes the tokenizer (its full serialisation), the chat template and system prompt, max_seq_length, the
+rating-line setting and the records themselves (their papers and training targets), so a changed template, tokenizer or data file is a new entry and never a stale hit. An entry is
 three NumPy arrays (all ids concatenated, offsets, prompt lengths) and a JSON of ids and statistics, written to a
 temporary directory and renamed, so a reader never sees half an entry. Papers and reviews are encoded in batches by
 the tokenizers library, whose Rust thread pool uses every core.
@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from .prompt import IGNORE_INDEX, ReviewPromptTokenizer
+from .rating_line import training_target
 from .records import Record
 
 TEMPLATE_VERSION = "llama2-chat-v1"  # bump when prompt.py changes how examples are built
@@ -51,24 +52,25 @@ class TokenizedRecords:
         return np.diff(self.offsets)
 
 
-def cache_key(encoder: ReviewPromptTokenizer, records: Sequence[Record]) -> str:
+def cache_key(encoder: ReviewPromptTokenizer, records: Sequence[Record], rating_line: bool = False) -> str:
     h = hashlib.sha256()
     tok = encoder.tokenizer
     backend = getattr(tok, "backend_tokenizer", None)
     h.update((backend.to_str() if backend is not None else repr(sorted(tok.get_vocab().items()))).encode())
     h.update(json.dumps([TEMPLATE_VERSION, encoder.system_prompt, encoder.max_seq_length, tok.bos_token_id,
-                         tok.eos_token_id, encoder.fingerprint()]).encode())
+                         tok.eos_token_id, encoder.fingerprint(), rating_line]).encode())
     for record in records:
         h.update(record.paper.encode())
         h.update(b"\0")
-        h.update(record.review.encode())
+        h.update(training_target(record, rating_line).encode())
         h.update(b"\1")
     return h.hexdigest()[:24]
 
 
 def tokenize_records(encoder: ReviewPromptTokenizer, records: Sequence[Record], batch_size: int = 256,
-                     progress: bool = True) -> TokenizedRecords:
-    """The same examples ReviewPromptTokenizer builds one by one, encoded in batches."""
+                     progress: bool = True, rating_line: bool = False) -> TokenizedRecords:
+    """The same examples ReviewPromptTokenizer builds one by one, encoded in batches; the targets are
+    ``training_target`` (the review, with ``rating_line`` its rating line)."""
     from tqdm import tqdm
 
     tok = encoder.tokenizer
@@ -77,7 +79,8 @@ def tokenize_records(encoder: ReviewPromptTokenizer, records: Sequence[Record], 
     for start in range(0, len(records), batch_size):
         batch = records[start:start + batch_size]
         papers = tok([r.paper for r in batch], add_special_tokens=False)["input_ids"]
-        reviews = tok([encoder.review_text(r.review) for r in batch], add_special_tokens=False)["input_ids"]
+        reviews = tok([encoder.review_text(training_target(r, rating_line)) for r in batch],
+                      add_special_tokens=False)["input_ids"]
         for j, (paper, review) in enumerate(zip(papers, reviews)):
             review = [*review, *encoder.end_ids]
             fitted = encoder.fit(paper, review)
@@ -101,14 +104,14 @@ def tokenize_records(encoder: ReviewPromptTokenizer, records: Sequence[Record], 
 
 
 def load_or_build(encoder: ReviewPromptTokenizer, records: Sequence[Record], cache_dir: str | Path | None,
-                  progress: bool = True) -> tuple[TokenizedRecords, bool]:
+                  progress: bool = True, rating_line: bool = False) -> tuple[TokenizedRecords, bool]:
     """(tokenized records, whether the cache was hit). ``cache_dir`` None: no cache."""
     if cache_dir is None:
-        return tokenize_records(encoder, records, progress=progress), False
-    entry = Path(cache_dir) / cache_key(encoder, records)
+        return tokenize_records(encoder, records, progress=progress, rating_line=rating_line), False
+    entry = Path(cache_dir) / cache_key(encoder, records, rating_line)
     if (entry / "meta.json").is_file():
         return _load(entry), True
-    tokenized = tokenize_records(encoder, records, progress=progress)
+    tokenized = tokenize_records(encoder, records, progress=progress, rating_line=rating_line)
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".building-"))
     np.save(tmp / "ids.npy", tokenized.ids)

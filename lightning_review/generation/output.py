@@ -1,7 +1,9 @@
 """The reviews file: one JSON object a line, appended as each review is done, so an interrupted run resumes.
 
-Each line: ``{"id", "system", "review", "prompt_tokens", "generated_tokens", "truncated", "paper_tokens_removed",
-"finish_reason", "settings"}``. The evaluator reads ``id`` and ``review``.
+Each line: ``{"id", "system", "review", "rating", "prompt_tokens", "generated_tokens", "truncated",
+"paper_tokens_removed", "finish_reason", "settings"}``. ``rating`` is the review's own rating line read back
+(lightning_review.data.rating_line.parse_rating; null when the review states none in that form). The evaluator reads
+``id`` and ``review`` (and the rating from the review by the same rule).
 
 One process at a time: the file is locked (``<file>.lock`` beside it, released by the system if the process dies),
 because two runs appending to one file would review every paper twice. ``overwrite`` never truncates the existing
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ..data.rating_line import parse_rating
 from ..errors import UserError
 
 
@@ -129,9 +132,10 @@ class ReviewsFile:
             self.done.add(paper_id)
 
     def write(self, record: dict) -> None:
-        """Append one review and make it durable before the next one starts."""
+        """Append one review, with the rating it states, and make it durable before the next one starts."""
+        line = {**record, "rating": parse_rating(record["review"]), "settings": self.settings}
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({**record, "settings": self.settings}, ensure_ascii=False) + "\n")
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
         self.done.add(str(record["id"]))

@@ -1,7 +1,9 @@
 """Paper->review records as OpenAI chat fine-tuning examples, subsets of them, and OpenAI's format checks.
 
 One example a line: ``{"messages": [{"role": "system", ...}, {"role": "user", "content": <paper>},
-{"role": "assistant", "content": <review>}]}``, the system prompt being the one local training uses.
+{"role": "assistant", "content": <review>}]}``, the system prompt being the one local training uses, and the review
+being local training's target too (with the rating line when the records have ratings: lightning_review.data.
+rating_line).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..data.rating_line import resolve_rating_line, training_target
 from ..data.records import Record, RecordError, iter_json_objects, read_jsonl
 from ..errors import UserError
 from .tokens import count_message_tokens
@@ -24,9 +27,10 @@ MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_
 DEFAULT_MAX_TOKENS = 16_385  # per example, the gpt-3.5-turbo-16k class (OpenAI truncates longer examples)
 
 
-def to_messages(record: Record, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[dict]:
+def to_messages(record: Record, system_prompt: str = DEFAULT_SYSTEM_PROMPT, rating_line: bool = False) -> list[dict]:
+    """The chat example of a record; the assistant's answer is local training's target (``training_target``)."""
     return [{"role": "system", "content": system_prompt}, {"role": "user", "content": record.paper},
-            {"role": "assistant", "content": record.review}]
+            {"role": "assistant", "content": training_target(record, rating_line)}]
 
 
 def select(records: Sequence[Record], first: int | None = None, sample: int | None = None,
@@ -69,12 +73,12 @@ def truncate_paper_to_fit(messages: list[dict], encoding, max_tokens: int) -> tu
 
 
 def export_chat_jsonl(records: Iterable[Record], path: str | Path, encoding=None, max_tokens: int | None = None,
-                      system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict:
+                      system_prompt: str = DEFAULT_SYSTEM_PROMPT, rating_line: bool = False) -> dict:
     """Write chat examples; with ``encoding`` and ``max_tokens``, papers are truncated to fit. Returns counts."""
     written = truncated = removed = 0
     with Path(path).open("w", encoding="utf-8") as f:
         for record in records:
-            messages = to_messages(record, system_prompt)
+            messages = to_messages(record, system_prompt, rating_line)
             if encoding is not None and max_tokens:
                 messages, cut = truncate_paper_to_fit(messages, encoding, max_tokens)
                 truncated += cut > 0
@@ -169,9 +173,11 @@ def validate_chat_jsonl(path: str | Path, encoding, max_tokens: int = DEFAULT_MA
     return report
 
 
-def read_examples(path: str | Path, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> Iterator[list[dict]]:
+def read_examples(path: str | Path, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+                  rating_line: bool | None = None) -> Iterator[list[dict]]:
     """The chat examples of a file that holds either chat examples (decided by its first line) or paper->review
-    records, which become examples with ``system_prompt``."""
+    records, which become examples with ``system_prompt`` and ``rating_line`` (None: when every record has a
+    rating, as in training)."""
     first = next(iter_json_objects(path), (None, {}))[1]
     if "messages" in first:
         for where, obj in iter_json_objects(path):
@@ -180,5 +186,7 @@ def read_examples(path: str | Path, system_prompt: str = DEFAULT_SYSTEM_PROMPT) 
                 raise RecordError(problems[0] + " (python -m lightning_review openai validate lists every problem)")
             yield obj["messages"]
     else:
-        for record in read_jsonl(path):
-            yield to_messages(record, system_prompt)
+        records = list(read_jsonl(path))
+        with_rating = resolve_rating_line(rating_line, records, str(path))
+        for record in records:
+            yield to_messages(record, system_prompt, with_rating)

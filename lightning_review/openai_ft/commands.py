@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..data.rating_line import resolve_rating_line
 from ..data.records import read_jsonl
 from ..errors import UserError
 from . import jobs
@@ -21,8 +22,8 @@ from .tokens import count_message_tokens, encoding_name, get_encoding
 def export(data_file: str, output_file: str, first: int | None = None, sample: int | None = None,
            fraction: float | None = None, seed: int = 0, model: str = "gpt-3.5-turbo",
            max_tokens: int = DEFAULT_MAX_TOKENS, truncate: bool = True,
-           system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> dict:
-    """Paper->review JSONL -> OpenAI chat fine-tuning JSONL, with the system prompt of local training.
+           system_prompt: str = DEFAULT_SYSTEM_PROMPT, rating_line: bool | None = None) -> dict:
+    """Paper->review JSONL -> OpenAI chat fine-tuning JSONL, with the system prompt and targets of local training.
 
     Args:
         data_file: paper->review records (JSONL).
@@ -35,10 +36,16 @@ def export(data_file: str, output_file: str, first: int | None = None, sample: i
         max_tokens: tokens per example allowed by the model.
         truncate: cut papers so each example fits in max_tokens (reviews are never cut).
         system_prompt: the system message.
+        rating_line: end each review with its rating line, as local training's data.rating_line (None: when every
+            record of the file has a rating).
     """
-    records = select(list(read_jsonl(data_file)), first=first, sample=sample, fraction=fraction, seed=seed)
+    everything = list(read_jsonl(data_file))
+    with_rating = resolve_rating_line(rating_line, everything, data_file)
+    records = select(everything, first=first, sample=sample, fraction=fraction, seed=seed)
     encoding = get_encoding(encoding_name(model)) if truncate else None
-    counts = export_chat_jsonl(records, output_file, encoding, max_tokens if truncate else None, system_prompt)
+    counts = export_chat_jsonl(records, output_file, encoding, max_tokens if truncate else None, system_prompt,
+                               with_rating)
+    counts["rating_line"] = with_rating
     print(f"{output_file}: {counts['examples']} examples; papers truncated to fit {max_tokens} tokens: "
           f"{counts['papers_truncated']} ({counts['paper_tokens_removed']:,} tokens removed)")
     return counts

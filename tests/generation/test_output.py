@@ -80,3 +80,11 @@ def test_overwrite_keeps_the_old_file_until_the_new_one_is_complete(tmp_path):
     assert [(r["id"], r["review"], r["settings"]) for r in map(json.loads, path.read_text().splitlines())] == \
         [("a", "new", new_settings), ("b", "new", new_settings)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl", "r.jsonl.lock"]
+
+
+def test_each_line_carries_the_rating_its_review_states_or_null(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with ReviewsFile(path, SETTINGS) as out:
+        out.write({"id": "a", "review": "Sound method, thin evaluation.\n\nRating: 6"})
+        out.write({"id": "b", "review": "Sound method; I would rate it 6 out of 10."})
+    assert [json.loads(line)["rating"] for line in path.read_text().splitlines()] == [6.0, None]

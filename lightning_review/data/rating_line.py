@@ -1,0 +1,69 @@
+"""The rating line: one fixed last line of the training target that states the reviewer's rating, ``Rating: 7``.
+
+Why: a rating is the one part of a review that can be checked without any judge. When the data has ratings, the
+model learns to end its review with this line, ``generate`` reads it back into its output (``rating``), and
+``evaluate`` compares it with the human ratings (lightning_review.evaluate.ratings).
+
+One rule for every path that turns a record into a target (the tokenize cache, the DataModule's checks, the OpenAI
+chat export): ``training_target``. One rule for reading it back: ``parse_rating``, which takes the last line of the
+text that is exactly ``Rating: <number>`` (optionally ``/ 10``; case, surrounding ``*`` of Markdown bold and spaces
+ignored; OpenReview's ``Rating: 6: Marginally above acceptance threshold`` too). Anything else (``Rating: 4/5``, ``rating seven``, a number inside a sentence) is no rating: None, counted
+by the evaluator as unparsable rather than guessed. The number is written as the data gives it on its own scale;
+the line names no scale, so the same rule serves 1-10 (ICLR) and 1-5 (ACL) data.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from ..errors import UserError
+from .records import Record
+
+PREFIX = "Rating:"
+_LINE = re.compile(r"^\s*\**\s*rating\s*\**\s*:\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*10(?:\.0+)?)?\s*\**\s*(?::\s*\D.*)?$",
+                   re.IGNORECASE)
+
+
+def format_rating(rating: float) -> str:
+    """``Rating: 7`` (an integral rating without decimals, ``Rating: 6.5`` otherwise)."""
+    return f"{PREFIX} {float(rating):g}"
+
+
+def training_target(record: Record, rating_line: bool) -> str:
+    """The text the model learns to write for ``record``: its review, and with ``rating_line`` a blank line and
+    ``Rating: <its rating>`` after it. A record without a rating under ``rating_line`` is refused, naming it."""
+    if not rating_line:
+        return record.review
+    if record.rating is None:
+        raise UserError(f"{record.where or record.id}: no rating, but data.rating_line is on (the target ends with "
+                        "the reviewer's rating); give the record a 'rating', or set data.rating_line false")
+    return f"{record.review.rstrip()}\n\n{format_rating(record.rating)}"
+
+
+def parse_rating(text: str) -> float | None:
+    """The rating stated by the last ``Rating: <number>`` line of ``text``; None when no line states one."""
+    for line in reversed(text.splitlines()):
+        match = _LINE.match(line)
+        if match:
+            return float(match.group(1))
+    return None
+
+
+def resolve_rating_line(setting: bool | None, records: Sequence[Record], source: str) -> bool:
+    """The rating-line setting for these records: ``None`` (the default) turns it on when every record has a
+    rating and off when none has; data where only some have one is refused (a model trained on both would end its
+    reviews with a rating only sometimes), naming a record without and the two ways out."""
+    if setting is not None:
+        if setting:
+            for record in records:
+                training_target(record, True)  # names the first record without a rating
+        return bool(setting)
+    missing = [r for r in records if r.rating is None]
+    if not missing:
+        return bool(records)
+    if len(missing) == len(records):
+        return False
+    raise UserError(f"{source}: {len(missing)} of {len(records)} records have no rating (e.g. "
+                    f"{missing[0].where or missing[0].id}), the others do; set data.rating_line false to train "
+                    "without the rating line, or give every record a rating (data.rating_line true then checks it)")
