@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def one_layer_checkpoint(shape: str, directory: Path) -> Path:
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from lightning_review.demo import TINY_LLAMA, resolve
+    from lightning_review.artifacts.model_sources import TINY_LLAMA, resolve
     from shapes import llama_config
 
     if (directory / "config.json").is_file():

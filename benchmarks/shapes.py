@@ -29,7 +29,7 @@ def random_llama_checkpoint(shape: str, directory: Path, device: str = "cuda") -
     """A Hugging Face checkpoint directory (bf16 safetensors, config, the built-in tokenizer) of random weights."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from lightning_review.demo import TINY_LLAMA, resolve
+    from lightning_review.artifacts.model_sources import TINY_LLAMA, resolve
 
     directory = Path(directory)
     if (directory / "config.json").is_file():

@@ -3,7 +3,8 @@
 ``builtin:tiny-llama`` is a 2-layer random Llama with a BPE tokenizer trained here by the ``tokenizers`` library;
 ``builtin:demo-reviews`` is a small paper->review corpus generated from this file's own templates (no copied text).
 Both are written once into the cache directory ($LIGHTNING_REVIEW_CACHE, default ~/.cache/lightning_review) and then
-loaded by exactly the code that loads a real Llama checkpoint directory and a real JSONL file.
+loaded by exactly the code that loads a real Llama checkpoint directory and a real JSONL file. Their names resolve
+through lightning_review.artifacts.model_sources, where ``register`` enters them (the package calls it on import).
 """
 
 from __future__ import annotations
@@ -14,11 +15,7 @@ import random
 from pathlib import Path
 
 from .artifacts.cache import cache_dir
-from .errors import UserError
-
-BUILTIN = "builtin:"
-TINY_LLAMA = "builtin:tiny-llama"
-DEMO_REVIEWS = "builtin:demo-reviews"
+from .artifacts.model_sources import DEMO_REVIEWS, TINY_LLAMA, register_builtin, write_checkpoint_dir
 
 _METHODS = ["contrastive pretraining", "sparse mixture of experts", "low-rank adaptation", "graph diffusion",
             "curriculum distillation", "energy-based denoising", "retrieval-augmented decoding", "neural ODE solvers"]
@@ -89,7 +86,6 @@ def write_tiny_llama(directory: Path, seed: int = 0) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from .artifacts.model_sources import write_checkpoint_dir
     from .data.prompt import CHAT_SUFFIX, DEFAULT_SYSTEM_PROMPT, chat_prefix
 
     texts = [r["paper"] + "\n" + r["review"] for r in demo_records(200, seed=seed + 1)]
@@ -125,27 +121,24 @@ def random_init(model_class, config, generator):
     return model
 
 
-def resolve(path: str | os.PathLike) -> Path:
-    """A ``builtin:`` name or a ``.gguf`` file -> its materialised path in the cache; any other path unchanged."""
-    from .artifacts.model_sources import SMOLLM2, gguf_checkpoint, smollm2_checkpoint
+def tiny_llama_checkpoint() -> Path:
+    """``builtin:tiny-llama``: the tiny Llama's checkpoint directory in the cache, written on first use."""
+    target = cache_dir() / "tiny-llama"
+    if not (target / "config.json").is_file():
+        write_tiny_llama(target)
+    return target
 
-    text = str(path)
-    if text.lower().endswith(".gguf"):
-        return gguf_checkpoint(text)
-    if not text.startswith(BUILTIN):
-        return Path(text).expanduser()
-    if text == SMOLLM2:
-        return smollm2_checkpoint()
-    cache = cache_dir()
-    if text == TINY_LLAMA:
-        target = cache / "tiny-llama"
-        if not (target / "config.json").is_file():
-            cache.mkdir(parents=True, exist_ok=True)
-            write_tiny_llama(target)
-        return target
-    if text == DEMO_REVIEWS:
-        target = cache / "demo-reviews.jsonl"
-        if not target.is_file():
-            write_demo_reviews(target)
-        return target
-    raise UserError(f"unknown built-in asset {text!r}; known: {TINY_LLAMA}, {SMOLLM2}, {DEMO_REVIEWS}")
+
+def demo_reviews_file() -> Path:
+    """``builtin:demo-reviews``: the demo corpus's JSONL file in the cache, written on first use."""
+    target = cache_dir() / "demo-reviews.jsonl"
+    if not target.is_file():
+        write_demo_reviews(target)
+    return target
+
+
+def register() -> None:
+    """Make ``builtin:tiny-llama`` and ``builtin:demo-reviews`` resolvable (lightning_review.artifacts.model_sources);
+    the package calls this when it is imported."""
+    register_builtin(TINY_LLAMA, tiny_llama_checkpoint)
+    register_builtin(DEMO_REVIEWS, demo_reviews_file)

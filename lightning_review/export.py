@@ -15,9 +15,11 @@ from typing import Literal
 
 import torch
 
-from .demo import resolve
-from .model.loading import CheckpointError, add_lora, apply_rope_scaling, load_llama, load_tokenizer, read_llama_config
-from .model.module import LongQLoRAModule, module_settings, read_adapter_meta
+from .artifacts.adapter_record import read_adapter_meta
+from .artifacts.checkpoint_files import CheckpointError, load_tokenizer, read_llama_config
+from .artifacts.model_sources import resolve
+from .model.loading import add_lora, apply_rope_scaling, load_llama
+from .model.module import LongQLoRAModule, module_settings
 from .training.resume import load_checkpoint_file
 
 

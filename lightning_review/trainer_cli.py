@@ -57,7 +57,7 @@ class ReviewCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         """Missing tokenizer files are named before the model loads, not reported by transformers as a missing
         sentencepiece package when the data is set up."""
-        from .model.loading import check_tokenizer_files
+        from .artifacts.checkpoint_files import check_tokenizer_files
 
         super().after_instantiate_classes()
         if self.datamodule is not None and "tokenizer_dir" in self.datamodule.hparams:

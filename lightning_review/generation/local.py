@@ -10,9 +10,10 @@ from typing import Iterator, Literal, Sequence
 import torch
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
-from ..demo import resolve
+from ..artifacts.model_sources import resolve
 from ..errors import UserError
-from ..model.loading import dtype_name, load_llama, load_tokenizer
+from ..artifacts.checkpoint_files import load_tokenizer
+from ..model.loading import dtype_name, load_llama
 from .decoding import DecodingSettings, generate_ids
 
 
@@ -46,7 +47,7 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
     if adapter_dir is not None:
         from peft import PeftModel
 
-        from ..model.module import read_adapter_meta
+        from ..artifacts.adapter_record import read_adapter_meta
 
         adapter = resolve(adapter_dir)
         meta = read_adapter_meta(adapter)  # a merged or foreign model goes through model_dir instead

@@ -3,93 +3,17 @@ LoRA on every linear layer of the decoder, and trainable embeddings and norms (L
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 
-from ..demo import resolve
+from ..artifacts.checkpoint_files import read_llama_config
+from ..artifacts.model_sources import model_path
 from .hf_attention import ATTENTION_NAME, register
-from ..errors import UserError
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 EMBEDDINGS_AND_NORMS = ["embed_tokens", "input_layernorm", "post_attention_layernorm", "norm"]
-
-
-# transformers builds a Llama tokenizer from tokenizer.json (fast) or tokenizer.model (sentencepiece); without
-# either it asks to install sentencepiece or tiktoken, which would not help.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
-CHECKPOINT_DIR_HINT = ("model.checkpoint_dir must be a Hugging Face Llama checkpoint directory (config.json, "
-                       "*.safetensors, tokenizer files), e.g. a local copy of meta-llama/Llama-2-7b-chat-hf")
-
-
-class CheckpointError(UserError):
-    """A model directory, training checkpoint or adapter that is missing, corrupt or not what lightning_review
-    trains (the message names the file)."""
-
-
-def model_path(checkpoint_dir: str | Path) -> Path:
-    """The local directory of a model source: a directory, ``builtin:`` name or ``.gguf`` file (lightning_review.
-    demo.resolve), or a Hugging Face Hub id (``org/name`` that is no local path: huggingface_hub's download and
-    cache, offline with ``HF_HUB_OFFLINE=1``)."""
-    from ..artifacts.model_sources import hub_checkpoint, looks_like_hub_id
-
-    text = str(checkpoint_dir)
-    if looks_like_hub_id(text):
-        return hub_checkpoint(text)
-    return resolve(text)
-
-
-def read_llama_config(checkpoint_dir: str | Path):
-    """The directory's config, after checking it really is a Llama checkpoint."""
-    from transformers import AutoConfig
-
-    path = model_path(checkpoint_dir)
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise CheckpointError(f"{path}: no config.json; {CHECKPOINT_DIR_HINT}")
-    model_type = read_json_object(config_file, "config.json", CHECKPOINT_DIR_HINT).get("model_type")
-    if model_type != "llama":
-        raise CheckpointError(f"{config_file}: model_type is {model_type!r}, but lightning_review trains Llama-"
-                              "architecture checkpoints (model_type 'llama'); point model.checkpoint_dir at one")
-    return AutoConfig.from_pretrained(path)
-
-
-def read_json_object(path: Path, kind: str, hint: str) -> dict:
-    """A JSON object file of a model or adapter directory; one that is binary, not JSON or not an object is named
-    as corrupt, instead of surfacing as a bare UnicodeDecodeError or JSONDecodeError."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{path}: not a valid {kind} (not UTF-8 text: a corrupt or binary file); "
-                              f"{hint}") from None
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: not a valid {kind} (not JSON: {exc.msg} at line {exc.lineno}); "
-                              f"{hint}") from None
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: not a valid {kind} (a JSON {type(value).__name__}, not an object); {hint}")
-    return value
-
-
-def check_tokenizer_files(tokenizer_dir: str | Path) -> Path:
-    """The tokenizer directory, after checking it has the files transformers builds a Llama tokenizer from."""
-    path = model_path(tokenizer_dir)
-    if not any((path / name).is_file() for name in TOKENIZER_FILES):
-        raise CheckpointError(
-            f"{path}: no tokenizer files (expected tokenizer.json or tokenizer.model, with tokenizer_config.json); "
-            "copy them from the model's original directory into this one, or point the tokenizer directory "
-            "(model.checkpoint_dir, which the training command also uses for data.tokenizer_dir) at a directory "
-            "that has them")
-    return path
-
-
-def load_tokenizer(tokenizer_dir: str | Path):
-    """The directory's tokenizer (``builtin:`` names resolved); missing tokenizer files are named, not reported
-    as a missing sentencepiece package."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(check_tokenizer_files(tokenizer_dir))
 
 
 def rope_scaling_factor(model_max_length: int | None, original_context: int) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import math
 from pathlib import Path
 from typing import Literal, Mapping
@@ -12,26 +11,23 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from ..demo import TINY_LLAMA, resolve
+from ..artifacts.adapter_record import check_adapter_files, write_adapter_record
+from ..artifacts.checkpoint_files import read_llama_config
+from ..artifacts.model_sources import TINY_LLAMA, resolve
 from ..errors import UserError
 from ..training.resume import (config_differences, parameter_defaults, refuse_config_change, restore_rng_states,
                                save_rng_states)
-from .loading import (CheckpointError, add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama,
-                      read_json_object, read_llama_config)
+from .loading import add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama
 from .kernels import Kernels, resolve_kernels, use_liger_kernels
 from .lora_dropout import use_regenerated_lora_dropout
 from .loss import review_token_loss
 from .offload import enable_activation_offload
 
-TRAINING_META = "lightning_review.json"
 # Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
                             "review_samples", "loss_chunk_tokens", "activation_offload", "checkpointed_layers",
                             "kernels", "regenerate_lora_dropout")
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_HINT = ("an adapter directory is written by training (SaveAdapter) or by export-adapter; write it again "
-                "from the run's checkpoint with `python -m lightning_review export-adapter`")
 # setting -> (its test, the allowed values in words): checked when the module is built, the field named.
 SETTING_RANGES = {
     "lora_r": (lambda v: v > 0, "> 0"),
@@ -296,49 +292,9 @@ class LongQLoRAModule(L.LightningModule):
         """
         directory = Path(directory)
         self.model.save_pretrained(directory)
-        config = self.model.config  # the loaded model's config already carries the RoPE scaling
-        factor = float((config.rope_parameters or {}).get("factor", 1.0))
-        meta = {"checkpoint_dir": str(self.hparams.checkpoint_dir), "model_max_length": self.hparams.model_max_length,
-                "rope_parameters": config.rope_parameters, "rope_scaling_factor": factor,
-                "max_position_embeddings": config.max_position_embeddings}
-        (directory / TRAINING_META).write_text(json.dumps(meta, indent=1))
+        # the loaded model's config already carries the RoPE scaling
+        write_adapter_record(directory, self.hparams.checkpoint_dir, self.hparams.model_max_length, self.model.config)
         return directory
-
-
-def read_adapter_meta(adapter_dir: str | Path) -> dict:
-    """What ``save_adapter`` recorded beside the adapter: the base model directory and the RoPE scaling. Every
-    loader reads this first, so the adapter's files are checked here too (``check_adapter_files``)."""
-    meta_file = resolve(adapter_dir) / TRAINING_META
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{meta_file}: missing; this needs an adapter written by lightning_review (it records "
-                                "the base model and the RoPE scaling to load it with)")
-    meta = read_json_object(meta_file, TRAINING_META, ADAPTER_HINT)
-    check_adapter_files(adapter_dir)
-    return meta
-
-
-def check_adapter_files(adapter_dir: str | Path) -> Path:
-    """The adapter directory, after checking that peft will be able to read it: its config is a JSON object and its
-    weights file has an intact safetensors header. A corrupt file is named here; peft would raise a bare JSON or
-    safetensors error without the path. Only the header is read (a 7B adapter is 4 GB)."""
-    from safetensors import SafetensorError, safe_open
-
-    adapter = resolve(adapter_dir)
-    config_file = adapter / "adapter_config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file}: missing; {ADAPTER_HINT}")
-    read_json_object(config_file, "adapter_config.json", ADAPTER_HINT)
-    weights = adapter / ADAPTER_WEIGHTS
-    if weights.is_file():
-        try:
-            with safe_open(str(weights), framework="pt"):
-                pass
-        except SafetensorError as exc:
-            raise CheckpointError(f"{weights}: corrupt adapter weights, not a readable safetensors file ({exc}); "
-                                  f"{ADAPTER_HINT}") from None
-    elif not (adapter / "adapter_model.bin").is_file():
-        raise FileNotFoundError(f"{weights}: missing; {ADAPTER_HINT}")
-    return adapter
 
 
 def check_settings(hparams: Mapping) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 from ..errors import UserError
-from ..model.loading import CheckpointError
+from ..artifacts.checkpoint_files import CheckpointError
 
 RNG_KEY = "lightning_review_rng_states"
 CHECKPOINT_HINT = "use another checkpoint of the run (its checkpoints/ directory keeps the newest ones, e.g. last.ckpt)"

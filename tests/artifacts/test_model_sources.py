@@ -18,7 +18,7 @@ def test_missing_package_names_the_pip_command():
 
 def test_a_file_that_is_not_gguf_is_named(tmp_path, monkeypatch):
     pytest.importorskip("gguf")
-    from lightning_review.demo import resolve
+    from lightning_review.artifacts.model_sources import resolve
 
     bogus = tmp_path / "model.gguf"
     bogus.write_bytes(b"not a gguf file at all")

@@ -5,8 +5,8 @@ import shutil
 import bitsandbytes as bnb
 import pytest
 
-from lightning_review.model.loading import (CheckpointError, add_lora, load_llama, load_tokenizer, read_llama_config,
-                                            rope_scaling_factor)
+from lightning_review.artifacts.checkpoint_files import CheckpointError, load_tokenizer, read_llama_config
+from lightning_review.model.loading import add_lora, load_llama, rope_scaling_factor
 
 
 def test_quantized_layers_are_bitsandbytes_4bit_and_only_adapters_train(tiny_llama_dir):

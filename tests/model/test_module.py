@@ -12,8 +12,9 @@ from peft import PeftModel
 from lightning_review import LongQLoRAModule, ReviewDataModule
 from lightning_review.data.packing import collate_rows
 from lightning_review.errors import UserError
-from lightning_review.model.loading import CheckpointError, load_llama
-from lightning_review.model.module import read_adapter_meta
+from lightning_review.artifacts.adapter_record import read_adapter_meta
+from lightning_review.artifacts.checkpoint_files import CheckpointError
+from lightning_review.model.loading import load_llama
 
 
 def make_module(tiny_llama_dir, **kw):

@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_review import LongQLoRAModule, ReviewDataModule
-from lightning_review.model.loading import CheckpointError
+from lightning_review.artifacts.checkpoint_files import CheckpointError
 from lightning_review.model.module import model_setting_differences
 from lightning_review.training.resume import ConfigMismatchError, load_checkpoint_file
 from tests.conftest import ROOT, run_cli

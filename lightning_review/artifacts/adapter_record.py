@@ -1,0 +1,68 @@
+"""The adapter record: what a lightning_review adapter directory holds beside peft's files, and the checks that
+name a missing or corrupt file before peft reads it.
+
+``lightning_review.json`` records the base model and the RoPE scaling the base must be loaded with; training
+(SaveAdapter) and ``export-adapter`` write it, and ``export`` and ``generate`` read it without loading anything
+of training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .checkpoint_files import CheckpointError, read_json_object
+from .model_sources import resolve
+
+TRAINING_META = "lightning_review.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_HINT = ("an adapter directory is written by training (SaveAdapter) or by export-adapter; write it again "
+                "from the run's checkpoint with `python -m lightning_review export-adapter`")
+
+
+def write_adapter_record(directory: str | Path, checkpoint_dir: str, model_max_length: int | None, config) -> Path:
+    """``lightning_review.json`` in an adapter directory: the base model and the RoPE scaling of ``config`` (the
+    trained model's config, which already carries the scaling). Returns the file."""
+    factor = float((config.rope_parameters or {}).get("factor", 1.0))
+    meta = {"checkpoint_dir": str(checkpoint_dir), "model_max_length": model_max_length,
+            "rope_parameters": config.rope_parameters, "rope_scaling_factor": factor,
+            "max_position_embeddings": config.max_position_embeddings}
+    path = Path(directory) / TRAINING_META
+    path.write_text(json.dumps(meta, indent=1))
+    return path
+
+
+def read_adapter_meta(adapter_dir: str | Path) -> dict:
+    """What ``write_adapter_record`` wrote beside the adapter: the base model directory and the RoPE scaling. Every
+    loader reads this first, so the adapter's files are checked here too (``check_adapter_files``)."""
+    meta_file = resolve(adapter_dir) / TRAINING_META
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{meta_file}: missing; this needs an adapter written by lightning_review (it records "
+                                "the base model and the RoPE scaling to load it with)")
+    meta = read_json_object(meta_file, TRAINING_META, ADAPTER_HINT)
+    check_adapter_files(adapter_dir)
+    return meta
+
+
+def check_adapter_files(adapter_dir: str | Path) -> Path:
+    """The adapter directory, after checking that peft will be able to read it: its config is a JSON object and its
+    weights file has an intact safetensors header. A corrupt file is named here; peft would raise a bare JSON or
+    safetensors error without the path. Only the header is read (a 7B adapter is 4 GB)."""
+    from safetensors import SafetensorError, safe_open
+
+    adapter = resolve(adapter_dir)
+    config_file = adapter / "adapter_config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file}: missing; {ADAPTER_HINT}")
+    read_json_object(config_file, "adapter_config.json", ADAPTER_HINT)
+    weights = adapter / ADAPTER_WEIGHTS
+    if weights.is_file():
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except SafetensorError as exc:
+            raise CheckpointError(f"{weights}: corrupt adapter weights, not a readable safetensors file ({exc}); "
+                                  f"{ADAPTER_HINT}") from None
+    elif not (adapter / "adapter_model.bin").is_file():
+        raise FileNotFoundError(f"{weights}: missing; {ADAPTER_HINT}")
+    return adapter
