@@ -1,0 +1,151 @@
+"""Rating accuracy: the judge-free axis. A system's review states its rating on its last ``Rating: <n>`` line
+(lightning_review.data.rating_line.parse_rating, the rule ``generate`` uses for its ``rating`` field); it is scored
+against the mean of the paper's human ratings, with no judge in between.
+
+Per system, over the papers that have both a system rating and at least one human rating:
+  - mean absolute error (MAE) of the system's rating against the mean human rating;
+  - Spearman's rank correlation over papers (scipy.stats.spearmanr): does it order papers as the reviewers did;
+  - accept/reject agreement at ``threshold``: the share of papers where rating >= threshold on both sides or on
+    neither (the ICLR 2017 scale puts 6, "marginally above acceptance threshold", on the accept side);
+each with a 95% percentile bootstrap interval over papers (scipy.stats.bootstrap). Reviews that state no rating in
+that form are counted (and listed), never guessed.
+
+The human ceiling: the same figures for one human reviewer (the first rated review of each paper, as the judge's
+human control takes the first review) against the mean of the other reviewers of that paper, on papers with at
+least two rated reviews. A system near the ceiling rates papers about as well as another reviewer would.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..data.rating_line import parse_rating
+
+CEILING = "one human reviewer vs the others"
+
+
+def bootstrap_interval(statistic: Callable[..., float], *samples: Sequence[float], resamples: int = 10_000,
+                       seed: int = 0, confidence: float = 0.95) -> dict:
+    """``{"value", "low", "high", "undefined_resamples"}``: the statistic and its percentile bootstrap interval over
+    the paired samples (scipy.stats.bootstrap; ``statistic(*samples, axis=-1)`` is vectorized). Resamples where the
+    statistic is undefined (a Spearman of constant ratings) are left out of the interval and counted; fewer than
+    two observations give no interval."""
+    from scipy.stats import bootstrap
+
+    arrays = [np.asarray(s, dtype=float) for s in samples]
+    n = len(arrays[0]) if arrays else 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(statistic(*arrays, axis=-1)) if n else float("nan")
+        if n < 2:
+            return {"value": _finite(value), "low": None, "high": None, "undefined_resamples": 0}
+        result = bootstrap(tuple(arrays), statistic, paired=True, vectorized=True, n_resamples=resamples,
+                           method="percentile", rng=np.random.default_rng(seed))
+    distribution = np.asarray(result.bootstrap_distribution, dtype=float)
+    defined = distribution[np.isfinite(distribution)]
+    alpha = (1 - confidence) / 2
+    low, high = (np.quantile(defined, [alpha, 1 - alpha]) if len(defined) else (np.nan, np.nan))
+    return {"value": _finite(value), "low": _finite(low), "high": _finite(high),
+            "undefined_resamples": int(len(distribution) - len(defined))}
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _mae(predicted, reference, axis=-1):
+    return np.mean(np.abs(predicted - reference), axis=axis)
+
+
+def _spearman(predicted, reference, axis=-1):
+    """Spearman's rho along the last axis (resampled batches at once): Pearson's r of the average ranks, which is
+    scipy.stats.spearmanr's definition (tested equal); NaN where a side is constant or fewer than three papers."""
+    from scipy.stats import pearsonr, rankdata
+
+    predicted, reference = np.asarray(predicted, dtype=float), np.asarray(reference, dtype=float)
+    if predicted.shape[-1] < 3:
+        return np.full(predicted.shape[:-1], np.nan)[()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant side: NaN, which the caller reports as undefined
+        return pearsonr(rankdata(predicted, axis=-1), rankdata(reference, axis=-1), axis=-1).statistic
+
+
+def agreement_statistic(threshold: float) -> Callable[..., float]:
+    """The share of papers where both sides fall on the same side of ``threshold`` (>= threshold is accept)."""
+    def agreement(predicted, reference, axis=-1):
+        return np.mean((predicted >= threshold) == (reference >= threshold), axis=axis)
+    return agreement
+
+
+def accuracy(predicted: Sequence[float], reference: Sequence[float], threshold: float, resamples: int = 10_000,
+             seed: int = 0) -> dict:
+    """MAE, Spearman and accept/reject agreement of ``predicted`` against ``reference`` ratings (one pair a
+    paper), each with its bootstrap interval; the mean of each side shows a system that rates everything high."""
+    kw = {"resamples": resamples, "seed": seed}
+    return {"papers": len(predicted),
+            "mean_rating": float(np.mean(predicted)) if len(predicted) else None,
+            "mean_human_rating": float(np.mean(reference)) if len(reference) else None,
+            "mae": bootstrap_interval(_mae, predicted, reference, **kw),
+            "spearman": bootstrap_interval(_spearman, predicted, reference, **kw),
+            "accept_agreement": bootstrap_interval(agreement_statistic(threshold), predicted, reference, **kw)}
+
+
+def rating_accuracy(human_ratings: Mapping[str, Sequence[float | None]], systems: Mapping[str, Mapping[str, str]],
+                    threshold: float = 6.0, resamples: int = 10_000, seed: int = 0) -> dict | None:
+    """Every system's rating accuracy and the human ceiling (see the module docstring); None when no paper has a
+    human rating (there is nothing to score against).
+
+    ``human_ratings``: paper id -> the ratings of its human reviews (None for a review without one);
+    ``systems``: system name -> {paper id -> review text}."""
+    rated = {pid: [float(r) for r in ratings if r is not None] for pid, ratings in human_ratings.items()}
+    rated = {pid: ratings for pid, ratings in rated.items() if ratings}
+    if not rated:
+        return None
+    result: dict = {"threshold": threshold, "papers_with_human_ratings": len(rated), "systems": {}}
+    for name, reviews in systems.items():
+        scored = {pid: parse_rating(review) for pid, review in reviews.items() if pid in rated}
+        unparsable = sorted(pid for pid, rating in scored.items() if rating is None)
+        pids = sorted(pid for pid, rating in scored.items() if rating is not None)
+        result["systems"][name] = {
+            "reviews": len(scored), "without_rating": len(unparsable), "without_rating_ids": unparsable,
+            **accuracy(np.array([scored[p] for p in pids]), np.array([np.mean(rated[p]) for p in pids]), threshold,
+                       resamples, seed)}
+    several = sorted(pid for pid, ratings in rated.items() if len(ratings) >= 2)
+    result["human_ceiling"] = {
+        "name": CEILING, **accuracy(np.array([rated[p][0] for p in several]),
+                                    np.array([np.mean(rated[p][1:]) for p in several]), threshold, resamples, seed)}
+    return result
+
+
+def markdown_lines(ratings: dict | None) -> list[str]:
+    """The report's section on rating accuracy (nothing when the human file has no ratings)."""
+    if not ratings:
+        return []
+    lines = ["## Rating accuracy (no judge)", "",
+             f"Each review's `Rating: <n>` line against the mean human rating of its paper "
+             f"({ratings['papers_with_human_ratings']} papers with human ratings); accept means a rating >= "
+             f"{ratings['threshold']:g}. 95% bootstrap intervals over papers. The human ceiling is one reviewer of "
+             "each paper against the mean of the others.", "",
+             "| system | papers rated | without a rating | mean rating (human) | MAE [95% CI] | Spearman [95% CI] | "
+             "accept/reject agreement [95% CI] |", "|---|---|---|---|---|---|---|"]
+    rows = [(name, row) for name, row in ratings["systems"].items()] + [(CEILING, ratings["human_ceiling"])]
+    for name, row in rows:
+        missing = f"{row['without_rating']} of {row['reviews']}" if "reviews" in row else "-"
+        means = (f"{row['mean_rating']:.2f} ({row['mean_human_rating']:.2f})" if row["mean_rating"] is not None
+                 else "-")
+        lines.append(f"| {name} | {row['papers']} | {missing} | {means} | {_ci(row['mae'], '.2f')} | "
+                     f"{_ci(row['spearman'], '.2f')} | {_ci(row['accept_agreement'], '.0%')} |")
+    return lines + [""]
+
+
+def _ci(entry: dict, fmt: str) -> str:
+    if entry["value"] is None:
+        return "n/a"
+    text = format(entry["value"], fmt)
+    if entry["low"] is not None and entry["high"] is not None:
+        text += f" [{format(entry['low'], fmt)}, {format(entry['high'], fmt)}]"
+    return text

@@ -1,0 +1,75 @@
+"""Rating accuracy without a judge: the figures a user reads (MAE, Spearman, accept agreement, the human ceiling,
+reviews without a rating) computed as stated, on made-up and on the real PeerRead ratings."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from lightning_review.evaluate.ratings import _spearman, markdown_lines, rating_accuracy
+from tests.conftest import SHARED_DATA
+
+HUMANS = {"a": [8, 6], "b": [3, 5], "c": [6, None, 8], "d": [7, 4], "e": [None]}
+
+
+def review(rating):
+    return f"The ablation is missing.\n\nRating: {rating}"
+
+
+def test_figures_against_the_mean_human_rating_and_reviews_without_one_counted():
+    system = {"a": review(7), "b": review(6), "c": review(9), "d": "No rating line here.", "e": review(5)}
+    result = rating_accuracy(HUMANS, {"ours": system}, threshold=6, resamples=500)
+    row = result["systems"]["ours"]
+    assert result["papers_with_human_ratings"] == 4  # e's only review has no rating
+    assert row["reviews"] == 4 and row["without_rating"] == 1 and row["without_rating_ids"] == ["d"]
+    # a: 7 vs 7, b: 6 vs 4, c: 9 vs 7
+    assert row["papers"] == 3 and row["mae"]["value"] == pytest.approx((0 + 2 + 2) / 3)
+    assert row["spearman"]["value"] == pytest.approx(spearmanr([7, 6, 9], [7, 4, 7]).statistic)
+    assert row["accept_agreement"]["value"] == pytest.approx(2 / 3)  # b: 6 is accept, a mean of 4 is not
+    assert row["mae"]["low"] <= row["mae"]["value"] <= row["mae"]["high"]
+    assert row["mean_rating"] == pytest.approx(22 / 3) and row["mean_human_rating"] == pytest.approx(6)
+
+
+def test_the_human_ceiling_is_the_first_rated_reviewer_against_the_others():
+    ceiling = rating_accuracy(HUMANS, {}, threshold=6, resamples=500)["human_ceiling"]
+    # a: 8 vs 6, b: 3 vs 5, c: 6 vs 8, d: 7 vs 4 (e has one rated review: left out)
+    assert ceiling["papers"] == 4 and ceiling["mae"]["value"] == pytest.approx(9 / 4)
+    assert ceiling["accept_agreement"]["value"] == pytest.approx(3 / 4)
+    assert ceiling["spearman"]["value"] == pytest.approx(spearmanr([8, 3, 6, 7], [6, 5, 8, 4]).statistic)
+
+
+def test_no_human_rating_means_no_rating_section():
+    assert rating_accuracy({"a": [None, None]}, {"ours": {"a": review(5)}}) is None
+    assert markdown_lines(None) == []
+
+
+def test_the_vectorized_spearman_is_scipys_with_ties_and_nan_when_constant():
+    rng = np.random.default_rng(0)
+    batch = rng.integers(1, 5, size=(50, 7)).astype(float), rng.integers(1, 5, size=(50, 7)).astype(float)
+    expected = [spearmanr(a, b).statistic if np.ptp(a) and np.ptp(b) else np.nan for a, b in zip(*batch)]
+    assert np.allclose(_spearman(*batch), expected, equal_nan=True)
+    assert np.isnan(_spearman(np.array([5.0, 5, 5]), np.array([1.0, 2, 3])))
+
+
+def test_intervals_are_seeded_and_the_report_shows_every_system_and_the_ceiling():
+    system = {"a": review(7), "b": review(4), "c": review(9), "d": review(3)}
+    first = rating_accuracy(HUMANS, {"ours": system}, resamples=300, seed=1)
+    assert first == rating_accuracy(HUMANS, {"ours": system}, resamples=300, seed=1)
+    text = "\n".join(markdown_lines(first))
+    assert "| ours | 4 | 0 of 4 |" in text and "| one human reviewer vs the others | 4 |" in text
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="the real PeerRead sample is not here")
+def test_the_human_ceiling_on_the_real_iclr_2017_ratings():
+    humans = {}
+    for line in SHARED_DATA.read_text().splitlines():
+        paper = json.loads(line)
+        humans[paper["id"]] = [r["rating"] for r in paper["reviews"]]
+    result = rating_accuracy(humans, {"constant 7": {pid: review(7) for pid in humans}}, resamples=1000)
+    ceiling = result["human_ceiling"]
+    assert ceiling["papers"] == 8 and ceiling["mae"]["value"] == pytest.approx(1.125)
+    assert ceiling["spearman"]["value"] == pytest.approx(0.2857, abs=1e-3)
+    assert ceiling["accept_agreement"]["value"] == pytest.approx(0.75)
+    # a constant rating has no ranking to give: MAE alone would flatter it, Spearman does not
+    assert result["systems"]["constant 7"]["spearman"]["value"] is None
