@@ -5,7 +5,8 @@ user would run (``python -m lightning_review ...``), timed, with its figures gat
             out (so the held-out text has a window at the longest length), the rest for training
   ctx       perplexity of the held-out papers (joined) at ``--lengths`` for the base model and the base with linear
             RoPE interpolation (untrained); LongQLoRA context extension on the training papers' text
-            (``data.task text``, rows of ``--ctx_len``) and the perplexity of its adapter
+            (``data.task text``, rows of ``--ctx_len``; ``--ctx_text_file`` for other long text) and the perplexity
+            of its adapter
   review    review fine-tuning of the base model (``--base_review_len``, native context) and of the context-extended
             adapter (``--review_len``), the held-out reviews' loss before (``validate``) and after
   generate  reviews of the held-out papers by the untrained model and both fine-tuned adapters
@@ -126,13 +127,15 @@ def validate_at_end(steps: int) -> list[str]:
 
 
 def stage_ctx(opts, results: dict) -> None:
-    results["perplexity_base"] = perplexity(opts, "base", ["--checkpoint_dir", opts.model])
-    results["perplexity_pi_untrained"] = perplexity(opts, "pi_untrained", ["--checkpoint_dir", opts.model,
-                                                                            "--model_max_length", str(opts.ctx_len)])
+    if opts.ctx_baselines:
+        results["perplexity_base"] = perplexity(opts, "base", ["--checkpoint_dir", opts.model])
+        results["perplexity_pi_untrained"] = perplexity(opts, "pi_untrained", [
+            "--checkpoint_dir", opts.model, "--model_max_length", str(opts.ctx_len)])
+    text = ["--data.train_file", opts.ctx_text_file] if opts.ctx_text_file else []
     results["ctx_training"] = fit(opts, "ctx", [
         "--data.task", "text", "--data.max_seq_length", str(opts.ctx_len), "--model.model_max_length",
         str(opts.ctx_len), "--trainer.max_steps", str(opts.ctx_steps), *validate_at_end(opts.ctx_steps),
-        "--model.learning_rate", str(opts.ctx_lr), "--model.warmup_steps", "2"])
+        "--model.learning_rate", str(opts.ctx_lr), "--model.warmup_steps", str(opts.ctx_warmup), *text])
     results["perplexity_ctx_trained"] = perplexity(opts, "ctx_trained",
                                                    ["--adapter_dir", results["ctx_training"]["adapter"]])
 
@@ -177,6 +180,11 @@ def main() -> None:
     parser.add_argument("--ctx_len", type=int, default=32768)
     parser.add_argument("--ctx_steps", type=int, default=30)
     parser.add_argument("--ctx_lr", type=float, default=2e-4)
+    parser.add_argument("--ctx_warmup", type=int, default=2)
+    parser.add_argument("--ctx_text_file", default=None,
+                        help="long text for the context extension (papers a line; default: the training papers)")
+    parser.add_argument("--ctx_baselines", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the base and the untrained-interpolation perplexity too")
     parser.add_argument("--review_len", type=int, default=16384)
     parser.add_argument("--base_review_len", type=int, default=8192)
     parser.add_argument("--review_steps", type=int, default=40)
