@@ -27,7 +27,7 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
     A bad human record stops the evaluation (strict) or, with ``on_bad_record="skip"``, is counted, listed in
     ``rejects_file`` and flagged in the report; then system reviews of papers the human file no longer has are left
     out and flagged too (strict refuses them: their ids do not match). A system file may hold one review a paper."""
-    papers, texts, flags = _read_human(human_file, data_format, on_bad_record, rejects_file)
+    papers, texts, flags, ratings = _read_human(human_file, data_format, on_bad_record, rejects_file)
     outputs, cut = {}, {}
     for name, path in systems.items():
         reviews, lines = {}, {}
@@ -56,12 +56,14 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
             reviews = {pid: review for pid, review in reviews.items() if pid in papers}
             cut[name] = {what: [pid for pid in ids if pid in papers] for what, ids in cut[name].items()}
         outputs[name] = reviews
-    return EvaluationInput(papers, outputs, texts if excerpt_control else {}, cut, flags)
+    return EvaluationInput(papers, outputs, texts if excerpt_control else {}, cut, flags, human_ratings=ratings)
 
 
 def _read_human(human_file: str, data_format: str, on_bad_record: str,
-                rejects_file: str | None) -> tuple[dict[str, list[str]], dict[str, str], dict[str, list[dict]]]:
-    """Papers' human reviews, papers' texts, and flags for what was skipped or dropped as a duplicate."""
+                rejects_file: str | None) -> tuple[dict[str, list[str]], dict[str, str], dict[str, list[dict]],
+                                                   dict[str, list[float | None]]]:
+    """Papers' human reviews, papers' texts, flags for what was skipped or dropped as a duplicate, and the
+    reviews' ratings (None where a review has none)."""
     try:
         read = read_records(human_file, format=data_format, policy=on_bad_record, rejects_file=rejects_file)
     except RecordError as exc:
@@ -72,10 +74,12 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
     for warning in read.warnings:
         print(f"warning: {warning}")
     papers: dict[str, list[str]] = defaultdict(list)
+    ratings: dict[str, list[float | None]] = defaultdict(list)
     texts: dict[str, str] = {}
     for record in read.records:
         paper_id = paper_id_of(record.id)
         papers[paper_id].append(record.review)
+        ratings[paper_id].append(record.rating)
         texts.setdefault(paper_id, record.paper)
     flags = {}
     skipped = {reason: n for reason, n in read.rejected.items() if reason != "duplicate"}
@@ -83,7 +87,7 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
         flags["human_file"] = [{"file": human_file, "skipped": skipped, "duplicates_dropped": read.duplicates,
                                 "rejects_file": rejects_file}]
         print(human_file_line(flags["human_file"][0]))
-    return dict(papers), texts, flags
+    return dict(papers), texts, flags, dict(ratings)
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
@@ -111,7 +115,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              max_dollars: float | None = None, dollars_per_1k_prompt: float = 0.0,
              dollars_per_1k_completion: float = 0.0, resamples: int = 10_000, data_format: str = "auto",
              excerpt_control: bool = True, on_bad_record: Literal["strict", "skip"] = "strict",
-             rejects_file: str | None = None) -> dict:
+             rejects_file: str | None = None, rating_threshold: float = 6.0) -> dict:
     """Judge every system's reviews against the human ones; write result.json, report.md and PNG charts.
 
     Args:
@@ -135,6 +139,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
             to rejects_file, flagged in the report, and system reviews of papers left without human reviews are
             left out and flagged).
         rejects_file: where skipped human records are listed (skip only).
+        rating_threshold: for rating accuracy (when the human file has ratings), a rating at or above it is an
+            accept (6 on ICLR's 1-10 scale: "marginally above acceptance threshold").
     """
     from .audit_page import records_from_result, write_audit_page
     from .chat_judge import BudgetExceeded
@@ -143,6 +149,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_input(human_file, systems, data_format, excerpt_control, on_bad_record, rejects_file)
+    data.rating_threshold = rating_threshold
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
     judge_objects = make_judges(judges or ["embedding"], cache_file or str(out / "judge_cache.sqlite"),

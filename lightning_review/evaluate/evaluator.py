@@ -24,6 +24,8 @@ from itertools import combinations
 import numpy as np
 
 from .injection import flags_injection, without_injection
+from .ratings import rating_accuracy
+from .specificity import specificity
 from .statistics import THRESHOLDS, PaperScore, agreed_hits, cohen_kappa, outcomes, spearman, win_rate
 
 HUMAN_CONTROL = "human (control)"
@@ -43,6 +45,8 @@ class EvaluationInput:
     paper_texts: dict[str, str] = field(default_factory=dict)
     cut: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     flags: dict[str, list[dict]] = field(default_factory=dict)
+    human_ratings: dict[str, list[float | None]] = field(default_factory=dict)  # paper id -> its reviews' ratings
+    rating_threshold: float = 6.0  # accept means a rating at or above it (rating accuracy's agreement)
 
 
 def paper_excerpt(paper: str, chars: int) -> str:
@@ -166,6 +170,8 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
     result = summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
     result["judge_pair_agreement"] = pair_agreement
     result["flags"]["injection_obeyed"] = obeyed
+    result["ratings"] = rating_accuracy(data.human_ratings, data.systems, data.rating_threshold, resamples, seed)
+    result["specificity"] = specificity(data.paper_texts, systems, data.papers, resamples, seed)
     return result
 
 

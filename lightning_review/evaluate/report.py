@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .ratings import markdown_lines as rating_lines
+from .specificity import markdown_lines as specificity_lines
+
 FLAG_KINDS = ("self_preference", "injection", "injection_obeyed", "rewards_paper_copying", "cut", "missing_papers",
               "empty_reviews", "not_in_human_file", "human_file")
 
@@ -41,6 +44,7 @@ def markdown(result: dict) -> str:
     for a in result.get("judge_pair_agreement", []):
         lines.append(f"| {' / '.join(a['judges'])} | {a['pairs']} | {_number(a['kappa_on_hits'])} | "
                      f"{a['pairs_rated_by_both']} | {_number(a['spearman_on_similarities'])} |")
+    lines += [""] + rating_lines(result.get("ratings")) + specificity_lines(result.get("specificity"))
     flags = result["flags"]
     lines += ["", "## Flags", ""]
     for f in flags["self_preference"]:

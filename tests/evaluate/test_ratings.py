@@ -73,3 +73,46 @@ def test_the_human_ceiling_on_the_real_iclr_2017_ratings():
     assert ceiling["accept_agreement"]["value"] == pytest.approx(0.75)
     # a constant rating has no ranking to give: MAE alone would flatter it, Spearman does not
     assert result["systems"]["constant 7"]["spearman"]["value"] is None
+
+
+class NoMatchJudge:
+    """A judge that finds points and matches none: the judge-free axes must not depend on it."""
+
+    name, symmetric = "none", True
+
+    def extract_points(self, review):
+        from lightning_review.evaluate.points import split_points
+
+        return split_points(review)
+
+    def match(self, a, b):
+        return []
+
+
+def test_evaluate_reports_rating_accuracy_and_specificity_from_the_files(tmp_path):
+    import asyncio
+
+    from lightning_review.evaluate.command import load_input
+    from lightning_review.evaluate.evaluator import evaluate
+    from lightning_review.evaluate.report import markdown
+    from tests.conftest import write_jsonl
+
+    topics = ["graph diffusion", "topic models", "private teachers"]
+    papers = [{"id": f"p{k}", "paper": f"We study {topics[k]}. " * 5 + "We train networks and report results. " * 3,
+               "reviews": [{"text": f"Why is the {topics[k]} setup so small? The results are thin.", "rating": 4 + k},
+                           {"text": f"The {topics[k]} analysis is loose and needs another look.", "rating": 6 + k}]}
+              for k in range(3)]
+    human = write_jsonl(tmp_path / "human.jsonl", papers)
+    ours = write_jsonl(tmp_path / "ours.jsonl", [
+        {"id": "p0", "review": "The graph diffusion proof has a gap somewhere.\n\nRating: 5"},
+        {"id": "p1", "review": "The topic models baseline is missing here.\n\nRating: 8"},
+        {"id": "p2", "review": "The experiments are limited overall, sadly."}])
+    data = load_input(str(human), {"ours": str(ours)})
+    data.rating_threshold = 6
+    result = asyncio.run(evaluate(data, [NoMatchJudge()], resamples=200))
+    row = result["ratings"]["systems"]["ours"]
+    assert row["without_rating_ids"] == ["p2"] and row["mae"]["value"] == pytest.approx((0 + 2) / 2)  # p0: 5 vs 5, p1: 8 vs 6
+    assert result["ratings"]["human_ceiling"]["mae"]["value"] == pytest.approx(2)
+    assert result["specificity"]["systems"]["ours"]["specificity"]["value"] == pytest.approx(2 / 3)
+    report = markdown(result)
+    assert "## Rating accuracy (no judge)" in report and "## Specificity (no judge)" in report
