@@ -64,10 +64,10 @@ def check(device):
         qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
         ref = s2_attention(qf, kf, vf, 512, lens, backend="reference")
         ref_g = torch.autograd.grad((ref * go.float() * real.float()).sum(), (qf, kf, vf))
-        for backend in ("grouped", "flex", "varlen"):
+        for backend in ("grouped", "flex"):
             try:
                 out = s2_attention(q, k, v, 512, lens, backend=backend)
-            except Exception as exc:  # noqa: BLE001 - varlen needs a torch with torch.nn.attention.varlen
+            except Exception as exc:  # noqa: BLE001 - record a failing backend beside the others
                 rows.append({"layout": lens, "kv_heads": kv, "backend": backend, "error": repr(exc)[:300]})
                 print(f"check {backend}: failed: {exc!r}"[:300])
                 continue
@@ -96,9 +96,8 @@ def bench(fn, leaves):
     return triton.testing.do_bench(step, warmup=50, rep=300, return_mode="median")
 
 
-VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 varlen 1 doc",
-            "s2 grouped 4 docs", "s2 flex 4 docs", "s2 varlen 4 docs", "s2 grouped mix", "s2 flex mix",
-            "s2 varlen mix", "full per-doc grouped 4 docs"]
+VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 grouped 4 docs",
+            "s2 flex 4 docs", "s2 grouped mix", "s2 flex mix", "full per-doc grouped 4 docs"]
 # A row of the seed's length mix (benchmarks/train_step.py --mix): three papers packed into one row, as fractions of it.
 MIX_ROW = (0.42, 0.36, 0.21)
 
@@ -155,14 +154,9 @@ def main():
                                       four[0], group),
                 "s2 flex 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="flex"),
                                    four[0], group),
-                "s2 varlen 1 doc": (lambda q, k, v: s2_attention(q, k, v, group, backend="varlen"), [n], group),
-                "s2 varlen 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="varlen"),
-                                     four[0], group),
                 "s2 grouped mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="grouped"), mix[0],
                                    group),
                 "s2 flex mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="flex"), mix[0], group),
-                "s2 varlen mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="varlen"), mix[0],
-                                  group),
                 "full per-doc grouped 4 docs": (lambda q, k, v: s2_attention(q, k, v, None, four, backend="grouped"),
                                                 four[0], None),
             }

@@ -15,9 +15,6 @@ Backends (all compute the same function):
 - ``grouped``: every group of every document is an independent causal attention; each run of equal full groups is
   reshaped without copying into one call of PyTorch's SDPA with ``is_causal=True`` (flash kernels on GPU).
 - ``flex``: FlexAttention with a block mask built from document ids and positions (no copies; compiled on GPU).
-- ``varlen``: every group of every document of a row in one call per half of the heads: torch's variable-length
-  flash attention (``torch.nn.attention.varlen``, CUDA only) over the groups' cumulative boundaries, so a row of
-  several documents costs the kernel launches of one (``grouped`` makes a call per run of equal groups).
 - ``reference``: a dense boolean mask through SDPA; O(seq^2) memory, for tests and debugging.
 """
 
@@ -31,8 +28,8 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 
-Backend = Literal["auto", "grouped", "flex", "varlen", "reference"]
-BACKENDS: tuple[str, ...] = ("auto", "grouped", "flex", "varlen", "reference")
+Backend = Literal["auto", "grouped", "flex", "reference"]
+BACKENDS: tuple[str, ...] = ("auto", "grouped", "flex", "reference")
 DocLens = list[list[int]]
 
 
@@ -233,78 +230,7 @@ def _flex(q, k, v, layout, group_size, scale):
     return fn(q, k, v, block_mask=block_mask, scale=scale, enable_gqa=k.shape[1] != heads)
 
 
-_CU_SEQS: OrderedDict[tuple, tuple[torch.Tensor, int, int]] = OrderedDict()
-
-
-def _group_boundaries(lens: tuple[int, ...], group_size: int | None, shifted: bool, device) -> tuple:
-    """(cumulative group boundaries as int32 on ``device``, longest group, real tokens) of one row; cached, since
-    every layer of a step asks for the same ones."""
-    key = (lens, group_size, shifted, str(device))
-    hit = _CU_SEQS.get(key)
-    if hit is None:
-        bounds, start = [0], 0
-        for n in lens:
-            bounds.extend(start + a + g for a, g in _groups_of_document(n, group_size, shifted))
-            start += n
-        longest = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
-        hit = (torch.tensor(bounds, dtype=torch.int32, device=device), longest, start)
-        _CU_SEQS[key] = hit
-        if len(_CU_SEQS) > 4 * _CACHE_SIZE:
-            _CU_SEQS.popitem(last=False)
-    return hit
-
-
-def _varlen_call(q, k, v, cu, longest: int, scale):
-    """Causal flash attention over the variable-length sequences ``cu`` delimits; q, k, v: (tokens, heads, dim).
-    torch 2.10 spells causal ``is_causal=True``, later versions ``window_size=(-1, 0)``."""
-    import inspect
-
-    from torch.nn.attention.varlen import varlen_attn
-
-    if k.shape[1] != q.shape[1]:
-        ratio = q.shape[1] // k.shape[1]
-        k, v = k.repeat_interleave(ratio, dim=1), v.repeat_interleave(ratio, dim=1)
-    causal = ({"window_size": (-1, 0)} if "window_size" in inspect.signature(varlen_attn).parameters
-              else {"is_causal": True})
-    extra = {"scale": scale} if scale is not None else {}
-    return varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, longest, longest, **causal, **extra)
-
-
-def _varlen_half(q, k, v, layout, seq, group_size, shifted, scale):
-    """One half of the heads, (batch, seq, heads, dim) views: one variable-length call per row; padding attends only
-    to itself (its output is its own value, as in ``grouped``)."""
-    heads, kv_heads = q.shape[2], k.shape[2]
-    rows = []
-    for b, lens in enumerate(layout):
-        cu, longest, real = _group_boundaries(lens, group_size, shifted, q.device)
-        out = _varlen_call(q[b, :real], k[b, :real], v[b, :real], cu, longest, scale)
-        if real < seq:
-            pad = v[b, real:]
-            out = torch.cat([out, pad.repeat_interleave(heads // kv_heads, dim=1) if heads != kv_heads else pad])
-        rows.append(out)
-    return rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
-
-
-def _varlen(q, k, v, layout, group_size, scale):
-    if q.device.type != "cuda":
-        raise UserError("attention backend 'varlen' runs on CUDA only (torch's variable-length flash attention); "
-                        "use grouped or auto")
-    heads, seq = q.shape[1], q.shape[2]
-    qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
-    if group_size is None:
-        return _varlen_half(qt, kt, vt, layout, seq, None, False, scale).transpose(1, 2)
-    half, ratio = heads // 2, heads // k.shape[1]
-    if half % ratio:
-        kt, vt = kt.repeat_interleave(ratio, dim=2), vt.repeat_interleave(ratio, dim=2)
-        ratio = 1
-    q_parts, kv_parts = [half, heads - half], [half // ratio, (heads - half) // ratio]
-    (q0, q1), (k0, k1), (v0, v1) = (t.split(n, dim=2) for t, n in ((qt, q_parts), (kt, kv_parts), (vt, kv_parts)))
-    out = torch.cat([_varlen_half(q0, k0, v0, layout, seq, group_size, False, scale),
-                     _varlen_half(q1, k1, v1, layout, seq, group_size, True, scale)], dim=2)
-    return out.transpose(1, 2)
-
-
-_IMPLEMENTATIONS = {"grouped": _grouped, "flex": _flex, "varlen": _varlen, "reference": _reference}
+_IMPLEMENTATIONS = {"grouped": _grouped, "flex": _flex, "reference": _reference}
 
 
 FLEX_BELOW_TOKENS = 8192

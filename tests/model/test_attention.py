@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from lightning_review.errors import UserError
 from lightning_review.model.attention import document_causal_attention, s2_attention
 
 
@@ -142,7 +141,7 @@ def test_bad_arguments_are_named(kwargs, message):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA backends (flash SDPA, compiled FlexAttention)")
-@pytest.mark.parametrize("backend", ["grouped", "flex", "varlen"])
+@pytest.mark.parametrize("backend", ["grouped", "flex"])
 @pytest.mark.parametrize("heads, kv_heads", [(9, 3), (32, 8)])
 @pytest.mark.parametrize("doc_lens", [[[300, 724], [1024]], [[300, 500, 100], [1000]]])
 def test_cuda_backends_match_the_reference_with_odd_and_even_heads(backend, heads, kv_heads, doc_lens):
@@ -161,8 +160,3 @@ def test_cuda_backends_match_the_reference_with_odd_and_even_heads(backend, head
     for got, expected in zip(results[backend], results["reference"]):
         torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
 
-
-def test_varlen_backend_is_refused_off_cuda():
-    q = torch.randn(1, 2, 16, 8)
-    with pytest.raises(UserError, match="CUDA only"):
-        s2_attention(q, q, q, 8, [[16]], backend="varlen")
