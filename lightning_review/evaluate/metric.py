@@ -1,5 +1,6 @@
-"""A torchmetrics Metric for review quality inside a Lightning loop: generated reviews scored against the human ones
-by the offline judge (hits at a threshold, precision and recall over points), summed over batches and processes."""
+"""torchmetrics Metrics for review quality inside a Lightning loop, summed over batches and processes: generated
+reviews scored against the human ones by the offline judge (hits at a threshold, precision and recall over points),
+and the rating each generated review states against the human rating (no judge)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Sequence
 
 import torch
 from torchmetrics import Metric
+
+from ..data.rating_line import parse_rating
 
 
 class ReviewHitRate(Metric):
@@ -40,3 +43,31 @@ class ReviewHitRate(Metric):
         return {"recall": self.hits / self.human_points.clamp(min=1),
                 "precision": self.hits / self.system_points.clamp(min=1),
                 "hits_per_review": self.hits / self.reviews.clamp(min=1)}
+
+
+class RatingError(Metric):
+    """``update(generated, ratings)`` with review texts and the human ratings of the same records; ``compute()``
+    returns ``rating_mae``, the mean absolute error of the rating each review states on its ``Rating: <n>`` line
+    (lightning_review.data.rating_line; NaN when no review states one) and ``rating_missing``, the share of reviews
+    that state none (a model that has not learnt the line yet shows here, not as a flattering error)."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in ("absolute_error", "rated", "reviews"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, generated: Sequence[str], ratings: Sequence[float]) -> None:
+        if len(generated) != len(ratings):
+            raise ValueError(f"{len(generated)} generated reviews for {len(ratings)} ratings")
+        for review, human in zip(generated, ratings):
+            stated = parse_rating(review)
+            if stated is not None:
+                self.absolute_error += abs(stated - float(human))
+                self.rated += 1
+            self.reviews += 1
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        mae = self.absolute_error / self.rated if self.rated > 0 else torch.tensor(float("nan"), dtype=torch.float64)
+        return {"rating_mae": mae, "rating_missing": 1 - self.rated / self.reviews.clamp(min=1)}

