@@ -552,7 +552,7 @@ def equal_memory_summary(result: dict) -> dict:
         base = entry.get("baseline", {})
         if not base.get("tokens_per_s") or base.get("peak_gb") is None:
             continue
-        budget = base["peak_gb"] * (1 + slack)
+        budget = round(base["peak_gb"] * (1 + slack), 2)  # as search_checkpointing rounds it
         fitting = {spec: e for spec, e in entry.items() if spec.startswith("ours") and isinstance(e, dict)
                    and e.get("tokens_per_s") and e.get("peak_gb") is not None and e["peak_gb"] <= budget}
         if not fitting:
