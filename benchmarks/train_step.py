@@ -9,14 +9,20 @@ random-weight Llama-2 7B/13B shapes.
     python benchmarks/train_step.py --shape 13b --variants "baseline,ours,ours:checkpointed_layers=0;rows=8192"
     python benchmarks/train_step.py --shape 13b --search 65536 --out search_13b.json     # longest context
     python benchmarks/train_step.py --shape 7b --mix 12 --out mix_7b.json                # realistic length mix
+    python benchmarks/train_step.py --shape 13b --seqs 8192 --mix 12 \
+        --variants "baseline,ours:checkpointed_layers=fit;width=fit"                    # at the baseline's memory
 
 A variant is ``baseline``, ``ours``, or ``ours:key=value;...`` with LongQLoRAModule settings, ``rows=8192+16384``
-limiting it to those row lengths.
+limiting it to those row lengths, ``width=fit`` collating packed rows at their documents' length (rounded up to 64)
+rather than the row budget, and ``checkpointed_layers=fit`` searching the fewest checkpointed layers whose peak stays
+within the baseline's peak of the same job times 1 + ``--memory_slack`` (the baseline must come first); the JSON's
+``equal_memory`` holds, per job, the fastest variant of ours within that budget: the comparison to quote.
 A row is one document (a paper prompt and its review: labels on the last ``review_fraction`` of it), batch 1, one
 optimizer step per row; ``--warmup`` steps untimed, then ``--steps`` timed (synchronised, median). tokens/s counts
 real tokens. MFU = (6 x P x tokens + 3.5 x 2 x n^2 x hidden x layers per document) / time / peak, P the matmul
 parameters including the LM head (lightning_review.training.telemetry), over the bf16 peak measured in this run
-(and over the 790 TFLOP/s the issue's table uses). Peak memory: torch.cuda.max_memory_allocated over the timed steps
+(and over the 790 TFLOP/s the issue's table uses); ``mfu_executed`` counts instead the FLOPs the step really
+computes (executed_flops: no base weight gradients, S2's grouped attention, recomputation), which cannot pass 100%. Peak memory: torch.cuda.max_memory_allocated over the timed steps
 (weights, optimizer states, activations). ``--shape tiny --device cpu`` runs the whole script on the CPU.
 """
 
