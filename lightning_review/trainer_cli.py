@@ -40,7 +40,8 @@ class ReviewCLI(LightningCLI):
         take effect, any other difference is refused before the model loads, and a corrupt file is named. Data
         settings are compared when the DataModule's state is restored."""
         from .model.module import model_setting_differences
-        from .training.resume import load_checkpoint_file, refuse_config_change
+        from .artifacts.settings_check import refuse_config_change
+        from .training.resume import load_checkpoint_file
 
         subcommand = self.config.get("subcommand")
         if not subcommand:

@@ -14,15 +14,15 @@ from torch.utils.data import DataLoader
 
 from ..artifacts.checkpoint_files import load_tokenizer
 from ..artifacts.model_sources import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, model_path, resolve
+from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
-from ..training.resume import config_differences, parameter_defaults, refuse_config_change
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
-from .papers import first_of_each_paper, paper_groups, text_key
+from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .rating_line import resolve_rating_line, training_target
 from .readers import read_records
-from .records import Record, read_papers
+from .records import Record, read_papers, text_key
 from .token_cache import load_or_build
 from .resumable import ResumableLoader, ResumableSampler, loader_generator
 
@@ -241,7 +241,7 @@ class ReviewDataModule(L.LightningDataModule):
         total = sum(len(ids) for ids in encoded) + max(len(encoded) - 1, 0)
         windows, _ = stream_windows(encoded, hp.max_seq_length, join=True, separator=tok.eos_token_id)
         examples = [{"id": f"{split}-text-{i}", "input_ids": np.asarray(w, dtype=np.int64),
-                     "labels": np.asarray(w, dtype=np.int64)} for i, w in enumerate(windows)]
+                     "prompt_length": 0} for i, w in enumerate(windows)]
         left_out = total - len(windows) * hp.max_seq_length
         self.stats[split] = {"records": len(records), "papers": len(papers), "stream_tokens": total,
                              "examples": len(examples), "tokens_left_out": left_out}

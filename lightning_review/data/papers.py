@@ -9,21 +9,10 @@ by ``id_conflicts``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
-from .records import Record
-
-
-def normalise_whitespace(text: str) -> str:
-    """Runs of whitespace as one space, none at the ends."""
-    return " ".join(text.split())
-
-
-def text_key(text: str) -> str:
-    """A short hash of the whitespace-normalised text."""
-    return hashlib.sha1(normalise_whitespace(text).encode("utf-8")).hexdigest()[:16]
+from .records import Record, text_key
 
 
 def paper_groups(records: Sequence[Record]) -> list[list[int]]:

@@ -25,8 +25,9 @@ from typing import Iterator, Literal
 
 from ..errors import UserError
 from ..safe_paths import atomic_writer, refuse_output_over_input
-from .papers import count_papers, id_conflicts, looks_swapped, normalise_whitespace, text_key
-from .records import Record, RecordError, iter_json_lines, iter_json_objects, record_from_fields
+from .papers import count_papers, id_conflicts, looks_swapped
+from .records import (Record, RecordError, iter_json_lines, iter_json_objects, normalise_whitespace, record_from_fields,
+                      text_key)
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]

@@ -6,6 +6,7 @@ Bad input never disappears silently: a malformed line, a missing field or an emp
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +41,17 @@ class Record:
     def paper_key(self) -> str:
         """Identity of the paper: its id, or its whitespace-normalised text where the data gives no id
         (lightning_review.data.papers groups records sharing either, for splits and counts)."""
-        from .papers import text_key
-
         return f"id:{self.paper_id}" if self.paper_id is not None else f"text:{text_key(self.paper)}"
+
+
+def normalise_whitespace(text: str) -> str:
+    """Runs of whitespace as one space, none at the ends."""
+    return " ".join(text.split())
+
+
+def text_key(text: str) -> str:
+    """A short hash of the whitespace-normalised text: a paper's identity where the data gives it no id."""
+    return hashlib.sha1(normalise_whitespace(text).encode("utf-8")).hexdigest()[:16]
 
 
 def paper_id_of(record_id: str) -> str:

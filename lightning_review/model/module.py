@@ -15,8 +15,8 @@ from ..artifacts.adapter_record import check_adapter_files, write_adapter_record
 from ..artifacts.checkpoint_files import read_llama_config
 from ..artifacts.model_sources import TINY_LLAMA, resolve
 from ..errors import UserError
-from ..training.resume import (config_differences, parameter_defaults, refuse_config_change, restore_rng_states,
-                               save_rng_states)
+from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
+from ..training.resume import restore_rng_states, save_rng_states
 from .loading import add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama
 from .kernels import Kernels, resolve_kernels, use_liger_kernels
 from .lora_dropout import use_regenerated_lora_dropout

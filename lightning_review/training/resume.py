@@ -1,52 +1,18 @@
-"""Resuming a run exactly: the random state goes into the checkpoint, and a changed configuration is refused."""
+"""Resuming a run exactly: the random state goes into the checkpoint, which is read safely (a changed configuration
+is refused by lightning_review.artifacts.settings_check)."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
-from ..errors import UserError
+
 from ..artifacts.checkpoint_files import CheckpointError
 
 RNG_KEY = "lightning_review_rng_states"
 CHECKPOINT_HINT = "use another checkpoint of the run (its checkpoints/ directory keeps the newest ones, e.g. last.ckpt)"
-
-
-class ConfigMismatchError(UserError):
-    """A run was resumed from a checkpoint written with another model or data configuration."""
-
-
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: str,
-                       ignore: Iterable[str] = (), defaults: Mapping[str, Any] | None = None) -> list[str]:
-    """``prefix.key: saved -> current`` for every setting that differs (keys in ``ignore`` may change freely).
-
-    A setting the checkpoint does not record (added to the project after it was written) is no difference when the
-    current value is its default (``defaults``): the checkpoint's run behaved as that default does."""
-    skip = set(ignore)
-    defaults = defaults or {}
-    keys = sorted((set(saved) | set(current)) - skip)
-    return [f"{prefix}.{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
-            for key in keys if saved.get(key) != current.get(key)
-            and not (key not in saved and key in defaults and current.get(key) == defaults[key])]
-
-
-def parameter_defaults(cls: type) -> dict[str, Any]:
-    """The defaults of a class's constructor arguments."""
-    import inspect
-
-    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty}
-
-
-def refuse_config_change(differences: list[str]) -> None:
-    if differences:
-        raise ConfigMismatchError(
-            "refusing to resume: this run's configuration differs from the checkpoint's:\n  " +
-            "\n  ".join(differences) + "\nResume with the checkpoint's settings (its run directory has config.yaml) "
-            "or start a new run without --ckpt_path.")
 
 
 def load_checkpoint_file(path: str | Path) -> dict:

@@ -8,7 +8,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning_review import LongQLoRAModule, ReviewDataModule
 from lightning_review.artifacts.checkpoint_files import CheckpointError
 from lightning_review.model.module import model_setting_differences
-from lightning_review.training.resume import ConfigMismatchError, load_checkpoint_file
+from lightning_review.artifacts.settings_check import ConfigMismatchError
+from lightning_review.training.resume import load_checkpoint_file
 from tests.conftest import ROOT, run_cli
 
 N = 3  # checkpoint cadence; the runs below train 2N steps
@@ -202,7 +203,7 @@ def test_a_setting_added_after_the_checkpoint_is_no_difference_at_its_default():
     """A checkpoint written before ``data.task`` existed resumes when the run keeps the default; another value, or a
     recorded one that differs, is still refused."""
     from lightning_review.data.datamodule import ReviewDataModule
-    from lightning_review.training.resume import config_differences, parameter_defaults
+    from lightning_review.artifacts.settings_check import config_differences, parameter_defaults
 
     defaults = parameter_defaults(ReviewDataModule)
     assert defaults["task"] == "review"
