@@ -64,6 +64,8 @@ def test_the_tokenize_cache_key_changes_with_the_setting(tokenizer, tmp_path):
     assert not hit and not hit_rated and len(list(tmp_path.iterdir())) == 2
     _, hit_again = load_or_build(encoder, recs, tmp_path, progress=False, rating_line=True)
     assert hit_again
+    _, hit_rerated = load_or_build(encoder, [rec(0, 3.0), *recs[1:]], tmp_path, progress=False, rating_line=True)
+    assert not hit_rerated  # same papers and reviews, another rating: another target
     expected = encoder(recs[0].paper, training_target(recs[0], True))
     assert rated.example(0)["input_ids"].tolist() == expected.input_ids
     assert len(rated.example(0)["input_ids"]) > len(plain.example(0)["input_ids"])
