@@ -49,9 +49,9 @@ def collate_rows(rows: Sequence[Sequence[dict]], pad_id: int, row_length: int | 
                  multiple_of: int = 64) -> dict:
     """Rows of examples -> a padded batch with position_ids, doc_lens and ids.
 
-    An example has ``input_ids`` (a list or array) and either ``labels`` or ``prompt_length`` (labels are then the
-    ids after the prompt, so the tokenize cache's read-only arrays are used without copies). ``row_length`` fixes
-    the width (packing); otherwise the longest row rounded up to ``multiple_of``.
+    An example has ``input_ids`` (a list or array) and ``prompt_length``: the labels are the ids after the prompt
+    (0 for text the loss covers whole), so the tokenize cache's read-only arrays are used without copies.
+    ``row_length`` fixes the width (packing); otherwise the longest row rounded up to ``multiple_of``.
     """
     widths = [sum(len(ex["input_ids"]) for ex in row) for row in rows]
     width = row_length or -(-max(widths) // multiple_of) * multiple_of
@@ -65,11 +65,8 @@ def collate_rows(rows: Sequence[Sequence[dict]], pad_id: int, row_length: int | 
         for ex in row:
             n = len(ex["input_ids"])
             input_ids[r, start:start + n] = ex["input_ids"]
-            if "labels" in ex:
-                labels[r, start:start + n] = ex["labels"]
-            else:
-                keep = start + ex["prompt_length"]
-                labels[r, keep:start + n] = input_ids[r, keep:start + n]
+            keep = start + ex["prompt_length"]
+            labels[r, keep:start + n] = input_ids[r, keep:start + n]
             position_ids[r, start:start + n] = np.arange(n)
             lens.append(n)
             start += n

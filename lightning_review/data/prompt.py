@@ -5,12 +5,14 @@ The format comes from the tokenizer's own chat template when it has one (SmolLM2
 ``[INST]``, any other): the template is rendered once with placeholder messages and cut into the pieces around the
 paper and the review. A checkpoint without a template (a base Llama-2, the tiny demo model) gets Llama-2's chat
 format, the one the seed trained with. Every path asks this one object: training, the tokenize cache, predict,
-validation reviews and local generation.
+validation reviews and local generation. The chat form of the prompt (``review_messages``) and the truncation rule
+(``cut_paper``) are the ones the OpenAI export and API generation use too, counted there in tiktoken's tokens.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from ..errors import UserError
 
@@ -30,11 +32,34 @@ def chat_prefix(system_prompt: str) -> str:
 CHAT_SUFFIX = " [/INST]"
 
 
+def review_messages(paper: str, system_prompt: str = DEFAULT_SYSTEM_PROMPT, review: str | None = None) -> list[dict]:
+    """The prompt as chat messages: the system prompt, the paper as the user's message and, for a training example,
+    the review as the assistant's. The chat template renders these; the OpenAI export writes them and API
+    generation sends them (without the review)."""
+    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": paper}]
+    return messages if review is None else [*messages, {"role": "assistant", "content": review}]
+
+
+def cut_paper(paper_ids: Sequence, budget: int) -> tuple[list, int]:
+    """The one truncation rule: the paper loses its last tokens until it fits ``budget`` (none left below zero);
+    the review is never cut. Returns the kept tokens and how many were removed."""
+    keep = max(budget, 0)
+    if len(paper_ids) <= keep:
+        return list(paper_ids), 0
+    return list(paper_ids[:keep]), len(paper_ids) - keep
+
+
 @dataclass(frozen=True)
 class TokenizedExample:
+    """One example: the prompt's and the target's ids; the loss covers the ids after ``prompt_length``."""
+
     input_ids: list[int]
-    labels: list[int]
+    prompt_length: int
     paper_tokens_removed: int
+
+    @property
+    def labels(self) -> list[int]:
+        return [IGNORE_INDEX] * self.prompt_length + self.input_ids[self.prompt_length:]
 
 
 @dataclass(frozen=True)
@@ -57,8 +82,7 @@ def template_pieces(tokenizer, system_prompt: str) -> PromptPieces:
     """The chat template rendered with placeholders and cut around them. Spaces right before the review belong to
     it (Llama-2's ``[/INST] {review}``: the space is part of the review's first token); line breaks stay in the
     prompt (ChatML's ``assistant\\n``). The end of the turn is what follows the review, without whitespace."""
-    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": _PAPER},
-                {"role": "assistant", "content": _REVIEW}]
+    messages = review_messages(_PAPER, system_prompt, _REVIEW)
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False)
     except Exception as exc:  # jinja raises for templates that reject a system message, among others
@@ -134,9 +158,8 @@ class ReviewPromptTokenizer:
     def prompt_from_ids(self, paper_ids: list[int], budget: int | None = None) -> tuple[list[int], int]:
         """``prompt_ids`` for a paper already encoded (the tokenize cache encodes papers in batches)."""
         removed = 0
-        if budget is not None and len(paper_ids) > budget:
-            removed = len(paper_ids) - max(budget, 0)
-            paper_ids = paper_ids[: max(budget, 0)]
+        if budget is not None:
+            paper_ids, removed = cut_paper(paper_ids, budget)
         return [*self._prefix, *paper_ids, *self._suffix], removed
 
     def generation_prompt(self, paper: str) -> tuple[list[int], int]:
@@ -178,15 +201,17 @@ class ReviewPromptTokenizer:
             return None
         return self.prompt_from_ids(paper_ids, budget)
 
-    def __call__(self, paper: str, review: str) -> TokenizedExample | None:
-        """None when the review alone does not fit: it is never truncated (the caller counts and reports it)."""
-        review_ids = self.review_ids(review)
-        fitted = self.fit(self._ids(paper), review_ids)
+    def example(self, paper_ids: list[int], review_ids: list[int]) -> TokenizedExample | None:
+        """The training example of an encoded paper and target (``review_ids``, end of turn included): the one
+        builder of examples (the tokenize cache calls it with ids encoded in batches). None when the review alone
+        does not fit: it is never truncated (the caller counts and reports it)."""
+        fitted = self.fit(paper_ids, review_ids)
         if fitted is None:
             return None
         prompt, removed = fitted
-        return TokenizedExample(
-            input_ids=prompt + review_ids,
-            labels=[IGNORE_INDEX] * len(prompt) + review_ids,
-            paper_tokens_removed=removed,
-        )
+        return TokenizedExample(input_ids=[*prompt, *review_ids], prompt_length=len(prompt),
+                                paper_tokens_removed=removed)
+
+    def __call__(self, paper: str, review: str) -> TokenizedExample | None:
+        """``example`` of a paper and review given as text."""
+        return self.example(self._ids(paper), self.review_ids(review))

@@ -82,16 +82,14 @@ def tokenize_records(encoder: ReviewPromptTokenizer, records: Sequence[Record], 
         reviews = tok([encoder.review_text(training_target(r, rating_line)) for r in batch],
                       add_special_tokens=False)["input_ids"]
         for j, (paper, review) in enumerate(zip(papers, reviews)):
-            review = [*review, *encoder.end_ids]
-            fitted = encoder.fit(paper, review)
-            if fitted is None:
+            example = encoder.example(paper, [*review, *encoder.end_ids])
+            if example is None:
                 too_long.append(start + j)
                 continue
-            prompt, removed = fitted
-            chunks.append(np.asarray(prompt + review, dtype=np.int32))
-            prompt_lengths.append(len(prompt))
+            chunks.append(np.asarray(example.input_ids, dtype=np.int32))
+            prompt_lengths.append(example.prompt_length)
             record_index.append(start + j)
-            removed_counts.append(removed)
+            removed_counts.append(example.paper_tokens_removed)
         bar.update(len(batch))
     bar.close()
     lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))

@@ -15,7 +15,7 @@ from typing import Sequence
 from openai import APIConnectionError, APITimeoutError
 
 from ..answer_cache import AnswerCache, call_key
-from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..data.prompt import DEFAULT_SYSTEM_PROMPT, review_messages
 from ..errors import UserError
 from ..openai_client import LazyAsyncOpenAI, public_url
 from ..openai_ft.chat_format import truncate_paper_to_fit
@@ -64,8 +64,9 @@ class ApiGenerator:
         return self._api.get()
 
     def messages(self, paper: str) -> tuple[list[dict], int]:
-        """System prompt + paper, the paper cut to fit the context beside the review; returns tokens cut."""
-        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": paper}]
+        """System prompt + paper (the training prompt's messages), the paper cut by the training rule to fit the
+        context beside ``max_new_tokens`` of review; returns tokens cut."""
+        messages = review_messages(paper, self.system_prompt)
         if self._encoding is None:
             return messages, 0
         return truncate_paper_to_fit(messages, self._encoding, self.max_context - self.settings.max_new_tokens)

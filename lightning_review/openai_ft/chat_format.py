@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..data.prompt import DEFAULT_SYSTEM_PROMPT, cut_paper, review_messages
 from ..data.rating_line import resolve_rating_line, training_target
 from ..data.records import Record, RecordError, iter_json_objects, read_jsonl
 from ..errors import UserError
@@ -29,8 +29,7 @@ DEFAULT_MAX_TOKENS = 16_385  # per example, the gpt-3.5-turbo-16k class (OpenAI 
 
 def to_messages(record: Record, system_prompt: str = DEFAULT_SYSTEM_PROMPT, rating_line: bool = False) -> list[dict]:
     """The chat example of a record; the assistant's answer is local training's target (``training_target``)."""
-    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": record.paper},
-            {"role": "assistant", "content": training_target(record, rating_line)}]
+    return review_messages(record.paper, system_prompt, training_target(record, rating_line))
 
 
 def select(records: Sequence[Record], first: int | None = None, sample: int | None = None,
@@ -55,21 +54,21 @@ def select(records: Sequence[Record], first: int | None = None, sample: int | No
 
 
 def truncate_paper_to_fit(messages: list[dict], encoding, max_tokens: int) -> tuple[list[dict], int]:
-    """Cut the paper (the user message) so the example fits in ``max_tokens``; reviews are never cut.
+    """Training's truncation rule (lightning_review.data.prompt.cut_paper) in an OpenAI model's tokens: the paper
+    (the user message of ``review_messages``) is cut so the example fits in ``max_tokens``; reviews are never cut.
     Returns the messages and the number of paper tokens removed."""
     over = count_message_tokens(messages, encoding) - max_tokens
     if over <= 0:
         return messages, 0
     paper = encoding.encode(messages[1]["content"], disallowed_special=())
-    if over >= len(paper):
-        raise UserError(f"the example is {over} tokens over the limit of {max_tokens} even without its paper: the "
-                         "review and system prompt alone are too long")
-    cut = dict(messages[1], content=encoding.decode(paper[:len(paper) - over]))
-    fitted = [messages[0], cut, *messages[2:]]
-    while count_message_tokens(fitted, encoding) > max_tokens:  # decode/encode may merge tokens differently
-        over += 1
-        fitted[1] = dict(cut, content=encoding.decode(paper[:len(paper) - over]))
-    return fitted, over
+    while over < len(paper):
+        kept, removed = cut_paper(paper, len(paper) - over)
+        fitted = [messages[0], dict(messages[1], content=encoding.decode(kept)), *messages[2:]]
+        if count_message_tokens(fitted, encoding) <= max_tokens:
+            return fitted, removed
+        over += 1  # decode/encode may merge tokens differently
+    raise UserError(f"the example is {over} tokens over the limit of {max_tokens} even without its paper: the "
+                    "review and system prompt alone are too long")
 
 
 def export_chat_jsonl(records: Iterable[Record], path: str | Path, encoding=None, max_tokens: int | None = None,

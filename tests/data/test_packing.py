@@ -21,8 +21,8 @@ def test_too_long_example_is_an_error():
 
 
 def test_collate_restarts_positions_per_document_and_pads():
-    rows = [[{"input_ids": [1, 5, 6], "labels": [-100, 5, 6]}, {"input_ids": [1, 7], "labels": [-100, 7]}],
-            [{"input_ids": [1, 9, 9, 9], "labels": [-100, 9, 9, 9]}]]
+    rows = [[{"input_ids": [1, 5, 6], "prompt_length": 1}, {"input_ids": [1, 7], "prompt_length": 1}],
+            [{"input_ids": [1, 9, 9, 9], "prompt_length": 1}]]
     batch = collate_rows(rows, pad_id=0, row_length=8)
     assert batch["doc_lens"] == [[3, 2], [4]]
     assert batch["position_ids"][0].tolist() == [0, 1, 2, 0, 1, 0, 0, 0]

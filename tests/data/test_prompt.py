@@ -102,3 +102,19 @@ def test_a_template_without_a_system_role_is_a_clear_error(tokenizer):
                 "{% endif %}{% for m in messages %}{{ m['content'] }}{% endfor %}")
     with pytest.raises(UserError, match="system"):
         ReviewPromptTokenizer(_with_template(tokenizer, template), "S", 128)
+
+
+def test_one_truncation_rule_and_one_chat_form_for_every_path():
+    """The paper loses its last tokens, never below none; the OpenAI export's example is the template's messages."""
+    from lightning_review.data.prompt import cut_paper, review_messages
+    from lightning_review.data.records import Record
+    from lightning_review.openai_ft.chat_format import to_messages
+
+    ids = list(range(10))
+    assert cut_paper(ids, 4) == ([0, 1, 2, 3], 6)
+    assert cut_paper(ids, -2) == ([], 10)
+    assert cut_paper(ids, 10) == (ids, 0)
+    record = Record(id="p", paper="A paper.", review="A review.")
+    assert to_messages(record, "S") == review_messages("A paper.", "S", "A review.") == [
+        {"role": "system", "content": "S"}, {"role": "user", "content": "A paper."},
+        {"role": "assistant", "content": "A review."}]

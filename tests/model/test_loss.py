@@ -13,7 +13,7 @@ from tests.model.test_module import doc, make_module
 
 def with_prompt(n, prompt, seed):
     example = doc(n, seed)
-    return {"input_ids": example["input_ids"], "labels": [-100] * prompt + example["input_ids"][prompt:]}
+    return {"input_ids": example["input_ids"], "prompt_length": prompt}
 
 
 @pytest.mark.parametrize("chunk", [7, 4096])

@@ -29,7 +29,7 @@ def make_module(tiny_llama_dir, **kw):
 def doc(n, seed):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(3, 800, (n,), generator=g).tolist()
-    return {"input_ids": ids, "labels": ids}
+    return {"input_ids": ids, "prompt_length": 0}
 
 
 def logits(module, rows, width):
