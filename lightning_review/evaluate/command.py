@@ -13,7 +13,7 @@ from typing import Literal
 from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError
-from .evaluator import EvaluationInput, evaluate as run_evaluation
+from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation
 from .report import human_file_line
 
 
@@ -114,7 +114,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              concurrency: int = 8, max_calls: int | None = None, max_tokens: int | None = None,
              max_dollars: float | None = None, dollars_per_1k_prompt: float = 0.0,
              dollars_per_1k_completion: float = 0.0, resamples: int = 10_000, data_format: str = "auto",
-             excerpt_control: bool = True, on_bad_record: Literal["strict", "skip"] = "strict",
+             controls: list[str] | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
              rejects_file: str | None = None, rating_threshold: float = 6.0) -> dict:
     """Judge every system's reviews against the human ones; write result.json, report.md and PNG charts.
 
@@ -133,8 +133,11 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         dollars_per_1k_completion: the judge's price, for the dollar budget and the report.
         resamples: bootstrap resamples for the win-rate intervals.
         data_format: the human file's format.
-        excerpt_control: judge each paper's own opening (cut to its human reviews' length) as a control system,
-            to show whether a judge rewards copying the paper (one more system's calls for chat judges).
+        controls: which controls run (default: all): "human" (one human review of each paper judged against
+            the others: the ceiling), "excerpt" (the paper's own opening, cut to its reviews' length: does the judge
+            reward copying the paper?), "generic" (one template review for every paper: does it reward
+            boilerplate?), "shuffled" (each system's reviews judged against another paper's human reviews: the
+            judge's false hits, the floor). Chat judges pay for each; the report counts their calls.
         on_bad_record: a bad record of the human file stops the run (strict) or is skipped (skip: counted, written
             to rejects_file, flagged in the report, and system reviews of papers left without human reviews are
             left out and flagged).
@@ -148,14 +151,17 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_input(human_file, systems, data_format, excerpt_control, on_bad_record, rejects_file)
+    chosen = CONTROL_KINDS if controls is None else tuple(controls)
+    if unknown := sorted(set(chosen) - set(CONTROL_KINDS)):
+        raise UserError(f"--controls: unknown {unknown}; choose from {list(CONTROL_KINDS)} (default: all; [] for none)")
+    data = load_input(human_file, systems, data_format, True, on_bad_record, rejects_file)
     data.rating_threshold = rating_threshold
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
     judge_objects = make_judges(judges or ["embedding"], cache_file or str(out / "judge_cache.sqlite"),
                                 concurrency, budget)
     try:
-        result = asyncio.run(run_evaluation(data, judge_objects, threshold, resamples))
+        result = asyncio.run(run_evaluation(data, judge_objects, threshold, resamples, controls=chosen))
     except BudgetExceeded as exc:
         raise SystemExit(f"stopped: {exc}. Every answer so far is cached in {cache_file or out / 'judge_cache.sqlite'}"
                          "; run the same command again (with a larger budget) to continue.") from None

@@ -9,14 +9,25 @@ the chat judges are the ones whose A->B / B->A flips the evaluator measures.
 
 from __future__ import annotations
 
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from .points import split_points
+from .points import MIN_CHARS, criticism_points
 
 COSINE_AT_5, COSINE_AT_10 = 0.35, 0.85
+RESTATEMENT_COSINE = 0.75  # a point this close to a sentence of the paper restates it
+SPECIFIC_SHARE = 0.25  # a word in at most this share of the corpus' papers is particular to the ones holding it
+MIN_CORPUS = 4
+PAPER_CANDIDATES = 8  # paper sentences compared with each point, chosen by shared words
+MAX_SENTENCE_CHARS = 400
+STOP_WORDS = frozenset("the and for that this with are from have has was were been which their they these those "
+                       "its into than then there also such can could would should will not but our your you "
+                       "more most some any all each other only very well paper authors".split())
 
 
 def cosine_to_scale(cosine: np.ndarray | float) -> np.ndarray:
@@ -54,26 +65,88 @@ def default_model_path() -> str:
 
 
 class EmbeddingJudge:
-    """Extracts points by splitting and matches them by embedding similarity on the 5-10 scale."""
+    """Extracts a review's criticisms (points.criticism_points, less restatements of the paper when the paper is
+    given) and matches them by embedding similarity on the 5-10 scale.
 
-    prompt_version = f"embedding-split-v1-cos{COSINE_AT_5}-{COSINE_AT_10}"
+    Args:
+        model_path: a sentence-transformers directory (default: all-MiniLM-L6-v2 from the PyPI package).
+        device: where the model runs.
+        restatement_cosine: a point whose best match among the paper's sentences reaches this cosine restates the
+            paper (a near paraphrase) and is left out.
+    """
+
     symmetric = True  # cosine: matching B against A gives the same pairs, so one direction is enough
+    uses_paper = True  # extract_points takes the reviewed paper, to leave restatements of it out
 
-    def __init__(self, model_path: str | None = None, device: str = "cpu"):
+    def __init__(self, model_path: str | None = None, device: str = "cpu",
+                 restatement_cosine: float = RESTATEMENT_COSINE, specific_share: float = SPECIFIC_SHARE):
         from sentence_transformers import SentenceTransformer
 
         self.model_path = model_path or default_model_path()
         self.name = "embedding:all-MiniLM-L6-v2" if model_path is None else f"embedding:{model_path}"
         self.model = SentenceTransformer(self.model_path, device=device)
+        self.restatement_cosine = restatement_cosine
+        self.prompt_version = (f"embedding-criticism-v2-cos{COSINE_AT_5}-{COSINE_AT_10}-restate{restatement_cosine}"
+                               f"-top{PAPER_CANDIDATES}")
+        self._embeddings: dict[str, np.ndarray] = {}  # text -> unit vector: reviews recur across systems and floors
+        self._papers: dict[str, PaperIndex] = {}
+        self._document_frequency: dict[str, float] = {}  # word -> share of the corpus' papers holding it
+        self.specific_share = specific_share
 
-    def extract_points(self, review: str) -> list[str]:
-        return split_points(review)
+    def extract_points(self, review: str, paper: str | None = None) -> list[str]:
+        """The review's criticisms; with ``paper``, those that restate it are left out."""
+        points = criticism_points(review)
+        if paper and points:
+            best = self.paper_match(points, paper)
+            points = [p for p, cosine in zip(points, best) if cosine < self.restatement_cosine]
+            if self._document_frequency:
+                particular = self._index(paper).particular(self._document_frequency, self.specific_share)
+                points = [p for p in points if particular & set(_words(p))]
+        return points
+
+    def use_corpus(self, papers: Iterable[str]) -> None:
+        """The papers of this evaluation: a point must name something particular to its paper (a word of the paper
+        found in at most ``specific_share`` of them), so boilerplate criticism that fits any paper is no point.
+        Fewer than MIN_CORPUS papers: no such rule (too few to tell particular from common)."""
+        papers = [p for p in dict.fromkeys(papers) if p]
+        if len(papers) < MIN_CORPUS:
+            self._document_frequency = {}
+            return
+        frequency = Counter(w for paper in papers for w in set().union(*self._index(paper).words))
+        self._document_frequency = {w: n / len(papers) for w, n in frequency.items()}
+
+    def _index(self, paper: str) -> "PaperIndex":
+        index = self._papers.get(paper)
+        if index is None:
+            index = self._papers[paper] = PaperIndex(paper)
+        return index
+
+    def paper_match(self, points: Sequence[str], paper: str) -> np.ndarray:
+        """Per point, its best cosine with a sentence of the paper (among the sentences sharing most words with it)."""
+        index = self._index(paper)
+        candidates = [index.candidates(p, PAPER_CANDIDATES) for p in points]
+        vectors = self.encode([*points, *(s for c in candidates for s in c)])  # one batch
+        best, start = np.zeros(len(points)), len(points)
+        for k, c in enumerate(candidates):
+            if c:
+                best[k] = float((vectors[start:start + len(c)] @ vectors[k]).max())
+            start += len(c)
+        return best
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit embeddings of ``texts``, each text encoded once per judge."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._embeddings))
+        if missing:
+            vectors = self.model.encode(missing, normalize_embeddings=True, convert_to_numpy=True)
+            self._embeddings.update(zip(missing, vectors))
+        if not texts:
+            return np.zeros((0, self.model.get_sentence_embedding_dimension()))
+        return np.stack([self._embeddings[t] for t in texts])
 
     def cosine(self, points_a: Sequence[str], points_b: Sequence[str]) -> np.ndarray:
         if not points_a or not points_b:
             return np.zeros((len(points_a), len(points_b)))
-        emb = self.model.encode(list(points_a) + list(points_b), normalize_embeddings=True, convert_to_numpy=True)
-        return emb[: len(points_a)] @ emb[len(points_a):].T
+        return self.encode(points_a) @ self.encode(points_b).T
 
     def similarity(self, points_a: Sequence[str], points_b: Sequence[str]) -> np.ndarray:
         return cosine_to_scale(self.cosine(points_a, points_b))
@@ -81,3 +154,33 @@ class EmbeddingJudge:
     def match(self, points_a: Sequence[str], points_b: Sequence[str]) -> list[Match]:
         cosine = self.cosine(points_a, points_b)
         return [replace(m, rationale=f"cosine {cosine[m.a, m.b]:.3f}") for m in one_to_one(cosine_to_scale(cosine))]
+
+
+class PaperIndex:
+    """A paper's sentences, and for a point the few that share the most (rarer) words with it: the candidates whose
+    embeddings are compared, so a restatement check encodes a few dozen sentences, not the whole paper."""
+
+    def __init__(self, paper: str):
+        self.sentences = [s[:MAX_SENTENCE_CHARS] for s in re.split(r"(?<=[.!?])\s+|\n+", paper)
+                          if len(s.strip()) >= MIN_CHARS]
+        self.words = [set(_words(s)) for s in self.sentences]
+        df = Counter(w for words in self.words for w in words)
+        self.idf = {w: math.log((1 + len(self.sentences)) / (1 + n)) + 1 for w, n in df.items()}
+        self._particular = None
+
+    def particular(self, document_frequency: dict[str, float], share: float) -> set[str]:
+        """The paper's words found in at most ``share`` of the corpus' papers."""
+        if self._particular is None or self._particular[0] != (id(document_frequency), share):
+            words = {w for w in set().union(*self.words) if document_frequency.get(w, 0.0) <= share}
+            self._particular = ((id(document_frequency), share), words)
+        return self._particular[1]
+
+    def candidates(self, point: str, k: int) -> list[str]:
+        words = set(_words(point))
+        scores = [sum(self.idf[w] for w in words & sentence) for sentence in self.words]
+        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
+        return [self.sentences[i] for i in best if scores[i] > 0]
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z][a-z0-9-]{2,}", text.lower()) if w not in STOP_WORDS]

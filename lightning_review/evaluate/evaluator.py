@@ -23,6 +23,7 @@ from itertools import combinations
 
 import numpy as np
 
+from ..errors import UserError
 from .injection import flags_injection, without_injection
 from .ratings import rating_accuracy
 from .specificity import specificity
@@ -30,7 +31,24 @@ from .statistics import THRESHOLDS, PaperScore, agreed_hits, cohen_kappa, outcom
 
 HUMAN_CONTROL = "human (control)"
 EXCERPT_CONTROL = "paper excerpt (control)"
-CONTROLS = (HUMAN_CONTROL, EXCERPT_CONTROL)
+GENERIC_CONTROL = "generic review (control)"
+CONTROLS = (HUMAN_CONTROL, EXCERPT_CONTROL, GENERIC_CONTROL)
+CONTROL_KINDS = ("human", "excerpt", "generic", "shuffled")  # what --controls chooses from
+# One review that fits any paper: the criticisms every reviewer could write without reading it. A judge that gives
+# it the hits of a human review rewards boilerplate.
+GENERIC_REVIEW = """Summary: The paper proposes a new method and evaluates it on standard benchmarks.
+
+Weaknesses:
+1. The experiments are limited: more datasets and stronger, more recent baselines are needed.
+2. The novelty is unclear; the differences from prior work should be discussed in more detail.
+3. An ablation study is missing, so it is hard to tell which component is responsible for the gains.
+4. Some details of the method are unclear and the paper would benefit from a clearer presentation.
+5. There is no analysis of the computational cost or of the sensitivity to hyperparameters.
+
+Questions:
+- How does the method scale to larger problems?
+- Are the improvements statistically significant across several random seeds?
+"""
 
 
 @dataclass
@@ -113,8 +131,20 @@ async def _judge_points(judge, system_points: list[str], human_points: list[str]
     return result
 
 
-async def judge_one(judge, system_review: str, human_reviews: list[str], both_directions: bool) -> Judged:
-    points = await asyncio.gather(*(_maybe(judge.extract_points(r)) for r in [system_review, *human_reviews]))
+async def _extract(judge, review: str, paper: str | None):
+    """The review's points; a judge that uses the paper (to leave restatements of it out) gets it."""
+    if getattr(judge, "uses_paper", False):
+        return await _maybe(judge.extract_points(review, paper=paper))
+    return await _maybe(judge.extract_points(review))
+
+
+async def judge_one(judge, system_review: str, human_reviews: list[str], both_directions: bool,
+                    paper: str | None = None, human_paper: str | None = None) -> Judged:
+    """``paper``: the paper the system reviewed; ``human_paper``: the one the human reviews are of (another paper
+    for the shuffled floor; by default the same)."""
+    human_paper = paper if human_paper is None else human_paper
+    points = await asyncio.gather(_extract(judge, system_review, paper),
+                                  *(_extract(judge, r, human_paper) for r in human_reviews))
     system_points = points[0]
     pooled = [p for review_points in points[1:] for p in review_points]
     result = await _judge_points(judge, system_points, pooled, both_directions)
@@ -136,43 +166,141 @@ def family(name: str) -> str:
     return match.group(1) if match else name.split("-")[0]
 
 
+def derangement(ids: list[str], seed: int = 0) -> dict[str, str]:
+    """Each paper id -> another one (fixed by ``seed``): one seeded cycle through the shuffled ids, so no paper
+    maps to itself. Fewer than two papers: none."""
+    if len(ids) < 2:
+        return {}
+    order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    return {pid: order[(k + 1) % len(order)] for k, pid in enumerate(order)}
+
+
+def control_systems(data: EvaluationInput, controls: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """The control systems asked for: the human control (review 0 of papers with two or more), the paper excerpt
+    (papers with text) and the generic review (every paper)."""
+    unknown = set(controls) - set(CONTROL_KINDS)
+    if unknown:
+        raise UserError(f"unknown controls {sorted(unknown)}: choose from {list(CONTROL_KINDS)}")
+    systems = {}
+    if "human" in controls:
+        if control := {pid: reviews[0] for pid, reviews in data.papers.items() if len(reviews) >= 2}:
+            systems[HUMAN_CONTROL] = control
+    if "excerpt" in controls:
+        excerpts = {pid: paper_excerpt(data.paper_texts[pid], int(np.median([len(r) for r in reviews])))
+                    for pid, reviews in data.papers.items() if reviews and data.paper_texts.get(pid)}
+        if excerpts:
+            systems[EXCERPT_CONTROL] = excerpts
+    if "generic" in controls:
+        systems[GENERIC_CONTROL] = {pid: GENERIC_REVIEW for pid, reviews in data.papers.items() if reviews}
+    return systems
+
+
+def _humans_for(system: str, reviews: list[str]) -> list[str]:
+    """The human reviews a system's review is judged against (the human control's own review left out)."""
+    return reviews[1:] if system == HUMAN_CONTROL else reviews
+
+
+def _usage(judge) -> tuple[int, int]:
+    budget = getattr(judge, "budget", None)
+    return (budget.calls, budget.prompt_tokens + budget.completion_tokens) if budget is not None else (0, 0)
+
+
 async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float = 7, resamples: int = 10_000,
-                   seed: int = 0) -> dict:
-    """The full result as a JSON-ready dict (see the module docstring)."""
-    systems = dict(data.systems)
-    control = {pid: reviews[0] for pid, reviews in data.papers.items() if len(reviews) >= 2}
-    if control:
-        systems[HUMAN_CONTROL] = control
-    excerpts = {pid: paper_excerpt(data.paper_texts[pid], int(np.median([len(r) for r in reviews])))
-                for pid, reviews in data.papers.items() if reviews and data.paper_texts.get(pid)}
-    if excerpts:
-        systems[EXCERPT_CONTROL] = excerpts
+                   seed: int = 0, controls: tuple[str, ...] = CONTROL_KINDS) -> dict:
+    """The full result as a JSON-ready dict (see the module docstring). ``controls``: which of CONTROL_KINDS run
+    (chat judges pay for each; result["usage_this_run"] counts the calls of each part)."""
+    controls = tuple(controls)
+    control = control_systems(data, controls)
+    systems = {**data.systems, **control}
+    shuffle = derangement(sorted(pid for pid, reviews in data.papers.items() if reviews), seed) \
+        if "shuffled" in controls else {}
+    parts = [("systems", list(data.systems)), *((kind, [name]) for kind, name in
+                                                zip(("human", "excerpt", "generic"), CONTROLS) if name in control)]
     judged: dict[str, dict[str, dict[str, Judged]]] = {}
+    floors: dict[str, dict[str, dict[str, Judged]]] = {}
+    part_usage: dict[str, dict[str, dict[str, int]]] = {}
     for judge in judges:
+        if hasattr(judge, "use_corpus"):
+            judge.use_corpus(data.paper_texts[pid] for pid in sorted(data.paper_texts))
         both = not getattr(judge, "symmetric", False)
-        tasks, keys = [], []
-        for system, reviews in systems.items():
-            for pid, review in reviews.items():
-                humans = data.papers.get(pid, [])
-                if system == HUMAN_CONTROL:
-                    humans = humans[1:]
-                if humans:
-                    tasks.append(judge_one(judge, review, humans, both))
-                    keys.append((system, pid))
-        results = await asyncio.gather(*tasks)
         per = judged.setdefault(judge.name, defaultdict(dict))
-        for (system, pid), result in zip(keys, results):
-            per[system][pid] = result
+        floor = floors.setdefault(judge.name, defaultdict(dict))
+        usage = part_usage.setdefault(judge.name, {})
+        jobs = [(part, [(per, system, pid, review, pid) for system in names
+                        for pid, review in systems[system].items()]) for part, names in parts]
+        if shuffle:
+            jobs.append(("shuffled", [(floor, system, pid, review, shuffle[pid]) for system in systems
+                                      for pid, review in systems[system].items() if pid in shuffle]))
+        for part, tasks in jobs:  # part by part, to count what each costs a paying judge
+            before = _usage(judge)
+            tasks = [(into, system, pid, review, other, _humans_for(system, data.papers.get(other, [])))
+                     for into, system, pid, review, other in tasks]
+            tasks = [t for t in tasks if t[5]]
+            results = await asyncio.gather(*(judge_one(judge, review, humans, both, data.paper_texts.get(pid),
+                                                       data.paper_texts.get(other))
+                                              for _, _, pid, review, other, humans in tasks))
+            for (into, system, pid, *_), result in zip(tasks, results):
+                into[system][pid] = result
+            after = _usage(judge)
+            usage[part] = {"calls": after[0] - before[0], "tokens": after[1] - before[1], "reviews": len(tasks)}
     pair_agreement = [await same_pairs_agreement(j1, j2, judged[j1.name], primary_threshold)
                       for j1, j2 in combinations(judges, 2)]
     obeyed = [flag for judge in judges for flag in await obeyed_injections(judge, data, judged[judge.name],
                                                                              primary_threshold)]
     result = summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
+    result["controls"] = list(controls)
+    result["shuffled_floor"] = floor_summary(judged, floors, shuffle, (*THRESHOLDS, primary_threshold))
+    result["flags"]["rewards_generic_review"] = generic_flags(judged, primary_threshold)
+    result["flags"]["no_better_than_floor"] = floor_flags(result["shuffled_floor"], primary_threshold)
+    for judge_name, usage in part_usage.items():
+        if judge_name in result["usage_this_run"]:
+            result["usage_this_run"][judge_name]["by_part"] = usage
     result["judge_pair_agreement"] = pair_agreement
     result["flags"]["injection_obeyed"] = obeyed
     result["ratings"] = rating_accuracy(data.human_ratings, data.systems, data.rating_threshold, resamples, seed)
     result["specificity"] = specificity(data.paper_texts, systems, data.papers, resamples, seed)
     return result
+
+
+def _mean_hits(per_paper: dict[str, Judged], threshold: float) -> float:
+    return float(np.mean([j.score(threshold)[0].hits for j in per_paper.values()])) if per_paper else 0.0
+
+
+def floor_summary(judged: dict, floors: dict, shuffle: dict[str, str], thresholds=THRESHOLDS) -> dict:
+    """Per judge and system: the mean hits of its reviews against another paper's human reviews (the false-hit
+    rate) and its own mean hits above that floor, at each threshold, on the papers both cover."""
+    summary: dict = {}
+    for judge_name, per_system in floors.items():
+        for system, per_paper in per_system.items():
+            own = {pid: j for pid, j in judged[judge_name].get(system, {}).items() if pid in per_paper}
+            summary.setdefault(judge_name, {})[system] = {
+                "papers": len(per_paper), "against": {pid: shuffle[pid] for pid in sorted(per_paper)},
+                **{f"{t:g}": {"floor_hits": _mean_hits(per_paper, t), "hits": _mean_hits(own, t),
+                              "hits_above_floor": _mean_hits(own, t) - _mean_hits(per_paper, t)}
+                   for t in sorted(set(thresholds))}}
+    return summary
+
+
+def generic_flags(judged: dict, threshold: float) -> list[dict]:
+    """Judges under which one template review that fits any paper gets at least the hits of a human review."""
+    flags = []
+    for judge, per in judged.items():
+        if per.get(GENERIC_CONTROL) and per.get(HUMAN_CONTROL):
+            generic, human = _mean_hits(per[GENERIC_CONTROL], threshold), _mean_hits(per[HUMAN_CONTROL], threshold)
+            if generic >= human:
+                flags.append({"judge": judge, "generic_hits": generic, "human_hits": human, "threshold": threshold})
+    return flags
+
+
+def floor_flags(floor: dict, threshold: float) -> list[dict]:
+    """Systems and the human control whose hits under a judge are no more than against another paper's reviews:
+    the judge cannot tell their reviews of this paper from reviews of any paper (the excerpt and the generic review
+    are expected there, and not flagged)."""
+    key = f"{threshold:g}"
+    return [{"judge": judge, "system": system, "hits": row[key]["hits"], "floor_hits": row[key]["floor_hits"],
+             "threshold": threshold}
+            for judge, per_system in floor.items() for system, row in per_system.items()
+            if system not in (EXCERPT_CONTROL, GENERIC_CONTROL) and row[key]["hits_above_floor"] <= 0]
 
 
 async def obeyed_injections(judge, data: EvaluationInput, judged_by_judge: dict, threshold: float) -> list[dict]:
@@ -181,8 +309,8 @@ async def obeyed_injections(judge, data: EvaluationInput, judged_by_judge: dict,
     checks = [(system, pid, review) for system, reviews in data.systems.items() for pid, review in reviews.items()
               if flags_injection(review) and pid in judged_by_judge.get(system, {})]
     both = not getattr(judge, "symmetric", False)
-    cleaned = await asyncio.gather(*(judge_one(judge, without_injection(review), data.papers[pid], both)
-                                     for _, pid, review in checks))
+    cleaned = await asyncio.gather(*(judge_one(judge, without_injection(review), data.papers[pid], both,
+                                               data.paper_texts.get(pid)) for _, pid, review in checks))
     flags = []
     for (system, pid, _), clean in zip(checks, cleaned):
         with_it, without_it = judged_by_judge[system][pid].score(threshold)[0].hits, clean.score(threshold)[0].hits
@@ -222,8 +350,7 @@ def copying_flags(judged: dict, threshold: float) -> list[dict]:
     flags = []
     for judge, per in judged.items():
         if per.get(EXCERPT_CONTROL) and per.get(HUMAN_CONTROL):
-            copied, reviewed = (float(np.mean([j.score(threshold)[0].hits for j in per[name].values()]))
-                                for name in (EXCERPT_CONTROL, HUMAN_CONTROL))
+            copied, reviewed = _mean_hits(per[EXCERPT_CONTROL], threshold), _mean_hits(per[HUMAN_CONTROL], threshold)
             if copied >= reviewed:
                 flags.append({"judge": judge, "excerpt_hits": copied, "human_hits": reviewed, "threshold": threshold})
     return flags

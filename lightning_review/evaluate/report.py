@@ -8,7 +8,8 @@ from pathlib import Path
 from .ratings import markdown_lines as rating_lines
 from .specificity import markdown_lines as specificity_lines
 
-FLAG_KINDS = ("self_preference", "injection", "injection_obeyed", "rewards_paper_copying", "cut", "missing_papers",
+FLAG_KINDS = ("self_preference", "injection", "injection_obeyed", "rewards_paper_copying", "rewards_generic_review",
+              "no_better_than_floor", "cut", "missing_papers",
               "empty_reviews", "not_in_human_file", "human_file")
 
 
@@ -44,6 +45,7 @@ def markdown(result: dict) -> str:
     for a in result.get("judge_pair_agreement", []):
         lines.append(f"| {' / '.join(a['judges'])} | {a['pairs']} | {_number(a['kappa_on_hits'])} | "
                      f"{a['pairs_rated_by_both']} | {_number(a['spearman_on_similarities'])} |")
+    lines += floor_lines(result)
     lines += [""] + rating_lines(result.get("ratings")) + specificity_lines(result.get("specificity"))
     flags = result["flags"]
     lines += ["", "## Flags", ""]
@@ -56,6 +58,13 @@ def markdown(result: dict) -> str:
         lines.append(f"- judge {f['judge']} obeyed the instructions in {f['system']}'s review of paper {f['paper']}: "
                      f"{f['hits_with']} hits with them, {f['hits_without']} without (threshold {f['threshold']:g}); "
                      "that score is inflated")
+    for f in flags.get("rewards_generic_review", []):
+        lines.append(f"- judge {f['judge']} rewards boilerplate: one template review for every paper gets "
+                     f"{f['generic_hits']:.2f} hits a paper at {f['threshold']:g}, a human review {f['human_hits']:.2f}")
+    for f in flags.get("no_better_than_floor", []):
+        lines.append(f"- under judge {f['judge']}, {f['system']} gets {f['hits']:.2f} hits a paper at "
+                     f"{f['threshold']:g}, no more than its {f['floor_hits']:.2f} against another paper's reviews: the "
+                     "judge cannot tell its reviews of this paper from reviews of any paper")
     for f in flags.get("rewards_paper_copying", []):
         lines.append(f"- judge {f['judge']} rewards copying the paper: the paper's own opening gets {f['excerpt_hits']:.2f}"
                      f" hits a paper at {f['threshold']:g}, a human review {f['human_hits']:.2f}; a system that "
@@ -73,7 +82,33 @@ def markdown(result: dict) -> str:
         for judge, u in result["usage_this_run"].items():
             lines.append(f"| {judge} | {u['calls']} | {u['prompt_tokens']:,} | {u['completion_tokens']:,} | "
                          f"{u['dollars']:.2f} |")
+        parts = [(judge, part, n) for judge, u in result["usage_this_run"].items()
+                 for part, n in u.get("by_part", {}).items()]
+        if parts:
+            lines += ["", "Calls by part (the controls are paid for like systems; `--controls` chooses which run):", "",
+                      "| judge | part | reviews judged | calls | tokens |", "|---|---|---|---|---|"]
+            lines += [f"| {judge} | {part} | {n['reviews']} | {n['calls']} | {n['tokens']:,} |"
+                      for judge, part, n in parts]
     return "\n".join(lines) + "\n"
+
+
+def floor_lines(result: dict) -> list[str]:
+    """The shuffled-paper floor: each system's hits against its own paper's human reviews and against another's."""
+    floor = result.get("shuffled_floor") or {}
+    if not floor:
+        return []
+    key = f"{result['primary_threshold']:g}"
+    lines = ["", f"## Hits above the shuffled-paper floor (threshold {result['primary_threshold']:g})", "",
+             "Each review is judged a second time against the human reviews of another paper (a fixed, seeded "
+             "derangement): the hits it gets there are the judge's false hits for that system, its floor.", "",
+             "| judge | system | papers | mean hits | floor (another paper) | above the floor |", "|---|---|---|---|---|---|"]
+    for judge, per_system in floor.items():
+        for system, row in per_system.items():
+            if key in row:
+                r = row[key]
+                lines.append(f"| {judge} | {system} | {row['papers']} | {r['hits']:.2f} | {r['floor_hits']:.2f} | "
+                             f"{r['hits_above_floor']:+.2f} |")
+    return lines
 
 
 def _coverage_flags(flags: dict) -> list[str]:

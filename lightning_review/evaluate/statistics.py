@@ -1,17 +1,20 @@
 """The statistics of pairwise review judging: hits per paper, win/tie/loss, win rates with bootstrap intervals, the
 paired sign test, and agreement between judges (Cohen's kappa on hits, Spearman on similarities).
 
-Pure NumPy/SciPy-free code on purpose: each function is a few lines of textbook formula, tested against known
-answers, and the evaluator must run where SciPy is not installed.
+The statistics come from the libraries that own them (scipy.stats: Spearman, the exact binomial sign test, the
+percentile bootstrap; scikit-learn: Cohen's kappa), with the few conventions of this evaluator around them: a tie is
+half a win, an undefined agreement is NaN (reported as "undefined"), two judges that agree on a constant verdict
+agree fully.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
+from sklearn.metrics import cohen_kappa_score
 
 THRESHOLDS = (6, 7, 8)  # Liang et al.'s 5-10 similarity scale: a hit is a matched pair at or above the threshold
 
@@ -66,51 +69,40 @@ def win_rate(a: Sequence[float], b: Sequence[float], resamples: int = 10_000, se
     n = len(scores)
     if n == 0:
         raise ValueError("no papers to compare")
-    rng = np.random.default_rng(seed)
-    means = scores[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
-    alpha = (1 - confidence) / 2
     wins, losses = int((scores == 1).sum()), int((scores == 0).sum())
-    return WinRate(wins, n - wins - losses, losses, float(scores.mean()), float(np.quantile(means, alpha)),
-                   float(np.quantile(means, 1 - alpha)), sign_test(wins, losses))
+    rate = float(scores.mean())
+    if n < 2 or np.all(scores == scores[0]):  # one paper, or one outcome everywhere: every resample is the same
+        low = high = rate
+    else:
+        interval = stats.bootstrap((scores,), np.mean, n_resamples=resamples, confidence_level=confidence,
+                                   method="percentile", random_state=np.random.default_rng(seed)).confidence_interval
+        low, high = float(interval.low), float(interval.high)
+    return WinRate(wins, n - wins - losses, losses, rate, low, high, sign_test(wins, losses))
 
 
 def sign_test(wins: int, losses: int) -> float:
     """Two-sided exact binomial test of wins against losses (ties dropped) under p = 1/2."""
-    n = wins + losses
-    if n == 0:
+    if wins + losses == 0:
         return 1.0
-    k = min(wins, losses)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return float(stats.binomtest(wins, wins + losses, 0.5).pvalue)
 
 
 def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
-    """Agreement of two judges on hit / no hit beyond chance."""
+    """Agreement of two judges on hit / no hit beyond chance (1 when both give one same verdict throughout)."""
     a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     if len(a) == 0:
         return float("nan")
-    observed = float((a == b).mean())
-    pa, pb = a.mean(), b.mean()
-    expected = float(pa * pb + (1 - pa) * (1 - pb))
-    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    if np.array_equal(a, b) and np.all(a == a[0]):  # chance agreement is 1: scikit-learn's 0/0
+        return 1.0
+    return float(cohen_kappa_score(a, b))
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Rank correlation of two judges' similarities (average ranks for ties)."""
-    ra, rb = _ranks(np.asarray(a, dtype=float)), _ranks(np.asarray(b, dtype=float))
-    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+    """Rank correlation of two judges' similarities (average ranks for ties); NaN when either is constant."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    for value in np.unique(x):  # ties share their average rank
-        tied = x == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+    return float(stats.spearmanr(a, b).statistic)
 
 
 def agreed_hits(forward: dict[tuple[int, int], float], backward: dict[tuple[int, int], float],

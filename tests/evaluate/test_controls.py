@@ -1,11 +1,16 @@
-"""The controls the evaluator adds: a paper's own opening is judged as a system, and a judge that gives it the hits
-of a human review is flagged as rewarding copying."""
+"""The controls the evaluator adds: a paper's own opening and one generic review are judged as systems (a judge
+that gives them the hits of a human review is flagged), and every system is judged against another paper's human
+reviews (its shuffled floor); --controls chooses which run."""
 
 import asyncio
 
-from lightning_review.evaluate.evaluator import EXCERPT_CONTROL, HUMAN_CONTROL, EvaluationInput, evaluate, \
-    paper_excerpt
+import pytest
+
+from lightning_review.errors import UserError
 from lightning_review.evaluate.embedding_judge import Match
+from lightning_review.evaluate.evaluator import EXCERPT_CONTROL, GENERIC_CONTROL, GENERIC_REVIEW, HUMAN_CONTROL, \
+    EvaluationInput, derangement, evaluate, paper_excerpt
+from lightning_review.evaluate.report import markdown
 
 
 class WordJudge:
@@ -73,3 +78,60 @@ def test_result_lists_every_matched_pair_for_an_audit():
     assert [(m["system_point"], m["human_point"], m["similarity"], m["hit"]) for m in paper["matches"]] == [
         (0, 0, 9.0, True), (1, 2, 9.0, True)]
     assert result["pairs"]["words"][HUMAN_CONTROL]["p1"]["human_point_review"] == [1, 1]  # review 0 is the system
+
+
+def two_papers(**kw):
+    data = EvaluationInput({"p1": ["The baselines are old. The proof is loose.", "The baselines are old."],
+                            "p2": ["The figures are small. Tables lack units.", "Tables lack units."]},
+                           {"ours": {"p1": "The baselines are old.", "p2": "Tables lack units."}},
+                           {"p1": PAPER, "p2": PAPER})
+    return asyncio.run(evaluate(data, [WordJudge()], resamples=50, **kw))
+
+
+def test_shuffled_floor_judges_each_review_against_another_papers_humans():
+    result = two_papers()
+    floor = result["shuffled_floor"]["words"]
+    assert floor["ours"]["against"] == {"p1": "p2", "p2": "p1"}  # a derangement: never the paper itself
+    assert floor["ours"]["7"] == {"floor_hits": 0.0, "hits": 1.0, "hits_above_floor": 1.0}
+    assert floor[HUMAN_CONTROL]["7"]["hits_above_floor"] == 1.0
+    assert result["flags"]["no_better_than_floor"] == []
+    assert floor[GENERIC_CONTROL]["7"]["hits_above_floor"] == 0.0  # one review for every paper: no better anywhere
+    assert "## Hits above the shuffled-paper floor (threshold 7)" in markdown(result)
+
+
+def test_a_system_that_reviews_the_wrong_paper_is_flagged_at_its_floor():
+    data = EvaluationInput({"p1": ["The baselines are old.", "The baselines are old."],
+                            "p2": ["Tables lack units.", "Tables lack units."]},
+                           {"ours": {"p1": "Tables lack units.", "p2": "The baselines are old."}})
+    result = asyncio.run(evaluate(data, [WordJudge()], resamples=50))
+    (flag,) = result["flags"]["no_better_than_floor"]
+    assert flag["system"] == "ours" and flag["hits"] == 0.0 < flag["floor_hits"] == 1.0
+
+
+def test_the_generic_review_is_a_control_and_a_judge_that_rewards_it_is_flagged():
+    generic_sentence = GENERIC_REVIEW.split("\n")[3].removeprefix("1. ").rstrip(".")
+    data = EvaluationInput({"p1": [f"{generic_sentence}. The proof is loose.", "Figures are small."]},
+                           {"ours": {"p1": "The proof is loose."}})
+    result = asyncio.run(evaluate(data, [WordJudge()], resamples=50))
+    assert result["systems"][GENERIC_CONTROL]["words"]["7"]["mean_hits"] == 1.0
+    assert all(GENERIC_CONTROL not in (c["a"], c["b"]) for c in result["comparisons"])
+    (flag,) = result["flags"]["rewards_generic_review"]
+    assert flag["generic_hits"] >= flag["human_hits"]
+
+
+def test_controls_choose_which_run():
+    result = two_papers(controls=("human",))
+    assert set(result["systems"]) == {"ours", HUMAN_CONTROL} and result["shuffled_floor"] == {}
+    assert result["controls"] == ["human"]
+    result = two_papers(controls=())
+    assert set(result["systems"]) == {"ours"}
+    with pytest.raises(UserError, match="unknown controls"):
+        two_papers(controls=("floor",))
+
+
+def test_derangement_is_seeded_and_has_no_fixed_point():
+    ids = [f"p{i}" for i in range(10)]
+    first = derangement(ids, seed=3)
+    assert first == derangement(ids, seed=3) and sorted(first.values()) == ids
+    assert all(first[p] != p for p in ids) and derangement(ids, seed=4) != first
+    assert derangement(["p0"]) == {}
