@@ -33,6 +33,7 @@ The paper proposes graph diffusion for segmentation and evaluates it on three da
 Strengths:
 1. The idea is elegant and the results are strong.
 2. The paper is clearly written and easy to follow.
+3. Although simple, the method beats every baseline.
 
 Weaknesses:
 1. The evaluation covers three small datasets only.
