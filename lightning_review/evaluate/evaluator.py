@@ -287,7 +287,7 @@ def generic_flags(judged: dict, threshold: float) -> list[dict]:
     for judge, per in judged.items():
         if per.get(GENERIC_CONTROL) and per.get(HUMAN_CONTROL):
             generic, human = _mean_hits(per[GENERIC_CONTROL], threshold), _mean_hits(per[HUMAN_CONTROL], threshold)
-            if generic >= human:
+            if generic > 0 and generic >= human:
                 flags.append({"judge": judge, "generic_hits": generic, "human_hits": human, "threshold": threshold})
     return flags
 
@@ -351,7 +351,7 @@ def copying_flags(judged: dict, threshold: float) -> list[dict]:
     for judge, per in judged.items():
         if per.get(EXCERPT_CONTROL) and per.get(HUMAN_CONTROL):
             copied, reviewed = _mean_hits(per[EXCERPT_CONTROL], threshold), _mean_hits(per[HUMAN_CONTROL], threshold)
-            if copied >= reviewed:
+            if copied > 0 and copied >= reviewed:  # no hits at all rewards nothing
                 flags.append({"judge": judge, "excerpt_hits": copied, "human_hits": reviewed, "threshold": threshold})
     return flags
 

@@ -32,12 +32,11 @@ def test_generate_both_systems_then_evaluate(adapter_dir, tmp_path, monkeypatch)
     assert saved.keys() == result.keys()
     judge = "embedding:all-MiniLM-L6-v2"
     hits = {system: saved["systems"][system][judge]["7"]["mean_hits"] for system in saved["systems"]}
-    # the fake API "reviewer" echoes the paper: it out-scores the random tiny model's token soup ...
-    assert hits["api"] > hits["tiny"]
-    # ... and the offline judge is shown to reward copying the paper (measured: 2.75 hits for the paper's opening
-    # against 1.25 for a human review at threshold 7, on these 8 papers)
-    assert [f["judge"] for f in saved["flags"]["rewards_paper_copying"]] == [judge]
-    assert "rewards copying the paper" in report
+    # the fake API "reviewer" echoes the paper: it gets no hits, since what it says is the paper
+    # (issue 18; before, the offline judge gave the
+    # paper's opening 2.75 hits against 1.25 for a human review at threshold 7 on these 8 papers, and flagged it)
+    assert hits["api"] == 0 and hits["api"] <= hits["human (control)"]
+    assert saved["flags"]["rewards_paper_copying"] == []
     # what generate recorded reaches the report: the tiny model saw every paper cut, the echo reviewer was cut off
     cut = {(f["system"], f["what"]): f["papers"] for f in saved["flags"]["cut"]}
     assert cut[("tiny", "paper_truncated")] == papers and cut[("api", "review_at_length_limit")] == papers
