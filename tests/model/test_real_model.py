@@ -43,3 +43,31 @@ def test_real_model_trains_with_s2_odd_heads_and_interpolated_rope_then_generate
     prompt = dm.prompt_tokenizer().generation_prompt(PAPER)[0]
     module.hparams.max_new_tokens = 4
     assert 0 < len(module.generate_review(prompt)) <= 4  # full attention with a KV cache
+
+
+def test_real_model_in_4bit_with_interpolated_rope_reloads_from_its_adapter_for_generation(tmp_path, smollm2_dir):
+    """NF4 base + PI x4 + LoRA + the tied trainable embedding, saved as an adapter and loaded back the way
+    ``generate`` loads it (base from the adapter's record, RoPE scaling re-applied): the same logits."""
+    from lightning_review.generation.local import load_generation_model
+
+    module = LongQLoRAModule(checkpoint_dir=str(smollm2_dir), quantize=True, model_max_length=32768, lora_r=4,
+                             max_seq_length=64, gradient_checkpointing=False)
+    module.build("cpu")
+    assert type(module.model.get_base_model().model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear4bit"
+    with torch.no_grad():  # what training does: the LoRA matrices and the tied embedding copy move
+        for name, p in module.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.01)
+        module.model.get_input_embeddings().weight.mul_(1.05)
+    ids = torch.tensor([[1, 504, 3135, 282, 4855, 30, 378, 1517, 314, 260, 14150, 2]])
+    module.model.eval()
+    with torch.no_grad():
+        trained = module.model(ids).logits.float()
+    adapter = module.save_adapter(tmp_path / "adapter")
+    model, _ = load_generation_model(adapter_dir=str(adapter), quantize=True, dtype="float32", device="cpu")
+    assert model.config.rope_parameters["factor"] == 4.0
+    with torch.no_grad():
+        reloaded = model(ids).logits.float()
+        untrained = load_generation_model(model_dir=str(smollm2_dir), dtype="float32", device="cpu")[0](ids).logits
+    assert (untrained.float() - trained).abs().max() > 1.0  # the perturbation and the interpolation moved them
+    torch.testing.assert_close(reloaded, trained, atol=2e-3, rtol=2e-3)

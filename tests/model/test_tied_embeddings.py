@@ -42,7 +42,7 @@ def test_trained_tied_embeddings_agree_in_training_adapter_and_merged_export(tmp
     ids = torch.arange(3, 40)[None]
     model.eval()
     with torch.no_grad():
-        trained = model(ids).logits.float()  # the module computes in bf16
+        trained = model(ids).logits.float()  # float32 on the CPU, as the reloads below
     adapter = module.save_adapter(tmp_path / "adapter")
 
     reloaded = PeftModel.from_pretrained(load_llama(base_dir, quantize=False, dtype=torch.float32,
@@ -50,8 +50,8 @@ def test_trained_tied_embeddings_agree_in_training_adapter_and_merged_export(tmp
     merged_dir = export_merged(str(adapter), str(tmp_path / "merged"), dtype="float32")
     plain = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()
     with torch.no_grad():
-        # within the bf16 rounding of the trained logits; the perturbation moved them by far more than that
+        # the same logits to float32 rounding; the perturbation moved them by far more than that
         moved = (load_llama(base_dir, quantize=False, dtype=torch.float32)(ids).logits - trained).abs().max()
         assert moved > 2.0, moved
         for got in (reloaded(ids).logits, plain(ids).logits):
-            assert (got - trained).abs().max() < 0.25 and (got - trained).abs().mean() < 0.02
+            torch.testing.assert_close(got, trained, atol=1e-4, rtol=1e-4)
