@@ -116,7 +116,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              dollars_per_1k_completion: float = 0.0, resamples: int = 10_000, data_format: str = "auto",
              controls: list[str] | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
              rejects_file: str | None = None, rating_threshold: float = 6.0) -> dict:
-    """Judge every system's reviews against the human ones; write result.json, report.md and PNG charts.
+    """Judge every system's reviews against the human ones; write result.json, report.md, audit.html and PNG charts.
 
     Args:
         human_file: the papers' human reviews (any data format; several reviews per paper allowed).
