@@ -155,3 +155,23 @@ def test_token_lengths_count_the_paper_and_the_review_of_each_example(tmp_path, 
                                                 for r in records]
     assert lengths["review_tokens"].tolist() == [len(encoder.review_ids(r.review)) for r in records]
     assert dm.token_lengths("val")["example_tokens"].size == 0  # no validation papers: empty, not an error
+
+
+def test_packed_rows_can_be_as_wide_as_their_documents(tmp_path, tiny_llama_dir):
+    """packed_width=documents: no row padded past its documents (rounded up to pad_to_multiple_of), the same
+    documents in the same rows as with fixed-width rows."""
+    rows = [{"id": f"r{i}", "paper": "A short paper on code generation. " * (1 + i % 3),
+             "review": f"Summary {i}: fine. Weaknesses: the baselines are weak."} for i in range(6)]
+    data = str(write_jsonl(tmp_path / "t.jsonl", rows))
+    batches = {}
+    for width in ("max_seq_length", "documents"):
+        dm = ReviewDataModule(train_file=data, tokenizer_dir=str(tiny_llama_dir), max_seq_length=1024,
+                              val_fraction=0.0, batch_size=1, packed_width=width)
+        dm.setup("fit")
+        batches[width] = list(dm.train_dataloader())
+    for fixed, fitted in zip(batches["max_seq_length"], batches["documents"], strict=True):
+        used = sum(fitted["doc_lens"][0])
+        assert fixed["input_ids"].shape[1] == 1024
+        assert fitted["input_ids"].shape[1] == -(-used // 64) * 64 < 1024
+        assert fitted["doc_lens"] == fixed["doc_lens"]
+        assert fitted["input_ids"][0, :used].tolist() == fixed["input_ids"][0, :used].tolist()

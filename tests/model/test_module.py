@@ -277,3 +277,24 @@ def test_the_base_computes_in_the_precision_the_run_names(tiny_llama_dir):
     assert compute_dtype("cpu", "16-mixed") == torch.float16
     assert compute_dtype("cuda") == torch.bfloat16
     assert dtype_name("auto", "cpu") == "float32" and dtype_name("bfloat16", "cpu") == "bfloat16"
+
+
+def test_a_packed_row_padded_to_its_documents_gives_the_loss_and_gradients_of_the_full_width(tiny_llama_dir):
+    """data.packed_width=documents changes no training step: S2 groups are per document, padding is no document."""
+    module = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.0, s2_group_size=16)
+    module.train()
+    for n, p in module.named_parameters():
+        if "lora_B" in n:
+            p.data.normal_(0, 0.02)
+    params = [p for p in module.parameters() if p.requires_grad]
+    rows = [[doc(50, 1), doc(37, 2)], [doc(70, 3)]]
+    results = []
+    for width in (256, None):  # fixed-width rows against rows as wide as their longest (rounded up to 64)
+        batch = collate_rows(rows, pad_id=0, row_length=width, multiple_of=64)
+        loss = module(batch)
+        results.append((batch["input_ids"].shape[1], loss.detach(), torch.autograd.grad(loss, params)))
+    (wide, loss_wide, grads_wide), (narrow, loss_narrow, grads_narrow) = results
+    assert (wide, narrow) == (256, 128)
+    torch.testing.assert_close(loss_narrow, loss_wide)
+    for a, b in zip(grads_narrow, grads_wide):
+        torch.testing.assert_close(a, b)
