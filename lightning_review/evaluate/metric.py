@@ -13,8 +13,9 @@ from ..data.rating_line import parse_rating
 
 
 class ReviewHitRate(Metric):
-    """``update(generated, human)`` with lists of review texts; ``compute()`` returns recall (hits per human point,
-    the hit rate), precision (hits per generated point) and mean hits per review.
+    """``update(generated, human, papers)`` with lists of review texts (and the reviewed papers); ``compute()``
+    returns recall (hits per human point, the hit rate), precision (hits per generated point) and mean hits per
+    review.
 
     Args:
         judge: an object with ``extract_points`` and ``match`` (lightning_review.evaluate.embedding_judge).
@@ -29,11 +30,20 @@ class ReviewHitRate(Metric):
         for name in ("hits", "system_points", "human_points", "reviews"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, generated: Sequence[str], human: Sequence[str]) -> None:
+    def update(self, generated: Sequence[str], human: Sequence[str], papers: Sequence[str] | None = None) -> None:
+        """``papers``: the reviewed papers, one a review, so that a judge that uses the paper (``uses_paper``) leaves
+        restatements of it out, as ``evaluate`` does; without them a copy of the paper scores as a review would."""
         if len(generated) != len(human):
             raise ValueError(f"{len(generated)} generated reviews for {len(human)} human ones")
-        for system_review, human_review in zip(generated, human):
-            a, b = self.judge.extract_points(system_review), self.judge.extract_points(human_review)
+        if papers is not None and len(papers) != len(generated):
+            raise ValueError(f"{len(papers)} papers for {len(generated)} generated reviews")
+        with_paper = papers is not None and getattr(self.judge, "uses_paper", False)
+        for k, (system_review, human_review) in enumerate(zip(generated, human)):
+            if with_paper:
+                a = self.judge.extract_points(system_review, paper=papers[k])
+                b = self.judge.extract_points(human_review, paper=papers[k])
+            else:
+                a, b = self.judge.extract_points(system_review), self.judge.extract_points(human_review)
             self.hits += sum(m.similarity >= self.threshold for m in self.judge.match(a, b))
             self.system_points += len(a)
             self.human_points += len(b)

@@ -14,7 +14,9 @@ class ValidationReviews(L.Callback):
     """At the end of each validation (not the sanity check), ``samples`` validation papers are reviewed by the
     module's ``generate_review`` and scored by the offline embedding judge (lightning_review.evaluate.
     embedding_judge): logged as ``val_review_recall`` (on the progress bar), ``val_review_precision`` and
-    ``val_review_hits_per_review`` (hits at 7 on the judge's 5-10 scale). When the DataModule trains on the rating
+    ``val_review_hits_per_review`` (hits at 7 on the judge's 5-10 scale). The judge gets each sample's paper and
+    the sampled papers as its corpus, as ``evaluate`` gives them: restatements of the paper and points naming nothing
+    particular to it are no points (a model that copies its paper gets no hits). When the DataModule trains on the rating
     line (ReviewDataModule.rating_line), also ``val_review_rating_mae`` (the stated rating against the human rating
     of each sample's record; NaN while no review states one) and ``val_review_rating_missing`` (the share that state
     none): lightning_review.evaluate.metric.RatingError.
@@ -30,6 +32,7 @@ class ValidationReviews(L.Callback):
         self.samples = samples
         self._metric = None  # built at the first validation: the judge loads a sentence-embedding model
         self._ratings = None
+        self._corpus_set = False  # the judge's corpus (the sampled papers) is given once
 
     def metric(self, device):
         """The ReviewHitRate metric with the offline judge, built once."""
@@ -57,9 +60,14 @@ class ValidationReviews(L.Callback):
         metric.reset()
         ratings = self.rating_metric(pl_module.device) if getattr(datamodule, "rating_line", False) else None
         tokenizer = datamodule.tokenizer
+        if not self._corpus_set and hasattr(metric.judge, "use_corpus"):
+            # every rank's judge sees all the sampled papers, so "particular to its paper" means the same on each
+            metric.judge.use_corpus(s.get("paper") or "" for s in datamodule.review_samples(self.samples, 0, 1))
+            self._corpus_set = True
         for sample in datamodule.review_samples(self.samples, trainer.global_rank, trainer.world_size):
             generated = tokenizer.decode(pl_module.generate_review(sample["input_ids"]), skip_special_tokens=True)
-            metric.update([generated], [sample["review"]])
+            paper = sample.get("paper")
+            metric.update([generated], [sample["review"]], papers=[paper] if paper else None)
             if ratings is not None:
                 ratings.update([generated], [sample["rating"]])
         scores = {**metric.compute(), **(ratings.compute() if ratings is not None else {})}

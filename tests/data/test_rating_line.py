@@ -89,6 +89,7 @@ def test_the_datamodule_trains_on_the_rating_line_by_default(tmp_path, tiny_llam
     assert parse_rating(labelled) == record.rating
     sample = dm.review_samples(1)[0]
     assert sample["rating"] == dm.split_records()["val"][0].rating and "Rating:" not in sample["review"]
+    assert sample["paper"] == dm.split_records()["val"][0].paper  # the judge leaves restatements of it out
 
     off = ReviewDataModule(train_file=str(data), tokenizer_dir=tiny_llama_dir, max_seq_length=256,
                            val_fraction=0.34, tokenize_cache=False, rating_line=False)

@@ -1,5 +1,5 @@
 """Validation reviews log rating error beside the judge's hit rate when the data trains on the rating line, and a
-review that states no rating is counted as missing, not scored."""
+review that states no rating is counted as missing, not scored; the judge gets the papers, as in evaluate."""
 
 import math
 from types import SimpleNamespace
@@ -29,19 +29,51 @@ class TextTokenizer:
         return self.texts[ids[0]]
 
 
-def run_callback(generated, human_ratings, rating_line=True):
-    samples = [{"id": f"p{i}", "input_ids": [i], "review": "The human review.", "rating": r}
+class PaperRecordingJudge(NoMatchJudge):
+    """Uses the paper as the offline judge does; records what it was given."""
+
+    uses_paper = True
+
+    def __init__(self):
+        self.seen, self.corpus = [], None
+
+    def extract_points(self, review, paper=None):
+        self.seen.append((review, paper))
+        return [review]
+
+    def use_corpus(self, papers):
+        self.corpus = list(papers)
+
+
+def run_callback(generated, human_ratings, rating_line=True, judge=None, rank=0, world_size=1):
+    samples = [{"id": f"p{i}", "input_ids": [i], "review": "The human review.", "rating": r, "paper": f"Paper {i}."}
                for i, r in enumerate(human_ratings)]
-    datamodule = SimpleNamespace(review_samples=lambda n, rank, world: samples[:n], rating_line=rating_line,
-                                 tokenizer=TextTokenizer(generated))
+    datamodule = SimpleNamespace(review_samples=lambda n, rank, world: samples[:n][rank::world],
+                                 rating_line=rating_line, tokenizer=TextTokenizer(generated))
     logged = {}
     module = SimpleNamespace(device=torch.device("cpu"), generate_review=lambda ids: ids,
                              log=lambda name, value, **kw: logged.__setitem__(name, float(value)))
     callback = ValidationReviews(len(samples))
-    callback._metric = ReviewHitRate(NoMatchJudge())  # the offline judge is tested elsewhere
-    trainer = SimpleNamespace(datamodule=datamodule, sanity_checking=False, global_rank=0, world_size=1)
+    callback._metric = ReviewHitRate(judge or NoMatchJudge())  # the offline judge is tested elsewhere
+    trainer = SimpleNamespace(datamodule=datamodule, sanity_checking=False, global_rank=rank, world_size=world_size)
     callback.on_validation_epoch_end(trainer, module)
     return logged
+
+
+def test_the_judge_gets_each_samples_paper_and_all_sampled_papers_as_its_corpus():
+    """So that in training, as in evaluate, restatements of the paper and boilerplate are no points."""
+    judge = PaperRecordingJudge()
+    run_callback(["Review of 0.", "Review of 1.", "Review of 2."], [5, 6, 7], judge=judge, rank=1, world_size=2)
+    assert judge.corpus == ["Paper 0.", "Paper 1.", "Paper 2."]  # every rank: all the sampled papers
+    assert judge.seen == [("Review of 1.", "Paper 1."), ("The human review.", "Paper 1.")]  # this rank's share
+
+
+def test_a_judge_that_uses_no_paper_is_called_without_one():
+    metric = ReviewHitRate(NoMatchJudge())
+    metric.update(["A generated review."], ["A human review."], papers=["The paper."])
+    assert float(metric.compute()["hits_per_review"]) == 0
+    with pytest.raises(ValueError, match="2 papers for 1 generated reviews"):
+        metric.update(["A generated review."], ["A human review."], papers=["One.", "Two."])
 
 
 def test_rating_error_is_logged_when_the_data_has_the_rating_line():
