@@ -9,7 +9,7 @@ The rule, in order:
 1. Review sections by their headings. Everything under a summary heading ("Summary", "Paper summary", "Overview",
    "Contributions"; its first paragraph) or a strengths heading ("Strengths", "Pros", "Positives") is left out; everything under a
    criticism heading ("Weaknesses", "Cons", "Concerns", "Questions", "Suggestions", "Minor comments", "Detailed
-   comments", "Typos", ...) is kept.
+   comments", "Typos", ...) is kept. A heading of both, "Strengths and weaknesses", is judged as in 2.
 2. Elsewhere (no heading, or another one such as "Clarity" or "Review"), an item or sentence is kept when it speaks
    the language of criticism: a question, a request or suggestion ("should", "it would be", "please", "I suggest"),
    a stated lack ("missing", "lacks", "unclear", "not convincing", "limited", "weak"), or a contrast ("however",
@@ -85,8 +85,11 @@ def heading_kind(title: str) -> str:
     """What a section heading announces: summary, strengths, criticism, or other (judged sentence by sentence)."""
     title = " ".join(title.lower().replace("&", " and ").split()).strip(" .")
     for kind, pattern in HEADINGS.items():
-        if re.fullmatch(rf"({pattern})( and ({HEADINGS[CRITICISM]}))?", title):
+        if re.fullmatch(pattern, title):
             return kind
+        if re.fullmatch(rf"({pattern}) and ({HEADINGS[CRITICISM]})", title):
+            # "Strengths and weaknesses" (OpenReview's NeurIPS form) holds both: judged sentence by sentence
+            return OTHER if kind == STRENGTHS else kind
     return OTHER
 
 
