@@ -18,7 +18,8 @@ from typing import Iterable, Iterator, Sequence
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, cut_paper, review_messages
 from ..data.rating_line import resolve_rating_line, training_target
-from ..data.records import Record, RecordError, iter_json_objects, read_jsonl
+from ..data.readers import read_records
+from ..data.records import Record, RecordError, iter_json_objects
 from ..errors import UserError
 from .tokens import count_message_tokens
 
@@ -185,7 +186,7 @@ def read_examples(path: str | Path, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
                 raise RecordError(problems[0] + " (python -m lightning_review openai validate lists every problem)")
             yield obj["messages"]
     else:
-        records = list(read_jsonl(path))
+        records = read_records(path).records
         with_rating = resolve_rating_line(rating_line, records, str(path))
         for record in records:
             yield to_messages(record, system_prompt, with_rating)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.rating_line import resolve_rating_line
-from ..data.records import read_jsonl
+from ..data.readers import read_records
 from ..errors import UserError
 from . import jobs
 from .chat_format import (DEFAULT_MAX_TOKENS, export_chat_jsonl, read_examples, select, validate_chat_jsonl)
@@ -26,7 +26,8 @@ def export(data_file: str, output_file: str, first: int | None = None, sample: i
     """Paper->review JSONL -> OpenAI chat fine-tuning JSONL, with the system prompt and targets of local training.
 
     Args:
-        data_file: paper->review records (JSONL).
+        data_file: paper->review records in any format local training reads (JSONL pairs, a paper with its reviews a
+            line as ``collect`` writes and ../shared/data holds, PeerRead, JSON, CSV; lightning_review.data.readers).
         output_file: the chat JSONL to write.
         first: keep the first N records.
         sample: keep a seeded random N records.
@@ -39,7 +40,7 @@ def export(data_file: str, output_file: str, first: int | None = None, sample: i
         rating_line: end each review with its rating line, as local training's data.rating_line (None: when every
             record of the file has a rating).
     """
-    everything = list(read_jsonl(data_file))
+    everything = read_records(data_file).records
     with_rating = resolve_rating_line(rating_line, everything, data_file)
     records = select(everything, first=first, sample=sample, fraction=fraction, seed=seed)
     encoding = get_encoding(encoding_name(model)) if truncate else None

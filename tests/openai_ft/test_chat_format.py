@@ -135,3 +135,19 @@ def test_missing_encoding_offline_is_a_clear_error(monkeypatch):
             tokens.get_encoding("o200k_base")  # no offline copy of o200k_base is installed
     finally:
         tokens.get_encoding.cache_clear()
+
+
+def test_export_takes_the_paper_with_reviews_file_as_it_is(tmp_path, cl100k):
+    """The format ``collect`` writes and ../shared/data holds: each review of each paper one example, as in training."""
+    from lightning_review.openai_ft.commands import export
+
+    papers = write_jsonl(tmp_path / "papers.jsonl", [
+        {"id": f"paper-{i}", "paper": f"Paper {i}: we propose a sparse attention method. " * 20,
+         "reviews": [{"text": f"Review {j} of paper {i}: the ablation of the shift is missing.", "rating": 5 + j}
+                     for j in range(2)]} for i in range(3)])
+    out = tmp_path / "chat.jsonl"
+    counts = export(str(papers), str(out), max_tokens=16_385)
+    examples = [json.loads(line)["messages"] for line in out.read_text().splitlines()]
+    assert counts["examples"] == len(examples) == 6 and counts["rating_line"] is True
+    assert examples[0][-1]["content"].endswith("Rating: 5") and "Paper 0:" in examples[0][-2]["content"]
+    assert validate_chat_jsonl(out, cl100k).ok

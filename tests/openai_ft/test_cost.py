@@ -34,7 +34,7 @@ def test_prices_come_from_one_table_and_can_be_overridden(tmp_path):
 
 def test_export_validate_cost_on_fixture_data(tmp_path):
     pairs = write_jsonl(tmp_path / "pairs.jsonl", [
-        {"id": f"p{i}", "paper": "We propose a method. " * (50 + 40 * i), "review": f"Review {i}. Good."}
+        {"id": f"p{i}", "paper": "We propose a method. " * (50 + 40 * i), "review": f"Review {i}. Good, the baselines are weak."}
         for i in range(10)])
     chat = tmp_path / "chat.jsonl"
     proc = run_cli("openai", "export", f"--data_file={pairs}", f"--output_file={chat}", "--sample=4", "--seed=3",
