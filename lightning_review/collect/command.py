@@ -73,6 +73,10 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         raise UserError("--pdf_dir needs --reviews_file (JSONL: the reviews of each <id>.pdf)")
     if reviews_file is not None and Path(reviews_file).resolve() == Path(output_file).resolve():
         raise UserError(f"--output_file {output_file} is the reviews file: writing it would destroy the input")
+    for source in (output_file, reviews_file):
+        if pairs_file is not None and source is not None and Path(pairs_file).resolve() == Path(source).resolve():
+            raise UserError(f"--pairs_file={pairs_file} is the input file {source}: writing it would destroy the "
+                            "input; give --pairs_file another path")
     counts: Counter = Counter()
     left_out: dict[str, list[str]] = {}
     with PaperWriter(output_file, overwrite=overwrite) as writer:
@@ -195,9 +199,10 @@ def _collect_folder(writer: PaperWriter, pdf_dir: str, reviews_file: str, counts
             break
         if paper.id in writer.done:
             continue
-        if paper.pdf is None:
-            counts["no_pdf"] += 1
-            left_out.setdefault("no_pdf", []).append(paper.id)
+        reason = "no_reviews" if not paper.reviews else "no_pdf" if paper.pdf is None else None
+        if reason:  # a paper without reviews would be a line the readers refuse ('reviews' must be non-empty)
+            counts[reason] += 1
+            left_out.setdefault(reason, []).append(paper.id)
             continue
         text = _paper_text(paper.pdf.read_bytes(), str(paper.pdf), pdf_backend, keep_references, paper.id, counts,
                            left_out)

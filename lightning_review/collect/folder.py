@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.records import RecordError, iter_json_objects
+from ..data.records import RecordError, check_rating, iter_json_objects
 
 
 @dataclass
@@ -23,8 +23,7 @@ def _review(obj: dict, where: str) -> dict:
     if not isinstance(text, str) or not text.strip():
         raise RecordError(f"{where}: a review needs its text in 'text' (or 'review')", "missing_review")
     for name in ("rating", "confidence"):
-        if obj.get(name) is not None and not isinstance(obj[name], (int, float)):
-            raise RecordError(f"{where}: '{name}' must be a number or null, got {obj[name]!r}", f"bad_{name}")
+        check_rating(obj.get(name), where, name)
     return {"reviewer": obj.get("reviewer"), "text": text.strip(), "rating": obj.get("rating"),
             "confidence": obj.get("confidence")}
 
@@ -44,6 +43,9 @@ def read_folder(pdf_dir: str | Path, reviews_file: str | Path) -> tuple[list[Fol
         paper_id = str(paper_id)
         paper = papers.setdefault(paper_id, FolderPaper(paper_id, None))
         paper.title = paper.title or obj.get("title")
+        if "reviews" in obj and not isinstance(obj["reviews"], list):
+            raise RecordError(f"{where}: 'reviews' must be a list of reviews ({{\"text\", \"rating\"?, ...}}), got "
+                              f"{type(obj['reviews']).__name__}", "bad_reviews")
         if isinstance(obj.get("reviews"), list):
             paper.reviews.extend(_review(r if isinstance(r, dict) else {}, f"{where} review {i}")
                                  for i, r in enumerate(obj["reviews"]))

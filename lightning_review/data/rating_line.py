@@ -21,7 +21,7 @@ from ..errors import UserError
 from .records import Record
 
 PREFIX = "Rating:"
-_LINE = re.compile(r"^\s*\**\s*rating\s*\**\s*:\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*10(?:\.0+)?)?\s*\**\s*(?::\s*\D.*)?$",
+_LINE = re.compile(r"^\s*\**\s*rating\s*\**\s*:\s*\**\s*(-?\d+(?:\.\d+)?)\s*(/\s*10(?:\.0+)?)?\s*\**\s*(?::\s*\D.*)?$",
                    re.IGNORECASE)
 
 
@@ -46,7 +46,10 @@ def parse_rating(text: str) -> float | None:
     for line in reversed(text.splitlines()):
         match = _LINE.match(line)
         if match:
-            return float(match.group(1))
+            rating = float(match.group(1))
+            if match.group(2) and not 0 <= rating <= 10:
+                return None  # "Rating: 11/10" or "-1/10" states no rating on the scale it names
+            return rating
     return None
 
 

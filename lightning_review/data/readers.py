@@ -313,9 +313,14 @@ def _not_utf8(row: dict, where: str) -> RecordError | None:
 
 
 def _number(value):
+    """A rating as the data gives it: a number, or a string starting with one (OpenReview's ``"6: Marginally
+    above acceptance threshold"``); a blank string is none. Anything else is returned as it is, for
+    record_from_fields to refuse naming the record (not dropped as if the record had no rating)."""
     if value is None or isinstance(value, (int, float)):
         return value
+    if isinstance(value, str) and not value.strip():
+        return None
     try:
         return float(str(value).split(":")[0].strip())
     except ValueError:
-        return None
+        return value

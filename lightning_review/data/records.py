@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -118,14 +119,23 @@ def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
         yield str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")), text_field(obj, "paper", where)
 
 
+def check_rating(rating, where: str, name: str = "rating"):
+    """``rating`` when it is a finite number or None; else a RecordError naming ``where`` and the field. JSON's
+    ``true``/``false`` are no ratings (Python counts them as 1 and 0), nor are ``NaN`` and ``Infinity`` (which
+    Python's json module reads), which would become a ``Rating: nan`` line no parser reads back."""
+    if rating is None:
+        return None
+    if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not math.isfinite(rating):
+        raise RecordError(f"{where}: field {name!r} must be a finite number or null, got {rating!r}", f"bad_{name}")
+    return rating
+
+
 def record_from_fields(obj: dict, where: str, default_id: str, source: str) -> Record:
     """A validated Record from a dict with ``paper`` and ``review`` (optional ``id``, ``title``, ``rating``).
 
     The paper id is the given ``id`` up to a ``#`` (``paper#2`` is a review of ``paper``), or ``_paper_id`` where a
     reader knows it; None where the data gives none (``default_id`` is made up, so it identifies no paper)."""
-    rating = obj.get("rating")
-    if rating is not None and not isinstance(rating, (int, float)):
-        raise RecordError(f"{where}: field 'rating' must be a number or null, got {rating!r}", "bad_rating")
+    rating = check_rating(obj.get("rating"), where)
     given = obj.get("id")
     given = None if given is None or str(given).strip() == "" else str(given)
     paper_id = obj["_paper_id"] if "_paper_id" in obj else (paper_id_of(given) if given is not None else None)

@@ -50,3 +50,30 @@ def test_split_by_paper_seeded(tmp_path):
     assert {k: [json.loads(line)["id"] for line in open(other[k]["file"])] for k in other} != ids
     with pytest.raises(UserError, match="add up to 1"):
         split_file(data, {"train": 0.8, "test": 0.1})
+
+
+def test_pairs_file_over_an_input_is_refused_and_reviewless_papers_or_bad_ratings_are_named(paper_pdfs, tmp_path):
+    pdf_dir = tmp_path / "pdfs"
+    pdf_dir.mkdir()
+    for name in ("paper1", "paper2"):
+        (pdf_dir / f"{name}.pdf").write_bytes(paper_pdfs[name])
+    reviews = tmp_path / "reviews.jsonl"
+    lines = [{"id": "paper1", "text": "The paper is clear and the method is sound.", "rating": 7},
+             {"id": "paper2", "reviews": []}]
+    reviews.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out.jsonl"
+    for pairs in (out, reviews):
+        with pytest.raises(UserError, match="--pairs_file=.* is the input file"):
+            collect(output_file=str(out), pdf_dir=str(pdf_dir), reviews_file=str(reviews), pairs_file=str(pairs),
+                    progress=False)
+    assert json.loads(reviews.read_text().splitlines()[0]) == lines[0]
+    summary = collect(output_file=str(out), pdf_dir=str(pdf_dir), reviews_file=str(reviews), progress=False)
+    assert summary["left_out"] == {"no_reviews": ["paper2"]}
+    assert len(read_records(out).records) == 1  # no line the readers refuse ('reviews' must be non-empty)
+    for bad, problem in [({"id": "paper1", "text": "Sound.", "rating": True}, "'rating' must be a finite number"),
+                         ('{"id": "paper1", "text": "Sound.", "rating": NaN}', "'rating' must be a finite number"),
+                         ({"id": "paper1", "reviews": "Sound."}, "'reviews' must be a list")]:
+        reviews.write_text((bad if isinstance(bad, str) else json.dumps(bad)) + "\n")
+        with pytest.raises(UserError, match=f"reviews.jsonl:1.*{problem}"):
+            collect(output_file=str(tmp_path / "x.jsonl"), pdf_dir=str(pdf_dir), reviews_file=str(reviews),
+                    progress=False)

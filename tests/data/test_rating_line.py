@@ -39,6 +39,8 @@ def test_the_target_ends_with_the_rating_line_that_parse_reads_back():
     ("Rating: 2\nMore text.\nRating: 9", 9.0),  # the last line that states one
     ("I would give it a rating: 7 if the proofs held.", None),  # inside a sentence: no rating line
     ("Rating: 4/5", None),  # another scale: not guessed
+    ("Rating: 11/10", None),  # off the scale it names
+    ("Rating: 11/10\nRating: 8/10", 8.0),
     ("Rating: seven", None),
     ("No rating at all.", None),
 ])
