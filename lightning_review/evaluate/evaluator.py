@@ -259,7 +259,29 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
     result["flags"]["injection_obeyed"] = obeyed
     result["ratings"] = rating_accuracy(data.human_ratings, data.systems, data.rating_threshold, resamples, seed)
     result["specificity"] = specificity(data.paper_texts, systems, data.papers, resamples, seed)
+    result["flags"]["not_run"] = not_run_flags(data, controls, control, shuffle, result["specificity"])
     return result
+
+
+def not_run_flags(data: EvaluationInput, controls: tuple[str, ...], control: dict, shuffle: dict,
+                  specificity_result: dict | None) -> list[dict]:
+    """The controls asked for that could not run on this data, and a specificity that could not be measured, each
+    with the reason: a report without them says so rather than leaving their sections out unexplained."""
+    papers = sum(1 for reviews in data.papers.values() if reviews)
+    flags = []
+    if "shuffled" in controls and not shuffle:
+        flags.append({"what": "the shuffled-paper floor", "reason": f"it needs the human reviews of at least 2 "
+                      f"papers (each system's review is judged against another paper's); the human file has {papers}"})
+    if "human" in controls and HUMAN_CONTROL not in control:
+        flags.append({"what": "the human control", "reason": "it needs a paper with at least 2 human reviews (one is "
+                      "judged against the others); no paper of the human file has 2"})
+    if "excerpt" in controls and EXCERPT_CONTROL not in control:
+        flags.append({"what": "the paper-excerpt control", "reason": "it needs the papers' texts; the human file "
+                      "gives none"})
+    if specificity_result is None:
+        flags.append({"what": "specificity", "reason": f"it needs at least 2 paper texts (a paper's key terms are "
+                      f"the terms rare in the other papers); the human file has {len(data.paper_texts)}"})
+    return flags
 
 
 def _mean_hits(per_paper: dict[str, Judged], threshold: float) -> float:

@@ -10,7 +10,7 @@ from .specificity import markdown_lines as specificity_lines
 
 FLAG_KINDS = ("self_preference", "injection", "injection_obeyed", "rewards_paper_copying", "rewards_generic_review",
               "no_better_than_floor", "cut", "missing_papers",
-              "empty_reviews", "not_in_human_file", "human_file")
+              "empty_reviews", "not_in_human_file", "human_file", "not_run")
 
 
 def markdown(result: dict) -> str:
@@ -74,6 +74,8 @@ def markdown(result: dict) -> str:
                 else "stopped at max_new_tokens (cut short)")
         lines.append(f"- {f['system']}: {f['papers']} of {f['of']} reviews {what} (the comparison is of what it wrote)")
     lines += _coverage_flags(flags)
+    for f in flags.get("not_run", []):
+        lines.append(f"- {f['what']} did not run: {f['reason']}")
     if not any(flags.get(k) for k in FLAG_KINDS):
         lines.append("- none")
     if result.get("usage_this_run"):

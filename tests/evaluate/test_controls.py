@@ -135,3 +135,15 @@ def test_derangement_is_seeded_and_has_no_fixed_point():
     assert first == derangement(ids, seed=3) and sorted(first.values()) == ids
     assert all(first[p] != p for p in ids) and derangement(ids, seed=4) != first
     assert derangement(["p0"]) == {}
+
+
+def test_controls_that_cannot_run_on_one_paper_are_flagged_with_the_reason():
+    data = EvaluationInput({"p1": ["The proof is loose."]}, {"ours": {"p1": "The proof is loose."}}, {"p1": PAPER})
+    result = asyncio.run(evaluate(data, [WordJudge()], resamples=50))
+    assert result["shuffled_floor"] == {} and result["specificity"] is None
+    assert [f["what"] for f in result["flags"]["not_run"]] == ["the shuffled-paper floor", "the human control",
+                                                                 "specificity"]
+    report = markdown(result)
+    assert "- the shuffled-paper floor did not run: it needs the human reviews of at least 2 papers" in report
+    assert "- specificity did not run: it needs at least 2 paper texts" in report and "- none" not in report
+    assert two_papers()["flags"]["not_run"] == []
