@@ -28,7 +28,13 @@ class PaperWriter:
         raw = self.path.read_bytes()
         keep = raw[: raw.rfind(b"\n") + 1]  # a last line without its newline was cut by a crash
         self.cut_line = len(keep) != len(raw)
-        for lineno, line in enumerate(keep.decode("utf-8").splitlines(), start=1):
+        try:
+            text = keep.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            lineno = keep.count(b"\n", 0, exc.start) + 1
+            raise UserError(f"{self.path}:{lineno}: not UTF-8, so not a paper line this "
+                            "command wrote; give another --output_file, or --overwrite true to start over") from None
+        for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:

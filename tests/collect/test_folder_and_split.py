@@ -77,3 +77,16 @@ def test_pairs_file_over_an_input_is_refused_and_reviewless_papers_or_bad_rating
         with pytest.raises(UserError, match=f"reviews.jsonl:1.*{problem}"):
             collect(output_file=str(tmp_path / "x.jsonl"), pdf_dir=str(pdf_dir), reviews_file=str(reviews),
                     progress=False)
+
+
+def test_an_output_file_with_a_line_that_is_not_utf8_is_named_not_a_traceback(tmp_path):
+    from lightning_review.collect.output import PaperWriter
+
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b'{"id": "a"}\n{"id": "\xff"}\n{"id": "c"')  # a cut last line too
+    with pytest.raises(UserError, match=r"out.jsonl:2: not UTF-8.*--overwrite true"):
+        PaperWriter(out)
+    out.write_bytes(b'{"id": "a"}\n{"id": "c"')
+    with PaperWriter(out) as writer:
+        assert writer.done == {"a"} and writer.cut_line
+    assert out.read_bytes() == b'{"id": "a"}\n'
