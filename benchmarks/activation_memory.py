@@ -85,7 +85,7 @@ def main() -> None:
                              "model.regenerate_lora_dropout)")
     parser.add_argument("--out", default="activation_memory.json")
     args = parser.parse_args()
-    from lightning_review.model.module import LongQLoRAModule
+    from lightning_review.training.module import LongQLoRAModule
 
     checkpoint = one_layer_checkpoint(args.shape, Path(args.work) / f"{args.shape}-one-layer")
     from transformers import AutoConfig

@@ -39,7 +39,7 @@ def timed(fn, repeats: int = 3) -> float:
 
 def build_adapter(checkpoint: Path, directory: Path, context: int) -> Path:
     """A LoRA r=64 adapter with embeddings and norms, as LongQLoRA training writes it, moved off its initial values."""
-    from lightning_review.model.module import LongQLoRAModule
+    from lightning_review.training.module import LongQLoRAModule
 
     if (directory / "lightning_review.json").is_file():
         return directory

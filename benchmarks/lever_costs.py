@@ -130,7 +130,7 @@ def main() -> None:
 
     from activation_memory import one_layer_checkpoint
     from lightning_review.model.loading import decoder_layers
-    from lightning_review.model.module import LongQLoRAModule
+    from lightning_review.training.module import LongQLoRAModule
     from shapes import llama_config
 
     checkpoint = one_layer_checkpoint(args.shape, Path(args.work) / f"{args.shape}-one-layer")

@@ -140,7 +140,7 @@ def baseline_steps(model, docs: list[dict], device: str, warmup: int) -> list[fl
 
 # ---- ours: the LightningModule through a Lightning Trainer ---------------------------------------------------------
 def load_ours(checkpoint: Path, context: int, device: str, quantize: bool, **hparams):
-    from lightning_review.model.module import LongQLoRAModule
+    from lightning_review.training.module import LongQLoRAModule
 
     module = LongQLoRAModule(checkpoint_dir=str(checkpoint), model_max_length=context, quantize=quantize, lora_r=64,
                              lora_alpha=16, lora_dropout=0.05, max_seq_length=context, **hparams)

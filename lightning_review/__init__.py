@@ -9,10 +9,10 @@ from importlib import import_module
 from . import demo
 
 _EXPORTS = {
-    "ReviewWriter": ".callbacks", "SaveAdapter": ".callbacks", "ReviewDataModule": ".data.datamodule",
+    "ReviewWriter": ".training.callbacks", "SaveAdapter": ".training.callbacks", "ReviewDataModule": ".data.datamodule",
     "DEFAULT_SYSTEM_PROMPT": ".data.prompt", "Record": ".data.records", "RecordError": ".data.records",
     "read_jsonl": ".data.records", "document_causal_attention": ".model.attention", "s2_attention": ".model.attention",
-    "CheckpointError": ".artifacts.checkpoint_files", "load_llama": ".model.loading", "LongQLoRAModule": ".model.module",
+    "CheckpointError": ".artifacts.checkpoint_files", "load_llama": ".model.loading", "LongQLoRAModule": ".training.module",
     "review_token_loss": ".model.loss", "DecodingSettings": ".generation.decoding", "generate": ".generation.command",
     "LocalGenerator": ".generation.local", "load_generation_model": ".generation.local",
 }

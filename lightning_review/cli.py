@@ -52,7 +52,7 @@ def main(args: list[str] | None = None):
             message = unreachable_message(exc) if isinstance(exc, APIConnectionError) else str(exc)
             raise SystemExit(f"error: {message}") from None
     from .data.datamodule import ReviewDataModule
-    from .model.module import LongQLoRAModule
+    from .training.module import LongQLoRAModule
     from .trainer_cli import ReviewCLI
 
     return ReviewCLI(LongQLoRAModule, ReviewDataModule, save_config_kwargs={"overwrite": True}, args=args)

@@ -19,7 +19,7 @@ from .artifacts.adapter_record import read_adapter_meta
 from .artifacts.checkpoint_files import CheckpointError, load_tokenizer, read_llama_config
 from .artifacts.model_sources import resolve
 from .model.loading import add_lora, apply_rope_scaling, load_llama
-from .model.module import LongQLoRAModule, module_settings
+from .training.module import LongQLoRAModule, module_settings
 from .training.resume import load_checkpoint_file
 
 

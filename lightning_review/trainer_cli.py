@@ -39,7 +39,7 @@ class ReviewCLI(LightningCLI):
         the config stays as the user gave it, so settings that may change on a resume (RESUMABLE_MODEL_SETTINGS)
         take effect, any other difference is refused before the model loads, and a corrupt file is named. Data
         settings are compared when the DataModule's state is restored."""
-        from .model.module import model_setting_differences
+        from .training.module import model_setting_differences
         from .artifacts.settings_check import refuse_config_change
         from .training.resume import load_checkpoint_file
 

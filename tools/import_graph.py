@@ -30,7 +30,7 @@ LAYER_OF = {
     "model": "model",
     "generation": "generation", "openai_ft.jobs": "generation",  # OpenAI fine-tuning jobs through the API client
     "evaluate": "evaluate",
-    "training": "training", "model.module": "training", "callbacks": "training",  # the LightningModule trains
+    "training": "training",  # the LightningModule, its callbacks, resume and telemetry
     "": "commands", "__main__": "commands", "cli": "commands", "trainer_cli": "commands", "prepare": "commands",
     "export": "commands", "generation.command": "commands", "evaluate.command": "commands",
     "evaluate.perplexity_command": "commands", "openai_ft.commands": "commands",

@@ -9,7 +9,7 @@ from tests.conftest import write_jsonl
 
 @pytest.fixture(scope="session")
 def adapter_dir(tiny_llama_dir, tmp_path_factory):
-    from lightning_review.model.module import LongQLoRAModule
+    from lightning_review.training.module import LongQLoRAModule
 
     module = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), model_max_length=512, quantize=False, lora_r=4,
                              max_seq_length=512)

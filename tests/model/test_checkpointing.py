@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lightning_review.model.loading import decoder_layers
-from lightning_review.model.module import LongQLoRAModule, limit_checkpointed_layers
+from lightning_review.training.module import LongQLoRAModule, limit_checkpointed_layers
 from tests.model.test_offload import forward_saving, loss_and_grads
 from tests.model.test_loss import with_prompt
 from lightning_review.data.packing import collate_rows
@@ -16,7 +16,7 @@ def checkpointed(module) -> list[bool]:
 
 
 def test_only_the_first_layers_are_checkpointed(tiny_llama_dir):
-    from tests.model.test_module import make_module
+    from tests.training.test_module import make_module
 
     module = make_module(tiny_llama_dir, quantize=False, gradient_checkpointing=True, checkpointed_layers=1)
     assert checkpointed(module) == [True, False]
@@ -41,8 +41,8 @@ def test_a_checkpointed_layer_keeps_only_its_input_for_backward(tiny_llama_dir, 
     """The memory claim, measured by what the autograd graph saves (saved_tensors_hooks) with 0, 1 and 2 of the two
     layers checkpointed. In bf16, as training on a GPU computes: in float32 an uncheckpointed layer's RMSNorm saves
     the layer input itself (its cast to float32 is no copy), which would blur "its input stays"."""
-    import lightning_review.model.module as mod
-    from tests.model.test_module import make_module
+    import lightning_review.training.module as mod
+    from tests.training.test_module import make_module
 
     real = mod.load_llama
     monkeypatch.setattr(mod, "load_llama", lambda *a, **k: real(*a, **{**k, "dtype": torch.bfloat16}))
@@ -62,7 +62,7 @@ def test_a_checkpointed_layer_keeps_only_its_input_for_backward(tiny_llama_dir, 
 
 def test_offload_applies_to_the_checkpointed_layers_only(tiny_llama_dir):
     from lightning_review.model.offload import host_checkpoint
-    from tests.model.test_module import make_module
+    from tests.training.test_module import make_module
 
     module = make_module(tiny_llama_dir, quantize=False, gradient_checkpointing=True, checkpointed_layers=1,
                          activation_offload=True)
@@ -72,7 +72,7 @@ def test_offload_applies_to_the_checkpointed_layers_only(tiny_llama_dir):
 
 
 def test_bad_counts_are_refused(tiny_llama_dir):
-    from tests.model.test_module import make_module
+    from tests.training.test_module import make_module
 
     with pytest.raises(ValueError, match="checkpointed_layers must be >= 0"):
         LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), checkpointed_layers=-1)

@@ -6,7 +6,7 @@ import torch
 
 from lightning_review.data.packing import collate_rows
 from lightning_review.model.kernels import liger_available, resolve_kernels, with_globals
-from lightning_review.model.module import LongQLoRAModule
+from lightning_review.training.module import LongQLoRAModule
 from tests.model.test_loss import with_prompt
 
 cuda_liger = pytest.mark.skipif(not (torch.cuda.is_available() and liger_available()),
@@ -14,7 +14,7 @@ cuda_liger = pytest.mark.skipif(not (torch.cuda.is_available() and liger_availab
 
 
 def test_auto_falls_back_on_cpu_and_liger_is_refused_there(tiny_llama_dir):
-    from tests.model.test_module import make_module
+    from tests.training.test_module import make_module
 
     assert resolve_kernels("auto", torch.device("cpu")) == "none"
     assert resolve_kernels("none", torch.device("cuda")) == "none"
@@ -33,7 +33,7 @@ def test_a_forward_copied_with_another_rope_changes_only_the_modules_switched_to
     from transformers.models.llama import modeling_llama
     from transformers.models.llama.modeling_llama import LlamaAttention
 
-    from tests.model.test_module import make_module
+    from tests.training.test_module import make_module
 
     calls = []
 

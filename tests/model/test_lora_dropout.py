@@ -69,7 +69,7 @@ def test_eval_mode_and_zero_dropout_are_plain_linear():
 
 
 def test_every_adapter_of_a_peft_model_is_switched_and_the_adapter_keys_stay(tiny_llama_dir, tmp_path):
-    from tests.model.test_module import make_module
+    from tests.training.test_module import make_module
 
     plain = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.1, regenerate_lora_dropout=False)
     module = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.1)

@@ -8,7 +8,7 @@ from torch.utils._pytree import tree_leaves
 
 from lightning_review.data.packing import collate_rows
 from lightning_review.model.loss import review_token_loss
-from tests.model.test_module import doc, make_module
+from tests.training.test_module import doc, make_module
 
 
 def with_prompt(n, prompt, seed):

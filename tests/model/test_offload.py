@@ -11,7 +11,7 @@ from lightning_review.data.packing import collate_rows
 from lightning_review.model import offload
 from lightning_review.model.loading import decoder_layers
 from tests.model.test_loss import with_prompt
-from tests.model.test_module import make_module
+from tests.training.test_module import make_module
 
 
 def loss_and_grads(tiny_llama_dir, batch, **kw):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lightning_review.data.datamodule import ReviewDataModule
-from lightning_review.model.module import LongQLoRAModule
+from lightning_review.training.module import LongQLoRAModule
 from tests.conftest import write_jsonl
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import shutil
 import torch
 
 from lightning_review.export import export_merged
-from lightning_review.model.module import LongQLoRAModule
+from lightning_review.training.module import LongQLoRAModule
 
 
 def _tied_tiny_llama(tmp_path, tiny_llama_dir):

@@ -10,7 +10,7 @@ from lightning.pytorch.strategies import DeepSpeedStrategy
 from lightning_review.trainer_cli import ReviewCLI
 from lightning_review.data.datamodule import ReviewDataModule
 from lightning_review.data.resumable import ResumableSampler
-from lightning_review.model.module import LongQLoRAModule
+from lightning_review.training.module import LongQLoRAModule
 from tests.conftest import ROOT, run_cli
 from tests.training.rows_seen import rows_seen
 

@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_review import LongQLoRAModule, ReviewDataModule
 from lightning_review.artifacts.checkpoint_files import CheckpointError
-from lightning_review.model.module import model_setting_differences
+from lightning_review.training.module import model_setting_differences
 from lightning_review.artifacts.settings_check import ConfigMismatchError
 from lightning_review.training.resume import load_checkpoint_file
 from tests.conftest import ROOT, run_cli

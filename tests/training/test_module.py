@@ -59,7 +59,7 @@ def test_loss_falls_on_a_fixed_batch(tiny_llama_dir):
 @pytest.mark.parametrize("quantize, dtype, tol", [(False, torch.float32, 1e-5), (True, torch.bfloat16, 2e-2)])
 def test_packed_document_gives_the_same_logits_as_alone(tiny_llama_dir, monkeypatch, train_mode, quantize, dtype,
                                                          tol):
-    import lightning_review.model.module as mod
+    import lightning_review.training.module as mod
 
     real = mod.load_llama
     monkeypatch.setattr(mod, "load_llama", lambda *a, **k: real(*a, **{**k, "dtype": dtype}))
@@ -72,7 +72,7 @@ def test_packed_document_gives_the_same_logits_as_alone(tiny_llama_dir, monkeypa
 
 
 def test_perturbing_one_document_changes_no_other(tiny_llama_dir, monkeypatch):
-    import lightning_review.model.module as mod
+    import lightning_review.training.module as mod
 
     real = mod.load_llama
     monkeypatch.setattr(mod, "load_llama", lambda *a, **k: real(*a, **{**k, "dtype": torch.float32}))
@@ -100,7 +100,7 @@ def test_perturbing_one_document_changes_no_other(tiny_llama_dir, monkeypatch):
 
 
 def test_full_attention_when_not_training(tiny_llama_dir, monkeypatch):
-    import lightning_review.model.module as mod
+    import lightning_review.training.module as mod
 
     real = mod.load_llama
     monkeypatch.setattr(mod, "load_llama", lambda *a, **k: real(*a, **{**k, "dtype": torch.float32}))
