@@ -114,7 +114,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              concurrency: int = 8, max_calls: int | None = None, max_tokens: int | None = None,
              max_dollars: float | None = None, dollars_per_1k_prompt: float = 0.0,
              dollars_per_1k_completion: float = 0.0, resamples: int = 10_000, data_format: str = "auto",
-             controls: list[str] | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
+             controls: list[str] | str | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
              rejects_file: str | None = None, rating_threshold: float = 6.0) -> dict:
     """Judge every system's reviews against the human ones; write result.json, report.md, audit.html and PNG charts.
 
@@ -137,7 +137,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
             the others: the ceiling), "excerpt" (the paper's own opening, cut to its reviews' length: does the judge
             reward copying the paper?), "generic" (one template review for every paper: does it reward
             boilerplate?), "shuffled" (each system's reviews judged against another paper's human reviews: the
-            judge's false hits, the floor). Chat judges pay for each; the report counts their calls.
+            judge's false hits, the floor). A list (``'[human, shuffled]'``) or names joined by commas
+            (``human,shuffled``). Chat judges pay for each; the report counts their calls.
         on_bad_record: a bad record of the human file stops the run (strict) or is skipped (skip: counted, written
             to rejects_file, flagged in the report, and system reviews of papers left without human reviews are
             left out and flagged).
@@ -151,7 +152,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    chosen = CONTROL_KINDS if controls is None else tuple(controls)
+    chosen = chosen_controls(controls)
     if unknown := sorted(set(chosen) - set(CONTROL_KINDS)):
         raise UserError(f"--controls: unknown {unknown}; choose from {list(CONTROL_KINDS)} (default: all; [] for none)")
     data = load_input(human_file, systems, data_format, True, on_bad_record, rejects_file)
@@ -171,6 +172,16 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
                *charts(result, out)]
     print(f"wrote {out / 'result.json'}, {out / 'report.md'}" + "".join(f", {p}" for p in written))
     return result
+
+
+def chosen_controls(controls: list[str] | str | None) -> tuple[str, ...]:
+    """``--controls`` as control names: all when not given; a plain ``human,shuffled`` is read as the list it names
+    (jsonargparse hands a bare word over as a string)."""
+    if controls is None:
+        return CONTROL_KINDS
+    if isinstance(controls, str):
+        return tuple(name.strip() for name in controls.split(",") if name.strip())
+    return tuple(controls)
 
 
 def _finite(value):

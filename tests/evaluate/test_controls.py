@@ -147,3 +147,19 @@ def test_controls_that_cannot_run_on_one_paper_are_flagged_with_the_reason():
     assert "- the shuffled-paper floor did not run: it needs the human reviews of at least 2 papers" in report
     assert "- specificity did not run: it needs at least 2 paper texts" in report and "- none" not in report
     assert two_papers()["flags"]["not_run"] == []
+
+
+@pytest.mark.parametrize("given, chosen", [(["--controls", "human"], ("human",)),
+                                           (["--controls", "human,shuffled"], ("human", "shuffled")),
+                                           (["--controls", "[excerpt, generic]"], ("excerpt", "generic")),
+                                           ([], None)])
+def test_controls_flag_takes_a_bare_name_a_comma_list_or_a_list(given, chosen):
+    """``--controls human`` was a jsonargparse usage error (only the list form parsed)."""
+    from jsonargparse import ArgumentParser
+
+    from lightning_review.evaluate.command import CONTROL_KINDS, chosen_controls, evaluate
+
+    parser = ArgumentParser()
+    parser.add_function_arguments(evaluate)
+    args = parser.parse_args(["--human_file", "h.jsonl", "--systems", "{}", "--output_dir", "o", *given])
+    assert chosen_controls(args.controls) == (chosen or CONTROL_KINDS)
