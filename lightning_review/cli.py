@@ -18,6 +18,10 @@ TOOLS = {"export": (".export", "export_merged"), "export-adapter": (".export", "
          "collect": (".collect.command", "collect")}
 
 
+# tools whose packages come with an extra, not with the project: a missing one is named with the pip command
+TOOL_EXTRAS = {"collect": "collect"}
+
+
 def tool_command(name: str) -> Callable | dict[str, Callable]:
     module, attribute = TOOLS[name]
     return getattr(import_module(module, __package__), attribute)
@@ -44,6 +48,12 @@ def main(args: list[str] | None = None):
         try:
             return auto_cli(tool_command(argv[0]), args=argv[1:], as_positional=False,
                             prog=f"python -m lightning_review {argv[0]}")
+        except ModuleNotFoundError as exc:
+            extra = TOOL_EXTRAS.get(argv[0])
+            if extra is None:
+                raise
+            raise SystemExit(f"error: {argv[0]} needs the module {exc.name!r}, which is not installed: "
+                             f"pip install -e \".[{extra}]\" from the project's directory") from None
         except _user_errors() as exc:  # a clear one-line error, not a traceback, for bad input or a refused request
             from openai import APIConnectionError
 

@@ -121,3 +121,20 @@ def test_a_user_mistake_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(cli, "tool_command", lambda name: bug)
     with pytest.raises(ValueError, match="internal inconsistency"):
         cli.main(["cost"])
+
+
+def test_a_tool_whose_extra_is_not_installed_names_the_pip_command(monkeypatch):
+    """collect's packages (openreview-py, requests, pypdf) come with the ``collect`` extra: without them the user
+    gets the pip command, not an import traceback; a missing module of a tool without an extra is a bug and keeps it."""
+    import pytest
+
+    from lightning_review import cli
+
+    def needs_openreview(output_file: str = "x"):
+        raise ModuleNotFoundError("No module named 'openreview'", name="openreview")
+
+    monkeypatch.setattr(cli, "tool_command", lambda name: needs_openreview)
+    with pytest.raises(SystemExit, match=r"collect needs the module 'openreview'.*pip install -e \"\.\[collect\]\""):
+        cli.main(["collect"])
+    with pytest.raises(ModuleNotFoundError):
+        cli.main(["cost"])
