@@ -21,6 +21,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..safe_paths import refuse_output_over_input
 from .client import CollectError, Fetcher, make_client
 from .folder import read_folder
 from .invitations import v1_names, v2_names
@@ -71,12 +72,8 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         raise UserError("give either --venue (OpenReview) or --pdf_dir with --reviews_file (local PDFs)")
     if pdf_dir is not None and reviews_file is None:
         raise UserError("--pdf_dir needs --reviews_file (JSONL: the reviews of each <id>.pdf)")
-    if reviews_file is not None and Path(reviews_file).resolve() == Path(output_file).resolve():
-        raise UserError(f"--output_file {output_file} is the reviews file: writing it would destroy the input")
-    for source in (output_file, reviews_file):
-        if pairs_file is not None and source is not None and Path(pairs_file).resolve() == Path(source).resolve():
-            raise UserError(f"--pairs_file={pairs_file} is the input file {source}: writing it would destroy the "
-                            "input; give --pairs_file another path")
+    refuse_output_over_input(output_file, [reviews_file], "--output_file")
+    refuse_output_over_input(pairs_file, [output_file, reviews_file], "--pairs_file")
     counts: Counter = Counter()
     left_out: dict[str, list[str]] = {}
     with PaperWriter(output_file, overwrite=overwrite) as writer:
