@@ -40,13 +40,18 @@ def export(data_file: str, output_file: str, first: int | None = None, sample: i
         rating_line: end each review with its rating line, as local training's data.rating_line (None: when every
             record of the file has a rating).
     """
-    everything = read_records(data_file).records
+    report = read_records(data_file)
+    for note in report.warnings + ([f"{data_file}: records not exported: {dict(report.rejected)}"]
+                                   if report.rejected else []):  # exact duplicates, under strict
+        print(note)
+    everything = report.records
     with_rating = resolve_rating_line(rating_line, everything, data_file)
     records = select(everything, first=first, sample=sample, fraction=fraction, seed=seed)
     encoding = get_encoding(encoding_name(model)) if truncate else None
     counts = export_chat_jsonl(records, output_file, encoding, max_tokens if truncate else None, system_prompt,
                                with_rating)
     counts["rating_line"] = with_rating
+    counts["read"] = report.summary()
     print(f"{output_file}: {counts['examples']} examples; papers truncated to fit {max_tokens} tokens: "
           f"{counts['papers_truncated']} ({counts['paper_tokens_removed']:,} tokens removed)")
     return counts

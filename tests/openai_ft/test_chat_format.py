@@ -151,3 +151,15 @@ def test_export_takes_the_paper_with_reviews_file_as_it_is(tmp_path, cl100k):
     assert counts["examples"] == len(examples) == 6 and counts["rating_line"] is True
     assert examples[0][-1]["content"].endswith("Rating: 5") and "Paper 0:" in examples[0][-2]["content"]
     assert validate_chat_jsonl(out, cl100k).ok
+
+
+def test_export_says_what_it_did_not_export(tmp_path, capsys):
+    """An exact duplicate record is dropped by the one reading rule: export says so, as training does."""
+    from lightning_review.openai_ft.commands import export
+
+    record = {"id": "p1", "paper": "We propose a sparse attention method. " * 5,
+              "review": "The ablation of the shift is missing."}
+    papers = write_jsonl(tmp_path / "pairs.jsonl", [record, record])
+    counts = export(str(papers), str(tmp_path / "chat.jsonl"), truncate=False)
+    assert counts["examples"] == 1 and counts["read"]["duplicates_dropped"] == 1
+    assert "records not exported: {'duplicate': 1}" in capsys.readouterr().out
