@@ -21,7 +21,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..safe_paths import refuse_output_over_input
+from ..safe_paths import atomic_writer, refuse_output_over_input
 from .client import CollectError, Fetcher, make_client
 from .folder import read_folder
 from .invitations import v1_names, v2_names
@@ -178,9 +178,8 @@ def _cached_pdf(fetcher: Fetcher, version: int, note_id: str, cache: Path) -> by
         data = fetcher(f"the PDF of {note_id}", fetcher.client.get_attachment, "pdf", id=note_id)
     else:
         data = fetcher(f"the PDF of {note_id}", fetcher.client.get_pdf, note_id)
-    tmp = path.with_suffix(".pdf.part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with atomic_writer(path, "wb") as f:
+        f.write(data)
     return data
 
 
