@@ -228,6 +228,7 @@ def _page_blocks(rows: list[list[Piece]]) -> list[tuple[str, str]]:
     paragraph = ""
     previous_top = None
     after_break = True
+    break_gap = 1.9 * _line_step(rows)  # a gap this tall between rows ends a paragraph
 
     def end_paragraph():
         nonlocal paragraph
@@ -237,7 +238,7 @@ def _page_blocks(rows: list[list[Piece]]) -> list[tuple[str, str]]:
 
     for row in rows:
         text = " ".join(p.text for p in row).strip()
-        if previous_top is not None and row[0].top - previous_top > 1.9 * _line_step(rows) and paragraph:
+        if previous_top is not None and row[0].top - previous_top > break_gap and paragraph:
             end_paragraph()
             after_break = True
         previous_top = row[0].top
