@@ -262,7 +262,8 @@ class ReviewDataModule(L.LightningDataModule):
 
     def _nothing_fits(self, records: Sequence[Record]) -> str:
         encoder = self.prompt_tokenizer()
-        shortest = min(len(encoder.review_ids(training_target(r, self.rating_line))) for r in records)  # the end of the turn included
+        # the shortest target, the end of the turn included
+        shortest = min(len(encoder.review_ids(training_target(r, self.rating_line))) for r in records)
         needed = encoder.prompt_template_tokens() + shortest
         return (f"{self.hparams.train_file}: nothing to train on: none of its {len(records)} training records fits "
                 f"data.max_seq_length={self.hparams.max_seq_length} (reviews are never cut, and the shortest needs "

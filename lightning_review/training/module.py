@@ -16,12 +16,12 @@ from ..artifacts.checkpoint_files import read_llama_config
 from ..artifacts.model_sources import TINY_LLAMA, resolve
 from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
-from .resume import restore_rng_states, save_rng_states
-from ..model.loading import add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama
 from ..model.kernels import Kernels, resolve_kernels, use_liger_kernels
+from ..model.loading import add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama
 from ..model.lora_dropout import use_regenerated_lora_dropout
 from ..model.loss import review_token_loss
 from ..model.offload import enable_activation_offload
+from .resume import restore_rng_states, save_rng_states
 
 # Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
