@@ -111,6 +111,7 @@ class EmbeddingJudge:
         self._embeddings: dict[str, np.ndarray] = {}  # text -> unit vector: reviews recur across systems and floors
         self._papers: dict[str, PaperIndex] = {}
         self._document_frequency: dict[str, float] = {}  # word -> share of the corpus' papers holding it
+        self._particular: dict[str, set[str]] = {}  # paper -> its particular words under the current corpus
         self.specific_share = specific_share
 
     def extract_points(self, review: str, paper: str | None = None) -> list[str]:
@@ -120,7 +121,7 @@ class EmbeddingJudge:
             best = self.paper_match(points, paper)
             points = [p for p, cosine in zip(points, best) if cosine < self.restatement_cosine]
             if self._document_frequency:
-                particular = self._index(paper).particular(self._document_frequency, self.specific_share)
+                particular = self._particular_words(paper)
                 points = [p for p in points if particular & set(_words(p))]
         return points
 
@@ -129,11 +130,20 @@ class EmbeddingJudge:
         found in at most ``specific_share`` of them), so boilerplate criticism that fits any paper is no point.
         Fewer than MIN_CORPUS papers: no such rule (too few to tell particular from common)."""
         papers = [p for p in dict.fromkeys(papers) if p]
+        self._particular = {}
         if len(papers) < MIN_CORPUS:
             self._document_frequency = {}
             return
         frequency = Counter(w for paper in papers for w in set().union(*self._index(paper).words))
         self._document_frequency = {w: n / len(papers) for w, n in frequency.items()}
+
+    def _particular_words(self, paper: str) -> set[str]:
+        """The paper's words found in at most ``specific_share`` of the corpus' papers (kept until the next corpus)."""
+        words = self._particular.get(paper)
+        if words is None:
+            words = self._particular[paper] = {w for w in set().union(*self._index(paper).words)
+                                               if self._document_frequency.get(w, 0.0) <= self.specific_share}
+        return words
 
     def _index(self, paper: str) -> "PaperIndex":
         index = self._papers.get(paper)
@@ -186,14 +196,6 @@ class PaperIndex:
         self.words = [set(_words(s)) for s in self.sentences]
         df = Counter(w for words in self.words for w in words)
         self.idf = {w: math.log((1 + len(self.sentences)) / (1 + n)) + 1 for w, n in df.items()}
-        self._particular = None
-
-    def particular(self, document_frequency: dict[str, float], share: float) -> set[str]:
-        """The paper's words found in at most ``share`` of the corpus' papers."""
-        if self._particular is None or self._particular[0] != (id(document_frequency), share):
-            words = {w for w in set().union(*self.words) if document_frequency.get(w, 0.0) <= share}
-            self._particular = ((id(document_frequency), share), words)
-        return self._particular[1]
 
     def candidates(self, point: str, k: int) -> list[str]:
         words = set(_words(point))
