@@ -295,11 +295,11 @@ def floor_summary(judged: dict, floors: dict, shuffle: dict[str, str], threshold
     for judge_name, per_system in floors.items():
         for system, per_paper in per_system.items():
             own = {pid: j for pid, j in judged[judge_name].get(system, {}).items() if pid in per_paper}
-            summary.setdefault(judge_name, {})[system] = {
-                "papers": len(per_paper), "against": {pid: shuffle[pid] for pid in sorted(per_paper)},
-                **{f"{t:g}": {"floor_hits": _mean_hits(per_paper, t), "hits": _mean_hits(own, t),
-                              "hits_above_floor": _mean_hits(own, t) - _mean_hits(per_paper, t)}
-                   for t in sorted(set(thresholds))}}
+            row = summary.setdefault(judge_name, {})[system] = {
+                "papers": len(per_paper), "against": {pid: shuffle[pid] for pid in sorted(per_paper)}}
+            for t in sorted(set(thresholds)):
+                floor_hits, hits = _mean_hits(per_paper, t), _mean_hits(own, t)
+                row[f"{t:g}"] = {"floor_hits": floor_hits, "hits": hits, "hits_above_floor": hits - floor_hits}
     return summary
 
 
