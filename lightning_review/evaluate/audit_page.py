@@ -31,7 +31,8 @@ class PairRecord:
     direction paired them); ``reverse_score`` the human -> system one where the judge matches both ways (chat judges:
     a hit needs both at the threshold), None where one direction is all there is (the offline judge: cosine is
     symmetric). ``rationale`` is the judge's reason (a chat judge's sentence, the offline judge's cosine);
-    ``human_review`` which of the paper's human reviews the human point comes from (0-based)."""
+    ``human_review`` which of the paper's human reviews the human point comes from (0-based); ``both_directions``
+    whether the judge matches both ways (the evaluator's ``pairs`` say so per paper)."""
 
     paper: str
     system: str
@@ -43,11 +44,16 @@ class PairRecord:
     rationale: str | None = None
     reverse_rationale: str | None = None
     human_review: int | None = None
+    both_directions: bool = False
 
     def hit(self, threshold: float) -> bool:
-        """The evaluator's rule: at or above the threshold, in both directions when there are two."""
-        return (self.score is not None and self.score >= threshold
-                and (self.reverse_score is None or self.reverse_score >= threshold))
+        """The evaluator's rule: at or above the threshold, in both directions for a judge that matches both ways
+        (a pair such a judge matched one way only is no hit)."""
+        if self.score is None or self.score < threshold:
+            return False
+        if self.both_directions or self.reverse_score is not None:
+            return self.reverse_score is not None and self.reverse_score >= threshold
+        return True
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,8 @@ def records_from_result(result: dict) -> tuple[list[PairRecord], list[UnmatchedP
                     pairs.append(PairRecord(
                         paper, system, judge, system_points[m["system_point"]], human_points[m["human_point"]],
                         m.get("similarity"), m.get("similarity_backward"), m.get("rationale") or None,
-                        m.get("rationale_backward") or None, review_of[m["human_point"]]))
+                        m.get("rationale_backward") or None, review_of[m["human_point"]],
+                        bool(judged.get("both_directions"))))
                 used_system = {m["system_point"] for m in judged["matches"]}
                 used_human = {m["human_point"] for m in judged["matches"]}
                 unmatched += [UnmatchedPoint(paper, system, judge, "system", text)
@@ -119,7 +126,8 @@ SCRIPT = """
   var byId = function (id) { return document.getElementById(id); };
   function hitAt(row, t) {
     var reverse = row.getAttribute("data-reverse");
-    return parseFloat(row.getAttribute("data-score")) >= t && (reverse === null || parseFloat(reverse) >= t);
+    var twoWay = row.hasAttribute("data-both") || reverse !== null;
+    return parseFloat(row.getAttribute("data-score")) >= t && (!twoWay || (reverse !== null && parseFloat(reverse) >= t));
   }
   function apply() {
     var system = byId("f-system").value, judge = byId("f-judge").value, show = byId("f-show").value;
@@ -179,7 +187,8 @@ def _pair_row(pair: PairRecord, threshold: float) -> str:
     why = [_e(r) for r in dict.fromkeys((pair.rationale, pair.reverse_rationale)) if r]
     why_html = f'<div class="why">{" <br>back: ".join(why)}</div>' if why else ""
     return (f'<tr class="pair{" hit" if hit else ""}"{_score_attr("data-score", pair.score)}'
-            f'{_score_attr("data-reverse", pair.reverse_score)}><td>{_e(pair.system_point)}</td>'
+            f'{_score_attr("data-reverse", pair.reverse_score)}{" data-both" if pair.both_directions else ""}>'
+            f'<td>{_e(pair.system_point)}</td>'
             f'<td class="mid"><span class="score">{score}</span> <span class="mark">{"hit" if hit else ""}</span>'
             f"{why_html}</td><td>{_e(pair.human_point)}{_from_review(pair.human_review)}</td></tr>")
 

@@ -113,7 +113,8 @@ class Judged:
                             "similarity_backward": backward, "rationale": self.rationales.get((a, b)),
                             "rationale_backward": self.backward_rationales.get((a, b)), "hit": hit})
         return {"system_points": list(system_points), "human_points": list(human_points),
-                "human_point_review": [first_review + k for k in self.human_review_of], "matches": matches}
+                "human_point_review": [first_review + k for k in self.human_review_of], "matches": matches,
+                "both_directions": self.backward is not None}
 
 
 async def _maybe(value):

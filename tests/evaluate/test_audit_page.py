@@ -190,3 +190,19 @@ def test_the_evaluate_command_writes_the_page_of_its_pairs(browser_page, tmp_pat
     assert page.locator("tr.pair:visible").count() == sum(
         len(judged["matches"]) for judged in result["pairs"]["judge-model"]["ours"].values())
     assert page.evaluate("typeof window.pwned") == "undefined"
+
+
+def test_a_two_way_judges_pair_matched_forward_only_is_no_hit_in_page_and_browser(browser_page, tmp_path):
+    """The evaluator counts a chat judge's pair as a hit only when both directions reach the threshold; a pair it
+    matched system -> human alone (no score back) is no hit on the page either, at any threshold."""
+    result = {"pairs": {"gpt-4-judge": {"ours": {"p1": {
+        "system_points": ["S0"], "human_points": ["H0"], "human_point_review": [0], "both_directions": True,
+        "matches": [{"system_point": 0, "human_point": 0, "similarity": 9.0, "similarity_backward": None,
+                     "rationale": "forward only", "rationale_backward": None, "hit": False}]}}}}}
+    pairs, unmatched = records_from_result(result)
+    assert pairs[0].both_directions and not pairs[0].hit(7) and not pairs[0].hit(5)
+    assert '<tr class="pair hit"' not in audit_page(pairs, unmatched)
+    page, errors = _open(browser_page, tmp_path, pairs, unmatched)
+    page.fill("#f-threshold", "5")  # recomputed by the page's script
+    assert page.inner_text("#count-hits") == "0" and page.locator("tr.pair.hit").count() == 0
+    assert errors == []
