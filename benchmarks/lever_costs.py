@@ -13,7 +13,8 @@ linear layer, as benchmarks/train_step.py's ``ours``) is built through LongQLoRA
   where liger-kernel is installed.
 - lora: forward, and forward+backward, of each peft LoRA projection minus the same of its 4-bit base layer alone
   (dropout, lora_A, lora_B, scaling, add, peft's copy of the base output; the input's gradient in both): what a
-  fused LoRA kernel could shrink.
+  fused LoRA kernel could shrink. Measured twice: peft's forward (``lora_ms``), then the same layers switched to
+  lightning_review.model.fused_lora (``fused_lora_ms``, what that fusion left).
 Per step = per layer x layers x passes (3 with every layer checkpointed, 2 without; backward counted once). Compare
 with the step times of benchmarks/train_step.py measured on the same GPU.
 """
@@ -129,13 +130,14 @@ def main() -> None:
     from transformers import AutoConfig
 
     from activation_memory import one_layer_checkpoint
+    from lightning_review.model.fused_lora import use_fused_lora
     from lightning_review.model.loading import decoder_layers
     from lightning_review.training.module import LongQLoRAModule
     from shapes import llama_config
 
     checkpoint = one_layer_checkpoint(args.shape, Path(args.work) / f"{args.shape}-one-layer")
     module = LongQLoRAModule(checkpoint_dir=str(checkpoint), max_seq_length=args.tokens, lora_r=64, lora_alpha=16,
-                             lora_dropout=0.05, gradient_checkpointing=False, kernels="none")
+                             lora_dropout=0.05, gradient_checkpointing=False, kernels="none", fused_lora=False)
     module.build(args.device)
     module.train()
     (layer,) = decoder_layers(module.model)
@@ -147,12 +149,18 @@ def main() -> None:
     result["dequantize_ms"] = dequantize_ms(layer, args.device)
     result["rope_ms"] = rope_ms(AutoConfig.from_pretrained(checkpoint), args.tokens, args.device)
     result["lora_ms"] = lora_ms(layer, args.tokens, args.device)
+    use_fused_lora(layer)
+    result["fused_lora_ms"] = lora_ms(layer, args.tokens, args.device)
     per_layer = {"dequantize_one_pass": sum(result["dequantize_ms"].values()),
                  "rope_transformers_forward": result["rope_ms"]["transformers_forward"],
                  "rope_transformers_forward_backward": result["rope_ms"]["transformers_forward_backward"],
                  "lora_overhead_forward": sum(v["lora_overhead_forward"] for v in result["lora_ms"].values()),
                  "lora_overhead_forward_backward": sum(v["lora_overhead_forward_backward"]
-                                                       for v in result["lora_ms"].values())}
+                                                       for v in result["lora_ms"].values()),
+                 "fused_lora_overhead_forward": sum(v["lora_overhead_forward"]
+                                                    for v in result["fused_lora_ms"].values()),
+                 "fused_lora_overhead_forward_backward": sum(v["lora_overhead_forward_backward"]
+                                                             for v in result["fused_lora_ms"].values())}
     if "liger_forward" in result["rope_ms"]:
         per_layer["rope_liger_forward"] = result["rope_ms"]["liger_forward"]
         per_layer["rope_liger_forward_backward"] = result["rope_ms"]["liger_forward_backward"]
@@ -161,7 +169,7 @@ def main() -> None:
     for checkpointed, forwards in (("every layer checkpointed", 2), ("none checkpointed", 1)):
         step = {"dequantize": per_layer["dequantize_one_pass"] * (forwards + 1),
                 "dequantize_saved_by_keeping_one_pass": per_layer["dequantize_one_pass"] if forwards == 2 else 0.0}
-        for piece in ("rope_transformers", "lora_overhead", "rope_liger"):  # a recomputing forward, then both ways
+        for piece in ("rope_transformers", "lora_overhead", "fused_lora_overhead", "rope_liger"):  # a recomputing forward, then both ways
             if f"{piece}_forward" in per_layer:
                 step[piece] = per_layer[f"{piece}_forward"] * (forwards - 1) + per_layer[f"{piece}_forward_backward"]
         steps[checkpointed] = {k: round(v * layers, 1) for k, v in step.items()}

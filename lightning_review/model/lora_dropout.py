@@ -24,8 +24,33 @@ def _plain(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x if x.data_ptr() % 16 == 0 else x.clone()
 
 
-def _rng_state(device: torch.device) -> torch.Tensor:
+def generator_state(device: torch.device) -> torch.Tensor:
+    """The random generator's state of ``device``: what ``replay_dropout`` needs to draw a mask again."""
     return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def _set_generator_state(state: torch.Tensor, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
+def draw_dropout(x: torch.Tensor, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """torch's dropout of ``x`` in ``dtype`` (the mask drawn from the generator, which moves on as usual)."""
+    return F.dropout(_plain(x, dtype), p, training=True)
+
+
+def replay_dropout(t: torch.Tensor, p: float, dtype: torch.dtype, state: torch.Tensor,
+                   plain: bool = True) -> torch.Tensor:
+    """``t`` under the mask ``draw_dropout`` drew from generator ``state`` on a tensor of t's shape: the same mask
+    (same state, shape, dtype and a contiguous, aligned layout), the generator itself left untouched. ``plain``:
+    lay ``t`` out first; False for a fresh matmul output, already laid out so."""
+    device = t.device
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type):
+        _set_generator_state(state, device)
+        return F.dropout(_plain(t, dtype) if plain else t, p, training=True)
 
 
 class _DropoutLinear(torch.autograd.Function):
@@ -33,40 +58,28 @@ class _DropoutLinear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, p: float) -> torch.Tensor:
         device = x.device
         dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else x.dtype
-        ctx.p, ctx.dtype, ctx.rng = p, dtype, _rng_state(device)
+        ctx.p, ctx.dtype, ctx.rng = p, dtype, generator_state(device)
         ctx.save_for_backward(x, weight)
         with torch.autocast(device.type, enabled=False):
-            return F.linear(F.dropout(_plain(x, dtype), p, training=True), weight.to(dtype))
+            return F.linear(draw_dropout(x, p, dtype), weight.to(dtype))
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, weight = ctx.saved_tensors
-        device, dtype, p = x.device, ctx.dtype, ctx.p
-        devices = [device] if device.type == "cuda" else []
+        dtype, p = ctx.dtype, ctx.p
         grad_out = grad_out.to(dtype)
         grad_in = grad_weight = None
-        with torch.autocast(device.type, enabled=False):
+        with torch.autocast(x.device.type, enabled=False):
             if ctx.needs_input_grad[1]:
-                with torch.random.fork_rng(devices=devices, device_type=device.type):
-                    _set_rng_state(ctx.rng, device)
-                    dropped = F.dropout(_plain(x, dtype), p, training=True)
+                dropped = replay_dropout(x, p, dtype, ctx.rng)
                 grad_weight = (grad_out.reshape(-1, grad_out.shape[-1]).T @ dropped.reshape(-1, x.shape[-1]))
                 grad_weight = grad_weight.to(weight.dtype)
                 del dropped
             if ctx.needs_input_grad[0]:
                 # dropout is linear in its input: the same mask (same generator state, shape and dtype) applied to
                 # grad_out @ W is exactly the gradient through it
-                with torch.random.fork_rng(devices=devices, device_type=device.type):
-                    _set_rng_state(ctx.rng, device)
-                    grad_in = F.dropout(grad_out @ weight.to(dtype), p, training=True).to(x.dtype)
+                grad_in = replay_dropout(grad_out @ weight.to(dtype), p, dtype, ctx.rng, plain=False).to(x.dtype)
         return grad_in, grad_weight, None
-
-
-def _set_rng_state(state: torch.Tensor, device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(state, device)
-    else:
-        torch.set_rng_state(state)
 
 
 class RegeneratedDropoutLinear(torch.nn.Linear):

@@ -18,6 +18,7 @@ from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..model.kernels import Kernels, resolve_kernels, use_liger_kernels
 from ..model.loading import add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama
+from ..model.fused_lora import use_fused_lora
 from ..model.lora_dropout import use_regenerated_lora_dropout
 from ..model.loss import review_token_loss
 from ..model.offload import enable_activation_offload
@@ -27,7 +28,7 @@ from .resume import restore_rng_states, save_rng_states
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
                             "review_samples", "loss_chunk_tokens", "activation_offload", "checkpointed_layers",
-                            "kernels", "regenerate_lora_dropout")
+                            "kernels", "regenerate_lora_dropout", "fused_lora")
 # setting -> (its test, the allowed values in words): checked when the module is built, the field named.
 SETTING_RANGES = {
     "lora_r": (lambda v: v > 0, "> 0"),
@@ -86,6 +87,10 @@ class LongQLoRAModule(L.LightningModule):
         regenerate_lora_dropout: in the decoder layers that are not checkpointed, LoRA dropout drawn again in
             backward instead of kept (lightning_review.model.lora_dropout): the same training, 29% less memory per
             such layer (13B), for a few percent more time (a checkpointed layer keeps only its input anyway).
+            Not used with ``fused_lora``, which replays the dropout itself.
+        fused_lora: each LoRA layer and its frozen 4-bit base as one autograd function in training
+            (lightning_review.model.fused_lora): the same masks and gradients as peft's forward, without its copies
+            of the base output, the kept dropout mask and dropped input, or the separate add.
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -99,7 +104,7 @@ class LongQLoRAModule(L.LightningModule):
                  adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0,
                  loss_chunk_tokens: int | None = 4096, activation_offload: bool = False,
                  checkpointed_layers: int | None = None, kernels: Kernels = "auto",
-                 regenerate_lora_dropout: bool = True):
+                 regenerate_lora_dropout: bool = True, fused_lora: bool = True):
         super().__init__()
         self.save_hyperparameters()
         check_settings(self.hparams)  # fail at once, before the model loads, not at the first step
@@ -137,7 +142,9 @@ class LongQLoRAModule(L.LightningModule):
             keep_trainable_in_fp32(self.model, base.dtype)
         else:
             self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
-        if hp.regenerate_lora_dropout:  # only where it saves memory: a checkpointed layer keeps its input alone
+        if hp.fused_lora:  # dropout replayed too, in every layer
+            use_fused_lora(self.model)
+        elif hp.regenerate_lora_dropout:  # only where it saves memory: a checkpointed layer keeps its input alone
             for layer in decoder_layers(self.model):
                 if not layer.gradient_checkpointing:
                     use_regenerated_lora_dropout(layer)

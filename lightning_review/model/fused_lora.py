@@ -1,0 +1,152 @@
+"""A peft LoRA layer and its frozen base (4-bit NF4 or plain) as one autograd function.
+
+Why: peft's LoRA forward on a 4-bit layer is ``base(x).clone() + lora_B(lora_A(dropout(x))) * scaling``: a copy of
+the base output, a scaled copy of the LoRA output and an add, each a full pass over a [tokens, out_features] tensor,
+a kept dropout mask and dropped copy of ``x``, and in backward as many passes again plus the sum of two input
+gradients. At 8K tokens on a 13B layer that is 21% of a training step (benchmarks/lever_costs.py), against a few
+percent for the LoRA matmuls themselves. Here one function computes ``x W^T`` (W dequantized, as bitsandbytes
+does), then adds ``scaling * (dropout(x) A^T) B^T`` into it in place (one ``addmm_``), and keeps for backward only
+``x`` (shared with the other projections of the same input), the small ``dropout(x) A^T`` and the random
+generator's state. Backward dequantizes W again, accumulates the LoRA input gradient into the base's with one
+``addmm_`` (or one masked add under dropout), and replays the dropout for lora_A's gradient.
+
+Same semantics as peft: the same dropout masks drawn at the same points of the random stream, fp32 LoRA weights
+cast to the compute dtype, the same gradients (tests/model/test_fused_lora.py, on the whole model, against peft).
+Applied by switching the class of each peft LoRA layer of one model to a subclass whose forward takes this path
+when it can (one active vanilla LoRA adapter, not merged, a frozen base, a bias-free ``lora_A``/``lora_B``) and
+peft's own forward otherwise: adapter files, merging and export are unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from .lora_dropout import RegeneratedDropoutLinear, draw_dropout, generator_state, replay_dropout
+
+
+def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
+    """The base layer's weight [out, in] in ``dtype``: bitsandbytes' 4-bit weights dequantized (what its own
+    matmul does for more than one token), a plain Linear's weight cast."""
+    quant_state = getattr(base.weight, "quant_state", None)
+    if quant_state is None:
+        return base.weight.to(dtype)
+    import bitsandbytes.functional as bnb_functional
+
+    return bnb_functional.dequantize_4bit(base.weight.data, quant_state).to(dtype)
+
+
+class _FusedLoRA(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, base: torch.nn.Module,
+                scaling: float, p: float, dtype: torch.dtype) -> torch.Tensor:
+        ctx.base, ctx.scaling, ctx.p, ctx.dtype = base, scaling, p, dtype
+        ctx.rng = generator_state(x.device) if p > 0 else None
+        with torch.autocast(x.device.type, enabled=False):
+            xin = x.to(dtype)
+            bias = base.bias.to(dtype) if base.bias is not None else None
+            out = F.linear(xin, _base_weight(base, dtype), bias)
+            source = draw_dropout(x, p, dtype) if p > 0 else xin
+            down = F.linear(source, lora_a.to(dtype))  # [..., r]
+            del source
+            out.view(-1, out.shape[-1]).addmm_(down.view(-1, down.shape[-1]), lora_b.to(dtype).t(), alpha=scaling)
+        ctx.save_for_backward(x, lora_a, lora_b, down)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, lora_a, lora_b, down = ctx.saved_tensors
+        dtype, scaling, p = ctx.dtype, ctx.scaling, ctx.p
+        grad = grad_out.reshape(-1, grad_out.shape[-1]).to(dtype)
+        x2d = x.reshape(-1, x.shape[-1])
+        grad_x = grad_a = grad_b = None
+        with torch.autocast(x.device.type, enabled=False):
+            a, b = lora_a.to(dtype), lora_b.to(dtype)
+            grad_down = (grad @ b).mul_(scaling)  # [tokens, r]
+            if ctx.needs_input_grad[2]:
+                grad_b = (grad.t() @ down.reshape(-1, down.shape[-1])).mul_(scaling).to(lora_b.dtype)
+            if ctx.needs_input_grad[1]:
+                source = replay_dropout(x, p, dtype, ctx.rng).reshape(-1, x.shape[-1]) if p > 0 else x2d.to(dtype)
+                grad_a = (grad_down.t() @ source).to(lora_a.dtype)
+                del source
+            if ctx.needs_input_grad[0]:
+                grad_x = grad @ _base_weight(ctx.base, dtype)
+                if p > 0:  # dropout is linear in its input: the same mask on (grad_down A) is its gradient
+                    through_lora = (grad_down @ a).view(x.shape)
+                    grad_x.view(x.shape).add_(replay_dropout(through_lora, p, dtype, ctx.rng, plain=False))
+                else:
+                    grad_x.addmm_(grad_down, a)
+                grad_x = grad_x.view(x.shape).to(x.dtype)
+        return grad_x, grad_a, grad_b, None, None, None, None
+
+
+def _dropout_p(layer, adapter: str) -> float | None:
+    """The adapter's dropout probability, whether peft's Dropout or folded into lora_A (RegeneratedDropoutLinear);
+    None for anything else."""
+    dropout, lora_a = layer.lora_dropout[adapter], layer.lora_A[adapter]
+    if isinstance(dropout, torch.nn.Dropout):
+        return float(dropout.p)
+    if isinstance(dropout, torch.nn.Identity):
+        return float(lora_a.dropout_p) if isinstance(lora_a, RegeneratedDropoutLinear) else 0.0
+    return None
+
+
+def _fused_forward(layer, x: torch.Tensor, *args, **kwargs) -> torch.Tensor | None:
+    """The fused path's output, or None where peft's forward must run (see the module docstring)."""
+    if not torch.is_grad_enabled():
+        return None  # inference: bitsandbytes' own path (a 4-bit matrix-vector kernel when decoding one token)
+    if args or kwargs or layer.disable_adapters or layer.merged or len(layer.active_adapters) != 1:
+        return None
+    (adapter,) = layer.active_adapters
+    if adapter not in layer.lora_A or adapter in layer.lora_variant:
+        return None
+    lora_a, lora_b, base = layer.lora_A[adapter], layer.lora_B[adapter], layer.get_base_layer()
+    p = _dropout_p(layer, adapter)
+    if p is None or lora_a.bias is not None or lora_b.bias is not None or base.weight.requires_grad:
+        return None
+    if not (isinstance(lora_a, torch.nn.Linear) and isinstance(lora_b, torch.nn.Linear)):
+        return None
+    device = x.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+    if x.dtype != dtype or (not torch.is_autocast_enabled(device) and lora_a.weight.dtype != dtype):
+        return None  # mixed dtypes without autocast: peft's casting rules, not re-implemented here
+    p = p if layer.training else 0.0
+    return _FusedLoRA.apply(x, lora_a.weight, lora_b.weight, base, float(layer.scaling[adapter]), p, dtype)
+
+
+@functools.cache
+def _fused_class(peft_class: type) -> type:
+    """A subclass of one peft LoRA layer class whose forward takes the fused path where it can."""
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        out = _fused_forward(self, x, *args, **kwargs)
+        return out if out is not None else peft_class.forward(self, x, *args, **kwargs)
+
+    return type(f"Fused{peft_class.__name__}", (peft_class,), {"forward": forward, "__module__": __name__})
+
+
+def fusable_classes() -> tuple[type, ...]:
+    """peft's LoRA layer classes over a plain Linear and over bitsandbytes' Linear4bit (where installed)."""
+    from peft.tuners.lora.layer import Linear
+
+    classes: list[type] = [Linear]
+    try:
+        from peft.tuners.lora.bnb import Linear4bit
+    except ImportError:  # bitsandbytes not installed: no 4-bit layers to switch
+        pass
+    else:
+        classes.append(Linear4bit)
+    return tuple(classes)
+
+
+def use_fused_lora(model: torch.nn.Module) -> int:
+    """Switch every peft LoRA Linear / Linear4bit layer of ``model`` to the fused path; returns how many."""
+    classes = fusable_classes()
+    switched = 0
+    for module in model.modules():
+        if type(module) in classes:
+            module.__class__ = _fused_class(type(module))
+            switched += 1
+    return switched

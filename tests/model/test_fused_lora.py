@@ -1,0 +1,100 @@
+"""The fused LoRA path (model.fused_lora): the same loss and every gradient as peft's own forward, on the whole
+model, 4-bit and plain, with and without dropout and checkpointing; peft's forward where the fused one cannot run."""
+
+import pytest
+import torch
+
+from lightning_review.model.fused_lora import fusable_classes, use_fused_lora
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def loss_and_grads(tiny_llama_dir, batch, device="cpu", **kw):
+    from tests.training.test_module import make_module
+
+    torch.manual_seed(0)
+    module = make_module(tiny_llama_dir, **kw)
+    module.build(device)
+    with torch.no_grad():  # lora_B starts at zero, which would hide a wrong lora_A gradient
+        for name, param in module.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
+    module.train()
+    torch.manual_seed(1)  # the same dropout masks in both runs, when drawn at the same points
+    if device == "cuda":
+        torch.cuda.manual_seed(1)
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+        loss = module(batch)
+    loss.backward()
+    grads = {n: p.grad.float().clone() for n, p in module.model.named_parameters() if p.requires_grad}
+    return module, loss.detach().float(), grads
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("quantize,dropout,checkpointing", [(True, 0.3, True), (True, 0.0, False),
+                                                             (False, 0.3, False)])
+def test_same_loss_and_gradients_as_peft(tiny_llama_dir, device, quantize, dropout, checkpointing):
+    from lightning_review.data.packing import collate_rows
+    from tests.model.test_loss import with_prompt
+
+    batch = collate_rows([[with_prompt(60, 45, 1), with_prompt(40, 30, 2)], [with_prompt(90, 70, 3)]], pad_id=0,
+                         row_length=128)
+    settings = dict(quantize=quantize, lora_dropout=dropout, gradient_checkpointing=checkpointing)
+    _, reference, ref_grads = loss_and_grads(tiny_llama_dir, batch, device, fused_lora=False,
+                                             regenerate_lora_dropout=False, **settings)
+    module, loss, grads = loss_and_grads(tiny_llama_dir, batch, device, **settings)
+    assert sum(type(m).__name__.startswith("Fused") for m in module.model.modules()) == 7 * 2
+    exact = device == "cpu"  # float32 on the CPU; bf16 autocast on CUDA rounds the two sums differently
+    torch.testing.assert_close(loss, reference, rtol=1e-5 if exact else 1e-2, atol=1e-6 if exact else 1e-2)
+    assert set(grads) == set(ref_grads)
+    for name, grad in ref_grads.items():
+        if exact:
+            torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+        else:  # relative to the gradient's size: bf16 keeps 8 bits
+            error = (grads[name] - grad).norm() / grad.norm().clamp_min(1e-12)
+            assert error < 3e-2, (name, float(error))
+    assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_A" in n)
+
+
+def test_dropout_masks_are_peft_masks_and_the_generator_moves_on_the_same(tiny_llama_dir):
+    """Dropout 0.5 makes a wrong mask visible in the loss: the fused path draws peft's masks, and leaves the
+    generator where peft leaves it (what the next draw gives is the same)."""
+    from lightning_review.data.packing import collate_rows
+    from tests.model.test_loss import with_prompt
+
+    batch = collate_rows([[with_prompt(60, 45, 1)]], pad_id=0, row_length=64)
+    results = []
+    for fused in (False, True):
+        _, loss, _ = loss_and_grads(tiny_llama_dir, batch, quantize=True, lora_dropout=0.5, fused_lora=fused,
+                                    regenerate_lora_dropout=False)
+        results.append((loss, torch.rand(3)))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])
+    _, other, _ = loss_and_grads(tiny_llama_dir, batch, quantize=True, lora_dropout=0.0)
+    assert not torch.allclose(other, results[0][0])  # the masks matter at all
+
+
+def test_inference_and_other_adapters_take_peft_forward(tiny_llama_dir):
+    """No gradient (generation), disabled adapters and a merged adapter run peft's own forward; the fused class
+    keeps peft's adapter keys."""
+    from tests.training.test_module import make_module
+
+    module = make_module(tiny_llama_dir, quantize=True, lora_dropout=0.0)
+    module.build("cpu")
+    plain = make_module(tiny_llama_dir, quantize=True, lora_dropout=0.0, fused_lora=False)
+    assert set(module.trainable_state_dict()) == set(plain.trainable_state_dict())
+    layer = next(m for m in module.model.modules() if type(m).__name__.startswith("Fused"))
+    assert isinstance(layer, fusable_classes())
+    with torch.no_grad():
+        layer.lora_B["default"].weight.normal_()
+    x = torch.randn(2, 5, layer.in_features, requires_grad=True)
+    fused = layer(x)
+    with torch.no_grad():
+        no_grad = layer(x)
+    torch.testing.assert_close(fused, no_grad, rtol=1e-5, atol=1e-5)
+    with module.model.disable_adapter():
+        base_only = layer(x)
+    assert not torch.allclose(base_only, fused, atol=1e-3)
+    torch.testing.assert_close(base_only, layer.get_base_layer()(x))
+    assert use_fused_lora(module.model) == 0  # nothing left to switch
