@@ -10,10 +10,12 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def loss_and_grads(tiny_llama_dir, batch, device="cpu", **kw):
-    from tests.training.test_module import make_module
+    from lightning_review.training.module import LongQLoRAModule
 
     torch.manual_seed(0)
-    module = make_module(tiny_llama_dir, **kw)
+    settings = dict(checkpoint_dir=str(tiny_llama_dir), lora_r=8, max_seq_length=256, s2_group_size=16,
+                    gradient_checkpointing=False, kernels="none")
+    module = LongQLoRAModule(**{**settings, **kw})
     module.build(device)
     with torch.no_grad():  # lora_B starts at zero, which would hide a wrong lora_A gradient
         for name, param in module.model.named_parameters():
@@ -33,14 +35,17 @@ def loss_and_grads(tiny_llama_dir, batch, device="cpu", **kw):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("quantize,dropout,checkpointing", [(True, 0.3, True), (True, 0.0, False),
-                                                             (False, 0.3, False)])
+                                                             (False, 0.3, False), (True, 0.3, "offload")])
 def test_same_loss_and_gradients_as_peft(tiny_llama_dir, device, quantize, dropout, checkpointing):
+    """Checkpointing: transformers' (non-reentrant) or activation offload's (reentrant), where the recomputed
+    down_proj skips its base matmul."""
     from lightning_review.data.packing import collate_rows
     from tests.model.test_loss import with_prompt
 
     batch = collate_rows([[with_prompt(60, 45, 1), with_prompt(40, 30, 2)], [with_prompt(90, 70, 3)]], pad_id=0,
                          row_length=128)
-    settings = dict(quantize=quantize, lora_dropout=dropout, gradient_checkpointing=checkpointing)
+    settings = dict(quantize=quantize, lora_dropout=dropout, gradient_checkpointing=bool(checkpointing),
+                    activation_offload=checkpointing == "offload")
     _, reference, ref_grads = loss_and_grads(tiny_llama_dir, batch, device, fused_lora=False,
                                              regenerate_lora_dropout=False, **settings)
     module, loss, grads = loss_and_grads(tiny_llama_dir, batch, device, **settings)
@@ -75,9 +80,9 @@ def test_dropout_masks_are_peft_masks_and_the_generator_moves_on_the_same(tiny_l
     assert not torch.allclose(other, results[0][0])  # the masks matter at all
 
 
-def test_inference_and_other_adapters_take_peft_forward(tiny_llama_dir):
-    """No gradient (generation), disabled adapters and a merged adapter run peft's own forward; the fused class
-    keeps peft's adapter keys."""
+def test_evaluation_and_disabled_adapters_take_peft_forward(tiny_llama_dir, monkeypatch):
+    """Evaluation and generation (eval mode) and disabled adapters run peft's own forward, with the same output;
+    the fused class keeps peft's adapter keys."""
     from tests.training.test_module import make_module
 
     module = make_module(tiny_llama_dir, quantize=True, lora_dropout=0.0)
@@ -89,12 +94,51 @@ def test_inference_and_other_adapters_take_peft_forward(tiny_llama_dir):
     with torch.no_grad():
         layer.lora_B["default"].weight.normal_()
     x = torch.randn(2, 5, layer.in_features, requires_grad=True)
+    from lightning_review.model import fused_lora
+
+    calls = []
+    apply = fused_lora._FusedLoRA.apply
+    monkeypatch.setattr(fused_lora._FusedLoRA, "apply", lambda *args: calls.append(1) or apply(*args))
+    module.model.train()
     fused = layer(x)
+    assert calls == [1]
+    module.model.eval()
     with torch.no_grad():
-        no_grad = layer(x)
-    torch.testing.assert_close(fused, no_grad, rtol=1e-5, atol=1e-5)
+        evaluated = layer(x)
+    torch.testing.assert_close(fused, evaluated, rtol=1e-5, atol=1e-5)
+    module.model.train()
     with module.model.disable_adapter():
         base_only = layer(x)
+    assert calls == [1]  # peft's forward in eval mode and with the adapter disabled
     assert not torch.allclose(base_only, fused, atol=1e-3)
     torch.testing.assert_close(base_only, layer.get_base_layer()(x))
     assert use_fused_lora(module.model) == 0  # nothing left to switch
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_a_recomputed_layer_skips_only_the_base_matmul_of_down_proj(tiny_llama_dir, monkeypatch, offload):
+    """With every layer checkpointed, each base weight is used in the forward, the recomputation and the input
+    gradient, except down_proj's: its recomputed output is read by no one."""
+    from collections import Counter
+
+    from lightning_review.data.packing import collate_rows
+    from lightning_review.model import fused_lora
+    from tests.model.test_loss import with_prompt
+
+    calls = Counter()
+    original = fused_lora._base_weight
+
+    def counting(base, dtype):
+        calls[id(base)] += 1
+        return original(base, dtype)
+
+    monkeypatch.setattr(fused_lora, "_base_weight", counting)
+    batch = collate_rows([[with_prompt(60, 45, 1)]], pad_id=0, row_length=64)
+    module, _, _ = loss_and_grads(tiny_llama_dir, batch, quantize=True, lora_dropout=0.1,
+                                  gradient_checkpointing=True, activation_offload=offload)
+    names = {id(m.get_base_layer()): name for name, m in module.model.named_modules()
+             if type(m).__name__.startswith("Fused")}
+    by_name = {names[key]: count for key, count in calls.items()}
+    assert len(by_name) == 14
+    for name, count in by_name.items():
+        assert count == (2 if name.endswith("mlp.down_proj") else 3), (name, count)

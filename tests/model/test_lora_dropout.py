@@ -51,8 +51,8 @@ def test_a_model_trains_exactly_as_with_peft_dropout(tiny_llama_dir, checkpointe
     from tests.model.test_offload import loss_and_grads
 
     batch = collate_rows([[with_prompt(60, 45, 1), with_prompt(40, 30, 2)]], pad_id=0, row_length=128)
-    reference, ref_grads = loss_and_grads(tiny_llama_dir, batch, regenerate_lora_dropout=False)
-    loss, grads = loss_and_grads(tiny_llama_dir, batch, checkpointed_layers=checkpointed_layers)
+    reference, ref_grads = loss_and_grads(tiny_llama_dir, batch, regenerate_lora_dropout=False, fused_lora=False)
+    loss, grads = loss_and_grads(tiny_llama_dir, batch, checkpointed_layers=checkpointed_layers, fused_lora=False)
     torch.testing.assert_close(loss, reference)
     for name, grad in ref_grads.items():
         torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
@@ -71,17 +71,18 @@ def test_eval_mode_and_zero_dropout_are_plain_linear():
 def test_every_adapter_of_a_peft_model_is_switched_and_the_adapter_keys_stay(tiny_llama_dir, tmp_path):
     from tests.training.test_module import make_module
 
-    plain = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.1, regenerate_lora_dropout=False)
-    module = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.1)
+    plain = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.1, regenerate_lora_dropout=False,
+                        fused_lora=False)
+    module = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.1, fused_lora=False)
     switched = [m for m in module.model.modules() if isinstance(m, RegeneratedDropoutLinear)]
     assert len(switched) == 7 * 2  # q k v o gate up down in both layers
     assert not any(isinstance(m, torch.nn.Dropout) for m in module.model.modules())
     assert set(module.trainable_state_dict()) == set(plain.trainable_state_dict())
     assert use_regenerated_lora_dropout(module.model) == 0  # nothing left to switch
     partial = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.1, gradient_checkpointing=True,
-                          checkpointed_layers=1)  # the checkpointed first layer keeps peft's dropout
+                          checkpointed_layers=1, fused_lora=False)  # the checkpointed first layer keeps peft's dropout
     layers = partial.model.get_base_model().model.layers
     assert not any(isinstance(m, RegeneratedDropoutLinear) for m in layers[0].modules())
     assert sum(isinstance(m, RegeneratedDropoutLinear) for m in layers[1].modules()) == 7
-    none = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.0)
+    none = make_module(tiny_llama_dir, quantize=False, lora_dropout=0.0, fused_lora=False)
     assert not any(isinstance(m, RegeneratedDropoutLinear) for m in none.model.modules())
