@@ -300,8 +300,8 @@ def set_checkpointed_layers(module, count: int) -> None:
     for i, layer in enumerate(decoder_layers(module.model)):
         layer.gradient_checkpointing = i < count
         if not layer.gradient_checkpointing:
-            if module.hparams.regenerate_lora_dropout:
-                use_regenerated_lora_dropout(layer)
+            if module.hparams.regenerate_lora_dropout and not module.hparams.fused_lora:
+                use_regenerated_lora_dropout(layer)  # fused_lora replays the dropout in every layer itself
             continue
         for lora in layer.modules():  # back to peft's own dropout where an earlier count replayed it
             if isinstance(lora, LoraLayer):
