@@ -48,7 +48,8 @@ class ReviewDataModule(L.LightningDataModule):
     """Paper->review pairs for LongQLoRA fine-tuning.
 
     Args:
-        train_file: JSONL, one ``{"paper": ..., "review": ...}`` a line (optional ``id``, ``title``, ``rating``).
+        train_file: JSONL, one ``{"paper": ..., "review": ...}`` a line (optional ``id``, ``title``, ``rating``);
+            for ``task="text"``, documents: ``{"text": ...}`` or ``{"paper": ...}`` a line, reviews optional.
         val_file: a separate validation JSONL; when absent, ``val_fraction`` of the papers of ``train_file``.
         tokenizer_dir: where the tokenizer lives (the CLI links it to ``model.checkpoint_dir``).
         system_prompt: the Llama-2 chat system prompt, the same for training and generation.
@@ -75,7 +76,10 @@ class ReviewDataModule(L.LightningDataModule):
             joined into one stream (end-of-sequence between papers) and cut into rows of exactly
             ``max_seq_length`` with the loss on every token, positions running over the whole row: the
             context-extension stage of LongLoRA / LongQLoRA, before review fine-tuning (lightning_review.data.
-            text_stream). The stream's tail shorter than a row is left out (logged).
+            text_stream). The stream's tail shorter than a row is left out (logged). The text task needs no
+            reviews: each line's document is its ``paper`` or ``text`` field (``{"text": "..."}`` a line, as plain
+            long-text corpora come; reviews, ratings and ``min_review_chars`` are not read), each paper once
+            however many reviews it has.
         rating_line: end every training target with one line stating the review's rating (``Rating: 7``;
             lightning_review.data.rating_line), which ``generate`` reads back and ``evaluate`` scores against the
             human ratings. None (default): on when every record has a rating, off when none has; data where only
@@ -147,7 +151,7 @@ class ReviewDataModule(L.LightningDataModule):
         rejects = _rejects_file(hp.rejects_file, name)
         report = read_records(resolve(getattr(hp, name)), format=hp.data_format, policy=hp.on_bad_record,
                               rejects_file=rejects, min_review_chars=hp.min_review_chars,
-                              mapping=hp.column_mapping)
+                              mapping=hp.column_mapping, need_review=hp.task == "review")
         summary = report.summary()
         self.stats.setdefault("read", {})[name] = summary
         if report.rejected:
@@ -161,8 +165,9 @@ class ReviewDataModule(L.LightningDataModule):
                                 f"were rejected ({dict(report.rejected)})"
                                 + (f", listed in {rejects}" if rejects else "") + "; fix the data (data."
                                 "on_bad_record=strict stops at the first bad record and names it)")
-            raise UserError(f"{getattr(hp, name)}: no records found (an empty file?); give a data file of "
-                            "paper->review records (one {\"paper\": ..., \"review\": ...} a line)")
+            wanted = ("paper->review records (one {\"paper\": ..., \"review\": ...} a line)" if hp.task == "review"
+                      else "documents (one {\"text\": ...} or {\"paper\": ...} a line)")
+            raise UserError(f"{getattr(hp, name)}: no records found (an empty file?); give a data file of {wanted}")
         return report.records
 
     def split_records(self) -> dict[str, list[Record]]:
@@ -297,8 +302,9 @@ class ReviewDataModule(L.LightningDataModule):
 
     def review_samples(self, n: int, rank: int = 0, world_size: int = 1) -> list[dict]:
         """The first ``n`` validation records as prompts with their paper, human review and rating (None without
-        one), this rank's share of them (the paper: the judge leaves restatements of it out)."""
-        records = self.split_records()["val"][:n]
+        one), this rank's share of them (the paper: the judge leaves restatements of it out). Records without a
+        review (text-task documents) are none: there is no human review to compare with."""
+        records = [r for r in self.split_records()["val"] if r.review.strip()][:n]
         encode = self.prompt_tokenizer()
         return [{"id": r.id, "input_ids": encode.generation_prompt(r.paper)[0], "review": r.review,
                  "rating": r.rating, "paper": r.paper}

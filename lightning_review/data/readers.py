@@ -6,12 +6,19 @@ when they share its id (or, without an id, its whitespace-normalised text): ligh
 
 Formats (``auto`` decides from the path and the first line):
   jsonl          {"paper", "review", optional "id", "title", "rating"} a line
-  chat           OpenAI chat fine-tuning JSONL: {"messages": [system, user (paper), assistant (review)]}
+  chat           OpenAI chat fine-tuning JSONL: {"messages": [system, user (paper), assistant (review)]}; the
+                 line's own system message is kept in ``Record.extra["system_prompt"]`` (``openai export`` uses it)
   paper_reviews  a paper with a list of reviews a line (the PeerRead sample in ../shared/data):
                  {"id", "title", "paper", "reviews": [{"text", "rating", ...}]}: one record per non-empty review
   peerread       a PeerRead split directory: reviews/<id>.json + parsed_pdfs/<id>.pdf.json (science-parse sections
                  joined into the paper); meta-reviews, author replies (no recommendation) and empty comments excluded
   json, csv      a JSON array of objects or a CSV file, with ``mapping`` {our field: their column}
+
+Documents without reviews (``need_review=False``, the text task's plain long text for context extension): a line or
+row needs only its document, in ``paper`` or ``text`` (one of the two; the ``paper`` column of ``mapping`` where
+given), e.g. ``{"id": "doc-1", "text": "..."}``; reviews and ratings are not read, nor min_review_chars applied. A
+chat line needs only its user message; a paper_reviews line is read as one document, whatever its reviews; a
+PeerRead directory as in the review task. A line with no document is still a bad record naming file and line.
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ from typing import Iterator, Literal
 from ..errors import UserError
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .papers import count_papers, id_conflicts, looks_swapped
-from .records import (Record, RecordError, iter_json_lines, iter_json_objects, normalise_whitespace, record_from_fields,
-                      text_key)
+from .records import (Record, RecordError, document_field, iter_json_lines, iter_json_objects, normalise_whitespace,
+                      record_from_fields, text_key)
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]
@@ -70,8 +77,9 @@ def detect_format(path: Path) -> str:
 
 def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, str] | None = None,
                  policy: Policy = "strict", rejects_file: str | Path | None = None,
-                 min_review_chars: int = 20) -> ReadReport:
-    """Every record of ``path`` in the given (or detected) format, validated under ``policy``.
+                 min_review_chars: int = 20, need_review: bool = True) -> ReadReport:
+    """Every record of ``path`` in the given (or detected) format, validated under ``policy``. Without
+    ``need_review``, documents with or without reviews (the text task; see the module's docstring).
 
     Besides each record on its own, the records are checked together: exact duplicates are dropped and counted
     (under either policy), and a paper id given to different paper texts (beyond whitespace) is an error under
@@ -95,12 +103,12 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
         report.rejected[exc.reason] += 1
         rejects.append({"where": where, "reason": exc.reason, "message": str(exc)})
 
-    for where, item in _candidates(path, fmt, mapping or {}):
+    for where, item in _candidates(path, fmt, mapping or {}, need_review):
         try:
             if isinstance(item, RecordError):
                 raise item
-            record = record_from_fields(item, where, item.get("_default_id", where), str(path))
-            if len(record.review.strip()) < min_review_chars:
+            record = record_from_fields(item, where, item.get("_default_id", where), str(path), need_review)
+            if need_review and len(record.review.strip()) < min_review_chars:
                 raise RecordError(f"{where}: the review has {len(record.review.strip())} characters, fewer than "
                                   f"min_review_chars={min_review_chars}", "review_too_short")
             key = (record.paper_id, text_key(record.paper), normalise_whitespace(record.review))
@@ -110,7 +118,7 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
             report.records.append(record)
         except RecordError as exc:
             reject(where, exc)
-    swapped = looks_swapped(report.records)
+    swapped = looks_swapped(report.records) if need_review else None
     swap_hint = (f"; the reviews are longer than the papers on average ({swapped[0]:,.0f} vs {swapped[1]:,.0f} "
                  "characters): are the paper and review columns swapped? (see column_mapping)") if swapped else ""
     conflicts = id_conflicts(report.records)
@@ -143,13 +151,18 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
     return report
 
 
-def _candidates(path: Path, fmt: str, mapping: dict[str, str]) -> Iterator[tuple[str, dict | RecordError]]:
+def _candidates(path: Path, fmt: str, mapping: dict[str, str],
+                need_review: bool = True) -> Iterator[tuple[str, dict | RecordError]]:
     readers = {"jsonl": _jsonl, "chat": _chat, "paper_reviews": _paper_reviews, "peerread": _peerread,
                "json": _json_array, "csv": _csv}
     if fmt not in readers:
         raise UserError(f"unknown data format {fmt!r}; one of auto, {', '.join(readers)}")
     if fmt in ("json", "csv"):
-        yield from readers[fmt](path, mapping)
+        yield from readers[fmt](path, mapping, need_review)
+    elif fmt == "chat":
+        yield from _chat(path, need_review)
+    elif fmt == "paper_reviews" and not need_review:
+        yield from _jsonl(path)  # one document a line: its reviews are not read
     else:
         yield from readers[fmt](path)
 
@@ -161,20 +174,27 @@ def _jsonl(path: Path):
         yield where, obj
 
 
-def _chat(path: Path):
+def _chat(path: Path, need_review: bool = True):
     for where, obj in iter_json_lines(path):
         if isinstance(obj, RecordError):
             yield where, obj
             continue
         messages = obj.get("messages") or []
-        user = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        assistant = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
-        if len(user) != 1 or len(assistant) != 1:
-            yield where, RecordError(f"{where}: a chat example needs exactly one user message (the paper) and one "
-                                     f"assistant message (the review), found {len(user)} and {len(assistant)}",
-                                     "bad_chat_example")
+        contents = {role: [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == role]
+                    for role in ("system", "user", "assistant")}
+        user, assistant, system = contents["user"], contents["assistant"], contents["system"]
+        if len(user) != 1 or len(assistant) > 1 or (need_review and not assistant):
+            wanted = "one assistant message (the review)" if need_review else "at most one assistant message"
+            yield where, RecordError(f"{where}: a chat example needs exactly one user message (the paper) and "
+                                     f"{wanted}, found {len(user)} and {len(assistant)}", "bad_chat_example")
             continue
-        yield where, {"id": obj.get("id"), "paper": user[0], "review": assistant[0],
+        if len(system) > 1 or system and (not isinstance(system[0], str) or not system[0].strip()):
+            yield where, RecordError(f"{where}: a chat example has at most one system message, with text; found "
+                                     f"{len(system)}{'' if len(system) > 1 else ' without text'}: merge or remove "
+                                     "them", "bad_chat_example")
+            continue
+        yield where, {"id": obj.get("id"), "paper": user[0], "review": assistant[0] if assistant else None,
+                      "_system_prompt": system[0] if system else None,
                       "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
 
 
@@ -255,13 +275,18 @@ def _science_parse_text(parsed: dict) -> str:
     return "\n\n".join(p for p in parts if p and p.strip())
 
 
-def _mapped(row: dict, mapping: dict[str, str], where: str) -> dict | RecordError:
+def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = True) -> dict | RecordError:
     unknown = set(mapping) - set(FIELDS)
     if unknown:
         raise UserError(f"column_mapping keys must be among {FIELDS} (our field: your column), got "
                         f"{sorted(unknown)}")
     columns = {name: mapping.get(name, name) for name in FIELDS}
-    for required in ("paper", "review"):
+    if not need_review and "paper" not in mapping:
+        try:
+            columns["paper"] = document_field(row, where)  # a document's column: paper or text
+        except RecordError as exc:
+            return exc
+    for required in ("paper", "review") if need_review else ("paper",):
         if columns[required] not in row:
             return RecordError(f"{where}: no column {columns[required]!r} for {required!r}; set "
                                f"mapping={{'{required}': '<your column>'}}", f"missing_{required}")
@@ -270,7 +295,7 @@ def _mapped(row: dict, mapping: dict[str, str], where: str) -> dict | RecordErro
     return out
 
 
-def _json_array(path: Path, mapping: dict[str, str]):
+def _json_array(path: Path, mapping: dict[str, str], need_review: bool = True):
     # Bytes that are not UTF-8 become lone surrogates, so that they cost the one object holding them (named below),
     # not the file; a file that is not one JSON document stops the read under either policy.
     try:
@@ -285,10 +310,10 @@ def _json_array(path: Path, mapping: dict[str, str]):
         if not isinstance(row, dict):
             yield where, RecordError(f"{where}: expected an object", "not_an_object")
             continue
-        yield where, _not_utf8(row, where) or _mapped(row, mapping, where)
+        yield where, _not_utf8(row, where) or _mapped(row, mapping, where, need_review)
 
 
-def _csv(path: Path, mapping: dict[str, str]):
+def _csv(path: Path, mapping: dict[str, str], need_review: bool = True):
     csv.field_size_limit(1 << 30)  # papers are long
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
@@ -296,7 +321,7 @@ def _csv(path: Path, mapping: dict[str, str]):
         for row in reader:
             where = f"{path}:{end + 1}"  # where the row starts: a quoted paper may span many lines
             end = reader.line_num
-            yield where, _not_utf8(row, where) or _mapped(row, mapping, where)
+            yield where, _not_utf8(row, where) or _mapped(row, mapping, where, need_review)
 
 
 def _not_utf8(row: dict, where: str) -> RecordError | None:

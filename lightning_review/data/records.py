@@ -1,7 +1,8 @@
 """Paper->review records and the JSONL reader that validates them.
 
 Bad input never disappears silently: a malformed line, a missing field or an empty review raises
-``RecordError`` naming the file, the line, the field and the fix.
+``RecordError`` naming the file, the line, the field and the fix. The text task (plain long text for context
+extension) reads documents without reviews: ``record_from_fields(..., need_review=False)``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class RecordError(UserError):
 
 @dataclass(frozen=True)
 class Record:
-    """One paper with one review: the unit every reader produces."""
+    """One paper with one review: the unit every reader produces. A document read for the text task may have no
+    review (``review == ""``); ``extra`` carries what a format adds (a chat line's own ``system_prompt``)."""
 
     id: str
     paper: str
@@ -130,19 +132,53 @@ def check_rating(rating, where: str, name: str = "rating"):
     return rating
 
 
-def record_from_fields(obj: dict, where: str, default_id: str, source: str) -> Record:
+# The fields a text-task line may hold its document in: ``paper`` as in review data, or ``text`` as in the usual
+# plain-text corpora (one document a line).
+DOCUMENT_FIELDS = ("paper", "text")
+
+
+def document_field(obj: dict, where: str) -> str:
+    """The field holding a text-task document (one of DOCUMENT_FIELDS), or a RecordError naming ``where`` when the
+    record has neither, or both (which one is the document cannot be told)."""
+    present = [name for name in DOCUMENT_FIELDS if name in obj]
+    if len(present) == 1:
+        return present[0]
+    if present:
+        raise RecordError(f"{where}: both 'paper' and 'text': the text task reads one document a line and cannot "
+                          "tell which is the document; keep one of the two fields (JSON/CSV: or name the "
+                          'document\'s column with data.column_mapping {"paper": "<column>"})', "paper_and_text")
+    raise RecordError(f"{where}: no document: the text task reads the field 'paper' or 'text' of each line "
+                      '(e.g. {"text": "..."}; a review is not needed); add one or remove the line (JSON/CSV: or '
+                      'name the document\'s column with data.column_mapping {"paper": "<column>"})', "missing_paper")
+
+
+def record_from_fields(obj: dict, where: str, default_id: str, source: str, need_review: bool = True) -> Record:
     """A validated Record from a dict with ``paper`` and ``review`` (optional ``id``, ``title``, ``rating``).
 
     The paper id is the given ``id`` up to a ``#`` (``paper#2`` is a review of ``paper``), or ``_paper_id`` where a
-    reader knows it; None where the data gives none (``default_id`` is made up, so it identifies no paper)."""
-    rating = check_rating(obj.get("rating"), where)
+    reader knows it; None where the data gives none (``default_id`` is made up, so it identifies no paper).
+
+    Without ``need_review`` (the text task, which trains on the documents alone), the document is ``paper`` or
+    ``text`` (document_field) and the review and rating are not read: a review given as text is kept (so that a
+    paper's several reviews stay several records, not duplicates), anything else becomes ``""``; the rating None.
+    A chat line's own system message (``_system_prompt``) goes to ``extra["system_prompt"]``."""
     given = obj.get("id")
     given = None if given is None or str(given).strip() == "" else str(given)
     paper_id = obj["_paper_id"] if "_paper_id" in obj else (paper_id_of(given) if given is not None else None)
-    return Record(id=given if given is not None else default_id, paper=text_field(obj, "paper", where),
-                  review=text_field(obj, "review", where), title=obj.get("title"), rating=rating,
-                  source=obj.get("source") or source, paper_id=None if paper_id is None else str(paper_id),
-                  where=where)
+    if need_review:
+        rating = check_rating(obj.get("rating"), where)
+        if "paper" not in obj and "text" in obj:
+            raise RecordError(f"{where}: missing field 'paper' (each line needs {{\"paper\": \"...\", \"review\": "
+                              "\"...\"}); plain text without a review ({\"text\": ...}) is read by the text task "
+                              "only (data.task text)", "missing_paper")
+        paper, review = text_field(obj, "paper", where), text_field(obj, "review", where)
+    else:
+        paper = text_field(obj, document_field(obj, where), where)
+        review, rating = obj.get("review") if isinstance(obj.get("review"), str) else "", None
+    extra = {"system_prompt": obj["_system_prompt"]} if obj.get("_system_prompt") is not None else {}
+    return Record(id=given if given is not None else default_id, paper=paper, review=review, title=obj.get("title"),
+                  rating=rating, source=obj.get("source") or source,
+                  paper_id=None if paper_id is None else str(paper_id), where=where, extra=extra)
 
 
 def read_jsonl(path: str | Path) -> Iterator[Record]:

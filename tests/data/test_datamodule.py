@@ -175,3 +175,57 @@ def test_packed_rows_can_be_as_wide_as_their_documents(tmp_path, tiny_llama_dir)
         assert fitted["input_ids"].shape[1] == -(-used // 64) * 64 < 1024
         assert fitted["doc_lens"] == fixed["doc_lens"]
         assert fitted["input_ids"][0, :used].tolist() == fixed["input_ids"][0, :used].tolist()
+
+
+def _text_dm(path, tiny_llama_dir, **kw):
+    return ReviewDataModule(train_file=str(path), tokenizer_dir=str(tiny_llama_dir), max_seq_length=64,
+                            val_fraction=0.0, task="text", **kw)
+
+
+def test_text_task_reads_documents_without_reviews_in_paper_or_text(tmp_path, tiny_llama_dir, tokenizer):
+    """Context extension on one's own long documents: ``{"text": ...}`` and ``{"paper": ...}`` lines without a
+    review are read, each once, joined with EOS (in the split's seeded order); the review task still refuses the
+    same file."""
+    docs = [f"Document {i}. " + " ".join([f"Long text about topic {i} that goes on and on."] * 6) for i in range(3)]
+    path = write_jsonl(tmp_path / "docs.jsonl", [{"id": "d0", "paper": docs[0]}, {"text": docs[1]},
+                                                 {"id": "d2", "text": docs[2], "review": "Too short."}])
+    dm = _text_dm(path, tiny_llama_dir)
+    dm.setup("fit")
+    order = [r.paper for r in dm.split_records()["train"]]
+    assert sorted(order) == docs
+    encoded = [tokenizer(d, add_special_tokens=False)["input_ids"] for d in order]
+    stream = encoded[0] + [tokenizer.eos_token_id] + encoded[1] + [tokenizer.eos_token_id] + encoded[2]
+    assert dm.stats["train"]["papers"] == 3 and dm.stats["train"]["stream_tokens"] == len(stream)
+    rows = sorted((row[0] for row in dm.train_rows), key=lambda ex: int(ex["id"].rsplit("-", 1)[1]))
+    assert [ex["input_ids"].tolist() for ex in rows] == [stream[i:i + 64] for i in range(0, len(stream) - 63, 64)]
+    assert dm.stats["read"]["train_file"]["rejected"] == {}  # the short review is not read, so not refused
+    with pytest.raises(UserError, match=r"docs\.jsonl:1: missing field 'review'"):
+        ReviewDataModule(train_file=str(path), tokenizer_dir=str(tiny_llama_dir), max_seq_length=64).setup("fit")
+    text_only = write_jsonl(tmp_path / "text.jsonl", [{"text": docs[1]}])
+    with pytest.raises(UserError, match=r"text\.jsonl:1: missing field 'paper' .*read by the text task only "
+                                        r"\(data\.task text\)"):
+        ReviewDataModule(train_file=str(text_only), tokenizer_dir=str(tiny_llama_dir),
+                         max_seq_length=64).setup("fit")
+
+
+@pytest.mark.parametrize("line, message", [
+    ({"id": "x", "body": "A long document."}, r"no document: the text task reads the field 'paper' or 'text' of each "
+                                              r"line .*add one or remove the line"),
+    ({"paper": "A long document.", "text": "Another."}, r"both 'paper' and 'text'.*keep one of the two fields"),
+    ({"text": "  "}, r"field 'text' is empty; give it text or remove the line"),
+])
+def test_text_task_line_without_one_document_is_named(tmp_path, tiny_llama_dir, line, message):
+    path = write_jsonl(tmp_path / "docs.jsonl", [{"text": "A first document of some length."}, line])
+    with pytest.raises(UserError, match=r"docs\.jsonl:2: " + message):
+        _text_dm(path, tiny_llama_dir).setup("fit")
+    skipping = _text_dm(path, tiny_llama_dir, on_bad_record="skip", rejects_file=str(tmp_path / "rejects.jsonl"))
+    assert len(skipping.split_records()["train"]) == 1  # counted and listed, not silently dropped
+    assert sum(skipping.stats["read"]["train_file"]["rejected"].values()) == 1
+    assert "docs.jsonl:2" in (tmp_path / "rejects.jsonl").read_text()
+
+
+def test_text_task_documents_have_no_review_samples(tmp_path, tiny_llama_dir):
+    path = write_jsonl(tmp_path / "docs.jsonl", [{"id": f"d{i}", "text": f"Document {i} text."} for i in range(4)])
+    dm = ReviewDataModule(train_file=str(path), tokenizer_dir=str(tiny_llama_dir), max_seq_length=64,
+                          val_fraction=0.5, task="text")
+    assert len(dm.split_records()["val"]) == 2 and dm.review_samples(2) == []

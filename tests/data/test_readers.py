@@ -231,3 +231,37 @@ def test_a_rating_that_is_no_finite_number_is_named_not_kept_or_dropped(tmp_path
         read_records(path)
     flat = write_jsonl(tmp_path / "flat.jsonl", [{"paper": PAPER, "review": REVIEW, "rating": rating}])
     assert read_records(flat, policy="skip").rejected == {"bad_rating": 1}
+
+
+def test_documents_without_reviews_in_every_format(tmp_path):
+    """need_review=False (the text task): the document alone, from each format's own form."""
+    csv_path = tmp_path / "docs.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["key", "text"])
+        writer.writeheader()
+        writer.writerow({"key": "c1", "text": PAPER})
+    array = tmp_path / "docs.json"
+    array.write_text(json.dumps([{"body": PAPER}]))
+    chat = write_jsonl(tmp_path / "chat.jsonl", [{"messages": [{"role": "user", "content": PAPER}]}])
+    papers = write_jsonl(tmp_path / "papers.jsonl", [{"id": "p1", "paper": PAPER, "reviews": []}])
+    for path, mapping in ((csv_path, {"id": "key"}), (array, {"paper": "body"}), (chat, None), (papers, None)):
+        [record] = read_records(path, mapping=mapping, need_review=False).records
+        assert (record.paper, record.review, record.rating) == (PAPER, "", None), path
+        with pytest.raises(RecordError):
+            read_records(path, mapping=mapping)  # the review task still needs its reviews
+    with pytest.raises(RecordError, match=r"docs\.csv:2: no column 'body' for 'paper'"):
+        read_records(csv_path, mapping={"paper": "body"}, need_review=False)
+
+
+def test_a_chat_line_keeps_its_own_system_message(tmp_path):
+    chat = write_jsonl(tmp_path / "chat.jsonl", [
+        {"messages": [{"role": "system", "content": "Review harshly."}, {"role": "user", "content": PAPER},
+                      {"role": "assistant", "content": REVIEW}]},
+        {"messages": [{"role": "user", "content": PAPER + " Two."}, {"role": "assistant", "content": REVIEW}]},
+        {"messages": [{"role": "system", "content": "a"}, {"role": "system", "content": "b"},
+                      {"role": "user", "content": PAPER + " Three."}, {"role": "assistant", "content": REVIEW}]}])
+    report = read_records(chat, policy="skip")
+    assert [r.extra.get("system_prompt") for r in report.records] == ["Review harshly.", None]
+    assert report.rejected == {"bad_chat_example": 1}
+    with pytest.raises(RecordError, match=r"chat\.jsonl:3: a chat example has at most one system message"):
+        read_records(chat)
