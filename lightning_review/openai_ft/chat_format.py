@@ -3,7 +3,8 @@
 One example a line: ``{"messages": [{"role": "system", ...}, {"role": "user", "content": <paper>},
 {"role": "assistant", "content": <review>}]}``, the system prompt being the one local training uses, and the review
 being local training's target too (with the rating line when the records have ratings: lightning_review.data.
-rating_line).
+rating_line). A chat-format input line keeps its own system message unless a system prompt is given explicitly
+(``system_for``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,19 @@ MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_
 DEFAULT_MAX_TOKENS = 16_385  # per example, the gpt-3.5-turbo-16k class (OpenAI truncates longer examples)
 
 
-def to_messages(record: Record, system_prompt: str = DEFAULT_SYSTEM_PROMPT, rating_line: bool = False) -> list[dict]:
-    """The chat example of a record; the assistant's answer is local training's target (``training_target``)."""
-    return review_messages(record.paper, system_prompt, training_target(record, rating_line))
+def system_for(record: Record, system_prompt: str | None = None) -> str:
+    """The system message of a record's example: ``system_prompt`` when given (it replaces every other), else the
+    record's own (a chat-format line's system message, which its author chose and may have trained with), else
+    local training's default."""
+    if system_prompt is not None:
+        return system_prompt
+    return record.extra.get("system_prompt") or DEFAULT_SYSTEM_PROMPT
+
+
+def to_messages(record: Record, system_prompt: str | None = None, rating_line: bool = False) -> list[dict]:
+    """The chat example of a record (its system message chosen by ``system_for``); the assistant's answer is local
+    training's target (``training_target``)."""
+    return review_messages(record.paper, system_for(record, system_prompt), training_target(record, rating_line))
 
 
 def select(records: Sequence[Record], first: int | None = None, sample: int | None = None,
@@ -73,8 +84,9 @@ def truncate_paper_to_fit(messages: list[dict], encoding, max_tokens: int) -> tu
 
 
 def export_chat_jsonl(records: Iterable[Record], path: str | Path, encoding=None, max_tokens: int | None = None,
-                      system_prompt: str = DEFAULT_SYSTEM_PROMPT, rating_line: bool = False) -> dict:
-    """Write chat examples; with ``encoding`` and ``max_tokens``, papers are truncated to fit. Returns counts."""
+                      system_prompt: str | None = None, rating_line: bool = False) -> dict:
+    """Write chat examples (``system_prompt``: see ``system_for``); with ``encoding`` and ``max_tokens``, papers are
+    truncated to fit. Returns counts."""
     written = truncated = removed = 0
     with Path(path).open("w", encoding="utf-8") as f:
         for record in records:
@@ -173,11 +185,11 @@ def validate_chat_jsonl(path: str | Path, encoding, max_tokens: int = DEFAULT_MA
     return report
 
 
-def read_examples(path: str | Path, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+def read_examples(path: str | Path, system_prompt: str | None = None,
                   rating_line: bool | None = None) -> Iterator[list[dict]]:
-    """The chat examples of a file that holds either chat examples (decided by its first line) or paper->review
-    records, which become examples with ``system_prompt`` and ``rating_line`` (None: when every record has a
-    rating, as in training)."""
+    """The chat examples of a file that holds either chat examples (decided by its first line), taken as they are,
+    or paper->review records, which become examples with ``system_prompt`` (None: local training's) and
+    ``rating_line`` (None: when every record has a rating, as in training)."""
     first = next(iter_json_objects(path), (None, {}))[1]
     if "messages" in first:
         for where, obj in iter_json_objects(path):

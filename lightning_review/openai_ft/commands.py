@@ -8,7 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.rating_line import resolve_rating_line
 from ..data.readers import read_records
 from ..errors import UserError
@@ -22,7 +21,7 @@ from .tokens import count_message_tokens, encoding_name, get_encoding
 def export(data_file: str, output_file: str, first: int | None = None, sample: int | None = None,
            fraction: float | None = None, seed: int = 0, model: str = "gpt-3.5-turbo",
            max_tokens: int = DEFAULT_MAX_TOKENS, truncate: bool = True,
-           system_prompt: str = DEFAULT_SYSTEM_PROMPT, rating_line: bool | None = None) -> dict:
+           system_prompt: str | None = None, rating_line: bool | None = None) -> dict:
     """Paper->review JSONL -> OpenAI chat fine-tuning JSONL, with the system prompt and targets of local training.
 
     Args:
@@ -36,7 +35,9 @@ def export(data_file: str, output_file: str, first: int | None = None, sample: i
         model: the model to fine-tune (decides the tokenizer).
         max_tokens: tokens per example allowed by the model.
         truncate: cut papers so each example fits in max_tokens (reviews are never cut).
-        system_prompt: the system message.
+        system_prompt: the system message of every example, replacing any other. Not given: chat-format input
+            (``{"messages": [...]}`` lines) keeps each line's own system message, and records without one (other
+            formats, chat lines without a system message) get local training's default system prompt.
         rating_line: end each review with its rating line, as local training's data.rating_line (None: when every
             record of the file has a rating).
     """
@@ -81,7 +82,7 @@ def validate(file: str, model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_
 def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, model: str = "gpt-3.5-turbo",
          price_per_1k: float | None = None, prices: str | None = None, exchange_rate: float | None = None,
          currency: str = "CNY", max_tokens: int = DEFAULT_MAX_TOKENS,
-         system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> CostEstimate:
+         system_prompt: str | None = None) -> CostEstimate:
     """What fine-tuning costs: billed tokens x epochs x price per 1K tokens (and in a local currency).
 
     Args:
@@ -94,7 +95,8 @@ def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, mo
         exchange_rate: units of the local currency per USD.
         currency: the local currency's name.
         max_tokens: tokens per example allowed by the model.
-        system_prompt: for paper->review files, the system message the examples will carry.
+        system_prompt: for paper->review files, the system message the examples will carry (not given: local
+            training's); a chat file is costed as it is.
     """
     if (file is None) == (tokens is None):
         raise UserError("cost needs either --file (a data file to count) or --tokens (a token count)")

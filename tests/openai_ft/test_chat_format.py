@@ -163,3 +163,35 @@ def test_export_says_what_it_did_not_export(tmp_path, capsys):
     counts = export(str(papers), str(tmp_path / "chat.jsonl"), truncate=False)
     assert counts["examples"] == 1 and counts["read"]["duplicates_dropped"] == 1
     assert "records not exported: {'duplicate': 1}" in capsys.readouterr().out
+
+
+def _chat_lines(tmp_path):
+    paper = "We propose a sparse attention method and test it on long documents. " * 5
+    return write_jsonl(tmp_path / "own.jsonl", [
+        {"messages": [{"role": "system", "content": "You review papers in three bullet points."},
+                      {"role": "user", "content": paper}, {"role": "assistant", "content": "- Weak baselines, no ablation."}]},
+        {"messages": [{"role": "user", "content": paper + " Second."},
+                      {"role": "assistant", "content": "- The ablation is missing, sadly."}]}])
+
+
+def test_export_of_chat_lines_keeps_their_own_system_message(tmp_path, cl100k):
+    """Chat-format input re-exported (subsetting, truncating) keeps the system prompt its author wrote; a line
+    without one gets local training's."""
+    from lightning_review.openai_ft.commands import export
+
+    out = tmp_path / "chat.jsonl"
+    counts = export(str(_chat_lines(tmp_path)), str(out), max_tokens=16_385)
+    examples = [json.loads(line)["messages"] for line in out.read_text().splitlines()]
+    assert counts["examples"] == 2
+    assert [m[0]["content"] for m in examples] == ["You review papers in three bullet points.", DEFAULT_SYSTEM_PROMPT]
+    assert examples[0][2]["content"] == "- Weak baselines, no ablation." and validate_chat_jsonl(out, cl100k).ok
+
+
+def test_an_explicit_system_prompt_replaces_every_chat_lines_own(tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "chat.jsonl"
+    proc = run_cli("openai", "export", f"--data_file={_chat_lines(tmp_path)}", f"--output_file={out}",
+                   "--system_prompt=Be brief.", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [json.loads(line)["messages"][0]["content"] for line in out.read_text().splitlines()] == ["Be brief."] * 2
