@@ -7,8 +7,8 @@ Per system, over the papers that have both a system rating and at least one huma
   - Spearman's rank correlation over papers (scipy.stats.spearmanr): does it order papers as the reviewers did;
   - accept/reject agreement at ``threshold``: the share of papers where rating >= threshold on both sides or on
     neither (the ICLR 2017 scale puts 6, "marginally above acceptance threshold", on the accept side);
-each with a 95% percentile bootstrap interval over papers (scipy.stats.bootstrap). Reviews that state no rating in
-that form are counted (and listed), never guessed.
+each with a 95% percentile bootstrap interval over papers (statistics.bootstrap_interval, the evaluator's one
+bootstrap). Reviews that state no rating in that form are counted (and listed), never guessed.
 
 The human ceiling: the same figures for one human reviewer (the first rated review of each paper, as the judge's
 human control takes the first review) against the mean of the other reviewers of that paper, on papers with at
@@ -23,38 +23,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..data.rating_line import parse_rating
+from .statistics import bootstrap_interval
 
 CEILING = "one human reviewer vs the others"
-
-
-def bootstrap_interval(statistic: Callable[..., float], *samples: Sequence[float], resamples: int = 10_000,
-                       seed: int = 0, confidence: float = 0.95) -> dict:
-    """``{"value", "low", "high", "undefined_resamples"}``: the statistic and its percentile bootstrap interval over
-    the paired samples (scipy.stats.bootstrap; ``statistic(*samples, axis=-1)`` is vectorized). Resamples where the
-    statistic is undefined (a Spearman of constant ratings) are left out of the interval and counted; fewer than
-    two observations give no interval."""
-    from scipy.stats import bootstrap
-
-    arrays = [np.asarray(s, dtype=float) for s in samples]
-    n = len(arrays[0]) if arrays else 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = float(statistic(*arrays, axis=-1)) if n else float("nan")
-        if n < 2:
-            return {"value": _finite(value), "low": None, "high": None, "undefined_resamples": 0}
-        result = bootstrap(tuple(arrays), statistic, paired=True, vectorized=True, n_resamples=resamples,
-                           method="percentile", rng=np.random.default_rng(seed))
-    distribution = np.asarray(result.bootstrap_distribution, dtype=float)
-    defined = distribution[np.isfinite(distribution)]
-    alpha = (1 - confidence) / 2
-    low, high = (np.quantile(defined, [alpha, 1 - alpha]) if len(defined) else (np.nan, np.nan))
-    return {"value": _finite(value), "low": _finite(low), "high": _finite(high),
-            "undefined_resamples": int(len(distribution) - len(defined))}
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 
 def _mae(predicted, reference, axis=-1):

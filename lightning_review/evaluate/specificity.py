@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import UserError
 from .points import split_points
-from .ratings import bootstrap_interval
+from .statistics import bootstrap_interval, mean_statistic
 
 MIN_COUNT = 3  # "frequent in this paper"
 MAX_DF = 0.5  # "rare across the corpus": in at most half of the papers
@@ -77,7 +77,7 @@ class KeyTerms:
 
 def _score(per_paper: dict[str, float], resamples: int, seed: int) -> dict:
     values = [per_paper[pid] for pid in sorted(per_paper)]
-    return bootstrap_interval(lambda x, axis=-1: np.mean(x, axis=axis), values, resamples=resamples, seed=seed)
+    return bootstrap_interval(mean_statistic, values, resamples=resamples, seed=seed)
 
 
 def specificity(paper_texts: Mapping[str, str], systems: Mapping[str, Mapping[str, str]],

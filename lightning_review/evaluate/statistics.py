@@ -2,15 +2,16 @@
 paired sign test, and agreement between judges (Cohen's kappa on hits, Spearman on similarities).
 
 The statistics come from the libraries that own them (scipy.stats: Spearman, the exact binomial sign test, the
-percentile bootstrap; scikit-learn: Cohen's kappa), with the few conventions of this evaluator around them: a tie is
-half a win, an undefined agreement is NaN (reported as "undefined"), two judges that agree on a constant verdict
-agree fully.
+percentile bootstrap through the one helper ``bootstrap_interval``; scikit-learn: Cohen's kappa), with the few
+conventions of this evaluator around them: a tie is half a win, an undefined agreement is NaN (reported as
+"undefined"), two judges that agree on a constant verdict agree fully.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -64,20 +65,52 @@ class WinRate:
 
 def win_rate(a: Sequence[float], b: Sequence[float], resamples: int = 10_000, seed: int = 0,
              confidence: float = 0.95) -> WinRate:
-    """System A against system B paper by paper, with a percentile bootstrap interval over papers."""
+    """System A against system B paper by paper, with a percentile bootstrap interval over papers
+    (``bootstrap_interval`` of the mean outcome; one paper: the rate itself, no interval to draw)."""
     scores = outcomes(a, b)
     n = len(scores)
     if n == 0:
         raise ValueError("no papers to compare")
     wins, losses = int((scores == 1).sum()), int((scores == 0).sum())
     rate = float(scores.mean())
-    if n < 2 or np.all(scores == scores[0]):  # one paper, or one outcome everywhere: every resample is the same
-        low = high = rate
-    else:
-        interval = stats.bootstrap((scores,), np.mean, n_resamples=resamples, confidence_level=confidence,
-                                   method="percentile", random_state=np.random.default_rng(seed)).confidence_interval
-        low, high = float(interval.low), float(interval.high)
+    interval = bootstrap_interval(mean_statistic, scores, resamples=resamples, seed=seed, confidence=confidence)
+    low = rate if interval["low"] is None else interval["low"]
+    high = rate if interval["high"] is None else interval["high"]
     return WinRate(wins, n - wins - losses, losses, rate, low, high, sign_test(wins, losses))
+
+
+def mean_statistic(x, axis=-1):
+    """The mean as ``bootstrap_interval`` calls a statistic (vectorized along ``axis``)."""
+    return np.mean(x, axis=axis)
+
+
+def bootstrap_interval(statistic: Callable[..., float], *samples: Sequence[float], resamples: int = 10_000,
+                       seed: int = 0, confidence: float = 0.95) -> dict:
+    """``{"value", "low", "high", "undefined_resamples"}``: the statistic and its percentile bootstrap interval over
+    the paired samples (scipy.stats.bootstrap; ``statistic(*samples, axis=-1)`` is vectorized). The one bootstrap of
+    the evaluator: win rates, rating accuracy and specificity all draw their intervals here, so one seed gives one
+    set of resamples. Resamples where the statistic is undefined (a Spearman of constant ratings) are left out of
+    the interval and counted; fewer than two observations give no interval (None)."""
+    arrays = [np.asarray(s, dtype=float) for s in samples]
+    n = len(arrays[0]) if arrays else 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(statistic(*arrays, axis=-1)) if n else float("nan")
+        if n < 2:
+            return {"value": _finite(value), "low": None, "high": None, "undefined_resamples": 0}
+        result = stats.bootstrap(tuple(arrays), statistic, paired=True, vectorized=True, n_resamples=resamples,
+                                 method="percentile", rng=np.random.default_rng(seed))
+    distribution = np.asarray(result.bootstrap_distribution, dtype=float)
+    defined = distribution[np.isfinite(distribution)]
+    alpha = (1 - confidence) / 2
+    low, high = (np.quantile(defined, [alpha, 1 - alpha]) if len(defined) else (np.nan, np.nan))
+    return {"value": _finite(value), "low": _finite(low), "high": _finite(high),
+            "undefined_resamples": int(len(distribution) - len(defined))}
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
 
 
 def sign_test(wins: int, losses: int) -> float:

@@ -51,3 +51,26 @@ def test_both_directions_must_agree_and_flips_are_counted():
     backward = {(0, 0): 9, (1, 1): 6, (2, 2): 7}
     agreed, flip_rate = agreed_hits(forward, backward, threshold=7)
     assert agreed == 1 and flip_rate == pytest.approx(2 / 3)
+
+
+def test_win_rates_draw_their_interval_from_the_one_bootstrap_helper_with_scipys_resamples():
+    """win_rate and the rating / specificity intervals share ``bootstrap_interval``: the same seed gives the same
+    interval, which is SciPy's own percentile bootstrap of the mean outcome drawn with that seed."""
+    from scipy import stats
+
+    from lightning_review.evaluate.statistics import bootstrap_interval, mean_statistic
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 4, 40), rng.integers(0, 4, 40)
+    for seed in (0, 7):
+        result = win_rate(a, b, resamples=999, seed=seed)
+        shared = bootstrap_interval(mean_statistic, outcomes(a, b), resamples=999, seed=seed)
+        scipy_interval = stats.bootstrap((outcomes(a, b),), np.mean, n_resamples=999, method="percentile",
+                                         rng=np.random.default_rng(seed)).confidence_interval
+        assert (result.low, result.high) == (shared["low"], shared["high"]) == (scipy_interval.low,
+                                                                                scipy_interval.high)
+    assert win_rate(a, b, resamples=999, seed=0).low != win_rate(a, b, resamples=999, seed=7).low  # seeded
+    one = win_rate([2], [1])  # one paper: no interval to draw, the rate itself
+    assert (one.rate, one.low, one.high) == (1.0, 1.0, 1.0)
+    same = win_rate([1, 1, 1], [0, 0, 0], resamples=50)  # one outcome everywhere
+    assert (same.low, same.high) == (1.0, 1.0)
