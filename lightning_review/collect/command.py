@@ -8,7 +8,9 @@ one paper a line, appended as each is done (a rerun resumes), then optionally sp
 ``<stem>.train.jsonl`` etc. (``--split '{"train": 0.8, "validation": 0.1, "test": 0.1}' --seed 0``) and written
 again one review a line (``--pairs_file``). Papers
 without public reviews, withdrawn and desk-rejected papers (unless ``--keep_withdrawn``), papers without a PDF and
-PDFs that cannot be read are left out, counted, and listed in the summary printed at the end.
+PDFs that cannot be read are left out, counted, and listed in the summary printed at the end. A run that ends with
+no paper in the file is an error (exit status 1) saying why and what to change, so that a script chaining collect,
+prepare and fit stops there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..artifacts.resumable_jsonl import output_files, partial_path
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .client import CollectError, Fetcher, make_client
 from .folder import read_folder
@@ -61,7 +64,8 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         requests_per_second: the most requests sent per second. timeout_s: per request.
         max_attempts, retry_wait_s: each request is tried up to max_attempts times, waiting retry_wait_s, then
             twice that, ... (at most 60 s) between tries on timeouts, connection errors, 429 and 5xx.
-        overwrite: start output_file over instead of resuming it.
+        overwrite: start output_file over instead of resuming it; the old file stays until the new one is complete
+            (an interrupted overwrite is continued by the same command).
         split: fractions by name, e.g. {"train": 0.8, "validation": 0.1, "test": 0.1}: split by paper at the end.
         seed: the split's seed.
         pairs_file: also write one review a line, ``{"id": "<paper>#<i>", "paper", "review", "title", "rating"}``
@@ -72,13 +76,14 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         raise UserError("give either --venue (OpenReview) or --pdf_dir with --reviews_file (local PDFs)")
     if pdf_dir is not None and reviews_file is None:
         raise UserError("--pdf_dir needs --reviews_file (JSONL: the reviews of each <id>.pdf)")
-    refuse_output_over_input(output_file, [reviews_file], "--output_file")
+    for output in output_files(output_file):  # the file, its lock and the partial file of --overwrite
+        refuse_output_over_input(output, [reviews_file], "--output_file")
     refuse_output_over_input(pairs_file, [output_file, reviews_file], "--pairs_file")
     counts: Counter = Counter()
     left_out: dict[str, list[str]] = {}
     with PaperWriter(output_file, overwrite=overwrite) as writer:
         counts["already_in_file"] = len(writer.done)
-        if writer.cut_line:
+        if writer.repaired:
             counts["cut_line_redone"] = 1
         try:
             if venue is not None:
@@ -90,16 +95,57 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
                 info = _collect_folder(writer, pdf_dir, reviews_file, counts, left_out, pdf_backend,
                                        keep_references, max_papers, progress)
         except CollectError as exc:
-            raise CollectError(f"{exc}. {len(writer.done)} papers are in {output_file}; run the same command again "
-                               "to resume from there") from None
-    summary = {"output_file": output_file, "papers_in_file": len(writer.done), **info,
-               "counts": dict(counts), "left_out": {k: v[:50] for k, v in left_out.items()}}
+            kept = f"; {output_file} stays as it was until the overwrite completes" if overwrite else ""
+            raise CollectError(f"{exc}. {len(writer.done)} papers are in {writer.path}{kept}; run the same command "
+                               "again to resume from there") from None
+        summary = {"output_file": output_file, "papers_in_file": len(writer.done), **info,
+                   "counts": dict(counts), "left_out": {k: v[:50] for k, v in left_out.items()}}
+        if writer.duplicates:  # lines of an id written before: the file was concatenated or edited
+            summary["duplicate_id_lines"] = writer.duplicates[:50]
+        if writer.resumed_partial:
+            summary["note"] = f"continued {writer.path}, what an interrupted --overwrite run wrote"
+        elif not overwrite and partial_path(output_file).exists():
+            summary["note"] = (f"{partial_path(output_file)} holds an unfinished --overwrite run; this run resumed "
+                               f"{output_file} instead (--overwrite true continues that one)")
+        if not writer.done:  # before finish(): an overwrite that found nothing leaves the old file as it was
+            print(json.dumps(summary, indent=2))
+            raise UserError(_nothing_written(output_file, left_out, max_papers, venue or reviews_file))
+        writer.finish()
     if split:
         summary["split"] = split_file(output_file, split, seed)
     if pairs_file:
         summary["pairs_file"] = {"file": pairs_file, "pairs": write_pairs(output_file, pairs_file)}
     print(json.dumps(summary, indent=2))
     return summary
+
+
+# why papers were left out -> what would let them in: the error of a collect that wrote no paper
+LEFT_OUT_FIX = {
+    "withdrawn": "--keep_withdrawn true keeps withdrawn and desk-rejected papers that have public reviews",
+    "desk_rejected": "--keep_withdrawn true keeps withdrawn and desk-rejected papers that have public reviews",
+    "no_public_reviews": "the venue's reviews are not public (yet): take a venue whose reviews are released, or sign "
+                         "in as an account that may read them (OPENREVIEW_USERNAME, OPENREVIEW_PASSWORD)",
+    "no_pdf": "a paper is collected with its PDF: on OpenReview, or <id>.pdf in --pdf_dir for each id of "
+              "--reviews_file",
+    "unreadable_pdf": "no text could be read from the PDFs: check the files, or try --pdf_backend pymupdf "
+                      "(pip install -e \".[collect-pymupdf]\", AGPL-3.0)",
+    "no_reviews": "each paper of --reviews_file needs at least one review with its text",
+    "pdfs_without_reviews": "--reviews_file has no reviews under these PDFs' names: its ids must be the PDF names "
+                            "without .pdf",
+}
+
+
+def _nothing_written(output_file: str, left_out: dict[str, list[str]], max_papers: int | None, source: str) -> str:
+    """Why a run ended with no paper in the file, and what to change: a chained prepare or fit would go on with
+    nothing."""
+    if max_papers is not None and max_papers <= 0:
+        return f"collect wrote no paper to {output_file}: --max_papers is {max_papers}; give a positive number"
+    if not left_out:
+        return f"collect wrote no paper to {output_file}: {source} has no papers; give one that has"
+    causes = ", ".join(f"{reason}: {len(ids)}" for reason, ids in left_out.items())
+    fixes = [fix for fix in dict.fromkeys(LEFT_OUT_FIX.get(reason) for reason in left_out) if fix]
+    return (f"collect wrote no paper to {output_file}: every paper was left out ({causes}; the summary above lists "
+            f"them). To collect them: {'; '.join(fixes)}")
 
 
 def _paper_text(data: bytes, name: str, backend: Backend, keep_references: bool, paper_id: str,
@@ -132,7 +178,7 @@ def _collect_venue(writer: PaperWriter, venue: str, counts: Counter, left_out: d
     names = (v2_names(venue, group_content) if version == 2 else v1_names(venue)).override(
         submission_invitation, review_name, decision_name)
     listing = list_venue(fetcher, venue, version, names)
-    cache = Path(pdf_cache_dir) if pdf_cache_dir else writer.path.with_name(writer.path.name + ".pdfs")
+    cache = Path(pdf_cache_dir) if pdf_cache_dir else writer.target.with_name(writer.target.name + ".pdfs")
     cache.mkdir(parents=True, exist_ok=True)
     counts["submissions"] = len(listing.submissions)
     counts["withdrawn"] = sum(s.status == "withdrawn" for s in listing.submissions) + listing.withdrawn_elsewhere

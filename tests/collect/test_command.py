@@ -9,6 +9,7 @@ import pytest
 from lightning_review.collect.client import CollectError
 from lightning_review.collect.command import collect
 from lightning_review.data.readers import read_records
+from lightning_review.errors import UserError
 
 from .openreview_server import PASSWORD, TOKEN, USERNAME, V1_VENUE, VENUE, OpenReviewServer
 
@@ -162,3 +163,65 @@ def test_api_v1_venue(paper_pdfs, tmp_path):
     assert paper["reviews"] == [{"reviewer": "AnonReviewer2", "rating": 8, "confidence": 4,
                                  "text": "The paper studies reviewing with long contexts. It is well written."}]
     assert any(r["path"] == "/v1/pdf" for r in server.requests)
+
+
+def test_a_collect_that_writes_no_paper_exits_non_zero_saying_why(paper_pdfs, tmp_path):
+    """A script chaining collect -> prepare -> fit stops at collect when it found nothing: the command exits 1
+    with one line naming the cause and the fix, after the summary."""
+    from tests.conftest import run_cli
+
+    from .conftest import venue_notes
+
+    server = OpenReviewServer(venue_notes()[3:], paper_pdfs)  # no public reviews, withdrawn, desk-rejected
+    out = tmp_path / "none.jsonl"
+    try:
+        proc = run_cli("collect", f"--venue={VENUE}", f"--baseurl={server.url}", f"--output_file={out}",
+                       "--requests_per_second=0", "--progress=false", cwd=tmp_path, timeout=120)
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: collect wrote no paper to {out}: every paper was left out (")
+        assert "no_public_reviews: 1" in last and "withdrawn: 1" in last and "desk_rejected: 1" in last
+        assert "--keep_withdrawn true" in last and "OPENREVIEW_USERNAME" in last
+        assert "Traceback" not in proc.stderr
+        summary = json.loads(proc.stdout)  # the summary still comes, on stdout
+        assert summary["papers_in_file"] == 0 and summary["left_out"]["no_public_reviews"] == ["paper4"]
+        assert not out.exists()  # no empty file for a next step to take
+        run(server, out, keep_withdrawn=True)  # the fix the message names works
+        assert [p["id"] for p in lines(out)] == ["paper5"]
+    finally:
+        server.close()
+
+
+def test_a_rerun_with_nothing_new_is_no_error_but_a_run_of_nothing_is(server, paper_pdfs, tmp_path):
+    out = tmp_path / "out.jsonl"
+    run(server, out)
+    again = run(server, out)  # everything already there: the file has papers, the chain may go on
+    assert again["papers_in_file"] == 3 and again["counts"]["already_in_file"] == 3
+    assert "written" not in again["counts"]
+    with pytest.raises(UserError, match="--max_papers is 0; give a positive number"):
+        run(server, tmp_path / "zero.jsonl", max_papers=0)
+    pdf_dir = tmp_path / "pdfs"
+    pdf_dir.mkdir()
+    (pdf_dir / "paper1.pdf").write_bytes(paper_pdfs["paper1"])
+    reviews = tmp_path / "reviews.jsonl"
+    reviews.write_text(json.dumps({"id": "paper1", "reviews": []}) + "\n")
+    with pytest.raises(UserError, match=r"every paper was left out \(no_reviews: 1;.*at least one review"):
+        collect(output_file=str(tmp_path / "folder.jsonl"), pdf_dir=str(pdf_dir), reviews_file=str(reviews),
+                progress=False)
+
+
+def test_an_interrupted_overwrite_keeps_the_old_file_and_the_next_run_finishes_it(server, paper_pdfs, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text(json.dumps({"id": "old", "paper": "x", "reviews": [{"text": "an older collect"}]}) + "\n")
+    old = out.read_bytes()
+    (tmp_path / "out.jsonl.pdfs").mkdir()
+    (tmp_path / "out.jsonl.pdfs" / "paper1.pdf").write_bytes(paper_pdfs["paper1"])  # paper1 needs no download
+    server.fail["/attachment"] = [500] * 10  # the run stops at paper2's PDF, after paper1
+    with pytest.raises(CollectError, match=r"1 papers are in .*out.jsonl.partial; .*out.jsonl stays as it was"):
+        run(server, out, overwrite=True, max_attempts=2)
+    assert out.read_bytes() == old
+    server.fail.clear()
+    summary = run(server, out, overwrite=True)
+    assert [p["id"] for p in lines(out)] == ["paper1", "paper2", "paper3"]
+    assert summary["counts"]["already_in_file"] == 1 and summary["note"].startswith("continued")
+    assert not (tmp_path / "out.jsonl.partial").exists()

@@ -88,5 +88,5 @@ def test_an_output_file_with_a_line_that_is_not_utf8_is_named_not_a_traceback(tm
         PaperWriter(out)
     out.write_bytes(b'{"id": "a"}\n{"id": "c"')
     with PaperWriter(out) as writer:
-        assert writer.done == {"a"} and writer.cut_line
+        assert writer.done == {"a"} and writer.repaired
     assert out.read_bytes() == b'{"id": "a"}\n'
