@@ -199,11 +199,13 @@ def _s2_squares(n: int, group_size: int | None) -> int:
 
 
 def executed_flops(config, doc_lens: list[list[int]], widths: list[int], *, group_size: int | None,
-                   checkpointed: int, review_tokens: list[int] | None, lora_r: int = 64) -> float:
+                   checkpointed: int, review_tokens: list[int] | None, lora_r: int = 64,
+                   fused_lora: bool = False) -> float:
     """The FLOPs a step actually computes (not the model FLOPs of the issue's MFU), so that this utilisation
     cannot pass 100%. Per row of ``width`` tokens (padding included: it goes through every linear layer):
     - base linear layers, frozen: forward 2P, backward input gradient 2P (no weight gradient), and one more
-      forward in each of the ``checkpointed`` layers (recomputation);
+      forward in each of the ``checkpointed`` layers (recomputation), without down_proj's with ``fused_lora``
+      (lightning_review.model.fused_lora skips that matmul, whose output no one reads in backward);
     - LoRA (r on the 7 projections): forward 2R, backward 4R (input and weight gradients), recomputation 2R;
     - attention per layer and document: forward hidden x (sum of squared group lengths over both halves of the
       heads; full causal: 2 n^2 hidden, S2: about a quarter), backward 2.5x forward, recomputation 1x;
@@ -220,7 +222,8 @@ def executed_flops(config, doc_lens: list[list[int]], widths: list[int], *, grou
     head = config.vocab_size * hidden
     total = 0.0
     for i, (lens, width) in enumerate(zip(doc_lens, widths)):
-        linear = (2 * base * (2 + recompute) + lora * (6 + 2 * recompute)) * width * layers
+        recomputed_base = base - (inter * hidden if fused_lora else 0)
+        linear = (2 * base * 2 + 2 * recomputed_base * recompute + lora * (6 + 2 * recompute)) * width * layers
         attention = sum(_s2_squares(n, group_size) for n in lens) * hidden * (3.5 + recompute) * layers
         head_tokens = review_tokens[i] if review_tokens is not None else width
         total += linear + attention + head * head_tokens * (6 if review_tokens is not None else 4)
@@ -390,7 +393,8 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
                 group = max(2, (row_length // 4) // 2 * 2) if model.hparams.s2_attention else None
                 review = [sum(max(1, int(n * args.review_fraction)) for n in row) for row in doc_lens]
                 executed = [executed_flops(config, [d], [w], group_size=group, checkpointed=checkpointed,
-                                           review_tokens=[r]) for d, w, r in zip(doc_lens, widths, review)]
+                                           review_tokens=[r], fused_lora=model.hparams.fused_lora)
+                            for d, w, r in zip(doc_lens, widths, review)]
                 extra.update(checkpointed_layers=checkpointed,
                              real_token_fraction=round(sum(map(sum, doc_lens)) / sum(widths), 4))
             entry = summarize(times, doc_lens, config, peak, peak_gb(device), executed)

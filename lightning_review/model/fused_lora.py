@@ -8,7 +8,8 @@ percent for the LoRA matmuls themselves. Here one function computes ``x W^T`` (W
 does), then adds ``scaling * (dropout(x) A^T) B^T`` into it in place (one ``addmm_``), and keeps for backward only
 ``x`` (shared with the other projections of the same input), the small ``dropout(x) A^T`` and the random
 generator's state. Backward dequantizes W again, accumulates the LoRA input gradient into the base's with one
-``addmm_`` (or one masked add under dropout), and replays the dropout for lora_A's gradient.
+``addmm_`` (or one masked ``addcmul_`` under dropout), and replays the dropout once, for lora_A's gradient and
+the mask of the input gradient.
 
 A checkpointed decoder layer is run again in backward to recompute what its backward needs. The output of its last
 projection (``mlp.down_proj``) is only added to the residual stream: nothing in backward reads it. There, inside a
@@ -30,7 +31,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from .lora_dropout import RegeneratedDropoutLinear, draw_dropout, generator_state, replay_dropout
+from .lora_dropout import RegeneratedDropoutLinear, draw_dropout, generator_state, replay_dropout_and_mask
 
 
 def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
@@ -75,15 +76,17 @@ class _FusedLoRA(torch.autograd.Function):
             grad_down = (grad @ b).mul_(scaling)  # [tokens, r]
             if ctx.needs_input_grad[2]:
                 grad_b = (grad.t() @ down.reshape(-1, down.shape[-1])).mul_(scaling).to(lora_b.dtype)
+            source = mask = None
+            if p > 0 and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+                source, mask = replay_dropout_and_mask(x, p, dtype, ctx.rng)  # one draw serves both gradients
             if ctx.needs_input_grad[1]:
-                source = replay_dropout(x, p, dtype, ctx.rng).reshape(-1, x.shape[-1]) if p > 0 else x2d.to(dtype)
+                source = source.reshape(-1, x.shape[-1]) if source is not None else x2d.to(dtype)
                 grad_a = (grad_down.t() @ source).to(lora_a.dtype)
-                del source
+            del source
             if ctx.needs_input_grad[0]:
                 grad_x = grad @ _base_weight(ctx.base, dtype)
-                if p > 0:  # dropout is linear in its input: the same mask on (grad_down A) is its gradient
-                    through_lora = (grad_down @ a).view(x.shape)
-                    grad_x.view(x.shape).add_(replay_dropout(through_lora, p, dtype, ctx.rng, plain=False))
+                if mask is not None:  # dropout is linear in its input: its gradient is the same mask, scaled
+                    grad_x.view(x.shape).addcmul_((grad_down @ a).view(x.shape), mask, value=1.0 / (1.0 - p))
                 else:
                     grad_x.addmm_(grad_down, a)
                 grad_x = grad_x.view(x.shape).to(x.dtype)

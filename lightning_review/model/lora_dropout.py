@@ -46,11 +46,18 @@ def replay_dropout(t: torch.Tensor, p: float, dtype: torch.dtype, state: torch.T
     """``t`` under the mask ``draw_dropout`` drew from generator ``state`` on a tensor of t's shape: the same mask
     (same state, shape, dtype and a contiguous, aligned layout), the generator itself left untouched. ``plain``:
     lay ``t`` out first; False for a fresh matmul output, already laid out so."""
+    return replay_dropout_and_mask(t, p, dtype, state, plain)[0]
+
+
+def replay_dropout_and_mask(t: torch.Tensor, p: float, dtype: torch.dtype, state: torch.Tensor,
+                            plain: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``replay_dropout`` and its boolean mask, from one draw: torch's ``native_dropout``, which draws what
+    ``F.dropout`` draws (its fused kernel on CUDA; the same Bernoulli draw on the CPU, tested)."""
     device = t.device
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type=device.type):
         _set_generator_state(state, device)
-        return F.dropout(_plain(t, dtype) if plain else t, p, training=True)
+        return torch.native_dropout(_plain(t, dtype) if plain else t, p, True)
 
 
 class _DropoutLinear(torch.autograd.Function):

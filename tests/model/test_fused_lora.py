@@ -20,7 +20,8 @@ def loss_and_grads(tiny_llama_dir, batch, device="cpu", **kw):
     with torch.no_grad():  # lora_B starts at zero, which would hide a wrong lora_A gradient
         for name, param in module.model.named_parameters():
             if "lora_B" in name:
-                param.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
+                values = torch.randn(param.shape, generator=torch.Generator().manual_seed(len(name))) * 0.02
+                param.copy_(values)
     module.train()
     torch.manual_seed(1)  # the same dropout masks in both runs, when drawn at the same points
     if device == "cuda":
