@@ -67,20 +67,29 @@ def select(records: Sequence[Record], first: int | None = None, sample: int | No
 
 def truncate_paper_to_fit(messages: list[dict], encoding, max_tokens: int) -> tuple[list[dict], int]:
     """Training's truncation rule (lightning_review.data.prompt.cut_paper) in an OpenAI model's tokens: the paper
-    (the user message of ``review_messages``) is cut so the example fits in ``max_tokens``; reviews are never cut.
-    Returns the messages and the number of paper tokens removed."""
+    (the user message of ``review_messages``) is cut so the example fits in ``max_tokens``; reviews are never cut,
+    nor is the paper cut to nothing (OpenAI refuses an empty message). Returns the messages and the number of paper
+    tokens removed; a UserError saying by how many tokens the example is over when no cut fits."""
     over = count_message_tokens(messages, encoding) - max_tokens
     if over <= 0:
         return messages, 0
     paper = encoding.encode(messages[1]["content"], disallowed_special=())
-    while over < len(paper):
-        kept, removed = cut_paper(paper, len(paper) - over)
+    cut = over
+    while cut < len(paper):
+        kept, removed = cut_paper(paper, len(paper) - cut)
         fitted = [messages[0], dict(messages[1], content=encoding.decode(kept)), *messages[2:]]
         if count_message_tokens(fitted, encoding) <= max_tokens:
             return fitted, removed
-        over += 1  # decode/encode may merge tokens differently
-    raise UserError(f"the example is {over} tokens over the limit of {max_tokens} even without its paper: the "
-                    "review and system prompt alone are too long")
+        cut += 1  # decode/encode may merge tokens differently
+    # The overflow reported is measured, not the count of cuts tried (which re-encoding can push past the paper).
+    bare = count_message_tokens([messages[0], dict(messages[1], content=""), *messages[2:]], encoding)
+    if bare > max_tokens:
+        raise UserError(f"the example is {bare - max_tokens} tokens over the limit of {max_tokens} even without its "
+                        f"paper: the review and system prompt alone take {bare} tokens; raise the limit or shorten "
+                        "them")
+    raise UserError(f"the example is {over} tokens over the limit of {max_tokens} and no cut of its paper fits: the "
+                    f"review and system prompt alone take {bare} of the {max_tokens} tokens, and the paper's text, "
+                    "once cut, re-encodes longer than the room left; raise the limit or shorten them")
 
 
 def export_chat_jsonl(records: Iterable[Record], path: str | Path, encoding=None, max_tokens: int | None = None,

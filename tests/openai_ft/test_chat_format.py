@@ -1,6 +1,7 @@
 """Chat export, subsets, OpenAI's format checks and token limits, with the real cl100k_base encoding offline."""
 
 import json
+import re
 
 import pytest
 
@@ -195,3 +196,37 @@ def test_an_explicit_system_prompt_replaces_every_chat_lines_own(tmp_path):
                    "--system_prompt=Be brief.", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [json.loads(line)["messages"][0]["content"] for line in out.read_text().splitlines()] == ["Be brief."] * 2
+
+
+class _InflatingEncoding:
+    """One token a character, except that decoding a cut adds a replacement character worth 3 tokens (as a cut
+    inside a multi-byte character can): each cut re-encodes longer than it was cut to."""
+
+    def encode(self, text, disallowed_special=()):
+        return [ord(c) for c in text for _ in range(3 if c == "\ufffd" else 1)]
+
+    def decode(self, ids):
+        return "".join(map(chr, ids)) + "\ufffd"
+
+
+@pytest.mark.parametrize("room, message", [
+    (-4, r"the example is 4 tokens over the limit of (\d+) even without its paper: the review and system prompt "
+         r"alone take (\d+) tokens"),
+    (2, r"the example is 8 tokens over the limit of (\d+) and no cut of its paper fits: the review and system "
+        r"prompt alone take (\d+) of the \1 tokens"),
+])
+def test_an_example_that_cannot_fit_reports_its_real_overflow(room, message):
+    """Re-encoding forces cut after cut down to nothing (or the paper was never the problem): the error says by
+    how much the example is over as measured, not how many cuts were tried."""
+    from lightning_review.errors import UserError
+
+    encoding = _InflatingEncoding()
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "x" * 10},
+                {"role": "assistant", "content": "The review stays whole."}]
+    bare = count_message_tokens([messages[0], dict(messages[1], content=""), messages[2]], encoding)
+    with pytest.raises(UserError, match=message) as info:
+        truncate_paper_to_fit(messages, encoding, bare + room)
+    limit, taken = re.search(message, str(info.value)).groups()
+    assert (int(limit), int(taken)) == (bare + room, bare)
+    fitted, removed = truncate_paper_to_fit(messages, encoding, bare + 8)  # room for 5 characters and the mark
+    assert (fitted[1]["content"], removed) == ("xxxxx\ufffd", 5)
