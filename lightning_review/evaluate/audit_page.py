@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+from .statistics import is_hit
+
 
 @dataclass(frozen=True)
 class PairRecord:
@@ -47,13 +49,9 @@ class PairRecord:
     both_directions: bool = False
 
     def hit(self, threshold: float) -> bool:
-        """The evaluator's rule: at or above the threshold, in both directions for a judge that matches both ways
-        (a pair such a judge matched one way only is no hit)."""
-        if self.score is None or self.score < threshold:
-            return False
-        if self.both_directions or self.reverse_score is not None:
-            return self.reverse_score is not None and self.reverse_score >= threshold
-        return True
+        """The evaluator's rule (statistics.is_hit): at or above the threshold, in both directions for a judge that
+        matches both ways (a pair such a judge matched one way only is no hit); a score back means a two-way judge."""
+        return is_hit(self.score, self.reverse_score, threshold, self.both_directions or self.reverse_score is not None)
 
 
 @dataclass(frozen=True)

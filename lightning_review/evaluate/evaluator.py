@@ -27,7 +27,8 @@ from ..errors import UserError
 from .injection import flags_injection, without_injection
 from .ratings import rating_accuracy
 from .specificity import specificity
-from .statistics import THRESHOLDS, PaperScore, agreed_hits, cohen_kappa, outcomes, spearman, win_rate
+from .statistics import (THRESHOLDS, PaperScore, agreed_hits, cohen_kappa, hits, is_hit, outcomes, spearman,
+                         win_rate)
 
 HUMAN_CONTROL = "human (control)"
 EXCERPT_CONTROL = "paper excerpt (control)"
@@ -96,8 +97,7 @@ class Judged:
 
     def score(self, threshold: float) -> tuple[PaperScore, float]:
         if self.backward is None:
-            n = sum(s >= threshold for s in self.forward.values())
-            return PaperScore(n, self.system_points, self.human_points), 0.0
+            return PaperScore(hits(self.forward.values(), threshold), self.system_points, self.human_points), 0.0
         n, flips = agreed_hits(self.forward, self.backward, threshold)
         return PaperScore(n, self.system_points, self.human_points), flips
 
@@ -108,7 +108,7 @@ class Judged:
         matches = []
         for a, b in sorted(set(self.forward) | set(self.backward or {})):
             forward, backward = self.forward.get((a, b)), (self.backward or {}).get((a, b))
-            hit = (forward or 0) >= threshold and (self.backward is None or (backward or 0) >= threshold)
+            hit = is_hit(forward, backward, threshold, self.backward is not None)
             matches.append({"system_point": a, "human_point": b, "similarity": forward,
                             "similarity_backward": backward, "rationale": self.rationales.get((a, b)),
                             "rationale_backward": self.backward_rationales.get((a, b)), "hit": hit})
@@ -299,8 +299,9 @@ def floor_summary(judged: dict, floors: dict, shuffle: dict[str, str], threshold
             row = summary.setdefault(judge_name, {})[system] = {
                 "papers": len(per_paper), "against": {pid: shuffle[pid] for pid in sorted(per_paper)}}
             for t in sorted(set(thresholds)):
-                floor_hits, hits = _mean_hits(per_paper, t), _mean_hits(own, t)
-                row[f"{t:g}"] = {"floor_hits": floor_hits, "hits": hits, "hits_above_floor": hits - floor_hits}
+                floor_hits, own_hits = _mean_hits(per_paper, t), _mean_hits(own, t)
+                row[f"{t:g}"] = {"floor_hits": floor_hits, "hits": own_hits,
+                                 "hits_above_floor": own_hits - floor_hits}
     return summary
 
 
@@ -358,8 +359,8 @@ async def same_pairs_agreement(first, second, judged_by_first: dict, threshold: 
     for forward, matches in zip(mine, theirs):
         other = {(m.a, m.b): m.similarity for m in matches}
         for pair in set(forward) | set(other):
-            hits_1.append(forward.get(pair, 0) >= threshold)
-            hits_2.append(other.get(pair, 0) >= threshold)
+            hits_1.append(is_hit(forward.get(pair), None, threshold, False))
+            hits_2.append(is_hit(other.get(pair), None, threshold, False))
             if pair in forward and pair in other:
                 sims_1.append(forward[pair])
                 sims_2.append(other[pair])

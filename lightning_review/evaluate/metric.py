@@ -10,6 +10,7 @@ import torch
 from torchmetrics import Metric
 
 from ..data.rating_line import parse_rating
+from .statistics import hits
 
 
 class ReviewHitRate(Metric):
@@ -44,7 +45,7 @@ class ReviewHitRate(Metric):
                 b = self.judge.extract_points(human_review, paper=papers[k])
             else:
                 a, b = self.judge.extract_points(system_review), self.judge.extract_points(human_review)
-            self.hits += sum(m.similarity >= self.threshold for m in self.judge.match(a, b))
+            self.hits += hits([m.similarity for m in self.judge.match(a, b)], self.threshold)
             self.system_points += len(a)
             self.human_points += len(b)
             self.reviews += 1

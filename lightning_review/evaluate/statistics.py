@@ -20,8 +20,19 @@ from sklearn.metrics import cohen_kappa_score
 THRESHOLDS = (6, 7, 8)  # Liang et al.'s 5-10 similarity scale: a hit is a matched pair at or above the threshold
 
 
+def is_hit(forward: float | None, backward: float | None, threshold: float, both_directions: bool) -> bool:
+    """The hit rule, the one every Python caller asks (the evaluator's counts and its ``pairs``, the audit page; the
+    page's script is its tested twin): the system -> human similarity at or above ``threshold`` and, for a judge that
+    matches both ways (a chat judge), the human -> system one too. A direction that did not pair the points (None)
+    is no hit, so a pair a two-way judge matched one way only never counts."""
+    if forward is None or forward < threshold:
+        return False
+    return not both_directions or (backward is not None and backward >= threshold)
+
+
 def hits(similarities: Sequence[float], threshold: float = 7) -> int:
-    return int(sum(s >= threshold for s in similarities))
+    """Hits among a one-way judge's similarities."""
+    return sum(is_hit(s, None, threshold, False) for s in similarities)
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,7 @@ def agreed_hits(forward: dict[tuple[int, int], float], backward: dict[tuple[int,
     pairs = set(forward) | set(backward)
     if not pairs:
         return 0, 0.0
-    fwd = {p for p in pairs if forward.get(p, 0) >= threshold}
-    bwd = {p for p in pairs if backward.get(p, 0) >= threshold}
-    return len(fwd & bwd), len(fwd ^ bwd) / max(len(fwd | bwd), 1)
+    agreed = sum(is_hit(forward.get(p), backward.get(p), threshold, True) for p in pairs)
+    fwd = {p for p in pairs if is_hit(forward.get(p), None, threshold, False)}
+    bwd = {p for p in pairs if is_hit(backward.get(p), None, threshold, False)}
+    return agreed, len(fwd ^ bwd) / max(len(fwd | bwd), 1)

@@ -206,3 +206,24 @@ def test_a_two_way_judges_pair_matched_forward_only_is_no_hit_in_page_and_browse
     page.fill("#f-threshold", "5")  # recomputed by the page's script
     assert page.inner_text("#count-hits") == "0" and page.locator("tr.pair.hit").count() == 0
     assert errors == []
+
+
+def test_the_pages_script_marks_exactly_the_hits_of_the_python_rule(browser_page, tmp_path):
+    """The script's hitAt is the twin of statistics.is_hit (the evaluator's rule): on every combination of a score,
+    a score back and a one- or two-way judge, at thresholds on and between the scores, both mark the same rows."""
+    from itertools import product
+
+    from lightning_review.evaluate.statistics import is_hit
+
+    combos = list(product((None, 6.0, 7.0, 8.5), (None, 6.0, 7.0, 9.0), (False, True)))
+    pairs = [PairRecord("p1", "ours", "judge", f"pair {k}", "human point", score, reverse, both_directions=both)
+             for k, (score, reverse, both) in enumerate(combos)]
+    page, errors = _open(browser_page, tmp_path, pairs)
+    for threshold in (5, 6, 6.5, 7, 8.5, 9, 9.5):
+        expected = sorted(f"pair {k}" for k, (score, reverse, both) in enumerate(combos)
+                          if is_hit(score, reverse, threshold, both or reverse is not None))
+        page.fill("#f-threshold", str(threshold))
+        assert sorted(page.locator("tr.pair.hit td:first-child").all_inner_texts()) == expected, threshold
+        assert sorted(p.system_point for p in pairs if p.hit(threshold)) == expected
+        assert 0 < len(expected) < len(pairs) or threshold > 8.5  # no score reaches 9
+    assert errors == []

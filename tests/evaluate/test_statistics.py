@@ -74,3 +74,12 @@ def test_win_rates_draw_their_interval_from_the_one_bootstrap_helper_with_scipys
     assert (one.rate, one.low, one.high) == (1.0, 1.0, 1.0)
     same = win_rate([1, 1, 1], [0, 0, 0], resamples=50)  # one outcome everywhere
     assert (same.low, same.high) == (1.0, 1.0)
+
+
+def test_the_hit_rule_needs_both_directions_only_for_a_two_way_judge():
+    from lightning_review.evaluate.statistics import is_hit
+
+    assert is_hit(7, None, 7, False) and not is_hit(6.9, None, 7, False) and not is_hit(None, 9, 7, False)
+    assert is_hit(8, 7, 7, True) and not is_hit(8, 6, 7, True) and not is_hit(6, 8, 7, True)
+    assert not is_hit(9, None, 5, True)  # a two-way judge's pair matched one way only is never a hit
+    assert hits([5, 7, None, 8], threshold=7) == 2
