@@ -38,7 +38,20 @@ class ReviewCLI(LightningCLI):
         changed setting (``--model.lora_r 16``) was silently replaced by the checkpoint's and the run went on. Here
         the config stays as the user gave it, so settings that may change on a resume (RESUMABLE_MODEL_SETTINGS)
         take effect, any other difference is refused before the model loads, and a corrupt file is named. Data
-        settings are compared when the DataModule's state is restored."""
+        settings are compared when the DataModule's state is restored.
+
+        Why a private method: Lightning 2.6 (2.6.6, the newest release) merges the checkpoint's hyperparameters
+        here, called by ``LightningCLI.__init__`` between ``parse_arguments`` and ``before_instantiate_classes``, and
+        has no public switch for it. Those two public hooks cannot do the job: the check fits in
+        ``parse_arguments``, but the merge would still run and (tried on configs/demo.yaml) put the checkpoint's
+        values back over resumable settings, set ``data.tokenizer_dir`` to a moved model's old
+        ``checkpoint_dir`` through the argument link, and stop the run with a parser usage error when the
+        checkpoint records a setting the module no longer has; undoing all that later would mean reversing a
+        private step's side effects. Lightning's master branch has a public hook, ``adapt_checkpoint_hparams``
+        (pull request 21408; not in 2.6.6): once released, this check can move to ``parse_arguments`` (before
+        Lightning's own load, which would not name a corrupt file) and that hook return ``{}`` so that nothing is
+        merged. Until then tests/test_cli.py (test_lightning_still_calls_the_resume_check) fails,
+        saying so, if a Lightning release renames this method or stops calling it."""
         from .training.module import model_setting_differences
         from .artifacts.settings_check import refuse_config_change
         from .training.resume import load_checkpoint_file

@@ -138,3 +138,36 @@ def test_a_tool_whose_extra_is_not_installed_names_the_pip_command(monkeypatch):
         cli.main(["collect"])
     with pytest.raises(ModuleNotFoundError):
         cli.main(["cost"])
+
+
+def test_lightning_still_calls_the_resume_check(monkeypatch):
+    """ReviewCLI._parse_ckpt_path replaces a private LightningCLI method (Lightning 2.6 has no public hook that does
+    its job; its docstring says why). If a Lightning release renames it or stops calling it, a resume with other
+    model settings would silently run with the checkpoint's: this test fails first, naming the method."""
+    import sys
+
+    from lightning.pytorch.cli import LightningCLI
+
+    from lightning_review.data.datamodule import ReviewDataModule
+    from lightning_review.trainer_cli import ReviewCLI
+    from lightning_review.training.module import LongQLoRAModule
+
+    assert callable(getattr(LightningCLI, "_parse_ckpt_path", None)), (
+        "LightningCLI has no _parse_ckpt_path any more: ReviewCLI's override (the resume settings check) is never "
+        "called; move the check to the hook Lightning offers now (see trainer_cli.ReviewCLI._parse_ckpt_path)")
+
+    class Called(Exception):
+        pass
+
+    def called(self):
+        raise Called
+
+    def not_called(self):
+        raise AssertionError("LightningCLI reached before_instantiate_classes without calling _parse_ckpt_path: "
+                             "ReviewCLI's resume settings check no longer runs (see trainer_cli.ReviewCLI)")
+
+    monkeypatch.setattr(sys, "argv", ["lightning_review"])
+    monkeypatch.setattr(ReviewCLI, "_parse_ckpt_path", called)
+    monkeypatch.setattr(ReviewCLI, "before_instantiate_classes", not_called)  # nothing is built either way
+    with pytest.raises(Called):
+        ReviewCLI(LongQLoRAModule, ReviewDataModule, args=["fit", "-c", str(ROOT / "configs" / "demo.yaml")])
