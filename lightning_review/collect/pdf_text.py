@@ -110,7 +110,8 @@ def _pymupdf_pages(data: bytes, name: str) -> list[tuple[list[Piece], float]]:
         import pymupdf
     except ImportError:
         raise UserError("pdf_backend=pymupdf needs PyMuPDF (AGPL-3.0, not installed with this project): "
-                        "pip install pymupdf, or use the default pdf_backend=pypdf") from None
+                        "pip install -e \".[collect-pymupdf]\" from the project's directory, or use the default "
+                        "pdf_backend=pypdf") from None
     try:
         document = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # pymupdf raises its own FileDataError / RuntimeError for broken files
