@@ -48,12 +48,13 @@ def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
 class _FusedLoRA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, base: torch.nn.Module,
-                scaling: float, p: float, dtype: torch.dtype, output_unread: bool) -> torch.Tensor:
-        ctx.base, ctx.scaling, ctx.p, ctx.dtype = base, scaling, p, dtype
+                scaling: float, p: float, dtype: torch.dtype, dropout_dtype: torch.dtype,
+                output_unread: bool) -> torch.Tensor:
+        ctx.base, ctx.scaling, ctx.p, ctx.dtype, ctx.dropout_dtype = base, scaling, p, dtype, dropout_dtype
         ctx.rng = generator_state(x.device) if p > 0 else None
         with torch.autocast(x.device.type, enabled=False):
             xin = x.to(dtype)
-            source = draw_dropout(x, p, dtype) if p > 0 else xin
+            source = draw_dropout(x, p, dropout_dtype).to(dtype) if p > 0 else xin
             down = F.linear(source, lora_a.to(dtype))  # [..., r]
             del source
             ctx.save_for_backward(x, lora_a, lora_b, down)
@@ -78,9 +79,9 @@ class _FusedLoRA(torch.autograd.Function):
                 grad_b = (grad.t() @ down.reshape(-1, down.shape[-1])).mul_(scaling).to(lora_b.dtype)
             source = mask = None
             if p > 0 and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
-                source, mask = replay_dropout_and_mask(x, p, dtype, ctx.rng)  # one draw serves both gradients
+                source, mask = replay_dropout_and_mask(x, p, ctx.dropout_dtype, ctx.rng)  # one draw, both gradients
             if ctx.needs_input_grad[1]:
-                source = source.reshape(-1, x.shape[-1]) if source is not None else x2d.to(dtype)
+                source = source.reshape(-1, x.shape[-1]).to(dtype) if source is not None else x2d.to(dtype)
                 grad_a = (grad_down.t() @ source).to(lora_a.dtype)
             del source
             if ctx.needs_input_grad[0]:
@@ -90,7 +91,7 @@ class _FusedLoRA(torch.autograd.Function):
                 else:
                     grad_x.addmm_(grad_down, a)
                 grad_x = grad_x.view(x.shape).to(x.dtype)
-        return grad_x, grad_a, grad_b, None, None, None, None, None
+        return grad_x, grad_a, grad_b, None, None, None, None, None, None
 
 
 def _dropout_p(layer, adapter: str) -> float | None:
@@ -123,10 +124,14 @@ def _fused_forward(layer, x: torch.Tensor, *args, **kwargs) -> torch.Tensor | No
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
     if x.dtype != dtype or (not torch.is_autocast_enabled(device) and lora_a.weight.dtype != dtype):
         return None  # mixed dtypes without autocast: peft's casting rules, not re-implemented here
+    # peft draws the mask on x cast to lora_A's dtype (fp32): always over a plain Linear, without autocast over a
+    # 4-bit one. The dtype sets the dropout kernel's layout and so which mask a random stream gives.
+    casts = layer.casts_input_always or not torch.is_autocast_enabled(device)
+    dropout_dtype = lora_a.weight.dtype if casts and getattr(layer, "cast_input_dtype_enabled", True) else x.dtype
     # inside a backward pass this forward is a checkpoint's recomputation
     output_unread = layer.output_unread_when_recomputed and torch._C._current_graph_task_id() != -1
     return _FusedLoRA.apply(x, lora_a.weight, lora_b.weight, base, float(layer.scaling[adapter]), p, dtype,
-                            output_unread)
+                            dropout_dtype, output_unread)
 
 
 @functools.cache
@@ -137,8 +142,11 @@ def _fused_class(peft_class: type) -> type:
         out = _fused_forward(self, x, *args, **kwargs)
         return out if out is not None else peft_class.forward(self, x, *args, **kwargs)
 
+    from peft.tuners.lora.layer import Linear
+
     return type(f"Fused{peft_class.__name__}", (peft_class,),
-                {"forward": forward, "__module__": __name__, "output_unread_when_recomputed": False})
+                {"forward": forward, "__module__": __name__, "output_unread_when_recomputed": False,
+                 "casts_input_always": peft_class is Linear})
 
 
 def fusable_classes() -> tuple[type, ...]:

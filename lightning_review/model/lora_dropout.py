@@ -41,23 +41,21 @@ def draw_dropout(x: torch.Tensor, p: float, dtype: torch.dtype) -> torch.Tensor:
     return F.dropout(_plain(x, dtype), p, training=True)
 
 
-def replay_dropout(t: torch.Tensor, p: float, dtype: torch.dtype, state: torch.Tensor,
-                   plain: bool = True) -> torch.Tensor:
+def replay_dropout(t: torch.Tensor, p: float, dtype: torch.dtype, state: torch.Tensor) -> torch.Tensor:
     """``t`` under the mask ``draw_dropout`` drew from generator ``state`` on a tensor of t's shape: the same mask
-    (same state, shape, dtype and a contiguous, aligned layout), the generator itself left untouched. ``plain``:
-    lay ``t`` out first; False for a fresh matmul output, already laid out so."""
-    return replay_dropout_and_mask(t, p, dtype, state, plain)[0]
+    (same state, shape, dtype and a contiguous, aligned layout), the generator itself left untouched."""
+    return replay_dropout_and_mask(t, p, dtype, state)[0]
 
 
-def replay_dropout_and_mask(t: torch.Tensor, p: float, dtype: torch.dtype, state: torch.Tensor,
-                            plain: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def replay_dropout_and_mask(t: torch.Tensor, p: float, dtype: torch.dtype,
+                            state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``replay_dropout`` and its boolean mask, from one draw: torch's ``native_dropout``, which draws what
     ``F.dropout`` draws (its fused kernel on CUDA; the same Bernoulli draw on the CPU, tested)."""
     device = t.device
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type=device.type):
         _set_generator_state(state, device)
-        return torch.native_dropout(_plain(t, dtype) if plain else t, p, True)
+        return torch.native_dropout(_plain(t, dtype), p, True)
 
 
 class _DropoutLinear(torch.autograd.Function):
@@ -67,8 +65,8 @@ class _DropoutLinear(torch.autograd.Function):
         dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else x.dtype
         ctx.p, ctx.dtype, ctx.rng = p, dtype, generator_state(device)
         ctx.save_for_backward(x, weight)
-        with torch.autocast(device.type, enabled=False):
-            return F.linear(draw_dropout(x, p, dtype), weight.to(dtype))
+        with torch.autocast(device.type, enabled=False):  # the mask drawn on x as it comes, as peft's dropout does
+            return F.linear(draw_dropout(x, p, x.dtype).to(dtype), weight.to(dtype))
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
@@ -78,14 +76,14 @@ class _DropoutLinear(torch.autograd.Function):
         grad_in = grad_weight = None
         with torch.autocast(x.device.type, enabled=False):
             if ctx.needs_input_grad[1]:
-                dropped = replay_dropout(x, p, dtype, ctx.rng)
+                dropped = replay_dropout(x, p, x.dtype, ctx.rng).to(dtype)
                 grad_weight = (grad_out.reshape(-1, grad_out.shape[-1]).T @ dropped.reshape(-1, x.shape[-1]))
                 grad_weight = grad_weight.to(weight.dtype)
                 del dropped
             if ctx.needs_input_grad[0]:
                 # dropout is linear in its input: the same mask (same generator state, shape and dtype) applied to
                 # grad_out @ W is exactly the gradient through it
-                grad_in = replay_dropout(grad_out @ weight.to(dtype), p, dtype, ctx.rng, plain=False).to(x.dtype)
+                grad_in = replay_dropout((grad_out @ weight.to(dtype)).to(x.dtype), p, x.dtype, ctx.rng)
         return grad_in, grad_weight, None
 
 
