@@ -5,7 +5,8 @@ model learns to end its review with this line, ``generate`` reads it back into i
 ``evaluate`` compares it with the human ratings (lightning_review.evaluate.ratings).
 
 One rule for every path that turns a record into a target (the tokenize cache, the DataModule's checks, the OpenAI
-chat export): ``training_target``. One rule for reading it back: ``parse_rating``, which takes the last line of the
+chat export): ``training_target``; an API model, which never saw those targets, is asked for the same line in the
+same words (``rating_request``). One rule for reading it back: ``parse_rating``, which takes the last line of the
 text that is exactly ``Rating: <number>`` (optionally ``/ 10``; case, surrounding ``*`` of Markdown bold and spaces
 ignored; OpenReview's ``Rating: 6: Marginally above acceptance threshold`` too). Anything else (``Rating: 4/5``, ``rating seven``, a number inside a sentence) is no rating: None, counted
 by the evaluator as unparsable rather than guessed. The number is written as the data gives it on its own scale;
@@ -39,6 +40,18 @@ def training_target(record: Record, rating_line: bool) -> str:
         raise UserError(f"{record.where or record.id}: no rating, but data.rating_line is on (the target ends with "
                         "the reviewer's rating); give the record a 'rating', or set data.rating_line false")
     return f"{record.review.rstrip()}\n\n{format_rating(record.rating)}"
+
+
+def rating_request(low: float = 1, high: float = 10) -> str:
+    """The instruction that asks a model which never saw the training targets (an API model, GPT-4) to end its
+    review as ``training_target`` ends one: a blank line, then ``Rating: <n>`` in ``format_rating``'s words, read back
+    by ``parse_rating``. Training's prompt never carries it (a trained model learnt the line from its targets); API
+    generation adds it to the system message."""
+    if not low < high:
+        raise UserError(f"a rating scale runs from a lower to a higher number, got {low:g} to {high:g}")
+    return (f"End the review with a blank line and then one last line that states your overall rating of the paper "
+            f"as a number from {low:g} (the lowest) to {high:g} (the highest), written exactly as "
+            f'"{PREFIX} <number>", with nothing after it.')
 
 
 def parse_rating(text: str) -> float | None:

@@ -3,8 +3,10 @@
 The seed found GPT-4-0125's self-preference only by reading point pairs; the tables of report.md cannot show it. Per
 paper, each judged (judge, system) pair of reviews is a table: the system's point on the left, the human point the
 judge matched it with on the right, the judge's score (5-10) and its reason between (a chat judge's rationale, the
-offline judge's cosine), points left unmatched below. Filters by system, judge and threshold re-mark the hits and
-hide the rest, so a reader can check one judge's verdicts on one system at a time.
+offline judge's cosine), points left unmatched below. The shuffled-paper floor is there too, labelled as such: the
+same system review judged against another paper's human reviews, where every hit is a false one, so a reader sees
+why the floor hits. Filters by system, judge, part (reviews, floor) and threshold re-mark the hits and hide the rest,
+so a reader can check one judge's verdicts on one system at a time.
 
 Reviews, papers, system and judge names are untrusted text: every value is written through ``html.escape`` (text and
 attributes alike), the one inline script reads values only through ``dataset`` and ``value`` and writes only
@@ -34,7 +36,8 @@ class PairRecord:
     a hit needs both at the threshold), None where one direction is all there is (the offline judge: cosine is
     symmetric). ``rationale`` is the judge's reason (a chat judge's sentence, the offline judge's cosine);
     ``human_review`` which of the paper's human reviews the human point comes from (0-based); ``both_directions``
-    whether the judge matches both ways (the evaluator's ``pairs`` say so per paper)."""
+    whether the judge matches both ways (the evaluator's ``pairs`` say so per paper); ``against`` the paper whose human
+    reviews the system's review was judged against when it is not its own (the shuffled-paper floor), else None."""
 
     paper: str
     system: str
@@ -47,6 +50,7 @@ class PairRecord:
     reverse_rationale: str | None = None
     human_review: int | None = None
     both_directions: bool = False
+    against: str | None = None
 
     def hit(self, threshold: float) -> bool:
         """The evaluator's rule (statistics.is_hit): at or above the threshold, in both directions for a judge that
@@ -64,30 +68,41 @@ class UnmatchedPoint:
     side: Literal["system", "human"]
     text: str
     human_review: int | None = None
+    against: str | None = None  # as PairRecord's: the floor's other paper
 
 
 def records_from_result(result: dict) -> tuple[list[PairRecord], list[UnmatchedPoint]]:
     """The page's input from the evaluator's result (``result["pairs"][judge][system][paper]``: the points the
-    judge extracted and its ``matches`` by index); points in no match become :class:`UnmatchedPoint`."""
+    judge extracted and its ``matches`` by index; ``result["floor_pairs"]`` likewise for the shuffled-paper floor,
+    each naming the paper it was judged ``against``); points in no match become :class:`UnmatchedPoint`."""
     pairs: list[PairRecord] = []
     unmatched: list[UnmatchedPoint] = []
-    for judge, per_system in result.get("pairs", {}).items():
-        for system, per_paper in per_system.items():
-            for paper, judged in per_paper.items():
-                system_points, human_points = judged["system_points"], judged["human_points"]
-                review_of = judged.get("human_point_review") or [None] * len(human_points)
-                for m in judged["matches"]:
-                    pairs.append(PairRecord(
-                        paper, system, judge, system_points[m["system_point"]], human_points[m["human_point"]],
+    for key in ("pairs", "floor_pairs"):
+        for judge, per_system in result.get(key, {}).items():
+            for system, per_paper in per_system.items():
+                for paper, judged in per_paper.items():
+                    found = _records(paper, system, judge, judged)
+                    pairs += found[0]
+                    unmatched += found[1]
+    return pairs, unmatched
+
+
+def _records(paper: str, system: str, judge: str, judged: dict) -> tuple[list[PairRecord], list[UnmatchedPoint]]:
+    """One judged review's pairs and unmatched points (``judged``: one entry of the result's pairs)."""
+    system_points, human_points = judged["system_points"], judged["human_points"]
+    review_of = judged.get("human_point_review") or [None] * len(human_points)
+    against = judged.get("against")
+    pairs = [PairRecord(paper, system, judge, system_points[m["system_point"]], human_points[m["human_point"]],
                         m.get("similarity"), m.get("similarity_backward"), m.get("rationale") or None,
                         m.get("rationale_backward") or None, review_of[m["human_point"]],
-                        bool(judged.get("both_directions"))))
-                used_system = {m["system_point"] for m in judged["matches"]}
-                used_human = {m["human_point"] for m in judged["matches"]}
-                unmatched += [UnmatchedPoint(paper, system, judge, "system", text)
-                              for i, text in enumerate(system_points) if i not in used_system]
-                unmatched += [UnmatchedPoint(paper, system, judge, "human", text, review_of[i])
-                              for i, text in enumerate(human_points) if i not in used_human]
+                        bool(judged.get("both_directions")), against)
+             for m in judged["matches"]]
+    used_system = {m["system_point"] for m in judged["matches"]}
+    used_human = {m["human_point"] for m in judged["matches"]}
+    unmatched = [UnmatchedPoint(paper, system, judge, "system", text, against=against)
+                 for i, text in enumerate(system_points) if i not in used_system]
+    unmatched += [UnmatchedPoint(paper, system, judge, "human", text, review_of[i], against)
+                  for i, text in enumerate(human_points) if i not in used_human]
     return pairs, unmatched
 
 
@@ -115,6 +130,8 @@ tr.hit td{background:#e3f5e1}tr.hit td.mid{background:#c9ebc4}
 .mark{font-weight:700;color:#1d6b1a;text-transform:uppercase;font-size:.85em}
 .score{font-weight:700}.why{color:#555;font-size:.92em;margin-top:.2em}
 tr.unmatched td{color:#777;font-style:italic}
+.block.floor{border-left:4px solid #b8860b;padding-left:.6em;background:#fff8e6}
+.floor-label{font-weight:700;color:#8a5a00;text-transform:uppercase;font-size:.85em}
 .muted{color:#777;font-weight:400}
 """
 
@@ -129,11 +146,13 @@ SCRIPT = """
   }
   function apply() {
     var system = byId("f-system").value, judge = byId("f-judge").value, show = byId("f-show").value;
+    var part = byId("f-part").value;
     var t = parseFloat(byId("f-threshold").value);
     var shownPairs = 0, shownHits = 0, shownBlocks = 0;
     document.querySelectorAll(".block").forEach(function (block) {
       var visible = (system === "" || block.dataset.system === system) &&
-                    (judge === "" || block.dataset.judge === judge);
+                    (judge === "" || block.dataset.judge === judge) &&
+                    (part === "" || block.dataset.part === part);
       block.hidden = !visible;
       var hits = 0;
       block.querySelectorAll("tr.pair").forEach(function (row) {
@@ -156,7 +175,7 @@ SCRIPT = """
     byId("count-hits").textContent = String(shownHits);
     byId("count-blocks").textContent = String(shownBlocks);
   }
-  ["f-system", "f-judge", "f-threshold", "f-show"].forEach(function (id) {
+  ["f-system", "f-judge", "f-part", "f-threshold", "f-show"].forEach(function (id) {
     byId(id).addEventListener("input", apply);
     byId(id).addEventListener("change", apply);
   });
@@ -197,36 +216,46 @@ def _unmatched_row(point: UnmatchedPoint) -> str:
             f"<td>{right}{_from_review(point.human_review)}</td></tr>")
 
 
+def _block(system: str, judge: str, against: str, matched: list[PairRecord], lone: list[UnmatchedPoint],
+           threshold: float) -> str:
+    """One judged review's table; ``against`` (the floor's other paper, "" for the review's own) labels the floor."""
+    matched = sorted(matched, key=lambda p: -(p.score if p.score is not None else 0.0))
+    hits = sum(p.hit(threshold) for p in matched)
+    floor = (f'<span class="floor-label">shuffled-paper floor</span> <span class="muted">: this review judged '
+             f"against the human reviews of paper</span> {_e(against)} <span class=\"muted\">(another paper: every "
+             "hit here is a false hit)</span><br>") if against else ""
+    return (f'<div class="block{" floor" if against else ""}" data-system="{_e(system)}" data-judge="{_e(judge)}" '
+            f'data-part="{"floor" if against else "review"}">'
+            f'<h3>{floor}{_e(system)} <span class="muted">judged by</span> {_e(judge)} <span class="muted">: '
+            f'<span class="block-hits">{hits}</span> of {len(matched)} matched pairs hit at threshold '
+            f'<span class="block-threshold">{_number(threshold)}</span></span></h3>'
+            '<table><thead><tr><th>system point</th><th class="mid">judge: score (5-10) and reason</th>'
+            f"<th>human point{f' (paper {_e(against)})' if against else ''}</th></tr></thead><tbody>"
+            + "".join(_pair_row(p, threshold) for p in matched)
+            + "".join(_unmatched_row(p) for p in sorted(lone, key=lambda p: p.side != "system"))
+            + "</tbody></table></div>")
+
+
 def audit_page(pairs: Sequence[PairRecord], unmatched: Sequence[UnmatchedPoint] = (), threshold: float = 7.0,
                title: str = "Judge audit: matched review points") -> str:
     """The page as one HTML string (inline style and script, nothing fetched).
 
     ``threshold`` is the one the page opens at (the evaluation's primary threshold); the reader can change it."""
-    blocks: dict[str, dict[tuple[str, str], tuple[list[PairRecord], list[UnmatchedPoint]]]] = defaultdict(dict)
+    Blocks = dict[tuple[str, str, str], tuple[list[PairRecord], list[UnmatchedPoint]]]
+    blocks: dict[str, Blocks] = defaultdict(dict)  # paper -> (system, judge, floor's other paper or "") -> rows
     for pair in pairs:
-        blocks[pair.paper].setdefault((pair.judge, pair.system), ([], []))[0].append(pair)
+        blocks[pair.paper].setdefault((pair.system, pair.judge, pair.against or ""), ([], []))[0].append(pair)
     for point in unmatched:
         if point.side not in ("system", "human"):
             raise ValueError(f"an unmatched point's side is 'system' or 'human', not {point.side!r}")
-        blocks[point.paper].setdefault((point.judge, point.system), ([], []))[1].append(point)
-    systems = sorted({system for per in blocks.values() for _, system in per})
-    judges = sorted({judge for per in blocks.values() for judge, _ in per})
+        blocks[point.paper].setdefault((point.system, point.judge, point.against or ""), ([], []))[1].append(point)
+    systems = sorted({system for per in blocks.values() for system, _, _ in per})
+    judges = sorted({judge for per in blocks.values() for _, judge, _ in per})
     sections = []
     for paper in sorted(blocks):
         parts = [f'<section class="paper" data-paper="{_e(paper)}"><h2>Paper {_e(paper)}</h2>']
-        for (judge, system), (matched, lone) in sorted(blocks[paper].items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            matched = sorted(matched, key=lambda p: -(p.score if p.score is not None else 0.0))
-            hits = sum(p.hit(threshold) for p in matched)
-            parts.append(
-                f'<div class="block" data-system="{_e(system)}" data-judge="{_e(judge)}">'
-                f'<h3>{_e(system)} <span class="muted">judged by</span> {_e(judge)} <span class="muted">: '
-                f'<span class="block-hits">{hits}</span> of {len(matched)} matched pairs hit at threshold '
-                f'<span class="block-threshold">{_number(threshold)}</span></span></h3>'
-                '<table><thead><tr><th>system point</th><th class="mid">judge: score (5-10) and reason</th>'
-                "<th>human point</th></tr></thead><tbody>"
-                + "".join(_pair_row(p, threshold) for p in matched)
-                + "".join(_unmatched_row(p) for p in sorted(lone, key=lambda p: p.side != "system"))
-                + "</tbody></table></div>")
+        for (system, judge, against), (matched, lone) in sorted(blocks[paper].items()):  # a review, then its floor
+            parts.append(_block(system, judge, against, matched, lone, threshold))
         parts.append("</section>")
         sections.append("".join(parts))
     script_hash = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
@@ -241,12 +270,16 @@ def audit_page(pairs: Sequence[PairRecord], unmatched: Sequence[UnmatchedPoint] 
         "(a chat judge's rationale; the offline judge's cosine similarity). A pair is a hit when its score reaches "
         "the threshold (for a chat judge, in both matching directions). Points the judge paired with nothing "
         "follow each table. Read the hits: a judge that rewards a restated summary or its own model's wording "
-        "shows it here.</p>"
+        "shows it here. Tables marked <b>shuffled-paper floor</b> judge the same review against another paper's "
+        "human reviews: their hits are false hits, the floor the report subtracts.</p>"
         '<div id="filters" role="search">'
         f'<span><label for="f-system">System</label><select id="f-system">{_options(systems, "all systems")}'
         "</select></span>"
         f'<span><label for="f-judge">Judge</label><select id="f-judge">{_options(judges, "all judges")}'
         "</select></span>"
+        '<span><label for="f-part">Part</label><select id="f-part"><option value="">reviews and their floor'
+        '</option><option value="review">reviews of their own paper</option><option value="floor">shuffled-paper '
+        "floor only</option></select></span>"
         '<span><label for="f-threshold">Hit threshold</label><input id="f-threshold" type="number" min="5" '
         f'max="10" step="0.5" value="{_e(_number(threshold))}"></span>'
         '<span><label for="f-show">Show</label><select id="f-show"><option value="all">all pairs and unmatched '

@@ -14,6 +14,7 @@ from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError
 from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation
+from .ratings import stated_rating
 from .report import human_file_line
 
 
@@ -22,15 +23,16 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
                rejects_file: str | None = None) -> EvaluationInput:
     """Human reviews grouped by paper (a record id ``paper#i`` belongs to paper ``paper``); each system's JSONL of
     ``{"id": paper id, "review": text}`` (the format ``generate`` writes; its ``truncated`` and ``finish_reason``
-    are kept, to flag systems that saw cut papers or were cut off themselves).
+    are kept, to flag systems that saw cut papers or were cut off themselves, and its ``rating`` stands in for a
+    review text without a rating line: ratings.stated_rating, which refuses the two disagreeing).
 
     A bad human record stops the evaluation (strict) or, with ``on_bad_record="skip"``, is counted, listed in
     ``rejects_file`` and flagged in the report; then system reviews of papers the human file no longer has are left
     out and flagged too (strict refuses them: their ids do not match). A system file may hold one review a paper."""
     papers, texts, flags, ratings = _read_human(human_file, data_format, on_bad_record, rejects_file)
-    outputs, cut = {}, {}
+    outputs, cut, stated = {}, {}, {}
     for name, path in systems.items():
-        reviews, lines = {}, {}
+        reviews, lines, system_ratings = {}, {}, {}
         cut[name] = {"paper_truncated": [], "review_at_length_limit": []}
         for where, obj in iter_json_objects(path):
             if not isinstance(obj.get("review"), str) or "id" not in obj:
@@ -42,6 +44,7 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
                                   "two lines (two generate runs writing one file make such lines)", "duplicate_id")
             lines[paper_id] = where.rsplit(":", 1)[1]
             reviews[paper_id] = obj["review"]
+            system_ratings[paper_id] = stated_rating(obj["review"], obj.get("rating"), where)
             if obj.get("truncated"):  # generate's fields; other sources may not have them
                 cut[name]["paper_truncated"].append(paper_id)
             if obj.get("finish_reason") == "length":
@@ -54,9 +57,11 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
             flags.setdefault("not_in_human_file", []).append(
                 {"system": name, "papers": len(missing), "of": len(reviews), "ids": missing})
             reviews = {pid: review for pid, review in reviews.items() if pid in papers}
+            system_ratings = {pid: rating for pid, rating in system_ratings.items() if pid in papers}
             cut[name] = {what: [pid for pid in ids if pid in papers] for what, ids in cut[name].items()}
-        outputs[name] = reviews
-    return EvaluationInput(papers, outputs, texts if excerpt_control else {}, cut, flags, human_ratings=ratings)
+        outputs[name], stated[name] = reviews, system_ratings
+    return EvaluationInput(papers, outputs, texts if excerpt_control else {}, cut, flags, human_ratings=ratings,
+                           system_ratings=stated)
 
 
 def _read_human(human_file: str, data_format: str, on_bad_record: str,

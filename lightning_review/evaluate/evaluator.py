@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UserError
 from .injection import flags_injection, without_injection
-from .ratings import rating_accuracy
+from .ratings import rating_accuracy, stated_rating
 from .specificity import specificity
 from .statistics import (THRESHOLDS, PaperScore, agreed_hits, cohen_kappa, hits, is_hit, outcomes, spearman,
                          win_rate)
@@ -66,6 +66,14 @@ class EvaluationInput:
     flags: dict[str, list[dict]] = field(default_factory=dict)
     human_ratings: dict[str, list[float | None]] = field(default_factory=dict)  # paper id -> its reviews' ratings
     rating_threshold: float = 6.0  # accept means a rating at or above it (rating accuracy's agreement)
+    # system -> {paper id -> its stated rating}, as load_input resolved line and 'rating' field (ratings.stated_rating)
+    system_ratings: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def ratings_of(self, system: str) -> dict[str, float | None]:
+        """The rating each review of ``system`` states: as read with its file, else from its text's rating line."""
+        given = self.system_ratings.get(system, {})
+        return {pid: given[pid] if pid in given else stated_rating(review)
+                for pid, review in self.systems[system].items()}
 
 
 def paper_excerpt(paper: str, chars: int) -> str:
@@ -251,6 +259,7 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
     result = summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
     result["controls"] = list(controls)
     result["shuffled_floor"] = floor_summary(judged, floors, shuffle, (*THRESHOLDS, primary_threshold))
+    result["floor_pairs"] = audit_pairs(floors, primary_threshold, shuffle)
     result["flags"]["rewards_generic_review"] = generic_flags(judged, primary_threshold)
     result["flags"]["no_better_than_floor"] = floor_flags(result["shuffled_floor"], primary_threshold)
     for judge_name, usage in part_usage.items():
@@ -258,7 +267,8 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
             result["usage_this_run"][judge_name]["by_part"] = usage
     result["judge_pair_agreement"] = pair_agreement
     result["flags"]["injection_obeyed"] = obeyed
-    result["ratings"] = rating_accuracy(data.human_ratings, data.systems, data.rating_threshold, resamples, seed)
+    result["ratings"] = rating_accuracy(data.human_ratings, {name: data.ratings_of(name) for name in data.systems},
+                                        data.rating_threshold, resamples, seed)
     result["specificity"] = specificity(data.paper_texts, systems, data.papers, resamples, seed)
     result["flags"]["not_run"] = not_run_flags(data, controls, control, shuffle, result["specificity"])
     return result
@@ -380,6 +390,20 @@ def copying_flags(judged: dict, threshold: float) -> list[dict]:
     return flags
 
 
+def audit_pairs(judged: dict[str, dict[str, dict[str, Judged]]], threshold: float,
+                against: dict[str, str] | None = None) -> dict:
+    """result.json's ``pairs`` (judge -> system -> paper -> ``Judged.pairs``), what the audit page shows. With
+    ``against`` (paper -> the paper whose human reviews it was judged against: the shuffled floor's derangement),
+    each entry says so (``floor_pairs``): the page shows why the floor hits, labelled as the floor."""
+    def entry(system: str, pid: str, j: Judged) -> dict:
+        pairs = j.pairs(threshold, 1 if system == HUMAN_CONTROL else 0)  # the human control's review 0 is the system
+        return pairs if against is None else {**pairs, "against": against[pid]}
+
+    return {judge_name: {system: {pid: entry(system, pid, j) for pid, j in sorted(per_paper.items())}
+                         for system, per_paper in per_system.items()}
+            for judge_name, per_system in judged.items()}
+
+
 def summarise(data, systems, judges, judged, primary_threshold, resamples, seed) -> dict:
     result: dict = {"papers": len(data.papers), "thresholds": list(THRESHOLDS), "primary_threshold": primary_threshold,
                     "systems": {}, "comparisons": [], "judge_agreement": [], "flags": {}}
@@ -395,10 +419,7 @@ def summarise(data, systems, judges, judged, primary_threshold, resamples, seed)
                                "precision": float(np.mean([s.precision for s, _ in scored])) if scored else 0.0,
                                "recall": float(np.mean([s.recall for s, _ in scored])) if scored else 0.0,
                                "flip_rate": float(np.mean([f for _, f in scored])) if scored else 0.0}
-    result["pairs"] = {judge_name: {system: {pid: j.pairs(primary_threshold, 1 if system == HUMAN_CONTROL else 0)
-                                             for pid, j in sorted(per_paper.items())}
-                                    for system, per_paper in per_system.items()}
-                       for judge_name, per_system in judged.items()}
+    result["pairs"] = audit_pairs(judged, primary_threshold)
     result["per_paper_hits"] = {judge_name: {system: {pid: {str(t): j.score(t)[0].hits for t in THRESHOLDS}
                                                          for pid, j in sorted(per_paper.items())}
                                                 for system, per_paper in per_system.items()}

@@ -1,6 +1,7 @@
 """Rating accuracy: the judge-free axis. A system's review states its rating on its last ``Rating: <n>`` line
-(lightning_review.data.rating_line.parse_rating, the rule ``generate`` uses for its ``rating`` field); it is scored
-against the mean of the paper's human ratings, with no judge in between.
+(lightning_review.data.rating_line.parse_rating, the rule ``generate`` uses for its ``rating`` field); a system file
+whose review text has no such line may give the rating in its ``rating`` field instead (``stated_rating``). It is
+scored against the mean of the paper's human ratings, with no judge in between.
 
 Per system, over the papers that have both a system rating and at least one human rating:
   - mean absolute error (MAE) of the system's rating against the mean human rating;
@@ -22,7 +23,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..data.rating_line import parse_rating
+from ..data.rating_line import format_rating, parse_rating
+from ..data.records import RecordError, check_rating
 from .statistics import bootstrap_interval
 
 CEILING = "one human reviewer vs the others"
@@ -65,20 +67,37 @@ def accuracy(predicted: Sequence[float], reference: Sequence[float], threshold: 
             "accept_agreement": bootstrap_interval(agreement_statistic(threshold), predicted, reference, **kw)}
 
 
-def rating_accuracy(human_ratings: Mapping[str, Sequence[float | None]], systems: Mapping[str, Mapping[str, str]],
-                    threshold: float = 6.0, resamples: int = 10_000, seed: int = 0) -> dict | None:
+def stated_rating(review: str, field: object = None, where: str = "") -> float | None:
+    """The rating a system's review states: its last ``Rating: <n>`` line, else the ``rating`` field of its line in
+    the system file (a source that keeps the rating beside the text); None when neither gives one. A field that is
+    no number, or that disagrees with the line, is a RecordError naming ``where`` (file:line): which of the two the
+    system meant cannot be guessed."""
+    line = parse_rating(review)
+    given = check_rating(field, where)
+    if given is None or line is None:
+        return line if given is None else float(given)
+    if float(given) != line:
+        raise RecordError(f"{where}: the review's last line states {format_rating(line)!r} but the line's 'rating' "
+                          f"field is {given!r}; they must agree (generate writes the line's rating there): correct "
+                          "one of the two, or drop the field to use the line", "rating_conflict")
+    return line
+
+
+def rating_accuracy(human_ratings: Mapping[str, Sequence[float | None]],
+                    systems: Mapping[str, Mapping[str, float | None]], threshold: float = 6.0,
+                    resamples: int = 10_000, seed: int = 0) -> dict | None:
     """Every system's rating accuracy and the human ceiling (see the module docstring); None when no paper has a
     human rating (there is nothing to score against).
 
     ``human_ratings``: paper id -> the ratings of its human reviews (None for a review without one);
-    ``systems``: system name -> {paper id -> review text}."""
+    ``systems``: system name -> {paper id -> the rating its review states (``stated_rating``), None for none}."""
     rated = {pid: [float(r) for r in ratings if r is not None] for pid, ratings in human_ratings.items()}
     rated = {pid: ratings for pid, ratings in rated.items() if ratings}
     if not rated:
         return None
     result: dict = {"threshold": threshold, "papers_with_human_ratings": len(rated), "systems": {}}
-    for name, reviews in systems.items():
-        scored = {pid: parse_rating(review) for pid, review in reviews.items() if pid in rated}
+    for name, reviews in systems.items():  # reviews: paper id -> stated rating
+        scored = {pid: rating for pid, rating in reviews.items() if pid in rated}
         unparsable = sorted(pid for pid, rating in scored.items() if rating is None)
         pids = sorted(pid for pid, rating in scored.items() if rating is not None)
         result["systems"][name] = {

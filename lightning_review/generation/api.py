@@ -1,9 +1,12 @@
 """Generation through an OpenAI-compatible chat API (GPT-4, a fine-tuned GPT-3.5, a vLLM server): the baseline
 reviews the evaluator compares against, in the same file format as local generation.
 
-The training system prompt and the paper as the user message (the chat form the GPT-3.5 fine-tuning uses). Calls
-run concurrently under a limit; retries with exponential backoff are the openai client's own (``max_retries``);
-each answer is cached in SQLite (lightning_review.answer_cache), so a rerun costs nothing.
+The training system prompt and the paper as the user message (the chat form the GPT-3.5 fine-tuning uses), with one
+sentence added to the system message by default: the request for the ``Rating: <n>`` line that training targets end
+with (lightning_review.data.rating_line.rating_request), so an API model's reviews state a rating that ``evaluate``
+can score against the human ones, as the trained model's do (``generate`` reads the line back into ``rating`` for
+both backends). Calls run concurrently under a limit; retries with exponential backoff are the openai client's own
+(``max_retries``); each answer is cached in SQLite (lightning_review.answer_cache), so a rerun costs nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from openai import APIConnectionError, APITimeoutError
 
 from ..answer_cache import AnswerCache, call_key
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, review_messages
+from ..data.rating_line import rating_request
 from ..errors import UserError
 from ..openai_client import LazyAsyncOpenAI, public_url
 from ..openai_ft.chat_format import truncate_paper_to_fit
@@ -35,7 +39,8 @@ class ApiGenerator:
     """Args: model (the API's model name), cache, base_url / api_key (default: OPENAI_BASE_URL / OPENAI_API_KEY),
     concurrency (calls in flight), max_context (the model's context in tokens: papers are cut so that the prompt and
     ``max_new_tokens`` fit, counted with tiktoken; None: papers are sent whole), encoding (tiktoken encoding; default
-    the model's)."""
+    the model's), rating_scale ((low, high): the system message asks for the rating line on this scale; None: the
+    training system prompt alone, e.g. for a model fine-tuned on it that learnt the line from its targets)."""
 
     model: str
     cache: AnswerCache
@@ -48,6 +53,7 @@ class ApiGenerator:
     encoding: str | None = None
     max_retries: int = 5
     timeout: float = 600.0
+    rating_scale: tuple[float, float] | None = (1, 10)
     calls: int = field(default=0, init=False)
 
     def __post_init__(self):
@@ -58,15 +64,24 @@ class ApiGenerator:
                 raise UserError(f"max_new_tokens={self.settings.max_new_tokens} leaves no room for a paper in "
                                  f"max_context={self.max_context}")
             self._encoding = get_encoding(self.encoding or encoding_name(self.model))
+        if self.rating_scale is not None:
+            rating_request(*self.rating_scale)  # a reversed scale is refused before any call
 
     @property
     def client(self):
         return self._api.get()
 
+    @property
+    def system_message(self) -> str:
+        """The training system prompt, and the rating line's request unless ``rating_scale`` is None."""
+        if self.rating_scale is None:
+            return self.system_prompt
+        return f"{self.system_prompt}\n\n{rating_request(*self.rating_scale)}"
+
     def messages(self, paper: str) -> tuple[list[dict], int]:
-        """System prompt + paper (the training prompt's messages), the paper cut by the training rule to fit the
+        """System message + paper (the training prompt's messages), the paper cut by the training rule to fit the
         context beside ``max_new_tokens`` of review; returns tokens cut."""
-        messages = review_messages(paper, self.system_prompt)
+        messages = review_messages(paper, self.system_message)
         if self._encoding is None:
             return messages, 0
         return truncate_paper_to_fit(messages, self._encoding, self.max_context - self.settings.max_new_tokens)
@@ -83,7 +98,8 @@ class ApiGenerator:
         answer = await self.cache.fetch(key, lambda: self._call(key, request, semaphore))
         if answer["prompt_tokens"] is None and self._encoding is not None:
             answer = dict(answer, prompt_tokens=count_message_tokens(messages, self._encoding))
-        return {"id": paper_id, **answer, "truncated": removed > 0, "paper_tokens_removed": removed}
+        return {"id": paper_id, "system": messages[0]["content"], **answer, "truncated": removed > 0,
+                "paper_tokens_removed": removed}
 
     async def _call(self, key: str, request: dict, semaphore: asyncio.Semaphore) -> dict:
         """One API call, its answer cached under ``key``."""

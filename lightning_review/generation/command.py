@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Literal
 
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
+from ..data.rating_line import rating_request
 from ..data.records import RecordError, iter_json_objects, paper_id_of, text_field
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
@@ -65,7 +67,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
              batch_size: int = 1, max_context: int | None = None, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
              concurrency: int = 8, cache_file: str | None = None, encoding: str | None = None,
              max_retries: int = 5, limit: int | None = None, shard: str | None = None,
-             overwrite: bool = False) -> dict:
+             overwrite: bool = False, rating_scale: str | None = "1-10") -> dict:
     """Write a review of every paper to ``output_file`` (JSONL); a rerun skips the ids already written.
 
     Args:
@@ -91,6 +93,12 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         max_context: tokens of prompt + review; papers are cut to fit, as in training. Default: the local model's
             context (its RoPE-scaled max_position_embeddings), 16,385 for an API model (0: send papers whole).
         system_prompt: the system prompt of training.
+        rating_scale: API backend: the system message asks the model to end its review with the rating line the
+            training targets end with (``Rating: <n>``, a number on this low-high scale: 1-10 for ICLR's ratings,
+            1-5 for ACL's), so ``evaluate`` can score its ratings; ``''`` sends the training system prompt alone
+            (a model fine-tuned on it learnt the line from its targets). The local model's prompt is always the
+            training prompt: it writes the line when it was trained with it. Either way ``rating`` is the line
+            read back.
         concurrency: API calls in flight.
         cache_file: SQLite cache of API answers (default: beside output_file).
         encoding: tiktoken encoding of the API model when its name does not tell (cl100k_base, o200k_base).
@@ -117,9 +125,10 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
     if api_model is not None:
         if model_dir or adapter_dir:
             raise UserError("api_model is the API backend; leave model_dir and adapter_dir out (or api_model)")
+        scale = parse_rating_scale(rating_scale)  # in the settings: a resumed run asks as the first one did
         run_settings = {"backend": "openai", "model": api_model,
                         "max_context": 16_385 if max_context is None else max_context or None,
-                        **settings.as_dict()}
+                        "rating_scale": list(scale) if scale else None, **settings.as_dict()}
     else:
         import torch
 
@@ -153,6 +162,22 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         out.finish()
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return summary
+
+
+def parse_rating_scale(text: str | None) -> tuple[float, float] | None:
+    """``--rating_scale`` as (low, high): ``"1-10"`` -> (1.0, 10.0); empty or None asks for no rating line."""
+    if text is None or not str(text).strip():
+        return None
+    match = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*", str(text))
+    if match is None:
+        raise UserError(f"--rating_scale: {text!r} is not a scale; give it as low-high (1-10 for ICLR's ratings, 1-5 "
+                        "for ACL's), or '' to ask for no rating line")
+    low, high = float(match.group(1)), float(match.group(2))
+    try:
+        rating_request(low, high)
+    except UserError as exc:
+        raise UserError(f"--rating_scale: {exc}") from None
+    return low, high
 
 
 def api_cache_file(output_file: str, cache_file: str | None) -> Path:
@@ -207,7 +232,8 @@ def _progress(total: int, backend: str):
 
 
 def _write(out: ReviewsFile, record: dict, system_prompt: str, summary: dict, bar, started: float) -> None:
-    """One review into the file, the summary and the progress bar (both backends)."""
+    """One review into the file, the summary and the progress bar (both backends); ``system`` is the system message
+    sent (the API backend's record gives it when it adds the rating request)."""
     out.write({"id": record["id"], "system": system_prompt, **record})
     summary["written"] += 1
     summary["truncated"] += bool(record["truncated"])
@@ -238,9 +264,10 @@ def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url
     from .api import ApiGenerator, ApiUnreachableError
 
     cache = AnswerCache(cache_file)
+    scale = run_settings["rating_scale"]
     generator = ApiGenerator(run_settings["model"], cache, settings, system_prompt, base_url=base_url,
                              concurrency=concurrency, max_context=run_settings["max_context"], encoding=encoding,
-                             max_retries=max_retries)
+                             max_retries=max_retries, rating_scale=tuple(scale) if scale else None)
     started = time.perf_counter()
     with _progress(len(todo), "api") as bar:
         try:

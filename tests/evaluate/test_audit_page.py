@@ -180,9 +180,14 @@ def test_the_evaluate_command_writes_the_page_of_its_pairs(browser_page, tmp_pat
                                    output_dir=str(tmp_path / "out"), resamples=100).result()
     matches = [m for per_system in result["pairs"]["judge-model"].values() for judged in per_system.values()
                for m in judged["matches"]]
+    floor = [m for per_system in result["floor_pairs"]["judge-model"].values() for judged in per_system.values()
+             for m in judged["matches"]]
     page = browser_page.new_page()
     page.goto((tmp_path / "out" / "audit.html").as_uri())
-    assert page.locator("tr.pair").count() == len(matches) > 0
+    assert page.locator("tr.pair").count() == len(matches) + len(floor) and matches and floor
+    assert page.inner_text("#count-hits") == str(sum(m["hit"] for m in matches + floor))
+    page.select_option("#f-part", "review")  # the reviews of their own paper: result.json's pairs
+    assert page.locator("tr.pair:visible").count() == len(matches)
     assert page.inner_text("#count-hits") == str(sum(m["hit"] for m in matches))
     assert page.input_value("#f-threshold") == "7"  # the evaluation's primary threshold
     assert page.get_by_text("of the words are shared").first.is_visible()  # the judge's rationale
@@ -226,4 +231,32 @@ def test_the_pages_script_marks_exactly_the_hits_of_the_python_rule(browser_page
         assert sorted(page.locator("tr.pair.hit td:first-child").all_inner_texts()) == expected, threshold
         assert sorted(p.system_point for p in pairs if p.hit(threshold)) == expected
         assert 0 < len(expected) < len(pairs) or threshold > 8.5  # no score reaches 9
+    assert errors == []
+
+
+def test_the_shuffled_floor_is_on_the_page_labelled_and_filtered_apart(browser_page, tmp_path):
+    """The floor's pairs reach the page from the evaluator's result, each table labelled as the floor with the other
+    paper named, so a reader sees which false hits make the floor; the Part filter shows them apart."""
+    from tests.evaluate.test_controls import wrong_paper_result
+
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: Playwright's holds this thread's
+        result = thread.submit(wrong_paper_result).result()
+    pairs, unmatched = records_from_result(result)
+    floor = [p for p in pairs if p.against is not None]
+    assert {(p.system, p.paper, p.against) for p in floor} >= {("ours", "p1", "p2"), ("ours", "p2", "p1")}
+    assert len(floor) == sum(len(j["matches"]) for per in result["floor_pairs"]["words"].values() for j in per.values())
+    html_text = audit_page(pairs, unmatched)
+    assert html_text.count('data-part="floor"') == sum(len(per) for per in result["floor_pairs"]["words"].values())
+    page, errors = _open(browser_page, tmp_path, pairs, unmatched)
+    page.select_option("#f-system", "ours")
+    ours_p1 = page.locator("section.paper[data-paper='p1'] .block[data-system='ours']")
+    assert ours_p1.count() == 2  # its review of p1, then that review at the floor
+    assert "shuffled-paper floor" not in ours_p1.nth(0).inner_text()
+    assert "SHUFFLED-PAPER FLOOR" in ours_p1.nth(1).inner_text() and "paper p2" in ours_p1.nth(1).inner_text()
+    assert ours_p1.nth(1).locator("tr.pair.hit td:first-child").all_inner_texts() == ["Tables lack units"]
+    page.select_option("#f-part", "floor")
+    assert _visible_system_points(page) == ["Tables lack units", "The baselines are old"]  # ours' false hits
+    assert page.inner_text("#count-hits") == "2"
+    page.select_option("#f-part", "review")
+    assert _visible_system_points(page) == [] and page.inner_text("#count-hits") == "0"  # no own-paper match
     assert errors == []

@@ -163,3 +163,31 @@ def test_controls_flag_takes_a_bare_name_a_comma_list_or_a_list(given, chosen):
     parser.add_function_arguments(evaluate)
     args = parser.parse_args(["--human_file", "h.jsonl", "--systems", "{}", "--output_dir", "o", *given])
     assert chosen_controls(args.controls) == (chosen or CONTROL_KINDS)
+
+
+def wrong_paper_result():
+    """ours reviews each paper with the other paper's criticism: no hit on its own paper, one at its floor."""
+    data = EvaluationInput({"p1": ["The baselines are old.", "The baselines are old. The proof is loose."],
+                            "p2": ["Tables lack units.", "Tables lack units. Figures are small."]},
+                           {"ours": {"p1": "Tables lack units.", "p2": "The baselines are old."}})
+    return asyncio.run(evaluate(data, [WordJudge()], resamples=50))
+
+
+def test_the_floors_pairs_are_in_the_result_naming_the_paper_they_were_judged_against():
+    """result.json's floor_pairs hold the shuffled floor's matched pairs as pairs holds the reviews' own, so a reader
+    can see why the floor hits: each names the other paper, whose human points they are, and its hits are the
+    floor's."""
+    result = wrong_paper_result()
+    floor, own = result["floor_pairs"]["words"], result["pairs"]["words"]
+    assert {pid: f["against"] for pid, f in floor["ours"].items()} == {"p1": "p2", "p2": "p1"} \
+        == result["shuffled_floor"]["words"]["ours"]["against"]
+    p1 = floor["ours"]["p1"]
+    assert p1["system_points"] == ["Tables lack units"] and p1["human_point_review"] == [0, 1, 1]
+    assert p1["human_points"] == ["Tables lack units", "Tables lack units", "Figures are small"]  # p2's reviews
+    assert [(m["system_point"], m["human_point"], m["hit"]) for m in p1["matches"]] == [(0, 0, True)]
+    assert own["ours"]["p1"]["matches"] == [] and "against" not in own["ours"]["p1"]
+    for system, per_paper in floor.items():  # the pairs' hits are the floor the report gives
+        hits = [sum(m["hit"] for m in judged["matches"]) for judged in per_paper.values()]
+        assert sum(hits) / len(hits) == result["shuffled_floor"]["words"][system]["7"]["floor_hits"], system
+    assert floor[HUMAN_CONTROL]["p1"]["human_point_review"] == [1, 1]  # p2's review 0 left out, as on its own paper
+    assert two_papers(controls=("human",))["floor_pairs"] == {"words": {}}

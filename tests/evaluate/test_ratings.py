@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from lightning_review.evaluate.ratings import _spearman, markdown_lines, rating_accuracy
+from lightning_review.data.records import RecordError
+from lightning_review.evaluate.ratings import _spearman, markdown_lines, rating_accuracy, stated_rating
 from tests.conftest import SHARED_DATA
 
 HUMANS = {"a": [8, 6], "b": [3, 5], "c": [6, None, 8], "d": [7, 4], "e": [None]}
@@ -17,8 +18,20 @@ def review(rating):
     return f"The ablation is missing.\n\nRating: {rating}"
 
 
+def test_a_review_states_its_rating_on_its_line_or_else_in_its_field_never_both_disagreeing():
+    assert stated_rating(review(7)) == 7 and stated_rating("No line.") is None
+    assert stated_rating("No line.", 6, "f:1") == 6.0  # the field stands in for a text without the line
+    assert stated_rating(review(7), 7, "f:1") == 7 and stated_rating(review(6.5), None, "f:1") == 6.5
+    with pytest.raises(RecordError, match=r"^f:3: the review's last line states 'Rating: 7' but the line's 'rating' "
+                                          r"field is 5; they must agree"):
+        stated_rating(review(7), 5, "f:3")
+    for bad in ("7", True, float("nan")):
+        with pytest.raises(RecordError, match=r"^f:2: field 'rating' must be a finite number or null"):
+            stated_rating("No line.", bad, "f:2")
+
+
 def test_figures_against_the_mean_human_rating_and_reviews_without_one_counted():
-    system = {"a": review(7), "b": review(6), "c": review(9), "d": "No rating line here.", "e": review(5)}
+    system = {"a": 7, "b": 6, "c": 9, "d": None, "e": 5}  # d's review states no rating
     result = rating_accuracy(HUMANS, {"ours": system}, threshold=6, resamples=500)
     row = result["systems"]["ours"]
     assert result["papers_with_human_ratings"] == 4  # e's only review has no rating
@@ -40,7 +53,7 @@ def test_the_human_ceiling_is_the_first_rated_reviewer_against_the_others():
 
 
 def test_no_human_rating_means_no_rating_section():
-    assert rating_accuracy({"a": [None, None]}, {"ours": {"a": review(5)}}) is None
+    assert rating_accuracy({"a": [None, None]}, {"ours": {"a": 5}}) is None
     assert markdown_lines(None) == []
 
 
@@ -53,7 +66,7 @@ def test_the_vectorized_spearman_is_scipys_with_ties_and_nan_when_constant():
 
 
 def test_intervals_are_seeded_and_the_report_shows_every_system_and_the_ceiling():
-    system = {"a": review(7), "b": review(4), "c": review(9), "d": review(3)}
+    system = {"a": 7, "b": 4, "c": 9, "d": 3}
     first = rating_accuracy(HUMANS, {"ours": system}, resamples=300, seed=1)
     assert first == rating_accuracy(HUMANS, {"ours": system}, resamples=300, seed=1)
     text = "\n".join(markdown_lines(first))
@@ -66,7 +79,7 @@ def test_the_human_ceiling_on_the_real_iclr_2017_ratings():
     for line in SHARED_DATA.read_text().splitlines():
         paper = json.loads(line)
         humans[paper["id"]] = [r["rating"] for r in paper["reviews"]]
-    result = rating_accuracy(humans, {"constant 7": {pid: review(7) for pid in humans}}, resamples=1000)
+    result = rating_accuracy(humans, {"constant 7": {pid: 7 for pid in humans}}, resamples=1000)
     ceiling = result["human_ceiling"]
     assert ceiling["papers"] == 8 and ceiling["mae"]["value"] == pytest.approx(1.125)
     assert ceiling["spearman"]["value"] == pytest.approx(0.2857, abs=1e-3)
@@ -116,3 +129,32 @@ def test_evaluate_reports_rating_accuracy_and_specificity_from_the_files(tmp_pat
     assert result["specificity"]["systems"]["ours"]["specificity"]["value"] == pytest.approx(2 / 3)
     report = markdown(result)
     assert "## Rating accuracy (no judge)" in report and "## Specificity (no judge)" in report
+
+
+def test_evaluate_uses_a_system_files_rating_field_where_the_text_has_no_line_and_refuses_a_conflict(tmp_path):
+    """A system file from another source may keep the rating beside the review: it is scored where the text states
+    none; a line and a field that disagree stop the run naming the file's line."""
+    import asyncio
+    import re
+
+    from lightning_review.evaluate.command import load_input
+    from lightning_review.evaluate.evaluator import evaluate
+    from tests.conftest import write_jsonl
+
+    human = write_jsonl(tmp_path / "human.jsonl", [
+        {"id": f"p{k}", "paper": "We study graphs. " * 5, "reviews": [{"text": "The graph proofs need another look.", "rating": 4 + k}]}
+        for k in range(3)])
+    rows = [{"id": "p0", "review": "Thin results.", "rating": 5},  # the field alone: 5 vs 4
+            {"id": "p1", "review": "Thin results.\n\nRating: 8", "rating": 8},  # both, agreeing: 8 vs 5
+            {"id": "p2", "review": "Thin results.", "rating": None}]  # neither
+    theirs = write_jsonl(tmp_path / "theirs.jsonl", rows)
+    data = load_input(str(human), {"theirs": str(theirs)})
+    assert data.system_ratings == {"theirs": {"p0": 5.0, "p1": 8.0, "p2": None}}
+    row = asyncio.run(evaluate(data, [NoMatchJudge()], resamples=50))["ratings"]["systems"]["theirs"]
+    assert row["papers"] == 2 and row["without_rating_ids"] == ["p2"]
+    assert row["mae"]["value"] == pytest.approx((1 + 3) / 2)
+    rows[1]["rating"] = 6
+    conflict = write_jsonl(tmp_path / "conflict.jsonl", rows)
+    with pytest.raises(RecordError, match=rf"^{re.escape(str(conflict))}:2: the review's last line states "
+                                          r"'Rating: 8' but the line's 'rating' field is 6"):
+        load_input(str(human), {"theirs": str(conflict)})

@@ -197,3 +197,60 @@ def test_an_interrupted_overwrite_leaves_the_old_file_whole_and_continues(server
     assert not (tmp_path / "r.jsonl.partial").exists()
     for path in tmp_path.iterdir():
         assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def rate_when_asked(server, rating: str = "Rating: 6"):
+    """The fake reviewer, made to follow the rating request: its review ends with ``rating`` when the system message
+    asks for the line in training's words (``rating_request``), as GPT-4 does."""
+    from lightning_review.data.rating_line import rating_request
+
+    answer = server._chat
+
+    def chat(request: dict) -> dict:
+        response = answer(request)
+        if request["messages"][0]["content"].endswith(rating_request(1, 10)):
+            message = response["choices"][0]["message"]
+            message["content"] += f"\n\n{rating}"
+        return response
+
+    server._chat = chat
+
+
+def test_api_reviews_are_asked_for_the_training_targets_rating_line_and_it_is_read_back(server, papers, tmp_path):
+    """An API model never saw the training targets: the system message asks for their last line in their words,
+    and the line is read back into ``rating`` by the rule local generation uses (parse_rating)."""
+    from lightning_review.data.prompt import DEFAULT_SYSTEM_PROMPT
+    from lightning_review.data.rating_line import parse_rating, rating_request, training_target
+    from lightning_review.data.records import Record
+
+    rate_when_asked(server)
+    out = tmp_path / "gpt4.jsonl"
+    generate(str(papers), str(out), api_model=MODEL, max_new_tokens=64, max_context=1000, limit=2)
+    request = server.chat_requests[0]
+    assert request["messages"][0]["content"] == f"{DEFAULT_SYSTEM_PROMPT}\n\n{rating_request(1, 10)}"
+    assert '"Rating: <number>"' in rating_request(1, 10) and "from 1 (the lowest) to 10" in rating_request(1, 10)
+    target = training_target(Record(id="x", paper="p", review="A review.", rating=6), True)
+    assert target.endswith("\n\nRating: 6") and parse_rating(target) == 6  # the line asked for is the trained one
+    rows = read(out)
+    assert [r["rating"] for r in rows] == [6.0, 6.0] and all(r["review"].endswith("\n\nRating: 6") for r in rows)
+    assert rows[0]["system"] == request["messages"][0]["content"]  # the output says what was sent
+    assert rows[0]["settings"]["rating_scale"] == [1.0, 10.0]
+
+
+def test_the_rating_request_follows_the_scale_or_is_left_out_and_a_resume_keeps_it(server, papers, tmp_path):
+    from lightning_review.data.prompt import DEFAULT_SYSTEM_PROMPT
+
+    rate_when_asked(server)
+    plain = tmp_path / "plain.jsonl"
+    generate(str(papers), str(plain), api_model=MODEL, max_new_tokens=16, max_context=None, limit=1, rating_scale="")
+    assert server.chat_requests[-1]["messages"][0]["content"] == DEFAULT_SYSTEM_PROMPT  # the fine-tuning prompt
+    assert read(plain)[0]["rating"] is None and read(plain)[0]["system"] == DEFAULT_SYSTEM_PROMPT
+    acl = tmp_path / "acl.jsonl"
+    generate(str(papers), str(acl), api_model=MODEL, max_new_tokens=16, max_context=None, limit=1, rating_scale="1-5")
+    assert "from 1 (the lowest) to 5 (the highest)" in server.chat_requests[-1]["messages"][0]["content"]
+    with pytest.raises(ValueError, match=r"plain.jsonl:1: written with other settings \(differs in rating_scale\)"):
+        generate(str(papers), str(plain), api_model=MODEL, max_new_tokens=16, max_context=None)
+    for bad, says in (("ten", "is not a scale; give it as low-high"), ("10-1", "from a lower to a higher number")):
+        with pytest.raises(UserError, match=f"^--rating_scale: .*{says}"):
+            generate(str(papers), str(tmp_path / "x.jsonl"), api_model=MODEL, rating_scale=bad)
+    assert not (tmp_path / "x.jsonl").exists()  # refused before anything is written
