@@ -22,8 +22,8 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ..errors import UserError
 from ..artifacts.resumable_jsonl import output_files, partial_path
+from ..errors import UserError
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .client import CollectError, Fetcher, make_client
 from .folder import read_folder
