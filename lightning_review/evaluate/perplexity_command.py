@@ -29,8 +29,9 @@ def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]
 
 
 def held_out_documents(data_file: str | Path) -> list[tuple[str, str]]:
-    """(id, text) of each distinct paper in ``data_file``: a papers JSONL (``id``, ``paper`` a line) or any
-    record format the training reader takes (papers with several reviews count once)."""
+    """(id, text) of each distinct paper in ``data_file``: a papers JSONL (``id``, ``paper`` a line), long documents
+    without reviews (``text`` or ``paper`` a line, as the text task reads them) or any record format the training
+    reader takes (papers with several reviews count once)."""
     from ..data.papers import first_of_each_paper
     from ..data.readers import read_records
     from ..data.records import iter_json_objects, read_papers
@@ -42,7 +43,7 @@ def held_out_documents(data_file: str | Path) -> list[tuple[str, str]]:
     if "paper" in first and not {"review", "reviews", "messages"} & set(first):
         documents = list(dict(read_papers(path)).items())
     else:  # one document per paper, not per review: a paper scored three times would flatter long windows
-        records = read_records(path).records
+        records = read_records(path, need_review=False).records  # perplexity reads the paper alone
         documents = [(r.paper_id or r.id, r.paper) for r in first_of_each_paper(records)]
     if not documents:
         raise UserError(f"{path}: no paper to evaluate")

@@ -71,3 +71,12 @@ def test_a_paper_with_several_reviews_is_one_document(tmp_path):
             for i in range(2)]
     documents = held_out_documents(write_jsonl(tmp_path / "papers.jsonl", rows))
     assert [paper_id for paper_id, _ in documents] == ["p0", "p1"]
+
+
+def test_long_documents_without_reviews_are_held_out_documents(tmp_path):
+    """The text task's data (``text`` lines, no reviews) is what a context extension is scored on."""
+    from lightning_review.evaluate.perplexity_command import held_out_documents
+
+    rows = [{"id": "a", "text": "first document " * 30}, {"id": "b", "text": "second document " * 30}]
+    documents = held_out_documents(write_jsonl(tmp_path / "docs.jsonl", rows))
+    assert documents == [("a", rows[0]["text"]), ("b", rows[1]["text"])]
