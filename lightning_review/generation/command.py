@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from ..artifacts.resumable_jsonl import output_files
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.rating_line import rating_request
 from ..data.records import RecordError, iter_json_objects, paper_id_of, text_field
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
 from .decoding import DecodingSettings
-from .output import ReviewsFile, lock_path, partial_path
+from .output import ReviewsFile, partial_path
 
 
 def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
@@ -203,7 +204,7 @@ def refuse_outputs_over_inputs(papers: str, output_file: str, model_dir: str | N
     """Before anything is written: no output (the reviews, their lock and partial file, the API cache) may be a
     file the run reads, under any name; ``--overwrite true`` would otherwise replace the papers."""
     inputs = _input_files(papers, model_dir, adapter_dir, checkpoint_dir)
-    for output in (output_file, lock_path(output_file), partial_path(output_file)):
+    for output in output_files(output_file):
         refuse_output_over_input(output, inputs, "output_file")
     refuse_output_over_input(cache_file, inputs, "cache_file")
 
