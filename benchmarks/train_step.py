@@ -90,7 +90,7 @@ def is_oom(exc: BaseException) -> bool:
 
 
 # ---- the baseline ---------------------------------------------------------------------------------------------------
-def load_baseline(checkpoint: Path, context: int, device: str, quantize: bool):
+def load_baseline(checkpoint: Path, context: int, device: str, quantize: bool, lora_dropout: float = 0.05):
     """transformers + peft + bitsandbytes as their documentation shows it."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
@@ -108,7 +108,7 @@ def load_baseline(checkpoint: Path, context: int, device: str, quantize: bool):
     model = AutoModelForCausalLM.from_pretrained(checkpoint, config=config, dtype=torch.bfloat16,
                                                  attn_implementation="sdpa", device_map={"": device}, **kwargs)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    lora = LoraConfig(r=64, lora_alpha=16, lora_dropout=0.05, task_type="CAUSAL_LM", bias="none",
+    lora = LoraConfig(r=64, lora_alpha=16, lora_dropout=lora_dropout, task_type="CAUSAL_LM", bias="none",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                       modules_to_save=["embed_tokens", "input_layernorm", "post_attention_layernorm", "norm"])
     model = get_peft_model(model, lora)
@@ -142,8 +142,9 @@ def baseline_steps(model, docs: list[dict], device: str, warmup: int) -> list[fl
 def load_ours(checkpoint: Path, context: int, device: str, quantize: bool, **hparams):
     from lightning_review.training.module import LongQLoRAModule
 
+    hparams = {"lora_dropout": 0.05, **hparams}
     module = LongQLoRAModule(checkpoint_dir=str(checkpoint), model_max_length=context, quantize=quantize, lora_r=64,
-                             lora_alpha=16, lora_dropout=0.05, max_seq_length=context, **hparams)
+                             lora_alpha=16, max_seq_length=context, **hparams)
     return module
 
 
@@ -479,6 +480,8 @@ def main() -> None:
     parser.add_argument("--loss_chunk_tokens", type=int, default=4096, help="ours; 0: transformers' full-logits loss")
     parser.add_argument("--attention_backend", default="auto")
     parser.add_argument("--profile_dir", help="ours: write Lightning's PyTorchProfiler summary of each job here")
+    parser.add_argument("--lora_dropout", type=float, default=0.05,
+                        help="LoRA dropout of the baseline and ours (LongQLoRA's 0.05; 0 is unsloth's fast path)")
     parser.add_argument("--optimizer", default="adamw",
                         help="ours; adamw (torch fused, as the baseline) so that max_memory_allocated sees the "
                              "optimizer states: paged_adamw_32bit keeps them in CUDA managed memory, which it does not")
@@ -524,10 +527,11 @@ def main() -> None:
             jobs.append((f"mix_{args.mix_row}", lengths, args.mix_row))
     context = max(max(length for _, lengths, _ in jobs for length in lengths), config.max_position_embeddings)
     ours_kw = dict(attention_backend=args.attention_backend, optimizer=args.optimizer,
-                   loss_chunk_tokens=args.loss_chunk_tokens or None)
+                   loss_chunk_tokens=args.loss_chunk_tokens or None, lora_dropout=args.lora_dropout)
     for spec in args.variants.split(","):
         name, settings, only, bench = parse_variant(spec)
-        load = load_baseline if name == "baseline" else partial(load_ours, **{**ours_kw, **settings})
+        load = (partial(load_baseline, lora_dropout=args.lora_dropout) if name == "baseline"
+                else partial(load_ours, **{**ours_kw, **settings}))
         variant_jobs = [job for job in jobs if only is None or job[2] in only]
         try:
             run_variant(spec, load, checkpoint, context, variant_jobs, args, config, peak, result, bench)
