@@ -13,7 +13,8 @@ it runs after train_step.py, in the same machine session, on the checkpoint trai
 are used, and its entries of each job are copied beside ``unsloth`` with ``speedup unsloth`` (over its baseline) and
 ``ours over unsloth``. Without --like: --shape and --seqs.
 Unsloth's settings: 4-bit NF4 (load_in_4bit: double quantization, bf16 compute, lm_head not quantized, as the
-baseline), LoRA r=64 alpha=16 dropout --lora_dropout (0.05 as the baseline: unsloth fuses it into its LoRA kernels)
+baseline), LoRA r=64 alpha=16 dropout --lora_dropout (the --like run's, train_step.py's default 0.05: unsloth fuses
+dropout into its LoRA kernels)
 on q/k/v/o/gate/up/down, embed_tokens and every norm trained (modules_to_save), use_gradient_checkpointing="unsloth"
 (every layer; its checkpoints go to pinned host memory, hence peak_host_pinned_gb), linear RoPE scaling by the
 baseline's factor. The JSON records what unsloth really set up: its fast LoRA functions, the trainable parameters
@@ -42,20 +43,28 @@ OFFLINE_ENV = {"UNSLOTH_DISABLE_STATISTICS": "1", "HF_HUB_OFFLINE": "1", "TRANSF
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--like", help="a train_step.py JSON: shape, work, lengths, review_fraction, peak from it")
-    parser.add_argument("--shape", default="13b", choices=["7b", "13b"])
-    parser.add_argument("--seqs", default="8192", help="without --like: single-document jobs of these lengths")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--review_fraction", type=float, default=0.1)
-    parser.add_argument("--work", default="/tmp/train_step", help="where train_step.py built the checkpoint")
-    parser.add_argument("--lora_dropout", type=float, default=0.05)
+    parser.add_argument("--shape", choices=["7b", "13b"], help="default 13b")
+    parser.add_argument("--seqs", help="single-document jobs of these lengths (default 8192)")
+    parser.add_argument("--steps", type=int, help="default 3")
+    parser.add_argument("--warmup", type=int, help="default 1")
+    parser.add_argument("--review_fraction", type=float, help="default 0.1")
+    parser.add_argument("--work", help="where train_step.py built the checkpoint (default /tmp/train_step)")
+    parser.add_argument("--lora_dropout", type=float, help="default 0.05 (train_step.py --lora_dropout's)")
     parser.add_argument("--out", default="unsloth_step.json")
     args = parser.parse_args(argv)
-    if args.like:
-        like = json.loads(Path(args.like).read_text())
-        for key in ("shape", "work", "steps", "warmup", "review_fraction"):
-            setattr(args, key, like["args"][key])
-        args.seqs = like["args"]["seqs"] or ("" if like["args"]["mix"] else "8192,16384,32768")
+    settings = {"shape": "13b", "seqs": "8192", "steps": 3, "warmup": 1, "review_fraction": 0.1,
+                "work": "/tmp/train_step", "lora_dropout": 0.05}
+    if args.like:  # the run's own settings; one given here as well must agree
+        ran = json.loads(Path(args.like).read_text()).get("args")
+        if not isinstance(ran, dict) or "mix" not in ran:
+            raise SystemExit(f"--like {args.like}: not a train_step.py JSON (no args with mix)")
+        settings = {key: ran.get(key, default) for key, default in settings.items()}
+        settings["seqs"] = ran.get("seqs") or ("" if ran["mix"] else "8192,16384,32768")
+    for key, value in settings.items():
+        if getattr(args, key) is not None and args.like and getattr(args, key) != value:
+            raise SystemExit(f"--{key} {getattr(args, key)}: {args.like} ran {key}={value!r}; leave --{key} out")
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     return args
 
 
@@ -100,6 +109,7 @@ def load_unsloth(checkpoint: Path, context: int, lora_dropout: float, offload_di
 
 def describe(model, config) -> dict:
     """What unsloth set up, read off the model: fast LoRA paths, trainable parameters, attention backend."""
+    import torch
     import unsloth
     from unsloth.kernels import fast_lora
     from unsloth.models import _utils
@@ -116,7 +126,11 @@ def describe(model, config) -> dict:
     trainable, expected = sum(by_dtype.values()), expected_trainable(config, 64)
     if trainable != expected:
         print(f"WARNING: unsloth trains {trainable} parameters, the baseline {expected}: not like for like", flush=True)
-    return {"unsloth": unsloth.__version__, "fused_lora_dropout": fast_lora.FUSED_LORA_DROPOUT,
+    dropouts = [getattr(m, "lora_dropout", None) for m in model.modules()]
+    dropout = {float(d.p) for ds in dropouts if isinstance(ds, torch.nn.ModuleDict) for d in ds.values()
+               if isinstance(d, torch.nn.Dropout)}
+    return {"unsloth": unsloth.__version__, "lora_dropout": sorted(dropout) or [0.0],
+            "fused_lora_dropout": fast_lora.FUSED_LORA_DROPOUT,
             "fast_lora": {"qkv": name(getattr(layer.self_attn, "apply_qkv", None)),
                           "o": name(getattr(layer.self_attn, "apply_o", None)), "mlp": name(layer.mlp.forward)},
             "trainable_params": trainable, "trainable_by_dtype": dict(by_dtype), "baseline_trainable_params": expected,
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
 
         peak = round(measure(), 1)
     result["peak_bf16_tflops"] = peak
-    key = "unsloth" if args.lora_dropout == 0.05 else f"unsloth:lora_dropout={args.lora_dropout:g}"
+    key = "unsloth"
     context = max(max(max(lengths) for _, lengths in jobs), config.max_position_embeddings)
     ts.reset_peak("cuda")
     start = time.perf_counter()

@@ -21,6 +21,18 @@ def test_jobs_are_train_steps_own_lengths():
     jobs = dict(unsloth_step.jobs_of(args, like))
     assert jobs == {"seq_8192": [8192] * 4, "mix_16384": like["mix_lengths"]}
     assert set(jobs) <= set(like)  # the labels under which train_step.py filed the same jobs
+    assert args.lora_dropout == 0.05  # a run from before train_step.py --lora_dropout: its fixed 0.05
+
+
+def test_a_setting_that_contradicts_the_like_run_is_refused(tmp_path):
+    like_file = BENCHMARKS / "results" / "train_step_fused_13b_h200.json"
+    with pytest.raises(SystemExit, match="ran lora_dropout=0.05"):
+        unsloth_step.parse_args(["--like", str(like_file), "--lora_dropout", "0"])
+    assert unsloth_step.parse_args(["--like", str(like_file), "--shape", "13b"]).shape == "13b"  # agrees: fine
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"seq_8192": {}}))
+    with pytest.raises(SystemExit, match="not a train_step.py JSON"):
+        unsloth_step.parse_args(["--like", str(other)])
 
 
 def test_expected_trainable_is_what_peft_trains_for_the_baseline():
