@@ -199,6 +199,19 @@ def _s2_squares(n: int, group_size: int | None) -> int:
     return sum(g * g for shifted in (False, True) for _, g in _groups_of_document(n, group_size, shifted))
 
 
+def _projection_widths(config) -> tuple[int, int]:
+    """(q width, k/v width) of a Llama config (grouped-query attention narrows k and v)."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+
+
+def lora_parameters_per_layer(config, r: int) -> int:
+    """LoRA's parameters in one decoder layer, rank ``r`` on q, k, v, o, gate, up and down: r x (in + out) each."""
+    hidden, inter = config.hidden_size, config.intermediate_size
+    q_dim, kv_dim = _projection_widths(config)
+    return r * ((hidden + q_dim) + 2 * (hidden + kv_dim) + (q_dim + hidden) + 3 * (hidden + inter))
+
+
 def executed_flops(config, doc_lens: list[list[int]], widths: list[int], *, group_size: int | None,
                    checkpointed: int, review_tokens: list[int] | None, lora_r: int = 64,
                    fused_lora: bool = False) -> float:
@@ -214,11 +227,10 @@ def executed_flops(config, doc_lens: list[list[int]], widths: list[int], *, grou
       checkpointed recomputation, input gradient), else on every position (transformers' loss: forward + input
       gradient)."""
     hidden, layers = config.hidden_size, config.num_hidden_layers
-    head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
-    q_dim, kv_dim = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+    q_dim, kv_dim = _projection_widths(config)
     inter = config.intermediate_size
     base = hidden * q_dim + 2 * hidden * kv_dim + q_dim * hidden + 3 * hidden * inter
-    lora = lora_r * ((hidden + q_dim) + 2 * (hidden + kv_dim) + (q_dim + hidden) + 3 * (hidden + inter))
+    lora = lora_parameters_per_layer(config, lora_r)
     recompute = checkpointed / layers
     head = config.vocab_size * hidden
     total = 0.0

@@ -4,7 +4,7 @@ review_fraction, bf16 autocast, torch AdamW, --warmup untimed then --steps timed
 FastLanguageModel. A script of its own because importing unsloth patches transformers and peft for the whole process:
 it runs after train_step.py, in the same machine session, on the checkpoint train_step.py built (same --work).
 
-    bash /tmp/unsloth_wheels/install.sh && export PYTHONPATH=/tmp/site:$PWD   # .carry_unsloth_a/README.txt
+    pip install -e ".[bench-unsloth]"    # offline: the wheels benchmarks/RESULTS.md's unsloth section lists
     python benchmarks/train_step.py --shape 13b --seqs 8192 --mix 12 --variants baseline --out train_13b.json
     python benchmarks/unsloth_step.py --like train_13b.json --out unsloth_13b.json
 
@@ -34,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-TRAINED = ["embed_tokens", "input_layernorm", "post_attention_layernorm", "norm"]
+from lightning_review.model.loading import EMBEDDINGS_AND_NORMS, LORA_TARGETS  # noqa: E402 - imports no transformers
+
 OFFLINE_ENV = {"UNSLOTH_DISABLE_STATISTICS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "HF_DATASETS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
@@ -80,11 +80,10 @@ def jobs_of(args: argparse.Namespace, like: dict | None) -> list[tuple[str, list
 
 def expected_trainable(config, r: int) -> int:
     """The baseline's trainable parameters: LoRA on the 7 projections, embed_tokens, every RMSNorm."""
-    h, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
-    q, kv = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
-    lora = r * ((h + q) + 2 * (h + kv) + (q + h) + 3 * (h + inter))
-    return layers * lora + config.vocab_size * h + (2 * layers + 1) * h
+    from train_step import lora_parameters_per_layer
+
+    h, layers = config.hidden_size, config.num_hidden_layers
+    return layers * lora_parameters_per_layer(config, r) + config.vocab_size * h + (2 * layers + 1) * h
 
 
 def load_unsloth(checkpoint: Path, context: int, lora_dropout: float, offload_dir: Path):
@@ -100,8 +99,8 @@ def load_unsloth(checkpoint: Path, context: int, lora_dropout: float, offload_di
         load_in_4bit=True, local_files_only=True, device_map={"": "cuda"}, use_gradient_checkpointing="unsloth",
         rope_scaling={"type": "linear", "factor": factor} if factor > 1 else None)
     model = FastLanguageModel.get_peft_model(
-        model, r=64, lora_alpha=16, lora_dropout=lora_dropout, bias="none", target_modules=TARGETS,
-        modules_to_save=TRAINED, use_gradient_checkpointing="unsloth", random_state=0,
+        model, r=64, lora_alpha=16, lora_dropout=lora_dropout, bias="none", target_modules=LORA_TARGETS,
+        modules_to_save=EMBEDDINGS_AND_NORMS, use_gradient_checkpointing="unsloth", random_state=0,
         temporary_location=str(offload_dir))
     FastLanguageModel.for_training(model)
     return model
@@ -207,8 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         result[label][key] = entry
         compare(result[label], key)
         print(label, json.dumps(result[label]), flush=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
-    Path(args.out).write_text(json.dumps(result, indent=1))
+        Path(args.out).write_text(json.dumps(result, indent=1))  # after each job: a later failure keeps it
 
 
 if __name__ == "__main__":

@@ -40,10 +40,12 @@ def test_expected_trainable_is_what_peft_trains_for_the_baseline():
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from lightning_review.model.loading import EMBEDDINGS_AND_NORMS, LORA_TARGETS
+
     config = LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2)
     model = get_peft_model(LlamaForCausalLM(config), LoraConfig(
-        r=64, lora_alpha=16, target_modules=unsloth_step.TARGETS, modules_to_save=unsloth_step.TRAINED))
+        r=64, lora_alpha=16, target_modules=LORA_TARGETS, modules_to_save=EMBEDDINGS_AND_NORMS))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert unsloth_step.expected_trainable(config, 64) == trainable
 
