@@ -102,6 +102,17 @@ class ResumableJsonl:
             os.replace(self.path, self.target.expanduser().resolve())
             self.path = self.target
 
+    def partial_note(self) -> str | None:
+        """What a run tells about an overwrite's partial file: that it continued one, or that it leaves one aside
+        (resuming the file itself); None when there is none."""
+        if self.resumed_partial:
+            return (f"continued {self.path}, what an interrupted --overwrite run wrote ({len(self.done)} "
+                    f"{self.RECORD}s); it replaces {self.target} once every {self.RECORD} is written")
+        if not self.overwrite and partial_path(self.target).exists():
+            return (f"{partial_path(self.target)} holds an unfinished --overwrite run; this run resumes "
+                    f"{self.target} instead (pass --overwrite true to continue that one)")
+        return None
+
     def write(self, record: dict) -> None:
         """Append one record and make it durable before the next one starts."""
         with self.path.open("a", encoding="utf-8") as f:

@@ -22,7 +22,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ..artifacts.resumable_jsonl import output_files, partial_path
+from ..artifacts.resumable_jsonl import output_files
 from ..errors import UserError
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .client import CollectError, Fetcher, make_client
@@ -102,11 +102,9 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
                    "counts": dict(counts), "left_out": {k: v[:50] for k, v in left_out.items()}}
         if writer.duplicates:  # lines of an id written before: the file was concatenated or edited
             summary["duplicate_id_lines"] = writer.duplicates[:50]
-        if writer.resumed_partial:
-            summary["note"] = f"continued {writer.path}, what an interrupted --overwrite run wrote"
-        elif not overwrite and partial_path(output_file).exists():
-            summary["note"] = (f"{partial_path(output_file)} holds an unfinished --overwrite run; this run resumed "
-                               f"{output_file} instead (--overwrite true continues that one)")
+        note = writer.partial_note()
+        if note:
+            summary["note"] = note
         if not writer.done:  # before finish(): an overwrite that found nothing leaves the old file as it was
             print(json.dumps(summary, indent=2))
             raise UserError(_nothing_written(output_file, left_out, max_papers, venue or reviews_file))

@@ -20,7 +20,7 @@ from ..data.records import RecordError, iter_json_objects, paper_id_of, text_fie
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
 from .decoding import DecodingSettings
-from .output import ReviewsFile, partial_path
+from .output import ReviewsFile
 
 
 def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
@@ -218,12 +218,9 @@ def _report_existing(out: ReviewsFile) -> None:
         print(f"warning: {out.path} has {len(out.duplicates)} review line(s) of an id written before (the first at "
               f"{out.duplicates[0]}): two runs wrote to it at once, or it was concatenated twice. evaluate needs one "
               "review per id: keep one line per id, or rerun with --overwrite true")
-    if out.resumed_partial:
-        print(f"note: continuing {out.path}, an interrupted --overwrite run ({len(out.done)} reviews); it replaces "
-              f"{out.target} when every paper is reviewed")
-    elif not out.overwrite and partial_path(out.target).exists():
-        print(f"note: {partial_path(out.target)} holds an unfinished --overwrite run; this run resumes {out.target} "
-              "instead (pass --overwrite true to continue that one)")
+    note = out.partial_note()
+    if note:
+        print(f"note: {note}")
 
 
 def _progress(total: int, backend: str):

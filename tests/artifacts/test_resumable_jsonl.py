@@ -34,8 +34,11 @@ def test_an_interrupted_overwrite_keeps_the_old_file_until_the_new_one_is_comple
             out.write({"id": "a", "review": "new"})
             raise KeyboardInterrupt  # the user stops the run before every record is written
     assert path.read_bytes() == old
+    with open_output(path) as out:  # a run without --overwrite resumes the file and says the partial one waits
+        assert str(partial_path(path)) in out.partial_note() and "--overwrite true" in out.partial_note()
     with open_output(path, overwrite=True) as out:  # the same command again continues the new file
         assert out.resumed_partial and out.done == {"a"}
+        assert out.partial_note().startswith(f"continued {partial_path(path)}")
         out.write({"id": "b", "review": "new"})
         assert path.read_bytes() == old
         out.finish()
