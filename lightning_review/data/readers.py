@@ -152,29 +152,20 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
 
 
 def _candidates(path: Path, fmt: str, mapping: dict[str, str],
-                need_review: bool = True) -> Iterator[tuple[str, dict | RecordError]]:
-    readers = {"jsonl": _jsonl, "chat": _chat, "paper_reviews": _paper_reviews, "peerread": _peerread,
-               "json": _json_array, "csv": _csv}
-    if fmt not in readers:
-        raise UserError(f"unknown data format {fmt!r}; one of auto, {', '.join(readers)}")
-    if fmt in ("json", "csv"):
-        yield from readers[fmt](path, mapping, need_review)
-    elif fmt == "chat":
-        yield from _chat(path, need_review)
-    elif fmt == "paper_reviews" and not need_review:
-        yield from _jsonl(path)  # one document a line: its reviews are not read
-    else:
-        yield from readers[fmt](path)
+                need_review: bool) -> Iterator[tuple[str, dict | RecordError]]:
+    if fmt not in READERS:
+        raise UserError(f"unknown data format {fmt!r}; one of auto, {', '.join(READERS)}")
+    yield from READERS[fmt](path, mapping, need_review)
 
 
-def _jsonl(path: Path):
+def _jsonl(path: Path, mapping: dict[str, str], need_review: bool):
     for where, obj in iter_json_lines(path):
         if isinstance(obj, dict):
             obj = {**obj, "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
         yield where, obj
 
 
-def _chat(path: Path, need_review: bool = True):
+def _chat(path: Path, mapping: dict[str, str], need_review: bool):
     for where, obj in iter_json_lines(path):
         if isinstance(obj, RecordError):
             yield where, obj
@@ -198,7 +189,10 @@ def _chat(path: Path, need_review: bool = True):
                       "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
 
 
-def _paper_reviews(path: Path):
+def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
+    if not need_review:
+        yield from _jsonl(path, mapping, need_review)  # one document a line: its reviews are not read
+        return
     for where, obj in iter_json_lines(path):
         if isinstance(obj, RecordError):
             yield where, obj
@@ -218,7 +212,7 @@ def _paper_reviews(path: Path):
                                           "source": obj.get("source")}
 
 
-def _peerread(path: Path):
+def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
     reviews_dir, pdfs_dir = path / "reviews", path / "parsed_pdfs"
     if not reviews_dir.is_dir():
         raise FileNotFoundError(f"{path}: a PeerRead directory holds reviews/<id>.json and parsed_pdfs/<id>.pdf.json")
@@ -295,7 +289,7 @@ def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = 
     return out
 
 
-def _json_array(path: Path, mapping: dict[str, str], need_review: bool = True):
+def _json_array(path: Path, mapping: dict[str, str], need_review: bool):
     # Bytes that are not UTF-8 become lone surrogates, so that they cost the one object holding them (named below),
     # not the file; a file that is not one JSON document stops the read under either policy.
     try:
@@ -313,7 +307,7 @@ def _json_array(path: Path, mapping: dict[str, str], need_review: bool = True):
         yield where, _not_utf8(row, where) or _mapped(row, mapping, where, need_review)
 
 
-def _csv(path: Path, mapping: dict[str, str], need_review: bool = True):
+def _csv(path: Path, mapping: dict[str, str], need_review: bool):
     csv.field_size_limit(1 << 30)  # papers are long
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
@@ -349,3 +343,9 @@ def _number(value):
         return float(str(value).split(":")[0].strip())
     except ValueError:
         return value
+
+
+# Every reader takes (path, mapping, need_review): the mapping is read by json and csv only, need_review by the
+# readers whose form differs without reviews (jsonl's and peerread's does not).
+READERS = {"jsonl": _jsonl, "chat": _chat, "paper_reviews": _paper_reviews, "peerread": _peerread,
+           "json": _json_array, "csv": _csv}

@@ -265,3 +265,17 @@ def test_a_chat_line_keeps_its_own_system_message(tmp_path):
     assert report.rejected == {"bad_chat_example": 1}
     with pytest.raises(RecordError, match=r"chat\.jsonl:3: a chat example has at most one system message"):
         read_records(chat)
+
+
+def test_every_reader_takes_path_mapping_and_need_review(tmp_path):
+    """One call for every format: no reader is special-cased by the caller for need_review."""
+    import inspect
+
+    from lightning_review.data.readers import READERS
+
+    for name, reader in READERS.items():
+        assert list(inspect.signature(reader).parameters) == ["path", "mapping", "need_review"], name
+    papers = write_jsonl(tmp_path / "papers.jsonl", [{"id": "p1", "paper": PAPER, "reviews": [{"text": REVIEW}]}])
+    # called as _candidates calls it: a paper_reviews line without need_review is one document, its reviews unread
+    [(where, item)] = list(READERS["paper_reviews"](papers, {}, False))
+    assert where == f"{papers}:1" and item["paper"] == PAPER and "review" not in item
