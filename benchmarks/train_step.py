@@ -85,6 +85,16 @@ def documents(lengths: list[int], review_fraction: float, vocab: int, seed: int 
     return out
 
 
+def document_jobs(seqs: list[int], rows: int, mix_lengths: list[int] | None = None,
+                  mix_row: int | None = None) -> list[tuple[str, list[int], int]]:
+    """(label, document lengths, row length) per job: ``rows`` documents of each length in ``seqs``, then the length
+    mix's documents in rows of ``mix_row`` (unsloth_step.py takes a train_step.py JSON's jobs through this too)."""
+    jobs = [(f"seq_{s}", [s] * rows, s) for s in seqs]
+    if mix_lengths:
+        jobs.append((f"mix_{mix_row}", list(mix_lengths), mix_row))
+    return jobs
+
+
 def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
@@ -363,24 +373,35 @@ def _release_trainer(module) -> None:
 
 
 def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tuple[str, list[int], int]], args,
-                config, peak, result: dict, bench: dict | None = None) -> None:
-    """Load one variant once, then time every job (label, document lengths, row length) on it; in a search, the
-    doubling stops at the first OOM. ``bench``: parse_variant's benchmark settings (fit widths, the equal-memory
-    search of checkpointed layers against the baseline's peak of the same job times 1 + --memory_slack)."""
+                config, peak, result: dict, bench: dict | None = None, kind: str | None = None,
+                loaded=None) -> None:
+    """Load one variant once (``load(checkpoint, context, device, quantize)``), then time every job (label, document
+    lengths, row length) on it, filing each job's entry under ``result[label][name]`` and writing ``args.out``
+    after each; in a search, the doubling stops at the first OOM. ``kind``, by default the name's prefix: "ours" (a
+    LongQLoRAModule through Lightning, our_steps) or "baseline" (a transformers model, one document an optimizer
+    step, baseline_steps: the protocol unsloth_step.py's model is timed with too). ``loaded(model)``: called once
+    the model is loaded, before its jobs. ``bench``: parse_variant's benchmark settings (fit widths, the
+    equal-memory search of checkpointed layers against the baseline's peak of the same job times 1 +
+    --memory_slack)."""
     bench = bench or {}
+    kind = kind or ("ours" if name.startswith("ours") else "baseline")
+    if kind not in ("baseline", "ours"):
+        raise ValueError(f"run_variant: kind {kind!r} is baseline or ours")
     device = args.device
     reset_peak(device)
     start = time.perf_counter()
     model = load(checkpoint, context, device, args.quantize)
-    if name.startswith("ours"):  # built here, not in the Trainer, so that no job's peak includes loading
+    if kind == "ours":  # built here, not in the Trainer, so that no job's peak includes loading
         model.build(device)
     result.setdefault("load_s", {})[name] = round(time.perf_counter() - start, 1)
+    if loaded is not None:
+        loaded(model)
     for label, lengths, row_length in jobs:
         docs = documents(lengths, args.review_fraction, config.vocab_size, seed=len(lengths))
         reset_peak(device)
         extra: dict = {}
         try:
-            if name.startswith("baseline"):
+            if kind == "baseline":
                 times = baseline_steps(model, docs, device, args.warmup)
                 doc_lens = [[n] for n in lengths]
                 executed = [executed_flops(config, [[n]], [n], group_size=None, checkpointed=config.num_hidden_layers,
@@ -415,12 +436,13 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
             entry["peak_host_pinned_gb"] = peak_host_pinned_gb(device)
             entry["rows"] = len(doc_lens)
             entry["warmup_rows"] = args.warmup
+            entry["step_s"] = [round(t, 3) for t in times]
             if "budget_gb" in entry and entry.get("peak_gb") is not None:
                 entry["within_budget"] = entry["peak_gb"] <= entry["budget_gb"]
         except Exception as exc:  # noqa: BLE001 - OOM is a result here, anything else is re-raised
             if not is_oom(exc):
                 raise
-            _release_trainer(model if name.startswith("ours") else None)
+            _release_trainer(model if kind == "ours" else None)
             entry = {"oom": True, "peak_gb": peak_gb(device), **extra}
         result.setdefault(label, {})[name] = entry
         print(name, label, entry, flush=True)
@@ -465,7 +487,7 @@ def search_checkpointing(module, label: str, rows: list[list[dict]], doc_lens: l
             "checkpointed_layers": count}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", default="13b", choices=["7b", "13b", "tiny"])
     parser.add_argument("--device", default="cuda")
@@ -497,7 +519,7 @@ def main() -> None:
     parser.add_argument("--optimizer", default="adamw",
                         help="ours; adamw (torch fused, as the baseline) so that max_memory_allocated sees the "
                              "optimizer states: paged_adamw_32bit keeps them in CUDA managed memory, which it does not")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from shapes import random_llama_checkpoint
 
     result: dict = {"shape": args.shape, "args": vars(args), "torch": torch.__version__,
@@ -530,13 +552,11 @@ def main() -> None:
         args.warmup = 0
     else:
         seqs = [int(s) for s in (args.seqs or ("" if args.mix else "8192,16384,32768")).split(",") if s]
-        jobs = [(f"seq_{s}", [s] * n_rows, s) for s in seqs]
         if args.mix:
             rng = random.Random(0)  # lognormal around the seed's mean of ~7,600 tokens, cut to [1K, mix_row]
-            lengths = [min(args.mix_row, max(1024, int(rng.lognormvariate(math.log(6800), 0.5))))
-                       for _ in range(args.mix + args.warmup)]
-            result["mix_lengths"] = lengths
-            jobs.append((f"mix_{args.mix_row}", lengths, args.mix_row))
+            result["mix_lengths"] = [min(args.mix_row, max(1024, int(rng.lognormvariate(math.log(6800), 0.5))))
+                                     for _ in range(args.mix + args.warmup)]
+        jobs = document_jobs(seqs, n_rows, result.get("mix_lengths"), args.mix_row)
     context = max(max(length for _, lengths, _ in jobs for length in lengths), config.max_position_embeddings)
     ours_kw = dict(attention_backend=args.attention_backend, optimizer=args.optimizer,
                    loss_chunk_tokens=args.loss_chunk_tokens or None, lora_dropout=args.lora_dropout)

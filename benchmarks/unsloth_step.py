@@ -1,8 +1,11 @@
 """Unsloth beside train_step.py (issue 19): the same random-weight Llama-2 checkpoint, documents and step protocol as
-train_step.py's baseline (train_step.baseline_steps: one document per optimizer step, labels on its last
-review_fraction, bf16 autocast, torch AdamW, --warmup untimed then --steps timed), trained through unsloth's
-FastLanguageModel. A script of its own because importing unsloth patches transformers and peft for the whole process:
-it runs after train_step.py, in the same machine session, on the checkpoint train_step.py built (same --work).
+train_step.py's baseline, trained through unsloth's FastLanguageModel. This script only builds unsloth's model: the
+jobs, timing, summary, OOM handling and JSON writing are train_step.py's own (train_step.run_variant with
+kind="baseline", i.e. train_step.baseline_steps: one document per optimizer step, labels on its last
+review_fraction, bf16 autocast, torch AdamW, --warmup untimed then --steps timed, median step, tokens/s of real
+tokens, peak memory and peak pinned host memory, each step's time). A script of its own because importing unsloth
+patches transformers and peft for the whole process: it runs after train_step.py, in the same machine session, on the
+checkpoint train_step.py built (same --work).
 
     pip install -e ".[bench-unsloth]"    # offline: the wheels benchmarks/RESULTS.md's unsloth section lists
     python benchmarks/train_step.py --shape 13b --seqs 8192 --mix 12 --variants baseline --out train_13b.json
@@ -30,12 +33,14 @@ import math
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lightning_review.model.loading import EMBEDDINGS_AND_NORMS, LORA_TARGETS  # noqa: E402 - imports no transformers
 
+KEY = "unsloth"  # its entry in each job, beside the --like run's
 OFFLINE_ENV = {"UNSLOTH_DISABLE_STATISTICS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "HF_DATASETS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
@@ -51,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", help="where train_step.py built the checkpoint (default /tmp/train_step)")
     parser.add_argument("--lora_dropout", type=float, help="default 0.05 (train_step.py --lora_dropout's)")
     parser.add_argument("--out", default="unsloth_step.json")
+    parser.set_defaults(device="cuda", quantize=True, search=0)  # what train_step.run_variant reads besides
     args = parser.parse_args(argv)
     settings = {"shape": "13b", "seqs": "8192", "steps": 3, "warmup": 1, "review_fraction": 0.1,
                 "work": "/tmp/train_step", "lora_dropout": 0.05}
@@ -68,11 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def jobs_of(args: argparse.Namespace, like: dict | None) -> list[tuple[str, list[int]]]:
-    """(label, document lengths) per job, the labels and lengths train_step.py gave the same jobs."""
-    jobs = [(f"seq_{s}", [int(s)] * (args.warmup + args.steps)) for s in str(args.seqs).split(",") if s]
-    if like and like.get("mix_lengths"):
-        jobs.append((f"mix_{like['args']['mix_row']}", like["mix_lengths"]))
+def jobs_of(args: argparse.Namespace, like: dict | None) -> list[tuple[str, list[int], int]]:
+    """(label, document lengths, row length) per job: train_step.document_jobs, as train_step.py built the same
+    jobs (the --like run's mix lengths included)."""
+    from train_step import document_jobs
+
+    like = like or {}
+    jobs = document_jobs([int(s) for s in str(args.seqs).split(",") if s], args.warmup + args.steps,
+                         like.get("mix_lengths"), like.get("args", {}).get("mix_row"))
     if not jobs:
         raise SystemExit(f"{args.like or '--seqs'}: no job (no seqs and no mix_lengths)")
     return jobs
@@ -86,7 +95,10 @@ def expected_trainable(config, r: int) -> int:
     return layers * lora_parameters_per_layer(config, r) + config.vocab_size * h + (2 * layers + 1) * h
 
 
-def load_unsloth(checkpoint: Path, context: int, lora_dropout: float, offload_dir: Path):
+def load_unsloth(checkpoint: Path, context: int, device: str, quantize: bool, *, lora_dropout: float,
+                 offload_dir: Path):
+    """train_step.run_variant's ``load``: FastLanguageModel with the baseline's 4-bit NF4, LoRA and trained
+    embeddings and norms."""
     import torch
     from unsloth import FastLanguageModel
 
@@ -96,7 +108,7 @@ def load_unsloth(checkpoint: Path, context: int, lora_dropout: float, offload_di
     factor = max(1.0, math.ceil(context / config.max_position_embeddings))  # as train_step.load_baseline
     model, _ = FastLanguageModel.from_pretrained(
         str(checkpoint), max_seq_length=int(config.max_position_embeddings * factor), dtype=torch.bfloat16,
-        load_in_4bit=True, local_files_only=True, device_map={"": "cuda"}, use_gradient_checkpointing="unsloth",
+        load_in_4bit=quantize, local_files_only=True, device_map={"": device}, use_gradient_checkpointing="unsloth",
         rope_scaling={"type": "linear", "factor": factor} if factor > 1 else None)
     model = FastLanguageModel.get_peft_model(
         model, r=64, lora_alpha=16, lora_dropout=lora_dropout, bias="none", target_modules=LORA_TARGETS,
@@ -163,7 +175,6 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    import train_step as ts
     from shapes import random_llama_checkpoint
 
     start = time.perf_counter()
@@ -180,33 +191,30 @@ def main(argv: list[str] | None = None) -> None:
 
         peak = round(measure(), 1)
     result["peak_bf16_tflops"] = peak
-    key = "unsloth"
-    context = max(max(max(lengths) for _, lengths in jobs), config.max_position_embeddings)
-    ts.reset_peak("cuda")
-    start = time.perf_counter()
-    model = load_unsloth(checkpoint, context, args.lora_dropout, work / "unsloth_offload")
-    result["load_s"] = {key: round(time.perf_counter() - start, 1)}
-    result["setup"] = describe(model, config)
-    print(json.dumps(result["setup"]), flush=True)
-    for label, lengths in jobs:
-        docs = ts.documents(lengths, args.review_fraction, config.vocab_size, seed=len(lengths))
-        ts.reset_peak("cuda")
-        try:
-            times = ts.baseline_steps(model, docs, "cuda", args.warmup)
-            executed = [ts.executed_flops(config, [[n]], [n], group_size=None, checkpointed=config.num_hidden_layers,
-                                          review_tokens=None) for n in lengths]  # full attention, logits everywhere
-            entry = ts.summarize(times, [[n] for n in lengths], config, peak, ts.peak_gb("cuda"), executed)
-            entry.update(peak_host_pinned_gb=ts.peak_host_pinned_gb("cuda"), rows=len(lengths),
-                         warmup_rows=args.warmup, step_s=[round(t, 3) for t in times])
-        except Exception as exc:  # noqa: BLE001 - OOM is a result here, anything else is re-raised
-            if not ts.is_oom(exc):
-                raise
-            entry = {"oom": True, "peak_gb": ts.peak_gb("cuda")}
+    load = partial(load_unsloth, lora_dropout=args.lora_dropout, offload_dir=work / "unsloth_offload")
+    time_jobs(args, like, jobs, checkpoint, config, result, load, lambda model: describe(model, config))
+
+
+def time_jobs(args: argparse.Namespace, like: dict | None, jobs: list[tuple[str, list[int], int]], checkpoint: Path,
+              config, result: dict, load, setup) -> None:
+    """The model ``load`` builds, timed by train_step.py's own step loop (train_step.run_variant, kind "baseline")
+    on ``jobs``; ``result["setup"]`` is ``setup(model)``. Each job's entry goes beside the --like run's entries of
+    that job, with compare's ratios; ``args.out`` is written after each job and at the end."""
+    import train_step as ts
+
+    for label, _, _ in jobs:
         result[label] = {k: v for k, v in (like or {}).get(label, {}).items() if isinstance(v, dict)}
-        result[label][key] = entry
-        compare(result[label], key)
-        print(label, json.dumps(result[label]), flush=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))  # after each job: a later failure keeps it
+
+    def record_setup(model) -> None:
+        result["setup"] = setup(model)
+        print(json.dumps(result["setup"]), flush=True)
+
+    context = max(max(max(lengths) for _, lengths, _ in jobs), config.max_position_embeddings)
+    ts.run_variant(KEY, load, checkpoint, context, jobs, args, config, result.get("peak_bf16_tflops"), result,
+                   kind="baseline", loaded=record_setup)
+    for label, _, _ in jobs:
+        compare(result[label], KEY)
+    Path(args.out).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
