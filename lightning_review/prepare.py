@@ -1,7 +1,9 @@
 """``python -m lightning_review prepare``: read, validate, tokenize (into the cache training reuses) and pack a
 dataset, and say what it holds: records, papers, token lengths, truncations at max_seq_length, packing efficiency;
-as JSON, with a PNG histogram of the lengths. No output may be one of the data files, and each is written under a
-temporary name and renamed, so an error never leaves half a file."""
+for the text task (``--task text``: documents without reviews, as fit's ``data.task text`` reads them), the
+documents' token lengths and the rows their joined stream makes; as JSON, with a PNG histogram of the lengths. No
+output may be one of the data files, and each is written under a temporary name and renamed, so an error never
+leaves half a file."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import numpy as np
 
 from .data.papers import count_papers
 from .data.prompt import DEFAULT_SYSTEM_PROMPT
+from .data.readers import Task
+from .errors import UserError
 from .safe_paths import atomic_writer, refuse_output_over_input, write_text_atomic
 
 PERCENTILES = (50, 90, 99)
@@ -32,11 +36,11 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
             val_file: str | None = None, val_fraction: float = 0.05, data_format: str = "auto",
             column_mapping: dict[str, str] | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
             rejects_file: str | None = None, min_review_chars: int = 20, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-            seed: int = 42, plot: bool = True, rating_line: bool | None = None) -> dict:
+            seed: int = 42, plot: bool = True, rating_line: bool | None = None, task: Task = "review") -> dict:
     """Prepare a dataset once; training with the same settings then reads the tokenize cache.
 
     Args:
-        data_file: the data (any format lightning_review.data.readers reads).
+        data_file: the data (any format lightning_review.data.readers reads); for ``task=text``, documents.
         tokenizer_dir: the model's tokenizer (its checkpoint directory).
         max_seq_length: tokens per training row.
         output_dir: where stats.json and lengths.png go.
@@ -46,15 +50,23 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
         column_mapping: for JSON/CSV, {our field: your column}.
         on_bad_record: strict (stop at the first) or skip (count, write to rejects_file).
         rejects_file: where skipped records are listed.
-        min_review_chars: shorter reviews are bad records.
+        min_review_chars: shorter reviews are bad records (review task).
         system_prompt: the system prompt of the chat template.
         seed: of the validation split.
         plot: write lengths.png.
         rating_line: end each target with its rating line (lightning_review.data.rating_line); None: when every
             record has a rating. The same setting as training's data.rating_line, so fit hits the same cache.
+            Review task only.
+        task: as training's data.task: ``review`` (paper -> review examples) or ``text`` (context extension on
+            documents without reviews: each line's ``paper`` or ``text``, reviews not needed; the documents joined
+            into one stream cut into rows of max_seq_length). For ``text`` the statistics are each document's
+            tokens and the stream's rows and left-out tail; no tokenize cache (training tokenizes text itself).
     """
     from .data.datamodule import ReviewDataModule
 
+    if task == "text" and rating_line is not None:
+        raise UserError(f"rating_line={rating_line} is for the review task (it ends each review target with its "
+                        "rating); the text task trains on documents without targets: leave rating_line out")
     start = time.perf_counter()
     out = Path(output_dir)
     for name in ("stats.json", "lengths.png"):
@@ -63,11 +75,11 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
                           system_prompt=system_prompt, max_seq_length=max_seq_length, val_fraction=val_fraction,
                           seed=seed, data_format=data_format, column_mapping=column_mapping,
                           on_bad_record=on_bad_record, rejects_file=rejects_file, min_review_chars=min_review_chars,
-                          rating_line=rating_line)
+                          rating_line=rating_line, task=task)
     dm.prepare_data()
     dm.setup("fit")
-    stats: dict = {"data_file": data_file, "max_seq_length": max_seq_length, "rating_line": dm.rating_line,
-                   "read": dm.stats.get("read", {})}
+    stats: dict = {"data_file": data_file, "task": task, "max_seq_length": max_seq_length,
+                   **({"rating_line": dm.rating_line} if task == "review" else {}), "read": dm.stats.get("read", {})}
     all_lengths = {}
     for split, records in dm.split_records().items():
         lengths = all_lengths[split] = dm.token_lengths(split)
@@ -76,16 +88,27 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
     stats["seconds"] = time.perf_counter() - start
     write_text_atomic(out / "stats.json", json.dumps(stats, indent=1, default=float))
     if plot:
-        plot_lengths(all_lengths["train"], max_seq_length, out / "lengths.png")
+        plot_lengths(all_lengths["train"], max_seq_length, out / "lengths.png",
+                     "documents" if task == "text" else "examples")
     train = stats["train"]
-    print(f"{train['records']} training records on {train['papers']} papers; paper tokens p50/p90/max "
-          f"{train['paper_tokens'].get('p50', 0):,.0f}/{train['paper_tokens'].get('p90', 0):,.0f}/"
-          f"{train['paper_tokens'].get('max', 0):,}; truncated at {max_seq_length}: {train.get('papers_truncated')}; "
-          f"packing efficiency {train.get('packing_efficiency', 0):.1%}; written to {out}/stats.json")
+    if task == "text":
+        print(f"{train['papers']} training documents ({train['records']} records); document tokens p50/p90/max "
+              f"{_percentiles(train['document_tokens'])}; joined: {train['stream_tokens']:,} tokens, "
+              f"{train['examples']} rows of {max_seq_length} ({train['tokens_left_out']:,} tokens of the tail left "
+              f"out); written to {out}/stats.json")
+    else:
+        print(f"{train['records']} training records on {train['papers']} papers; paper tokens p50/p90/max "
+              f"{_percentiles(train['paper_tokens'])}; truncated at {max_seq_length}: {train.get('papers_truncated')}; "
+              f"packing efficiency {train.get('packing_efficiency', 0):.1%}; written to {out}/stats.json")
     return stats
 
 
-def plot_lengths(lengths: dict[str, np.ndarray], max_seq_length: int, path: Path) -> None:
+def _percentiles(stats: dict) -> str:
+    """p50/p90/max of a length_stats dict, 0 where it counts nothing."""
+    return f"{stats.get('p50', 0):,.0f}/{stats.get('p90', 0):,.0f}/{stats.get('max', 0):,}"
+
+
+def plot_lengths(lengths: dict[str, np.ndarray], max_seq_length: int, path: Path, what: str = "examples") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,8 +120,8 @@ def plot_lengths(lengths: dict[str, np.ndarray], max_seq_length: int, path: Path
             ax.hist(values, bins=60, alpha=0.5, label=name.replace("_", " "))
     ax.axvline(max_seq_length, color="black", linestyle="--", label=f"max_seq_length {max_seq_length:,}")
     ax.set_xlabel("tokens")
-    ax.set_ylabel("examples")
-    ax.set_title("Token lengths of the training examples")
+    ax.set_ylabel(what)
+    ax.set_title(f"Token lengths of the training {what}")
     ax.legend()
     fig.tight_layout()
     with atomic_writer(path, "wb") as f:

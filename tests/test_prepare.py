@@ -87,3 +87,92 @@ def test_prepare_on_an_empty_file_is_one_line_and_exit_1(tmp_path, tiny_llama_di
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert f"error: {empty}: no records found (an empty file?)" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+DOCUMENT = "Long documents about graphs and molecules, read for context extension. "
+
+
+def text_task_files(tmp_path):
+    """The same three documents (no reviews) in every format the readers take, with the mapping each needs."""
+    import csv
+
+    docs = [DOCUMENT * (4 + i) for i in range(3)]
+    (tmp_path / "csv").mkdir()
+    with (tmp_path / "csv" / "docs.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["key", "text"])
+        writer.writeheader()
+        writer.writerows({"key": f"c{i}", "text": d} for i, d in enumerate(docs))
+    (tmp_path / "docs.json").write_text(json.dumps([{"body": d} for d in docs]))
+    peerread = tmp_path / "peerread"
+    (peerread / "reviews").mkdir(parents=True)
+    (peerread / "parsed_pdfs").mkdir()
+    for i, d in enumerate(docs):
+        (peerread / "reviews" / f"{i}.json").write_text(json.dumps({"id": str(i), "reviews": [
+            {"comments": "A reviewer's comments.", "RECOMMENDATION": 5}]}))
+        (peerread / "parsed_pdfs" / f"{i}.pdf.json").write_text(json.dumps({"metadata": {"abstractText": d}}))
+    return {
+        "jsonl": (write_jsonl(tmp_path / "docs.jsonl", [{"id": f"d{i}", "text": d} for i, d in enumerate(docs)]),
+                  None),
+        "chat": (write_jsonl(tmp_path / "chat.jsonl", [{"messages": [{"role": "user", "content": d}]} for d in docs]),
+                 None),
+        "paper_reviews": (write_jsonl(tmp_path / "papers.jsonl",
+                                      [{"id": f"p{i}", "paper": d, "reviews": []} for i, d in enumerate(docs)]), None),
+        "csv": (tmp_path / "csv" / "docs.csv", {"id": "key"}),
+        "json": (tmp_path / "docs.json", {"paper": "body"}),
+        "peerread": (peerread, None),
+    }, docs
+
+
+def test_prepare_text_task_reports_documents_in_every_format(tmp_path, tokenizer, tiny_llama_dir):
+    from lightning_review.data.readers import detect_format
+    from lightning_review.prepare import prepare
+
+    files, docs = text_task_files(tmp_path)
+    lengths = sorted(len(tokenizer(d, add_special_tokens=False)["input_ids"]) for d in docs)
+    for fmt, (path, mapping) in files.items():
+        assert detect_format(path) == fmt
+        stats = prepare(str(path), str(tiny_llama_dir), max_seq_length=64, output_dir=str(tmp_path / "out" / fmt),
+                        val_fraction=0.0, column_mapping=mapping, plot=False, task="text")
+        train = stats["train"]
+        assert stats["task"] == "text" and "rating_line" not in stats, fmt
+        assert (train["records"], train["papers"], train["document_tokens"]["count"]) == (3, 3, 3), fmt
+        assert (train["document_tokens"]["min"], train["document_tokens"]["max"]) == (lengths[0], lengths[-1]), fmt
+        assert train["stream_tokens"] == sum(lengths) + 2, fmt  # an end-of-sequence between documents
+        assert train["examples"] * 64 + train["tokens_left_out"] == train["stream_tokens"], fmt
+
+
+def test_prepare_text_task_names_bad_documents_and_counts_skipped_ones(tmp_path, tiny_llama_dir):
+    from lightning_review.data.records import RecordError
+    from lightning_review.errors import UserError
+    from lightning_review.prepare import prepare
+
+    data = write_jsonl(tmp_path / "docs.jsonl", [{"text": DOCUMENT * 5}, {"title": "no document"},
+                                                 {"text": DOCUMENT * 6}])
+    with pytest.raises(RecordError, match=r"docs\.jsonl:2: no document: the text task reads the field 'paper' or "
+                                          r"'text' of each line .*add one or remove the line"):
+        prepare(str(data), str(tiny_llama_dir), max_seq_length=64, output_dir=str(tmp_path / "out"), task="text")
+    with pytest.raises(RecordError, match=r"docs\.jsonl:1: missing field 'paper' .*data\.task text"):
+        prepare(str(data), str(tiny_llama_dir), max_seq_length=64, output_dir=str(tmp_path / "out"))  # review task
+    with pytest.raises(UserError, match=r"rating_line=True is for the review task.*leave rating_line out"):
+        prepare(str(data), str(tiny_llama_dir), output_dir=str(tmp_path / "out"), task="text", rating_line=True)
+    assert not (tmp_path / "out").exists()
+    stats = prepare(str(data), str(tiny_llama_dir), max_seq_length=64, output_dir=str(tmp_path / "out"),
+                    val_fraction=0.0, on_bad_record="skip", plot=False, task="text")
+    assert stats["read"]["train_file"]["rejected"] == {"missing_paper": 1} and stats["train"]["papers"] == 2
+
+
+def test_prepare_text_task_from_the_command_line(tmp_path, tiny_llama_dir, capsys):
+    from lightning_review.cli import main
+
+    data = write_jsonl(tmp_path / "docs.jsonl", [{"text": DOCUMENT * (5 + i)} for i in range(4)])
+    main(["prepare", f"--data_file={data}", f"--tokenizer_dir={tiny_llama_dir}", "--max_seq_length=64", "--task=text",
+          "--val_fraction=0.25", f"--output_dir={tmp_path / 'out'}"])  # in this process: a subprocess costs 20 s
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["task"] == "text" and stats["train"]["papers"] == 3 and stats["val"]["papers"] == 1
+    out = capsys.readouterr().out
+    assert "3 training documents (3 records); document tokens p50/p90/max" in out
+    assert f"rows of 64 ({stats['train']['tokens_left_out']:,} tokens of the tail left out)" in out
+    assert (tmp_path / "out" / "lengths.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit):
+        main(["prepare", f"--data_file={data}", f"--tokenizer_dir={tiny_llama_dir}", "--task=texts"])
+    assert "Got value: texts" in capsys.readouterr().err

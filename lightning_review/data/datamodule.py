@@ -21,7 +21,7 @@ from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .rating_line import resolve_rating_line, training_target
-from .readers import read_records
+from .readers import Task, read_records
 from .records import Record, read_papers, text_key
 from .token_cache import load_or_build
 from .resumable import ResumableLoader, ResumableSampler, loader_generator
@@ -94,7 +94,7 @@ class ReviewDataModule(L.LightningDataModule):
                  predict_file: str | None = None, pad_to_multiple_of: int = 64, data_format: str = "auto",
                  on_bad_record: Literal["strict", "skip"] = "strict", rejects_file: str | None = None,
                  min_review_chars: int = 20, tokenize_cache: bool = True,
-                 column_mapping: dict[str, str] | None = None, task: Literal["review", "text"] = "review",
+                 column_mapping: dict[str, str] | None = None, task: Task = "review",
                  rating_line: bool | None = None,
                  packed_width: Literal["max_seq_length", "documents"] = "max_seq_length"):
         super().__init__()
@@ -112,6 +112,7 @@ class ReviewDataModule(L.LightningDataModule):
         self._train_loader: ResumableLoader | None = None
         self._splits: dict[str, list[Record]] | None = None
         self._tokenized: dict = {}  # split -> TokenizedRecords (for statistics)
+        self._document_tokens: dict[str, np.ndarray] = {}  # split -> tokens of each text-task document
         self._pending_train_position: dict | None = None
         self._rating_line: bool | None = None
 
@@ -207,7 +208,10 @@ class ReviewDataModule(L.LightningDataModule):
 
     def token_lengths(self, split: str) -> dict[str, np.ndarray]:
         """Per example of ``split`` (after ``setup``): paper tokens before truncation, review tokens (EOS
-        included) and example tokens; empty arrays for a split without examples."""
+        included) and example tokens; empty arrays for a split without examples. For the text task, per document
+        (each paper once): its tokens before the documents are joined."""
+        if self.hparams.task == "text":
+            return {"document_tokens": self._document_tokens.get(split, np.zeros(0, dtype=np.int64))}
         tokenized = self._tokenized.get(split)
         if tokenized is None or len(tokenized) == 0:
             empty = np.zeros(0, dtype=np.int64)
@@ -250,7 +254,8 @@ class ReviewDataModule(L.LightningDataModule):
         hp, tok = self.hparams, self.tokenizer
         papers = [record.paper for record in first_of_each_paper(records)]
         encoded = tok(papers, add_special_tokens=False)["input_ids"]
-        total = sum(len(ids) for ids in encoded) + max(len(encoded) - 1, 0)
+        lengths = self._document_tokens[split] = np.array([len(ids) for ids in encoded], dtype=np.int64)
+        total = int(lengths.sum()) + max(len(encoded) - 1, 0)
         windows, _ = stream_windows(encoded, hp.max_seq_length, join=True, separator=tok.eos_token_id)
         examples = [{"id": f"{split}-text-{i}", "input_ids": np.asarray(w, dtype=np.int64),
                      "prompt_length": 0} for i, w in enumerate(windows)]

@@ -38,6 +38,8 @@ from .records import (Record, RecordError, document_field, iter_json_lines, iter
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]
+# What the data trains: paper -> review examples, or documents alone (need_review=False), as data.task names them.
+Task = Literal["review", "text"]
 FIELDS = ("id", "paper", "review", "title", "rating")
 
 
