@@ -7,6 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton decides when it is imported (transformers imports it) whether kernels are compiled or interpreted: without
+# CUDA, its interpreter runs them on CPU tensors (tests/model/test_lora_kernels.py). Set before anything imports it.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "peerread_iclr2017_dev.jsonl"

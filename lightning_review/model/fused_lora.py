@@ -19,6 +19,9 @@ fewer per step.
 
 Same semantics as peft: the same dropout masks drawn at the same points of the random stream, fp32 LoRA weights
 cast to the compute dtype, the same gradients (tests/model/test_fused_lora.py, on the whole model, against peft).
+With ``dropout_kernel=True`` (``use_fused_lora``) and dropout, the masks are drawn inside Triton kernels instead
+(lightning_review.model.lora_kernels): no dropped copy, no kept or replayed mask tensor, but not peft's masks.
+
 Applied by switching the class of each peft LoRA layer of one model to a subclass whose forward takes this path
 when it can (one active vanilla LoRA adapter, not merged, a frozen base, a bias-free ``lora_A``/``lora_B``) and
 peft's own forward otherwise: adapter files, merging and export are unchanged.
@@ -27,11 +30,34 @@ peft's own forward otherwise: adapter files, merging and export are unchanged.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
 from .lora_dropout import RegeneratedDropoutLinear, draw_dropout, generator_state, replay_dropout_and_mask
+
+
+DropoutKernel = Literal["torch", "triton"]
+
+
+def resolve_dropout_kernel(kernel: DropoutKernel, device: torch.device) -> bool:
+    """Whether LoRA dropout masks are drawn inside Triton kernels (``triton``) rather than by torch's dropout
+    (``torch``: peft's masks); ``triton`` where it cannot run is an error that says why."""
+    if kernel not in ("torch", "triton"):
+        raise UserError(f"model.lora_dropout_kernel must be 'torch' or 'triton', got {kernel!r}")
+    if kernel == "torch":
+        return False
+    if importlib.util.find_spec("triton") is None:
+        raise UserError("model.lora_dropout_kernel=triton: Triton is not installed (`pip install triton`, on Linux "
+                        "it comes with CUDA builds of torch); or set model.lora_dropout_kernel to torch")
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise UserError(f"model.lora_dropout_kernel=triton runs on CUDA only (device {device}); set "
+                        "model.lora_dropout_kernel to torch (TRITON_INTERPRET=1 runs it on the CPU, slowly, for tests)")
+    return True
 
 
 def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
@@ -49,15 +75,24 @@ class _FusedLoRA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, base: torch.nn.Module,
                 scaling: float, p: float, dtype: torch.dtype, dropout_dtype: torch.dtype,
-                output_unread: bool) -> torch.Tensor:
+                output_unread: bool, dropout_kernel: bool) -> torch.Tensor:
         ctx.base, ctx.scaling, ctx.p, ctx.dtype, ctx.dropout_dtype = base, scaling, p, dtype, dropout_dtype
-        ctx.rng = generator_state(x.device) if p > 0 else None
+        ctx.dropout_kernel = dropout_kernel = dropout_kernel and p > 0
+        ctx.rng = generator_state(x.device) if p > 0 and not dropout_kernel else None
         with torch.autocast(x.device.type, enabled=False):
             xin = x.to(dtype)
-            source = draw_dropout(x, p, dropout_dtype).to(dtype) if p > 0 else xin
-            down = F.linear(source, lora_a.to(dtype))  # [..., r]
-            del source
-            ctx.save_for_backward(x, lora_a, lora_b, down)
+            if dropout_kernel:  # the mask drawn inside the kernel from a seed, the only thing kept of it
+                from .lora_kernels import dropout_lora_down, new_seed
+
+                seed = new_seed(x.device)
+                down = dropout_lora_down(xin.reshape(-1, x.shape[-1]), lora_a.to(dtype), seed, p)
+                down = down.view(*x.shape[:-1], -1)
+            else:
+                seed = None
+                source = draw_dropout(x, p, dropout_dtype).to(dtype) if p > 0 else xin
+                down = F.linear(source, lora_a.to(dtype))  # [..., r]
+                del source
+            ctx.save_for_backward(x, lora_a, lora_b, down, seed)
             if output_unread:  # a recomputation that no one reads this output of: no memory, no matmul
                 return xin.new_zeros(()).expand(*x.shape[:-1], lora_b.shape[0])
             bias = base.bias.to(dtype) if base.bias is not None else None
@@ -67,8 +102,10 @@ class _FusedLoRA(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        x, lora_a, lora_b, down = ctx.saved_tensors
+        x, lora_a, lora_b, down, seed = ctx.saved_tensors
         dtype, scaling, p = ctx.dtype, ctx.scaling, ctx.p
+        if ctx.dropout_kernel:
+            return _kernel_backward(ctx, grad_out, x, lora_a, lora_b, down, seed)
         grad = grad_out.reshape(-1, grad_out.shape[-1]).to(dtype)
         x2d = x.reshape(-1, x.shape[-1])
         grad_x = grad_a = grad_b = None
@@ -91,7 +128,28 @@ class _FusedLoRA(torch.autograd.Function):
                 else:
                     grad_x.addmm_(grad_down, a)
                 grad_x = grad_x.view(x.shape).to(x.dtype)
-        return grad_x, grad_a, grad_b, None, None, None, None, None, None
+        return grad_x, grad_a, grad_b, None, None, None, None, None, None, None
+
+
+def _kernel_backward(ctx, grad_out: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor,
+                     down: torch.Tensor, seed: torch.Tensor) -> tuple:
+    """_FusedLoRA's backward with the dropout mask drawn inside Triton kernels from the forward's ``seed``."""
+    from .lora_kernels import add_dropout_lora_input_grad_, dropout_lora_a_grad
+
+    dtype, scaling, p = ctx.dtype, ctx.scaling, ctx.p
+    grad = grad_out.reshape(-1, grad_out.shape[-1]).to(dtype)
+    grad_x = grad_a = grad_b = None
+    with torch.autocast(x.device.type, enabled=False):
+        a = lora_a.to(dtype)
+        grad_down = (grad @ lora_b.to(dtype)).mul_(scaling)  # [tokens, r]
+        if ctx.needs_input_grad[2]:
+            grad_b = (grad.t() @ down.reshape(-1, down.shape[-1])).mul_(scaling).to(lora_b.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_a = dropout_lora_a_grad(grad_down, x.reshape(-1, x.shape[-1]).to(dtype), seed, p).to(lora_a.dtype)
+        if ctx.needs_input_grad[0]:
+            grad_x = add_dropout_lora_input_grad_(grad @ _base_weight(ctx.base, dtype), grad_down, a, seed, p)
+            grad_x = grad_x.view(x.shape).to(x.dtype)
+    return grad_x, grad_a, grad_b, None, None, None, None, None, None, None
 
 
 def _dropout_p(layer, adapter: str) -> float | None:
@@ -130,8 +188,16 @@ def _fused_forward(layer, x: torch.Tensor, *args, **kwargs) -> torch.Tensor | No
     dropout_dtype = lora_a.weight.dtype if casts and getattr(layer, "cast_input_dtype_enabled", True) else x.dtype
     # inside a backward pass this forward is a checkpoint's recomputation
     output_unread = layer.output_unread_when_recomputed and torch._C._current_graph_task_id() != -1
+    dropout_kernel = layer.dropout_kernel and p > 0 and _kernel_takes(x)
     return _FusedLoRA.apply(x, lora_a.weight, lora_b.weight, base, float(layer.scaling[adapter]), p, dtype,
-                            dropout_dtype, output_unread)
+                            dropout_dtype, output_unread, dropout_kernel)
+
+
+def _kernel_takes(x: torch.Tensor) -> bool:
+    """Whether the Triton dropout kernels can take this call's input (else torch's dropout, the same call through)."""
+    from .lora_kernels import fits
+
+    return fits(x)
 
 
 @functools.cache
@@ -146,6 +212,7 @@ def _fused_class(peft_class: type) -> type:
 
     return type(f"Fused{peft_class.__name__}", (peft_class,),
                 {"forward": forward, "__module__": __name__, "output_unread_when_recomputed": False,
+                 "dropout_kernel": False,
                  "casts_input_always": peft_class is Linear})
 
 
@@ -163,10 +230,10 @@ def fusable_classes() -> tuple[type, ...]:
     return tuple(classes)
 
 
-def use_fused_lora(model: torch.nn.Module) -> int:
+def use_fused_lora(model: torch.nn.Module, dropout_kernel: bool = False) -> int:
     """Switch every peft LoRA Linear / Linear4bit layer of ``model`` to the fused path; returns how many. The last
     projection of each decoder layer's MLP (its output only feeds the residual stream) skips its base matmul when
-    a checkpoint recomputes the layer."""
+    a checkpoint recomputes the layer. ``dropout_kernel``: masks drawn inside Triton kernels (module docstring)."""
     from .loading import decoder_layers
 
     classes = fusable_classes()
@@ -174,6 +241,7 @@ def use_fused_lora(model: torch.nn.Module) -> int:
     for module in model.modules():
         if type(module) in classes:
             module.__class__ = _fused_class(type(module))
+            module.dropout_kernel = dropout_kernel
             switched += 1
     for layer in decoder_layers(model):
         down_proj = getattr(getattr(layer, "mlp", None), "down_proj", None)

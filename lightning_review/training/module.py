@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..model.kernels import Kernels, resolve_kernels, use_liger_kernels
 from ..model.loading import add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama
-from ..model.fused_lora import use_fused_lora
+from ..model.fused_lora import DropoutKernel, resolve_dropout_kernel, use_fused_lora
 from ..model.lora_dropout import use_regenerated_lora_dropout
 from ..model.loss import review_token_loss
 from ..model.offload import enable_activation_offload
@@ -28,7 +28,7 @@ from .resume import restore_rng_states, save_rng_states
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
 RESUMABLE_MODEL_SETTINGS = ("attention_backend", "gradient_checkpointing", "max_new_tokens", "checkpoint_dir",
                             "review_samples", "loss_chunk_tokens", "activation_offload", "checkpointed_layers",
-                            "kernels", "regenerate_lora_dropout", "fused_lora")
+                            "kernels", "regenerate_lora_dropout", "fused_lora", "lora_dropout_kernel")
 # setting -> (its test, the allowed values in words): checked when the module is built, the field named.
 SETTING_RANGES = {
     "lora_r": (lambda v: v > 0, "> 0"),
@@ -91,6 +91,10 @@ class LongQLoRAModule(L.LightningModule):
         fused_lora: each LoRA layer and its frozen 4-bit base as one autograd function in training
             (lightning_review.model.fused_lora): the same masks and gradients as peft's forward, without its copies
             of the base output, the kept dropout mask and dropped input, or the separate add.
+        lora_dropout_kernel: ``torch``: the dropout masks peft would draw (torch's dropout); ``triton``: drawn
+            inside Triton kernels from a seed where the LoRA matmuls read or write the tensors
+            (lightning_review.model.lora_kernels): the same distribution but not the same masks, and no dropped
+            copy or mask tensor. Needs ``fused_lora`` and CUDA. Its speed is not measured yet (benchmarks/RESULTS.md).
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
@@ -104,7 +108,8 @@ class LongQLoRAModule(L.LightningModule):
                  adapter_dir: str | None = None, max_new_tokens: int = 512, review_samples: int = 0,
                  loss_chunk_tokens: int | None = 4096, activation_offload: bool = False,
                  checkpointed_layers: int | None = None, kernels: Kernels = "auto",
-                 regenerate_lora_dropout: bool = True, fused_lora: bool = True):
+                 regenerate_lora_dropout: bool = True, fused_lora: bool = True,
+                 lora_dropout_kernel: DropoutKernel = "torch"):
         super().__init__()
         self.save_hyperparameters()
         check_settings(self.hparams)  # fail at once, before the model loads, not at the first step
@@ -143,7 +148,7 @@ class LongQLoRAModule(L.LightningModule):
         else:
             self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
         if hp.fused_lora:  # dropout replayed too, in every layer
-            use_fused_lora(self.model)
+            use_fused_lora(self.model, dropout_kernel=resolve_dropout_kernel(hp.lora_dropout_kernel, device))
         elif hp.regenerate_lora_dropout:  # only where it saves memory: a checkpointed layer keeps its input alone
             for layer in decoder_layers(self.model):
                 if not layer.gradient_checkpointing:
@@ -309,6 +314,9 @@ def check_settings(hparams: Mapping) -> None:
     first training step, after the model loaded (a negative S2 group), or train silently wrong (a negative rate)."""
     problems = [f"model.{name} must be {allowed}, got {hparams[name]!r}"
                 for name, (ok, allowed) in SETTING_RANGES.items() if not ok(hparams[name])]
+    if hparams.get("lora_dropout_kernel", "torch") != "torch" and not hparams.get("fused_lora", True):
+        problems.append(f"model.lora_dropout_kernel={hparams['lora_dropout_kernel']} draws the masks inside the fused "
+                        "LoRA path: set model.fused_lora to true, or model.lora_dropout_kernel to torch")
     if problems:
         raise UserError("; ".join(problems))
 

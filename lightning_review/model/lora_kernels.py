@@ -1,0 +1,209 @@
+"""Triton kernels that draw LoRA's dropout mask inside the matmuls that use it.
+
+Why: with dropout, the fused LoRA path (lightning_review.model.fused_lora) still makes full passes over a
+[tokens, in_features] tensor that only exist to carry the mask: a dropped copy of ``x`` in forward (written, then
+read by the ``lora_A`` matmul), and in backward the replayed copy and its boolean mask, the product
+``grad_down @ A`` and the masked add into the input gradient. Those are about half the LoRA's cost in a 13B step
+at 8K (benchmarks/lever_costs.py). Here each kernel draws the mask from a counter-based generator (Philox, keyed by
+a seed and each element's position) in registers, where it reads ``x`` or writes the gradient:
+
+- ``dropout_lora_down``: ``dropout(x) A^T`` from one read of ``x``;
+- ``dropout_lora_a_grad``: ``grad_down^T dropout(x)``, lora_A's weight gradient, from one read of ``x`` (the rows
+  split across programs, their partial sums added after);
+- ``add_dropout_lora_input_grad_``: ``grad_x += mask / (1 - p) * (grad_down A)``, in place in the base's input
+  gradient.
+
+The same seed gives the same mask in all three, in forward, in a checkpoint's recomputation (the seed is drawn from
+torch's generator, which checkpointing restores) and in backward. What differs from peft: the masks are not the ones
+torch's dropout would draw from the same generator state (the distribution, keep probability ``1 - p`` and scaling
+``1 / (1 - p)`` are the same; tests/model/test_lora_kernels.py). Off by default (``LongQLoRAModule.lora_dropout_kernel``).
+
+On a machine without a GPU, Triton's interpreter runs these kernels on CPU tensors when ``TRITON_INTERPRET=1`` is set
+before this module is imported (the tests do); it cannot run bfloat16 there.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+# mask offsets are int32 (one Philox counter): rows * in_features must stay below this
+MAX_ELEMENTS = 2**31 - 1
+# tile sizes: (rows, columns) of x per program; tuned on no GPU yet, so plain defaults
+BLOCK_ROWS = 64
+BLOCK_COLS = 64
+
+
+@triton.jit
+def _keep(seed, rows, cols, n_cols, p):
+    """The keep mask of elements (rows, cols) of a [*, n_cols] tensor: one uniform draw each, kept where >= p."""
+    offsets = rows[:, None] * n_cols + cols[None, :]
+    return tl.rand(seed, offsets) >= p
+
+
+@triton.jit
+def _dropped_tile(x_ptr, seed, rows, row_ok, cols, n_cols, stride_x, p):
+    """The tile (rows, cols) of x [*, n_cols] under its mask, unscaled; zeros outside x."""
+    x = tl.load(x_ptr + rows[:, None] * stride_x + cols[None, :], mask=row_ok[:, None] & (cols[None, :] < n_cols),
+                other=0.0)
+    return tl.where(_keep(seed, rows, cols, n_cols, p), x, tl.zeros_like(x))
+
+
+@triton.jit
+def _dot(a, b, IEEE: tl.constexpr):
+    """a @ b accumulated in fp32; exact fp32 products for fp32 inputs (no TF32)."""
+    if IEEE:
+        return tl.dot(a, b, input_precision="ieee")
+    return tl.dot(a, b)
+
+
+@triton.jit
+def _down_kernel(x_ptr, a_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, stride_x, stride_a, stride_out, p, scale,
+                 IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    ranks = tl.arange(0, BLOCK_R)
+    seed = tl.load(seed_ptr)
+    acc = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
+    for start in range(0, n_cols, BLOCK_K):
+        cols = start + tl.arange(0, BLOCK_K)
+        x = _dropped_tile(x_ptr, seed, rows, rows < n_rows, cols, n_cols, stride_x, p)
+        a = tl.load(a_ptr + ranks[None, :] * stride_a + cols[:, None],
+                    mask=(ranks[None, :] < rank) & (cols[:, None] < n_cols), other=0.0)  # [BLOCK_K, BLOCK_R]
+        acc += _dot(x, a, IEEE)
+    acc = acc * scale
+    tl.store(out_ptr + rows[:, None] * stride_out + ranks[None, :], acc.to(out_ptr.dtype.element_ty),
+             mask=(rows[:, None] < n_rows) & (ranks[None, :] < rank))
+
+
+@triton.jit
+def _a_grad_kernel(grad_ptr, x_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, rows_per_split, stride_g, stride_x,
+                   p, scale, IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+                   BLOCK_R: tl.constexpr):
+    cols = tl.program_id(0) * BLOCK_K + tl.arange(0, BLOCK_K)
+    split = tl.program_id(1)
+    ranks = tl.arange(0, BLOCK_R)
+    seed = tl.load(seed_ptr)
+    acc = tl.zeros((BLOCK_R, BLOCK_K), dtype=tl.float32)
+    first = split * rows_per_split
+    for start in range(first, first + rows_per_split, BLOCK_M):
+        rows = start + tl.arange(0, BLOCK_M)
+        in_rows = (rows < n_rows) & (rows < first + rows_per_split)
+        x = _dropped_tile(x_ptr, seed, rows, in_rows, cols, n_cols, stride_x, p)
+        g = tl.load(grad_ptr + rows[None, :] * stride_g + ranks[:, None],
+                    mask=in_rows[None, :] & (ranks[:, None] < rank), other=0.0)  # [BLOCK_R, BLOCK_M]
+        acc += _dot(g, x, IEEE)
+    acc = acc * scale
+    out = out_ptr + split * rank * n_cols
+    tl.store(out + ranks[:, None] * n_cols + cols[None, :], acc,
+             mask=(ranks[:, None] < rank) & (cols[None, :] < n_cols))
+
+
+@triton.jit
+def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, rank, stride_gx, stride_g, stride_a,
+                       p, scale, IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+                       BLOCK_R: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+    ranks = tl.arange(0, BLOCK_R)
+    seed = tl.load(seed_ptr)
+    g = tl.load(grad_ptr + rows[:, None] * stride_g + ranks[None, :],
+                mask=(rows[:, None] < n_rows) & (ranks[None, :] < rank), other=0.0)  # [BLOCK_M, BLOCK_R]
+    a = tl.load(a_ptr + ranks[:, None] * stride_a + cols[None, :],
+                mask=(ranks[:, None] < rank) & (cols[None, :] < n_cols), other=0.0)  # [BLOCK_R, BLOCK_K]
+    lora = _dot(g, a, IEEE)
+    lora = tl.where(_keep(seed, rows, cols, n_cols, p), lora * scale, tl.zeros_like(lora))
+    inside = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    pointers = grad_x_ptr + rows[:, None] * stride_gx + cols[None, :]
+    grad_x = tl.load(pointers, mask=inside, other=0.0)
+    tl.store(pointers, (grad_x.to(tl.float32) + lora).to(grad_x_ptr.dtype.element_ty), mask=inside)
+
+
+@triton.jit
+def _mask_kernel(out_ptr, seed_ptr, n_rows, n_cols, p, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+    keep = _keep(tl.load(seed_ptr), rows, cols, n_cols, p)
+    tl.store(out_ptr + rows[:, None] * n_cols + cols[None, :], keep.to(tl.int8),
+             mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols))
+
+
+def _rank_block(rank: int) -> int:
+    return max(16, triton.next_power_of_2(rank))
+
+
+def _rows_last_contiguous(t: torch.Tensor) -> torch.Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def fits(x: torch.Tensor) -> bool:
+    """Whether the kernels can take ``x`` [..., in_features]: one int32 counter per element."""
+    return x.numel() <= MAX_ELEMENTS
+
+
+def new_seed(device: torch.device) -> torch.Tensor:
+    """A seed for one layer call's mask, drawn from torch's generator on ``device`` (so a checkpoint's
+    recomputation, which restores that generator, draws the same one); stays on the device, no synchronisation."""
+    return torch.randint(0, 2**31 - 1, (1,), device=device, dtype=torch.int64)
+
+
+def dropout_mask(seed: torch.Tensor, shape: tuple[int, int], p: float) -> torch.Tensor:
+    """The boolean keep mask [rows, in_features] the other kernels draw from ``seed``: for tests and references."""
+    rows, cols = shape
+    out = torch.empty(shape, dtype=torch.int8, device=seed.device)
+    grid = (triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(cols, BLOCK_COLS))
+    _mask_kernel[grid](out, seed, rows, cols, p, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS)
+    return out.bool()
+
+
+def dropout_lora_down(x: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, p: float) -> torch.Tensor:
+    """``dropout(x) @ a.T`` for x [rows, in_features], a [rank, in_features], in x's dtype (fp32 accumulation)."""
+    x, a = _rows_last_contiguous(x), _rows_last_contiguous(a)
+    rows, cols = x.shape
+    rank = a.shape[0]
+    out = torch.empty((rows, rank), dtype=x.dtype, device=x.device)
+    _down_kernel[(triton.cdiv(rows, BLOCK_ROWS),)](
+        x, a, out, seed, rows, cols, rank, x.stride(0), a.stride(0), out.stride(0), p, 1.0 / (1.0 - p),
+        IEEE=x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS, BLOCK_R=_rank_block(rank))
+    return out
+
+
+def _splits(rows: int, col_blocks: int, device: torch.device) -> int:
+    """How many programs share the rows of one column block: enough programs for every SM a few times over."""
+    programs = 4 * (torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 2)
+    return max(1, min(triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(programs, col_blocks)))
+
+
+def dropout_lora_a_grad(grad_down: torch.Tensor, x: torch.Tensor, seed: torch.Tensor, p: float) -> torch.Tensor:
+    """lora_A's weight gradient ``grad_down.T @ dropout(x)`` [rank, in_features] in fp32, for grad_down
+    [rows, rank] and x [rows, in_features] under the mask ``seed`` drew."""
+    grad_down, x = _rows_last_contiguous(grad_down), _rows_last_contiguous(x)
+    rows, cols = x.shape
+    rank = grad_down.shape[1]
+    col_blocks = triton.cdiv(cols, BLOCK_COLS)
+    splits = _splits(rows, col_blocks, x.device)
+    rows_per_split = triton.cdiv(triton.cdiv(rows, splits), BLOCK_ROWS) * BLOCK_ROWS
+    splits = triton.cdiv(rows, rows_per_split)
+    partial = torch.empty((splits, rank, cols), dtype=torch.float32, device=x.device)
+    _a_grad_kernel[(col_blocks, splits)](
+        grad_down, x, partial, seed, rows, cols, rank, rows_per_split, grad_down.stride(0), x.stride(0), p,
+        1.0 / (1.0 - p), IEEE=x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
+        BLOCK_R=_rank_block(rank))
+    return partial.sum(0) if splits > 1 else partial[0]
+
+
+def add_dropout_lora_input_grad_(grad_x: torch.Tensor, grad_down: torch.Tensor, a: torch.Tensor,
+                                 seed: torch.Tensor, p: float) -> torch.Tensor:
+    """``grad_x += mask / (1 - p) * (grad_down @ a)`` in place, for grad_x [rows, in_features] (contiguous),
+    grad_down [rows, rank], a [rank, in_features]: dropout's gradient is its own mask, scaled."""
+    if grad_x.stride(-1) != 1:
+        raise ValueError("add_dropout_lora_input_grad_ writes grad_x in place: it must be contiguous in its last dim")
+    grad_down, a = _rows_last_contiguous(grad_down), _rows_last_contiguous(a)
+    rows, cols = grad_x.shape
+    rank = a.shape[0]
+    grid = (triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(cols, BLOCK_COLS))
+    _input_grad_kernel[grid](
+        grad_x, grad_down, a, seed, rows, cols, rank, grad_x.stride(0), grad_down.stride(0), a.stride(0), p,
+        1.0 / (1.0 - p), IEEE=grad_x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
+        BLOCK_R=_rank_block(rank))
+    return grad_x

@@ -1,0 +1,192 @@
+"""LoRA dropout drawn inside Triton kernels (model.lora_kernels, ``lora_dropout_kernel=triton``): each kernel against
+torch with the mask it draws, the masks' distribution, and on the whole model the loss and every gradient of peft's
+forward run with those same masks, with and without checkpointing. On a machine without CUDA the kernels run under
+Triton's interpreter (float32 and float16: it cannot load bfloat16)."""
+
+import os
+
+import pytest
+import torch
+
+from lightning_review.errors import UserError
+
+pytest.importorskip("triton")
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+
+
+@pytest.fixture
+def kernels():
+    """lightning_review.model.lora_kernels: compiled on CUDA, run by Triton's interpreter on the CPU (which
+    tests/conftest.py asks for before Triton is imported)."""
+    assert CUDA or os.environ.get("TRITON_INTERPRET") == "1"
+    import lightning_review.model.lora_kernels as module
+
+    return module
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16] + ([torch.bfloat16] if CUDA else []))
+@pytest.mark.parametrize("rows,cols,rank", [(150, 96, 8), (70, 200, 12)])
+def test_each_kernel_is_torch_under_the_mask_it_draws(kernels, dtype, rows, cols, rank):
+    """Shapes that are no multiple of the tiles; a rank that is no power of two."""
+    torch.manual_seed(0)
+    p = 0.3
+    x = torch.randn(rows, cols, device=DEVICE).to(dtype)
+    a = torch.randn(rank, cols, device=DEVICE).to(dtype)
+    grad_down = torch.randn(rows, rank, device=DEVICE).to(dtype)
+    grad_x = torch.randn(rows, cols, device=DEVICE).to(dtype)
+    seed = kernels.new_seed(x.device)
+    mask = kernels.dropout_mask(seed, (rows, cols), p)
+    dropped = x.float() * mask / (1 - p)
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=2e-2, atol=5e-2)
+
+    torch.testing.assert_close(kernels.dropout_lora_down(x, a, seed, p).float(), dropped @ a.float().T, **tolerance)
+    torch.testing.assert_close(kernels.dropout_lora_a_grad(grad_down, x, seed, p), grad_down.float().T @ dropped,
+                               **tolerance)
+    expected = grad_x.float() + mask / (1 - p) * (grad_down.float() @ a.float())
+    out = kernels.add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p)
+    assert out.data_ptr() == grad_x.data_ptr()  # in place, into the base's input gradient
+    torch.testing.assert_close(grad_x.float(), expected, **tolerance)
+
+
+def test_lora_a_gradient_sums_every_split_of_the_rows(kernels, monkeypatch):
+    """The rows of one column block split across programs: their partial sums all arrive."""
+    monkeypatch.setattr(kernels, "_splits", lambda rows, col_blocks, device: 3)
+    x = torch.randn(300, 64, device=DEVICE)
+    grad_down = torch.randn(300, 8, device=DEVICE)
+    seed = kernels.new_seed(x.device)
+    dropped = x * kernels.dropout_mask(seed, (300, 64), 0.2) / 0.8
+    torch.testing.assert_close(kernels.dropout_lora_a_grad(grad_down, x, seed, 0.2), grad_down.T @ dropped,
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5])
+def test_masks_keep_one_minus_p_independently_per_element_and_per_seed(kernels, p):
+    shape = (128, 256)
+    first = kernels.dropout_mask(torch.tensor([7], device=DEVICE), shape, p)
+    again = kernels.dropout_mask(torch.tensor([7], device=DEVICE), shape, p)
+    other = kernels.dropout_mask(torch.tensor([8], device=DEVICE), shape, p)
+    n = first.numel()
+    assert abs(first.float().mean().item() - (1 - p)) < 4 * ((p * (1 - p) / n) ** 0.5)
+    assert torch.equal(first, again)
+    # another seed: agreement as for independent draws, p^2 + (1-p)^2
+    agreement = (first == other).float().mean().item()
+    assert abs(agreement - (p * p + (1 - p) ** 2)) < 0.02
+    # every row and every column its own draws (an offset that ignored the row or the column would repeat them)
+    assert len({tuple(row.tolist()) for row in first}) == shape[0]
+    assert len({tuple(col.tolist()) for col in first.T}) == shape[1]
+
+
+def _batch():
+    """One row of two documents: 64 tokens, which the interpreter runs in one tile each (``whole_tiles``)."""
+    from lightning_review.data.packing import collate_rows
+    from tests.model.test_loss import with_prompt
+
+    return collate_rows([[with_prompt(40, 25, 1), with_prompt(24, 12, 2)]], pad_id=0, row_length=64)
+
+
+@pytest.fixture
+def whole_tiles(kernels, monkeypatch):
+    """On the CPU, tiles as large as the tiny model's tensors: the interpreter's cost is per tile (the tile edges
+    are tested above with the CUDA tile sizes)."""
+    if not CUDA:
+        monkeypatch.setattr(kernels, "BLOCK_ROWS", 64)
+        monkeypatch.setattr(kernels, "BLOCK_COLS", 256)
+    return kernels
+
+
+class _ReplayedMasks(torch.nn.Module):
+    """A dropout that applies, in call order, the masks the kernels drew: peft's forward under the kernels' masks."""
+
+    def __init__(self, masks: list, p: float):
+        super().__init__()
+        self.masks, self.p = masks, p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = self.masks.pop(0).view(x.shape)
+        return x * mask / (1 - self.p)
+
+
+@pytest.mark.parametrize("checkpointing", ["transformers", "offload"])
+def test_whole_model_loss_and_gradients_are_peft_under_the_kernels_masks(whole_tiles, tiny_llama_dir, monkeypatch,
+                                                                         checkpointing):
+    """peft's forward, without checkpointing, given the masks the kernels drew: the same loss and every gradient.
+    Checkpointing: transformers' on the first of the two layers (the second not recomputed), or activation
+    offload's on both. A recomputation draws its masks again from torch's generator, which checkpointing restores:
+    the same seeds (down_proj's too, whose recomputation skips its base matmul)."""
+    from peft.tuners.lora import LoraLayer
+
+    from lightning_review.training import module as module_file
+    from tests.model.test_fused_lora import loss_and_grads
+
+    kernels, p, drawn = whole_tiles, 0.3, []
+    real_down = kernels.dropout_lora_down
+
+    def recording_down(x, a, seed, p):
+        drawn.append((seed.clone(), tuple(x.shape)))
+        return real_down(x, a, seed, p)
+
+    monkeypatch.setattr(kernels, "dropout_lora_down", recording_down)
+    checkpointed = {"transformers": dict(gradient_checkpointing=True, checkpointed_layers=1),
+                    "offload": dict(gradient_checkpointing=True, activation_offload=True)}[checkpointing]
+    module, loss, grads = loss_and_grads(tiny_llama_dir, _batch(), DEVICE, quantize=True, lora_dropout=p,
+                                         lora_dropout_kernel="triton", **checkpointed)
+    assert sum(type(m).__name__.startswith("Fused") and m.dropout_kernel for m in module.model.modules()) == 7 * 2
+    forward, recomputed = drawn[:14], drawn[14:]  # every LoRA layer drew its mask in its kernel, in layer order
+    # backward recomputes the checkpointed layers, the last first
+    layers_again = [0] if checkpointing == "transformers" else [1, 0]
+    assert [(int(s), shape) for s, shape in recomputed] == [
+        (int(s), shape) for layer in layers_again for s, shape in forward[7 * layer:7 * layer + 7]]
+    assert len({int(s) for s, _ in forward}) == 14  # each its own mask
+
+    masks = [kernels.dropout_mask(seed, shape, p).float() for seed, shape in forward]
+    original_build = module_file.LongQLoRAModule.build
+
+    def build_with_replayed_masks(self, device=None):
+        original_build(self, device)
+        replay = _ReplayedMasks(masks, p)
+        for layer in self.model.modules():
+            if isinstance(layer, LoraLayer):
+                layer.lora_dropout["default"] = replay
+
+    monkeypatch.setattr(module_file.LongQLoRAModule, "build", build_with_replayed_masks)
+    _, reference, ref_grads = loss_and_grads(tiny_llama_dir, _batch(), DEVICE, quantize=True, lora_dropout=p,
+                                             fused_lora=False, regenerate_lora_dropout=False,
+                                             gradient_checkpointing=False)
+    assert not masks  # peft's forward used every mask
+    exact = not CUDA
+    torch.testing.assert_close(loss, reference, rtol=1e-5 if exact else 1e-2, atol=1e-6 if exact else 1e-2)
+    assert set(grads) == set(ref_grads)
+    for name, grad in ref_grads.items():
+        if exact:
+            torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+        else:
+            error = (grads[name] - grad).norm() / grad.norm().clamp_min(1e-12)
+            assert error < 3e-2, (name, float(error))
+    assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_A" in n)
+
+
+def test_inputs_too_large_for_the_kernels_take_torchs_dropout(kernels, tiny_llama_dir, monkeypatch):
+    """Past int32 counters the same call goes through torch's dropout: peft's masks, so peft's loss."""
+    from tests.model.test_fused_lora import loss_and_grads
+
+    monkeypatch.setattr(kernels, "MAX_ELEMENTS", 10)
+    monkeypatch.setattr(kernels, "dropout_lora_down", lambda *a: pytest.fail("the kernel ran on too large an input"))
+    settings = dict(quantize=True, lora_dropout=0.3, gradient_checkpointing=False, regenerate_lora_dropout=False)
+    _, loss, _ = loss_and_grads(tiny_llama_dir, _batch(), DEVICE, lora_dropout_kernel="triton", **settings)
+    _, reference, _ = loss_and_grads(tiny_llama_dir, _batch(), DEVICE, fused_lora=False, **settings)
+    torch.testing.assert_close(loss, reference)
+
+
+def test_settings_that_cannot_draw_masks_in_kernels_are_named(tiny_llama_dir, monkeypatch):
+    from lightning_review.training.module import LongQLoRAModule
+
+    with pytest.raises(UserError, match=r"model\.lora_dropout_kernel=triton.*model\.fused_lora to true"):
+        LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), fused_lora=False, lora_dropout_kernel="triton")
+    if not CUDA:
+        monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+        module = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), quantize=False, lora_r=4, kernels="none",
+                                 lora_dropout_kernel="triton")
+        with pytest.raises(UserError, match=r"model\.lora_dropout_kernel=triton runs on CUDA only.*set "
+                                            r"model\.lora_dropout_kernel to torch"):
+            module.build("cpu")
