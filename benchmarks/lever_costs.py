@@ -13,8 +13,10 @@ linear layer, as benchmarks/train_step.py's ``ours``) is built through LongQLoRA
   where liger-kernel is installed.
 - lora: forward, and forward+backward, of each peft LoRA projection minus the same of its 4-bit base layer alone
   (dropout, lora_A, lora_B, scaling, add, peft's copy of the base output; the input's gradient in both): what a
-  fused LoRA kernel could shrink. Measured twice: peft's forward (``lora_ms``), then the same layers switched to
-  lightning_review.model.fused_lora (``fused_lora_ms``, what that fusion left).
+  fused LoRA kernel could shrink. Measured on peft's forward (``lora_ms``), then the same layers switched to
+  lightning_review.model.fused_lora (``fused_lora_ms``, what that fusion left); on CUDA with Triton also with the
+  masks drawn inside Triton kernels (``fused_lora_dropout_kernel_ms``, model.lora_dropout_kernel=triton), and the
+  fused path without dropout (``fused_lora_no_dropout_ms``: the floor any dropout kernel could reach).
 Per step = per layer x layers x passes (3 with every layer checkpointed, 2 without; backward counted once). Compare
 with the step times of benchmarks/train_step.py measured on the same GPU.
 """
@@ -22,6 +24,7 @@ with the step times of benchmarks/train_step.py measured on the same GPU.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -148,19 +151,33 @@ def main() -> None:
         result["device_name"] = torch.cuda.get_device_name()
     result["dequantize_ms"] = dequantize_ms(layer, args.device)
     result["rope_ms"] = rope_ms(AutoConfig.from_pretrained(checkpoint), args.tokens, args.device)
+    variants = ["lora", "fused_lora"]
     result["lora_ms"] = lora_ms(layer, args.tokens, args.device)
     use_fused_lora(layer)
     result["fused_lora_ms"] = lora_ms(layer, args.tokens, args.device)
+    lora_layers = [m for m in layer.modules() if hasattr(m, "dropout_kernel")]
+    if args.device == "cuda" and importlib.util.find_spec("triton") is not None:
+        for m in lora_layers:
+            m.dropout_kernel = True
+        result["fused_lora_dropout_kernel_ms"] = lora_ms(layer, args.tokens, args.device)
+        variants.append("fused_lora_dropout_kernel")
+        for m in lora_layers:
+            m.dropout_kernel = False
+    for m in lora_layers:  # peft's Dropout, or folded into lora_A (model.lora_dropout) where not checkpointed
+        dropout = m.lora_dropout["default"]
+        if isinstance(dropout, torch.nn.Dropout):
+            dropout.p = 0.0
+        else:
+            m.lora_A["default"].dropout_p = 0.0
+    result["fused_lora_no_dropout_ms"] = lora_ms(layer, args.tokens, args.device)
+    variants.append("fused_lora_no_dropout")
     per_layer = {"dequantize_one_pass": sum(result["dequantize_ms"].values()),
                  "rope_transformers_forward": result["rope_ms"]["transformers_forward"],
-                 "rope_transformers_forward_backward": result["rope_ms"]["transformers_forward_backward"],
-                 "lora_overhead_forward": sum(v["lora_overhead_forward"] for v in result["lora_ms"].values()),
-                 "lora_overhead_forward_backward": sum(v["lora_overhead_forward_backward"]
-                                                       for v in result["lora_ms"].values()),
-                 "fused_lora_overhead_forward": sum(v["lora_overhead_forward"]
-                                                    for v in result["fused_lora_ms"].values()),
-                 "fused_lora_overhead_forward_backward": sum(v["lora_overhead_forward_backward"]
-                                                             for v in result["fused_lora_ms"].values())}
+                 "rope_transformers_forward_backward": result["rope_ms"]["transformers_forward_backward"]}
+    for variant in variants:
+        for way in ("forward", "forward_backward"):
+            per_layer[f"{variant}_overhead_{way}"] = sum(v[f"lora_overhead_{way}"]
+                                                         for v in result[f"{variant}_ms"].values())
     if "liger_forward" in result["rope_ms"]:
         per_layer["rope_liger_forward"] = result["rope_ms"]["liger_forward"]
         per_layer["rope_liger_forward_backward"] = result["rope_ms"]["liger_forward_backward"]
@@ -169,7 +186,8 @@ def main() -> None:
     for checkpointed, forwards in (("every layer checkpointed", 2), ("none checkpointed", 1)):
         step = {"dequantize": per_layer["dequantize_one_pass"] * (forwards + 1),
                 "dequantize_saved_by_keeping_one_pass": per_layer["dequantize_one_pass"] if forwards == 2 else 0.0}
-        for piece in ("rope_transformers", "lora_overhead", "fused_lora_overhead", "rope_liger"):  # a recomputing forward, then both ways
+        # a recomputing forward, then both ways
+        for piece in ["rope_transformers", "rope_liger"] + [f"{variant}_overhead" for variant in variants]:
             if f"{piece}_forward" in per_layer:
                 step[piece] = per_layer[f"{piece}_forward"] * (forwards - 1) + per_layer[f"{piece}_forward_backward"]
         steps[checkpointed] = {k: round(v * layers, 1) for k, v in step.items()}
