@@ -129,6 +129,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work", default="/tmp/lever_costs")
     parser.add_argument("--out", default="lever_costs.json")
+    parser.add_argument("--dropout_kernel_tiles", default="64x64",
+                        help="rows x columns of x per program of the dropout kernels (model.lora_kernels), each timed: "
+                             "e.g. 64x64,128x64,64x128; the first is reported as fused_lora_dropout_kernel")
     args = parser.parse_args()
     from transformers import AutoConfig
 
@@ -157,10 +160,15 @@ def main() -> None:
     result["fused_lora_ms"] = lora_ms(layer, args.tokens, args.device)
     lora_layers = [m for m in layer.modules() if hasattr(m, "dropout_kernel")]
     if args.device == "cuda" and importlib.util.find_spec("triton") is not None:
+        from lightning_review.model import lora_kernels
+
         for m in lora_layers:
             m.dropout_kernel = True
-        result["fused_lora_dropout_kernel_ms"] = lora_ms(layer, args.tokens, args.device)
-        variants.append("fused_lora_dropout_kernel")
+        for i, tiles in enumerate(args.dropout_kernel_tiles.split(",")):
+            lora_kernels.BLOCK_ROWS, lora_kernels.BLOCK_COLS = (int(v) for v in tiles.split("x"))
+            variant = "fused_lora_dropout_kernel" + ("" if i == 0 else f"_{tiles}")
+            result[f"{variant}_ms"] = lora_ms(layer, args.tokens, args.device)
+            variants.append(variant)
         for m in lora_layers:
             m.dropout_kernel = False
     for m in lora_layers:  # peft's Dropout, or folded into lora_A (model.lora_dropout) where not checkpointed
