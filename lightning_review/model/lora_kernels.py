@@ -3,8 +3,8 @@
 Why: with dropout, the fused LoRA path (lightning_review.model.fused_lora) still makes full passes over a
 [tokens, in_features] tensor that only exist to carry the mask: a dropped copy of ``x`` in forward (written, then
 read by the ``lora_A`` matmul), and in backward the replayed copy and its boolean mask, the product
-``grad_down @ A`` and the masked add into the input gradient. Those are about half the LoRA's cost in a 13B step
-at 8K (benchmarks/lever_costs.py). Here each kernel draws the mask from a counter-based generator (Philox, keyed by
+``grad_down @ A`` and the masked add into the input gradient. What share of the LoRA's 227 ms in a 13B step at 8K
+they are is not measured yet (benchmarks/lever_costs.py's ``fused_lora_no_dropout_ms`` will say). Here each kernel draws the mask from a counter-based generator (Philox, keyed by
 a seed and each element's position) in registers, where it reads ``x`` or writes the gradient:
 
 - ``dropout_lora_down``: ``dropout(x) A^T`` from one read of ``x``;
@@ -15,8 +15,9 @@ a seed and each element's position) in registers, where it reads ``x`` or writes
 
 The same seed gives the same mask in all three, in forward, in a checkpoint's recomputation (the seed is drawn from
 torch's generator, which checkpointing restores) and in backward. What differs from peft: the masks are not the ones
-torch's dropout would draw from the same generator state (the distribution, keep probability ``1 - p`` and scaling
-``1 / (1 - p)`` are the same; tests/model/test_lora_kernels.py). Off by default (``LongQLoRAModule.lora_dropout_kernel``).
+torch's dropout would draw from the same generator state, and p is kept to 16 bits (0.05 -> 0.0500031, the scale
+``1 / (1 - p)`` of that p, so the expectation is exactly x): each Philox call feeds eight elements
+(tests/model/test_lora_kernels.py). Off by default (``LongQLoRAModule.lora_dropout_kernel``).
 
 On a machine without a GPU, Triton's interpreter runs these kernels on CPU tensors when ``TRITON_INTERPRET=1`` is set
 before this module is imported (the tests do); it cannot run bfloat16 there.
@@ -36,18 +37,26 @@ BLOCK_COLS = 64
 
 
 @triton.jit
-def _keep(seed, rows, cols, n_cols, p):
-    """The keep mask of elements (rows, cols) of a [*, n_cols] tensor: one uniform draw each, kept where >= p."""
-    offsets = rows[:, None] * n_cols + cols[None, :]
-    return tl.rand(seed, offsets) >= p
+def _keep(seed, rows, start, n_cols, threshold, BLOCK_K: tl.constexpr):
+    """The keep mask of columns start .. start + BLOCK_K of ``rows`` in a [*, n_cols] tensor (n_cols and start
+    multiples of 8): one 16-bit uniform draw per element, kept where >= threshold. One Philox call gives 128 bits,
+    eight elements' draws: a quarter of the integer work of one call per element, which would outweigh the memory
+    traffic these kernels save."""
+    groups = start // 8 + tl.arange(0, BLOCK_K // 8)
+    r0, r1, r2, r3 = tl.randint4x(seed, rows[:, None] * (n_cols // 8) + groups[None, :])
+    low = tl.join(tl.join(r0 & 0xFFFF, r1 & 0xFFFF), tl.join(r2 & 0xFFFF, r3 & 0xFFFF))
+    high = tl.join(tl.join(r0 >> 16, r1 >> 16), tl.join(r2 >> 16, r3 >> 16))
+    draws = tl.reshape(tl.join(low, high), (rows.shape[0], BLOCK_K))  # each group's 8 draws on its 8 columns
+    return draws.to(tl.int32) >= threshold
 
 
 @triton.jit
-def _dropped_tile(x_ptr, seed, rows, row_ok, cols, n_cols, stride_x, p):
-    """The tile (rows, cols) of x [*, n_cols] under its mask, unscaled; zeros outside x."""
+def _dropped_tile(x_ptr, seed, rows, row_ok, start, n_cols, stride_x, threshold, BLOCK_K: tl.constexpr):
+    """The tile (rows, start .. start + BLOCK_K) of x [*, n_cols] under its mask, unscaled; zeros outside x."""
+    cols = start + tl.arange(0, BLOCK_K)
     x = tl.load(x_ptr + rows[:, None] * stride_x + cols[None, :], mask=row_ok[:, None] & (cols[None, :] < n_cols),
                 other=0.0)
-    return tl.where(_keep(seed, rows, cols, n_cols, p), x, tl.zeros_like(x))
+    return tl.where(_keep(seed, rows, start, n_cols, threshold, BLOCK_K), x, tl.zeros_like(x))
 
 
 @triton.jit
@@ -59,7 +68,8 @@ def _dot(a, b, IEEE: tl.constexpr):
 
 
 @triton.jit
-def _down_kernel(x_ptr, a_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, stride_x, stride_a, stride_out, p, scale,
+def _down_kernel(x_ptr, a_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, stride_x, stride_a, stride_out, threshold,
+                 scale,
                  IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     ranks = tl.arange(0, BLOCK_R)
@@ -67,7 +77,7 @@ def _down_kernel(x_ptr, a_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, stride_x
     acc = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
     for start in range(0, n_cols, BLOCK_K):
         cols = start + tl.arange(0, BLOCK_K)
-        x = _dropped_tile(x_ptr, seed, rows, rows < n_rows, cols, n_cols, stride_x, p)
+        x = _dropped_tile(x_ptr, seed, rows, rows < n_rows, start, n_cols, stride_x, threshold, BLOCK_K)
         a = tl.load(a_ptr + ranks[None, :] * stride_a + cols[:, None],
                     mask=(ranks[None, :] < rank) & (cols[:, None] < n_cols), other=0.0)  # [BLOCK_K, BLOCK_R]
         acc += _dot(x, a, IEEE)
@@ -78,9 +88,10 @@ def _down_kernel(x_ptr, a_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, stride_x
 
 @triton.jit
 def _a_grad_kernel(grad_ptr, x_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, rows_per_split, stride_g, stride_x,
-                   p, scale, IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+                   threshold, scale, IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
                    BLOCK_R: tl.constexpr):
-    cols = tl.program_id(0) * BLOCK_K + tl.arange(0, BLOCK_K)
+    col_start = tl.program_id(0) * BLOCK_K
+    cols = col_start + tl.arange(0, BLOCK_K)
     split = tl.program_id(1)
     ranks = tl.arange(0, BLOCK_R)
     seed = tl.load(seed_ptr)
@@ -89,7 +100,7 @@ def _a_grad_kernel(grad_ptr, x_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, row
     for start in range(first, first + rows_per_split, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)
         in_rows = (rows < n_rows) & (rows < first + rows_per_split)
-        x = _dropped_tile(x_ptr, seed, rows, in_rows, cols, n_cols, stride_x, p)
+        x = _dropped_tile(x_ptr, seed, rows, in_rows, col_start, n_cols, stride_x, threshold, BLOCK_K)
         g = tl.load(grad_ptr + rows[None, :] * stride_g + ranks[:, None],
                     mask=in_rows[None, :] & (ranks[:, None] < rank), other=0.0)  # [BLOCK_R, BLOCK_M]
         acc += _dot(g, x, IEEE)
@@ -101,10 +112,11 @@ def _a_grad_kernel(grad_ptr, x_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, row
 
 @triton.jit
 def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, rank, stride_gx, stride_g, stride_a,
-                       p, scale, IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+                       threshold, scale, IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
                        BLOCK_R: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+    col_start = tl.program_id(1) * BLOCK_K
+    cols = col_start + tl.arange(0, BLOCK_K)
     ranks = tl.arange(0, BLOCK_R)
     seed = tl.load(seed_ptr)
     g = tl.load(grad_ptr + rows[:, None] * stride_g + ranks[None, :],
@@ -112,7 +124,7 @@ def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, ra
     a = tl.load(a_ptr + ranks[:, None] * stride_a + cols[None, :],
                 mask=(ranks[:, None] < rank) & (cols[None, :] < n_cols), other=0.0)  # [BLOCK_R, BLOCK_K]
     lora = _dot(g, a, IEEE)
-    lora = tl.where(_keep(seed, rows, cols, n_cols, p), lora * scale, tl.zeros_like(lora))
+    lora = tl.where(_keep(seed, rows, col_start, n_cols, threshold, BLOCK_K), lora * scale, tl.zeros_like(lora))
     inside = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
     pointers = grad_x_ptr + rows[:, None] * stride_gx + cols[None, :]
     grad_x = tl.load(pointers, mask=inside, other=0.0)
@@ -120,10 +132,11 @@ def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, ra
 
 
 @triton.jit
-def _mask_kernel(out_ptr, seed_ptr, n_rows, n_cols, p, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+def _mask_kernel(out_ptr, seed_ptr, n_rows, n_cols, threshold, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
-    keep = _keep(tl.load(seed_ptr), rows, cols, n_cols, p)
+    col_start = tl.program_id(1) * BLOCK_K
+    cols = col_start + tl.arange(0, BLOCK_K)
+    keep = _keep(tl.load(seed_ptr), rows, col_start, n_cols, threshold, BLOCK_K)
     tl.store(out_ptr + rows[:, None] * n_cols + cols[None, :], keep.to(tl.int8),
              mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols))
 
@@ -137,8 +150,15 @@ def _rows_last_contiguous(t: torch.Tensor) -> torch.Tensor:
 
 
 def fits(x: torch.Tensor) -> bool:
-    """Whether the kernels can take ``x`` [..., in_features]: one int32 counter per element."""
-    return x.numel() <= MAX_ELEMENTS
+    """Whether the kernels can take ``x`` [..., in_features]: int32 offsets, and whole groups of 8 columns."""
+    return x.numel() <= MAX_ELEMENTS and x.shape[-1] % 8 == 0
+
+
+def threshold_and_scale(p: float) -> tuple[int, float]:
+    """The 16-bit draw below which an element is dropped, and the scale of the kept ones: p rounded to a multiple
+    of 1/65536 (0.05 -> 0.0500031), the scale 1 / (1 - that), so the expectation stays exactly x."""
+    threshold = round(p * 65536)
+    return threshold, 65536 / (65536 - threshold)
 
 
 def new_seed(device: torch.device) -> torch.Tensor:
@@ -152,7 +172,7 @@ def dropout_mask(seed: torch.Tensor, shape: tuple[int, int], p: float) -> torch.
     rows, cols = shape
     out = torch.empty(shape, dtype=torch.int8, device=seed.device)
     grid = (triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(cols, BLOCK_COLS))
-    _mask_kernel[grid](out, seed, rows, cols, p, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS)
+    _mask_kernel[grid](out, seed, rows, cols, threshold_and_scale(p)[0], BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS)
     return out.bool()
 
 
@@ -163,7 +183,7 @@ def dropout_lora_down(x: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, p: f
     rank = a.shape[0]
     out = torch.empty((rows, rank), dtype=x.dtype, device=x.device)
     _down_kernel[(triton.cdiv(rows, BLOCK_ROWS),)](
-        x, a, out, seed, rows, cols, rank, x.stride(0), a.stride(0), out.stride(0), p, 1.0 / (1.0 - p),
+        x, a, out, seed, rows, cols, rank, x.stride(0), a.stride(0), out.stride(0), *threshold_and_scale(p),
         IEEE=x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS, BLOCK_R=_rank_block(rank))
     return out
 
@@ -186,8 +206,8 @@ def dropout_lora_a_grad(grad_down: torch.Tensor, x: torch.Tensor, seed: torch.Te
     splits = triton.cdiv(rows, rows_per_split)
     partial = torch.empty((splits, rank, cols), dtype=torch.float32, device=x.device)
     _a_grad_kernel[(col_blocks, splits)](
-        grad_down, x, partial, seed, rows, cols, rank, rows_per_split, grad_down.stride(0), x.stride(0), p,
-        1.0 / (1.0 - p), IEEE=x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
+        grad_down, x, partial, seed, rows, cols, rank, rows_per_split, grad_down.stride(0), x.stride(0),
+        *threshold_and_scale(p), IEEE=x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
         BLOCK_R=_rank_block(rank))
     return partial.sum(0) if splits > 1 else partial[0]
 
@@ -203,7 +223,7 @@ def add_dropout_lora_input_grad_(grad_x: torch.Tensor, grad_down: torch.Tensor, 
     rank = a.shape[0]
     grid = (triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(cols, BLOCK_COLS))
     _input_grad_kernel[grid](
-        grad_x, grad_down, a, seed, rows, cols, rank, grad_x.stride(0), grad_down.stride(0), a.stride(0), p,
-        1.0 / (1.0 - p), IEEE=grad_x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
+        grad_x, grad_down, a, seed, rows, cols, rank, grad_x.stride(0), grad_down.stride(0), a.stride(0),
+        *threshold_and_scale(p), IEEE=grad_x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
         BLOCK_R=_rank_block(rank))
     return grad_x

@@ -37,13 +37,14 @@ def test_each_kernel_is_torch_under_the_mask_it_draws(kernels, dtype, rows, cols
     grad_x = torch.randn(rows, cols, device=DEVICE).to(dtype)
     seed = kernels.new_seed(x.device)
     mask = kernels.dropout_mask(seed, (rows, cols), p)
-    dropped = x.float() * mask / (1 - p)
+    scale = kernels.threshold_and_scale(p)[1]
+    dropped = x.float() * mask * scale
     tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=2e-2, atol=5e-2)
 
     torch.testing.assert_close(kernels.dropout_lora_down(x, a, seed, p).float(), dropped @ a.float().T, **tolerance)
     torch.testing.assert_close(kernels.dropout_lora_a_grad(grad_down, x, seed, p), grad_down.float().T @ dropped,
                                **tolerance)
-    expected = grad_x.float() + mask / (1 - p) * (grad_down.float() @ a.float())
+    expected = grad_x.float() + mask * scale * (grad_down.float() @ a.float())
     out = kernels.add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p)
     assert out.data_ptr() == grad_x.data_ptr()  # in place, into the base's input gradient
     torch.testing.assert_close(grad_x.float(), expected, **tolerance)
@@ -55,9 +56,26 @@ def test_lora_a_gradient_sums_every_split_of_the_rows(kernels, monkeypatch):
     x = torch.randn(300, 64, device=DEVICE)
     grad_down = torch.randn(300, 8, device=DEVICE)
     seed = kernels.new_seed(x.device)
-    dropped = x * kernels.dropout_mask(seed, (300, 64), 0.2) / 0.8
+    dropped = x * kernels.dropout_mask(seed, (300, 64), 0.2) * kernels.threshold_and_scale(0.2)[1]
     torch.testing.assert_close(kernels.dropout_lora_a_grad(grad_down, x, seed, 0.2), grad_down.T @ dropped,
                                rtol=1e-4, atol=1e-4)
+
+
+def test_a_mask_depends_on_the_seed_row_and_column_only_not_the_tiles(kernels, monkeypatch):
+    """Forward and backward kernels tile differently (rows split in lora_A's gradient): the mask must not move."""
+    seed = torch.tensor([3], device=DEVICE)
+    reference = kernels.dropout_mask(seed, (96, 160), 0.3)
+    for rows, cols in ((16, 32), (32, 16), (128, 256)):
+        monkeypatch.setattr(kernels, "BLOCK_ROWS", rows)
+        monkeypatch.setattr(kernels, "BLOCK_COLS", cols)
+        assert torch.equal(kernels.dropout_mask(seed, (96, 160), 0.3), reference), (rows, cols)
+
+
+def test_p_is_kept_to_16_bits_and_the_scale_unbiased(kernels):
+    threshold, scale = kernels.threshold_and_scale(0.05)
+    assert threshold == 3277 and abs(threshold / 65536 - 0.05) < 1e-5
+    assert scale * (1 - threshold / 65536) == pytest.approx(1.0, abs=1e-12)
+    assert kernels.fits(torch.empty(4, 64)) and not kernels.fits(torch.empty(4, 12))  # whole groups of 8 columns
 
 
 @pytest.mark.parametrize("p", [0.05, 0.5])
@@ -98,13 +116,12 @@ def whole_tiles(kernels, monkeypatch):
 class _ReplayedMasks(torch.nn.Module):
     """A dropout that applies, in call order, the masks the kernels drew: peft's forward under the kernels' masks."""
 
-    def __init__(self, masks: list, p: float):
+    def __init__(self, masks: list, scale: float):
         super().__init__()
-        self.masks, self.p = masks, p
+        self.masks, self.scale = masks, scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = self.masks.pop(0).view(x.shape)
-        return x * mask / (1 - self.p)
+        return x * self.masks.pop(0).view(x.shape) * self.scale
 
 
 @pytest.mark.parametrize("checkpointing", ["transformers", "offload"])
@@ -144,7 +161,7 @@ def test_whole_model_loss_and_gradients_are_peft_under_the_kernels_masks(whole_t
 
     def build_with_replayed_masks(self, device=None):
         original_build(self, device)
-        replay = _ReplayedMasks(masks, p)
+        replay = _ReplayedMasks(masks, kernels.threshold_and_scale(p)[1])
         for layer in self.model.modules():
             if isinstance(layer, LoraLayer):
                 layer.lora_dropout["default"] = replay
