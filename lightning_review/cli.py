@@ -4,6 +4,8 @@ loading Lightning."""
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 from importlib import import_module
 from typing import Callable
@@ -38,6 +40,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, FileNotFoundError, FineTuneFailed, EncodingUnavailableError, OpenAIError)
 
 
+def as_tool_flags(message: str, command: Callable | None) -> str:
+    """``data.<name>`` in an error written for fit's config, as the flag ``--<name>`` where the tool command has a
+    parameter of that name (prepare's ``--task``, ``--rating_line``, ...), so the fix names a flag the user can give."""
+    if command is None:
+        return message
+    names = set(inspect.signature(command).parameters)
+    return re.sub(r"\bdata\.(\w+)", lambda m: f"--{m.group(1)}" if m.group(1) in names else m.group(0), message)
+
+
 def main(args: list[str] | None = None):
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] in (["-h"], ["--help"]):
@@ -60,7 +71,10 @@ def main(args: list[str] | None = None):
             from .openai_client import unreachable_message
 
             message = unreachable_message(exc) if isinstance(exc, APIConnectionError) else str(exc)
-            raise SystemExit(f"error: {message}") from None
+            command = tool_command(argv[0])
+            if isinstance(command, dict):  # a subcommand's own function
+                command = command.get(argv[1]) if len(argv) > 1 else None
+            raise SystemExit(f"error: {as_tool_flags(message, command)}") from None
     from .data.datamodule import ReviewDataModule
     from .training.module import LongQLoRAModule
     from .trainer_cli import ReviewCLI

@@ -171,3 +171,19 @@ def test_lightning_still_calls_the_resume_check(monkeypatch):
     monkeypatch.setattr(ReviewCLI, "before_instantiate_classes", not_called)  # nothing is built either way
     with pytest.raises(Called):
         ReviewCLI(LongQLoRAModule, ReviewDataModule, args=["fit", "-c", str(ROOT / "configs" / "demo.yaml")])
+
+
+def test_a_tool_commands_error_names_its_own_flags_not_fits_config_keys(tmp_path, tiny_llama_dir):
+    """prepare reads data with fit's readers, whose errors say data.task / data.rating_line: under prepare they
+    must name --task / --rating_line; a key prepare has no flag for stays as it is."""
+    from lightning_review.cli import as_tool_flags, main
+    from lightning_review.prepare import prepare
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text('{"text": "a long document without a review"}\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["prepare", f"--data_file={data}", f"--tokenizer_dir={tiny_llama_dir}", f"--output_dir={tmp_path / 'o'}"])
+    message = str(exc.value)
+    assert "docs.jsonl:1" in message and "(--task text)" in message and "data.task" not in message
+    assert as_tool_flags("set data.rating_line false or data.packed_width", prepare) == (
+        "set --rating_line false or data.packed_width")
