@@ -30,7 +30,7 @@ from .folder import read_folder
 from .invitations import v1_names, v2_names
 from .output import PaperWriter
 from .pdf_text import Backend, PdfTextError, pdf_to_text
-from .split import split_file, write_pairs
+from .split import check_fractions, split_file, write_pairs
 from .venue import detect_api_version, list_venue, paper_fields
 
 
@@ -79,6 +79,8 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
     for output in output_files(output_file):  # the file, its lock and the partial file of --overwrite
         refuse_output_over_input(output, [reviews_file], "--output_file")
     refuse_output_over_input(pairs_file, [output_file, reviews_file], "--pairs_file")
+    if split:
+        check_fractions(split)
     counts: Counter = Counter()
     left_out: dict[str, list[str]] = {}
     with PaperWriter(output_file, overwrite=overwrite) as writer:

@@ -18,11 +18,17 @@ def split_paths(path: str | Path, names) -> dict[str, Path]:
     return {name: path.with_name(f"{path.stem}.{name}{path.suffix or '.jsonl'}") for name in names}
 
 
+def check_fractions(fractions: dict[str, float]) -> None:
+    """--split's fractions: non-negative, adding up to 1; checked before a crawl, not after it."""
+    if not fractions or any(f < 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1) > 1e-6:
+        raise UserError(f"--split: fractions must be non-negative and add up to 1, got {fractions} (e.g. "
+                        '{"train": 0.8, "validation": 0.1, "test": 0.1})')
+
+
 def split_file(path: str | Path, fractions: dict[str, float], seed: int = 0) -> dict[str, dict]:
     """Write ``<stem>.<name>.jsonl`` for each part; returns {name: {"file", "papers"}}. Part sizes are the
     fractions of the papers, rounded by largest remainder so that they add up."""
-    if not fractions or any(f < 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1) > 1e-6:
-        raise UserError(f"split fractions must be non-negative and add up to 1, got {fractions}")
+    check_fractions(fractions)
     lines: dict[str, str] = {}
     for where, obj in iter_json_objects(path):
         if "id" not in obj:

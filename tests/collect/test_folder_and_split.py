@@ -52,6 +52,14 @@ def test_split_by_paper_seeded(tmp_path):
         split_file(data, {"train": 0.8, "test": 0.1})
 
 
+def test_a_bad_split_is_refused_before_any_request(tmp_path):
+    """Checked before the crawl, not at its end: the closed port is never tried (that would be a CollectError)."""
+    with pytest.raises(UserError, match=r"--split: fractions must be non-negative and add up to 1"):
+        collect(venue="ICLR.cc/2024/Conference", baseurl="http://127.0.0.1:9", output_file=str(tmp_path / "o.jsonl"),
+                split={"train": 0.8, "test": 0.3}, max_attempts=1, retry_wait_s=0.0)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_pairs_file_over_an_input_is_refused_and_reviewless_papers_or_bad_ratings_are_named(paper_pdfs, tmp_path):
     pdf_dir = tmp_path / "pdfs"
     pdf_dir.mkdir()
