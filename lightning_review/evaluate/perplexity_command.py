@@ -133,19 +133,28 @@ def perplexity(data_file: str, lengths: str = "2048,4096,8192,16384,32768", chec
     how = "documents joined into one stream" if join else "each document on its own"
     write_text_atomic(out / "perplexity.md", f"Perplexity of {len(documents)} documents ({how}), "
                                              f"{json.dumps(source)}\n\n{results_table(results)}\n")
-    if plot:
-        plot_perplexity(results, out / "perplexity.png", title=json.dumps(source))
     print(results_table(results))
+    if plot and not plot_perplexity(results, out / "perplexity.png", title=json.dumps(source)):
+        separators = len(encoded) - 1 if tokenizer.eos_token_id is not None else 0
+        longest = sum(map(len, encoded)) + separators if join else max(map(len, encoded))
+        print(f"no plot: no length had a window to score (lengths {', '.join(f'{n:,}' for n in lengths_list)}; "
+              f"{'the joined stream' if join else 'the longest document'} is {longest:,} tokens), so "
+              f"{out / 'perplexity.png'} is not written; give --lengths of at most {longest:,} to plot")
     return summary
 
 
-def plot_perplexity(results, path: Path, title: str) -> None:
+def plot_perplexity(results, path: Path, title: str) -> bool:
+    """Perplexity against length, of the lengths that had a window; with none there is nothing to draw: False,
+    and no file (a plot left from an earlier run is removed, so none stands beside results it does not show)."""
+    measured = [r for r in results if r.perplexity is not None]
+    if not measured:
+        path.unlink(missing_ok=True)
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measured = [r for r in results if r.perplexity is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([r.length for r in measured], [r.perplexity for r in measured], marker="o")
     ax.set_xscale("log", base=2)
@@ -159,3 +168,4 @@ def plot_perplexity(results, path: Path, title: str) -> None:
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     tmp.replace(path)
+    return True
