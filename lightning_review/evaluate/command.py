@@ -13,7 +13,7 @@ from typing import Literal
 from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError
-from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation
+from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation, refuse_control_names
 from .ratings import stated_rating
 from .report import human_file_line
 
@@ -160,6 +160,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     chosen = chosen_controls(controls)
     if unknown := sorted(set(chosen) - set(CONTROL_KINDS)):
         raise UserError(f"--controls: unknown {unknown}; choose from {list(CONTROL_KINDS)} (default: all; [] for none)")
+    refuse_control_names(systems)
     data = load_input(human_file, systems, data_format, True, on_bad_record, rejects_file)
     data.rating_threshold = rating_threshold
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,

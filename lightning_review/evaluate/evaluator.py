@@ -204,6 +204,18 @@ def control_systems(data: EvaluationInput, controls: tuple[str, ...]) -> dict[st
     return systems
 
 
+def refuse_control_names(systems, flag: str = "--systems") -> None:
+    """Refuse a system named like a control (CONTROLS, in any case or spacing): its reviews would replace the
+    control's row, or be taken for the control (left out of the comparisons, its first human review dropped)."""
+    reserved = {" ".join(name.split()).casefold(): name for name in CONTROLS}
+    for name in systems:
+        if (control := reserved.get(" ".join(str(name).split()).casefold())) is not None:
+            raise UserError(f"{flag}: the system {name!r} has the name of the control {control!r}, which the "
+                            f"evaluation adds itself (reserved: {', '.join(map(repr, CONTROLS))}); its reviews would "
+                            "replace the control's or be taken for it. Rename that system in "
+                            f"{flag} (e.g. 'ours' or its model's name)")
+
+
 def _humans_for(system: str, reviews: list[str]) -> list[str]:
     """The human reviews a system's review is judged against (the human control's own review left out)."""
     return reviews[1:] if system == HUMAN_CONTROL else reviews
@@ -219,6 +231,7 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
     """The full result as a JSON-ready dict (see the module docstring). ``controls``: which of CONTROL_KINDS run
     (chat judges pay for each; result["usage_this_run"] counts the calls of each part)."""
     controls = tuple(controls)
+    refuse_control_names(data.systems)
     control = control_systems(data, controls)
     systems = {**data.systems, **control}
     shuffle = derangement(sorted(pid for pid, reviews in data.papers.items() if reviews), seed) \
