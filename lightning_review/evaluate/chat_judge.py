@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
 
 from ..answer_cache import AnswerCache, call_key
+from ..errors import UserError
 from ..openai_client import LazyAsyncOpenAI
 from .embedding_judge import Match
 
@@ -72,7 +74,12 @@ class MalformedAnswer(RuntimeError):
 class Budget:
     """Hard limits checked before each call. Calls are reserved before they are made, so the call limit holds
     exactly; token and dollar limits are checked on what answers used so far, so calls already in flight (at most
-    ``concurrency``) may finish past them."""
+    ``concurrency``) may finish past them.
+
+    Dollars are counted at the two prices (USD per 1K tokens); a dollar limit needs both, and is refused without
+    them rather than counting every call at $0 (no price is known here: the project's price table is of training
+    tokens, not of a judge's calls). ``shared``: a budget whose limits hold for several judges together (the
+    evaluation's panel), each judge still counting its own use."""
 
     max_calls: int | None = None
     max_tokens: int | None = None
@@ -82,9 +89,21 @@ class Budget:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    shared: Budget | None = None
+
+    def __post_init__(self):
+        if problems := budget_problems(self.max_dollars, self.dollars_per_1k_prompt, self.dollars_per_1k_completion):
+            raise UserError("; ".join(problems))
 
     @property
-    def dollars(self) -> float:
+    def priced(self) -> bool:
+        return self.dollars_per_1k_prompt > 0 and self.dollars_per_1k_completion > 0
+
+    @property
+    def dollars(self) -> float | None:
+        """What the calls cost at the prices; None without prices (unknown, not $0)."""
+        if not self.priced:
+            return None
         return (self.prompt_tokens * self.dollars_per_1k_prompt + self.completion_tokens *
                 self.dollars_per_1k_completion) / 1000
 
@@ -95,6 +114,49 @@ class Budget:
             raise BudgetExceeded(f"token budget of {self.max_tokens:,} reached")
         if self.max_dollars is not None and self.dollars >= self.max_dollars:
             raise BudgetExceeded(f"dollar budget of ${self.max_dollars:g} reached")
+        if self.shared is not None:
+            self.shared.check()
+
+    def reserve_call(self) -> None:
+        """Check the limits, then count a call about to be made (here and in the shared budget)."""
+        self.check()
+        self.calls += 1
+        if self.shared is not None:
+            self.shared.calls += 1
+
+    def spend(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        if self.shared is not None:
+            self.shared.spend(prompt_tokens, completion_tokens)
+
+
+def budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion) -> list[str]:
+    """Why the dollar settings cannot make a budget, each naming its flag and the fix (none: they can)."""
+    problems = [f"{flag} must be a number of 0 or more, in {unit} (got {value!r})"
+                for flag, value, unit in (("--max_dollars", max_dollars, "USD"),
+                                          ("--dollars_per_1k_prompt", dollars_per_1k_prompt,
+                                           "USD per 1K prompt tokens"),
+                                          ("--dollars_per_1k_completion", dollars_per_1k_completion,
+                                           "USD per 1K completion tokens"))
+                if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                              and math.isfinite(value) and value >= 0)]
+    if problems:
+        return problems
+    prices = {"--dollars_per_1k_prompt": dollars_per_1k_prompt,
+              "--dollars_per_1k_completion": dollars_per_1k_completion}
+    missing = [flag for flag, price in prices.items() if not price]
+    if max_dollars is not None and missing:
+        problems.append(f"--max_dollars {max_dollars:g} cannot apply without the judge's prices: "
+                        f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not given, so calls would "
+                        "count $0 against it and it would never stop the run. Give both prices (USD per 1K tokens, "
+                        "from the provider's price list for the judge model, e.g. --dollars_per_1k_prompt 0.01 "
+                        "--dollars_per_1k_completion 0.03), or limit with --max_calls or --max_tokens instead")
+    elif len(missing) == 1:
+        given = next(flag for flag in prices if flag not in missing)
+        problems.append(f"{given} is given but {missing[0]} is not: the dollars reported would leave those tokens "
+                        "out; give both prices (USD per 1K tokens), or neither")
+    return problems
 
 
 @dataclass
@@ -154,14 +216,12 @@ class ChatJudge:
             messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
             prompt_tokens = completion_tokens = 0
             for attempt in range(self.max_repairs + 1):
-                self.budget.check()
-                self.budget.calls += 1  # reserved before the call: concurrent calls never pass the call budget
+                self.budget.reserve_call()  # before the call: concurrent calls never pass the call budget
                 response = await self.client.chat.completions.create(model=self.model, messages=messages,
                                                                      temperature=0)
                 usage = response.usage
                 if usage is not None:
-                    self.budget.prompt_tokens += usage.prompt_tokens
-                    self.budget.completion_tokens += usage.completion_tokens
+                    self.budget.spend(usage.prompt_tokens, usage.completion_tokens)
                     prompt_tokens += usage.prompt_tokens
                     completion_tokens += usage.completion_tokens
                 text = response.choices[0].message.content or ""

@@ -96,9 +96,13 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
+    """The judges of ``specs``; the chat judges share one budget (``budget_kw``'s limits hold for them all
+    together), each counting its own use for the report."""
     from ..answer_cache import AnswerCache
     from .chat_judge import Budget, ChatJudge
 
+    panel = Budget(**budget_kw)
+    prices = {k: v for k, v in budget_kw.items() if k.startswith("dollars_per_1k")}
     judges = []
     for spec in specs:
         if spec == "embedding":
@@ -108,7 +112,7 @@ def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: 
         elif spec.startswith("openai:"):
             model, _, base_url = spec.removeprefix("openai:").partition("@")
             judges.append(ChatJudge(model, AnswerCache(cache_file), base_url=base_url or None,
-                                    concurrency=concurrency, budget=Budget(**budget_kw)))
+                                    concurrency=concurrency, budget=Budget(**prices, shared=panel)))
         else:
             raise UserError(f"unknown judge {spec!r}: 'embedding' or 'openai:<model>[@<base_url>]'")
     return judges
@@ -131,11 +135,13 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         cache_file: SQLite cache of judge calls (default: <output_dir>/judge_cache.sqlite).
         threshold: the hit threshold for comparisons (6, 7 and 8 are all reported).
         concurrency: chat judge calls in flight.
-        max_calls: stop (resumably) before more calls than this.
-        max_tokens: stop (resumably) before more tokens than this.
-        max_dollars: stop (resumably) before spending more than this.
-        dollars_per_1k_prompt: the judge's price, for the dollar budget and the report.
-        dollars_per_1k_completion: the judge's price, for the dollar budget and the report.
+        max_calls: stop (resumably) before more calls than this (all chat judges together).
+        max_tokens: stop (resumably) before more tokens than this (all chat judges together).
+        max_dollars: stop (resumably) before spending more than this (all chat judges together); needs both
+            prices below (refused without them: no price is assumed).
+        dollars_per_1k_prompt: the judges' price in USD per 1K prompt tokens, for the dollar budget and the report
+            (every chat judge is counted at it; without it the report's dollars are n/a).
+        dollars_per_1k_completion: the judges' price in USD per 1K completion tokens, as above.
         resamples: bootstrap resamples for the win-rate intervals.
         data_format: the human file's format.
         controls: which controls run (default: all): "human" (one human review of each paper judged against
@@ -152,7 +158,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
             accept (6 on ICLR's 1-10 scale: "marginally above acceptance threshold").
     """
     from .audit_page import records_from_result, write_audit_page
-    from .chat_judge import BudgetExceeded
+    from .chat_judge import BudgetExceeded, budget_problems
     from .report import charts, markdown
 
     out = Path(output_dir)
@@ -160,6 +166,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     chosen = chosen_controls(controls)
     if unknown := sorted(set(chosen) - set(CONTROL_KINDS)):
         raise UserError(f"--controls: unknown {unknown}; choose from {list(CONTROL_KINDS)} (default: all; [] for none)")
+    if problems := budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion):
+        raise UserError("; ".join(problems))
     refuse_control_names(systems)
     data = load_input(human_file, systems, data_format, True, on_bad_record, rejects_file)
     data.rating_threshold = rating_threshold

@@ -82,8 +82,9 @@ def markdown(result: dict) -> str:
         lines += ["", "## Judge usage (this run; cached answers cost nothing)", "",
                   "| judge | calls | prompt tokens | completion tokens | dollars |", "|---|---|---|---|---|"]
         for judge, u in result["usage_this_run"].items():
+            dollars = "n/a (no prices given)" if u.get("dollars") is None else f"{u['dollars']:.2f}"
             lines.append(f"| {judge} | {u['calls']} | {u['prompt_tokens']:,} | {u['completion_tokens']:,} | "
-                         f"{u['dollars']:.2f} |")
+                         f"{dollars} |")
         parts = [(judge, part, n) for judge, u in result["usage_this_run"].items()
                  for part, n in u.get("by_part", {}).items()]
         if parts:
