@@ -203,7 +203,7 @@ def test_settings_that_cannot_draw_masks_in_kernels_are_named(tiny_llama_dir, mo
     if not CUDA:
         monkeypatch.delenv("TRITON_INTERPRET", raising=False)
         module = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), quantize=False, lora_r=4, kernels="none",
-                                 lora_dropout_kernel="triton")
+                                 lora_dropout_kernel="triton", max_seq_length=256)
         with pytest.raises(UserError, match=r"model\.lora_dropout_kernel=triton runs on CUDA only.*set "
                                             r"model\.lora_dropout_kernel to torch"):
             module.build("cpu")
