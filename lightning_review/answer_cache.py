@@ -1,7 +1,7 @@
 """A persistent cache of API answers (SQLite), shared by the judges and the API generation backend: rerunning an
 evaluation or a generation makes no calls, and an interrupted one resumes where it stopped. Keyed by model, prompt
-version and a hash of the inputs; values are the parsed answers with their token counts. No API key or request header
-is stored.
+version, a hash of the inputs and, where the caller gives it, the endpoint (two servers can serve different models
+under one name); values are the parsed answers with their token counts. No API key or request header is stored.
 
 Identical calls in flight at once in one process are made once (``fetch``: later callers await the first one's
 answer), since a whole evaluation is gathered at once and every human review is asked for by every system. Several
@@ -25,8 +25,13 @@ from .errors import UserError
 BUSY_TIMEOUT_S = 60.0
 
 
-def call_key(model: str, prompt_version: str, inputs: Any) -> str:
-    payload = json.dumps([model, prompt_version, inputs], sort_keys=True, ensure_ascii=False)
+def call_key(model: str, prompt_version: str, inputs: Any, endpoint: str | None = None) -> str:
+    """The hash of a call. ``endpoint``: the address of the server asked (openai_client.public_url's form: no
+    credentials, which are not part of what is asked), so one model name at two servers gives two keys; without it,
+    the key as it always was (answers cached before endpoints were keyed are found by such callers only)."""
+    parts = [model, prompt_version, inputs] if endpoint is None else [model, prompt_version, inputs,
+                                                                       {"endpoint": endpoint}]
+    payload = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit, urlunsplit
+
+OPENAI_ENDPOINT = "https://api.openai.com/v1"  # the openai client's default address
+
+
+def default_endpoint() -> str:
+    """Where a client made without a ``base_url`` sends its calls: OPENAI_BASE_URL, else OpenAI's (as the openai
+    client chooses)."""
+    return os.environ.get("OPENAI_BASE_URL") or OPENAI_ENDPOINT
 
 
 def public_url(url) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..answer_cache import AnswerCache, call_key
 from ..errors import UserError
-from ..openai_client import LazyAsyncOpenAI
+from ..openai_client import LazyAsyncOpenAI, default_endpoint, public_url
 from .embedding_judge import Match
 
 EXTRACT_VERSION = "extract-v2-criticisms"  # v1 listed every point (summary and strengths too); answers kept apart
@@ -162,7 +162,11 @@ def budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completio
 @dataclass
 class ChatJudge:
     """Args: model (any chat model name), cache, base_url/api_key (default: the environment), concurrency (calls in
-    flight), budget, max_repairs (answers sent back for a schema repair)."""
+    flight), budget, max_repairs (answers sent back for a schema repair).
+
+    The endpoint (``base_url``, else OPENAI_BASE_URL, else OpenAI's) is part of every cache key, so one model name at
+    two servers never shares answers; the judge's ``name`` is the model, with ``@<endpoint>`` when the endpoint is not
+    the environment's default (credentials, query and fragment of the address left out of both)."""
 
     model: str
     cache: AnswerCache
@@ -175,8 +179,10 @@ class ChatJudge:
     timeout: float = 120.0
 
     def __post_init__(self):
-        self.name = self.model
-        self._api = LazyAsyncOpenAI(self.base_url, self.api_key, self.max_retries, self.timeout)
+        address = self.base_url or default_endpoint()
+        self.endpoint = public_url(address)
+        self.name = self.model if self.endpoint == public_url(default_endpoint()) else f"{self.model}@{self.endpoint}"
+        self._api = LazyAsyncOpenAI(address, self.api_key, self.max_retries, self.timeout)
         self._semaphore = None
 
     @property
@@ -206,7 +212,7 @@ class ChatJudge:
         return matches
 
     async def _ask(self, version: str, inputs: dict, prompt: str, schema: type[BaseModel]) -> dict:
-        key = call_key(self.model, version, inputs)
+        key = call_key(self.model, version, inputs, endpoint=self.endpoint)
         return await self.cache.fetch(key, lambda: self._call(key, version, prompt, schema))
 
     async def _call(self, key: str, version: str, prompt: str, schema: type[BaseModel]) -> dict:
@@ -233,9 +239,9 @@ class ChatJudge:
                                                              f"({str(exc).splitlines()[0]}). Answer again with only "
                                                              "the JSON object."}]
                     continue
-                self.cache.put(key, self.model, version, answer, prompt_tokens, completion_tokens)
+                self.cache.put(key, self.name, version, answer, prompt_tokens, completion_tokens)
                 return answer
-        raise MalformedAnswer(f"{self.model} answered outside the {schema.__name__} schema "
+        raise MalformedAnswer(f"{self.name} answered outside the {schema.__name__} schema "
                               f"{self.max_repairs + 1} times")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,7 @@ from typing import Literal
 from ..data.readers import read_records
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError
+from ..openai_client import default_endpoint, public_url
 from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation, refuse_control_names
 from .ratings import stated_rating
 from .report import human_file_line
@@ -97,25 +99,42 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
     """The judges of ``specs``; the chat judges share one budget (``budget_kw``'s limits hold for them all
-    together), each counting its own use for the report."""
+    together), each counting its own use for the report. Two specs of one judge (the same model at the same
+    endpoint, however written) are refused: its answers would be reported twice and agree with themselves."""
     from ..answer_cache import AnswerCache
     from .chat_judge import Budget, ChatJudge
 
     panel = Budget(**budget_kw)
     prices = {k: v for k, v in budget_kw.items() if k.startswith("dollars_per_1k")}
-    judges = []
+    judges, seen = [], {}
     for spec in specs:
+        if spec == "embedding":
+            identity, shown, same = spec, spec, "the offline embedding judge"
+        elif spec.startswith("openai:"):
+            model, _, base_url = spec.removeprefix("openai:").partition("@")
+            endpoint = public_url(base_url or default_endpoint())  # no credentials in a message
+            identity, same = (model, endpoint), f"{model} at {endpoint}"
+            shown = f"openai:{model}@{public_url(base_url)}" if base_url else f"openai:{model}"
+        else:
+            raise UserError(f"unknown judge {_without_credentials(spec)!r}: 'embedding' or "
+                            "'openai:<model>[@<base_url>]'")
+        if identity in seen:
+            raise UserError(f"--judges: {seen[identity]!r} and {shown!r} are the same judge ({same}): its answers "
+                            "would be reported twice and agree with themselves; list each judge once")
+        seen[identity] = shown
         if spec == "embedding":
             from .embedding_judge import EmbeddingJudge
 
             judges.append(EmbeddingJudge())
-        elif spec.startswith("openai:"):
-            model, _, base_url = spec.removeprefix("openai:").partition("@")
+        else:
             judges.append(ChatJudge(model, AnswerCache(cache_file), base_url=base_url or None,
                                     concurrency=concurrency, budget=Budget(**prices, shared=panel)))
-        else:
-            raise UserError(f"unknown judge {spec!r}: 'embedding' or 'openai:<model>[@<base_url>]'")
     return judges
+
+
+def _without_credentials(text: str) -> str:
+    """``text`` with any ``user:password@`` of an address in it left out."""
+    return re.sub(r"//[^/@\s]*@", "//", text)
 
 
 def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None = None,

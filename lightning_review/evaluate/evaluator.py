@@ -232,6 +232,10 @@ async def evaluate(data: EvaluationInput, judges: list, primary_threshold: float
     (chat judges pay for each; result["usage_this_run"] counts the calls of each part)."""
     controls = tuple(controls)
     refuse_control_names(data.systems)
+    names = [judge.name for judge in judges]
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise UserError(f"judges {twice} are given twice (the same model at the same endpoint): their answers "
+                        "would be reported twice and agree with themselves; give each judge once")
     control = control_systems(data, controls)
     systems = {**data.systems, **control}
     shuffle = derangement(sorted(pid for pid, reviews in data.papers.items() if reviews), seed) \
