@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -62,8 +60,11 @@ def write_jsonl(path: Path, rows) -> Path:
     return path
 
 
-def run_cli(*args, cwd, timeout=300, env=None):
-    """``python -m lightning_review ...`` in a subprocess, as a user runs it."""
+def run_cli(*args, cwd, timeout=300, env=None, fresh=False):
+    """``python -m lightning_review ...`` in a new process, as a user runs it: a subprocess.CompletedProcess with its
+    return code and text output. The process is forked from one that has done the command's imports already
+    (tests/cli_runner.py: the same process state, seconds less each); ``fresh=True`` runs a real subprocess."""
+    from tests import cli_runner
+
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "lightning_review", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return cli_runner.run(args, cwd=cwd, env=env, timeout=timeout, fresh=fresh)
