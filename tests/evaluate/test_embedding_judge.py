@@ -22,8 +22,8 @@ from tests.conftest import ROOT, SHARED_DATA  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def judge():
-    return EmbeddingJudge()
+def judge(embedding_judge):
+    return embedding_judge  # EmbeddingJudge(), the session's (tests/conftest.py): the real sample's embeddings shared
 
 
 PAPER = ("We propose graph diffusion for image segmentation. Diffusion over a pixel graph propagates labels from "

@@ -13,7 +13,14 @@ from tests.openai_server import API_KEY, FakeOpenAI
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_file(), reason="../shared/data is not on this machine")
 
 
-def test_generate_both_systems_then_evaluate(adapter_dir, tmp_path, monkeypatch):
+def test_generate_both_systems_then_evaluate(adapter_dir, tmp_path, monkeypatch, embedding_judge):
+    from lightning_review.evaluate import embedding_judge as embedding_module
+
+    def default_judge(*args, **kwargs):  # what judges=["embedding"] builds, with the embeddings other tests computed
+        assert not args and not kwargs
+        return embedding_judge
+
+    monkeypatch.setattr(embedding_module, "EmbeddingJudge", default_judge)
     ours, api = tmp_path / "ours.jsonl", tmp_path / "api.jsonl"
     local = generate(str(SHARED_DATA), str(ours), adapter_dir=str(adapter_dir), dtype="float32", max_new_tokens=16,
                      batch_size=4)
