@@ -148,8 +148,11 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
 
     Args:
         human_file: the papers' human reviews (any data format; several reviews per paper allowed).
-        systems: {system name: JSONL of {"id": paper id, "review": ...}}, e.g. our model and GPT-4.
-        judges: "embedding" (offline) and/or "openai:<model>[@<base_url>]" (key from OPENAI_API_KEY).
+        systems: {system name: JSONL of {"id": paper id, "review": ...}}, e.g. our model and GPT-4 (the controls'
+            names, such as "human (control)", are refused).
+        judges: "embedding" (offline) and/or "openai:<model>[@<base_url>]" (key from OPENAI_API_KEY; without
+            @<base_url>, OPENAI_BASE_URL or OpenAI's). A judge at another endpoint than that default is named
+            <model>@<base_url> (no credentials) and caches its answers apart; the same judge twice is refused.
         output_dir: where the results go.
         cache_file: SQLite cache of judge calls (default: <output_dir>/judge_cache.sqlite).
         threshold: the hit threshold for comparisons (6, 7 and 8 are all reported).
