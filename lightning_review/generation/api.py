@@ -21,7 +21,7 @@ from ..answer_cache import AnswerCache, call_key
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, review_messages
 from ..data.rating_line import rating_request
 from ..errors import UserError
-from ..openai_client import LazyAsyncOpenAI, public_url
+from ..openai_client import LazyAsyncOpenAI, default_endpoint, public_url
 from ..openai_ft.chat_format import truncate_paper_to_fit
 from ..openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
 from .decoding import DecodingSettings
@@ -94,7 +94,9 @@ class ApiGenerator:
             request["seed"] = self.settings.batch_seed([paper_id])
         if self.settings.repetition_penalty != 1.0:  # not an OpenAI parameter; vLLM and TGI servers accept it
             request["extra_body"] = {"repetition_penalty": self.settings.repetition_penalty}
-        key = call_key(self.model, PROMPT_VERSION, {k: v for k, v in request.items() if k != "model"})
+        # the server is part of what is asked: one model name at two servers is two models
+        key = call_key(self.model, PROMPT_VERSION, {k: v for k, v in request.items() if k != "model"},
+                       endpoint=public_url(self.base_url or default_endpoint()))
         answer = await self.cache.fetch(key, lambda: self._call(key, request, semaphore))
         if answer["prompt_tokens"] is None and self._encoding is not None:
             answer = dict(answer, prompt_tokens=count_message_tokens(messages, self._encoding))

@@ -117,9 +117,9 @@ def dead_port():
 def test_an_address_where_nothing_listens_is_named_and_the_written_reviews_are_kept(server, papers, tmp_path,
                                                                                      dead_port):
     cache = str(tmp_path / "answers.sqlite")
-    generate(str(papers), str(tmp_path / "first.jsonl"), api_model=MODEL, max_new_tokens=16, max_context=None,
-             cache_file=cache, limit=2)  # two answers in the cache: the run below writes them, then fails
     out = tmp_path / "r.jsonl"
+    generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, max_context=None, cache_file=cache,
+             limit=2)  # two reviews written: the run below, at another address, resumes the file, then fails
     base_url = f"http://user:{API_KEY}@127.0.0.1:{dead_port}/v1?api-key={API_KEY}"
     started = time.perf_counter()
     with pytest.raises(UserError) as caught:
