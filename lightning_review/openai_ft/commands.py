@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from ..data.rating_line import resolve_rating_line
 from ..data.readers import read_records
 from ..errors import UserError
+from ..openai_client import default_endpoint, public_url
 from . import jobs
 from .chat_format import (DEFAULT_MAX_TOKENS, export_chat_jsonl, read_examples, select, validate_chat_jsonl)
 from .cost import CostEstimate, price_for, whole_number_problem
@@ -145,7 +145,7 @@ def upload(file: str, yes: bool = False, allow_secret_kinds: list[str] | str | N
     if findings:
         print(f"WARNING: uploading what --allow_secret_kinds accepts: {describe(findings, file)}", file=sys.stderr)
     size = Path(file).stat().st_size / 2**20
-    target = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    target = public_url(default_endpoint())  # never a password or key written into the address
     question = (f"Upload {report.examples} examples ({size:.1f} MiB, {report.billed_tokens_per_epoch():,} tokens) "
                 f"of your data to {target}? Type 'upload' to confirm: ")
     if not yes:
