@@ -17,7 +17,8 @@ from ..artifacts.model_sources import TINY_LLAMA, resolve
 from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..model.kernels import Kernels, resolve_kernels, use_liger_kernels
-from ..model.loading import add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama
+from ..model.loading import (add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama,
+                             rope_scaling_factor)
 from ..model.fused_lora import DropoutKernel, resolve_dropout_kernel, use_fused_lora
 from ..model.lora_dropout import use_regenerated_lora_dropout
 from ..model.loss import review_token_loss
@@ -63,7 +64,8 @@ class LongQLoRAModule(L.LightningModule):
         train_embeddings_and_norms: LongLoRA's "+": embeddings and norms trainable, saved with the adapter.
         s2_attention: shifted sparse attention while training (full causal attention otherwise).
         s2_group_size: tokens per S2 group; None: a quarter of ``max_seq_length`` (LongLoRA).
-        max_seq_length: tokens per row (the CLI links it to ``data.max_seq_length``).
+        max_seq_length: tokens per row (the CLI links it to ``data.max_seq_length``); at most the model's context,
+            its max_position_embeddings times the RoPE interpolation of ``model_max_length`` (refused otherwise).
         attention_backend: ``auto``, ``flex``, ``grouped`` or ``reference`` (lightning_review.model.attention).
         optimizer: ``auto``: under DeepSpeed, torch's fused AdamW (DeepSpeedCPUAdam when the optimizer is offloaded),
             as ZeRO keeps its own fp32 master weights; otherwise bitsandbytes' paged 32-bit AdamW on CUDA, torch AdamW
@@ -113,13 +115,44 @@ class LongQLoRAModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         check_settings(self.hparams)  # fail at once, before the model loads, not at the first step
-        read_llama_config(checkpoint_dir)  # fail at once, before any trainer work, on a directory that is no Llama
+        # fail at once, before any trainer work, on a directory that is no Llama or rows longer than its context
+        self.base_positions = read_llama_config(checkpoint_dir).max_position_embeddings
         if adapter_dir:
             check_adapter_files(adapter_dir)
+        self.check_context(max_seq_length)
         self.s2_group_size = s2_group_size or max(2, (max_seq_length // 4) // 2 * 2)
         self.model = None
         # Checkpoints hold trainable weights only; the frozen 4-bit base comes from checkpoint_dir again.
         self.strict_loading = False
+
+    def check_context(self, max_seq_length: int) -> None:
+        """Refuse rows of ``max_seq_length`` tokens longer than the positions the model will have (its
+        max_position_embeddings, times the RoPE interpolation ``model_max_length`` asks): the positions beyond were
+        never trained, and the loss would not show it."""
+        hp = self.hparams
+        original = self.base_positions
+        factor = rope_scaling_factor(hp.model_max_length, original)
+        positions = int(original * factor)
+        if max_seq_length <= positions:
+            return
+        extension = ("model.model_max_length=null asks for no RoPE scaling" if not hp.model_max_length else
+                     f"model.model_max_length={hp.model_max_length}, not above them, asks for no RoPE scaling"
+                     if factor == 1 else f"model.model_max_length={hp.model_max_length} interpolates RoPE by "
+                     f"{factor:.0f} to {positions}")
+        needed = rope_scaling_factor(max_seq_length, original)
+        raise UserError(f"data.max_seq_length={max_seq_length} (tokens per training row; model.max_seq_length "
+                        f"follows it) is longer than the model's context of {positions} positions: "
+                        f"{hp.checkpoint_dir} has {original} positions (max_position_embeddings) and {extension}. Set "
+                        f"model.model_max_length to at least {max_seq_length} (RoPE interpolated by {needed:.0f}), "
+                        f"or lower data.max_seq_length to at most {positions}")
+
+    def setup(self, stage: str) -> None:
+        """A DataModule given beside this module in a script (the CLI links the two row lengths) is held to the
+        model's context too, before the model loads."""
+        datamodule = self.trainer.datamodule
+        length = getattr(datamodule, "hparams", {}).get("max_seq_length") if datamodule is not None else None
+        if isinstance(length, int):
+            self.check_context(length)
 
     # ---- model -------------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
