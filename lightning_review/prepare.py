@@ -14,11 +14,12 @@ from typing import Literal
 
 import numpy as np
 
+from .artifacts.checkpoint_files import check_tokenizer_files
 from .data.papers import count_papers
 from .data.prompt import DEFAULT_SYSTEM_PROMPT
 from .data.readers import Task
 from .errors import UserError
-from .safe_paths import atomic_writer, refuse_output_over_input, write_text_atomic
+from .safe_paths import atomic_writer, refuse_output_over_input, refuse_unwritable_output, write_text_atomic
 
 PERCENTILES = (50, 90, 99)
 
@@ -43,13 +44,13 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
         data_file: the data (any format lightning_review.data.readers reads); for ``task=text``, documents.
         tokenizer_dir: the model's tokenizer (its checkpoint directory).
         max_seq_length: tokens per training row.
-        output_dir: where stats.json and lengths.png go.
+        output_dir: where stats.json and lengths.png go (a directory, created if missing).
         val_file: a separate validation file; otherwise val_fraction of the papers.
         val_fraction: papers held out for validation.
         data_format: auto, jsonl, chat, paper_reviews, peerread, json or csv.
         column_mapping: for JSON/CSV, {our field: your column}.
         on_bad_record: strict (stop at the first) or skip (count, write to rejects_file).
-        rejects_file: where skipped records are listed.
+        rejects_file: where skipped records are listed (with on_bad_record skip only).
         min_review_chars: shorter reviews are bad records (review task).
         system_prompt: the system prompt of the chat template.
         seed: of the validation split.
@@ -69,8 +70,11 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
                         "rating); the text task trains on documents without targets: leave rating_line out")
     start = time.perf_counter()
     out = Path(output_dir)
+    refuse_unwritable_output(out, "output_dir", directory=True)  # before the data is read and tokenized
     for name in ("stats.json", "lengths.png"):
         refuse_output_over_input(out / name, [data_file, val_file], "output_dir")
+        refuse_unwritable_output(out / name, "output_dir")
+    check_tokenizer_files(tokenizer_dir)  # named before the data is read, not after
     dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,
                           system_prompt=system_prompt, max_seq_length=max_seq_length, val_fraction=val_fraction,
                           seed=seed, data_format=data_format, column_mapping=column_mapping,

@@ -65,3 +65,25 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """``Path.write_text`` that never leaves half a file."""
     with atomic_writer(path) as f:
         f.write(text)
+
+
+def refuse_unwritable_output(path: str | os.PathLike | None, flag_name: str, directory: bool = False) -> None:
+    """Raise UserError, before any work, where ``path`` (set by ``flag_name``; a directory to create or fill when
+    ``directory``, else a file) cannot be written: a file in the way of the directory or of one of its parents, or a
+    directory where the file goes. Otherwise the write would fail (FileExistsError, IsADirectoryError) only at the
+    end, after the work. ``None`` is ignored."""
+    if path is None:
+        return
+    path = Path(path).expanduser()
+    if path.is_dir() and not directory:
+        raise UserError(f"{flag_name}={path} is a directory, but a file is written there; give {flag_name} a file "
+                        "path")
+    if path.exists() and not path.is_dir() and directory:
+        raise UserError(f"{flag_name}={path} is an existing file, not a directory; give {flag_name} a directory "
+                        "(created if missing)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag_name}={path} cannot be created: {parent} is a file, not a directory; give "
+                                f"{flag_name} a path under a directory")
+            return

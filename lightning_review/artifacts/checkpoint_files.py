@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, json_error
 from .model_sources import model_path
 
 # transformers builds a Llama tokenizer from tokenizer.json (fast) or tokenizer.model (sentencepiece); without
@@ -15,6 +15,8 @@ from .model_sources import model_path
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 CHECKPOINT_DIR_HINT = ("model.checkpoint_dir must be a Hugging Face Llama checkpoint directory (config.json, "
                        "*.safetensors, tokenizer files), e.g. a local copy of meta-llama/Llama-2-7b-chat-hf")
+TOKENIZER_DIR_HINT = ("point the tokenizer directory (prepare's --tokenizer_dir, fit's model.checkpoint_dir) at the "
+                      "model's checkpoint directory, which holds its tokenizer files")
 
 
 class CheckpointError(UserError):
@@ -27,6 +29,7 @@ def read_llama_config(checkpoint_dir: str | Path):
     from transformers import AutoConfig
 
     path = model_path(checkpoint_dir)
+    refuse_missing_directory(path, CHECKPOINT_DIR_HINT)
     config_file = path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{path}: no config.json; {CHECKPOINT_DIR_HINT}")
@@ -35,6 +38,15 @@ def read_llama_config(checkpoint_dir: str | Path):
         raise CheckpointError(f"{config_file}: model_type is {model_type!r}, but lightning_review trains Llama-"
                               "architecture checkpoints (model_type 'llama'); point model.checkpoint_dir at one")
     return AutoConfig.from_pretrained(path)
+
+
+def refuse_missing_directory(path: Path, hint: str) -> None:
+    """A CheckpointError saying that ``path`` does not exist or is a file, before it is searched for files it would
+    not have (which would name a missing config.json or tokenizer file instead of the mistyped path)."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such directory; {hint}")
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: a file, not a directory; {hint}")
 
 
 def read_json_object(path: Path, kind: str, hint: str) -> dict:
@@ -46,7 +58,7 @@ def read_json_object(path: Path, kind: str, hint: str) -> dict:
         raise CheckpointError(f"{path}: not a valid {kind} (not UTF-8 text: a corrupt or binary file); "
                               f"{hint}") from None
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: not a valid {kind} (not JSON: {exc.msg} at line {exc.lineno}); "
+        raise CheckpointError(f"{path}: not a valid {kind} (not JSON: {json_error(exc, line=True)}); "
                               f"{hint}") from None
     if not isinstance(value, dict):
         raise CheckpointError(f"{path}: not a valid {kind} (a JSON {type(value).__name__}, not an object); {hint}")
@@ -56,12 +68,11 @@ def read_json_object(path: Path, kind: str, hint: str) -> dict:
 def check_tokenizer_files(tokenizer_dir: str | Path) -> Path:
     """The tokenizer directory, after checking it has the files transformers builds a Llama tokenizer from."""
     path = model_path(tokenizer_dir)
+    refuse_missing_directory(path, TOKENIZER_DIR_HINT)
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise CheckpointError(
             f"{path}: no tokenizer files (expected tokenizer.json or tokenizer.model, with tokenizer_config.json); "
-            "copy them from the model's original directory into this one, or point the tokenizer directory "
-            "(model.checkpoint_dir, which the training command also uses for data.tokenizer_dir) at a directory "
-            "that has them")
+            f"copy them from the model's original directory into this one, or {TOKENIZER_DIR_HINT}")
     return path
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ..errors import UserError
+from ..errors import UserError, json_error
 
 
 def _beside(path: str | Path, suffix: str) -> Path:
@@ -149,7 +149,7 @@ class ResumableJsonl:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: not JSON ({exc.msg}); {not_ours}") from None
+                raise UserError(f"{where}: not JSON ({json_error(exc)}); {not_ours}") from None
             if not isinstance(obj, dict) or "id" not in obj:
                 raise UserError(f"{where}: not a {self.RECORD} with an id; {not_ours}")
             self.check_line(obj, where, start_over)

@@ -16,18 +16,29 @@ from ..artifacts.checkpoint_files import load_tokenizer
 from ..artifacts.model_sources import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, model_path, resolve
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..errors import UserError
-from ..safe_paths import refuse_output_over_input
+from ..safe_paths import refuse_output_over_input, refuse_unwritable_output
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .rating_line import resolve_rating_line, training_target
-from .readers import Task, read_records
+from .readers import Task, check_column_mapping, read_records
 from .records import Record, read_papers, text_key
 from .token_cache import load_or_build
 from .resumable import ResumableLoader, ResumableSampler, loader_generator
 
 # Settings that may change when a run is resumed: they do not change what is trained on.
 RESUMABLE_DATA_SETTINGS = ("num_workers", "predict_file", "rejects_file", "tokenize_cache")
+# setting -> (its test, the allowed values in words): checked when the DataModule is built, the field named, as the
+# model's settings are (lightning_review.training.module.SETTING_RANGES); a bad one would otherwise fail in torch's
+# DataLoader or the collate function, after the data was read and tokenized.
+DATA_SETTING_RANGES = {
+    "max_seq_length": (lambda v: v >= 64, "at least 64"),
+    "val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "batch_size": (lambda v: v > 0, "> 0"),
+    "num_workers": (lambda v: v >= 0, ">= 0 (0: load in the main process)"),
+    "pad_to_multiple_of": (lambda v: v > 0, "> 0 (1: no rounding)"),
+    "min_review_chars": (lambda v: v >= 0, ">= 0"),
+}
 
 
 def split_by_paper(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -69,7 +80,7 @@ class ReviewDataModule(L.LightningDataModule):
             ``rejects_file``. A paper id given to different paper texts is a bad record too (under ``skip``, all
             records of that id are left out).
         rejects_file: where ``skip`` lists what it left out (``<rejects_file>.val`` for ``val_file``); never one
-            of the data files.
+            of the data files. Refused without ``on_bad_record="skip"`` (``strict`` lists nothing).
         min_review_chars: shorter reviews are bad records.
         column_mapping: for JSON/CSV data, {our field: your column} (fields: id, paper, review, title, rating).
         task: ``review`` (paper -> review examples, the loss on the review) or ``text``: the papers' text alone,
@@ -98,12 +109,10 @@ class ReviewDataModule(L.LightningDataModule):
                  rating_line: bool | None = None,
                  packed_width: Literal["max_seq_length", "documents"] = "max_seq_length"):
         super().__init__()
-        if max_seq_length < 64:
-            raise UserError(f"data.max_seq_length must be at least 64, got {max_seq_length}")
-        if not 0 <= val_fraction < 1:
-            raise UserError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         refuse_outputs_over_inputs(train_file, val_file, predict_file, rejects_file)
         self.save_hyperparameters()
+        check_data_settings(self.hparams)  # fail at once, before any file is read
+        check_column_mapping(column_mapping)
         self.train_rows: list[list[dict]] = []
         self.val_rows: list[list[dict]] = []
         self.predict_items: list[dict] = []
@@ -404,11 +413,26 @@ def _rejects_file(rejects_file: str | None, name: str) -> str | None:
     return rejects_file if name == "train_file" else f"{rejects_file}.val"
 
 
+def check_data_settings(hparams) -> None:
+    """Every numeric setting in its range and the settings consistent with each other, each bad one named."""
+    problems = [f"data.{name} must be {allowed}, got {hparams[name]!r}"
+                for name, (ok, allowed) in DATA_SETTING_RANGES.items() if not ok(hparams[name])]
+    if hparams["rejects_file"] and hparams["on_bad_record"] != "skip":
+        problems.append(f"data.rejects_file={hparams['rejects_file']} lists the records data.on_bad_record=skip "
+                        f"leaves out, but data.on_bad_record is {hparams['on_bad_record']} (it stops at the first "
+                        "bad record, naming it, and lists nothing): set data.on_bad_record skip, or leave "
+                        "data.rejects_file out")
+    if problems:
+        raise UserError("; ".join(problems))
+
+
 def refuse_outputs_over_inputs(train_file: str | None, val_file: str | None, predict_file: str | None,
                                rejects_file: str | None) -> None:
-    """Before anything is written: neither rejects file may be one of the data files (built-in assets live in our
-    cache and are never user data)."""
+    """Before anything is read or written: neither rejects file may be one of the data files (built-in assets live
+    in our cache and are never user data), nor a path where no file can be written (a directory)."""
     inputs = [f for f in (train_file, val_file, predict_file) if f and not str(f).startswith(BUILTIN)]
     refuse_output_over_input(_rejects_file(rejects_file, "train_file"), inputs, "rejects_file")
+    refuse_unwritable_output(_rejects_file(rejects_file, "train_file"), "rejects_file")
     if val_file:
         refuse_output_over_input(_rejects_file(rejects_file, "val_file"), inputs, "rejects_file (+ '.val')")
+        refuse_unwritable_output(_rejects_file(rejects_file, "val_file"), "rejects_file (+ '.val')")

@@ -16,6 +16,7 @@ the line names no scale, so the same rule serves 1-10 (ICLR) and 1-5 (ACL) data.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Sequence
 
 from ..errors import UserError
@@ -27,8 +28,16 @@ _LINE = re.compile(r"^\s*\**\s*rating\s*\**\s*:\s*\**\s*(-?\d+(?:\.\d+)?)\s*(/\s
 
 
 def format_rating(rating: float) -> str:
-    """``Rating: 7`` (an integral rating without decimals, ``Rating: 6.5`` otherwise)."""
-    return f"{PREFIX} {float(rating):g}"
+    """``Rating: 7`` (an integral rating without decimals, ``Rating: 6.5`` otherwise), in digits that
+    ``parse_rating`` reads back as the same number (never an exponent, never rounded: ``:g`` wrote 12345678 as
+    ``1.23457e+07``)."""
+    return f"{PREFIX} {plain_number(rating)}"
+
+
+def plain_number(number: float) -> str:
+    """The shortest decimal digits that read back as the same float, without an exponent: 7, 6.5, 0.00001."""
+    text = format(Decimal(repr(float(number))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def training_target(record: Record, rating_line: bool) -> str:
@@ -48,9 +57,11 @@ def rating_request(low: float = 1, high: float = 10) -> str:
     by ``parse_rating``. Training's prompt never carries it (a trained model learnt the line from its targets); API
     generation adds it to the system message."""
     if not low < high:
-        raise UserError(f"a rating scale runs from a lower to a higher number, got {low:g} to {high:g}")
+        raise UserError(f"a rating scale runs from a lower to a higher number, got {plain_number(low)} to "
+                        f"{plain_number(high)}")
     return (f"End the review with a blank line and then one last line that states your overall rating of the paper "
-            f"as a number from {low:g} (the lowest) to {high:g} (the highest), written exactly as "
+            f"as a number from {plain_number(low)} (the lowest) to {plain_number(high)} (the highest), written "
+            "exactly as "
             f'"{PREFIX} <number>", with nothing after it.')
 
 

@@ -30,17 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
-from ..errors import UserError
+from ..errors import UserError, json_error
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .papers import count_papers, id_conflicts, looks_swapped
 from .records import (Record, RecordError, document_field, iter_json_lines, iter_json_objects, normalise_whitespace,
-                      record_from_fields, text_key)
+                      record_from_fields, text_key, too_many_digits)
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]
 # What the data trains: paper -> review examples, or documents alone (need_review=False), as data.task names them.
 Task = Literal["review", "text"]
 FIELDS = ("id", "paper", "review", "title", "rating")
+MAPPED_FORMATS = ("json", "csv")  # the formats whose columns data.column_mapping names
 
 
 @dataclass
@@ -92,7 +93,12 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such data file or directory")
     refuse_output_over_input(rejects_file, [path], "rejects_file")
+    check_column_mapping(mapping)
     fmt = detect_format(path) if format == "auto" else format
+    if mapping and fmt in READERS and fmt not in MAPPED_FORMATS:
+        raise UserError(f"{path}: data.column_mapping names the columns of JSON and CSV data, but this is read as "
+                        f"{fmt} data, whose fields have fixed names (see data.data_format): rename the fields in the "
+                        "file, or leave data.column_mapping out")
     report = ReadReport(rejects_file=str(rejects_file) if rejects_file else None)
     seen: set[tuple[str | None, str, str]] = set()
     rejects: list[dict] = []
@@ -122,7 +128,7 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
             reject(where, exc)
     swapped = looks_swapped(report.records) if need_review else None
     swap_hint = (f"; the reviews are longer than the papers on average ({swapped[0]:,.0f} vs {swapped[1]:,.0f} "
-                 "characters): are the paper and review columns swapped? (see column_mapping)") if swapped else ""
+                 "characters): are the paper and review columns swapped? (see data.column_mapping)") if swapped else ""
     conflicts = id_conflicts(report.records)
     if conflicts:
         more = f"; {len(conflicts) - 1} more ids like it" if len(conflicts) > 1 else ""
@@ -144,7 +150,7 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
     if swapped:
         report.warnings.append(f"{path}: the reviews are longer than the papers on average ({swapped[0]:,.0f} vs "
                                f"{swapped[1]:,.0f} characters): are the paper and review columns swapped? Check "
-                               "column_mapping (papers that are only abstracts can be shorter than reviews: then "
+                               "data.column_mapping (papers that are only abstracts can be shorter than reviews: then "
                                "ignore this)")
     if rejects_file:
         with atomic_writer(rejects_file) as f:
@@ -259,7 +265,9 @@ def _json_file(path: Path):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        return RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})", "invalid_json")
+        return RecordError(f"{path}:{exc.lineno}: not valid JSON ({json_error(exc)})", "invalid_json")
+    except ValueError:
+        return RecordError(too_many_digits(str(path)), "invalid_json")
 
 
 def _science_parse_text(parsed: dict) -> str:
@@ -271,11 +279,15 @@ def _science_parse_text(parsed: dict) -> str:
     return "\n\n".join(p for p in parts if p and p.strip())
 
 
-def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = True) -> dict | RecordError:
-    unknown = set(mapping) - set(FIELDS)
+def check_column_mapping(mapping: dict[str, str] | None) -> None:
+    """A UserError unless every key of ``mapping`` is one of our FIELDS."""
+    unknown = set(mapping or {}) - set(FIELDS)
     if unknown:
-        raise UserError(f"column_mapping keys must be among {FIELDS} (our field: your column), got "
+        raise UserError(f"data.column_mapping keys must be among {FIELDS} (our field: your column), got "
                         f"{sorted(unknown)}")
+
+
+def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = True) -> dict | RecordError:
     columns = {name: mapping.get(name, name) for name in FIELDS}
     if not need_review and "paper" not in mapping:
         try:
@@ -284,8 +296,8 @@ def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = 
             return exc
     for required in ("paper", "review") if need_review else ("paper",):
         if columns[required] not in row:
-            return RecordError(f"{where}: no column {columns[required]!r} for {required!r}; set "
-                               f"mapping={{'{required}': '<your column>'}}", f"missing_{required}")
+            return RecordError(f"{where}: no column {columns[required]!r} for {required!r}; name your column with "
+                               f'data.column_mapping {{"{required}": "<your column>"}}', f"missing_{required}")
     out = {name: row.get(column) for name, column in columns.items() if column in row}
     out["rating"] = _number(out.get("rating"))
     return out
@@ -297,8 +309,10 @@ def _json_array(path: Path, mapping: dict[str, str], need_review: bool):
     try:
         data = json.loads(path.read_bytes().decode("utf-8-sig", errors="surrogateescape"))
     except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); expected a JSON "
+        raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({json_error(exc)}); expected a JSON "
                           "array of objects", "invalid_json") from None
+    except ValueError:
+        raise RecordError(too_many_digits(str(path)), "invalid_json") from None
     if not isinstance(data, list):
         raise RecordError(f"{path}: expected a JSON array of objects", "not_an_array")
     for i, row in enumerate(data):

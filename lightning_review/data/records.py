@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
-from ..errors import UserError
+from ..errors import UserError, json_error
 
 
 class RecordError(UserError):
@@ -62,11 +63,16 @@ def paper_id_of(record_id: str) -> str:
     return str(record_id).split("#")[0]
 
 
-def text_field(obj: dict, name: str, where: str) -> str:
-    """A required non-empty text field of a record, or a RecordError naming ``where``, the field and the fix."""
+# What a line of paper->review data holds, as the messages about a missing field show it.
+REVIEW_LINE = '{"paper": "...", "review": "..."}'
+
+
+def text_field(obj: dict, name: str, where: str, line_form: str = REVIEW_LINE) -> str:
+    """A required non-empty text field of a record, or a RecordError naming ``where``, the field and the fix;
+    ``line_form`` shows what each line of the file needs (paper->review data by default)."""
     if name not in obj:
-        raise RecordError(f"{where}: missing field {name!r} (each line needs "
-                          '{"paper": "...", "review": "..."}); add it or remove the line', f"missing_{name}")
+        raise RecordError(f"{where}: missing field {name!r} (each line needs {line_form}); add it or remove the "
+                          "line", f"missing_{name}")
     value = obj[name]
     if not isinstance(value, str):
         raise RecordError(f"{where}: field {name!r} must be a string, got {type(value).__name__}",
@@ -74,6 +80,13 @@ def text_field(obj: dict, name: str, where: str) -> str:
     if not value.strip():
         raise RecordError(f"{where}: field {name!r} is empty; give it text or remove the line", f"empty_{name}")
     return value
+
+
+def too_many_digits(where: str) -> str:
+    """The message for the one refusal of ``json.loads`` besides invalid JSON: an integer longer than Python
+    converts (a ValueError naming ``sys.set_int_max_str_digits``, no fix for data)."""
+    return (f"{where}: a number of more than {sys.get_int_max_str_digits()} digits, too long to read; fix or remove "
+            "it")
 
 
 def iter_json_lines(path: str | Path) -> Iterator[tuple[str, dict | RecordError]]:
@@ -98,8 +111,11 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[str, dict | RecordError]
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield where, RecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                yield where, RecordError(f"{where}: not valid JSON ({json_error(exc)}); "
                                          "each line must be one JSON object", "invalid_json")
+                continue
+            except ValueError:
+                yield where, RecordError(too_many_digits(where), "invalid_json")
                 continue
             if not isinstance(obj, dict):
                 obj = RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}", "not_an_object")
@@ -114,21 +130,39 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[str, dict]]:
         yield where, obj
 
 
+# What a line of papers to review holds (generate, predict): no review.
+PAPER_LINE = '{"id": "...", "paper": "..."}'
+
+
 def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
     """(id, paper text) of a JSONL of papers to review (``paper`` required, ``id`` optional)."""
     path = Path(path)
     for where, obj in iter_json_objects(path):
-        yield str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")), text_field(obj, "paper", where)
+        yield (str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")),
+               text_field(obj, "paper", where, PAPER_LINE))
+
+
+# A review rating is a score on a small scale (1-10, 1-5, at most 0-100): a larger one is a data error (a value
+# pasted into the wrong column, 1e308), and it would be a training target no model should learn to write.
+RATING_LIMIT = 1000
 
 
 def check_rating(rating, where: str, name: str = "rating"):
-    """``rating`` when it is a finite number or None; else a RecordError naming ``where`` and the field. JSON's
-    ``true``/``false`` are no ratings (Python counts them as 1 and 0), nor are ``NaN`` and ``Infinity`` (which
-    Python's json module reads), which would become a ``Rating: nan`` line no parser reads back."""
+    """``rating`` when it is a finite number within +-RATING_LIMIT, or None; else a RecordError naming ``where``, the
+    field, the value and the fix. JSON's ``true``/``false`` are no ratings (Python counts them as 1 and 0), nor are
+    ``NaN`` and ``Infinity`` (which Python's json module reads), which would become a ``Rating: nan`` line no parser
+    reads back, nor a number no review scale has (``1e308``)."""
     if rating is None:
         return None
-    if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not math.isfinite(rating):
-        raise RecordError(f"{where}: field {name!r} must be a finite number or null, got {rating!r}", f"bad_{name}")
+    fix = "give a number on the review scale (e.g. 1-10) or null; or fix or remove the line"
+    # an int is always finite (math.isfinite would overflow on one beyond float's range)
+    if isinstance(rating, bool) or not isinstance(rating, (int, float)) or (isinstance(rating, float)
+                                                                            and not math.isfinite(rating)):
+        raise RecordError(f"{where}: field {name!r} must be a finite number or null, got {rating!r}; {fix}",
+                          f"bad_{name}")
+    if not -RATING_LIMIT <= rating <= RATING_LIMIT:
+        raise RecordError(f"{where}: field {name!r} is {rating!r}, not a review rating (a rating is a score on a "
+                          f"small scale, between -{RATING_LIMIT} and {RATING_LIMIT}); {fix}", f"bad_{name}")
     return rating
 
 

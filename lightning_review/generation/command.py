@@ -16,7 +16,7 @@ from typing import Literal
 from ..artifacts.resumable_jsonl import output_files
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.rating_line import rating_request
-from ..data.records import RecordError, iter_json_objects, paper_id_of, text_field
+from ..data.records import PAPER_LINE, RecordError, iter_json_objects, paper_id_of, text_field
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input
 from .decoding import DecodingSettings
@@ -32,7 +32,7 @@ def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
     papers, repeated, lines, missing = [], 0, 0, []
     for where, obj in iter_json_objects(path):
         lines += 1
-        paper = text_field(obj, "paper", where)
+        paper = text_field(obj, "paper", where, PAPER_LINE)
         raw_id = obj.get("id")
         paper_id = paper_id_of(raw_id)
         if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not paper_id.strip():
