@@ -103,7 +103,8 @@ def main() -> None:
         result["device_name"] = torch.cuda.get_device_name()
     for setting in args.settings.split(","):
         kernels, dropout, implementation = setting.split("/")
-        module = LongQLoRAModule(checkpoint_dir=str(checkpoint), max_seq_length=n, lora_dropout=float(dropout),
+        module = LongQLoRAModule(checkpoint_dir=str(checkpoint), max_seq_length=n, model_max_length=n,
+                                 lora_dropout=float(dropout),
                                  gradient_checkpointing=False, kernels=kernels, loss_chunk_tokens=1024,
                                  regenerate_lora_dropout=implementation == "regenerate")
         module.build(args.device)

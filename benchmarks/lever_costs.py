@@ -142,7 +142,9 @@ def main() -> None:
     from shapes import llama_config
 
     checkpoint = one_layer_checkpoint(args.shape, Path(args.work) / f"{args.shape}-one-layer")
-    module = LongQLoRAModule(checkpoint_dir=str(checkpoint), max_seq_length=args.tokens, lora_r=64, lora_alpha=16,
+    # model_max_length: rows longer than the shape's 4,096 positions are refused without RoPE interpolation
+    module = LongQLoRAModule(checkpoint_dir=str(checkpoint), max_seq_length=args.tokens, model_max_length=args.tokens,
+                             lora_r=64, lora_alpha=16,
                              lora_dropout=0.05, gradient_checkpointing=False, kernels="none", fused_lora=False)
     module.build(args.device)
     module.train()
