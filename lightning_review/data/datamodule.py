@@ -21,7 +21,7 @@ from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .rating_line import resolve_rating_line, training_target
-from .readers import Task, check_column_mapping, read_records
+from .readers import Task, check_column_mapping, read_records, rejects_file_problem
 from .records import Record, read_papers, text_key
 from .token_cache import load_or_build
 from .resumable import ResumableLoader, ResumableSampler, loader_generator
@@ -417,11 +417,9 @@ def check_data_settings(hparams) -> None:
     """Every numeric setting in its range and the settings consistent with each other, each bad one named."""
     problems = [f"data.{name} must be {allowed}, got {hparams[name]!r}"
                 for name, (ok, allowed) in DATA_SETTING_RANGES.items() if not ok(hparams[name])]
-    if hparams["rejects_file"] and hparams["on_bad_record"] != "skip":
-        problems.append(f"data.rejects_file={hparams['rejects_file']} lists the records data.on_bad_record=skip "
-                        f"leaves out, but data.on_bad_record is {hparams['on_bad_record']} (it stops at the first "
-                        "bad record, naming it, and lists nothing): set data.on_bad_record skip, or leave "
-                        "data.rejects_file out")
+    rejects = rejects_file_problem(hparams["rejects_file"], hparams["on_bad_record"])
+    if rejects:
+        problems.append(rejects)
     if problems:
         raise UserError("; ".join(problems))
 

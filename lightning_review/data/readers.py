@@ -78,6 +78,15 @@ def detect_format(path: Path) -> str:
     return "jsonl"
 
 
+def rejects_file_problem(rejects_file: str | Path | None, policy: str) -> str | None:
+    """What is wrong with listing rejects under ``policy``, if anything: only ``skip`` leaves records out to list."""
+    if not rejects_file or policy == "skip":
+        return None
+    return (f"data.rejects_file={rejects_file} lists the records data.on_bad_record=skip leaves out, but "
+            f"data.on_bad_record is {policy} (it stops at the first bad record, naming it, and lists nothing): set "
+            "data.on_bad_record skip, or leave data.rejects_file out")
+
+
 def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, str] | None = None,
                  policy: Policy = "strict", rejects_file: str | Path | None = None,
                  min_review_chars: int = 20, need_review: bool = True) -> ReadReport:

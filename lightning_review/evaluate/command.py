@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
-from ..data.readers import read_records
+from ..data.readers import read_records, rejects_file_problem
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError
 from ..openai_client import default_endpoint, public_url
@@ -31,6 +31,9 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
     A bad human record stops the evaluation (strict) or, with ``on_bad_record="skip"``, is counted, listed in
     ``rejects_file`` and flagged in the report; then system reviews of papers the human file no longer has are left
     out and flagged too (strict refuses them: their ids do not match). A system file may hold one review a paper."""
+    problem = rejects_file_problem(rejects_file, on_bad_record)
+    if problem:  # a rejects file strict would never write: refused, as fit and prepare refuse it
+        raise UserError(problem)
     papers, texts, flags, ratings = _read_human(human_file, data_format, on_bad_record, rejects_file)
     outputs, cut, stated = {}, {}, {}
     for name, path in systems.items():
