@@ -151,9 +151,12 @@ class Zygote:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(request_r)
         os.close(reply_w)
-        self.replies = os.fdopen(self.reply_r, "rb", buffering=0)
         self.buffer = b""
-        self.read(START_TIMEOUT)  # {"ready": true}
+        try:
+            self.read(START_TIMEOUT)  # {"ready": true}
+        except BaseException:
+            self.close()
+            raise
 
     def read(self, timeout: float | None) -> dict:
         while b"\n" not in self.buffer:
@@ -174,28 +177,32 @@ class Zygote:
             err.touch()
             request = {"args": args, "cwd": str(Path(cwd).resolve()), "env": env, "stdout": str(out),
                        "stderr": str(err)}
+            data = (json.dumps(request) + "\n").encode()
             try:
-                os.write(self.request_w, (json.dumps(request) + "\n").encode())
-            except OSError:
+                while data:
+                    data = data[os.write(self.request_w, data):]
+            except OSError:  # the zygote is gone: the command was not taken
                 raise ZygoteGone(self.kind) from None
-            pid = self.read(60)["pid"]
-            try:
-                status = self.read(timeout)["status"]
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                self.read(60)
-                raise subprocess.TimeoutExpired(command(args), timeout, output=read_text(out),
-                                                stderr=read_text(err)) from None
+            try:  # from here on the command may be running: never run it a second time
+                pid = self.read(60)["pid"]
+                try:
+                    status = self.read(timeout)["status"]
+                except TimeoutError:
+                    os.kill(pid, signal.SIGKILL)
+                    self.read(60)
+                    raise subprocess.TimeoutExpired(command(args), timeout, output=read_text(out),
+                                                    stderr=read_text(err)) from None
+            except (ZygoteGone, TimeoutError):
+                raise RuntimeError(f"the zygote of {self.kind!r} failed while running {args}") from None
             return subprocess.CompletedProcess(command(args), os.waitstatus_to_exitcode(status), read_text(out),
                                                read_text(err))
 
     def close(self):
-        for fd in (self.request_w,):
+        for fd in (self.request_w, self.reply_r):  # the zygote ends when its requests do
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self.replies.close()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -231,25 +238,33 @@ def run(args, cwd, env: dict[str, str], timeout: float | None, fresh: bool = Fal
     """subprocess.run([python, -m, lightning_review, *args], cwd, env, capture_output, text, timeout), from a
     zygote where that gives the same process."""
     args = [str(a) for a in args]
+    if not os.path.isdir(cwd):
+        raise FileNotFoundError(f"no such directory: {cwd}")
     if fresh or not hasattr(os, "fork") or os.environ.get("LIGHTNING_REVIEW_TEST_SUBPROCESS") == "1":
         return subprocess.run(command(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     base = zygote_env(env)
     key = (command_kind(args), tuple(sorted(base.items())))
     with _lock:
         zygote = _zygotes.pop(key, None)
-        try:
-            if zygote is None:
-                while len(_zygotes) >= MAX_ZYGOTES:
-                    _zygotes.popitem(last=False)[1].close()
+        if zygote is None:
+            while len(_zygotes) >= MAX_ZYGOTES:
+                _zygotes.popitem(last=False)[1].close()
+            try:
                 zygote = Zygote(key[0], base)
+            except (ZygoteGone, OSError):  # it could not start: a real process runs the command
+                return subprocess.run(command(args), cwd=cwd, env=env, capture_output=True, text=True,
+                                      timeout=timeout)
+        try:
             result = zygote.run(args, cwd, env, timeout)
         except subprocess.TimeoutExpired:
             _zygotes[key] = zygote
             raise
-        except (ZygoteGone, OSError):  # the zygote died or hung (TimeoutError is an OSError): a real process
-            if zygote is not None:
-                zygote.close()
+        except ZygoteGone:  # it died before taking the command: a real process runs it
+            zygote.close()
             return subprocess.run(command(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        except BaseException:
+            zygote.close()
+            raise
         _zygotes[key] = zygote
         return result
 
