@@ -2,8 +2,8 @@
 
 Importing torch, Lightning, transformers and peft takes 5-15 s of CPU, most of a short command's time; the suite runs
 dozens of commands. A zygote process per command kind (the Lightning subcommands, or one tool's module) imports what
-``lightning_review.cli.main`` imports for that command, and nothing else, then forks one child per command. The
-child is what ``python -m lightning_review ARGS`` would be after those imports: the caller's working directory and
+``lightning_review.cli.main`` imports for that command (for ``evaluate``, also its default judge's
+sentence-transformers), and nothing else, then forks one child per command. The child is what ``python -m lightning_review ARGS`` would be after those imports: the caller's working directory and
 environment (exactly: os.environ replaced, plus what the imports themselves set), stdin on /dev/null, stdout and
 stderr on files, fresh random seeds, ``lightning_review`` run as ``__main__`` by runpy, and the interpreter's exit
 rules (a SystemExit message on stderr and status 1, an uncaught exception's traceback and status 1, atexit handlers,
@@ -53,6 +53,9 @@ try:
         import jsonargparse
         importlib.import_module(kind, "lightning_review")
         cli._user_errors()
+        if kind == ".evaluate.command":  # evaluate's default judge, imported when it is built
+            from lightning_review.evaluate.embedding_judge import EmbeddingJudge
+            import sentence_transformers
 except BaseException:  # the command itself will fail the same way and say why
     pass
 set_by_imports = {k: v for k, v in os.environ.items() if start_env.get(k) != v}
