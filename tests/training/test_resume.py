@@ -54,9 +54,11 @@ def run(tiny_llama_dir, root, max_steps, callbacks, ckpt_path=None, trainer_kw=N
 
 
 # max_epochs set makes Lightning build the train loader before it reads the checkpoint (the scheduler asks for
-# estimated_stepping_batches): the case where the epoch used to start over on resume.
-@pytest.mark.parametrize("max_epochs, scheduler", [(None, "constant_with_warmup"), (2, "constant_with_warmup"),
-                                                   (2, "cosine")])
+# estimated_stepping_batches): the case where the epoch used to start over on resume. (2, cosine) runs all that
+# (2, constant_with_warmup) ran (Lightning's epoch-bounded loop, a resume inside epoch 0) plus the step count the
+# cosine schedule asks for and a learning rate that still moves at the resume (constant_with_warmup's is flat after
+# its 2 warmup steps), so (2, constant_with_warmup) was dropped as its repeat.
+@pytest.mark.parametrize("max_epochs, scheduler", [(None, "constant_with_warmup"), (2, "cosine")])
 def test_killed_and_resumed_run_equals_the_uninterrupted_one(tiny_llama_dir, tmp_path, max_epochs, scheduler):
     trainer_kw = {"max_epochs": max_epochs}
     seen_straight = RecordBatches()
