@@ -103,53 +103,54 @@ class _FusedLoRA(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, lora_a, lora_b, down, seed = ctx.saved_tensors
-        dtype, scaling, p = ctx.dtype, ctx.scaling, ctx.p
-        if ctx.dropout_kernel:
-            return _kernel_backward(ctx, grad_out, x, lora_a, lora_b, down, seed)
+        dtype, scaling = ctx.dtype, ctx.scaling
         grad = grad_out.reshape(-1, grad_out.shape[-1]).to(dtype)
-        x2d = x.reshape(-1, x.shape[-1])
-        grad_x = grad_a = grad_b = None
+        grad_b = None
         with torch.autocast(x.device.type, enabled=False):
-            a, b = lora_a.to(dtype), lora_b.to(dtype)
-            grad_down = (grad @ b).mul_(scaling)  # [tokens, r]
+            grad_down = (grad @ lora_b.to(dtype)).mul_(scaling)  # [tokens, r]
             if ctx.needs_input_grad[2]:
                 grad_b = (grad.t() @ down.reshape(-1, down.shape[-1])).mul_(scaling).to(lora_b.dtype)
-            source = mask = None
-            if p > 0 and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
-                source, mask = replay_dropout_and_mask(x, p, ctx.dropout_dtype, ctx.rng)  # one draw, both gradients
-            if ctx.needs_input_grad[1]:
-                source = source.reshape(-1, x.shape[-1]).to(dtype) if source is not None else x2d.to(dtype)
-                grad_a = (grad_down.t() @ source).to(lora_a.dtype)
-            del source
-            if ctx.needs_input_grad[0]:
-                grad_x = grad @ _base_weight(ctx.base, dtype)
-                if mask is not None:  # dropout is linear in its input: its gradient is the same mask, scaled
-                    grad_x.view(x.shape).addcmul_((grad_down @ a).view(x.shape), mask, value=1.0 / (1.0 - p))
-                else:
-                    grad_x.addmm_(grad_down, a)
-                grad_x = grad_x.view(x.shape).to(x.dtype)
+            input_grads = _kernel_input_grads if ctx.dropout_kernel else _torch_input_grads
+            grad_x, grad_a = input_grads(ctx, grad, grad_down, x, lora_a, seed)
         return grad_x, grad_a, grad_b, None, None, None, None, None, None, None
 
 
-def _kernel_backward(ctx, grad_out: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor,
-                     down: torch.Tensor, seed: torch.Tensor) -> tuple:
-    """_FusedLoRA's backward with the dropout mask drawn inside Triton kernels from the forward's ``seed``."""
+def _torch_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor,
+                       seed: None) -> tuple:
+    """The gradients of x and lora_A under torch's dropout, replayed once from the forward's generator state."""
+    dtype, p = ctx.dtype, ctx.p
+    grad_x = grad_a = source = mask = None
+    if p > 0 and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+        source, mask = replay_dropout_and_mask(x, p, ctx.dropout_dtype, ctx.rng)  # one draw, both gradients
+    if ctx.needs_input_grad[1]:
+        source = (source if source is not None else x).reshape(-1, x.shape[-1]).to(dtype)
+        grad_a = (grad_down.t() @ source).to(lora_a.dtype)
+    del source
+    if ctx.needs_input_grad[0]:
+        a = lora_a.to(dtype)
+        grad_x = grad @ _base_weight(ctx.base, dtype)
+        if mask is not None:  # dropout is linear in its input: its gradient is the same mask, scaled
+            grad_x.view(x.shape).addcmul_((grad_down @ a).view(x.shape), mask, value=1.0 / (1.0 - p))
+        else:
+            grad_x.addmm_(grad_down, a)
+        grad_x = grad_x.view(x.shape).to(x.dtype)
+    return grad_x, grad_a
+
+
+def _kernel_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor,
+                        seed: torch.Tensor) -> tuple:
+    """The gradients of x and lora_A with the mask drawn inside Triton kernels from the forward's ``seed``."""
     from .lora_kernels import add_dropout_lora_input_grad_, dropout_lora_a_grad
 
-    dtype, scaling, p = ctx.dtype, ctx.scaling, ctx.p
-    grad = grad_out.reshape(-1, grad_out.shape[-1]).to(dtype)
-    grad_x = grad_a = grad_b = None
-    with torch.autocast(x.device.type, enabled=False):
-        a = lora_a.to(dtype)
-        grad_down = (grad @ lora_b.to(dtype)).mul_(scaling)  # [tokens, r]
-        if ctx.needs_input_grad[2]:
-            grad_b = (grad.t() @ down.reshape(-1, down.shape[-1])).mul_(scaling).to(lora_b.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_a = dropout_lora_a_grad(grad_down, x.reshape(-1, x.shape[-1]).to(dtype), seed, p).to(lora_a.dtype)
-        if ctx.needs_input_grad[0]:
-            grad_x = add_dropout_lora_input_grad_(grad @ _base_weight(ctx.base, dtype), grad_down, a, seed, p)
-            grad_x = grad_x.view(x.shape).to(x.dtype)
-    return grad_x, grad_a, grad_b, None, None, None, None, None, None, None
+    dtype, p = ctx.dtype, ctx.p
+    grad_x = grad_a = None
+    if ctx.needs_input_grad[1]:
+        grad_a = dropout_lora_a_grad(grad_down, x.reshape(-1, x.shape[-1]).to(dtype), seed, p).to(lora_a.dtype)
+    if ctx.needs_input_grad[0]:
+        grad_x = add_dropout_lora_input_grad_(grad @ _base_weight(ctx.base, dtype), grad_down, lora_a.to(dtype),
+                                              seed, p)
+        grad_x = grad_x.view(x.shape).to(x.dtype)
+    return grad_x, grad_a
 
 
 def _dropout_p(layer, adapter: str) -> float | None:
