@@ -159,11 +159,13 @@ def load_ours(checkpoint: Path, context: int, device: str, quantize: bool, **hpa
 
 
 def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warmup: int,
-              profile_dir: str | None = None, label: str = "", fit_width: bool = False) -> list[float]:
+              profile_dir: str | None = None, label: str = "", fit_width: bool = False,
+              callbacks: tuple = ()) -> list[float]:
     """Trainer.fit over pre-collated packed rows; a callback times each optimizer step. With ``profile_dir``,
     Lightning's PyTorchProfiler writes its operator summary there (the timings then include its overhead).
     ``fit_width``: each row is as wide as its documents (rounded up to 64) instead of padded to ``row_length``, which
-    stays the token budget (the packing capacity, and the S2 group size is a quarter of it as in training)."""
+    stays the token budget (the packing capacity, and the S2 group size is a quarter of it as in training).
+    ``callbacks``: more Lightning callbacks for the Trainer (step_gaps.py's probe)."""
     import lightning as L
 
     from lightning_review.data.packing import collate_rows
@@ -195,7 +197,7 @@ def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warm
                                    sort_by_key="cuda_time_total" if device == "cuda" else "cpu_time_total")
     trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1,
                         precision="bf16-mixed", max_steps=len(batches), logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer, *callbacks],
                         num_sanity_val_steps=0, limit_val_batches=0, profiler=profiler)
     trainer.fit(module, train_dataloaders=loader)
     return timer.times

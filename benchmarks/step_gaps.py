@@ -1,0 +1,194 @@
+"""Where one training step of ours leaves the GPU idle, and why.
+
+A step's wall time minus the time the GPU spends in kernels and copies is time no faster kernel can win back:
+host synchronisations (``.item()``, ``nonzero``, a copy to the host) stall the CPU until the GPU drains, and then
+the GPU waits for the CPU to queue work again. This runs ours on one row, and on ``--probe_steps`` steps after the
+warm-up records:
+- wall time, and the union of the device's kernel and copy intervals (torch.profiler), so ``idle = wall - busy``;
+- every synchronising call, with the Python stack that made it (``torch.cuda.set_sync_debug_mode("warn")``);
+- the device-to-host copies and their CPU-side callers (the profiler's stacks).
+
+    python benchmarks/step_gaps.py --shape 13b --tokens 8192 \\
+        --variant "ours:width=fit;lora_dropout_kernel=triton" --out step_gaps_13b_8192_h200.json
+
+The profiler's own overhead is in the probed steps' wall time; the unprofiled steps before them are reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SYNC_OPS = ("aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::_to_copy", "cudaStreamSynchronize",
+            "cudaDeviceSynchronize", "cudaMemcpyAsync")
+OUR_FRAMES = ("lightning_review", "transformers", "peft", "bitsandbytes", "liger", "lightning", "benchmarks")
+
+
+def busy_seconds(events) -> float:
+    """The union of the device activity intervals (kernels, copies, sets) of a profiler's events, in seconds."""
+    spans = sorted((e.time_range.start, e.time_range.end) for e in events
+                   if e.device_type == torch.autograd.DeviceType.CUDA and e.time_range.end > e.time_range.start)
+    total, current_start, current_end = 0, None, None
+    for start, end in spans:
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None:
+        total += current_end - current_start
+    return total / 1e6  # microseconds
+
+
+def package_path(filename: str) -> str:
+    """``.../site-packages/peft/x.py`` -> ``peft/x.py``; ``/repo/lightning_review/model/loss.py`` ->
+    ``lightning_review/model/loss.py``: short, and still matched by OUR_FRAMES."""
+    for marker in ("site-packages/", "/lightning_review/", "/benchmarks/"):
+        if marker in filename:
+            head = "" if marker == "site-packages/" else marker.strip("/") + "/"
+            return head + filename.split(marker)[-1]
+    return filename
+
+
+def short_stack(frames: list[str], depth: int = 6) -> str:
+    """The innermost ``depth`` frames of ours and the libraries we call, innermost last."""
+    kept = [f for f in frames if any(name in f for name in OUR_FRAMES) and "step_gaps.py" not in f]
+    return " <- ".join(reversed(kept[-depth:]))
+
+
+def runtime_sync_callers(events, names: tuple = ("cudaDeviceSynchronize", "cudaStreamSynchronize",
+                                                 "cudaMemcpyAsync")) -> list[dict]:
+    """Each CUDA runtime synchronisation (which set_sync_debug_mode does not flag) counted by the nearest enclosing
+    operator that has a Python stack: what asked for it."""
+    counts: collections.Counter = collections.Counter()
+    for event in events:
+        if event.name not in names:
+            continue
+        parent, chain = event.cpu_parent, []
+        while parent is not None:  # with_stack, the Python frames are events too: "path.py(line): function"
+            chain.append(parent.name)
+            parent = parent.cpu_parent
+        python = [name for name in chain if any(part in name for part in OUR_FRAMES) and "step_gaps" not in name]
+        ops = [name for name in chain if name.startswith(("aten::", "bitsandbytes::", "triton"))]
+        where = " <- ".join(python[:6]) or "(no Python caller)"
+        chain = ops
+        counts[(event.name, " < ".join(chain[:3]), where)] += 1
+    return [{"call": name, "ops": ops, "stack": where, "count": n} for (name, ops, where), n in counts.most_common(25)]
+
+
+def make_probe(first: int, count: int, record: dict):
+    """A Lightning callback that profiles steps ``first`` .. ``first + count - 1`` and records their syncs."""
+    import lightning as L
+
+    class Probe(L.Callback):
+        def __init__(self):
+            self.profiler, self.start, self.syncs = None, 0.0, collections.Counter()
+            self._show = None
+
+        def _on_warning(self, message, category, filename, lineno, file=None, line=None):
+            if "synchronizing" in str(message).lower():
+                frames = [f"{package_path(fs.filename)}:{fs.lineno} {fs.name}" for fs in traceback.extract_stack()[:-1]]
+                self.syncs[short_stack(frames)] += 1
+            else:
+                self._show(message, category, filename, lineno, file, line)
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx != first:
+                return
+            torch.cuda.synchronize()
+            self.profiler = torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA],
+                with_stack=True)
+            self.profiler.__enter__()
+            self._show, warnings.showwarning = warnings.showwarning, self._on_warning
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx != first + count - 1 or self.profiler is None:
+                return
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - self.start
+            torch.cuda.set_sync_debug_mode(0)
+            warnings.showwarning = self._show
+            self.profiler.__exit__(None, None, None)
+            events = self.profiler.events()
+            busy = busy_seconds(events)
+            copies = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA and "Memcpy DtoH" in e.name]
+            callers = self.profiler.key_averages(group_by_stack_n=8)
+            sync_ops = sorted(((e.key, e.count, round(e.cpu_time_total / 1e3, 2),
+                                short_stack(list(e.stack), depth=8)) for e in callers if e.key in SYNC_OPS),
+                              key=lambda row: -row[2])
+            record["runtime_syncs"] = runtime_sync_callers(events)
+            record.update(
+                probe_steps=count, wall_s=round(wall, 4), device_busy_s=round(busy, 4),
+                idle_fraction=round(1 - busy / wall, 4),
+                dtoh_copies={"count": len(copies),
+                             "device_ms": round(sum(e.time_range.elapsed_us() for e in copies) / 1e3, 2)},
+                synchronisations=[{"count": n, "stack": stack} for stack, n in self.syncs.most_common(40)],
+                sync_ops=[{"op": key, "count": n, "cpu_ms": ms, "stack": stack}
+                          for key, n, ms, stack in sync_ops[:40]])
+
+    return Probe()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import train_step as ts
+    from shapes import random_llama_checkpoint
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", default="13b", choices=["7b", "13b"])
+    parser.add_argument("--tokens", type=int, default=8192)
+    parser.add_argument("--variant", default="ours:width=fit")
+    parser.add_argument("--warmup", type=int, default=2, help="unprofiled steps first (timed, reported)")
+    parser.add_argument("--probe_steps", type=int, default=2)
+    parser.add_argument("--work", default="/tmp/train_step")
+    parser.add_argument("--out", default="step_gaps.json")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("step_gaps.py measures a CUDA device's idle time; no CUDA device here")
+    name, hparams, _, bench = ts.parse_variant(args.variant)
+    if name != "ours":
+        raise SystemExit(f"--variant {args.variant!r}: step_gaps.py probes ours (ours or ours:key=value;...)")
+    checkpoint = random_llama_checkpoint(args.shape, Path(args.work) / f"llama-{args.shape}-random", device="cuda")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    context = max(args.tokens, config.max_position_embeddings)
+    module = ts.load_ours(checkpoint, context, "cuda", True, **hparams)
+    module.build("cuda")
+    steps = args.warmup + args.probe_steps
+    docs = ts.documents([args.tokens] * steps, 0.1, config.vocab_size, seed=steps)
+    record: dict = {"shape": args.shape, "tokens": args.tokens, "variant": args.variant, "torch": torch.__version__,
+                    "device_name": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"),
+                    "command": " ".join(sys.argv)}
+    probe = make_probe(args.warmup, args.probe_steps, record)
+    times = ts.our_steps(module, [[d] for d in docs], args.tokens, "cuda", 0, None, "probe",
+                         bench.get("fit_width", False), callbacks=(probe,))
+    record["unprofiled_step_s"] = [round(t, 4) for t in times[1:args.warmup]]  # the first step compiles
+    Path(args.out).write_text(json.dumps(record, indent=1))
+    print(f"wall {record['wall_s']} s over {args.probe_steps} profiled steps, device busy {record['device_busy_s']} s, "
+          f"idle {100 * record['idle_fraction']:.1f}%; unprofiled steps {record['unprofiled_step_s']} s")
+    print(f"device-to-host copies: {record['dtoh_copies']}")
+    for row in record["synchronisations"][:15]:
+        print(f"  sync x{row['count']}: {row['stack']}")
+    for row in record["runtime_syncs"][:12]:
+        print(f"  {row['call']} x{row['count']} in [{row['ops']}]: {row['stack']}")
+    for row in record["sync_ops"][:15]:
+        print(f"  {row['op']} x{row['count']} {row['cpu_ms']} ms: {row['stack']}")
+
+
+if __name__ == "__main__":
+    main()
