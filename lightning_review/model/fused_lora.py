@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -41,22 +41,28 @@ from ..errors import UserError
 from .lora_dropout import RegeneratedDropoutLinear, draw_dropout, generator_state, replay_dropout_and_mask
 
 
-DropoutKernel = Literal["torch", "triton"]
+DropoutKernel = Literal["torch", "triton", "auto"]
 
 
 def resolve_dropout_kernel(kernel: DropoutKernel, device: torch.device) -> bool:
     """Whether LoRA dropout masks are drawn inside Triton kernels (``triton``) rather than by torch's dropout
-    (``torch``: peft's masks); ``triton`` where it cannot run is an error that says why."""
-    if kernel not in ("torch", "triton"):
-        raise UserError(f"model.lora_dropout_kernel must be 'torch' or 'triton', got {kernel!r}")
+    (``torch``: peft's masks); ``auto``: the kernels on CUDA where Triton is installed, torch's dropout elsewhere;
+    ``triton`` where it cannot run is an error that says why."""
+    if kernel not in get_args(DropoutKernel):
+        raise UserError(f"model.lora_dropout_kernel must be one of {', '.join(get_args(DropoutKernel))}, "
+                        f"got {kernel!r}")
+    triton_installed = importlib.util.find_spec("triton") is not None
+    if kernel == "auto":
+        return device.type == "cuda" and triton_installed
     if kernel == "torch":
         return False
-    if importlib.util.find_spec("triton") is None:
+    if not triton_installed:
         raise UserError("model.lora_dropout_kernel=triton: Triton is not installed (`pip install triton`, on Linux "
-                        "it comes with CUDA builds of torch); or set model.lora_dropout_kernel to torch")
+                        "it comes with CUDA builds of torch); or set model.lora_dropout_kernel to torch or auto")
     if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise UserError(f"model.lora_dropout_kernel=triton runs on CUDA only (device {device}); set "
-                        "model.lora_dropout_kernel to torch (TRITON_INTERPRET=1 runs it on the CPU, slowly, for tests)")
+                        "model.lora_dropout_kernel to torch or auto (TRITON_INTERPRET=1 runs it on the CPU, slowly, "
+                        "for tests)")
     return True
 
 

@@ -3,9 +3,10 @@
 Why: with dropout, the fused LoRA path (lightning_review.model.fused_lora) still makes full passes over a
 [tokens, in_features] tensor that only exist to carry the mask: a dropped copy of ``x`` in forward (written, then
 read by the ``lora_A`` matmul), and in backward the replayed copy and its boolean mask, the product
-``grad_down @ A`` and the masked add into the input gradient. What share of the LoRA's 227 ms in a 13B step at 8K
-they are is not measured yet (benchmarks/lever_costs.py's ``fused_lora_no_dropout_ms`` will say). Here each kernel draws the mask from a counter-based generator (Philox, keyed by
-a seed and each element's position) in registers, where it reads ``x`` or writes the gradient:
+``grad_down @ A`` and the masked add into the input gradient. Here each kernel draws the mask from a counter-based
+generator (Philox, keyed by a seed and each element's position) in registers, where it reads ``x`` or writes the
+gradient (measured on an H200: a 13B training step 1.04x faster at 8K, 1.07x at 16K, 1.06x on the length mix, and
+0.5 GB less at 16K; benchmarks/RESULTS.md):
 
 - ``dropout_lora_down``: ``dropout(x) A^T`` from one read of ``x``;
 - ``dropout_lora_a_grad``: ``grad_down^T dropout(x)``, lora_A's weight gradient, from one read of ``x`` (the rows
@@ -17,7 +18,8 @@ The same seed gives the same mask in all three, in forward, in a checkpoint's re
 torch's generator, which checkpointing restores) and in backward. What differs from peft: the masks are not the ones
 torch's dropout would draw from the same generator state, and p is kept to 16 bits (0.05 -> 0.0500031, the scale
 ``1 / (1 - p)`` of that p, so the expectation is exactly x): each Philox call feeds eight elements
-(tests/model/test_lora_kernels.py). Off by default (``LongQLoRAModule.lora_dropout_kernel``).
+(tests/model/test_lora_kernels.py). Chosen by ``LongQLoRAModule.lora_dropout_kernel`` (``triton``, or ``auto`` on
+CUDA; the default ``torch`` keeps peft's masks).
 
 On a machine without a GPU, Triton's interpreter runs these kernels on CPU tensors when ``TRITON_INTERPRET=1`` is set
 before this module is imported (the tests do); it cannot run bfloat16 there.
