@@ -15,6 +15,7 @@ from ..data.readers import read_records, rejects_file_problem
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError
 from ..openai_client import default_endpoint, public_url
+from ..safe_paths import refuse_output_over_input, refuse_unwritable_output
 from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation, refuse_control_names
 from .ratings import stated_rating
 from .report import human_file_line
@@ -100,24 +101,21 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
     return dict(papers), texts, flags, dict(ratings)
 
 
-def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
-    """The judges of ``specs``; the chat judges share one budget (``budget_kw``'s limits hold for them all
-    together), each counting its own use for the report. Two specs of one judge (the same model at the same
-    endpoint, however written) are refused: its answers would be reported twice and agree with themselves."""
-    from ..answer_cache import AnswerCache
-    from .chat_judge import Budget, ChatJudge
-
-    panel = Budget(**budget_kw)
-    prices = {k: v for k, v in budget_kw.items() if k.startswith("dollars_per_1k")}
-    judges, seen = [], {}
+def judge_specs(specs: list[str]) -> list[tuple[str, str | None, str | None]]:
+    """``--judges`` checked, before anything is built or written: (kind, model, base_url) of each spec, kind
+    "embedding" or "openai". An unknown spec, or two specs of one judge (the same model at the same endpoint, however
+    written), is refused: its answers would be reported twice and agree with themselves."""
+    parsed, seen = [], {}
     for spec in specs:
         if spec == "embedding":
             identity, shown, same = spec, spec, "the offline embedding judge"
+            parsed.append(("embedding", None, None))
         elif spec.startswith("openai:"):
             model, _, base_url = spec.removeprefix("openai:").partition("@")
             endpoint = public_url(base_url or default_endpoint())  # no credentials in a message
             identity, same = (model, endpoint), f"{model} at {endpoint}"
             shown = f"openai:{model}@{public_url(base_url)}" if base_url else f"openai:{model}"
+            parsed.append(("openai", model, base_url or None))
         else:
             raise UserError(f"unknown judge {_without_credentials(spec)!r}: 'embedding' or "
                             "'openai:<model>[@<base_url>]'")
@@ -125,13 +123,30 @@ def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: 
             raise UserError(f"--judges: {seen[identity]!r} and {shown!r} are the same judge ({same}): its answers "
                             "would be reported twice and agree with themselves; list each judge once")
         seen[identity] = shown
-        if spec == "embedding":
+    return parsed
+
+
+def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
+    """The judges of ``specs`` (checked by judge_specs first); the chat judges share one budget (``budget_kw``'s
+    limits hold for them all together), each counting its own use for the report. The offline judges are built
+    before the chat judges open the answer cache (which creates the cache's directory): a judge that cannot be
+    built (its weights missing) stops the run before anything is written."""
+    from ..answer_cache import AnswerCache
+    from .chat_judge import Budget, ChatJudge
+
+    parsed = judge_specs(specs)
+    panel = Budget(**budget_kw)
+    prices = {k: v for k, v in budget_kw.items() if k.startswith("dollars_per_1k")}
+    judges: list = [None] * len(parsed)
+    for i, (kind, _, _) in enumerate(parsed):
+        if kind == "embedding":
             from .embedding_judge import EmbeddingJudge
 
-            judges.append(EmbeddingJudge())
-        else:
-            judges.append(ChatJudge(model, AnswerCache(cache_file), base_url=base_url or None,
-                                    concurrency=concurrency, budget=Budget(**prices, shared=panel)))
+            judges[i] = EmbeddingJudge()
+    for i, (kind, model, base_url) in enumerate(parsed):
+        if kind == "openai":
+            judges[i] = ChatJudge(model, AnswerCache(cache_file), base_url=base_url, concurrency=concurrency,
+                                  budget=Budget(**prices, shared=panel))
     return judges
 
 
@@ -156,7 +171,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         judges: "embedding" (offline) and/or "openai:<model>[@<base_url>]" (key from OPENAI_API_KEY; without
             @<base_url>, OPENAI_BASE_URL or OpenAI's). A judge at another endpoint than that default is named
             <model>@<base_url> (no credentials) and caches its answers apart; the same judge twice is refused.
-        output_dir: where the results go.
+        output_dir: where the results go; made only once every input and setting is checked (a refused run
+            leaves no directory behind).
         cache_file: SQLite cache of judge calls (default: <output_dir>/judge_cache.sqlite).
         threshold: the hit threshold for comparisons (6, 7 and 8 are all reported).
         concurrency: chat judge calls in flight.
@@ -186,24 +202,31 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     from .chat_judge import BudgetExceeded, budget_problems
     from .report import charts, markdown
 
+    # Everything a run could be refused for is checked before the output directory is made: a refused run leaves
+    # no (empty or partial) directory behind.
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    refuse_unwritable_output(out, "--output_dir", directory=True)
     chosen = chosen_controls(controls)
     if unknown := sorted(set(chosen) - set(CONTROL_KINDS)):
         raise UserError(f"--controls: unknown {unknown}; choose from {list(CONTROL_KINDS)} (default: all; [] for none)")
-    if problems := budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion):
+    if problems := (setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, rating_threshold)
+                    + budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion)):
         raise UserError("; ".join(problems))
     refuse_control_names(systems)
+    specs = judges or ["embedding"]
+    judge_specs(specs)
+    cache = Path(cache_file) if cache_file else out / "judge_cache.sqlite"
+    refuse_outputs_over_inputs(out, cache, human_file, systems, rejects_file)
     data = load_input(human_file, systems, data_format, True, on_bad_record, rejects_file)
     data.rating_threshold = rating_threshold
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
-    judge_objects = make_judges(judges or ["embedding"], cache_file or str(out / "judge_cache.sqlite"),
-                                concurrency, budget)
+    judge_objects = make_judges(specs, str(cache), concurrency, budget)  # the answer cache made last
+    out.mkdir(parents=True, exist_ok=True)  # the run starts
     try:
         result = asyncio.run(run_evaluation(data, judge_objects, threshold, resamples, controls=chosen))
     except BudgetExceeded as exc:
-        raise SystemExit(f"stopped: {exc}. Every answer so far is cached in {cache_file or out / 'judge_cache.sqlite'}"
+        raise SystemExit(f"stopped: {exc}. Every answer so far is cached in {cache}"
                          "; run the same command again (with a larger budget) to continue.") from None
     (out / "result.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
     (out / "report.md").write_text(markdown(result))
@@ -211,6 +234,46 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
                *charts(result, out)]
     print(f"wrote {out / 'result.json'}, {out / 'report.md'}" + "".join(f", {p}" for p in written))
     return result
+
+
+def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, rating_threshold) -> list[str]:
+    """Why evaluate's numeric settings cannot run, each naming its flag (none: they can). Checked before any judge
+    call: --concurrency 0 would wait forever, --resamples 0 fail after every judge call was paid for."""
+    def integer(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    problems = []
+    for flag, value, what in (("--concurrency", concurrency, "chat judge calls in flight, e.g. 8"),
+                              ("--resamples", resamples, "bootstrap resamples of each interval, e.g. 10000")):
+        if not (integer(value) and value >= 1):
+            problems.append(f"{flag} must be a whole number of 1 or more ({what}), got {value!r}")
+    for flag, value in (("--max_calls", max_calls), ("--max_tokens", max_tokens)):
+        if value is not None and not (integer(value) and value >= 0):
+            problems.append(f"{flag} must be a whole number of 0 or more, or left out for no limit, got {value!r}")
+    for flag, value, what in (("--threshold", threshold, "a similarity on the judges' 5-10 scale, e.g. 7"),
+                              ("--rating_threshold", rating_threshold, "the lowest rating that is an accept, "
+                                                                       "e.g. 6")):
+        if not number(value):
+            problems.append(f"{flag} must be a finite number ({what}), got {value!r}")
+    return problems
+
+
+OUTPUTS = ("result.json", "report.md", "audit.html", "win_rates.png", "judge_agreement.png")
+
+
+def refuse_outputs_over_inputs(out: Path, cache: Path, human_file: str, systems: dict[str, str],
+                               rejects_file: str | None) -> None:
+    """Before anything is written: no file of the output directory, nor the answer cache or the rejects file, may
+    be a file the run reads (``--output_dir .`` beside a human file named report.md would replace it)."""
+    inputs = [human_file, *systems.values()]
+    for name in OUTPUTS:
+        refuse_output_over_input(out / name, inputs, "--output_dir")
+    refuse_output_over_input(cache, inputs, "--cache_file")
+    refuse_output_over_input(rejects_file, list(systems.values()), "--rejects_file")
+    refuse_unwritable_output(cache, "--cache_file")
 
 
 def chosen_controls(controls: list[str] | str | None) -> tuple[str, ...]:
