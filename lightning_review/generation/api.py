@@ -29,6 +29,13 @@ from .decoding import DecodingSettings
 PROMPT_VERSION = "generate-v1"
 
 
+def api_endpoint(base_url: str | None) -> str:
+    """The server an API generator with ``base_url`` asks, as it is recorded (in the answer cache's keys and in the
+    reviews file's settings) and shown: ``base_url``, else OPENAI_BASE_URL, else OpenAI's, without the user name,
+    password, query or fragment of the address (openai_client.public_url: no key is written anywhere)."""
+    return public_url(base_url or default_endpoint())
+
+
 class ApiUnreachableError(UserError):
     """No answer from the API's address (nothing listening, a wrong host, a timeout): the message names the address,
     never the key."""
@@ -58,6 +65,7 @@ class ApiGenerator:
 
     def __post_init__(self):
         self._api = LazyAsyncOpenAI(self.base_url, self.api_key, self.max_retries, self.timeout)
+        self.endpoint = api_endpoint(self.base_url)
         self._encoding = None
         if self.max_context is not None:
             if self.max_context <= self.settings.max_new_tokens:
@@ -96,7 +104,7 @@ class ApiGenerator:
             request["extra_body"] = {"repetition_penalty": self.settings.repetition_penalty}
         # the server is part of what is asked: one model name at two servers is two models
         key = call_key(self.model, PROMPT_VERSION, {k: v for k, v in request.items() if k != "model"},
-                       endpoint=public_url(self.base_url or default_endpoint()))
+                       endpoint=self.endpoint)
         answer = await self.cache.fetch(key, lambda: self._call(key, request, semaphore))
         if answer["prompt_tokens"] is None and self._encoding is not None:
             answer = dict(answer, prompt_tokens=count_message_tokens(messages, self._encoding))

@@ -85,7 +85,9 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         checkpoint_dir: the adapter's base model directory, when it moved since training.
         api_model: a model of an OpenAI-compatible API (GPT-4, ``ft:gpt-3.5-turbo:...``): the API backend. The key
             is read from OPENAI_API_KEY, never from a flag.
-        base_url: the API's address (default OPENAI_BASE_URL or OpenAI's).
+        base_url: the API's address (default OPENAI_BASE_URL or OpenAI's). The output records it (without the
+            user name, password, query or fragment of the address) beside api_model: a resume with another model
+            or at another address is refused, so one file never mixes the reviews of two models or servers.
         quantize: local base weights in 4-bit NF4 (bitsandbytes) instead of ``dtype``.
         dtype: local weights' / compute dtype; auto is bfloat16 on a GPU and float32 on the CPU (where bfloat16 has
             no fast kernels).
@@ -127,7 +129,9 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         if model_dir or adapter_dir:
             raise UserError("api_model is the API backend; leave model_dir and adapter_dir out (or api_model)")
         scale = parse_rating_scale(rating_scale)  # in the settings: a resumed run asks as the first one did
-        run_settings = {"backend": "openai", "model": api_model,
+        from .api import api_endpoint  # the server, recorded: a resume against another one is refused
+
+        run_settings = {"backend": "openai", "model": api_model, "endpoint": api_endpoint(base_url),
                         "max_context": 16_385 if max_context is None else max_context or None,
                         "rating_scale": list(scale) if scale else None, **settings.as_dict()}
     else:

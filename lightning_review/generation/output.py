@@ -21,6 +21,22 @@ from ..errors import UserError
 __all__ = ["ReviewsFile", "lock_path", "partial_path"]
 
 
+SOURCES = ("openai", "local")  # settings["backend"]: who wrote a review
+
+
+def _source(settings: dict) -> tuple:
+    """Who writes the reviews: the backend, the model and, for an API model, the server (its recorded endpoint)."""
+    return settings.get("backend"), settings.get("model"), settings.get("endpoint")
+
+
+def _describe(settings: dict) -> str:
+    if settings.get("backend") == "local":
+        return f"the local model {settings.get('model')}"
+    endpoint = settings.get("endpoint")
+    at = f"at {endpoint}" if endpoint else "at an endpoint it does not record (written before generate recorded it)"
+    return f"the API model {settings.get('model')!r} {at}"
+
+
 class ReviewsFile(ResumableJsonl):
     """Locks ``path`` and opens it for appending after checking what it already holds; use as a context manager
     (the lock is held until it exits) and call ``finish()`` when every paper is written.
@@ -42,12 +58,34 @@ class ReviewsFile(ResumableJsonl):
         super().__init__(path, overwrite)
 
     def check_line(self, obj: dict, where: str, start_over: str) -> None:
-        """Every line was written with this run's settings."""
-        saved = obj.get("settings") or {}
+        """Every line was written with this run's settings: first the model (and, for an API model, the server:
+        ``endpoint``), then the decoding."""
+        saved = obj.get("settings") if isinstance(obj.get("settings"), dict) else {}
+        if saved.get("backend") in SOURCES and _source(saved) != _source(self.settings):
+            raise UserError(self._other_source(saved, where, start_over))
         if obj.get("settings") != self.settings:
             changed = sorted(k for k in set(saved) | set(self.settings) if saved.get(k) != self.settings.get(k))
             raise UserError(f"{where}: written with other settings (differs in {', '.join(changed)}); a resumed "
                             f"run must decode as the first one did: {start_over}")
+
+    def _other_source(self, saved: dict, where: str, start_over: str) -> str:
+        """The file was made by another model or server than this run asks: what it was made with, what is asked,
+        and the fixes (endpoints as recorded: without credentials)."""
+        made, asked = _describe(saved), _describe(self.settings)
+        same_model = _source(saved)[:2] == _source(self.settings)[:2]
+        if same_model and saved.get("endpoint") is None:  # an API file written before endpoints were recorded
+            return (f"{where}: this {self.FILE_KIND} was made with {made}, and this run asks for {asked}: whether "
+                    "they are one server cannot be checked, and two would mix their reviews in one file. "
+                    f"{start_over[0].upper()}{start_over[1:]} (what the same server answered before is in the answer "
+                    "cache and costs no call)")
+        if saved.get("backend") == "openai":
+            same = "the same model and endpoint (--api_model {}{})".format(
+                saved.get("model"), f" --base_url {saved['endpoint']}" if saved.get("endpoint") else "")
+        else:
+            same = f"the model it was made with ({saved.get('model')})"
+        return (f"{where}: this {self.FILE_KIND} was made with {made}, but this run asks for {asked}: resuming "
+                f"would mix reviews of {'two servers' if same_model else 'two models'} in one file. Resume it "
+                f"with {same}, or {start_over}")
 
     def write(self, record: dict) -> None:
         """Append one review, with the rating it states, and make it durable before the next one starts."""
