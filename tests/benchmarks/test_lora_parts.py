@@ -1,0 +1,24 @@
+"""benchmarks/lora_parts.py: every piece runs on the shapes it is given, and each floor counts the bytes it says."""
+
+import lora_parts
+
+
+def test_every_piece_runs_on_ragged_shapes():
+    times = lora_parts.time_pieces(tokens=24, n_in=40, n_out=56, rank=8, p=0.1, device="cpu", kernels=False)
+    assert set(times) >= {"base", "down_nodrop", "down_dropout", "add_lora", "base_grad", "grad_down", "grad_b",
+                          "grad_a_nodrop", "input_grad_nodrop", "base_grad_and_down"}
+    assert all(ms >= 0 for ms in times.values())
+
+
+def test_floors_are_bytes_over_bandwidth_and_flops_over_peak():
+    floors = lora_parts.piece_floors(tokens=1000, n_in=10, n_out=30, rank=2, bandwidth=1e3, peak=1e6)
+    # add_lora reads and writes the output (2 x 1000 x 30 x 2 bytes), reads down (1000 x 2 x 2) and B (30 x 2 x 2)
+    assert floors["add_lora"] == 1e3 * (2 * 60000 + 4000 + 120) / 1e3
+    assert floors["base"] == 1e3 * 2 * 1000 * 10 * 30 / 1e6
+    assert floors["base_grad_and_down"] == floors["base_grad"] * 12 / 10
+
+
+def test_projection_shapes_follow_the_model():
+    shapes = lora_parts.projection_shapes("13b")
+    assert shapes["gate_proj"] == (5120, 13824) and shapes["down_proj"] == (13824, 5120)
+    assert len(shapes) == 7
