@@ -60,6 +60,21 @@ def parse_shard(shard: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
+def run_setting_problems(concurrency, batch_size, max_retries, limit) -> list[str]:
+    """Each count out of its range, named before any model loads or call is made: --concurrency 0 would wait
+    forever for a free slot, --batch_size 0 review nothing, --limit 0 read as no limit."""
+    problems = []
+    for flag, value, least, what in (("--concurrency", concurrency, 1, "API calls in flight, e.g. 8"),
+                                     ("--batch_size", batch_size, 1, "local papers a batch, e.g. 1"),
+                                     ("--max_retries", max_retries, 0, "retries of a failed API call, e.g. 5"),
+                                     ("--limit", limit, 1, "the first N papers; leave it out for all")):
+        if value is None and flag == "--limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            problems.append(f"{flag} must be a whole number of {least} or more ({what}), got {value!r}")
+    return problems
+
+
 def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | None = None,
              adapter_dir: str | None = None, checkpoint_dir: str | None = None, api_model: str | None = None,
              base_url: str | None = None, quantize: bool = False,
@@ -118,6 +133,8 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
     reviews written so far are kept and a rerun continues from them.
     """
     settings = DecodingSettings(max_new_tokens, temperature, top_p, repetition_penalty, seed)
+    if problems := run_setting_problems(concurrency, batch_size, max_retries, limit):
+        raise UserError("; ".join(problems))
     cache = api_cache_file(output_file, cache_file) if api_model is not None else None
     refuse_outputs_over_inputs(papers, output_file, model_dir, adapter_dir, checkpoint_dir, cache)
     items, repeated = unique_papers(papers)
