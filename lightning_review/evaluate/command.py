@@ -258,6 +258,9 @@ def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, r
                                                                        "e.g. 6")):
         if not number(value):
             problems.append(f"{flag} must be a finite number ({what}), got {value!r}")
+    if number(threshold) and not 5 < threshold <= 10:
+        problems.append(f"--threshold must be above 5 and at most 10 (the judges' similarity scale: at or below 5 "
+                        f"every pair would be a hit, above 10 none), got {threshold!r}")
     return problems
 
 
