@@ -3,18 +3,41 @@ guard callbacks always on; a resume with other model settings is refused, and a 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .errors import UserError
+
+
+class ReviewArgumentParser(LightningArgumentParser):
+    """A misspelled key or a value of the wrong type, in a config file or on the command line, is one line naming
+    the file and line (or the flag), the key and the fix (config_errors.explain), with argparse's exit status 2; any
+    other parser error keeps jsonargparse's report."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        from .config_errors import explain, jsonargparse_debug
+
+        # exit_on_error is False in the parsers jsonargparse nests inside a value: their errors are raised and
+        # reach the subcommand's parser, which reports them. JSONARGPARSE_DEBUG asks for the exception itself.
+        if self.exit_on_error and not jsonargparse_debug():
+            try:
+                clear = explain(message, self)
+            except Exception:  # never hide the parser's own error behind a failure to explain it
+                clear = None
+            if clear:
+                sys.stderr.write(f"error: {clear}\n")
+                self.exit(2)
+        super().error(message, ex)
 
 
 class ReviewCLI(LightningCLI):
     def __init__(self, *args, **kwargs) -> None:
         """A user's mistake (UserError: a bad setting, file or checkpoint, a refused resume) ends in one line,
         ``error: <message>``, and exit status 1, as the tool commands do; any other exception is our bug and keeps
-        its traceback."""
+        its traceback. A misspelled key or a mistyped value is one line too (ReviewArgumentParser), with status 2."""
+        kwargs.setdefault("parser_class", ReviewArgumentParser)
         try:
             super().__init__(*args, **kwargs)
         except UserError as exc:

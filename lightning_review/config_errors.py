@@ -1,0 +1,320 @@
+"""A jsonargparse failure of fit / validate / test / predict as one clear line: where the bad key or value is (the
+config file and its line, or the command-line flag), the dotted key, and what to write instead.
+
+jsonargparse says "Subcommand 'fit' does not accept option 'model.lora_rank'", "unrecognized arguments:
+--model.lora_rank 8" or 'Parser key "model.lora_r": Expected a <class 'int'>. Got value: eight', after a hundred
+lines of usage, and never which file or line. ``explain`` turns such a message into
+``my.yaml:27: unknown key model.lora_rank; did you mean model.lora_r?`` from the parser's own keys (difflib) and the
+config files on the command line (PyYAML's node marks give the line); it returns None for any other failure, which
+keeps jsonargparse's own report."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from importlib import import_module
+from pathlib import Path
+
+UNKNOWN_IN_SUBCOMMAND = re.compile(r"^Subcommand '([\w-]+)' does not accept option '([^']+)'$")
+UNKNOWN_IN_GROUP = re.compile(r"^Group '([^']+)' does not accept option '([^']+)'$")
+UNKNOWN_BEFORE_SUBCOMMAND = re.compile(r"^Option '([^']+)' is not accepted before subcommand '([\w-]+)'$")
+UNRECOGNIZED = re.compile(r"^unrecognized arguments: (.*)$", re.S)
+BAD_VALUE = re.compile(r'^Parser key "([^"]+)":\s*(.*)$', re.S)
+EXPECTED = re.compile(r"^Expected a (.+?)\. Got value: (.*)$", re.S)
+UNION = re.compile(r"^Does not validate against any of the Union subtypes\s*Subtypes: \[(.*?)\]\s*Errors:", re.S)
+GOT_VALUE = re.compile(r"(?:Got|Given) value: (.*)")
+NESTED_UNKNOWN = re.compile(r"Problem with given class_path '([\w.]+)':\s*Option '(?:init_args\.)?([\w.]+)' is not "
+                            r"accepted")
+CONFIG_FLAGS = ("-c", "--config")
+NOT_KEYS = {"help", "config", "print_config"}
+LISTED = 16  # the most valid keys a message lists
+
+
+def explain(message: str, parser) -> str | None:
+    """The clear line for jsonargparse's ``message`` raised by ``parser`` (the root parser of a LightningCLI or one of
+    its subcommands' parsers), or None where it is not a bad key or value."""
+    root = getattr(parser, "parent_parser", None) or parser
+    args = [str(a) for a in (getattr(root, "args", None) or [])]
+    subcommand = getattr(parser, "subcommand", None) or _subcommand_in(root, args)
+    message = message.strip()
+    if match := UNKNOWN_IN_SUBCOMMAND.match(message):
+        subcommand, key = match.groups()
+        return _unknown_key(key, _subparser(root, subcommand) or parser, args, subcommand)
+    if match := UNKNOWN_IN_GROUP.match(message):
+        return _unknown_key(f"{match[1]}.{match[2]}", parser, args, subcommand)
+    if match := UNKNOWN_BEFORE_SUBCOMMAND.match(message):
+        return _before_subcommand(match[1], match[2], root, args)
+    if match := UNRECOGNIZED.match(message):
+        return _unrecognized(match[1], parser, subcommand)
+    if match := BAD_VALUE.match(message):
+        return _bad_value(match[1], match[2], args, subcommand)
+    return None
+
+
+def jsonargparse_debug() -> bool:
+    """Whether JSONARGPARSE_DEBUG is on (jsonargparse then raises its errors instead of reporting them)."""
+    try:
+        from jsonargparse._common import debug_mode_active
+
+        return debug_mode_active()
+    except Exception:  # a private helper: renamed, or a bad value, which jsonargparse itself reports
+        return False
+
+
+# --- the parser's keys --------------------------------------------------------------------------------------------
+
+def _subparser(root, subcommand: str | None):
+    action = getattr(root, "_subcommands_action", None)
+    return action.choices.get(subcommand) if action is not None and subcommand else None
+
+
+def _subcommand_in(root, args: list[str]) -> str | None:
+    action = getattr(root, "_subcommands_action", None)
+    if action is None:
+        return None
+    return next((a for a in args if a in action.choices), None)
+
+
+def valid_keys(parser) -> list[str]:
+    """Every dotted key ``parser`` accepts (``model.lora_r``, ``trainer.callbacks``), not help or config flags."""
+    keys = set()
+    for action in parser._actions:
+        dest = action.dest
+        if not isinstance(dest, str) or dest in NOT_KEYS or dest.endswith(".help") or dest == "==SUPPRESS==":
+            continue
+        keys.add(dest)
+    return sorted(keys)
+
+
+def _children(keys: list[str], section: str) -> list[str]:
+    """The names one level under ``section`` ("" for the top level)."""
+    prefix = f"{section}." if section else ""
+    return sorted({k[len(prefix):].split(".")[0] for k in keys if k.startswith(prefix) and len(k) > len(prefix)})
+
+
+def bad_part(key: str, keys: list[str]) -> tuple[str, str, list[str]]:
+    """(section, bad name, rest) of an unknown dotted key: the longest prefix that is a section of ``keys``, the
+    first name after it that is not, and the names after that (``modle.lora_r``: "", "modle", ["lora_r"])."""
+    parts = key.split(".")
+    depth = 0
+    while depth < len(parts) - 1 and _children(keys, ".".join(parts[:depth + 1])):
+        depth += 1
+    return ".".join(parts[:depth]), parts[depth], parts[depth + 1:]
+
+
+def suggestion(key: str, keys: list[str], flag: bool = False) -> str:
+    """"did you mean <key>?" (``--<key>`` as a ``flag``) for the closest valid name in the bad key's section (the
+    rest of the key kept where that makes a valid key), the same name in another section, or the section's names."""
+    section, bad, rest = bad_part(key, keys)
+    names = _children(keys, section)
+    prefix = f"{section}." if section else ""
+    dash = "--" if flag else ""
+    close = difflib.get_close_matches(bad, names, n=1, cutoff=0.6)
+    if close:
+        fixed = prefix + ".".join([close[0], *rest])
+        return f"did you mean {dash}{fixed if fixed in keys else prefix + close[0]}?"
+    elsewhere = [k for k in keys if k.rsplit(".", 1)[-1] == bad and k != key]
+    if elsewhere:
+        return f"did you mean {' or '.join(dash + k for k in elsewhere[:3])}?"
+    shown = ", ".join(names[:LISTED]) + (f", ... ({len(names)} in all, --help lists them)" if len(names) > LISTED
+                                         else "")
+    return f"no close match among the keys of {section}: {shown}" if section else f"the top-level keys are {shown}"
+
+
+# --- where a key was given ----------------------------------------------------------------------------------------
+
+def _config_files(args: list[str], subcommand: str | None) -> list[tuple[int, str, list[str]]]:
+    """(position, file, key of the file's top level) of each config file on the command line, keys counted from the
+    root parser: ``-c`` / ``--config`` before the subcommand is at the top (its ``fit:`` holds fit's keys), after it
+    at ``[fit]``; ``fit ... --model model.yaml`` is at ``[fit, model]``."""
+    start = args.index(subcommand) if subcommand in args else len(args)
+    files = []
+    for i, arg in enumerate(args):
+        if not arg.startswith("-"):
+            continue
+        flag, _, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        value = value or (args[i + 1] if i + 1 < len(args) else "")
+        inside = [subcommand] if i > start and subcommand else []
+        if flag in CONFIG_FLAGS and value:
+            files.append((i, value, inside))
+        elif inside and flag.startswith("--") and value.endswith((".yaml", ".yml", ".json")) and Path(value).is_file():
+            files.append((i, value, inside + flag[2:].split(".")))
+    return files
+
+
+def compose(path: str):
+    """The YAML (or JSON) file's node tree, with line marks; None where it cannot be read."""
+    import yaml
+
+    try:
+        return yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def find_key(node, parts: list[str]):
+    """(key node, value node) of ``parts`` (nested mappings or dotted keys, as jsonargparse reads them) under
+    ``node``, the last one where a mapping repeats a key (the one loaded); None where the key is not there."""
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    found = None
+    for key_node, value in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
+        names = str(key_node.value).split(".")
+        if parts[:len(names)] == names:
+            found = (key_node, value) if len(names) == len(parts) else find_key(value, parts[len(names):]) or found
+    return found
+
+
+def yaml_line(path: str, parts: list[str]) -> int | None:
+    """The 1-based line of the key ``parts`` in the file, or None."""
+    found = find_key(compose(path), parts)
+    return found[0].start_mark.line + 1 if found else None
+
+
+def where(key: str, args: list[str], subcommand: str | None, value: str | None = None) -> str | None:
+    """``file:line`` or ``--flag`` for the place that set ``key`` (a key of ``subcommand``) last: the command line
+    is read in order, a later file or flag over an earlier one. With ``value``, the last place that gave that value
+    (a file's value is checked when the file is read, before a later flag could replace it)."""
+    import yaml
+
+    start = args.index(subcommand) + 1 if subcommand in args else 0
+    places = []  # (position on the command line, place, value given there)
+    for i, arg in enumerate(args):
+        flag, equals, given = arg.partition("=")
+        if i >= start and flag == f"--{key}":
+            places.append((i, f"--{key}", given if equals else (args[i + 1] if i + 1 < len(args) else None)))
+    for i, path, inner in _file_keys(args, key, subcommand):
+        found = find_key(compose(path), inner)
+        if found:
+            given = found[1].value if isinstance(found[1], yaml.ScalarNode) else None
+            places.append((i, f"{path}:{found[0].start_mark.line + 1}", given))
+    matching = [p for p in places if value is not None and p[2] == value]
+    return max(matching or places)[1] if places else None
+
+
+def _file_keys(args: list[str], key: str, subcommand: str | None):
+    """(position, file, the key's parts inside that file) for each config file that could hold ``key``."""
+    full = ([subcommand] if subcommand else []) + key.split(".")
+    for i, path, prefix in _config_files(args, subcommand):
+        if full[:len(prefix)] == prefix and len(full) > len(prefix):
+            yield i, path, full[len(prefix):]
+
+
+# --- the messages -------------------------------------------------------------------------------------------------
+
+def _unknown_key(key: str, parser, args, subcommand) -> str:
+    """An unknown key in a config file (or an environment variable, said without a place): the file's line and the
+    key, down to its first wrong name (``modle:``, not ``modle.checkpoint_dir``)."""
+    keys = valid_keys(parser)
+    section, bad, rest = bad_part(key, keys)
+    wrong = f"{section}.{bad}" if section else bad
+    place = where(wrong, args, subcommand) or where(key, args, subcommand)
+    if place and place.startswith("--"):
+        return f"{place}: unknown option of {subcommand}; {suggestion(key, keys, flag=True)}"
+    return f"{place + ': ' if place else ''}unknown key {wrong}; {suggestion(wrong if rest else key, keys)}"
+
+
+def _unrecognized(rest: str, parser, subcommand) -> str | None:
+    """Unknown flags (jsonargparse names the first): each with the closest valid one."""
+    flags = [token for token in rest.split() if token.startswith("--")]
+    if not flags:
+        return None
+    keys = valid_keys(parser)
+    of = f" of {subcommand}" if subcommand else ""
+    names = [flag[2:].split("=", 1)[0] for flag in flags]
+    return "; ".join(f"--{name}: unknown option{of}; {suggestion(name, keys, flag=True)}" for name in names)
+
+
+def _before_subcommand(key: str, subcommand: str, root, args) -> str | None:
+    """A subcommand's key given before the subcommand (``-c my.yaml fit``, my.yaml holding fit's keys)."""
+    sub = _subparser(root, subcommand)
+    if sub is None or key not in valid_keys(sub):
+        return None
+    place = where(key, args, None) or key
+    return (f"{place}: {key} is a setting of {subcommand}, given before it: put -c FILE after the subcommand "
+            f"(python -m lightning_review {subcommand} -c FILE) or nest the file's settings under {subcommand}:")
+
+
+def type_name(text: str) -> str:
+    """``<class 'int'>`` as ``int``, ``typing.Literal['a', 'b']`` as ``one of 'a', 'b'``, NoneType as null."""
+    text = re.sub(r"<class '(?:[\w]+\.)*(\w+)'>", r"\1", text.strip())
+    text = re.sub(r"\btyping\.", "", text)
+    text = re.sub(r"\b(?:[a-z_]\w*\.)+([A-Z]\w*)", r"\1", text)  # module paths of classes
+    literal = re.fullmatch(r"Literal\[(.*)\]", text)
+    return f"one of {literal[1]}" if literal else text.replace("NoneType", "null")
+
+
+def _bad_value(key: str, detail: str, args, subcommand) -> str | None:
+    """A value of the wrong type (or an unknown init argument of a class_path value): where it was given, the key,
+    the expected type and the value."""
+    if match := NESTED_UNKNOWN.search(detail):
+        return _nested_unknown(key, match[1], match[2], args, subcommand)
+    if match := EXPECTED.match(detail):
+        expected, got = type_name(match[1]), match[2].strip()
+    elif match := UNION.match(detail):
+        expected = " or ".join(type_name(t) for t in _split_types(match[1]))
+        got = got_match[1].strip() if (got_match := GOT_VALUE.search(detail)) else None
+    else:
+        return None
+    place = where(key, args, subcommand, value=got)
+    got_text = f", got {got!r}" if got is not None else ""
+    if place and place.startswith("--"):
+        return f"{place} expects {expected}{got_text}"
+    return f"{place + ': ' if place else ''}{key} expects {expected}{got_text}"
+
+
+def _split_types(text: str) -> list[str]:
+    """``list[X], <class 'Y'>, <class 'NoneType'>`` split at its top-level commas."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char in "[(") - (char in "])")
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p for p in (*parts, current) if p.strip()]
+
+
+def _nested_unknown(key: str, class_path: str, name: str, args, subcommand) -> str:
+    """An unknown init argument of a class given by class_path (a callback's, a logger's): its line in the file and
+    the closest of the class's parameters."""
+    place = None
+    for _, path, inner in _file_keys(args, key, subcommand):
+        line = _init_arg_line(path, inner, class_path, name)
+        place = f"{path}:{line}" if line else place
+    flags = (f"--{key}.{name}", f"--{key}.init_args.{name}")
+    place = place or next((arg.split("=", 1)[0] for arg in args if arg.split("=", 1)[0] in flags), None)
+    try:
+        module, _, attribute = class_path.rpartition(".")
+        params = [p.name for p in inspect.signature(getattr(import_module(module), attribute)).parameters.values()
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
+    except Exception:  # not importable: jsonargparse said so already; no suggestion
+        params = []
+    close = difflib.get_close_matches(name, params, n=1, cutoff=0.6)
+    fix = f"; did you mean {close[0]}?" if close else (f"; it takes {', '.join(params[:LISTED])}" if params else "")
+    return f"{place + ': ' if place else ''}unknown key {name} of {class_path} (in {key}){fix}"
+
+
+def _init_arg_line(path: str, parts: list[str], class_path: str, name: str) -> int | None:
+    """The line of ``name`` in the init_args of the item of ``parts`` (a class_path mapping, or a list of them) whose
+    class_path is ``class_path``."""
+    import yaml
+
+    found = find_key(compose(path), parts)
+    node = found[1] if found else None
+    line = None
+    for item in node.value if isinstance(node, yaml.SequenceNode) else [node]:
+        if not isinstance(item, yaml.MappingNode):
+            continue
+        given = getattr((find_key(item, ["class_path"]) or (None, None))[1], "value", "")
+        if given != class_path and class_path.rsplit(".", 1)[-1] != given:
+            continue
+        arg = find_key(item, ["init_args", name]) or find_key(item, [name])
+        line = arg[0].start_mark.line + 1 if arg else line
+    return line
