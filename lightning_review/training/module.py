@@ -250,10 +250,19 @@ class LongQLoRAModule(L.LightningModule):
                 "truncated": batch["paper_tokens_removed"] > 0}
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """With ``review_samples``, the callback that reviews and scores validation papers at each validation."""
+        """With ``review_samples``, the callback that reviews and scores validation papers at each validation; and
+        Lightning's progress bar as lightning_review.training.progress's, which says ``Epoch 0`` and ``step 12/40``
+        on a run bounded by max_steps, not ``Epoch 0/-2`` (Lightning replaces its bar with the one returned here)."""
+        from .progress import review_progress_bar
         from .validation_reviews import ValidationReviews
 
-        return [ValidationReviews(self.hparams.review_samples)] if self.hparams.review_samples else []
+        callbacks: list[L.Callback] = []
+        if self.hparams.review_samples:
+            callbacks.append(ValidationReviews(self.hparams.review_samples))
+        bar = review_progress_bar(self.trainer)
+        if bar is not None:
+            callbacks.append(bar)
+        return callbacks
 
     # ---- optimisation ------------------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -1,0 +1,71 @@
+"""The progress bar of a run bounded by max_steps (the demo: max_steps 40, so Lightning's max_epochs is -1) says the
+epoch and the steps done out of max_steps, not ``Epoch 0/-2``; a run bounded by epochs keeps Lightning's
+``Epoch N/M``; a bar of the user's own class, or none, is left as it is."""
+
+import re
+
+import lightning as L
+import pytest
+from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+from lightning.pytorch.demos.boring_classes import BoringModel
+
+from lightning_review.training.progress import ReviewRichProgressBar, ReviewTQDMProgressBar, review_progress_bar
+from tests.conftest import ROOT, run_cli
+
+
+class Boring(BoringModel):
+    """A tiny module that installs the bar as LongQLoRAModule.configure_callbacks does."""
+
+    def configure_callbacks(self):
+        bar = review_progress_bar(self.trainer)
+        return [bar] if bar is not None else []
+
+
+def fit(tmp_path, capsys, **trainer_settings) -> tuple[L.Trainer, str]:
+    trainer = L.Trainer(default_root_dir=tmp_path, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_model_summary=False, **trainer_settings)
+    trainer.fit(Boring())
+    out = capsys.readouterr()
+    return trainer, out.out + out.err
+
+
+@pytest.mark.parametrize("bar", [None, TQDMProgressBar(refresh_rate=2), RichProgressBar(leave=True)],
+                         ids=["default", "tqdm", "rich"])
+def test_a_step_bounded_fit_shows_the_epoch_and_the_steps(tmp_path, capsys, bar):
+    trainer, out = fit(tmp_path, capsys, max_steps=4, limit_train_batches=3, callbacks=[bar] if bar else [])
+    assert trainer.max_epochs == -1 and trainer.global_step == 4  # two epochs: 3 steps, then 1
+    assert "/-2" not in out and "Epoch 0/" not in out, out
+    assert re.search(r"Epoch 1\b", out), out
+    assert re.search(r"step[:=] ?4/4", out), out
+    ours = trainer.progress_bar_callback
+    assert isinstance(ours, (ReviewRichProgressBar, ReviewTQDMProgressBar))
+    if bar is not None:  # the user's settings are kept
+        assert type(ours).__mro__[2] is type(bar) and vars(bar).keys() <= vars(ours).keys()
+        assert ours.refresh_rate == bar.refresh_rate
+
+
+def test_an_epoch_bounded_fit_keeps_lightnings_description(tmp_path, capsys):
+    trainer, out = fit(tmp_path, capsys, max_epochs=2, limit_train_batches=2)
+    assert isinstance(trainer.progress_bar_callback, ReviewRichProgressBar)
+    assert "Epoch 1/1" in out and "step" not in out, out
+
+
+def test_no_bar_and_a_bar_of_the_users_own_class_are_left_alone(tmp_path, capsys):
+    class MyBar(TQDMProgressBar):
+        pass
+
+    trainer, out = fit(tmp_path, capsys, max_steps=2, enable_progress_bar=False)
+    assert trainer.progress_bar_callback is None and "Epoch" not in out
+    trainer, _ = fit(tmp_path, capsys, max_steps=2, callbacks=[MyBar()])
+    assert type(trainer.progress_bar_callback) is MyBar
+
+
+def test_the_demo_shows_the_steps_not_epoch_0_of_minus_2(tmp_path):
+    """``fit -c configs/demo.yaml`` (the README's demo command) through LongQLoRAModule.configure_callbacks."""
+    proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), "--trainer.max_steps=2",
+                   "--trainer.limit_val_batches=0", "--model.gradient_checkpointing=false",
+                   "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
+                   f"--trainer.default_root_dir={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "/-2" not in proc.stdout, proc.stdout
+    assert re.search(r"Epoch 0 .*2/2", proc.stdout) and "step: 2/2" in proc.stdout, proc.stdout
