@@ -52,7 +52,7 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
         on_bad_record: strict (stop at the first) or skip (count, write to rejects_file).
         rejects_file: where skipped records are listed (with on_bad_record skip only).
         min_review_chars: shorter reviews are bad records (review task).
-        system_prompt: the system prompt of the chat template.
+        system_prompt: the system prompt of the chat template (a chat line's own system message must be this one).
         seed: of the validation split.
         plot: write lengths.png.
         rating_line: end each target with its rating line (lightning_review.data.rating_line); None: when every
@@ -63,7 +63,7 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
             into one stream cut into rows of max_seq_length). For ``text`` the statistics are each document's
             tokens and the stream's rows and left-out tail; no tokenize cache (training tokenizes text itself).
     """
-    from .data.datamodule import ReviewDataModule
+    from .data.datamodule import ReviewDataModule, tokenize_summary
 
     if task == "text" and rating_line is not None:
         raise UserError(f"rating_line={rating_line} is for the review task (it ends each review target with its "
@@ -103,7 +103,8 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
     else:
         print(f"{train['records']} training records on {train['papers']} papers; paper tokens p50/p90/max "
               f"{_percentiles(train['paper_tokens'])}; truncated at {max_seq_length}: {train.get('papers_truncated')}; "
-              f"packing efficiency {train.get('packing_efficiency', 0):.1%}; written to {out}/stats.json")
+              f"packing efficiency {train.get('packing_efficiency', 0):.1%}; "
+              f"{tokenize_summary(stats['train'], stats['val'])}; written to {out}/stats.json")
     return stats
 
 

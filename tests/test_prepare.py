@@ -30,7 +30,7 @@ def test_prepare_writes_stats_and_histogram_and_training_hits_its_cache(tmp_path
                    "--trainer.limit_val_batches=0", f"--trainer.default_root_dir={tmp_path}", "--model.lora_r=4",
                    cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "examples (from the tokenize cache)" in proc.stdout + proc.stderr
+    assert f"[train] read {stats['train']['records']} records from the tokenize cache: " in proc.stdout + proc.stderr
 
 
 def test_prepare_on_the_real_peerread_sample(tmp_path, tiny_llama_dir):

@@ -21,7 +21,7 @@ from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .rating_line import resolve_rating_line, training_target
-from .readers import Task, check_column_mapping, read_records, rejects_file_problem
+from .readers import Task, check_column_mapping, read_records, refuse_other_system_messages, rejects_file_problem
 from .records import Record, read_papers, text_key
 from .token_cache import load_or_build
 from .resumable import ResumableLoader, ResumableSampler, loader_generator
@@ -63,7 +63,9 @@ class ReviewDataModule(L.LightningDataModule):
             for ``task="text"``, documents: ``{"text": ...}`` or ``{"paper": ...}`` a line, reviews optional.
         val_file: a separate validation JSONL; when absent, ``val_fraction`` of the papers of ``train_file``.
         tokenizer_dir: where the tokenizer lives (the CLI links it to ``model.checkpoint_dir``).
-        system_prompt: the Llama-2 chat system prompt, the same for training and generation.
+        system_prompt: the Llama-2 chat system prompt, the same for training and generation (``generate
+            --system_prompt``), one for every example: chat data whose lines carry another system message is
+            refused, naming the line (lightning_review.data.readers.refuse_other_system_messages).
         max_seq_length: tokens per row; papers are truncated to fit, reviews never.
         packing: several examples per row (each isolated by its own positions and attention), up to
             ``max_seq_length`` tokens a row; without it, one example per row padded to the batch's longest.
@@ -121,6 +123,9 @@ class ReviewDataModule(L.LightningDataModule):
         self._train_loader: ResumableLoader | None = None
         self._splits: dict[str, list[Record]] | None = None
         self._tokenized: dict = {}  # split -> TokenizedRecords (for statistics)
+        # splits whose tokenize-cache entry prepare_data built in this process: setup then reads that entry back,
+        # but the records were tokenized now, not found in the cache (the message and the statistics say so)
+        self._tokenized_in_prepare: set[str] = set()
         self._document_tokens: dict[str, np.ndarray] = {}  # split -> tokens of each text-task document
         self._pending_train_position: dict | None = None
         self._rating_line: bool | None = None
@@ -148,7 +153,10 @@ class ReviewDataModule(L.LightningDataModule):
         model_path(self.hparams.tokenizer_dir)  # a Hub id is downloaded here, once per machine
         if self.hparams.tokenize_cache and self.hparams.task == "review":
             for split, records in self.split_records().items():
-                load_or_build(self.prompt_tokenizer(), records, self._cache_dir(), rating_line=self.rating_line)
+                _, hit = load_or_build(self.prompt_tokenizer(), records, self._cache_dir(),
+                                       rating_line=self.rating_line)
+                if not hit:
+                    self._tokenized_in_prepare.add(split)
 
     def _cache_dir(self) -> Path | None:
         from ..artifacts.cache import cache_dir
@@ -162,6 +170,8 @@ class ReviewDataModule(L.LightningDataModule):
         report = read_records(resolve(getattr(hp, name)), format=hp.data_format, policy=hp.on_bad_record,
                               rejects_file=rejects, min_review_chars=hp.min_review_chars,
                               mapping=hp.column_mapping, need_review=hp.task == "review")
+        if hp.task == "review":  # the text task trains on documents alone: no prompt, no system message
+            refuse_other_system_messages(report.records, hp.system_prompt, getattr(hp, name))
         summary = report.summary()
         self.stats.setdefault("read", {})[name] = summary
         if report.rejected:
@@ -242,12 +252,15 @@ class ReviewDataModule(L.LightningDataModule):
         removed_counts = meta["paper_tokens_removed"]
         truncated, removed = sum(1 for n in removed_counts if n), int(sum(removed_counts))
         examples = [{"id": records[r].id, **tokenized.example(i)} for i, r in enumerate(meta["record_index"])]
+        tokenized_now = not hit or split in self._tokenized_in_prepare
         self.stats[split] = {"records": len(records), "examples": len(examples), "papers_truncated": truncated,
                              "paper_tokens_removed": removed, "dropped_review_too_long": len(too_long),
-                             "tokenize_cache_hit": int(hit)}
-        rank_zero_info(f"[{split}] {len(examples)} examples ({'from the tokenize cache' if hit else 'tokenized'}); "
-                       f"paper truncated to fit max_seq_length={self.hparams.max_seq_length} in {truncated} "
-                       f"({removed} paper tokens removed)")
+                             "tokenize_cache_hit": int(not tokenized_now),
+                             "records_tokenized": len(records) if tokenized_now else 0,
+                             "records_from_cache": 0 if tokenized_now else len(records)}
+        rank_zero_info(f"[{split}] {tokenize_summary(self.stats[split], cache=self.hparams.tokenize_cache)}: "
+                       f"{len(examples)} examples; paper truncated to fit max_seq_length="
+                       f"{self.hparams.max_seq_length} in {truncated} ({removed} paper tokens removed)")
         if too_long:
             rank_zero_warn(f"[{split}] {len(too_long)} examples dropped: the review alone does not fit in "
                            f"max_seq_length={self.hparams.max_seq_length} (reviews are never truncated); "
@@ -400,6 +413,21 @@ class ReviewDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(self.predict_items, batch_size=1, collate_fn=_single)
+
+
+def tokenize_summary(*splits: dict, cache: bool = True) -> str:
+    """What tokenizing one split or several did, from their statistics (``records_tokenized`` and
+    ``records_from_cache``, summed): ``tokenized 12 records``, ``read 12 records from the tokenize cache``, or both
+    counts when some were read and some tokenized (a split's cache entry is all or nothing: the training split's
+    found, a new validation file's tokenized)."""
+    tokenized = sum(s.get("records_tokenized", 0) for s in splits)
+    cached = sum(s.get("records_from_cache", 0) for s in splits)
+    written = " (written to the tokenize cache)" if cache else " (tokenize cache off)"
+    if tokenized and cached:
+        return f"tokenized {tokenized} records{written}, read {cached} from the tokenize cache"
+    if cached:
+        return f"read {cached} records from the tokenize cache"
+    return f"tokenized {tokenized} records{written}"
 
 
 def _single(batch: list[dict]) -> dict:

@@ -7,7 +7,8 @@ when they share its id (or, without an id, its whitespace-normalised text): ligh
 Formats (``auto`` decides from the path and the first line):
   jsonl          {"paper", "review", optional "id", "title", "rating"} a line
   chat           OpenAI chat fine-tuning JSONL: {"messages": [system, user (paper), assistant (review)]}; the
-                 line's own system message is kept in ``Record.extra["system_prompt"]`` (``openai export`` uses it)
+                 line's own system message is kept in ``Record.extra["system_prompt"]`` (``openai export`` uses it;
+                 local training refuses one other than its data.system_prompt: ``refuse_other_system_messages``)
   paper_reviews  a paper with a list of reviews a line (the PeerRead sample in ../shared/data):
                  {"id", "title", "paper", "reviews": [{"text", "rating", ...}]}: one record per non-empty review
   peerread       a PeerRead split directory: reviews/<id>.json + parsed_pdfs/<id>.pdf.json (science-parse sections
@@ -204,6 +205,41 @@ def _chat(path: Path, mapping: dict[str, str], need_review: bool):
         yield where, {"id": obj.get("id"), "paper": user[0], "review": assistant[0] if assistant else None,
                       "_system_prompt": system[0] if system else None,
                       "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
+
+
+def refuse_other_system_messages(records: list[Record], system_prompt: str, path: str | Path) -> None:
+    """Refuse chat lines whose own system message is not ``system_prompt`` (whitespace at the ends aside).
+
+    Local training builds every example's prompt with one system prompt, data.system_prompt, through the prompt code
+    that ``generate`` uses with its ``--system_prompt`` (lightning_review.data.prompt.ReviewPromptTokenizer, one
+    prompt for all papers: a papers file has no system messages). A line's other system message would be left out
+    of its example without a word, while ``openai export`` sends it; training on it per line would give the model
+    prompts that generation never builds. The error names the first such line, how many there are, and the fix."""
+    other = [r for r in records if r.extra.get("system_prompt") is not None
+             and r.extra["system_prompt"].strip() != system_prompt.strip()]
+    if not other:
+        return
+    texts = {r.extra["system_prompt"].strip() for r in other}
+    first = other[0]
+    if len(texts) == 1 and len(other) == len(records):
+        fix = ("every line has this same system message: to train with it, set data.system_prompt to it (and "
+               "generate with the same --system_prompt); to train with data.system_prompt, remove the lines' "
+               "system messages")
+    else:
+        fix = (f"{len(other)} of the {len(records)} lines have a system message other than data.system_prompt "
+               f"({len(texts)} different one{'s' if len(texts) > 1 else ''}); one system prompt serves all: "
+               "remove the lines' system messages (data.system_prompt is then used), or give every line the same "
+               "one and set data.system_prompt to it (and generate with the same --system_prompt)")
+    raise UserError(f"{first.where or path}: field 'messages' has a system message, "
+                    f"{_clip(first.extra['system_prompt'])!r}, other than data.system_prompt, "
+                    f"{_clip(system_prompt)!r}. Local training and generate build every prompt with "
+                    "data.system_prompt, so this line's own would not be trained on (openai export would send it); "
+                    f"{fix}")
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
