@@ -1,6 +1,7 @@
 """The progress bar of a run bounded by max_steps (the demo: max_steps 40, so Lightning's max_epochs is -1) says the
 epoch and the steps done out of max_steps, not ``Epoch 0/-2``; a run bounded by epochs keeps Lightning's
-``Epoch N/M``; a bar of the user's own class, or none, is left as it is."""
+``Epoch N/M``; a bar of the user's own class, or none, is left as it is. The demo config's own bar (through
+LongQLoRAModule.configure_callbacks) is checked by tests/test_prepare.py's fit."""
 
 import re
 
@@ -10,7 +11,6 @@ from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 from lightning_review.training.progress import ReviewRichProgressBar, ReviewTQDMProgressBar, review_progress_bar
-from tests.conftest import ROOT, run_cli
 
 
 class Boring(BoringModel):
@@ -59,13 +59,3 @@ def test_no_bar_and_a_bar_of_the_users_own_class_are_left_alone(tmp_path, capsys
     trainer, _ = fit(tmp_path, capsys, max_steps=2, callbacks=[MyBar()])
     assert type(trainer.progress_bar_callback) is MyBar
 
-
-def test_the_demo_shows_the_steps_not_epoch_0_of_minus_2(tmp_path):
-    """``fit -c configs/demo.yaml`` (the README's demo command) through LongQLoRAModule.configure_callbacks."""
-    proc = run_cli("fit", "-c", str(ROOT / "configs" / "demo.yaml"), "--trainer.max_steps=2",
-                   "--trainer.limit_val_batches=0", "--model.gradient_checkpointing=false",
-                   "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
-                   f"--trainer.default_root_dir={tmp_path}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "/-2" not in proc.stdout, proc.stdout
-    assert re.search(r"Epoch 0 .*2/2", proc.stdout) and "step: 2/2" in proc.stdout, proc.stdout

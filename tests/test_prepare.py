@@ -31,6 +31,8 @@ def test_prepare_writes_stats_and_histogram_and_training_hits_its_cache(tmp_path
                    cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"[train] read {stats['train']['records']} records from the tokenize cache: " in proc.stdout + proc.stderr
+    # the progress bar of a run bounded by max_steps (max_epochs -1): the steps, not Rich's "Epoch 0/-2"
+    assert "/-2" not in proc.stdout and "Epoch 0 " in proc.stdout and "step: 1/1" in proc.stdout, proc.stdout
 
 
 def test_prepare_on_the_real_peerread_sample(tmp_path, tiny_llama_dir):
