@@ -56,9 +56,11 @@ def main(args: list[str] | None = None):
     if argv and argv[0] in TOOLS:
         from jsonargparse import auto_cli
 
-        try:
+        from .config_errors import PROG, ToolArgumentParser
+
+        try:  # a bad flag or value, a missing required flag or config file: one line (config_errors.explain)
             return auto_cli(tool_command(argv[0]), args=argv[1:], as_positional=False,
-                            prog=f"python -m lightning_review {argv[0]}")
+                            parser_class=ToolArgumentParser, prog=f"{PROG}{argv[0]}")
         except ModuleNotFoundError as exc:
             extra = TOOL_EXTRAS.get(argv[0])
             if extra is None:

@@ -1,20 +1,26 @@
-"""A jsonargparse failure of fit / validate / test / predict as one clear line: where the bad key or value is (the
-config file and its line, or the command-line flag), the dotted key, and what to write instead.
+"""A jsonargparse failure of fit / validate / test / predict, or of a tool command (prepare, evaluate, generate ...),
+as one clear line: where the bad key or value is (the config file and its line, or the command-line flag), the dotted
+key, and what to write instead; a missing required flag with what it is; a config file that does not exist.
 
 jsonargparse says "Subcommand 'fit' does not accept option 'model.lora_rank'", "unrecognized arguments:
 --model.lora_rank 8" or 'Parser key "model.lora_r": Expected a <class 'int'>. Got value: eight', after a hundred
 lines of usage, and never which file or line. ``explain`` turns such a message into
 ``my.yaml:27: unknown key model.lora_rank; did you mean model.lora_r?`` from the parser's own keys (difflib) and the
 config files on the command line (PyYAML's node marks give the line); it returns None for any other failure, which
-keeps jsonargparse's own report."""
+keeps jsonargparse's own report. ``OneLineErrors`` is the parsers' error() that prints the line: ReviewArgumentParser
+(trainer_cli) for the Lightning subcommands, ``ToolArgumentParser`` for the tools' auto_cli."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import re
+import sys
 from importlib import import_module
 from pathlib import Path
+
+from jsonargparse import ArgumentParser
 
 UNKNOWN_IN_SUBCOMMAND = re.compile(r"^Subcommand '([\w-]+)' does not accept option '([^']+)'$")
 UNKNOWN_IN_GROUP = re.compile(r"^Group '([^']+)' does not accept option '([^']+)'$")
@@ -24,16 +30,25 @@ BAD_VALUE = re.compile(r'^Parser key "([^"]+)":\s*(.*)$', re.S)
 EXPECTED = re.compile(r"^Expected a (.+?)\. Got value: (.*)$", re.S)
 UNION = re.compile(r"^Does not validate against any of the Union subtypes\s*Subtypes: \[(.*?)\]\s*Errors:", re.S)
 GOT_VALUE = re.compile(r"(?:Got|Given) value: (.*)")
+NOT_ACCEPTED = re.compile(r"^Option '([^']+)' is not accepted$")  # a key of a tool's config file
+REQUIRED = re.compile(r"^the following arguments are required: (.*)$")
+NO_VALUE = re.compile(r"^argument ([^:\s]+): expected one argument$")
+NO_SUBCOMMAND = re.compile(r'^expected "subcommand" to be one of .*, but it was not provided\.$')
+BAD_SUBCOMMAND = re.compile(r"^argument subcommand: invalid choice: '([^']*)' \(choose from (.*)\)$")
+NO_FILE = re.compile(r"^(File does not exist|Path is not a file): '(.*)'$")
+NUMBER = re.compile(r"-\d[\d.e+-]*")
+PROG = "python -m lightning_review "  # the tools' prog (cli.main): what follows is the command's name
 NESTED_UNKNOWN = re.compile(r"Problem with given class_path '([\w.]+)':\s*Option '(?:init_args\.)?([\w.]+)' is not "
                             r"accepted")
 CONFIG_FLAGS = ("-c", "--config")
-NOT_KEYS = {"help", "config", "print_config"}
+NOT_KEYS = {"help", "config", "print_config", "print_shtab"}
 LISTED = 16  # the most valid keys a message lists
 
 
 def explain(message: str, parser) -> str | None:
-    """The clear line for jsonargparse's ``message`` raised by ``parser`` (the root parser of a LightningCLI or one of
-    its subcommands' parsers), or None where it is not a bad key or value."""
+    """The clear line for jsonargparse's ``message`` raised by ``parser`` (the root parser of a LightningCLI or of a
+    tool's auto_cli, or one of their subcommands' parsers), or None where it is not a bad key, flag or value, a
+    missing required flag or a missing config file."""
     root = getattr(parser, "parent_parser", None) or parser
     args = [str(a) for a in (getattr(root, "args", None) or [])]
     subcommand = getattr(parser, "subcommand", None) or _subcommand_in(root, args)
@@ -43,13 +58,63 @@ def explain(message: str, parser) -> str | None:
         return _unknown_key(key, _subparser(root, subcommand) or parser, args, subcommand)
     if match := UNKNOWN_IN_GROUP.match(message):
         return _unknown_key(f"{match[1]}.{match[2]}", parser, args, subcommand)
+    if match := NOT_ACCEPTED.match(message):
+        return _unknown_key(match[1], _subparser(root, subcommand) or parser, args, subcommand)
     if match := UNKNOWN_BEFORE_SUBCOMMAND.match(message):
         return _before_subcommand(match[1], match[2], root, args)
     if match := UNRECOGNIZED.match(message):
-        return _unrecognized(match[1], parser, subcommand)
+        return _unrecognized(match[1], _subparser(root, subcommand) or parser, command_name(root, subcommand))
+    if match := REQUIRED.match(message):
+        return _required(match[1], _subparser(root, subcommand) or parser, subcommand, command_name(root, subcommand))
+    if match := NO_VALUE.match(message):
+        return f"{match[1].split('/')[-1]}: expects a value, none given"
+    if NO_SUBCOMMAND.match(message) and command_name(root, None) and getattr(root, "_subcommands_action", None):
+        return (f"{command_name(root, None)} needs a subcommand, one of "
+                f"{', '.join(root._subcommands_action.choices)} (each with --help)")
+    if (match := BAD_SUBCOMMAND.match(message)) and command_name(root, None):
+        choices = [c.strip().strip("'") for c in match[2].split(",")]
+        return f"{match[1]}: unknown subcommand of {command_name(root, None)}; {suggestion(match[1], choices)}"
     if match := BAD_VALUE.match(message):
+        if (missing := NO_FILE.match(match[2].strip())) and match[1].rsplit(".", 1)[-1] == "config":
+            return _no_config_file(missing[2], missing[1] == "File does not exist", args)
         return _bad_value(match[1], match[2], args, subcommand)
     return None
+
+
+def command_name(root, subcommand: str | None) -> str | None:
+    """``prepare``, ``openai create`` (a tool's parser, whose prog is ``python -m lightning_review <tool>``) or
+    ``fit`` (the LightningCLI's subcommand); None where neither is known."""
+    prog = str(getattr(root, "prog", "") or "")
+    tool = prog[len(PROG):].strip() if prog.startswith(PROG) else ""
+    return " ".join(part for part in (tool, subcommand) if part) or None
+
+
+class OneLineErrors:
+    """A jsonargparse ArgumentParser's error() that prints ``explain``'s line, ``error: <line>``, and exits with
+    argparse's status 2, without the usage; any other error keeps jsonargparse's report."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        # exit_on_error is False in the parsers jsonargparse nests inside a value: their errors are raised and
+        # reach the subcommand's parser, which reports them. JSONARGPARSE_DEBUG asks for the exception itself.
+        if getattr(self, "exit_on_error", True) and not jsonargparse_debug():
+            try:
+                clear = explain(message, self)
+            except Exception:  # never hide the parser's own error behind a failure to explain it
+                clear = None
+            if clear:
+                sys.stderr.write(f"error: {clear}\n")
+                self.exit(2)
+        super().error(message, ex)
+
+
+class ToolArgumentParser(OneLineErrors, ArgumentParser):
+    """The parser of a tool command (cli.main's auto_cli) and of its subcommands. Abbreviated flags are refused
+    (allow_abbrev=False, jsonargparse 5's default): ``--judge`` is an unknown option, "did you mean --judges?", not
+    silently --judges."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
 
 def jsonargparse_debug() -> bool:
@@ -117,9 +182,12 @@ def suggestion(key: str, keys: list[str], flag: bool = False) -> str:
     elsewhere = [k for k in keys if k.rsplit(".", 1)[-1] == bad and k != key]
     if elsewhere:
         return f"did you mean {' or '.join(dash + k for k in elsewhere[:3])}?"
-    shown = ", ".join(names[:LISTED]) + (f", ... ({len(names)} in all, --help lists them)" if len(names) > LISTED
-                                         else "")
-    return f"no close match among the keys of {section}: {shown}" if section else f"the top-level keys are {shown}"
+    listed = [dash + name for name in names] if flag and not section else names
+    shown = ", ".join(listed[:LISTED]) + (f", ... ({len(names)} in all, --help lists them)" if len(names) > LISTED
+                                          else "")
+    if section:
+        return f"no close match among the keys of {section}: {shown}"
+    return f"the options are {shown}" if flag else f"the top-level keys are {shown}"
 
 
 # --- where a key was given ----------------------------------------------------------------------------------------
@@ -219,15 +287,58 @@ def _unknown_key(key: str, parser, args, subcommand) -> str:
     return f"{place + ': ' if place else ''}unknown key {wrong}; {suggestion(wrong if rest else key, keys)}"
 
 
-def _unrecognized(rest: str, parser, subcommand) -> str | None:
-    """Unknown flags (jsonargparse names the first): each with the closest valid one."""
-    flags = [token for token in rest.split() if token.startswith("--")]
+def _unrecognized(rest: str, parser, command: str | None) -> str | None:
+    """Unknown flags (jsonargparse names the first): each with the closest valid one (``-c``, fit's short flag, is
+    --config where only that is accepted). A value without a flag is named as such."""
+    tokens = rest.split()
+    flags = [token.split("=", 1)[0] for token in tokens if token.startswith("-") and not NUMBER.fullmatch(token)]
+    of = f" of {command}" if command else ""
     if not flags:
-        return None
-    keys = valid_keys(parser)
-    of = f" of {subcommand}" if subcommand else ""
-    names = [flag[2:].split("=", 1)[0] for flag in flags]
-    return "; ".join(f"--{name}: unknown option{of}; {suggestion(name, keys, flag=True)}" for name in names)
+        return f"{tokens[0]}: unexpected value{of}; every value follows its --flag" if tokens and command else None
+    options = {option for action in parser._actions for option in action.option_strings}
+    keys = valid_keys(parser) + (["config"] if "--config" in options else [])
+    fixes = []
+    for flag in flags:
+        if flag == "-c" and "--config" in options:
+            fix = "did you mean --config?"
+        else:
+            fix = suggestion(flag.lstrip("-"), keys, flag=True)
+        fixes.append(f"{flag}: unknown option{of}; {fix}")
+    return "; ".join(fixes)
+
+
+def _required(names: str, parser, subcommand: str | None, command: str | None) -> str:
+    """Required flags not given: each flag and, from its help, what it is."""
+    prefix = f"{subcommand}." if subcommand else ""
+    keys = [key.strip()[len(prefix):] if key.strip().startswith(prefix) else key.strip() for key in names.split(",")]
+    helps = {action.dest: action.help for action in parser._actions if isinstance(action.help, str)}
+    flags = [f"--{key}" for key in keys]
+    what = [f"--{key}: {first_sentence(helps[key])}" for key in keys if helps.get(key)]
+    by = f" by {command}" if command else ""
+    if len(flags) == 1:
+        return f"{flags[0]} is required{by}" + (f": {what[0].split(': ', 1)[1]}" if what else "")
+    return f"{', '.join(flags[:-1])} and {flags[-1]} are required{by}" + (f". {' '.join(what)}" if what else "")
+
+
+def first_sentence(help_text: str) -> str:
+    """A parameter's help up to its first full stop, on one line, without the docstring's double backquotes."""
+    text = " ".join(help_text.replace("``", "").split())
+    sentence = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+    return sentence if sentence.endswith(".") else sentence + "."
+
+
+def _no_config_file(path: str, missing: bool, args: list[str]) -> str:
+    """The config file given with -c / --config that does not exist (or is a directory): the flag, the path as
+    given and, where that was relative, the path it was looked for at."""
+    given = None
+    for i, arg in enumerate(args):
+        flag, equals, value = arg.partition("=")
+        value = value if equals else (args[i + 1] if i + 1 < len(args) else "")
+        if flag in CONFIG_FLAGS and value and os.path.abspath(value) == os.path.abspath(path):
+            given = f"{flag} {value}"
+            at = "" if os.path.abspath(value) == value else f" {path}"
+    wrong = "does not exist" if missing else "is not a file" + (" (a directory)" if os.path.isdir(path) else "")
+    return f"{given}: the config file{at} {wrong}" if given else f"the config file {path} {wrong}"
 
 
 def _before_subcommand(key: str, subcommand: str, root, args) -> str | None:

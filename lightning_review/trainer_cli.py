@@ -3,33 +3,18 @@ guard callbacks always on; a resume with other model settings is refused, and a 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from .config_errors import OneLineErrors
 from .errors import UserError
 
 
-class ReviewArgumentParser(LightningArgumentParser):
-    """A misspelled key or a value of the wrong type, in a config file or on the command line, is one line naming
-    the file and line (or the flag), the key and the fix (config_errors.explain), with argparse's exit status 2; any
-    other parser error keeps jsonargparse's report."""
-
-    def error(self, message: str, ex: Exception | None = None):
-        from .config_errors import explain, jsonargparse_debug
-
-        # exit_on_error is False in the parsers jsonargparse nests inside a value: their errors are raised and
-        # reach the subcommand's parser, which reports them. JSONARGPARSE_DEBUG asks for the exception itself.
-        if self.exit_on_error and not jsonargparse_debug():
-            try:
-                clear = explain(message, self)
-            except Exception:  # never hide the parser's own error behind a failure to explain it
-                clear = None
-            if clear:
-                sys.stderr.write(f"error: {clear}\n")
-                self.exit(2)
-        super().error(message, ex)
+class ReviewArgumentParser(OneLineErrors, LightningArgumentParser):
+    """A misspelled key or a value of the wrong type, in a config file or on the command line, a missing config file
+    or required flag, is one line naming the file and line (or the flag), the key and the fix
+    (config_errors.explain), with argparse's exit status 2; any other parser error keeps jsonargparse's report."""
 
 
 class ReviewCLI(LightningCLI):

@@ -67,10 +67,16 @@ def test_a_bad_flag_names_the_flag_and_the_right_one(tmp_path, flags, expected):
     assert user_error(proc) == expected
 
 
+def test_a_missing_config_file_names_the_flag_and_the_path(tmp_path):
+    expected = f"error: -c missing.yaml: the config file {tmp_path.resolve() / 'missing.yaml'} does not exist"
+    assert user_error(run_cli("fit", "-c", "missing.yaml", cwd=tmp_path)) == expected
+    assert user_error(run_cli("-c", "missing.yaml", "fit", cwd=tmp_path)) == expected
+
+
 def test_other_parser_errors_keep_jsonargparses_report(tmp_path):
-    proc = run_cli("fit", "-c", "missing.yaml", cwd=tmp_path)
+    proc = run_cli("fitt", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "usage:" in proc.stderr and 'Parser key "config"' in proc.stderr and "missing.yaml" in proc.stderr
+    assert "usage:" in proc.stderr and "invalid choice: 'fitt'" in proc.stderr
 
 
 # --- the parts, without a command ---------------------------------------------------------------------------------
