@@ -177,4 +177,4 @@ def test_prepare_text_task_from_the_command_line(tmp_path, tiny_llama_dir, capsy
     assert (tmp_path / "out" / "lengths.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(SystemExit):
         main(["prepare", f"--data_file={data}", f"--tokenizer_dir={tiny_llama_dir}", "--task=texts"])
-    assert "Got value: texts" in capsys.readouterr().err
+    assert "error: --task expects one of 'review', 'text', got 'texts'" in capsys.readouterr().err
