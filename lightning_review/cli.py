@@ -4,6 +4,7 @@ loading Lightning."""
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 import sys
@@ -49,10 +50,27 @@ def as_tool_flags(message: str, command: Callable | None) -> str:
     return re.sub(r"\bdata\.(\w+)", lambda m: f"--{m.group(1)}" if m.group(1) in names else m.group(0), message)
 
 
+TRAINER_COMMANDS = ("fit", "validate", "test", "predict")  # LightningCLI's subcommands
+
+
+def unknown_command(name: str | None) -> str:
+    """One line for a missing or misspelled command, instead of LightningCLI's usage text, which lists only its own
+    four subcommands (so that ``evaluat`` would be pointed at ``validate``)."""
+    commands = [*TRAINER_COMMANDS, *TOOLS]
+    listed = f"the commands are {', '.join(commands)} (each with --help)"
+    if name is None:
+        return f"error: a command is needed, e.g. python -m lightning_review fit -c configs/demo.yaml; {listed}"
+    close = difflib.get_close_matches(name, commands, n=1, cutoff=0.6)
+    return f"error: {name} is not a command; " + (f"did you mean {close[0]}? ({listed})" if close else listed)
+
+
 def main(args: list[str] | None = None):
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] in (["-h"], ["--help"]):
         print(f"Tool subcommands (each with --help): {', '.join(TOOLS)}")
+    if not argv or (not argv[0].startswith("-") and argv[0] not in TOOLS and argv[0] not in TRAINER_COMMANDS):
+        print(unknown_command(argv[0] if argv else None), file=sys.stderr)
+        raise SystemExit(2)  # a usage error, as argparse's
     if argv and argv[0] in TOOLS:
         from jsonargparse import auto_cli
 

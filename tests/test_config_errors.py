@@ -74,9 +74,10 @@ def test_a_missing_config_file_names_the_flag_and_the_path(tmp_path):
 
 
 def test_other_parser_errors_keep_jsonargparses_report(tmp_path):
-    proc = run_cli("fitt", cwd=tmp_path)
+    """(A misspelled first word is cli.main's: tests/test_unknown_command.py.)"""
+    proc = run_cli("--seed_everything", "1", "fitt", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "usage:" in proc.stderr and "invalid choice: 'fitt'" in proc.stderr
+    assert "usage:" in proc.stderr and "invalid choice: '1'" in proc.stderr
 
 
 # --- the parts, without a command ---------------------------------------------------------------------------------
