@@ -167,11 +167,17 @@ class ReviewDataModule(L.LightningDataModule):
         """The records of ``train_file`` or ``val_file``; a file with none to use is refused, saying why."""
         hp = self.hparams
         rejects = _rejects_file(hp.rejects_file, name)
+        rejects_existed = rejects is not None and Path(rejects).exists()
         report = read_records(resolve(getattr(hp, name)), format=hp.data_format, policy=hp.on_bad_record,
                               rejects_file=rejects, min_review_chars=hp.min_review_chars,
                               mapping=hp.column_mapping, need_review=hp.task == "review")
         if hp.task == "review":  # the text task trains on documents alone: no prompt, no system message
-            refuse_other_system_messages(report.records, hp.system_prompt, getattr(hp, name))
+            try:
+                refuse_other_system_messages(report.records, hp.system_prompt, getattr(hp, name))
+            except UserError:  # a refused run leaves nothing behind: not the rejects file this read began
+                if rejects is not None and not rejects_existed:
+                    Path(rejects).unlink(missing_ok=True)
+                raise
         summary = report.summary()
         self.stats.setdefault("read", {})[name] = summary
         if report.rejected:
@@ -424,10 +430,14 @@ def tokenize_summary(*splits: dict, cache: bool = True) -> str:
     cached = sum(s.get("records_from_cache", 0) for s in splits)
     written = " (written to the tokenize cache)" if cache else " (tokenize cache off)"
     if tokenized and cached:
-        return f"tokenized {tokenized} records{written}, read {cached} from the tokenize cache"
+        return f"tokenized {records(tokenized)}{written}, read {cached} from the tokenize cache"
     if cached:
-        return f"read {cached} records from the tokenize cache"
-    return f"tokenized {tokenized} records{written}"
+        return f"read {records(cached)} from the tokenize cache"
+    return f"tokenized {records(tokenized)}{written}"
+
+
+def records(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
 
 
 def _single(batch: list[dict]) -> dict:

@@ -226,7 +226,8 @@ def refuse_other_system_messages(records: list[Record], system_prompt: str, path
                "generate with the same --system_prompt); to train with data.system_prompt, remove the lines' "
                "system messages")
     else:
-        fix = (f"{len(other)} of the {len(records)} lines have a system message other than data.system_prompt "
+        fix = (f"{len(other)} of the {len(records)} lines {'has' if len(other) == 1 else 'have'} a system message "
+               "other than data.system_prompt "
                f"({len(texts)} different one{'s' if len(texts) > 1 else ''}); one system prompt serves all: "
                "remove the lines' system messages (data.system_prompt is then used), or give every line the same "
                "one and set data.system_prompt to it (and generate with the same --system_prompt)")

@@ -82,3 +82,11 @@ def test_training_and_generation_build_the_same_prompt(tmp_path, tiny_llama_dir,
         assert prepared.paper_tokens_removed == 0
         assert example["input_ids"][:example["prompt_length"]].tolist() == prepared.prompt_ids
     assert " ".join(system.split()[:4]) in dm.tokenizer.decode(prepared.prompt_ids)
+
+
+def test_a_refused_skip_run_leaves_no_rejects_file_it_began(tmp_path, tiny_llama_dir):
+    data = write_jsonl(tmp_path / "chat.jsonl", [chat_line(0, None), chat_line(1, HARSH), {"messages": []}])
+    rejects = tmp_path / "rejects.jsonl"
+    with pytest.raises(UserError, match=r"1 of the 2 lines has a system message other than"):
+        datamodule(data, tiny_llama_dir, on_bad_record="skip", rejects_file=str(rejects))
+    assert not rejects.exists()
