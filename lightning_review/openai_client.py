@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit, urlunsplit
 
+from .errors import UserError
+
 OPENAI_ENDPOINT = "https://api.openai.com/v1"  # the openai client's default address
 
 
@@ -19,6 +21,43 @@ def public_url(url) -> str:
     parts = urlsplit(str(url))
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def shown_address(url) -> str:
+    """``public_url`` for an address that may lack its scheme (``user:key@host:8000`` would otherwise read as the
+    scheme ``user``): nothing before an ``@``, nor a query or fragment, is ever shown."""
+    text = str(url)
+    if "://" in text:
+        return public_url(text)
+    return text.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+
+
+def check_base_url(url, name: str = "--base_url") -> None:
+    """Refuse an API address without http:// or https:// before any call: the openai client would retry it with
+    backoff (seconds of waiting) and then fail with a message that does not say why. ``name``: what set it (a flag,
+    OPENAI_BASE_URL, a judge spec), for the message; the address is shown without credentials. Shared by every
+    command that calls an API (generate; evaluate's chat judges should call it too)."""
+    if url is None:
+        return
+    if not str(url).strip().lower().startswith(("http://", "https://")):
+        raise UserError(f"{name} must start with http:// or https:// (got {shown_address(url)})")
+
+
+def check_api_address(base_url) -> None:
+    """``base_url`` (as ``--base_url``) when given, else OPENAI_BASE_URL when set: the address a client would use."""
+    if base_url is not None:
+        check_base_url(base_url)
+    elif os.environ.get("OPENAI_BASE_URL"):
+        check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
+
+
+def require_api_key() -> None:
+    """Refuse, before anything is written or called, a run whose key is missing: the openai client reads it from
+    OPENAI_API_KEY (never from a flag) and would only fail at its first call. The key itself is never shown."""
+    if not os.environ.get("OPENAI_API_KEY", "").strip():
+        raise UserError("OPENAI_API_KEY is not set: the API's key is read from the environment only (never from a "
+                        "flag); export OPENAI_API_KEY=<your key> (any non-empty value for a local server that checks "
+                        "none) and run again")
 
 
 def unreachable_message(exc) -> str:

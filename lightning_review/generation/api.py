@@ -36,6 +36,24 @@ def api_endpoint(base_url: str | None) -> str:
     return public_url(base_url or default_endpoint())
 
 
+def api_encoding(model: str, settings: DecodingSettings, max_context: int | None, encoding: str | None):
+    """The tiktoken encoding papers are counted with (None when ``max_context`` is None: papers are sent whole),
+    after checking that a paper fits beside ``max_new_tokens``; generate calls it before it writes anything."""
+    if max_context is None:
+        return None
+    if max_context <= settings.max_new_tokens:
+        raise UserError(f"--max_new_tokens {settings.max_new_tokens} leaves no room for a paper in --max_context "
+                        f"{max_context}; lower --max_new_tokens or raise --max_context (0 sends papers whole)")
+    if encoding is None:
+        try:
+            encoding = encoding_name(model)
+        except UserError:
+            raise UserError(f"no known tiktoken encoding for model {model!r}: pass the one it uses, --encoding "
+                            "cl100k_base (GPT-4, GPT-3.5) or --encoding o200k_base (GPT-4o), or --max_context 0 to "
+                            "send papers whole (uncounted)") from None
+    return get_encoding(encoding)
+
+
 class ApiUnreachableError(UserError):
     """No answer from the API's address (nothing listening, a wrong host, a timeout): the message names the address,
     never the key."""
@@ -66,12 +84,7 @@ class ApiGenerator:
     def __post_init__(self):
         self._api = LazyAsyncOpenAI(self.base_url, self.api_key, self.max_retries, self.timeout)
         self.endpoint = api_endpoint(self.base_url)
-        self._encoding = None
-        if self.max_context is not None:
-            if self.max_context <= self.settings.max_new_tokens:
-                raise UserError(f"max_new_tokens={self.settings.max_new_tokens} leaves no room for a paper in "
-                                 f"max_context={self.max_context}")
-            self._encoding = get_encoding(self.encoding or encoding_name(self.model))
+        self._encoding = api_encoding(self.model, self.settings, self.max_context, self.encoding)
         if self.rating_scale is not None:
             rating_request(*self.rating_scale)  # a reversed scale is refused before any call
 

@@ -56,14 +56,20 @@ def unique_papers(path: str) -> tuple[list[tuple[str, str]], int]:
 def parse_shard(shard: str) -> tuple[int, int]:
     index, _, count = shard.partition("/")
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise UserError(f"shard must be i/n with 0 <= i < n (e.g. 0/2 and 1/2 for two GPUs), got {shard!r}")
+        raise UserError(f"--shard must be i/n with 0 <= i < n (e.g. 0/2 and 1/2 for two GPUs), got {shard!r}")
     return int(index), int(count)
 
 
-def run_setting_problems(concurrency, batch_size, max_retries, limit) -> list[str]:
+def run_setting_problems(concurrency, batch_size, max_retries, limit, max_context=None,
+                         api: bool = False) -> list[str]:
     """Each count out of its range, named before any model loads or call is made: --concurrency 0 would wait
-    forever for a free slot, --batch_size 0 review nothing, --limit 0 read as no limit."""
+    forever for a free slot, --batch_size 0 review nothing, --limit 0 read as no limit, a negative --max_context
+    leave no room for any paper."""
     problems = []
+    if max_context is not None and (isinstance(max_context, bool) or not isinstance(max_context, int)
+                                    or max_context < 0):
+        meaning = "0 (no cut: papers sent whole)" if api else "0 (the model's context, as when left out)"
+        problems.append(f"--max_context must be {meaning} or a positive number of tokens, got {max_context!r}")
     for flag, value, least, what in (("--concurrency", concurrency, 1, "API calls in flight, e.g. 8"),
                                      ("--batch_size", batch_size, 1, "local papers a batch, e.g. 1"),
                                      ("--max_retries", max_retries, 0, "retries of a failed API call, e.g. 5"),
@@ -132,8 +138,12 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
     A failed API call (no server at the address, a timeout) ends the run with an error naming the address; the
     reviews written so far are kept and a rerun continues from them.
     """
-    settings = DecodingSettings(max_new_tokens, temperature, top_p, repetition_penalty, seed)
-    if problems := run_setting_problems(concurrency, batch_size, max_retries, limit):
+    try:
+        settings = DecodingSettings(max_new_tokens, temperature, top_p, repetition_penalty, seed)
+    except UserError as exc:  # its messages start with the field's name, which is generate's flag
+        raise UserError(f"--{exc}") from None
+    if problems := run_setting_problems(concurrency, batch_size, max_retries, limit, max_context,
+                                        api=api_model is not None):
         raise UserError("; ".join(problems))
     cache = api_cache_file(output_file, cache_file) if api_model is not None else None
     refuse_outputs_over_inputs(papers, output_file, model_dir, adapter_dir, checkpoint_dir, cache)
@@ -144,9 +154,16 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         items = items[index::count]
     if api_model is not None:
         if model_dir or adapter_dir:
-            raise UserError("api_model is the API backend; leave model_dir and adapter_dir out (or api_model)")
+            raise UserError("--api_model is the API backend; leave --model_dir and --adapter_dir out (or "
+                            "--api_model)")
         scale = parse_rating_scale(rating_scale)  # in the settings: a resumed run asks as the first one did
-        from .api import api_endpoint  # the server, recorded: a resume against another one is refused
+        from ..openai_client import check_api_address, require_api_key
+        from .api import api_encoding, api_endpoint  # the server, recorded: a resume against another one is refused
+
+        # every refusal before the lock, the reviews file or the answer cache is made: a refused run leaves nothing
+        check_api_address(base_url)
+        api_encoding(api_model, settings, 16_385 if max_context is None else max_context or None, encoding)
+        require_api_key()
 
         run_settings = {"backend": "openai", "model": api_model, "endpoint": api_endpoint(base_url),
                         "max_context": 16_385 if max_context is None else max_context or None,
@@ -226,8 +243,8 @@ def refuse_outputs_over_inputs(papers: str, output_file: str, model_dir: str | N
     file the run reads, under any name; ``--overwrite true`` would otherwise replace the papers."""
     inputs = _input_files(papers, model_dir, adapter_dir, checkpoint_dir)
     for output in output_files(output_file):
-        refuse_output_over_input(output, inputs, "output_file")
-    refuse_output_over_input(cache_file, inputs, "cache_file")
+        refuse_output_over_input(output, inputs, "--output_file")
+    refuse_output_over_input(cache_file, inputs, "--cache_file")
 
 
 def _report_existing(out: ReviewsFile) -> None:
@@ -282,18 +299,27 @@ def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url
     from ..answer_cache import AnswerCache
     from .api import ApiGenerator, ApiUnreachableError
 
-    cache = AnswerCache(cache_file)
     scale = run_settings["rating_scale"]
-    generator = ApiGenerator(run_settings["model"], cache, settings, system_prompt, base_url=base_url,
-                             concurrency=concurrency, max_context=run_settings["max_context"], encoding=encoding,
-                             max_retries=max_retries, rating_scale=tuple(scale) if scale else None)
+    cache = AnswerCache(cache_file)
+    try:
+        generator = ApiGenerator(run_settings["model"], cache, settings, system_prompt, base_url=base_url,
+                                 concurrency=concurrency, max_context=run_settings["max_context"],
+                                 encoding=encoding, max_retries=max_retries,
+                                 rating_scale=tuple(scale) if scale else None)
+    except BaseException:
+        cache.close()
+        raise
     started = time.perf_counter()
     with _progress(len(todo), "api") as bar:
         try:
             asyncio.run(generator.run(todo, lambda record: _write(out, record, system_prompt, summary, bar, started)))
         except ApiUnreachableError as exc:
-            raise ApiUnreachableError(f"{exc}. The {len(out.done)} reviews written are kept in {out.path}; run the "
-                                      "same command again to continue") from None
+            if out.done:
+                kept = (f"The {len(out.done)} reviews written are kept in {out.path}; run the same command again to "
+                        "continue once the API answers")
+            else:
+                kept = "No review was written; run the same command again once the API answers"
+            raise ApiUnreachableError(f"{exc}. {kept}") from None
         finally:
             summary["api_calls"] = generator.calls
             cache.close()

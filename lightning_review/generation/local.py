@@ -26,9 +26,9 @@ class PreparedPaper:
 
 def check_model_source(model_dir: str | None, adapter_dir: str | None) -> None:
     if (model_dir is None) == (adapter_dir is None):
-        raise UserError("give either model_dir (a merged or plain Llama checkpoint directory) or adapter_dir "
-                         "(an adapter written by lightning_review, with checkpoint_dir if its base moved), "
-                         "or api_model for an API model")
+        raise UserError("give either --model_dir (a merged or plain Llama checkpoint directory) or --adapter_dir "
+                         "(an adapter written by lightning_review, with --checkpoint_dir if its base moved), "
+                         "or --api_model for an API model")
 
 
 def load_generation_model(model_dir: str | None = None, adapter_dir: str | None = None,
@@ -79,8 +79,8 @@ class LocalGenerator:
         self.batch_size = batch_size
         self.max_context = max_context or model.config.max_position_embeddings
         if self.max_context <= settings.max_new_tokens:
-            raise UserError(f"max_new_tokens={settings.max_new_tokens} leaves no room for a paper in the model's "
-                             f"context of {self.max_context} tokens")
+            raise UserError(f"--max_new_tokens {settings.max_new_tokens} leaves no room for a paper in the "
+                             f"model's context of {self.max_context} tokens (--max_context)")
         self.prompts = ReviewPromptTokenizer(tokenizer, system_prompt, self.max_context)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -92,9 +92,9 @@ class LocalGenerator:
         for (paper_id, _), paper_ids in zip(papers, encoded):
             fitted = self.prompts.fit_for_generation(paper_ids, self.settings.max_new_tokens)
             if fitted is None:
-                raise UserError(f"max_new_tokens={self.settings.max_new_tokens} and the prompt template "
+                raise UserError(f"--max_new_tokens {self.settings.max_new_tokens} and the prompt template "
                                  f"({self.prompts.fixed_tokens()} tokens) do not fit the context of "
-                                 f"{self.max_context}; lower max_new_tokens")
+                                 f"{self.max_context}; lower --max_new_tokens")
             prompt, removed = fitted
             prepared.append(PreparedPaper(paper_id, prompt, removed))
         return prepared

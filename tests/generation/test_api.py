@@ -163,7 +163,7 @@ def test_a_second_process_on_one_output_file_stops_at_once_and_the_first_finishe
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: {out} is being written by another generate process (it holds {out}.lock); wait until it ends, or "
-        "give this run another output_file (two runs on one file would review the same papers twice)")
+        "give this run another --output_file (two runs on one file would review the same papers twice)")
     ids = [r["id"] for r in read(out)]
     assert sorted(ids) == [f"p{i}" for i in range(6)]  # each paper once
     assert server.chat_calls == 6

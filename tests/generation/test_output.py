@@ -79,7 +79,8 @@ def test_overwrite_keeps_the_old_file_until_the_new_one_is_complete(tmp_path):
         out.finish()
     assert [(r["id"], r["review"], r["settings"]) for r in map(json.loads, path.read_text().splitlines())] == \
         [("a", "new", new_settings), ("b", "new", new_settings)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl", "r.jsonl.lock"]
+    # no partial file, and no lock file once the run ended
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]
 
 
 def test_each_line_carries_the_rating_its_review_states_or_null(tmp_path):

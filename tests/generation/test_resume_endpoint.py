@@ -46,7 +46,7 @@ def test_a_resume_at_another_server_or_with_another_model_is_refused(servers, pa
         f"error: {out}:1: this reviews file was made with the API model '{MODEL}' at {first.base_url}, but this "
         f"run asks for the API model '{MODEL}' at {second.base_url}: resuming would mix reviews of two servers in "
         f"one file. Resume it with the same model and endpoint (--api_model {MODEL} --base_url {first.base_url}), "
-        "or use another output_file, or pass --overwrite true to start over")
+        "or use another --output_file, or pass --overwrite true to start over")
     proc = generate(papers, out, f"--api_model={MODEL}", f"--base_url={second.base_url}")
     assert last_line(proc) == refused
     # its address written with a key in it: the message shows the address without the key
@@ -62,7 +62,7 @@ def test_a_resume_at_another_server_or_with_another_model_is_refused(servers, pa
         f"error: {out}:1: this reviews file was made with the API model '{MODEL}' at {first.base_url}, but this "
         f"run asks for the API model 'gpt-4-0125-preview' at {first.base_url}: resuming would mix reviews of two "
         f"models in one file. Resume it with the same model and endpoint (--api_model {MODEL} --base_url "
-        f"{first.base_url}), or use another output_file, or pass --overwrite true to start over")
+        f"{first.base_url}), or use another --output_file, or pass --overwrite true to start over")
     assert out.read_bytes() == written and second.chat_calls == 0 and first.chat_calls == 2
     rows = [json.loads(line) for line in written.decode().splitlines()]
     assert [(r["settings"]["model"], r["settings"]["endpoint"]) for r in rows] == [(MODEL, first.base_url)] * 2
@@ -94,7 +94,7 @@ def test_a_file_from_before_endpoints_were_recorded_is_not_resumed_blindly(serve
         f"error: {out}:1: this reviews file was made with the API model '{MODEL}' at an endpoint it does not record "
         f"(written before generate recorded it), and this run asks for the API model '{MODEL}' at {first.base_url}: "
         "whether they are one server cannot be checked, and two would mix their reviews in one file. Use another "
-        "output_file, or pass --overwrite true to start over (what the same server answered before is in the answer "
+        "--output_file, or pass --overwrite true to start over (what the same server answered before is in the answer "
         "cache and costs no call)")
     proc = generate(papers, out, f"--api_model={MODEL}", f"--base_url={first.base_url}", "--overwrite=true")
     assert proc.returncode == 0 and "written=4 " in proc.stdout and first.chat_calls == 4, proc.stderr[-3000:]
