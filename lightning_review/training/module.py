@@ -251,18 +251,13 @@ class LongQLoRAModule(L.LightningModule):
 
     def configure_callbacks(self) -> list[L.Callback]:
         """With ``review_samples``, the callback that reviews and scores validation papers at each validation; and
-        Lightning's progress bar as lightning_review.training.progress's, which says ``Epoch 0`` and ``step 12/40``
-        on a run bounded by max_steps, not ``Epoch 0/-2`` (Lightning replaces its bar with the one returned here)."""
-        from .progress import review_progress_bar
+        Lightning's progress bar switched in place to lightning_review.training.progress's, which says ``Epoch 0``
+        and ``step 12/40`` on a run bounded by max_steps, not ``Epoch 0/-2``."""
+        from .progress import use_review_progress_bar
         from .validation_reviews import ValidationReviews
 
-        callbacks: list[L.Callback] = []
-        if self.hparams.review_samples:
-            callbacks.append(ValidationReviews(self.hparams.review_samples))
-        bar = review_progress_bar(self.trainer)
-        if bar is not None:
-            callbacks.append(bar)
-        return callbacks
+        use_review_progress_bar(self.trainer)
+        return [ValidationReviews(self.hparams.review_samples)] if self.hparams.review_samples else []
 
     # ---- optimisation ------------------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -8,8 +8,8 @@ A run bounded by ``trainer.max_steps`` (configs/demo.yaml: 40 steps; ``max_epoch
 - the metrics beside the bar include ``step``, the optimizer steps done out of ``max_steps`` (``12/40``) whenever
   ``max_steps`` bounds the run.
 
-``LongQLoRAModule.configure_callbacks`` puts these in place of Lightning's own bar of the same kind (with its
-settings: refresh rate, theme, ...); a bar of the user's own class is left alone, as is a run without a bar.
+``LongQLoRAModule.configure_callbacks`` switches Lightning's own bar to ours of the same kind, in place (its
+settings kept: refresh rate, theme, ...); a bar of the user's own class is left alone, as is a run without a bar.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 
 
 def step_progress(trainer: L.Trainer) -> str | None:
@@ -65,14 +65,14 @@ class ReviewTQDMProgressBar(_StepMetric, TQDMProgressBar):
 OURS = {RichProgressBar: ReviewRichProgressBar, TQDMProgressBar: ReviewTQDMProgressBar}
 
 
-def review_progress_bar(trainer: L.Trainer) -> ProgressBar | None:
-    """The trainer's progress bar as ours when it is one of Lightning's own (the default one, or one configured with
-    its own settings, which ours keeps: same state, our class, nothing else added); None when there is no bar, it is
-    ours already, or it is a class of the user's, which stays."""
+def use_review_progress_bar(trainer: L.Trainer) -> bool:
+    """Switch the trainer's progress bar to ours in place when it is one of Lightning's own (the default one, or one
+    configured with its own settings, which stay: same object, our class, no state added); a bar of the user's own
+    class, or none, is left alone. In place rather than returned from ``configure_callbacks``, whose replacement of
+    a Trainer callback Lightning announces on every fit. Returns whether it switched."""
     bar = trainer.progress_bar_callback
     ours = OURS.get(type(bar))
     if ours is None:
-        return None
-    replacement = ours.__new__(ours)
-    replacement.__dict__.update(vars(bar))  # before fit: no bar drawn yet, only its settings
-    return replacement
+        return False
+    bar.__class__ = ours  # before fit draws anything: only its settings exist yet
+    return True
