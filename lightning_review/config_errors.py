@@ -36,10 +36,15 @@ NO_VALUE = re.compile(r"^argument ([^:\s]+): expected one argument$")
 NO_SUBCOMMAND = re.compile(r'^expected "subcommand" to be one of .*, but it was not provided\.$')
 BAD_SUBCOMMAND = re.compile(r"^argument subcommand: invalid choice: '([^']*)' \(choose from (.*)\)$")
 NO_FILE = re.compile(r"^(File does not exist|Path is not a file): '(.*)'$")
+LINKED = re.compile(r'^Linked "([^"]+)" must be given via "([^"]+)"\.?$')
+AMBIGUOUS = re.compile(r"^ambiguous option: (\S+?)(?:=\S*)? could match (.*)$")
+A_CONFIG = "a config file must be a YAML mapping of keys to values (key: value, a section's keys indented under it)"
 NUMBER = re.compile(r"-\d[\d.e+-]*")
 PROG = "python -m lightning_review "  # the tools' prog (cli.main): what follows is the command's name
 NESTED_UNKNOWN = re.compile(r"Problem with given class_path '([\w.]+)':\s*Option '(?:init_args\.)?([\w.]+)' is not "
                             r"accepted")
+BAD_CLASS = re.compile(r"Problem with given class_path '([\w.]+)':\s*(?:module '([\w.]+)' has no attribute '(\w+)'"
+                       r"|No module named '([\w.]+)')")
 CONFIG_FLAGS = ("-c", "--config")
 NOT_KEYS = {"help", "config", "print_config", "print_shtab"}
 LISTED = 16  # the most valid keys a message lists
@@ -57,9 +62,15 @@ def explain(message: str, parser) -> str | None:
         subcommand, key = match.groups()
         return _unknown_key(key, _subparser(root, subcommand) or parser, args, subcommand)
     if match := UNKNOWN_IN_GROUP.match(message):
-        return _unknown_key(f"{match[1]}.{match[2]}", parser, args, subcommand)
+        return _unknown_key(f"{match[1]}.{match[2]}", _owner(match[1], parser, root, subcommand), args, subcommand)
     if match := NOT_ACCEPTED.match(message):
         return _unknown_key(match[1], _subparser(root, subcommand) or parser, args, subcommand)
+    if match := LINKED.match(message):
+        return _linked(match[1], match[2], args, subcommand)
+    if match := AMBIGUOUS.match(message):
+        flags = ", ".join(flag.strip() for flag in match[2].split(","))
+        of = f" of {command_name(root, subcommand)}" if command_name(root, subcommand) else ""
+        return f"{match[1]}: unknown option{of} (abbreviations are not accepted); did you mean one of {flags}?"
     if match := UNKNOWN_BEFORE_SUBCOMMAND.match(message):
         return _before_subcommand(match[1], match[2], root, args)
     if match := UNRECOGNIZED.match(message):
@@ -91,7 +102,22 @@ def command_name(root, subcommand: str | None) -> str | None:
 
 class OneLineErrors:
     """A jsonargparse ArgumentParser's error() that prints ``explain``'s line, ``error: <line>``, and exits with
-    argparse's status 2, without the usage; any other error keeps jsonargparse's report."""
+    argparse's status 2, without the usage; any other error keeps jsonargparse's report. The root parser's
+    parse_args first checks the config files on the command line (``config_file_problem``): a file that is empty,
+    not YAML or not a mapping, a duplicate key, a section that is not a mapping, a linked key set in the file."""
+
+    def parse_args(self, args=None, *rest, **kwargs):
+        if (getattr(self, "parent_parser", None) is None and getattr(self, "exit_on_error", True)
+                and not jsonargparse_debug()):
+            given = [str(a) for a in (sys.argv[1:] if args is None else args)]
+            try:
+                problem = config_file_problem(self, given)
+            except Exception:  # never hide the parser's own report behind a failure of this check
+                problem = None
+            if problem:
+                sys.stderr.write(f"error: {problem}\n")
+                self.exit(2)
+        return super().parse_args(args, *rest, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None):
         # exit_on_error is False in the parsers jsonargparse nests inside a value: their errors are raised and
@@ -132,6 +158,15 @@ def jsonargparse_debug() -> bool:
 def _subparser(root, subcommand: str | None):
     action = getattr(root, "_subcommands_action", None)
     return action.choices.get(subcommand) if action is not None and subcommand else None
+
+
+def _owner(section: str, parser, root, subcommand: str | None):
+    """The parser whose keys hold ``section``: ``parser``, or the subcommand's where the root parser reports a
+    subcommand's key (as it does with --print_config)."""
+    sub = _subparser(root, subcommand)
+    if sub is not None and parser is root and not _children(valid_keys(parser), section):
+        return sub
+    return parser
 
 
 def _subcommand_in(root, args: list[str]) -> str | None:
@@ -365,6 +400,8 @@ def _bad_value(key: str, detail: str, args, subcommand) -> str | None:
     the expected type and the value."""
     if match := NESTED_UNKNOWN.search(detail):
         return _nested_unknown(key, match[1], match[2], args, subcommand)
+    if match := BAD_CLASS.search(detail):
+        return _bad_class(key, match[1], match[2], match[4], args, subcommand)
     if match := EXPECTED.match(detail):
         expected, got = type_name(match[1]), match[2].strip()
     elif match := UNION.match(detail):
@@ -429,3 +466,174 @@ def _init_arg_line(path: str, parts: list[str], class_path: str, name: str) -> i
         arg = find_key(item, ["init_args", name]) or find_key(item, [name])
         line = arg[0].start_mark.line + 1 if arg else line
     return line
+
+
+def _linked(target: str, source: str, args, subcommand) -> str:
+    """A key set from another (ReviewCLI's link_arguments) given itself."""
+    place = where(target, args, subcommand) or f"--{target}"
+    return f"{place}: {target} follows {source}; set {source} instead"
+
+
+# --- the config files themselves ----------------------------------------------------------------------------------
+
+def _all_keys(root) -> list[str]:
+    """The root parser's keys and, for each subcommand, ``fit`` and ``fit.<key>``."""
+    keys = valid_keys(root)
+    action = getattr(root, "_subcommands_action", None)
+    for name, sub in (action.choices.items() if action is not None else []):
+        keys += [name] + [f"{name}.{key}" for key in valid_keys(sub)]
+    return keys
+
+
+def _sections(root) -> set[str]:
+    """The dotted keys that are sections (``fit.model``): keys with keys under them, given as a mapping (a group or
+    a nested config), not a typed value."""
+    from jsonargparse._actions import _ActionConfigLoad
+
+    keys = _all_keys(root)
+    action = getattr(root, "_subcommands_action", None)
+    names = set(action.choices) if action is not None else set()
+    typed = set()
+    for prefix, parser in [("", root)] + [(f"{n}.", p) for n, p in (action.choices.items() if action else [])]:
+        typed |= {prefix + a.dest for a in parser._actions
+                  if isinstance(a.dest, str) and not isinstance(a, _ActionConfigLoad) and a.option_strings}
+    return {k for k in keys if _children(keys, k) and (k in names or k not in typed)}
+
+
+def _links(root) -> list[tuple[str, str]]:
+    """(full target, full source) of each link applied on parse (``fit.model.max_seq_length``,
+    ``fit.data.max_seq_length``)."""
+    links = []
+    action = getattr(root, "_subcommands_action", None)
+    for prefix, parser in [("", root)] + [(f"{n}.", p) for n, p in (action.choices.items() if action else [])]:
+        group = getattr(parser, "_links_group", None)
+        for link in (group._group_actions if group is not None else []):
+            if getattr(link, "apply_on", None) == "parse" and len(link.source) == 1:
+                links.append((prefix + link.target[0], prefix + link.source[0][0]))
+    return links
+
+
+def _kind(node) -> str:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.ScalarNode):
+        return "empty" if node.tag.endswith(":null") else f"a value ({str(node.value)[:40]})"
+    return "not a mapping"
+
+
+def _duplicates(node, path: list[str], found: list):
+    """(line, first line, dotted key) of every key given twice in one mapping, anywhere under ``node``."""
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _duplicates(item, path, found)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen = {}
+    for key_node, value in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            name = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if name in seen and name != "<<":
+                found.append((line, seen[name], ".".join([*path, name])))
+            seen.setdefault(name, line)
+            _duplicates(value, [*path, name], found)
+
+
+def config_file_problem(root, args: list[str]) -> str | None:
+    """The first problem of the config files on ``args`` (-c / --config, a section's file as ``--model m.yaml``),
+    as one line naming the file and the line, or None; a file that does not exist is left to the parser."""
+    import yaml
+
+    subcommand = _subcommand_in(root, args)
+    files = _config_files(args, subcommand)
+    if not files:
+        return None
+    sections, links = _sections(root), _links(root)
+    parsers = [root, _subparser(root, subcommand)]
+    options = {o for parser in parsers if parser is not None for a in parser._actions for o in a.option_strings}
+    for i, path, inside in files:
+        if args[i].partition("=")[0] not in options:  # ``prepare -c``: an unknown flag, which the parser reports
+            continue
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            line = f":{mark.line + 1}" if mark is not None else ""
+            return f"{path}{line}: not valid YAML ({problem}); {A_CONFIG}"
+        # the key of this file's top level, as a key of the subcommand (``model`` for --model m.yaml; "" for -c)
+        within = inside[1:] if subcommand and inside[:1] == [subcommand] else inside
+        shown = ".".join(within)
+        is_section = ".".join(inside) in sections or not inside
+        if node is None:
+            return f"{path}: the config file is empty; {A_CONFIG}"
+        if is_section and not isinstance(node, yaml.MappingNode):
+            return (f"{path}:{node.start_mark.line + 1}: the config file is {_kind(node)}, not a mapping of keys; "
+                    f"{A_CONFIG}")
+        found = []
+        _duplicates(node, within, found)
+        if found:
+            line, first, key = min(found)
+            return f"{path}:{line}: duplicate key {key} (first at line {first})"
+        for section in sorted(sections):
+            parts = section.split(".")
+            if parts[:len(inside)] != inside or len(parts) == len(inside):
+                continue
+            hit = find_key(node, parts[len(inside):])
+            if hit and not isinstance(hit[1], yaml.MappingNode):
+                name = ".".join(parts[1:] if subcommand and parts[0] == subcommand else parts)
+                return (f"{path}:{hit[0].start_mark.line + 1}: section {name} is {_kind(hit[1])}, not a mapping of "
+                        f"its keys; give its keys indented under it (key: value), or delete the line")
+        for target, source in links:
+            parts = target.split(".")
+            if parts[:len(inside)] != inside or len(parts) == len(inside):
+                continue
+            hit = find_key(node, parts[len(inside):])
+            if hit:
+                drop = 1 if subcommand and parts[0] == subcommand else 0
+                target_key = ".".join(parts[drop:])
+                source_key = ".".join(source.split(".")[drop:])
+                return (f"{path}:{hit[0].start_mark.line + 1}: {target_key} follows {source_key}; set {source_key} "
+                        f"instead")
+    return None
+
+
+def _bad_class(key: str, class_path: str, module: str | None, no_module: str | None, args, subcommand) -> str:
+    """A class_path (a callback's, a logger's) that does not import: its line in the file (or the flag) and the
+    closest class of its module."""
+    import yaml
+
+    place = None
+    for _, path, inner in _file_keys(args, key, subcommand):
+        found = find_key(compose(path), inner)
+        node = found[1] if found else None
+        for item in node.value if isinstance(node, yaml.SequenceNode) else [node]:
+            if isinstance(item, yaml.ScalarNode) and item.value == class_path:
+                place = f"{path}:{item.start_mark.line + 1}"
+            hit = find_key(item, ["class_path"]) if isinstance(item, yaml.MappingNode) else None
+            if hit and getattr(hit[1], "value", None) == class_path:
+                place = f"{path}:{hit[0].start_mark.line + 1}"
+    place = place or next((arg.split("=", 1)[0].rstrip("+") for arg in args if arg.split("=", 1)[0].rstrip("+")
+                           == f"--{key}"), None)
+    fix = ""
+    if module:
+        attribute = class_path[len(module) + 1:].split(".", 1)[0]
+        rest = class_path[len(module) + 1 + len(attribute):]
+        try:
+            loaded = import_module(module)
+            names = sorted({n for n in [*dir(loaded), *getattr(loaded, "__all__", [])] if not n.startswith("_")})
+        except Exception:
+            names = []
+        close = difflib.get_close_matches(attribute, names, n=1, cutoff=0.6)
+        fix = f"; did you mean {module}.{close[0]}{rest}?" if close else f"; {module} has no {attribute}"
+    elif no_module:
+        fix = f"; there is no module {no_module}"
+    return f"{place + ': ' if place else ''}unknown class {class_path} (in {key}){fix}"

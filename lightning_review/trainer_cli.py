@@ -14,7 +14,13 @@ from .errors import UserError
 class ReviewArgumentParser(OneLineErrors, LightningArgumentParser):
     """A misspelled key or a value of the wrong type, in a config file or on the command line, a missing config file
     or required flag, is one line naming the file and line (or the flag), the key and the fix
-    (config_errors.explain), with argparse's exit status 2; any other parser error keeps jsonargparse's report."""
+    (config_errors.explain), with argparse's exit status 2; any other parser error keeps jsonargparse's report.
+    Abbreviated flags are refused (allow_abbrev=False), as the tool commands' parsers do: ``--trainer.max_st`` is an
+    unknown option, "did you mean --trainer.max_steps?", not silently --trainer.max_steps."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
 
 class ReviewCLI(LightningCLI):
