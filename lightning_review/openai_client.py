@@ -51,10 +51,15 @@ def check_api_address(base_url) -> None:
         check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
 
 
+def api_key_set() -> bool:
+    """Whether OPENAI_API_KEY holds a key (blank counts as unset): its presence only, the key never read out."""
+    return bool(os.environ.get("OPENAI_API_KEY", "").strip())
+
+
 def require_api_key() -> None:
     """Refuse, before anything is written or called, a run whose key is missing: the openai client reads it from
     OPENAI_API_KEY (never from a flag) and would only fail at its first call. The key itself is never shown."""
-    if not os.environ.get("OPENAI_API_KEY", "").strip():
+    if not api_key_set():
         raise UserError("OPENAI_API_KEY is not set: the API's key is read from the environment only (never from a "
                         "flag); export OPENAI_API_KEY=<your key> (any non-empty value for a local server that checks "
                         "none) and run again")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Literal
 from ..data.readers import read_records, rejects_file_problem
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError
-from ..openai_client import default_endpoint, public_url
+from ..openai_client import api_key_set, check_api_address, check_base_url, default_endpoint, public_url
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output
 from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation, refuse_control_names
 from .ratings import stated_rating
@@ -151,9 +150,13 @@ def refuse_unusable_judges(specs: list[str], given: bool) -> None:
             raise UserError(f"{which} needs the module {exc.name!r}, which is not installed: pip install -e "
                             "\".[eval]\" from the project's directory, or use a chat judge instead: "
                             "--judges '[\"openai:<model>\"]' (with OPENAI_API_KEY set)") from None
-    keyless = [f"openai:{model}" + (f"@{public_url(base_url)}" if base_url else "")
-               for kind, model, base_url in parsed if kind == "openai"]
-    if keyless and not os.environ.get("OPENAI_API_KEY", "").strip():
+    chat = [(model, base_url) for kind, model, base_url in parsed if kind == "openai"]
+    for model, base_url in chat:  # an address without http(s):// would be retried, then fail saying nothing of why
+        check_base_url(base_url, f"the address of --judges openai:{model}")
+    if any(base_url is None for _, base_url in chat):
+        check_api_address(None)  # OPENAI_BASE_URL, where set
+    keyless = [f"openai:{model}" + (f"@{public_url(base_url)}" if base_url else "") for model, base_url in chat]
+    if keyless and not api_key_set():
         endpoints = sorted({public_url(base_url or default_endpoint())
                             for kind, _, base_url in parsed if kind == "openai"})
         raise UserError(f"--judges {', '.join(keyless)} need{'s' if len(keyless) == 1 else ''} OPENAI_API_KEY in the "

@@ -106,3 +106,18 @@ def test_an_empty_human_file_says_so(inputs, tmp_path):
     assert proc.stderr.strip() == (f"error: {empty}: the human file has no reviews (it holds no records); give "
                                    "--human_file the papers' human reviews")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_judge_address_without_its_scheme_is_refused_at_once(monkeypatch):
+    """Without http(s):// the openai client would retry it with backoff, then fail saying nothing of why."""
+    from lightning_review.errors import UserError
+    from lightning_review.evaluate.command import refuse_unusable_judges
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with pytest.raises(UserError, match=r"^the address of --judges openai:m must start with http:// or https:// "
+                                        r"\(got 127\.0\.0\.1:9/v1\)$"):
+        refuse_unusable_judges(["openai:m@user:sk-secret@127.0.0.1:9/v1"], given=True)
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost:8000/v1")
+    with pytest.raises(UserError, match=r"^OPENAI_BASE_URL must start with http:// or https://"):
+        refuse_unusable_judges(["openai:m"], given=True)
+    refuse_unusable_judges(["openai:m@http://127.0.0.1:9/v1"], given=True)  # a judge's own address wins
