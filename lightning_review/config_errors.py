@@ -558,6 +558,8 @@ def config_file_problem(root, args: list[str]) -> str | None:
     for i, path, inside in files:
         if args[i].partition("=")[0] not in options:  # ``prepare -c``: an unknown flag, which the parser reports
             continue
+        if inside and ".".join(inside) not in sections:  # a value that is a file (a list of callbacks): not a config
+            continue
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -572,10 +574,9 @@ def config_file_problem(root, args: list[str]) -> str | None:
         # the key of this file's top level, as a key of the subcommand (``model`` for --model m.yaml; "" for -c)
         within = inside[1:] if subcommand and inside[:1] == [subcommand] else inside
         shown = ".".join(within)
-        is_section = ".".join(inside) in sections or not inside
         if node is None:
             return f"{path}: the config file is empty; {A_CONFIG}"
-        if is_section and not isinstance(node, yaml.MappingNode):
+        if not isinstance(node, yaml.MappingNode):
             return (f"{path}:{node.start_mark.line + 1}: the config file is {_kind(node)}, not a mapping of keys; "
                     f"{A_CONFIG}")
         found = []
