@@ -110,26 +110,25 @@ class OneLineErrors:
         if (getattr(self, "parent_parser", None) is None and getattr(self, "exit_on_error", True)
                 and not jsonargparse_debug()):
             given = [str(a) for a in (sys.argv[1:] if args is None else args)]
-            try:
-                problem = config_file_problem(self, given)
-            except Exception:  # never hide the parser's own report behind a failure of this check
-                problem = None
-            if problem:
-                sys.stderr.write(f"error: {problem}\n")
-                self.exit(2)
+            self._exit_with_line(lambda: config_file_problem(self, given))
         return super().parse_args(args, *rest, **kwargs)
+
+    def _exit_with_line(self, line_of) -> None:
+        """Print ``line_of()``'s line and exit with status 2 when it gives one; a failure of ``line_of`` itself
+        never hides the parser's own report (the caller goes on to it)."""
+        try:
+            line = line_of()
+        except Exception:
+            line = None
+        if line:
+            sys.stderr.write(f"error: {line}\n")
+            self.exit(2)
 
     def error(self, message: str, ex: Exception | None = None):
         # exit_on_error is False in the parsers jsonargparse nests inside a value: their errors are raised and
         # reach the subcommand's parser, which reports them. JSONARGPARSE_DEBUG asks for the exception itself.
         if getattr(self, "exit_on_error", True) and not jsonargparse_debug():
-            try:
-                clear = explain(message, self)
-            except Exception:  # never hide the parser's own error behind a failure to explain it
-                clear = None
-            if clear:
-                sys.stderr.write(f"error: {clear}\n")
-                self.exit(2)
+            self._exit_with_line(lambda: explain(message, self))
         super().error(message, ex)
 
 
