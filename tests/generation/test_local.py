@@ -110,4 +110,4 @@ def test_generate_command_with_a_4bit_base_writes_the_output_format(adapter_dir,
 
 def test_generate_refuses_both_or_neither_model_source(tmp_path, papers_file):
     proc = run_cli("generate", f"--papers={papers_file}", cwd=tmp_path)
-    assert proc.returncode != 0 and "either model_dir" in proc.stderr
+    assert proc.returncode != 0 and "give either --model_dir" in proc.stderr
