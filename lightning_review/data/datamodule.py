@@ -430,13 +430,13 @@ def tokenize_summary(*splits: dict, cache: bool = True) -> str:
     cached = sum(s.get("records_from_cache", 0) for s in splits)
     written = " (written to the tokenize cache)" if cache else " (tokenize cache off)"
     if tokenized and cached:
-        return f"tokenized {records(tokenized)}{written}, read {cached} from the tokenize cache"
+        return f"tokenized {_count_records(tokenized)}{written}, read {cached} from the tokenize cache"
     if cached:
-        return f"read {records(cached)} from the tokenize cache"
-    return f"tokenized {records(tokenized)}{written}"
+        return f"read {_count_records(cached)} from the tokenize cache"
+    return f"tokenized {_count_records(tokenized)}{written}"
 
 
-def records(n: int) -> str:
+def _count_records(n: int) -> str:
     return f"{n} record" if n == 1 else f"{n} records"
 
 

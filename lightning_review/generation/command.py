@@ -161,12 +161,13 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         from .api import api_encoding, api_endpoint  # the server, recorded: a resume against another one is refused
 
         # every refusal before the lock, the reviews file or the answer cache is made: a refused run leaves nothing
+        api_context = 16_385 if max_context is None else max_context or None  # 0: papers sent whole
         check_api_address(base_url)
-        api_encoding(api_model, settings, 16_385 if max_context is None else max_context or None, encoding)
+        api_encoding(api_model, settings, api_context, encoding)
         require_api_key()
 
         run_settings = {"backend": "openai", "model": api_model, "endpoint": api_endpoint(base_url),
-                        "max_context": 16_385 if max_context is None else max_context or None,
+                        "max_context": api_context,
                         "rating_scale": list(scale) if scale else None, **settings.as_dict()}
     else:
         import torch
