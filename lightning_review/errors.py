@@ -13,3 +13,11 @@ def json_error(exc, line: bool = False) -> str:
     some errors ends in "at" ("Invalid control character at"), dropped so that "at" is said once."""
     place = f"line {exc.lineno}, column {exc.colno}" if line else f"column {exc.colno}"
     return f"{exc.msg.removesuffix(' at')} at {place}"
+
+
+def count_problem(flag: str, value, least: int, what: str) -> str | None:
+    """Why ``value`` cannot be the count ``flag`` asks for (a whole number, not a bool, at least ``least``; ``what``
+    says what it counts, with an example), or None: the one wording every command's count checks share."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        return f"{flag} must be a whole number of {least} or more ({what}), got {value!r}"
+    return None

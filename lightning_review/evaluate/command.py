@@ -13,7 +13,7 @@ from typing import Literal
 
 from ..data.readers import read_records, rejects_file_problem
 from ..data.records import RecordError, iter_json_objects, paper_id_of
-from ..errors import UserError
+from ..errors import UserError, count_problem
 from ..openai_client import api_key_set, check_api_address, check_base_url, default_endpoint, public_url
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output
 from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation, refuse_control_names
@@ -286,11 +286,9 @@ def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, r
     def number(value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-    problems = []
-    for flag, value, what in (("--concurrency", concurrency, "chat judge calls in flight, e.g. 8"),
-                              ("--resamples", resamples, "bootstrap resamples of each interval, e.g. 10000")):
-        if not (integer(value) and value >= 1):
-            problems.append(f"{flag} must be a whole number of 1 or more ({what}), got {value!r}")
+    problems = list(filter(None, (count_problem("--concurrency", concurrency, 1, "chat judge calls in flight, e.g. 8"),
+                              count_problem("--resamples", resamples, 1,
+                                            "bootstrap resamples of each interval, e.g. 10000"))))
     for flag, value in (("--max_calls", max_calls), ("--max_tokens", max_tokens)):
         if value is not None and not (integer(value) and value >= 0):
             problems.append(f"{flag} must be a whole number of 0 or more, or left out for no limit, got {value!r}")

@@ -17,7 +17,7 @@ from ..artifacts.resumable_jsonl import output_files
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.rating_line import rating_request
 from ..data.records import PAPER_LINE, RecordError, iter_json_objects, paper_id_of, text_field
-from ..errors import UserError
+from ..errors import UserError, count_problem
 from ..safe_paths import refuse_output_over_input
 from .decoding import DecodingSettings
 from .output import ReviewsFile
@@ -76,8 +76,8 @@ def run_setting_problems(concurrency, batch_size, max_retries, limit, max_contex
                                      ("--limit", limit, 1, "the first N papers; leave it out for all")):
         if value is None and flag == "--limit":
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            problems.append(f"{flag} must be a whole number of {least} or more ({what}), got {value!r}")
+        if problem := count_problem(flag, value, least, what):
+            problems.append(problem)
     return problems
 
 
