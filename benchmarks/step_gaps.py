@@ -51,6 +51,44 @@ def busy_seconds(events) -> float:
     return total / 1e6  # microseconds
 
 
+KERNEL_KINDS = (  # (kind, substrings of a kernel's name), first match wins
+    ("dropout kernels (ours)", ("_down_kernel", "_a_grad_kernel", "_input_grad_kernel")),
+    ("attention", ("flash", "fmha", "attention", "attn", "sdpa")),
+    ("4-bit dequantize", ("dequant", "kDequantize")),
+    ("matmul", ("gemm", "sm90_xmma", "cutlass", "nvjet", "ampere_", "sm80_", "Kernel2")),
+    ("loss, norms, rope (Triton)", ("triton",)),
+    ("copies, casts, elementwise", ("elementwise", "copy", "fill", "vectorized", "unrolled", "Memcpy", "Memset")),
+    ("reductions", ("reduce", "sum", "norm")),
+)
+
+
+def kernel_kind(name: str) -> str:
+    """The kind of a CUDA kernel, by its name (KERNEL_KINDS); ``other`` where none matches."""
+    lowered = name.lower()
+    for kind, parts in KERNEL_KINDS:
+        if any(part.lower() in lowered for part in parts):
+            return kind
+    return "other"
+
+
+def kernel_breakdown(events, steps: int, top: int = 25) -> dict:
+    """Device milliseconds a step by kernel kind and by kernel name (the ``top`` largest), from a profiler's events:
+    where the busy time goes, whatever the idle share."""
+    by_name: collections.Counter = collections.Counter()
+    calls: collections.Counter = collections.Counter()
+    for e in events:
+        if e.device_type == torch.autograd.DeviceType.CUDA and e.time_range.end > e.time_range.start:
+            by_name[e.name] += e.time_range.elapsed_us()
+            calls[e.name] += 1
+    by_kind: collections.Counter = collections.Counter()
+    for name, us in by_name.items():
+        by_kind[kernel_kind(name)] += us
+    per_step = lambda us: round(us / 1e3 / steps, 2)  # noqa: E731
+    return {"by_kind_ms": {kind: per_step(us) for kind, us in by_kind.most_common()},
+            "top_kernels": [{"kernel": name[:160], "kind": kernel_kind(name), "ms": per_step(us),
+                             "calls": calls[name] // steps} for name, us in by_name.most_common(top)]}
+
+
 def package_path(filename: str) -> str:
     """``.../site-packages/peft/x.py`` -> ``peft/x.py``; ``/repo/lightning_review/model/loss.py`` ->
     ``lightning_review/model/loss.py``: short, and still matched by OUR_FRAMES."""
@@ -132,6 +170,7 @@ def make_probe(first: int, count: int, record: dict):
                                 short_stack(list(e.stack), depth=8)) for e in callers if e.key in SYNC_OPS),
                               key=lambda row: -row[2])
             record["runtime_syncs"] = runtime_sync_callers(events)
+            record["kernels_per_step"] = kernel_breakdown(events, count)
             record.update(
                 probe_steps=count, wall_s=round(wall, 4), device_busy_s=round(busy, 4),
                 idle_fraction=round(1 - busy / wall, 4),
@@ -182,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wall {record['wall_s']} s over {args.probe_steps} profiled steps, device busy {record['device_busy_s']} s, "
           f"idle {100 * record['idle_fraction']:.1f}%; unprofiled steps {record['unprofiled_step_s']} s")
     print(f"device-to-host copies: {record['dtoh_copies']}")
+    print("device ms a step by kernel kind:", record["kernels_per_step"]["by_kind_ms"])
+    for row in record["kernels_per_step"]["top_kernels"]:
+        print(f"  {row['ms']:>9.2f} ms x{row['calls']:<5} {row['kind']:<28} {row['kernel'][:90]}")
     for row in record["synchronisations"][:15]:
         print(f"  sync x{row['count']}: {row['stack']}")
     for row in record["runtime_syncs"][:12]:
