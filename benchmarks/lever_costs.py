@@ -167,7 +167,9 @@ def main() -> None:
         for m in lora_layers:
             m.dropout_kernel = True
         for i, tiles in enumerate(args.dropout_kernel_tiles.split(",")):
-            lora_kernels.BLOCK_ROWS, lora_kernels.BLOCK_COLS = (int(v) for v in tiles.split("x"))
+            rows, cols = (int(v) for v in tiles.split("x"))
+            lora_kernels.TILES = {name: kernel_tiles._replace(rows=rows, cols=cols)
+                                  for name, kernel_tiles in lora_kernels.TILES.items()}
             variant = "fused_lora_dropout_kernel" + ("" if i == 0 else f"_{tiles}")
             result[f"{variant}_ms"] = lora_ms(layer, args.tokens, args.device)
             variants.append(variant)

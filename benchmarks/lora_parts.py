@@ -12,6 +12,12 @@ backward: ``base_grad`` grad W; ``grad_down`` grad B; ``grad_b`` grad^T down; ``
 ``grad_a_kernel`` the same under the kernel's mask; ``input_grad_nodrop`` grad_x += grad_down A;
 ``input_grad_kernel`` the same under the mask, in place; ``base_grad_and_down`` grad [W, B] as one matmul (the base
 input gradient and grad_down from one read of grad: a lever, not built).
+Accumulating in the big matmul instead (beta 1: cuBLAS reads the tensor it adds to in its epilogue, under the
+compute): forward ``lora_out`` s down B^T written once, then ``base_beta1`` out += x W^T; backward
+``input_grad_write`` the masked LoRA input gradient written once, then ``base_grad_beta1`` grad_x += grad W.
+
+``--sweep`` also times each dropout kernel on candidate launch shapes (lora_kernels.Tiles) at the model's two input
+widths (hidden and intermediate) and prints the best per kernel, against the shapes the library uses now.
 
 Each entry: median ms (triton.testing.do_bench) and ``floor_ms``, the bytes it must read and write once at
 ``--bandwidth_tbs`` (matmuls of rank 64 are memory-bound; the base matmuls are compute-bound, their floor is FLOPs at
@@ -55,9 +61,11 @@ def piece_floors(tokens: int, n_in: int, n_out: int, rank: int, bandwidth: float
     moved = {"down_nodrop": x + a + low, "down_dropout": x + a + low, "down_kernel": x + a + low,
              "add_lora": 2 * out + low + w_b, "grad_down": out + w_b + low, "grad_b": out + low + 2 * w_b,
              "grad_a_nodrop": low + x + 2 * a, "grad_a_kernel": low + x + 2 * a,
-             "input_grad_nodrop": 2 * x + low + a, "input_grad_kernel": 2 * x + low + a}
+             "input_grad_nodrop": 2 * x + low + a, "input_grad_kernel": 2 * x + low + a,
+             "lora_out": out + low + w_b, "input_grad_write": x + low + a}
     floors = {name: 1e3 * size / bandwidth for name, size in moved.items()}
-    floors.update(base=1e3 * base, base_grad=1e3 * base, base_grad_and_down=1e3 * base * (n_in + rank) / n_in)
+    floors.update(base=1e3 * base, base_grad=1e3 * base, base_grad_and_down=1e3 * base * (n_in + rank) / n_in,
+                  base_beta1=1e3 * base, base_grad_beta1=1e3 * base)
     return floors
 
 
@@ -87,16 +95,78 @@ def time_pieces(tokens: int, n_in: int, n_out: int, rank: int, p: float, device:
         "grad_a_nodrop": lambda: grad_down.t() @ x,
         "input_grad_nodrop": lambda: grad_x.addmm_(grad_down, a),
         "base_grad_and_down": lambda: grad @ w_and_b,
+        "lora_out": lambda: torch.mm(down, b.t()),
+        "base_beta1": lambda: out.addmm_(x, w.t()),
+        "base_grad_beta1": lambda: grad_x.addmm_(grad, w),
     }
     if kernels:
         from lightning_review.model.lora_kernels import (add_dropout_lora_input_grad_, dropout_lora_a_grad,
-                                                         dropout_lora_down, new_seed)
+                                                         dropout_lora_down, dropout_lora_input_grad, new_seed)
 
         seed = new_seed(x.device)
         pieces.update(down_kernel=lambda: dropout_lora_down(x, a, seed, p),
                       grad_a_kernel=lambda: dropout_lora_a_grad(grad_down, x, seed, p),
-                      input_grad_kernel=lambda: add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p))
+                      input_grad_kernel=lambda: add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p),
+                      input_grad_write=lambda: dropout_lora_input_grad(grad_down, a, seed, p))
     return {name: round(median_ms(fn, device), 4) for name, fn in pieces.items()}
+
+
+def candidate_tiles() -> dict[str, list]:
+    """Launch shapes to try per kernel: the library's own first, then (rows, cols, warps, stages, splits) around it."""
+    from lightning_review.model.lora_kernels import TILES, Tiles
+
+    down = [(64, 64, 4, 3, 1), (32, 64, 4, 3, 1), (64, 128, 4, 3, 1), (64, 64, 4, 3, 2), (64, 64, 4, 3, 4),
+            (64, 128, 8, 3, 2), (128, 64, 8, 3, 2), (128, 128, 8, 3, 4), (32, 128, 4, 4, 2), (64, 128, 4, 4, 4),
+            (128, 64, 4, 3, 4), (64, 256, 8, 3, 2), (64, 64, 4, 4, 8), (128, 128, 8, 4, 8)]
+    a_grad = [(64, 64, 4, 3, 4), (64, 128, 4, 3, 4), (128, 64, 4, 3, 4), (64, 64, 4, 3, 8), (64, 128, 8, 3, 4),
+              (128, 128, 8, 3, 4), (32, 128, 4, 4, 4), (64, 256, 8, 3, 4), (64, 128, 4, 4, 2), (128, 128, 8, 4, 2),
+              (64, 64, 4, 2, 2), (64, 128, 4, 3, 8)]
+    input_grad = [(64, 64, 4, 3, 1), (64, 128, 4, 3, 1), (128, 64, 4, 3, 1), (128, 128, 8, 3, 1),
+                  (32, 128, 4, 3, 1), (64, 256, 8, 3, 1), (128, 256, 8, 3, 1), (64, 128, 8, 2, 1), (32, 256, 4, 2, 1),
+                  (128, 64, 8, 2, 1)]
+
+    def with_current(name, shapes):
+        tiles = [Tiles(*t) for t in shapes]
+        return [TILES[name]] + [t for t in tiles if t != TILES[name]]
+
+    return {"down": with_current("down", down), "a_grad": with_current("a_grad", a_grad),
+            "input_grad": with_current("input_grad", input_grad)}
+
+
+def sweep_tiles(tokens: int, widths: dict[str, int], rank: int, p: float) -> dict:
+    """Median ms of each dropout kernel on each candidate launch shape, per input width, and the per-layer sum
+    (``widths``: how many of a layer's projections take each width)."""
+    from lever_costs import median_ms
+
+    from lightning_review.model import lora_kernels as k
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    result: dict = {}
+    for kernel, candidates in candidate_tiles().items():
+        rows = []
+        for tiles in candidates:
+            per_layer, per_width = 0.0, {}
+            try:
+                for n_in, count in widths.items():
+                    x = torch.randn(tokens, n_in, device="cuda", dtype=torch.bfloat16, generator=g)
+                    a = torch.randn(rank, n_in, device="cuda", dtype=torch.bfloat16, generator=g)
+                    grad_down = torch.randn(tokens, rank, device="cuda", dtype=torch.bfloat16, generator=g)
+                    seed = k.new_seed(x.device)
+                    fn = {"down": lambda: k.dropout_lora_down(x, a, seed, p, tiles=tiles),
+                          "a_grad": lambda: k.dropout_lora_a_grad(grad_down, x, seed, p, tiles=tiles),
+                          "input_grad": lambda: k.add_dropout_lora_input_grad_(x, grad_down, a, seed, p,
+                                                                               tiles=tiles)}[kernel]
+                    ms = median_ms(fn, "cuda")
+                    per_width[n_in] = round(ms, 4)
+                    per_layer += count * ms
+            except Exception as error:  # a launch shape that does not compile (registers, shared memory)
+                rows.append({"tiles": tiles._asdict(), "error": f"{type(error).__name__}: {str(error)[:120]}"})
+                continue
+            rows.append({"tiles": tiles._asdict(), "ms_by_width": per_width, "per_layer_ms": round(per_layer, 4)})
+        timed = [r for r in rows if "per_layer_ms" in r]
+        result[kernel] = {"current": rows[0], "best": min(timed, key=lambda r: r["per_layer_ms"]) if timed else None,
+                          "all": rows}
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bandwidth_tbs", type=float, default=4.8, help="HBM bandwidth, TB/s (H200: 4.8)")
     parser.add_argument("--peak_tflops", type=float, default=0.0,
                         help="bf16 matmul peak; 0: measured (peak_flops.py) on CUDA, 1 TFLOP/s elsewhere")
+    parser.add_argument("--sweep", action="store_true", help="also time the dropout kernels' launch shapes (CUDA)")
     parser.add_argument("--out", default="lora_parts.json")
     args = parser.parse_args(argv)
     peak = args.peak_tflops
@@ -135,11 +206,20 @@ def main(argv: list[str] | None = None) -> None:
             totals[piece] = totals.get(piece, 0.0) + ms
             totals[f"{piece}_floor"] = totals.get(f"{piece}_floor", 0.0) + floors[piece]
     result["per_layer_ms"] = {k: round(v, 3) for k, v in totals.items()}
+    if args.sweep and args.device == "cuda":
+        widths: dict[int, int] = {}
+        for n_in, _ in projection_shapes(args.shape).values():
+            widths[n_in] = widths.get(n_in, 0) + 1
+        result["tile_sweep"] = sweep_tiles(args.tokens, widths, args.rank, args.p)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"{'piece':<20}{'ms / layer':>12}{'floor':>10}{'x floor':>9}")
     for piece in [k for k in totals if not k.endswith("_floor")]:
         ms, floor = totals[piece], totals[f"{piece}_floor"]
         print(f"{piece:<20}{ms:>12.3f}{floor:>10.3f}{ms / floor if floor else float('nan'):>9.1f}")
+    for kernel, sweep in result.get("tile_sweep", {}).items():
+        best, current = sweep["best"], sweep["current"]
+        print(f"{kernel}: now {current.get('per_layer_ms')} ms a layer {tuple(current['tiles'].values())}, "
+              f"best {best and best['per_layer_ms']} {best and tuple(best['tiles'].values())}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import argparse
 import collections
 import json
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -34,10 +35,17 @@ SYNC_OPS = ("aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::_
 OUR_FRAMES = ("lightning_review", "transformers", "peft", "bitsandbytes", "liger", "lightning", "benchmarks")
 
 
+def device_events(events) -> list:
+    """The kernels, copies and sets of a profiler's events; not the device-side ranges of ``record_function``
+    annotations (Lightning's ``Optimizer.step#...`` spans the whole step, its closure included)."""
+    return [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA
+            and not getattr(e, "is_user_annotation", False) and "#" not in e.name
+            and e.time_range.end > e.time_range.start]
+
+
 def busy_seconds(events) -> float:
     """The union of the device activity intervals (kernels, copies, sets) of a profiler's events, in seconds."""
-    spans = sorted((e.time_range.start, e.time_range.end) for e in events
-                   if e.device_type == torch.autograd.DeviceType.CUDA and e.time_range.end > e.time_range.start)
+    spans = sorted((e.time_range.start, e.time_range.end) for e in device_events(events))
     total, current_start, current_end = 0, None, None
     for start, end in spans:
         if current_end is None or start > current_end:
@@ -76,10 +84,9 @@ def kernel_breakdown(events, steps: int, top: int = 25) -> dict:
     where the busy time goes, whatever the idle share."""
     by_name: collections.Counter = collections.Counter()
     calls: collections.Counter = collections.Counter()
-    for e in events:
-        if e.device_type == torch.autograd.DeviceType.CUDA and e.time_range.end > e.time_range.start:
-            by_name[e.name] += e.time_range.elapsed_us()
-            calls[e.name] += 1
+    for e in device_events(events):
+        by_name[e.name] += e.time_range.elapsed_us()
+        calls[e.name] += 1
     by_kind: collections.Counter = collections.Counter()
     for name, us in by_name.items():
         by_kind[kernel_kind(name)] += us
@@ -87,6 +94,51 @@ def kernel_breakdown(events, steps: int, top: int = 25) -> dict:
     return {"by_kind_ms": {kind: per_step(us) for kind, us in by_kind.most_common()},
             "top_kernels": [{"kernel": name[:160], "kind": kernel_kind(name), "ms": per_step(us),
                              "calls": calls[name] // steps} for name, us in by_name.most_common(top)]}
+
+
+def idle_gaps(trace: dict, steps: int, min_us: float = 5.0, top: int = 25) -> dict:
+    """Where the device waits, from a chrome trace (``export_chrome_trace``): each gap of more than ``min_us``
+    between device activity, charged to what the host was doing when it launched the next kernel (the innermost
+    frames of ours and our libraries around that launch, and the operator). A gap whose next kernel was launched
+    before the gap began is ``queued`` (the device waited on something else: an event, a stream, a copy)."""
+    import bisect
+
+    events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X"]
+    device = sorted((e for e in events if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")),
+                    key=lambda e: e["ts"])
+    launches = {e["args"].get("correlation"): e["ts"] for e in events
+                if e.get("cat") == "cuda_runtime" and "correlation" in e.get("args", {})}
+    frames = sorted(((e["ts"], e["ts"] + e["dur"], e["name"], e.get("cat")) for e in events
+                     if e.get("cat") in ("python_function", "cpu_op")), key=lambda f: f[0])
+    starts = [f[0] for f in frames]
+
+    def host_at(ts: float) -> tuple[str, str]:
+        """(python frames of ours, innermost operator) running on the host at ``ts``."""
+        enclosing = [f for f in frames[max(0, bisect.bisect_right(starts, ts) - 2000):bisect.bisect_right(starts, ts)]
+                     if f[1] >= ts]
+        python = [f[2] for f in enclosing if f[3] == "python_function" and any(n in f[2] for n in OUR_FRAMES)
+                  and "step_gaps" not in f[2]]
+        ops = [f[2] for f in enclosing if f[3] == "cpu_op"]
+        return " <- ".join(reversed(python[-4:])), (ops[-1] if ops else "")
+
+    by_place: collections.Counter = collections.Counter()
+    counts: collections.Counter = collections.Counter()
+    total, end = 0.0, None
+    for e in device:
+        if end is not None and e["ts"] - end > min_us:
+            gap = e["ts"] - end
+            launched = launches.get(e.get("args", {}).get("correlation"))
+            if launched is None or launched <= end:
+                place = ("queued", e["name"][:60])
+            else:
+                place = host_at(launched)
+            by_place[place] += gap
+            counts[place] += 1
+            total += gap
+        end = e["ts"] + e["dur"] if end is None else max(end, e["ts"] + e["dur"])
+    return {"idle_ms_per_step": round(total / 1e3 / steps, 2), "min_gap_us": min_us,
+            "places": [{"ms_per_step": round(us / 1e3 / steps, 2), "gaps": counts[place], "host": place[0],
+                        "op": place[1]} for place, us in by_place.most_common(top)]}
 
 
 def package_path(filename: str) -> str:
@@ -171,6 +223,10 @@ def make_probe(first: int, count: int, record: dict):
                               key=lambda row: -row[2])
             record["runtime_syncs"] = runtime_sync_callers(events)
             record["kernels_per_step"] = kernel_breakdown(events, count)
+            trace_file = Path(tempfile.mkdtemp()) / "trace.json"
+            self.profiler.export_chrome_trace(str(trace_file))
+            record["idle_gaps"] = idle_gaps(json.loads(trace_file.read_text()), count)
+            trace_file.unlink()
             record.update(
                 probe_steps=count, wall_s=round(wall, 4), device_busy_s=round(busy, 4),
                 idle_fraction=round(1 - busy / wall, 4),
@@ -194,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="unprofiled steps first (timed, reported)")
     parser.add_argument("--probe_steps", type=int, default=2)
     parser.add_argument("--work", default="/tmp/train_step")
+    parser.add_argument("--optimizer", default="adamw",
+                        help="ours' optimizer; adamw (torch fused) as train_step.py times it. paged_adamw_32bit "
+                             "synchronises the device once per parameter tensor")
     parser.add_argument("--out", default="step_gaps.json")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -206,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
 
     config = AutoConfig.from_pretrained(checkpoint)
     context = max(args.tokens, config.max_position_embeddings)
-    module = ts.load_ours(checkpoint, context, "cuda", True, **hparams)
+    module = ts.load_ours(checkpoint, context, "cuda", True, optimizer=args.optimizer, **hparams)
     module.build("cuda")
     steps = args.warmup + args.probe_steps
     docs = ts.documents([args.tokens] * steps, 0.1, config.vocab_size, seed=steps)
@@ -221,6 +280,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wall {record['wall_s']} s over {args.probe_steps} profiled steps, device busy {record['device_busy_s']} s, "
           f"idle {100 * record['idle_fraction']:.1f}%; unprofiled steps {record['unprofiled_step_s']} s")
     print(f"device-to-host copies: {record['dtoh_copies']}")
+    gaps = record["idle_gaps"]
+    print(f"device idle {gaps['idle_ms_per_step']} ms a step in gaps over {gaps['min_gap_us']} us; largest places:")
+    for row in gaps["places"][:15]:
+        print(f"  {row['ms_per_step']:>8.2f} ms {row['gaps']:>6} gaps  {row['op'][:40]:<40} {row['host'][:150]}")
     print("device ms a step by kernel kind:", record["kernels_per_step"]["by_kind_ms"])
     for row in record["kernels_per_step"]["top_kernels"]:
         print(f"  {row['ms']:>9.2f} ms x{row['calls']:<5} {row['kind']:<28} {row['kernel'][:90]}")

@@ -27,15 +27,31 @@ before this module is imported (the tests do); it cannot run bfloat16 there.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
 
 # mask offsets are int32 (one Philox counter): rows * in_features must stay below this
 MAX_ELEMENTS = 2**31 - 1
-# tile sizes: (rows, columns) of x per program; tuned on no GPU yet, so plain defaults
-BLOCK_ROWS = 64
-BLOCK_COLS = 64
+
+
+class Tiles(NamedTuple):
+    """How one kernel is launched: a program's tile of ``rows`` x ``cols`` of x, its warps and software-pipelining
+    stages, and ``splits``: for ``down``, how many programs share one block of rows (each a part of the columns,
+    their fp32 partial sums added after); for ``a_grad``, programs per SM (the rows of one column block shared among
+    them). The mask depends on an element's row and column only, never on these."""
+
+    rows: int = 64
+    cols: int = 64
+    warps: int = 4
+    stages: int = 3
+    splits: int = 1
+
+
+# per kernel; benchmarks/lora_parts.py --sweep measures the candidates
+TILES = {"down": Tiles(), "a_grad": Tiles(splits=4), "input_grad": Tiles()}
 
 
 @triton.jit
@@ -70,21 +86,23 @@ def _dot(a, b, IEEE: tl.constexpr):
 
 
 @triton.jit
-def _down_kernel(x_ptr, a_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, stride_x, stride_a, stride_out, threshold,
-                 scale,
+def _down_kernel(x_ptr, a_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, cols_per_split, stride_x, stride_a,
+                 stride_out, stride_split, threshold, scale,
                  IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    first = tl.program_id(1) * cols_per_split
     ranks = tl.arange(0, BLOCK_R)
     seed = tl.load(seed_ptr)
     acc = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
-    for start in range(0, n_cols, BLOCK_K):
+    for start in range(first, first + cols_per_split, BLOCK_K):
         cols = start + tl.arange(0, BLOCK_K)
         x = _dropped_tile(x_ptr, seed, rows, rows < n_rows, start, n_cols, stride_x, threshold, BLOCK_K)
         a = tl.load(a_ptr + ranks[None, :] * stride_a + cols[:, None],
                     mask=(ranks[None, :] < rank) & (cols[:, None] < n_cols), other=0.0)  # [BLOCK_K, BLOCK_R]
         acc += _dot(x, a, IEEE)
     acc = acc * scale
-    tl.store(out_ptr + rows[:, None] * stride_out + ranks[None, :], acc.to(out_ptr.dtype.element_ty),
+    out = out_ptr + tl.program_id(1) * stride_split
+    tl.store(out + rows[:, None] * stride_out + ranks[None, :], acc.to(out_ptr.dtype.element_ty),
              mask=(rows[:, None] < n_rows) & (ranks[None, :] < rank))
 
 
@@ -114,8 +132,8 @@ def _a_grad_kernel(grad_ptr, x_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, row
 
 @triton.jit
 def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, rank, stride_gx, stride_g, stride_a,
-                       threshold, scale, IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
-                       BLOCK_R: tl.constexpr):
+                       threshold, scale, ACCUMULATE: tl.constexpr, IEEE: tl.constexpr, BLOCK_M: tl.constexpr,
+                       BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     col_start = tl.program_id(1) * BLOCK_K
     cols = col_start + tl.arange(0, BLOCK_K)
@@ -129,8 +147,9 @@ def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, ra
     lora = tl.where(_keep(seed, rows, col_start, n_cols, threshold, BLOCK_K), lora * scale, tl.zeros_like(lora))
     inside = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
     pointers = grad_x_ptr + rows[:, None] * stride_gx + cols[None, :]
-    grad_x = tl.load(pointers, mask=inside, other=0.0)
-    tl.store(pointers, (grad_x.to(tl.float32) + lora).to(grad_x_ptr.dtype.element_ty), mask=inside)
+    if ACCUMULATE:
+        lora += tl.load(pointers, mask=inside, other=0.0).to(tl.float32)
+    tl.store(pointers, lora.to(grad_x_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit
@@ -169,63 +188,96 @@ def new_seed(device: torch.device) -> torch.Tensor:
     return torch.randint(0, 2**31 - 1, (1,), device=device, dtype=torch.int64)
 
 
+def _tiles(kernel: str, tiles: Tiles | None) -> Tiles:
+    return TILES[kernel] if tiles is None else tiles
+
+
+def _launch(tiles: Tiles) -> dict:
+    return {"BLOCK_M": tiles.rows, "BLOCK_K": tiles.cols, "num_warps": tiles.warps, "num_stages": tiles.stages}
+
+
 def dropout_mask(seed: torch.Tensor, shape: tuple[int, int], p: float) -> torch.Tensor:
     """The boolean keep mask [rows, in_features] the other kernels draw from ``seed``: for tests and references."""
     rows, cols = shape
+    tiles = TILES["input_grad"]
     out = torch.empty(shape, dtype=torch.int8, device=seed.device)
-    grid = (triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(cols, BLOCK_COLS))
-    _mask_kernel[grid](out, seed, rows, cols, threshold_and_scale(p)[0], BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS)
+    grid = (triton.cdiv(rows, tiles.rows), triton.cdiv(cols, tiles.cols))
+    _mask_kernel[grid](out, seed, rows, cols, threshold_and_scale(p)[0], BLOCK_M=tiles.rows, BLOCK_K=tiles.cols)
     return out.bool()
 
 
-def dropout_lora_down(x: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, p: float) -> torch.Tensor:
+def dropout_lora_down(x: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, p: float,
+                      tiles: Tiles | None = None) -> torch.Tensor:
     """``dropout(x) @ a.T`` for x [rows, in_features], a [rank, in_features], in x's dtype (fp32 accumulation)."""
     x, a = _rows_last_contiguous(x), _rows_last_contiguous(a)
+    tiles = _tiles("down", tiles)
     rows, cols = x.shape
     rank = a.shape[0]
-    out = torch.empty((rows, rank), dtype=x.dtype, device=x.device)
-    _down_kernel[(triton.cdiv(rows, BLOCK_ROWS),)](
-        x, a, out, seed, rows, cols, rank, x.stride(0), a.stride(0), out.stride(0), *threshold_and_scale(p),
-        IEEE=x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS, BLOCK_R=_rank_block(rank))
-    return out
+    cols_per_split = triton.cdiv(triton.cdiv(cols, max(1, tiles.splits)), tiles.cols) * tiles.cols
+    splits = triton.cdiv(cols, cols_per_split)
+    if splits == 1:
+        out = torch.empty((rows, rank), dtype=x.dtype, device=x.device)
+    else:  # each split's fp32 partial sum, added below
+        out = torch.empty((splits, rows, rank), dtype=torch.float32, device=x.device)
+    _down_kernel[(triton.cdiv(rows, tiles.rows), splits)](
+        x, a, out, seed, rows, cols, rank, cols_per_split, x.stride(0), a.stride(0), out.stride(-2),
+        out.stride(0) if splits > 1 else 0, *threshold_and_scale(p), IEEE=x.dtype == torch.float32,
+        BLOCK_R=_rank_block(rank), **_launch(tiles))
+    return out if splits == 1 else out.sum(0).to(x.dtype)
 
 
-def _splits(rows: int, col_blocks: int, device: torch.device) -> int:
-    """How many programs share the rows of one column block: enough programs for every SM a few times over."""
-    programs = 4 * (torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 2)
-    return max(1, min(triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(programs, col_blocks)))
+def _splits(rows: int, col_blocks: int, device: torch.device, per_sm: int, block_rows: int) -> int:
+    """How many programs share the rows of one column block: ``per_sm`` programs for every SM."""
+    programs = per_sm * (torch.cuda.get_device_properties(device).multi_processor_count
+                         if device.type == "cuda" else 2)
+    return max(1, min(triton.cdiv(rows, block_rows), triton.cdiv(programs, col_blocks)))
 
 
-def dropout_lora_a_grad(grad_down: torch.Tensor, x: torch.Tensor, seed: torch.Tensor, p: float) -> torch.Tensor:
+def dropout_lora_a_grad(grad_down: torch.Tensor, x: torch.Tensor, seed: torch.Tensor, p: float,
+                        tiles: Tiles | None = None) -> torch.Tensor:
     """lora_A's weight gradient ``grad_down.T @ dropout(x)`` [rank, in_features] in fp32, for grad_down
     [rows, rank] and x [rows, in_features] under the mask ``seed`` drew."""
     grad_down, x = _rows_last_contiguous(grad_down), _rows_last_contiguous(x)
+    tiles = _tiles("a_grad", tiles)
     rows, cols = x.shape
     rank = grad_down.shape[1]
-    col_blocks = triton.cdiv(cols, BLOCK_COLS)
-    splits = _splits(rows, col_blocks, x.device)
-    rows_per_split = triton.cdiv(triton.cdiv(rows, splits), BLOCK_ROWS) * BLOCK_ROWS
+    col_blocks = triton.cdiv(cols, tiles.cols)
+    splits = _splits(rows, col_blocks, x.device, tiles.splits, tiles.rows)
+    rows_per_split = triton.cdiv(triton.cdiv(rows, splits), tiles.rows) * tiles.rows
     splits = triton.cdiv(rows, rows_per_split)
     partial = torch.empty((splits, rank, cols), dtype=torch.float32, device=x.device)
     _a_grad_kernel[(col_blocks, splits)](
         grad_down, x, partial, seed, rows, cols, rank, rows_per_split, grad_down.stride(0), x.stride(0),
-        *threshold_and_scale(p), IEEE=x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
-        BLOCK_R=_rank_block(rank))
+        *threshold_and_scale(p), IEEE=x.dtype == torch.float32, BLOCK_R=_rank_block(rank), **_launch(tiles))
     return partial.sum(0) if splits > 1 else partial[0]
 
 
+def _input_grad(grad_x: torch.Tensor, grad_down: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, p: float,
+                accumulate: bool, tiles: Tiles | None) -> torch.Tensor:
+    grad_down, a = _rows_last_contiguous(grad_down), _rows_last_contiguous(a)
+    tiles = _tiles("input_grad", tiles)
+    rows, cols = grad_x.shape
+    rank = a.shape[0]
+    grid = (triton.cdiv(rows, tiles.rows), triton.cdiv(cols, tiles.cols))
+    _input_grad_kernel[grid](
+        grad_x, grad_down, a, seed, rows, cols, rank, grad_x.stride(0), grad_down.stride(0), a.stride(0),
+        *threshold_and_scale(p), ACCUMULATE=accumulate, IEEE=grad_x.dtype == torch.float32,
+        BLOCK_R=_rank_block(rank), **_launch(tiles))
+    return grad_x
+
+
 def add_dropout_lora_input_grad_(grad_x: torch.Tensor, grad_down: torch.Tensor, a: torch.Tensor,
-                                 seed: torch.Tensor, p: float) -> torch.Tensor:
+                                 seed: torch.Tensor, p: float, tiles: Tiles | None = None) -> torch.Tensor:
     """``grad_x += mask / (1 - p) * (grad_down @ a)`` in place, for grad_x [rows, in_features] (contiguous),
     grad_down [rows, rank], a [rank, in_features]: dropout's gradient is its own mask, scaled."""
     if grad_x.stride(-1) != 1:
         raise ValueError("add_dropout_lora_input_grad_ writes grad_x in place: it must be contiguous in its last dim")
-    grad_down, a = _rows_last_contiguous(grad_down), _rows_last_contiguous(a)
-    rows, cols = grad_x.shape
-    rank = a.shape[0]
-    grid = (triton.cdiv(rows, BLOCK_ROWS), triton.cdiv(cols, BLOCK_COLS))
-    _input_grad_kernel[grid](
-        grad_x, grad_down, a, seed, rows, cols, rank, grad_x.stride(0), grad_down.stride(0), a.stride(0),
-        *threshold_and_scale(p), IEEE=grad_x.dtype == torch.float32, BLOCK_M=BLOCK_ROWS, BLOCK_K=BLOCK_COLS,
-        BLOCK_R=_rank_block(rank))
-    return grad_x
+    return _input_grad(grad_x, grad_down, a, seed, p, True, tiles)
+
+
+def dropout_lora_input_grad(grad_down: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, p: float,
+                            tiles: Tiles | None = None) -> torch.Tensor:
+    """``mask / (1 - p) * (grad_down @ a)`` [rows, in_features], written once: the base's input gradient can then be
+    accumulated into it by its own matmul (``addmm_``, beta 1) instead of this being added into the base's."""
+    grad_x = torch.empty((grad_down.shape[0], a.shape[1]), dtype=grad_down.dtype, device=grad_down.device)
+    return _input_grad(grad_x, grad_down, a, seed, p, False, tiles)

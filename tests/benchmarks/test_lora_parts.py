@@ -22,3 +22,18 @@ def test_projection_shapes_follow_the_model():
     shapes = lora_parts.projection_shapes("13b")
     assert shapes["gate_proj"] == (5120, 13824) and shapes["down_proj"] == (13824, 5120)
     assert len(shapes) == 7
+
+
+def test_the_beta_one_pieces_run_and_have_floors():
+    times = lora_parts.time_pieces(tokens=24, n_in=40, n_out=56, rank=8, p=0.1, device="cpu", kernels=False)
+    assert {"lora_out", "base_beta1", "base_grad_beta1"} <= set(times)
+    floors = lora_parts.piece_floors(tokens=1000, n_in=10, n_out=30, rank=2, bandwidth=1e3, peak=1e6)
+    assert floors["base_beta1"] == floors["base"] and floors["input_grad_write"] < floors["input_grad_kernel"]
+
+
+def test_the_sweep_tries_the_library_s_launch_shapes_first():
+    from lightning_review.model.lora_kernels import TILES
+
+    candidates = lora_parts.candidate_tiles()
+    assert {name: shapes[0] for name, shapes in candidates.items()} == TILES
+    assert all(len(set(shapes)) == len(shapes) for shapes in candidates.values())

@@ -27,3 +27,36 @@ def test_kernels_are_summed_by_kind_and_divided_by_steps():
 def test_an_unknown_kernel_is_other_not_dropped():
     assert step_gaps.kernel_kind("some_new_kernel") == "other"
     assert step_gaps.kernel_breakdown([_event("some_new_kernel", 0, 10)], steps=1)["by_kind_ms"] == {"other": 0.01}
+
+
+def _trace(*events):
+    return {"traceEvents": [{"ph": "X", **e} for e in events]}
+
+
+def test_an_idle_gap_is_charged_to_the_host_frames_that_launched_the_next_kernel():
+    trace = _trace(
+        {"cat": "kernel", "name": "gemm", "ts": 0, "dur": 100, "args": {"correlation": 1}},
+        {"cat": "kernel", "name": "_down_kernel", "ts": 400, "dur": 50, "args": {"correlation": 2}},
+        {"cat": "kernel", "name": "gemm", "ts": 460, "dur": 50, "args": {"correlation": 3}},
+        {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 5, "dur": 5, "args": {"correlation": 1}},
+        {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 390, "dur": 5, "args": {"correlation": 2}},
+        {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 20, "dur": 5, "args": {"correlation": 3}},
+        {"cat": "python_function", "name": "lightning_review/model/fused_lora.py(80): forward", "ts": 150,
+         "dur": 300},
+        {"cat": "python_function", "name": "torch/nn/functional.py(10): linear", "ts": 380, "dur": 20},
+        {"cat": "cpu_op", "name": "aten::randint", "ts": 385, "dur": 10},
+    )
+    gaps = step_gaps.idle_gaps(trace, steps=1)
+    # 100 -> 400 waited on the host; 450 -> 460 (10 us) waited on nothing the host did: kernel 3 was queued at 20
+    assert gaps["idle_ms_per_step"] == 0.31
+    first, second = gaps["places"]
+    assert first == {"ms_per_step": 0.3, "gaps": 1, "host": "lightning_review/model/fused_lora.py(80): forward",
+                     "op": "aten::randint"}
+    assert second["host"] == "queued" and second["ms_per_step"] == 0.01
+
+
+def test_gaps_shorter_than_the_threshold_are_not_counted():
+    trace = _trace({"cat": "kernel", "name": "a", "ts": 0, "dur": 10, "args": {"correlation": 1}},
+                   {"cat": "kernel", "name": "b", "ts": 13, "dur": 10, "args": {"correlation": 2}})
+    assert step_gaps.idle_gaps(trace, steps=1, min_us=5.0) == {"idle_ms_per_step": 0.0, "min_gap_us": 5.0,
+                                                                "places": []}

@@ -52,7 +52,7 @@ def test_each_kernel_is_torch_under_the_mask_it_draws(kernels, dtype, rows, cols
 
 def test_lora_a_gradient_sums_every_split_of_the_rows(kernels, monkeypatch):
     """The rows of one column block split across programs: their partial sums all arrive."""
-    monkeypatch.setattr(kernels, "_splits", lambda rows, col_blocks, device: 3)
+    monkeypatch.setattr(kernels, "_splits", lambda rows, col_blocks, device, per_sm, block_rows: 3)
     x = torch.randn(300, 64, device=DEVICE)
     grad_down = torch.randn(300, 8, device=DEVICE)
     seed = kernels.new_seed(x.device)
@@ -61,13 +61,17 @@ def test_lora_a_gradient_sums_every_split_of_the_rows(kernels, monkeypatch):
                                rtol=1e-4, atol=1e-4)
 
 
+def uniform_tiles(kernels, rows: int, cols: int) -> dict:
+    """Every kernel on tiles of ``rows`` x ``cols`` (the rest of each kernel's launch shape kept)."""
+    return {name: tiles._replace(rows=rows, cols=cols) for name, tiles in kernels.TILES.items()}
+
+
 def test_a_mask_depends_on_the_seed_row_and_column_only_not_the_tiles(kernels, monkeypatch):
     """Forward and backward kernels tile differently (rows split in lora_A's gradient): the mask must not move."""
     seed = torch.tensor([3], device=DEVICE)
     reference = kernels.dropout_mask(seed, (96, 160), 0.3)
     for rows, cols in ((16, 32), (32, 16), (128, 256)):
-        monkeypatch.setattr(kernels, "BLOCK_ROWS", rows)
-        monkeypatch.setattr(kernels, "BLOCK_COLS", cols)
+        monkeypatch.setattr(kernels, "TILES", uniform_tiles(kernels, rows, cols))
         assert torch.equal(kernels.dropout_mask(seed, (96, 160), 0.3), reference), (rows, cols)
 
 
@@ -108,8 +112,7 @@ def whole_tiles(kernels, monkeypatch):
     """On the CPU, tiles as large as the tiny model's tensors: the interpreter's cost is per tile (the tile edges
     are tested above with the CUDA tile sizes)."""
     if not CUDA:
-        monkeypatch.setattr(kernels, "BLOCK_ROWS", 64)
-        monkeypatch.setattr(kernels, "BLOCK_COLS", 256)
+        monkeypatch.setattr(kernels, "TILES", uniform_tiles(kernels, 64, 256))
     return kernels
 
 
