@@ -169,6 +169,29 @@ def sweep_tiles(tokens: int, widths: dict[str, int], rank: int, p: float) -> dic
     return result
 
 
+def time_rounds(tokens: int, widths: dict[int, int], rank: int, p: float, rounds: int) -> dict[str, float]:
+    """Per-layer ms of each dropout kernel on the library's launch shapes with ``rounds`` Philox rounds."""
+    from lever_costs import median_ms
+
+    from lightning_review.model import lora_kernels as k
+
+    saved, k.PHILOX_ROUNDS = k.PHILOX_ROUNDS, rounds
+    try:
+        totals = {"down": 0.0, "a_grad": 0.0, "input_grad": 0.0}
+        for n_in, count in widths.items():
+            x = torch.randn(tokens, n_in, device="cuda", dtype=torch.bfloat16)
+            a = torch.randn(rank, n_in, device="cuda", dtype=torch.bfloat16)
+            grad_down = torch.randn(tokens, rank, device="cuda", dtype=torch.bfloat16)
+            seed = k.new_seed(x.device)
+            totals["down"] += count * median_ms(lambda: k.dropout_lora_down(x, a, seed, p), "cuda")
+            totals["a_grad"] += count * median_ms(lambda: k.dropout_lora_a_grad(grad_down, x, seed, p), "cuda")
+            totals["input_grad"] += count * median_ms(
+                lambda: k.add_dropout_lora_input_grad_(x, grad_down, a, seed, p), "cuda")
+    finally:
+        k.PHILOX_ROUNDS = saved
+    return {name: round(ms, 4) for name, ms in totals.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", default="13b", choices=["7b", "13b"])
@@ -211,11 +234,16 @@ def main(argv: list[str] | None = None) -> None:
         for n_in, _ in projection_shapes(args.shape).values():
             widths[n_in] = widths.get(n_in, 0) + 1
         result["tile_sweep"] = sweep_tiles(args.tokens, widths, args.rank, args.p)
+        # 10 twice, before and after 7: the spread of the same code
+        result["philox_rounds_ms"] = [{"rounds": r, **time_rounds(args.tokens, widths, args.rank, args.p, r)}
+                                      for r in (10, 7, 10)]
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"{'piece':<20}{'ms / layer':>12}{'floor':>10}{'x floor':>9}")
     for piece in [k for k in totals if not k.endswith("_floor")]:
         ms, floor = totals[piece], totals[f"{piece}_floor"]
         print(f"{piece:<20}{ms:>12.3f}{floor:>10.3f}{ms / floor if floor else float('nan'):>9.1f}")
+    for row in result.get("philox_rounds_ms", []):
+        print(f"Philox rounds: ms a layer {row}")
     for kernel, sweep in result.get("tile_sweep", {}).items():
         best, current = sweep["best"], sweep["current"]
         print(f"{kernel}: now {current.get('per_layer_ms')} ms a layer {tuple(current['tiles'].values())}, "

@@ -177,6 +177,74 @@ def runtime_sync_callers(events, names: tuple = ("cudaDeviceSynchronize", "cudaS
     return [{"call": name, "ops": ops, "stack": where, "count": n} for (name, ops, where), n in counts.most_common(25)]
 
 
+def queue_lead(points: list[tuple[str, float, float]]) -> dict:
+    """How far the host runs ahead of the device, from (phase, host ms, device ms) at the same marks of a step,
+    both from the step's start: a mark the device reaches only just after the host queued it (lead near 0) is a
+    place where the device waited for the host. Per phase: the least and the median lead, and the host's and the
+    device's ms between the first and the last mark (a host slower than the device there starves it)."""
+    phases: dict[str, list[tuple[float, float]]] = {}
+    for phase, host, device in points:
+        phases.setdefault(phase, []).append((host, device))
+    out = {}
+    for phase, marks in phases.items():
+        leads = sorted(device - host for host, device in marks)
+        out[phase] = {"marks": len(marks), "least_lead_ms": round(leads[0], 3),
+                      "median_lead_ms": round(leads[len(leads) // 2], 3),
+                      "marks_under_1ms": sum(lead < 1.0 for lead in leads),
+                      "host_ms": round(marks[-1][0] - marks[0][0], 2),
+                      "device_ms": round(marks[-1][1] - marks[0][1], 2)}
+    return out
+
+
+def make_lead_probe(step: int, record: dict):
+    """A Lightning callback that marks, on unprofiled step ``step``, the start of every decoder layer's forward
+    and of its recomputation in backward with a host clock and a CUDA event: queue_lead's input, without the
+    profiler's host overhead."""
+    import lightning as L
+
+    from lightning_review.model.loading import decoder_layers
+
+    class LeadProbe(L.Callback):
+        def __init__(self):
+            self.handles, self.marks, self.start = [], [], None
+
+        def _mark(self, phase: str):
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append((phase, time.perf_counter(), event))
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx != step:
+                return
+            torch.cuda.synchronize()
+            self.start = (time.perf_counter(), torch.cuda.Event(enable_timing=True))
+            self.start[1].record()
+
+            def hook(module, args):
+                self._mark("recompute" if torch._C._current_graph_task_id() != -1 else "forward")
+
+            self.handles = [layer.register_forward_pre_hook(hook) for layer in decoder_layers(pl_module.model)]
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            if self.start is not None and self.handles:
+                self._mark("optimizer")
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx != step or self.start is None:
+                return
+            self._mark("end")
+            torch.cuda.synchronize()
+            for handle in self.handles:
+                handle.remove()
+            self.handles = []
+            host0, event0 = self.start
+            points = [(phase, 1e3 * (host - host0), event0.elapsed_time(event)) for phase, host, event in self.marks]
+            record["queue_lead"] = queue_lead(points)
+            record["queue_lead_step"] = step
+
+    return LeadProbe()
+
+
 def make_probe(first: int, count: int, record: dict):
     """A Lightning callback that profiles steps ``first`` .. ``first + count - 1`` and records their syncs."""
     import lightning as L
@@ -273,13 +341,17 @@ def main(argv: list[str] | None = None) -> None:
                     "device_name": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"),
                     "command": " ".join(sys.argv)}
     probe = make_probe(args.warmup, args.probe_steps, record)
+    lead = make_lead_probe(args.warmup - 1, record)  # the last unprofiled step
     times = ts.our_steps(module, [[d] for d in docs], args.tokens, "cuda", 0, None, "probe",
-                         bench.get("fit_width", False), callbacks=(probe,))
+                         bench.get("fit_width", False), callbacks=(probe, lead))
     record["unprofiled_step_s"] = [round(t, 4) for t in times[1:args.warmup]]  # the first step compiles
     Path(args.out).write_text(json.dumps(record, indent=1))
     print(f"wall {record['wall_s']} s over {args.probe_steps} profiled steps, device busy {record['device_busy_s']} s, "
           f"idle {100 * record['idle_fraction']:.1f}%; unprofiled steps {record['unprofiled_step_s']} s")
     print(f"device-to-host copies: {record['dtoh_copies']}")
+    print(f"host lead over the device on unprofiled step {record.get('queue_lead_step')}:")
+    for phase, row in record.get("queue_lead", {}).items():
+        print(f"  {phase:<10} {row}")
     gaps = record["idle_gaps"]
     print(f"device idle {gaps['idle_ms_per_step']} ms a step in gaps over {gaps['min_gap_us']} us; largest places:")
     for row in gaps["places"][:15]:

@@ -30,6 +30,7 @@ computes (executed_flops: no base weight gradients, S2's grouped attention, reco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
@@ -287,7 +288,9 @@ def parse_variant(spec: str) -> tuple[str, dict, set[int] | None, dict]:
     the row lengths it runs (None: all), benchmark settings). Benchmark settings: ``width=fit`` (rows as wide as
     their documents, see our_steps) and ``checkpointed_layers=fit`` (the equal-memory search, see
     fit_checkpointed_layers). ``baseline`` takes no settings; ``baseline:again`` runs it a second time in the same
-    process (after ours, say), so that the summary can give each ratio against both runs: the baseline's own spread."""
+    process (after ours, say), so that the summary can give each ratio against both runs: the baseline's own spread.
+    ``set.<module>.<NAME>=value`` sets a constant of lightning_review.model.<module> while the variant runs (a lever
+    measured against the library's default in one process, e.g. ``set.fused_lora.ACCUMULATE_IN_BASE=true``)."""
     name, _, rest = spec.partition(":")
     if name not in ("baseline", "ours"):
         raise SystemExit(f"--variants: {spec!r}: a variant is baseline or ours[:key=value;...]")
@@ -306,6 +309,12 @@ def parse_variant(spec: str) -> tuple[str, dict, set[int] | None, dict]:
             bench["fit_width"] = value == "fit"
         elif key == "checkpointed_layers" and value == "fit":
             bench["fit_checkpointing"] = True
+        elif key.startswith("set."):
+            module_name, _, constant = key[len("set."):].rpartition(".")
+            if not module_name or not constant.isupper():
+                raise SystemExit(f"--variants: {spec!r}: set.<module>.<CONSTANT>=value, e.g. "
+                                 "set.fused_lora.ACCUMULATE_IN_BASE=true")
+            bench.setdefault("library", {})[(module_name, constant)] = _number_or_text(value)
         else:
             settings[key] = None if value in ("none", "null") and key != "kernels" else _number_or_text(value)
     return name, settings, only, bench
@@ -371,6 +380,25 @@ def fit_checkpointed_layers(peak_at, layers: int, budget: float, max_probes: int
     return count
 
 
+@contextlib.contextmanager
+def library_constants(values: dict[tuple[str, str], object]):
+    """Set constants of lightning_review.model modules ({(module, NAME): value}) for the block, then restore them."""
+    import importlib
+
+    saved = []
+    try:
+        for (module_name, constant), value in values.items():
+            module = importlib.import_module(f"lightning_review.model.{module_name}")
+            if not hasattr(module, constant):
+                raise SystemExit(f"--variants: lightning_review.model.{module_name} has no {constant}")
+            saved.append((module, constant, getattr(module, constant)))
+            setattr(module, constant, value)
+        yield
+    finally:
+        for module, constant, value in reversed(saved):
+            setattr(module, constant, value)
+
+
 def _release_trainer(module) -> None:
     """Drop the finished Trainer (its optimizer states) and the gradients, so the next job's peak is its own."""
     if module is not None and hasattr(module, "_trainer"):
@@ -390,6 +418,11 @@ def run_variant(name: str, load, checkpoint: Path, context: int, jobs: list[tupl
     equal-memory search of checkpointed layers against the baseline's peak of the same job times 1 +
     --memory_slack)."""
     bench = bench or {}
+    with library_constants(bench.get("library", {})):
+        _run_variant(name, load, checkpoint, context, jobs, args, config, peak, result, bench, kind, loaded)
+
+
+def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, result, bench, kind, loaded) -> None:
     kind = kind or ("ours" if name.startswith("ours") else "baseline")
     if kind not in ("baseline", "ours"):
         raise ValueError(f"run_variant: kind {kind!r} is baseline or ours")

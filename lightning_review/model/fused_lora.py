@@ -43,6 +43,12 @@ from .lora_dropout import RegeneratedDropoutLinear, draw_dropout, generator_stat
 
 DropoutKernel = Literal["torch", "triton", "auto"]
 
+# Forward: write ``scaling * (dropout(x) A^T) B^T`` first and let the base matmul add ``x W^T`` into it (cuBLAS
+# reads the addend in its epilogue, under the compute), instead of adding the LoRA product into the base output
+# afterwards, which reads and writes the whole output once more (benchmarks/lora_parts.py: lora_out + base_beta1
+# against base + add_lora).
+ACCUMULATE_IN_BASE = False
+
 
 def resolve_dropout_kernel(kernel: DropoutKernel, device: torch.device) -> bool:
     """Whether LoRA dropout masks are drawn inside Triton kernels (``triton``) rather than by torch's dropout
@@ -102,6 +108,12 @@ class _FusedLoRA(torch.autograd.Function):
             if output_unread:  # a recomputation that no one reads this output of: no memory, no matmul
                 return xin.new_zeros(()).expand(*x.shape[:-1], lora_b.shape[0])
             bias = base.bias.to(dtype) if base.bias is not None else None
+            if ACCUMULATE_IN_BASE:
+                addend = bias if bias is not None else xin.new_zeros(())
+                out = torch.addmm(addend, down.view(-1, down.shape[-1]), lora_b.to(dtype).t(),
+                                  beta=1 if bias is not None else 0, alpha=scaling)
+                out.addmm_(xin.reshape(-1, x.shape[-1]), _base_weight(base, dtype).t())
+                return out.view(*x.shape[:-1], -1)
             out = F.linear(xin, _base_weight(base, dtype), bias)
             out.view(-1, out.shape[-1]).addmm_(down.view(-1, down.shape[-1]), lora_b.to(dtype).t(), alpha=scaling)
         return out

@@ -60,3 +60,13 @@ def test_gaps_shorter_than_the_threshold_are_not_counted():
                    {"cat": "kernel", "name": "b", "ts": 13, "dur": 10, "args": {"correlation": 2}})
     assert step_gaps.idle_gaps(trace, steps=1, min_us=5.0) == {"idle_ms_per_step": 0.0, "min_gap_us": 5.0,
                                                                 "places": []}
+
+
+def test_queue_lead_finds_where_the_device_caught_up_with_the_host():
+    points = [("forward", 0.0, 5.0), ("forward", 1.0, 15.0), ("forward", 2.0, 25.0),  # host far ahead
+              ("recompute", 30.0, 30.2), ("recompute", 40.0, 40.1), ("recompute", 50.0, 50.3)]  # device waits
+    lead = step_gaps.queue_lead(points)
+    assert lead["forward"] == {"marks": 3, "least_lead_ms": 5.0, "median_lead_ms": 14.0, "marks_under_1ms": 0,
+                               "host_ms": 2.0, "device_ms": 20.0}
+    assert lead["recompute"]["marks_under_1ms"] == 3 and lead["recompute"]["least_lead_ms"] == 0.1
+    assert lead["recompute"]["host_ms"] == 20.0
