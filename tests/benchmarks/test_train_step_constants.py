@@ -7,11 +7,11 @@ from lightning_review.model import fused_lora
 
 
 def test_a_constant_is_set_for_the_block_and_restored_after():
-    _, settings, _, bench = train_step.parse_variant("ours:width=fit;set.fused_lora.ACCUMULATE_IN_BASE=true")
-    assert settings == {} and bench["library"] == {("fused_lora", "ACCUMULATE_IN_BASE"): True}
+    _, settings, _, bench = train_step.parse_variant("ours:width=fit;set.fused_lora.ACCUMULATE_IN_BASE=false")
+    assert settings == {} and bench["library"] == {("fused_lora", "ACCUMULATE_IN_BASE"): False}
     before = fused_lora.ACCUMULATE_IN_BASE
     with train_step.library_constants(bench["library"]):
-        assert fused_lora.ACCUMULATE_IN_BASE is True
+        assert fused_lora.ACCUMULATE_IN_BASE is False
     assert fused_lora.ACCUMULATE_IN_BASE is before
 
 

@@ -1,5 +1,6 @@
-"""fused_lora.ACCUMULATE_IN_BASE: the LoRA product written first and the base matmul accumulated into it gives
-peft's loss and gradients too (same checks as tests/model/test_fused_lora.py), a base bias included."""
+"""fused_lora.ACCUMULATE_IN_BASE, either way: the LoRA product written first and the base matmul accumulated into it
+(the default), or the LoRA product added into the base output, gives peft's loss and gradients (the checks of
+tests/model/test_fused_lora.py), a base bias included."""
 
 import pytest
 import torch
@@ -10,9 +11,9 @@ from tests.model.test_fused_lora import DEVICES, test_same_loss_and_gradients_as
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("quantize,dropout,checkpointing", [(True, 0.3, True), (False, 0.3, False)])
-def test_accumulating_in_the_base_matmul_is_peft(tiny_llama_dir, monkeypatch, device, quantize, dropout,
-                                                 checkpointing):
-    monkeypatch.setattr(fused_lora, "ACCUMULATE_IN_BASE", True)
+def test_adding_after_the_base_matmul_is_peft(tiny_llama_dir, monkeypatch, device, quantize, dropout,
+                                              checkpointing):
+    monkeypatch.setattr(fused_lora, "ACCUMULATE_IN_BASE", False)
     test_same_loss_and_gradients_as_peft(tiny_llama_dir, device, quantize, dropout, checkpointing)
 
 
