@@ -92,6 +92,7 @@ def kernel_breakdown(events, steps: int, top: int = 25) -> dict:
         by_kind[kernel_kind(name)] += us
     per_step = lambda us: round(us / 1e3 / steps, 2)  # noqa: E731
     return {"by_kind_ms": {kind: per_step(us) for kind, us in by_kind.most_common()},
+            "kernels_per_step": sum(calls.values()) // steps,
             "top_kernels": [{"kernel": name[:160], "kind": kernel_kind(name), "ms": per_step(us),
                              "calls": calls[name] // steps} for name, us in by_name.most_common(top)]}
 
@@ -106,8 +107,9 @@ def idle_gaps(trace: dict, steps: int, min_us: float = 5.0, top: int = 25) -> di
     events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X"]
     device = sorted((e for e in events if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")),
                     key=lambda e: e["ts"])
+    # Triton launches through the driver API (cuLaunchKernel): without them every Triton kernel looked ``queued``
     launches = {e["args"].get("correlation"): e["ts"] for e in events
-                if e.get("cat") == "cuda_runtime" and "correlation" in e.get("args", {})}
+                if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
     frames = sorted(((e["ts"], e["ts"] + e["dur"], e["name"], e.get("cat")) for e in events
                      if e.get("cat") in ("python_function", "cpu_op")), key=lambda f: f[0])
     starts = [f[0] for f in frames]

@@ -20,6 +20,7 @@ def test_kernels_are_summed_by_kind_and_divided_by_steps():
     table = step_gaps.kernel_breakdown(events, steps=2)
     assert table["by_kind_ms"] == {"matmul": 3.0, "attention": 1.5, "dropout kernels (ours)": 0.5,
                                    "4-bit dequantize": 0.25}
+    assert table["kernels_per_step"] == 2  # five device events over two steps
     assert table["top_kernels"][0] == {"kernel": "sm90_xmma_gemm_bf16bf16_bf16f32", "kind": "matmul", "ms": 3.0,
                                        "calls": 1}
 
@@ -70,3 +71,15 @@ def test_queue_lead_finds_where_the_device_caught_up_with_the_host():
                                "host_ms": 2.0, "device_ms": 20.0}
     assert lead["recompute"]["marks_under_1ms"] == 3 and lead["recompute"]["least_lead_ms"] == 0.1
     assert lead["recompute"]["host_ms"] == 20.0
+
+
+def test_a_triton_kernel_launched_through_the_driver_is_charged_to_its_host_frames():
+    trace = _trace(
+        {"cat": "kernel", "name": "gemm", "ts": 0, "dur": 100, "args": {"correlation": 1}},
+        {"cat": "kernel", "name": "_a_grad_kernel", "ts": 300, "dur": 50, "args": {"correlation": 2}},
+        {"cat": "cuda_driver", "name": "cuLaunchKernelEx", "ts": 290, "dur": 5, "args": {"correlation": 2}},
+        {"cat": "python_function", "name": "lightning_review/model/lora_kernels.py(300): dropout_lora_a_grad",
+         "ts": 200, "dur": 100},
+    )
+    (place,) = step_gaps.idle_gaps(trace, steps=1)["places"]
+    assert place["host"] == "lightning_review/model/lora_kernels.py(300): dropout_lora_a_grad"
