@@ -1,0 +1,135 @@
+"""One Triton kernel that dequantizes a bitsandbytes NF4 weight, nested (double-quantized) absmax included.
+
+Why: the fused LoRA path (lightning_review.model.fused_lora ``_base_weight``) dequantizes each 4-bit base weight
+with ``bitsandbytes.functional.dequantize_4bit`` in forward and again in backward. In a 13B training step at 8K
+tokens on an H200 that is 800 calls a step, each three kernels with the nested absmax our loader uses
+(``bnb_4bit_use_double_quant=True``): a blockwise 8-bit dequantization of the absmax, an ``add_`` of its offset and
+kDequantizeBlockwise's NF4 pass, about 50 us a call against a bandwidth floor of 14-37 us (the packed bytes read and
+the bf16 weight written once at 4.8 TB/s): about 42 ms of a 1.27 s step. ``dequantize_nf4`` does it in one launch:
+each program reads its packed bytes, the 8-bit absmax codes of its blocks, their fp32 second-level absmax and the
+offset, and writes its part of the weight once.
+
+Semantics are bitsandbytes' (0.50, backends/cuda/ops.py and csrc kDequantizeBlockwise; the CPU backend agrees):
+element ``2i`` of the flattened weight is the high nibble of byte ``i``, ``2i + 1`` the low one; a block's absmax is
+``code2[q] * absmax2[block // blocksize2] + offset`` in fp32 (dequantize_blockwise, then ``add_``), unfused: the
+kernel is compiled with ``enable_fp_fusion=False`` so that the product and the sum are each rounded, as bitsandbytes'
+two kernels round them, and not contracted into an FMA; an element is ``NF4[nibble] * absmax`` in fp32, rounded once
+to the quant state's dtype (what ``dequantize_4bit`` returns) and then to ``dtype`` (the caller's ``.to(dtype)``).
+So the result is bitwise that of ``dequantize_4bit(weight, quant_state).to(dtype)`` (tests/model/test_nf4_dequant.py).
+
+On a machine without a GPU, Triton's interpreter runs the kernel on CPU tensors when ``TRITON_INTERPRET=1`` is set
+before this module is imported (the tests do); it cannot run bfloat16 there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+# outputs a program writes: blocksize-wide rows of the weight, TILE_ELEMENTS // blocksize of them (at least one)
+TILE_ELEMENTS = 4096
+WARPS = 4
+# the 4-bit block sizes bitsandbytes accepts (dequantize_4bit); the kernel's tile rows need a power of two
+BLOCKSIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# bitsandbytes' NF4 table (functional.get_4bit_type("nf4"); csrc dDequantizeNF4), per device
+_CODES: dict[torch.device, torch.Tensor] = {}
+
+
+def supports(quant_state) -> bool:
+    """Whether ``dequantize_nf4`` handles this bitsandbytes QuantState: NF4 (not FP4), a block size bitsandbytes
+    accepts, a 16/32-bit float dtype, nested absmax or not (a nested one with an 8-bit absmax of power-of-two
+    blocks). False means: call bitsandbytes."""
+    if getattr(quant_state, "quant_type", None) != "nf4" or quant_state.blocksize not in BLOCKSIZES:
+        return False
+    if quant_state.dtype not in DTYPES:
+        return False
+    if getattr(quant_state, "nested", False):
+        state2 = quant_state.state2
+        blocksize2 = state2.blocksize
+        return (quant_state.absmax.dtype == torch.uint8 and state2.absmax.dtype == torch.float32
+                and blocksize2 > 0 and blocksize2 & (blocksize2 - 1) == 0 and state2.code.numel() == 256)
+    return quant_state.absmax.dtype == torch.float32
+
+
+def _nf4_code(device: torch.device) -> torch.Tensor:
+    if device not in _CODES:
+        from bitsandbytes.functional import get_4bit_type
+
+        _CODES[device] = get_4bit_type("nf4", device=device).float().contiguous()
+    return _CODES[device]
+
+
+@triton.jit
+def _dequantize_nf4_kernel(packed_ptr, absmax_ptr, code_ptr, code2_ptr, absmax2_ptr, offset_ptr, out_ptr,
+                           n_elements, n_blocks, BLOCKSIZE: tl.constexpr, BLOCKSIZE2: tl.constexpr,
+                           ROWS: tl.constexpr, NESTED: tl.constexpr, STATE_DTYPE: tl.constexpr):
+    """Rows ``pid * ROWS ..`` of blocksize elements: each row one quantization block (one absmax), its
+    ``BLOCKSIZE // 2`` bytes unpacked high nibble first."""
+    pid = tl.program_id(0)
+    blocks = pid * ROWS + tl.arange(0, ROWS)
+    block_ok = blocks < n_blocks
+    if NESTED:
+        q = tl.load(absmax_ptr + blocks, mask=block_ok, other=0).to(tl.int32)
+        scale2 = tl.load(absmax2_ptr + blocks // BLOCKSIZE2, mask=block_ok, other=0.0)
+        absmax = tl.load(code2_ptr + q) * scale2 + tl.load(offset_ptr)
+    else:
+        absmax = tl.load(absmax_ptr + blocks, mask=block_ok, other=0.0)
+    byte = blocks[:, None].to(tl.int64) * (BLOCKSIZE // 2) + tl.arange(0, BLOCKSIZE // 2)[None, :]
+    n_bytes = (n_elements + 1) // 2
+    packed = tl.load(packed_ptr + byte, mask=byte < n_bytes, other=0).to(tl.int32)
+    high = tl.load(code_ptr + (packed >> 4)) * absmax[:, None]
+    low = tl.load(code_ptr + (packed & 0xF)) * absmax[:, None]
+    values = tl.reshape(tl.join(high, low), (ROWS, BLOCKSIZE))  # element 2i high, 2i + 1 low
+    element = blocks[:, None].to(tl.int64) * BLOCKSIZE + tl.arange(0, BLOCKSIZE)[None, :]
+    values = values.to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + element, values, mask=element < n_elements)
+
+
+_TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+
+
+def dequantize_nf4(weight: torch.Tensor, quant_state, dtype: torch.dtype,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
+    """``bitsandbytes.functional.dequantize_4bit(weight, quant_state).to(dtype)`` in one kernel launch: the
+    [out_features, in_features] (``quant_state.shape``) weight in ``dtype``, written into ``out`` when given (a
+    contiguous tensor of that shape and dtype). ``weight``: the packed bytes as bitsandbytes stores them (a
+    Params4bit's ``.data``, [n / 2, 1] uint8, or another quant_storage dtype, viewed as bytes)."""
+    if not supports(quant_state):
+        raise ValueError(f"dequantize_nf4 does not handle this quant state ({quant_state.quant_type}, blocksize "
+                         f"{quant_state.blocksize}, {quant_state.dtype}); use bitsandbytes' dequantize_4bit")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype}")
+    shape = tuple(quant_state.shape)
+    n = math.prod(shape)
+    packed = weight.contiguous().view(torch.uint8).reshape(-1)
+    if packed.numel() < (n + 1) // 2:
+        raise ValueError(f"{packed.numel()} packed bytes cannot hold {n} 4-bit values")
+    if out is None:
+        out = torch.empty(shape, dtype=dtype, device=packed.device)
+    elif tuple(out.shape) != shape or out.dtype != dtype or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous {shape} {dtype} tensor, got {tuple(out.shape)} {out.dtype}")
+    if n == 0:
+        return out
+    blocksize = quant_state.blocksize
+    n_blocks = triton.cdiv(n, blocksize)
+    code = _nf4_code(packed.device)
+    if quant_state.nested:
+        state2 = quant_state.state2
+        absmax = quant_state.absmax.contiguous()
+        code2 = state2.code.to(device=packed.device, dtype=torch.float32).contiguous()
+        absmax2 = state2.absmax.contiguous()
+        offset = torch.as_tensor(quant_state.offset, dtype=torch.float32, device=packed.device).reshape(1)
+        blocksize2 = state2.blocksize
+    else:
+        absmax, code2, absmax2, offset, blocksize2 = quant_state.absmax.contiguous(), code, code, code, 1
+    rows = max(1, TILE_ELEMENTS // blocksize)
+    grid = (triton.cdiv(n_blocks, rows),)
+    _dequantize_nf4_kernel[grid](packed, absmax, code, code2, absmax2, offset, out, n, n_blocks,
+                                 BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, ROWS=rows, NESTED=quant_state.nested,
+                                 STATE_DTYPE=_TL_DTYPES[quant_state.dtype], num_warps=WARPS,
+                                 enable_fp_fusion=False)
+    return out

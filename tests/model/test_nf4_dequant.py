@@ -1,0 +1,115 @@
+"""model.nf4_dequant: one Triton kernel against bitsandbytes' ``dequantize_4bit`` (its CPU backend here, its CUDA
+one on a GPU), bit for bit: NF4 weights quantized by bitsandbytes itself, nested (double-quantized, as our loader's
+``bnb_4bit_use_double_quant=True``) and not, on shapes that are no multiple of the tile. On a machine without CUDA
+the kernel runs under Triton's interpreter (float32 and float16 out; its bfloat16 casts truncate, see
+test_bfloat16_state_rounds_once_then_casts)."""
+
+import os
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+bnb_functional = pytest.importorskip("bitsandbytes.functional")
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+
+
+@pytest.fixture
+def nf4():
+    """lightning_review.model.nf4_dequant: compiled on CUDA, run by Triton's interpreter on the CPU (which
+    tests/conftest.py asks for before Triton is imported)."""
+    assert CUDA or os.environ.get("TRITON_INTERPRET") == "1"
+    import lightning_review.model.nf4_dequant as module
+
+    return module
+
+
+def quantized(shape, blocksize, nested, dtype=torch.float32, quant_type="nf4", seed=0):
+    """A random weight packed by bitsandbytes as Params4bit stores it ([n / 2, 1] uint8) and its QuantState."""
+    g = torch.Generator().manual_seed(seed)
+    w = (torch.randn(*shape, generator=g) * 0.02).to(device=DEVICE, dtype=dtype)
+    return bnb_functional.quantize_4bit(w, blocksize=blocksize, compress_statistics=nested, quant_type=quant_type)
+
+
+OUT_DTYPES = [torch.float32, torch.float16] + ([torch.bfloat16] if CUDA else [])
+
+
+@pytest.mark.parametrize("nested", [True, False])
+@pytest.mark.parametrize("blocksize", [64, 128, 32, 256])
+@pytest.mark.parametrize("shape", [(96, 200), (33, 70), (5, 7)])
+def test_bitwise_equal_to_bitsandbytes(nf4, nested, blocksize, shape):
+    """Shapes not a multiple of the tile nor of the block (5 x 7: an odd count, a partial last block and byte)."""
+    packed, state = quantized(shape, blocksize, nested)
+    assert packed.dtype == torch.uint8 and packed.shape == ((shape[0] * shape[1] + 1) // 2, 1)
+    assert state.nested == nested
+    assert nf4.supports(state)
+    expected = bnb_functional.dequantize_4bit(packed, state)
+    for dtype in OUT_DTYPES:
+        got = nf4.dequantize_nf4(packed, state, dtype)
+        assert got.shape == shape and got.dtype == dtype
+        assert torch.equal(got, expected.to(dtype)), (dtype, (got.float() - expected.float()).abs().max())
+
+
+def test_several_programs_and_second_level_blocks(nf4, monkeypatch):
+    """More blocks than one program's tile and than one second-level (256-code) block of the nested absmax: every
+    program's rows and every second-level scale arrive."""
+    monkeypatch.setattr(nf4, "TILE_ELEMENTS", 256)
+    packed, state = quantized((160, 130), 64, True)  # 325 blocks: two second-level blocks, 82 programs
+    assert state.absmax.numel() > state.state2.blocksize
+    expected = bnb_functional.dequantize_4bit(packed, state)
+    assert torch.equal(nf4.dequantize_nf4(packed, state, torch.float32), expected)
+
+
+@pytest.mark.parametrize("state_dtype", [torch.float16] + ([torch.bfloat16] if CUDA else []))
+def test_half_precision_state_rounds_like_bitsandbytes(nf4, state_dtype):
+    """bitsandbytes returns the quant state's dtype; asked for another, the kernel rounds to that dtype first, as
+    ``dequantize_4bit(...).to(dtype)`` does."""
+    packed, state = quantized((48, 96), 64, True, dtype=state_dtype)
+    assert state.dtype == state_dtype
+    expected = bnb_functional.dequantize_4bit(packed, state)
+    for dtype in OUT_DTYPES:
+        assert torch.equal(nf4.dequantize_nf4(packed, state, dtype), expected.to(dtype)), dtype
+
+
+@pytest.mark.skipif(CUDA, reason="the interpreter's bfloat16 on the CPU only")
+def test_bfloat16_state_rounds_once_then_casts(nf4):
+    """A bfloat16 quant state (a model loaded in bf16) under Triton's interpreter: its bf16 cast truncates (on CUDA
+    it rounds to nearest, and the test above is exact), so the result is the fp32 dequantization truncated to bf16,
+    within one bf16 ulp of bitsandbytes'."""
+    packed, state = quantized((48, 96), 64, True, dtype=torch.bfloat16)
+    expected = bnb_functional.dequantize_4bit(packed, state).float()
+    state.dtype = torch.float32
+    fp32 = bnb_functional.dequantize_4bit(packed, state)
+    state.dtype = torch.bfloat16
+    got = nf4.dequantize_nf4(packed, state, torch.float32)
+    assert torch.equal(got, (fp32.view(torch.int32) & ~0xFFFF).view(torch.float32))
+    torch.testing.assert_close(got, expected, rtol=2**-7, atol=0)
+
+
+def test_out_is_written_in_place(nf4):
+    packed, state = quantized((40, 64), 64, True)
+    out = torch.full((40, 64), float("nan"), device=DEVICE)
+    got = nf4.dequantize_nf4(packed, state, torch.float32, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    assert torch.equal(out, bnb_functional.dequantize_4bit(packed, state))
+    with pytest.raises(ValueError):
+        nf4.dequantize_nf4(packed, state, torch.float32, out=torch.empty(64, 40, device=DEVICE))
+
+
+def test_other_storage_dtype_is_read_as_bytes(nf4):
+    """Params4bit with bnb_4bit_quant_storage other than uint8 holds the same bytes under another dtype."""
+    packed, state = quantized((32, 64), 64, True)
+    as_half = packed.reshape(-1).view(torch.float16).unsqueeze(1)
+    assert torch.equal(nf4.dequantize_nf4(as_half, state, torch.float32),
+                       bnb_functional.dequantize_4bit(packed, state))
+
+
+def test_fp4_and_odd_states_are_left_to_bitsandbytes(nf4):
+    _, fp4 = quantized((32, 64), 64, True, quant_type="fp4")
+    assert not nf4.supports(fp4)
+    with pytest.raises(ValueError):
+        nf4.dequantize_nf4(torch.zeros(1024, 1, dtype=torch.uint8, device=DEVICE), fp4, torch.float32)
+    _, state = quantized((32, 64), 64, False)
+    state.blocksize = 48
+    assert not nf4.supports(state)
