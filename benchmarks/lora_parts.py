@@ -13,8 +13,9 @@ backward: ``base_grad`` grad W; ``grad_down`` grad B; ``grad_b`` grad^T down; ``
 ``input_grad_kernel`` the same under the mask, in place; ``base_grad_and_down`` grad [W, B] as one matmul (the base
 input gradient and grad_down from one read of grad: a lever, not built).
 Accumulating in the big matmul instead (beta 1: cuBLAS reads the tensor it adds to in its epilogue, under the
-compute): forward ``lora_out`` s down B^T written once, then ``base_beta1`` out += x W^T; backward
-``input_grad_write`` the masked LoRA input gradient written once, then ``base_grad_beta1`` grad_x += grad W.
+compute): forward ``lora_out`` s down B^T written once, then ``base_beta1`` out += x W^T (what the fused path does
+now); backward ``base_grad_beta1`` grad_x += grad W (with the masked LoRA input gradient written once first, which
+measured slower than input_grad_kernel's add in place: benchmarks/RESULTS.md, session 11).
 
 ``--sweep`` also times each dropout kernel on candidate launch shapes (lora_kernels.Tiles) at the model's two input
 widths (hidden and intermediate) and prints the best per kernel, against the shapes the library uses now.
@@ -62,7 +63,7 @@ def piece_floors(tokens: int, n_in: int, n_out: int, rank: int, bandwidth: float
              "add_lora": 2 * out + low + w_b, "grad_down": out + w_b + low, "grad_b": out + low + 2 * w_b,
              "grad_a_nodrop": low + x + 2 * a, "grad_a_kernel": low + x + 2 * a,
              "input_grad_nodrop": 2 * x + low + a, "input_grad_kernel": 2 * x + low + a,
-             "lora_out": out + low + w_b, "input_grad_write": x + low + a}
+             "lora_out": out + low + w_b}
     floors = {name: 1e3 * size / bandwidth for name, size in moved.items()}
     floors.update(base=1e3 * base, base_grad=1e3 * base, base_grad_and_down=1e3 * base * (n_in + rank) / n_in,
                   base_beta1=1e3 * base, base_grad_beta1=1e3 * base)
@@ -101,13 +102,12 @@ def time_pieces(tokens: int, n_in: int, n_out: int, rank: int, p: float, device:
     }
     if kernels:
         from lightning_review.model.lora_kernels import (add_dropout_lora_input_grad_, dropout_lora_a_grad,
-                                                         dropout_lora_down, dropout_lora_input_grad, new_seed)
+                                                         dropout_lora_down, new_seed)
 
         seed = new_seed(x.device)
         pieces.update(down_kernel=lambda: dropout_lora_down(x, a, seed, p),
                       grad_a_kernel=lambda: dropout_lora_a_grad(grad_down, x, seed, p),
-                      input_grad_kernel=lambda: add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p),
-                      input_grad_write=lambda: dropout_lora_input_grad(grad_down, a, seed, p))
+                      input_grad_kernel=lambda: add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p))
     return {name: round(median_ms(fn, device), 4) for name, fn in pieces.items()}
 
 

@@ -4,9 +4,9 @@ Why: peft's LoRA forward on a 4-bit layer is ``base(x).clone() + lora_B(lora_A(d
 the base output, a scaled copy of the LoRA output and an add, each a full pass over a [tokens, out_features] tensor,
 a kept dropout mask and dropped copy of ``x``, and in backward as many passes again plus the sum of two input
 gradients. At 8K tokens on a 13B layer that is 21% of a training step (benchmarks/lever_costs.py), against a few
-percent for the LoRA matmuls themselves. Here one function computes ``x W^T`` (W dequantized, as bitsandbytes
-does), then adds ``scaling * (dropout(x) A^T) B^T`` into it in place (one ``addmm_``), and keeps for backward only
-``x`` (shared with the other projections of the same input), the small ``dropout(x) A^T`` and the random
+percent for the LoRA matmuls themselves. Here one function writes ``scaling * (dropout(x) A^T) B^T``, then lets
+the base matmul ``x W^T`` (W dequantized, as bitsandbytes does) accumulate into it (``addmm_``), and keeps for
+backward only ``x`` (shared with the other projections of the same input), the small ``dropout(x) A^T`` and the random
 generator's state. Backward dequantizes W again, accumulates the LoRA input gradient into the base's with one
 ``addmm_`` (or one masked ``addcmul_`` under dropout), and replays the dropout once, for lora_A's gradient and
 the mask of the input gradient.

@@ -141,7 +141,7 @@ def _a_grad_kernel(grad_ptr, x_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, row
 
 @triton.jit
 def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, rank, stride_gx, stride_g, stride_a,
-                       threshold, scale, ACCUMULATE: tl.constexpr, IEEE: tl.constexpr, BLOCK_M: tl.constexpr,
+                       threshold, scale, IEEE: tl.constexpr, BLOCK_M: tl.constexpr,
                        BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, ROUNDS: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     col_start = tl.program_id(1) * BLOCK_K
@@ -157,9 +157,8 @@ def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, ra
     lora = tl.where(keep, lora * scale, tl.zeros_like(lora))
     inside = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
     pointers = grad_x_ptr + rows[:, None] * stride_gx + cols[None, :]
-    if ACCUMULATE:
-        lora += tl.load(pointers, mask=inside, other=0.0).to(tl.float32)
-    tl.store(pointers, lora.to(grad_x_ptr.dtype.element_ty), mask=inside)
+    grad_x = tl.load(pointers, mask=inside, other=0.0)
+    tl.store(pointers, (grad_x.to(tl.float32) + lora).to(grad_x_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit
@@ -265,8 +264,12 @@ def dropout_lora_a_grad(grad_down: torch.Tensor, x: torch.Tensor, seed: torch.Te
     return partial.sum(0) if splits > 1 else partial[0]
 
 
-def _input_grad(grad_x: torch.Tensor, grad_down: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, p: float,
-                accumulate: bool, tiles: Tiles | None) -> torch.Tensor:
+def add_dropout_lora_input_grad_(grad_x: torch.Tensor, grad_down: torch.Tensor, a: torch.Tensor,
+                                 seed: torch.Tensor, p: float, tiles: Tiles | None = None) -> torch.Tensor:
+    """``grad_x += mask / (1 - p) * (grad_down @ a)`` in place, for grad_x [rows, in_features] (contiguous),
+    grad_down [rows, rank], a [rank, in_features]: dropout's gradient is its own mask, scaled."""
+    if grad_x.stride(-1) != 1:
+        raise ValueError("add_dropout_lora_input_grad_ writes grad_x in place: it must be contiguous in its last dim")
     grad_down, a = _rows_last_contiguous(grad_down), _rows_last_contiguous(a)
     tiles = _tiles("input_grad", tiles)
     rows, cols = grad_x.shape
@@ -274,23 +277,5 @@ def _input_grad(grad_x: torch.Tensor, grad_down: torch.Tensor, a: torch.Tensor, 
     grid = (triton.cdiv(rows, tiles.rows), triton.cdiv(cols, tiles.cols))
     _input_grad_kernel[grid](
         grad_x, grad_down, a, seed, rows, cols, rank, grad_x.stride(0), grad_down.stride(0), a.stride(0),
-        *threshold_and_scale(p), ACCUMULATE=accumulate, IEEE=grad_x.dtype == torch.float32,
-        BLOCK_R=_rank_block(rank), **_launch(tiles))
+        *threshold_and_scale(p), IEEE=grad_x.dtype == torch.float32, BLOCK_R=_rank_block(rank), **_launch(tiles))
     return grad_x
-
-
-def add_dropout_lora_input_grad_(grad_x: torch.Tensor, grad_down: torch.Tensor, a: torch.Tensor,
-                                 seed: torch.Tensor, p: float, tiles: Tiles | None = None) -> torch.Tensor:
-    """``grad_x += mask / (1 - p) * (grad_down @ a)`` in place, for grad_x [rows, in_features] (contiguous),
-    grad_down [rows, rank], a [rank, in_features]: dropout's gradient is its own mask, scaled."""
-    if grad_x.stride(-1) != 1:
-        raise ValueError("add_dropout_lora_input_grad_ writes grad_x in place: it must be contiguous in its last dim")
-    return _input_grad(grad_x, grad_down, a, seed, p, True, tiles)
-
-
-def dropout_lora_input_grad(grad_down: torch.Tensor, a: torch.Tensor, seed: torch.Tensor, p: float,
-                            tiles: Tiles | None = None) -> torch.Tensor:
-    """``mask / (1 - p) * (grad_down @ a)`` [rows, in_features], written once: the base's input gradient can then be
-    accumulated into it by its own matmul (``addmm_``, beta 1) instead of this being added into the base's."""
-    grad_x = torch.empty((grad_down.shape[0], a.shape[1]), dtype=grad_down.dtype, device=grad_down.device)
-    return _input_grad(grad_x, grad_down, a, seed, p, False, tiles)
