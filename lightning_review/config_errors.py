@@ -8,7 +8,8 @@ lines of usage, and never which file or line. ``explain`` turns such a message i
 ``my.yaml:27: unknown key model.lora_rank; did you mean model.lora_r?`` from the parser's own keys (difflib) and the
 config files on the command line (PyYAML's node marks give the line); it returns None for any other failure, which
 keeps jsonargparse's own report. ``OneLineErrors`` is the parsers' error() that prints the line: ReviewArgumentParser
-(trainer_cli) for the Lightning subcommands, ``ToolArgumentParser`` for the tools' auto_cli."""
+(trainer_cli) for the Lightning subcommands, ``ToolArgumentParser`` for the tools' auto_cli. The checks of the config
+files themselves, before parsing, and a key's line in a file are config_files'."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ import os
 import re
 import sys
 from importlib import import_module
-from pathlib import Path
 
 from jsonargparse import ArgumentParser
+
+from .config_files import (CONFIG_FLAGS, children, compose, config_file_problem, files_on_command_line,
+                           find_key, subcommand_in, subparser, valid_keys)
+from .config_files import yaml_line  # noqa: F401  (importable from here, as before the config files' checks moved)
 
 UNKNOWN_IN_SUBCOMMAND = re.compile(r"^Subcommand '([\w-]+)' does not accept option '([^']+)'$")
 UNKNOWN_IN_GROUP = re.compile(r"^Group '([^']+)' does not accept option '([^']+)'$")
@@ -38,16 +42,14 @@ BAD_SUBCOMMAND = re.compile(r"^argument subcommand: invalid choice: '([^']*)' \(
 NO_FILE = re.compile(r"^(File does not exist|Path is not a file): '(.*)'$")
 LINKED = re.compile(r'^Linked "([^"]+)" must be given via "([^"]+)"\.?$')
 AMBIGUOUS = re.compile(r"^ambiguous option: (\S+?)(?:=\S*)? could match (.*)$")
-A_CONFIG = "a config file must be a YAML mapping of keys to values (key: value, a section's keys indented under it)"
 NUMBER = re.compile(r"-\d[\d.e+-]*")
 PROG = "python -m lightning_review "  # the tools' prog (cli.main): what follows is the command's name
 NESTED_UNKNOWN = re.compile(r"Problem with given class_path '([\w.]+)':\s*Option '(?:init_args\.)?([\w.]+)' is not "
                             r"accepted")
 BAD_CLASS = re.compile(r"Problem with given class_path '([\w.]+)':\s*(?:module '([\w.]+)' has no attribute '(\w+)'"
                        r"|No module named '([\w.]+)')")
-CONFIG_FLAGS = ("-c", "--config")
-NOT_KEYS = {"help", "config", "print_config", "print_shtab"}
 LISTED = 16  # the most valid keys a message lists
+ABBREVIATIONS = {"e.g.", "i.e.", "etc.", "cf.", "vs."}  # a help's words whose period does not end its sentence
 
 
 def explain(message: str, parser) -> str | None:
@@ -56,15 +58,15 @@ def explain(message: str, parser) -> str | None:
     missing required flag or a missing config file."""
     root = getattr(parser, "parent_parser", None) or parser
     args = [str(a) for a in (getattr(root, "args", None) or [])]
-    subcommand = getattr(parser, "subcommand", None) or _subcommand_in(root, args)
+    subcommand = getattr(parser, "subcommand", None) or subcommand_in(root, args)
     message = message.strip()
     if match := UNKNOWN_IN_SUBCOMMAND.match(message):
         subcommand, key = match.groups()
-        return _unknown_key(key, _subparser(root, subcommand) or parser, args, subcommand)
+        return _unknown_key(key, subparser(root, subcommand) or parser, args, subcommand)
     if match := UNKNOWN_IN_GROUP.match(message):
         return _unknown_key(f"{match[1]}.{match[2]}", _owner(match[1], parser, root, subcommand), args, subcommand)
     if match := NOT_ACCEPTED.match(message):
-        return _unknown_key(match[1], _subparser(root, subcommand) or parser, args, subcommand)
+        return _unknown_key(match[1], subparser(root, subcommand) or parser, args, subcommand)
     if match := LINKED.match(message):
         return _linked(match[1], match[2], args, subcommand)
     if match := AMBIGUOUS.match(message):
@@ -74,9 +76,9 @@ def explain(message: str, parser) -> str | None:
     if match := UNKNOWN_BEFORE_SUBCOMMAND.match(message):
         return _before_subcommand(match[1], match[2], root, args)
     if match := UNRECOGNIZED.match(message):
-        return _unrecognized(match[1], _subparser(root, subcommand) or parser, command_name(root, subcommand))
+        return _unrecognized(match[1], subparser(root, subcommand) or parser, command_name(root, subcommand))
     if match := REQUIRED.match(message):
-        return _required(match[1], _subparser(root, subcommand) or parser, subcommand, command_name(root, subcommand))
+        return _required(match[1], subparser(root, subcommand) or parser, subcommand, command_name(root, subcommand))
     if match := NO_VALUE.match(message):
         return f"{match[1].split('/')[-1]}: expects a value, none given"
     if NO_SUBCOMMAND.match(message) and command_name(root, None) and getattr(root, "_subcommands_action", None):
@@ -154,42 +156,13 @@ def jsonargparse_debug() -> bool:
 
 # --- the parser's keys --------------------------------------------------------------------------------------------
 
-def _subparser(root, subcommand: str | None):
-    action = getattr(root, "_subcommands_action", None)
-    return action.choices.get(subcommand) if action is not None and subcommand else None
-
-
 def _owner(section: str, parser, root, subcommand: str | None):
     """The parser whose keys hold ``section``: ``parser``, or the subcommand's where the root parser reports a
     subcommand's key (as it does with --print_config)."""
-    sub = _subparser(root, subcommand)
-    if sub is not None and parser is root and not _children(valid_keys(parser), section):
+    sub = subparser(root, subcommand)
+    if sub is not None and parser is root and not children(valid_keys(parser), section):
         return sub
     return parser
-
-
-def _subcommand_in(root, args: list[str]) -> str | None:
-    action = getattr(root, "_subcommands_action", None)
-    if action is None:
-        return None
-    return next((a for a in args if a in action.choices), None)
-
-
-def valid_keys(parser) -> list[str]:
-    """Every dotted key ``parser`` accepts (``model.lora_r``, ``trainer.callbacks``), not help or config flags."""
-    keys = set()
-    for action in parser._actions:
-        dest = action.dest
-        if not isinstance(dest, str) or dest in NOT_KEYS or dest.endswith(".help") or dest == "==SUPPRESS==":
-            continue
-        keys.add(dest)
-    return sorted(keys)
-
-
-def _children(keys: list[str], section: str) -> list[str]:
-    """The names one level under ``section`` ("" for the top level)."""
-    prefix = f"{section}." if section else ""
-    return sorted({k[len(prefix):].split(".")[0] for k in keys if k.startswith(prefix) and len(k) > len(prefix)})
 
 
 def bad_part(key: str, keys: list[str]) -> tuple[str, str, list[str]]:
@@ -197,7 +170,7 @@ def bad_part(key: str, keys: list[str]) -> tuple[str, str, list[str]]:
     first name after it that is not, and the names after that (``modle.lora_r``: "", "modle", ["lora_r"])."""
     parts = key.split(".")
     depth = 0
-    while depth < len(parts) - 1 and _children(keys, ".".join(parts[:depth + 1])):
+    while depth < len(parts) - 1 and children(keys, ".".join(parts[:depth + 1])):
         depth += 1
     return ".".join(parts[:depth]), parts[depth], parts[depth + 1:]
 
@@ -206,7 +179,7 @@ def suggestion(key: str, keys: list[str], flag: bool = False) -> str:
     """"did you mean <key>?" (``--<key>`` as a ``flag``) for the closest valid name in the bad key's section (the
     rest of the key kept where that makes a valid key), the same name in another section, or the section's names."""
     section, bad, rest = bad_part(key, keys)
-    names = _children(keys, section)
+    names = children(keys, section)
     prefix = f"{section}." if section else ""
     dash = "--" if flag else ""
     close = difflib.get_close_matches(bad, names, n=1, cutoff=0.6)
@@ -225,58 +198,6 @@ def suggestion(key: str, keys: list[str], flag: bool = False) -> str:
 
 
 # --- where a key was given ----------------------------------------------------------------------------------------
-
-def _config_files(args: list[str], subcommand: str | None) -> list[tuple[int, str, list[str]]]:
-    """(position, file, key of the file's top level) of each config file on the command line, keys counted from the
-    root parser: ``-c`` / ``--config`` before the subcommand is at the top (its ``fit:`` holds fit's keys), after it
-    at ``[fit]``; ``fit ... --model model.yaml`` is at ``[fit, model]``."""
-    start = args.index(subcommand) if subcommand in args else len(args)
-    files = []
-    for i, arg in enumerate(args):
-        if not arg.startswith("-"):
-            continue
-        flag, _, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        value = value or (args[i + 1] if i + 1 < len(args) else "")
-        inside = [subcommand] if i > start and subcommand else []
-        if flag in CONFIG_FLAGS and value:
-            files.append((i, value, inside))
-        elif inside and flag.startswith("--") and value.endswith((".yaml", ".yml", ".json")) and Path(value).is_file():
-            files.append((i, value, inside + flag[2:].split(".")))
-    return files
-
-
-def compose(path: str):
-    """The YAML (or JSON) file's node tree, with line marks; None where it cannot be read."""
-    import yaml
-
-    try:
-        return yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-
-
-def find_key(node, parts: list[str]):
-    """(key node, value node) of ``parts`` (nested mappings or dotted keys, as jsonargparse reads them) under
-    ``node``, the last one where a mapping repeats a key (the one loaded); None where the key is not there."""
-    import yaml
-
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    found = None
-    for key_node, value in node.value:
-        if not isinstance(key_node, yaml.ScalarNode):
-            continue
-        names = str(key_node.value).split(".")
-        if parts[:len(names)] == names:
-            found = (key_node, value) if len(names) == len(parts) else find_key(value, parts[len(names):]) or found
-    return found
-
-
-def yaml_line(path: str, parts: list[str]) -> int | None:
-    """The 1-based line of the key ``parts`` in the file, or None."""
-    found = find_key(compose(path), parts)
-    return found[0].start_mark.line + 1 if found else None
-
 
 def where(key: str, args: list[str], subcommand: str | None, value: str | None = None) -> str | None:
     """``file:line`` or ``--flag`` for the place that set ``key`` (a key of ``subcommand``) last: the command line
@@ -302,7 +223,7 @@ def where(key: str, args: list[str], subcommand: str | None, value: str | None =
 def _file_keys(args: list[str], key: str, subcommand: str | None):
     """(position, file, the key's parts inside that file) for each config file that could hold ``key``."""
     full = ([subcommand] if subcommand else []) + key.split(".")
-    for i, path, prefix in _config_files(args, subcommand):
+    for i, path, prefix in files_on_command_line(args, subcommand):
         if full[:len(prefix)] == prefix and len(full) > len(prefix):
             yield i, path, full[len(prefix):]
 
@@ -355,9 +276,11 @@ def _required(names: str, parser, subcommand: str | None, command: str | None) -
 
 
 def first_sentence(help_text: str) -> str:
-    """A parameter's help up to its first full stop, on one line, without the docstring's double backquotes."""
+    """A parameter's help up to its first full stop, on one line, without the docstring's double backquotes. The
+    period of an abbreviation (e.g., i.e., etc.) is not a full stop."""
     text = " ".join(help_text.replace("``", "").split())
-    sentence = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+    ends = (m.end() for m in re.finditer(r"\S*\.(?=\s)", text) if m[0].lstrip("([\"'").lower() not in ABBREVIATIONS)
+    sentence = text[:next(ends, len(text))]
     return sentence if sentence.endswith(".") else sentence + "."
 
 
@@ -377,7 +300,7 @@ def _no_config_file(path: str, missing: bool, args: list[str]) -> str:
 
 def _before_subcommand(key: str, subcommand: str, root, args) -> str | None:
     """A subcommand's key given before the subcommand (``-c my.yaml fit``, my.yaml holding fit's keys)."""
-    sub = _subparser(root, subcommand)
+    sub = subparser(root, subcommand)
     if sub is None or key not in valid_keys(sub):
         return None
     place = where(key, args, None) or key
@@ -471,139 +394,6 @@ def _linked(target: str, source: str, args, subcommand) -> str:
     """A key set from another (ReviewCLI's link_arguments) given itself."""
     place = where(target, args, subcommand) or f"--{target}"
     return f"{place}: {target} follows {source}; set {source} instead"
-
-
-# --- the config files themselves ----------------------------------------------------------------------------------
-
-def _all_keys(root) -> list[str]:
-    """The root parser's keys and, for each subcommand, ``fit`` and ``fit.<key>``."""
-    keys = valid_keys(root)
-    action = getattr(root, "_subcommands_action", None)
-    for name, sub in (action.choices.items() if action is not None else []):
-        keys += [name] + [f"{name}.{key}" for key in valid_keys(sub)]
-    return keys
-
-
-def _sections(root) -> set[str]:
-    """The dotted keys that are sections (``fit.model``): keys with keys under them, given as a mapping (a group or
-    a nested config), not a typed value."""
-    from jsonargparse._actions import _ActionConfigLoad
-
-    keys = _all_keys(root)
-    action = getattr(root, "_subcommands_action", None)
-    names = set(action.choices) if action is not None else set()
-    typed = set()
-    for prefix, parser in [("", root)] + [(f"{n}.", p) for n, p in (action.choices.items() if action else [])]:
-        typed |= {prefix + a.dest for a in parser._actions
-                  if isinstance(a.dest, str) and not isinstance(a, _ActionConfigLoad) and a.option_strings}
-    return {k for k in keys if _children(keys, k) and (k in names or k not in typed)}
-
-
-def _links(root) -> list[tuple[str, str]]:
-    """(full target, full source) of each link applied on parse (``fit.model.max_seq_length``,
-    ``fit.data.max_seq_length``)."""
-    links = []
-    action = getattr(root, "_subcommands_action", None)
-    for prefix, parser in [("", root)] + [(f"{n}.", p) for n, p in (action.choices.items() if action else [])]:
-        group = getattr(parser, "_links_group", None)
-        for link in (group._group_actions if group is not None else []):
-            if getattr(link, "apply_on", None) == "parse" and len(link.source) == 1:
-                links.append((prefix + link.target[0], prefix + link.source[0][0]))
-    return links
-
-
-def _kind(node) -> str:
-    import yaml
-
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    if isinstance(node, yaml.ScalarNode):
-        return "empty" if node.tag.endswith(":null") else f"a value ({str(node.value)[:40]})"
-    return "not a mapping"
-
-
-def _duplicates(node, path: list[str], found: list):
-    """(line, first line, dotted key) of every key given twice in one mapping, anywhere under ``node``."""
-    import yaml
-
-    if isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _duplicates(item, path, found)
-    if not isinstance(node, yaml.MappingNode):
-        return
-    seen = {}
-    for key_node, value in node.value:
-        if isinstance(key_node, yaml.ScalarNode):
-            name = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if name in seen and name != "<<":
-                found.append((line, seen[name], ".".join([*path, name])))
-            seen.setdefault(name, line)
-            _duplicates(value, [*path, name], found)
-
-
-def config_file_problem(root, args: list[str]) -> str | None:
-    """The first problem of the config files on ``args`` (-c / --config, a section's file as ``--model m.yaml``),
-    as one line naming the file and the line, or None; a file that does not exist is left to the parser."""
-    import yaml
-
-    subcommand = _subcommand_in(root, args)
-    files = _config_files(args, subcommand)
-    if not files:
-        return None
-    sections, links = _sections(root), _links(root)
-    parsers = [root, _subparser(root, subcommand)]
-    options = {o for parser in parsers if parser is not None for a in parser._actions for o in a.option_strings}
-    for i, path, inside in files:
-        if args[i].partition("=")[0] not in options:  # ``prepare -c``: an unknown flag, which the parser reports
-            continue
-        if inside and ".".join(inside) not in sections:  # a value that is a file (a list of callbacks): not a config
-            continue
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            line = f":{mark.line + 1}" if mark is not None else ""
-            return f"{path}{line}: not valid YAML ({problem}); {A_CONFIG}"
-        # the key of this file's top level, as a key of the subcommand (``model`` for --model m.yaml; "" for -c)
-        within = inside[1:] if subcommand and inside[:1] == [subcommand] else inside
-        shown = ".".join(within)
-        if node is None:
-            return f"{path}: the config file is empty; {A_CONFIG}"
-        if not isinstance(node, yaml.MappingNode):
-            return (f"{path}:{node.start_mark.line + 1}: the config file is {_kind(node)}, not a mapping of keys; "
-                    f"{A_CONFIG}")
-        found = []
-        _duplicates(node, within, found)
-        if found:
-            line, first, key = min(found)
-            return f"{path}:{line}: duplicate key {key} (first at line {first})"
-        for section in sorted(sections):
-            parts = section.split(".")
-            if parts[:len(inside)] != inside or len(parts) == len(inside):
-                continue
-            hit = find_key(node, parts[len(inside):])
-            if hit and not isinstance(hit[1], yaml.MappingNode):
-                name = ".".join(parts[1:] if subcommand and parts[0] == subcommand else parts)
-                return (f"{path}:{hit[0].start_mark.line + 1}: section {name} is {_kind(hit[1])}, not a mapping of "
-                        f"its keys; give its keys indented under it (key: value), or delete the line")
-        for target, source in links:
-            parts = target.split(".")
-            if parts[:len(inside)] != inside or len(parts) == len(inside):
-                continue
-            hit = find_key(node, parts[len(inside):])
-            if hit:
-                drop = 1 if subcommand and parts[0] == subcommand else 0
-                target_key = ".".join(parts[drop:])
-                source_key = ".".join(source.split(".")[drop:])
-                return (f"{path}:{hit[0].start_mark.line + 1}: {target_key} follows {source_key}; set {source_key} "
-                        f"instead")
-    return None
 
 
 def _bad_class(key: str, class_path: str, module: str | None, no_module: str | None, args, subcommand) -> str:

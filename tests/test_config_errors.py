@@ -97,6 +97,18 @@ def test_suggestion():
     assert suggestion("zzz", KEYS) == "the top-level keys are ckpt_path, data, model, trainer"
 
 
+def test_first_sentence_does_not_end_at_an_abbreviation():
+    from lightning_review.config_errors import first_sentence
+
+    assert first_sentence("The judge, e.g. ``gpt-4o``, that scores. Any other model works.") == (
+        "The judge, e.g. gpt-4o, that scores.")
+    assert first_sentence("The split (i.e. train or val) to\n    read. Then more.") == (
+        "The split (i.e. train or val) to read.")
+    assert first_sentence("Files, folders etc. to read. Then more.") == "Files, folders etc. to read."
+    assert first_sentence("One line. Two.") == "One line."
+    assert first_sentence("No full stop") == "No full stop."
+
+
 def test_yaml_line_reads_nested_dotted_and_repeated_keys(tmp_path):
     from lightning_review.config_errors import yaml_line
 
