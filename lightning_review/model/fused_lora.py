@@ -49,6 +49,10 @@ DropoutKernel = Literal["torch", "triton", "auto"]
 # 0.31 + 7.53 ms against 7.47 + 0.74; a training step (train_step.py, same run) +1.4% on the length mix, even at 8K.
 # False: the other order, kept to measure one against the other (train_step.py set.fused_lora.ACCUMULATE_IN_BASE).
 ACCUMULATE_IN_BASE = True
+# Dequantize a 4-bit NF4 base weight in one Triton kernel (lightning_review.model.nf4_dequant, bitwise
+# bitsandbytes' result) instead of bitsandbytes' three kernels a call. Off until measured in a training step on a GPU
+# (train_step.py set.fused_lora.DEQUANTIZE_IN_ONE_KERNEL=true); on CUDA only, or under Triton's interpreter in tests.
+DEQUANTIZE_IN_ONE_KERNEL = False
 
 
 def resolve_dropout_kernel(kernel: DropoutKernel, device: torch.device) -> bool:
@@ -79,6 +83,11 @@ def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
     quant_state = getattr(base.weight, "quant_state", None)
     if quant_state is None:
         return base.weight.to(dtype)
+    if DEQUANTIZE_IN_ONE_KERNEL and (base.weight.device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"):
+        from .nf4_dequant import dequantize_nf4, supports
+
+        if supports(quant_state):
+            return dequantize_nf4(base.weight.data, quant_state, dtype)
     import bitsandbytes.functional as bnb_functional
 
     return bnb_functional.dequantize_4bit(base.weight.data, quant_state).to(dtype)

@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from lightning_review.model import fused_lora
-from tests.model.test_fused_lora import DEVICES, test_same_loss_and_gradients_as_peft
+from tests.model import test_fused_lora as reference  # the module, so that pytest does not collect its tests twice
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", reference.DEVICES)
 @pytest.mark.parametrize("quantize,dropout,checkpointing", [(True, 0.3, True), (False, 0.3, False)])
 def test_adding_after_the_base_matmul_is_peft(tiny_llama_dir, monkeypatch, device, quantize, dropout,
                                               checkpointing):
     monkeypatch.setattr(fused_lora, "ACCUMULATE_IN_BASE", False)
-    test_same_loss_and_gradients_as_peft(tiny_llama_dir, device, quantize, dropout, checkpointing)
+    reference.test_same_loss_and_gradients_as_peft(tiny_llama_dir, device, quantize, dropout, checkpointing)
 
 
 @pytest.mark.parametrize("accumulate", [False, True])
