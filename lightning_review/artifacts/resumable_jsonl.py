@@ -6,7 +6,8 @@ One piece for every such output (collect's paper file, generate's reviews file),
 - a last line cut by a crash is removed (``repaired``) and made again; a line that is not JSON with an id stops the
   run naming ``file:line`` and the fix;
 - each line is flushed and fsynced before the next record starts;
-- one process at a time: ``<file>.lock`` beside it (released by the system if the process dies);
+- one process at a time: ``<file>.lock`` beside it (released by the system if the process dies), removed when the
+  run ends, finished or not, and when a resume is refused (lightning_review.artifacts.lock_file);
 - ``overwrite`` never truncates or deletes the existing file: the new records go to ``<file>.partial``, which
   ``finish()`` renames over the file once the run has written them all; an interrupted overwrite keeps the old file
   whole, and running it again continues the partial file (``resumed_partial``).
@@ -21,9 +22,8 @@ import json
 import os
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from ..errors import UserError, json_error
+from .lock_file import LockRemovedTooOften, RemovedOnRelease
 
 
 def _beside(path: str | Path, suffix: str) -> Path:
@@ -68,13 +68,15 @@ class ResumableJsonl:
         self.duplicates: list[str] = []  # "file:line" of each line whose id an earlier line has
         self.repaired = False
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(lock_path(path), timeout=0)
+        self._lock = RemovedOnRelease(lock_path(path))
         try:
-            self._lock.acquire()
-        except Timeout:
+            taken = self._lock.acquire()
+        except LockRemovedTooOften as exc:
+            raise UserError(str(exc)) from None
+        if not taken:
             raise UserError(f"{self.target} is being written by another {self.COMMAND} process (it holds "
                             f"{lock_path(path)}); wait until it ends, or give this run another {self.FLAG} "
-                            f"(two runs on one file would {self.TWICE})") from None
+                            f"(two runs on one file would {self.TWICE})")
         try:
             self.path = partial_path(path) if overwrite else self.target
             self.resumed_partial = overwrite and self.path.exists()
@@ -91,7 +93,7 @@ class ResumableJsonl:
         self.close()
 
     def close(self) -> None:
-        """Release the lock (a ``.partial`` of an unfinished overwrite stays, to resume)."""
+        """Release the lock and remove its file (a ``.partial`` of an unfinished overwrite stays, to resume)."""
         self._lock.release()
 
     def finish(self) -> None:

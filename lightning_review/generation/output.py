@@ -5,17 +5,15 @@ Each line: ``{"id", "system", "review", "rating", "prompt_tokens", "generated_to
 (lightning_review.data.rating_line.parse_rating; null when the review states none in that form). The evaluator reads
 ``id`` and ``review`` (and the rating from the review by the same rule).
 
-Resuming, the lock (``<file>.lock``: two runs appending to one file would review every paper twice) and
-``overwrite`` (into ``<file>.partial``, renamed over the file once complete) are the shared resumable JSONL output's
-(lightning_review.artifacts.resumable_jsonl); this module adds the settings every line must share.
+Resuming, the lock (``<file>.lock``, removed when the run ends: two runs appending to one file would review every
+paper twice) and ``overwrite`` (into ``<file>.partial``, renamed over the file once complete) are the shared
+resumable JSONL output's (lightning_review.artifacts.resumable_jsonl); this module adds the settings every line must
+share.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 from ..artifacts.resumable_jsonl import ResumableJsonl, lock_path, partial_path
 from ..data.rating_line import parse_rating
@@ -58,28 +56,7 @@ class ReviewsFile(ResumableJsonl):
 
     def __init__(self, path: str | Path, settings: dict, overwrite: bool = False):
         self.settings = settings
-        for _ in range(100):
-            try:
-                super().__init__(path, overwrite)
-            except BaseException:
-                _remove_free_lock(lock_path(path))  # a refused resume leaves no lock file behind
-                raise
-            if _holds_current(self._lock, lock_path(path)):
-                return
-            # the lock file was removed by a run that ended between our open and our lock: what we hold locks
-            # nothing any other run can see, so take the lock again at its path
-            self._lock.release()
-        raise UserError(f"could not take the lock {lock_path(path)}: it keeps being removed and made again")
-
-    def close(self) -> None:
-        """Remove the lock file, then let go of the lock: no 0-byte ``.lock`` stays beside the reviews. Removed while
-        held, so no other run can be holding it; a run that opened it just before and locks it after finds it gone
-        from its path (``_holds_current``) and locks the path again."""
-        try:
-            if _lock_fd(self._lock) is not None and _holds_current(self._lock, lock_path(self.target)):
-                lock_path(self.target).unlink(missing_ok=True)
-        finally:
-            super().close()
+        super().__init__(path, overwrite)
 
     def check_line(self, obj: dict, where: str, start_over: str) -> None:
         """Every line was written with this run's settings: first the model (and, for an API model, the server:
@@ -115,37 +92,3 @@ class ReviewsFile(ResumableJsonl):
         """Append one review, with the rating it states, and make it durable before the next one starts."""
         super().write({**record, "rating": parse_rating(record["review"]), "settings": self.settings})
 
-
-def _lock_fd(lock: FileLock) -> int | None:
-    """The descriptor a held filelock locks (filelock keeps it in its context); None where a version hides it."""
-    fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
-    return fd if isinstance(fd, int) else None
-
-
-def _holds_current(lock: FileLock, path: Path) -> bool:
-    """Whether the held ``lock`` locks the file now at ``path`` (not one removed from it). True where filelock's
-    descriptor cannot be read (an older filelock): its lock file is then never removed, as before."""
-    fd = _lock_fd(lock)
-    if fd is None or not lock.is_locked:
-        return fd is None
-    try:
-        held, current = os.fstat(fd), os.stat(path)
-    except FileNotFoundError:
-        return False
-    return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
-
-
-def _remove_free_lock(path: Path) -> None:
-    """Remove the lock file at ``path`` when no run holds it (after a refusal), never one another run holds."""
-    if not path.exists():
-        return
-    lock = FileLock(path, timeout=0)
-    try:
-        lock.acquire()
-    except (Timeout, OSError):
-        return  # held by another run (or not ours to take): it stays
-    try:
-        if _lock_fd(lock) is not None and _holds_current(lock, path):
-            path.unlink(missing_ok=True)
-    finally:
-        lock.release()

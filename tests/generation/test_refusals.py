@@ -127,26 +127,6 @@ def test_the_lock_still_stops_a_second_writer_and_is_not_removed_by_it(tmp_path)
         assert again.done == {"p0"} and lock_path(out).exists()
 
 
-def test_a_lock_file_removed_between_open_and_lock_is_taken_again(tmp_path, monkeypatch):
-    """A run that ends removes the lock file: one that opened the old file just before must not count it held."""
-    import lightning_review.generation.output as output
-
-    out = tmp_path / "r.jsonl"
-    calls = []
-    real = output._holds_current
-
-    def removed_once(lock, path):
-        if not calls:  # the first lock taken: as if the finishing run had just removed its file
-            calls.append(1)
-            path.unlink()
-        return real(lock, path)
-
-    monkeypatch.setattr(output, "_holds_current", removed_once)
-    with ReviewsFile(out, {"backend": "openai"}) as f:
-        assert real(f._lock, lock_path(out))  # holds the file now at the path
-    assert not lock_path(out).exists()
-
-
 @pytest.mark.parametrize("kwargs, message", [
     (dict(max_new_tokens=0), "--max_new_tokens must be at least 1, got 0"),
     (dict(temperature=-1.0), "--temperature must be >= 0 (0 is greedy), got -1.0"),
