@@ -119,7 +119,7 @@ class _FusedLoRA(torch.autograd.Function):
                 return xin.new_zeros(()).expand(*x.shape[:-1], lora_b.shape[0])
             bias = base.bias.to(dtype) if base.bias is not None else None
             if ACCUMULATE_IN_BASE:
-                addend = bias if bias is not None else xin.new_zeros(())
+                addend = bias if bias is not None else xin.new_empty(())  # beta 0: never read, no fill kernel
                 out = torch.addmm(addend, down.view(-1, down.shape[-1]), lora_b.to(dtype).t(),
                                   beta=1 if bias is not None else 0, alpha=scaling)
                 out.addmm_(xin.reshape(-1, x.shape[-1]), _base_weight(base, dtype).t())
@@ -135,9 +135,11 @@ class _FusedLoRA(torch.autograd.Function):
         grad = grad_out.reshape(-1, grad_out.shape[-1]).to(dtype)
         grad_b = None
         with torch.autocast(x.device.type, enabled=False):
-            grad_down = (grad @ lora_b.to(dtype)).mul_(scaling)  # [tokens, r]
+            unread = grad.new_empty(())  # beta 0: the scaling goes into the matmul, no separate pass over its output
+            grad_down = torch.addmm(unread, grad, lora_b.to(dtype), beta=0, alpha=scaling)  # [tokens, r]
             if ctx.needs_input_grad[2]:
-                grad_b = (grad.t() @ down.reshape(-1, down.shape[-1])).mul_(scaling).to(lora_b.dtype)
+                grad_b = torch.addmm(unread, grad.t(), down.reshape(-1, down.shape[-1]), beta=0,
+                                     alpha=scaling).to(lora_b.dtype)
             input_grads = _kernel_input_grads if ctx.dropout_kernel else _torch_input_grads
             grad_x, grad_a = input_grads(ctx, grad, grad_down, x, lora_a, seed)
         return grad_x, grad_a, grad_b, None, None, None, None, None, None, None
