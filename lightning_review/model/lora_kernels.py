@@ -51,8 +51,8 @@ class Tiles(NamedTuple):
 
 
 # Philox rounds per draw. Random123 (Salmon et al., SC'11) reports Philox4x32 passing TestU01's BigCrush from 7
-# rounds and defaults to 10 for margin; a dropout mask needs no more than 7. The kernels are bound by this integer
-# work, not by memory: 7 rounds measured +1.5% a 13B 8K training step on an H200 (benchmarks/RESULTS.md).
+# rounds and defaults to 10 for margin; a dropout mask needs no more than 7. The two kernels that read x run at 4x
+# their memory floor, and 7 rounds measured +1.5% a 13B 8K training step on an H200 (benchmarks/RESULTS.md).
 PHILOX_ROUNDS = 7
 # per kernel, the fastest over a 13B layer's seven projections at 8K tokens on an H200 among the candidates of
 # benchmarks/lora_parts.py --sweep (results/lora_parts_sweep_13b_8192_h200.json): against 64 x 64 tiles everywhere,
