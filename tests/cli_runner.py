@@ -56,6 +56,8 @@ try:
         if kind == ".evaluate.command":  # evaluate's default judge, imported when it is built
             from lightning_review.evaluate.embedding_judge import EmbeddingJudge
             import sentence_transformers
+        if kind == ".openai_ft.commands":  # the openai client, imported when openai_ft.jobs.client() is first built
+            import openai
 except BaseException:  # the command itself will fail the same way and say why
     pass
 set_by_imports = {k: v for k, v in os.environ.items() if start_env.get(k) != v}

@@ -33,7 +33,9 @@ def chat_file(tmp_path):
 
 
 def test_upload_retries_429_and_500_and_never_shows_the_key(server, env, chat_file, tmp_path):
-    server.faults["POST /v1/files"] = deque([429, 500])
+    # The 500 comes first: the client's own backoff (no setting for its delay; 0.375-0.5 s before the first retry,
+    # twice that before the second) is met at its shortest, and the 429 then waits the server's retry-after-ms (10).
+    server.faults["POST /v1/files"] = deque([500, 429])
     proc = run_cli("openai", "upload", f"--file={chat_file}", "--yes=true", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert server.requests.count(("POST", "/v1/files")) == 3  # two refused, the third taken
