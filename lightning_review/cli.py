@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
+import shlex
 import sys
 from importlib import import_module
 from typing import Callable
@@ -53,23 +54,48 @@ def as_tool_flags(message: str, command: Callable | None) -> str:
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")  # LightningCLI's subcommands
 
 
-def unknown_command(name: str | None) -> str:
-    """One line for a missing or misspelled command, instead of LightningCLI's usage text, which lists only its own
-    four subcommands (so that ``evaluat`` would be pointed at ``validate``)."""
+HELP_FLAGS = ("-h", "--help")
+
+
+def command_error(argv: list[str]) -> str | None:
+    """One line for a command line whose first word is not a command, or None when it is (or asks for help):
+
+    - no command, or a misspelled one: every command (the trainer's and the tools') and the closest one, instead of
+      LightningCLI's usage text, which lists only its own four subcommands (so that ``evaluat`` would be pointed at
+      ``validate``);
+    - flags before the command (``--model.lora_r 4 fit``, ``-c configs/7b.yaml fit``): the flags named and the
+      command line with them after it, instead of jsonargparse's ``invalid choice: '4'`` (it reads the flag's value
+      as the command) or its complaint about the config file's keys.
+
+    Flags with no command after them are left to LightningCLI (its ``--help``, and its error for the others)."""
     commands = [*TRAINER_COMMANDS, *TOOLS]
-    listed = f"the commands are {', '.join(commands)} (each with --help)"
-    if name is None:
+    if not argv:
+        listed = f"the commands are {', '.join(commands)} (each with --help)"
         return f"error: a command is needed, e.g. python -m lightning_review fit -c configs/demo.yaml; {listed}"
-    close = difflib.get_close_matches(name, commands, n=1, cutoff=0.6)
-    return f"error: {name} is not a command; " + (f"did you mean {close[0]}? ({listed})" if close else listed)
+    if argv[0] in commands or argv[0] in HELP_FLAGS:
+        return None
+    if not argv[0].startswith("-"):
+        listed = f"the commands are {', '.join(commands)} (each with --help)"
+        close = difflib.get_close_matches(argv[0], commands, n=1, cutoff=0.6)
+        return f"error: {argv[0]} is not a command; " + (f"did you mean {close[0]}? ({listed})" if close else listed)
+    at = next((i for i, word in enumerate(argv) if word in commands), None)
+    if at is None or any(word in HELP_FLAGS for word in argv[:at]):
+        return None
+    # a flag, not a value such as -1; --name=value named as --name
+    flags = [word.split("=", 1)[0] for word in argv[:at] if re.match(r"--?[A-Za-z]", word)]
+    named = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
+    verb, them = ("comes", "it") if len(flags) == 1 else ("come", "them")
+    fixed = shlex.join([argv[at], *argv[:at], *argv[at + 1:]])
+    return f"error: {named} {verb} before the command; put {them} after: python -m lightning_review {fixed}"
 
 
 def main(args: list[str] | None = None):
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] in (["-h"], ["--help"]):
         print(f"Tool subcommands (each with --help): {', '.join(TOOLS)}")
-    if not argv or (not argv[0].startswith("-") and argv[0] not in TOOLS and argv[0] not in TRAINER_COMMANDS):
-        print(unknown_command(argv[0] if argv else None), file=sys.stderr)
+    error = command_error(argv)
+    if error is not None:
+        print(error, file=sys.stderr)
         raise SystemExit(2)  # a usage error, as argparse's
     if argv and argv[0] in TOOLS:
         from jsonargparse import auto_cli

@@ -6,7 +6,8 @@ A run bounded by ``trainer.max_steps`` (configs/demo.yaml: 40 steps; ``max_epoch
 
 - the training description is ``Epoch N`` when the epochs are not bounded, Lightning's ``Epoch N/M`` when they are;
 - the metrics beside the bar include ``step``, the optimizer steps done out of ``max_steps`` (``12/40``) whenever
-  ``max_steps`` bounds the run.
+  ``max_steps`` bounds the run;
+- no ``v_num`` (the logger's version, ``v_num: 0.000`` on the Rich bar) among those metrics.
 
 ``LongQLoRAModule.configure_callbacks`` switches Lightning's own bar to ours of the same kind, in place (its
 settings kept: refresh rate, theme, ...); a bar of the user's own class is left alone, as is a run without a bar.
@@ -34,9 +35,11 @@ def epochs_bounded(trainer: L.Trainer) -> bool:
 
 class _StepMetric:
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        """Lightning's items, and ``step`` (done/max_steps) when ``max_steps`` bounds the run (Lightning's
-        documented hook for the items beside the bar)."""
+        """Lightning's items less ``v_num`` (popped as Lightning's ProgressBar docs show), and ``step``
+        (done/max_steps) when ``max_steps`` bounds the run (Lightning's documented hook for the items beside the
+        bar)."""
         items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
         steps = step_progress(trainer)
         if steps is not None:
             items.setdefault("step", steps)

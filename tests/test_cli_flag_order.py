@@ -1,0 +1,42 @@
+"""A flag before the command (``--model.lora_r 4 fit``, ``-c configs/7b.yaml fit``) is one line naming the flag and
+the command line with it after the command, exit status 2; jsonargparse said ``invalid choice: '4'`` (the flag's
+value read as the command), or complained about the config file's keys. ``--help`` before a command still helps."""
+
+import shlex
+
+import pytest
+
+from lightning_review.cli import main
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--model.lora_r", "4", "fit"],
+     "error: --model.lora_r comes before the command; put it after: python -m lightning_review fit --model.lora_r 4"),
+    (["-c", "configs/7b.yaml", "fit", "--trainer.max_steps=3"],
+     "error: -c comes before the command; put it after: "
+     "python -m lightning_review fit -c configs/7b.yaml --trainer.max_steps=3"),
+    (["--model.lora_r=4", "--trainer.max_epochs", "-1", "validate"],
+     "error: --model.lora_r and --trainer.max_epochs come before the command; put them after: "
+     "python -m lightning_review validate --model.lora_r=4 --trainer.max_epochs -1"),
+    (["--output", "my reviews.jsonl", "generate"],
+     "error: --output comes before the command; put it after: "
+     "python -m lightning_review generate --output 'my reviews.jsonl'"),
+])
+def test_a_flag_before_the_command_is_one_line_with_the_fix(capsys, argv, line):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_the_command_line_says_so_and_help_before_a_command_still_helps(tmp_path):
+    config = str(ROOT / "configs" / "7b.yaml")
+    proc = run_cli("-c", config, "fit", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr == (f"error: -c comes before the command; put it after: "
+                           f"python -m lightning_review fit -c {shlex.quote(config)}\n"), proc.stderr
+    for flag in ("--help", "-h"):
+        proc = run_cli(flag, "fit", cwd=tmp_path)
+        assert proc.returncode == 0 and "error" not in proc.stderr, proc.stderr[-2000:]
+        assert "Tool subcommands" in proc.stdout and "{fit,validate,test,predict}" in proc.stdout, proc.stdout
