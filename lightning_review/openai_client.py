@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .errors import UserError
 
 OPENAI_ENDPOINT = "https://api.openai.com/v1"  # the openai client's default address
+KEY_VARIABLES = ("OPENAI_API_KEY",)  # the secrets this module (the openai client) reads from the environment
+# A key shorter than this is not searched for: replacing e.g. "v1" or "test" would mangle ordinary addresses and
+# words. 8 characters is below any real API key (OpenAI's are over 40) yet above common path segments and words.
+MIN_REDACTED_KEY_LENGTH = 8
+
+
+def redact_keys(text) -> str:
+    """``text`` with every occurrence of the current value of each of KEY_VARIABLES (as written, and
+    percent-encoded as it would be in a URL) replaced by ``<NAME>``: for anything recorded or shown that may carry
+    a key, such as an address with the key in its path (``https://proxy.example/v1/sk-.../``, as some proxies want).
+    A variable unset, blank, or shorter than MIN_REDACTED_KEY_LENGTH (after stripping blanks) redacts nothing.
+    Deterministic for a given environment: two runs with the same key and address give the same text."""
+    text = str(text)
+    for name in KEY_VARIABLES:
+        key = os.environ.get(name, "").strip()
+        if len(key) < MIN_REDACTED_KEY_LENGTH:
+            continue
+        for form in dict.fromkeys((key, quote(key, safe=""), quote(key))):
+            text = text.replace(form, f"<{name}>")
+    return text
 
 
 def default_endpoint() -> str:
@@ -17,10 +37,11 @@ def default_endpoint() -> str:
 
 
 def public_url(url) -> str:
-    """An address fit for a message: without a user name, password, query or fragment (where keys can hide)."""
+    """An address fit for a message or a record: without a user name, password, query or fragment (where keys can
+    hide), and with the API key replaced by its placeholder wherever else it appears (its path: ``redact_keys``)."""
     parts = urlsplit(str(url))
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+    return redact_keys(urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", "")))
 
 
 def shown_address(url) -> str:
@@ -29,7 +50,7 @@ def shown_address(url) -> str:
     text = str(url)
     if "://" in text:
         return public_url(text)
-    return text.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    return redact_keys(text.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2])
 
 
 def check_base_url(url, name: str = "--base_url") -> None:
@@ -69,8 +90,8 @@ def unreachable_message(exc) -> str:
     """What an ``openai.APIConnectionError`` (or timeout) means, naming the address it tried, never the key."""
     request = getattr(exc, "request", None)
     where = public_url(request.url) if request is not None else "the API"
-    return (f"no answer from {where} ({exc}); check the address (--base_url or OPENAI_BASE_URL), that the server is "
-            "running and that this machine can reach it")
+    return redact_keys(f"no answer from {where} ({exc}); check the address (--base_url or OPENAI_BASE_URL), that the "
+                       "server is running and that this machine can reach it")
 
 
 class LazyAsyncOpenAI:

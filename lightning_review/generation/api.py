@@ -21,7 +21,7 @@ from ..answer_cache import AnswerCache, call_key
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, review_messages
 from ..data.rating_line import rating_request
 from ..errors import UserError
-from ..openai_client import LazyAsyncOpenAI, default_endpoint, public_url
+from ..openai_client import LazyAsyncOpenAI, default_endpoint, public_url, redact_keys
 from ..openai_ft.chat_format import truncate_paper_to_fit
 from ..openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
 from .decoding import DecodingSettings
@@ -32,7 +32,8 @@ PROMPT_VERSION = "generate-v1"
 def api_endpoint(base_url: str | None) -> str:
     """The server an API generator with ``base_url`` asks, as it is recorded (in the answer cache's keys and in the
     reviews file's settings) and shown: ``base_url``, else OPENAI_BASE_URL, else OpenAI's, without the user name,
-    password, query or fragment of the address (openai_client.public_url: no key is written anywhere)."""
+    password, query or fragment of the address, and with the API key replaced by a placeholder wherever else it
+    appears, e.g. in the path (openai_client.public_url: no key is written anywhere)."""
     return public_url(base_url or default_endpoint())
 
 
@@ -145,7 +146,7 @@ class ApiGenerator:
         if isinstance(exc, APITimeoutError):
             return (f"the API at {url} did not answer within {self.timeout:g} s ({tries}); check that the server is "
                     "up and not overloaded, and that --base_url (or OPENAI_BASE_URL) is its address")
-        cause = f" ({exc.__cause__})" if exc.__cause__ is not None and str(exc.__cause__) else ""
+        cause = f" ({redact_keys(exc.__cause__)})" if exc.__cause__ is not None and str(exc.__cause__) else ""
         return (f"could not connect to the API at {url}{cause} ({tries}); check that the server is running and "
                 "reachable from here, and that --base_url (or OPENAI_BASE_URL) is its address, e.g. "
                 "http://localhost:8000/v1")

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..artifacts.resumable_jsonl import ResumableJsonl, lock_path, partial_path
 from ..data.rating_line import parse_rating
 from ..errors import UserError
+from ..openai_client import redact_keys
 
 __all__ = ["ReviewsFile", "lock_path", "partial_path"]
 
@@ -34,7 +35,8 @@ def _describe(settings: dict) -> str:
     if settings.get("backend") == "local":
         return f"the local model {settings.get('model')}"
     endpoint = settings.get("endpoint")
-    at = f"at {endpoint}" if endpoint else "at an endpoint it does not record (written before generate recorded it)"
+    at = (f"at {redact_keys(endpoint)}" if endpoint
+          else "at an endpoint it does not record (written before generate recorded it)")
     return f"the API model {settings.get('model')!r} {at}"
 
 
@@ -62,9 +64,11 @@ class ReviewsFile(ResumableJsonl):
         """Every line was written with this run's settings: first the model (and, for an API model, the server:
         ``endpoint``), then the decoding."""
         saved = obj.get("settings") if isinstance(obj.get("settings"), dict) else {}
+        if isinstance(saved.get("endpoint"), str):  # a line written before keys in an address's path were redacted
+            saved = {**saved, "endpoint": redact_keys(saved["endpoint"])}  # holds the key: compared as it is now
         if saved.get("backend") in SOURCES and _source(saved) != _source(self.settings):
             raise UserError(self._other_source(saved, where, start_over))
-        if obj.get("settings") != self.settings:
+        if not isinstance(obj.get("settings"), dict) or saved != self.settings:
             changed = sorted(k for k in set(saved) | set(self.settings) if saved.get(k) != self.settings.get(k))
             raise UserError(f"{where}: written with other settings (differs in {', '.join(changed)}); a resumed "
                             f"run must decode as the first one did: {start_over}")
