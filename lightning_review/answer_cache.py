@@ -50,6 +50,8 @@ class AnswerCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._made = missing_dirs(self.path.parent)  # what this cache creates: close(remove_if_unused=True) undoes it
+        self._created = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._in_flight: dict[str, asyncio.Future] = {}
@@ -110,6 +112,35 @@ class AnswerCache:
                               "GROUP BY model").fetchall()
         return {model: {"calls": n, "prompt_tokens": p or 0, "completion_tokens": c or 0} for model, n, p, c in rows}
 
-    def close(self) -> None:
+    def close(self, remove_if_unused: bool = False) -> None:
+        """``remove_if_unused``: a file this cache created that holds no answer is removed, with its journal files
+        and the directories made for it that are left empty (a failed run leaves no empty cache behind); a file that
+        existed before, or holds answers, is kept."""
         with self._lock:
+            unused = (remove_if_unused and self._created
+                      and self._db.execute("SELECT 1 FROM calls LIMIT 1").fetchone() is None)
             self._db.close()
+        if unused:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            remove_empty_dirs(self._made)
+
+
+def missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first: the directories a ``mkdir(parents=True)``
+    of ``path`` would make."""
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.exists():
+            break
+        missing.append(directory)
+    return missing
+
+
+def remove_empty_dirs(made: list[Path]) -> None:
+    """The directories of ``made`` (deepest first) that are empty, removed; one that holds anything stops it."""
+    for directory in made:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty (or gone): it and its parents stay
+            break

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
+from ..answer_cache import missing_dirs, remove_empty_dirs
 from ..data.readers import read_records, rejects_file_problem
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError, count_problem
@@ -164,28 +165,45 @@ def refuse_unusable_judges(specs: list[str], given: bool) -> None:
                         "value); export it and run again, or use the offline judge: --judges '[\"embedding\"]'")
 
 
-def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict) -> list:
-    """The judges of ``specs`` (checked by judge_specs first); the chat judges share one budget (``budget_kw``'s
-    limits hold for them all together), each counting its own use for the report. The offline judges are built
-    before the chat judges open the answer cache (which creates the cache's directory): a judge that cannot be
-    built (its weights missing) stops the run before anything is written."""
+def offline_judges(specs: list[str]) -> list:
+    """The offline judges of ``specs`` (their models loaded), None in the chat judges' places. Built before the
+    answer cache is opened; evaluate removes the rejects file it wrote when one fails to load (its weights missing)."""
+    judges: list = [None] * len(specs)
+    for i, (kind, _, _) in enumerate(judge_specs(specs)):
+        if kind == "embedding":
+            from .embedding_judge import EmbeddingJudge
+
+            judges[i] = EmbeddingJudge()
+    return judges
+
+
+def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict,
+                offline: list | None = None) -> list:
+    """The judges of ``specs`` (checked by judge_specs first): the offline ones of ``offline`` (else built here, by
+    offline_judges, before the answer cache is opened), and the chat judges, which share one budget (``budget_kw``'s
+    limits hold for them all together), each counting its own use for the report."""
     from ..answer_cache import AnswerCache
     from .chat_judge import Budget, ChatJudge
 
     parsed = judge_specs(specs)
     panel = Budget(**budget_kw)
     prices = {k: v for k, v in budget_kw.items() if k.startswith("dollars_per_1k")}
-    judges: list = [None] * len(parsed)
-    for i, (kind, _, _) in enumerate(parsed):
-        if kind == "embedding":
-            from .embedding_judge import EmbeddingJudge
-
-            judges[i] = EmbeddingJudge()
+    judges = list(offline) if offline is not None else offline_judges(specs)
     for i, (kind, model, base_url) in enumerate(parsed):
         if kind == "openai":
             judges[i] = ChatJudge(model, AnswerCache(cache_file), base_url=base_url, concurrency=concurrency,
                                   budget=Budget(**prices, shared=panel))
     return judges
+
+
+def _remove_what_holds_nothing(judges: list, made: list[Path]) -> None:
+    """After a failed run: the answer cache, where this run created it and no answer was stored, and the output
+    directories this run made, where empty, are removed. A cache that existed before the run, or holds answers, is
+    kept (it is what a rerun resumes from)."""
+    caches = list({id(judge.cache): judge.cache for judge in judges if hasattr(judge, "cache")}.values())
+    for cache in reversed(caches):  # the one that created the file closes last
+        cache.close(remove_if_unused=True)
+    remove_empty_dirs(made)
 
 
 def _without_credentials(text: str) -> str:
@@ -258,17 +276,30 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     refuse_unusable_judges(specs, given=bool(judges))
     cache = Path(cache_file) if cache_file else out / "judge_cache.sqlite"
     refuse_outputs_over_inputs(out, cache, human_file, systems, rejects_file)
+    rejects = Path(rejects_file) if rejects_file and not Path(rejects_file).exists() else None  # this run's own
+    rejects_dirs = missing_dirs(rejects.parent) if rejects else []
     data = load_input(human_file, systems, data_format, True, on_bad_record, rejects_file)
+    try:  # a model that fails to load (its weights missing) leaves no rejects file (nor its directories) behind
+        offline = offline_judges(specs)
+    except BaseException:
+        if rejects:
+            rejects.unlink(missing_ok=True)
+            remove_empty_dirs(rejects_dirs)
+        raise
     data.rating_threshold = rating_threshold
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
-    judge_objects = make_judges(specs, str(cache), concurrency, budget)  # the answer cache made last
-    out.mkdir(parents=True, exist_ok=True)  # the run starts
+    made = missing_dirs(out)
+    judge_objects = make_judges(specs, str(cache), concurrency, budget, offline)  # the answer cache made last
     try:
+        out.mkdir(parents=True, exist_ok=True)  # the run starts
         result = asyncio.run(run_evaluation(data, judge_objects, threshold, resamples, controls=chosen))
     except BudgetExceeded as exc:
         raise SystemExit(f"stopped: {exc}. Every answer so far is cached in {cache}"
                          "; run the same command again (with a larger budget) to continue.") from None
+    except BaseException:  # a failed run (the judge server unreachable or refusing) leaves nothing that holds nothing
+        _remove_what_holds_nothing(judge_objects, made)
+        raise
     (out / "result.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
     (out / "report.md").write_text(markdown(result))
     written = [write_audit_page(out / "audit.html", *records_from_result(result), result["primary_threshold"]),
