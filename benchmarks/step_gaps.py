@@ -30,6 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gpu_clocks import ClockSampler  # noqa: E402  (benchmarks/ on the path)
+
 SYNC_OPS = ("aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::_to_copy", "cudaStreamSynchronize",
             "cudaDeviceSynchronize", "cudaMemcpyAsync")
 OUR_FRAMES = ("lightning_review", "transformers", "peft", "bitsandbytes", "liger", "lightning", "benchmarks")
@@ -243,6 +245,7 @@ def make_lead_probe(step: int, record: dict):
             points = [(phase, 1e3 * (host - host0), event0.elapsed_time(event)) for phase, host, event in self.marks]
             record["queue_lead"] = queue_lead(points)
             record["queue_lead_step"] = step
+            record["queue_lead_window"] = [host0, time.perf_counter()]
 
     return LeadProbe()
 
@@ -281,6 +284,7 @@ def make_probe(first: int, count: int, record: dict):
                 return
             torch.cuda.synchronize()
             wall = time.perf_counter() - self.start
+            record["profiled_window"] = [self.start, self.start + wall]
             torch.cuda.set_sync_debug_mode(0)
             warnings.showwarning = self._show
             self.profiler.__exit__(None, None, None)
@@ -344,13 +348,18 @@ def main(argv: list[str] | None = None) -> None:
                     "command": " ".join(sys.argv)}
     probe = make_probe(args.warmup, args.probe_steps, record)
     lead = make_lead_probe(args.warmup - 1, record)  # the last unprofiled step
-    times = ts.our_steps(module, [[d] for d in docs], args.tokens, "cuda", 0, None, "probe",
-                         bench.get("fit_width", False), callbacks=(probe, lead))
+    with ClockSampler() as clocks:
+        times = ts.our_steps(module, [[d] for d in docs], args.tokens, "cuda", 0, None, "probe",
+                             bench.get("fit_width", False), callbacks=(probe, lead))
+    record["gpu_clocks"] = {"unprofiled_step": clocks.summary(*record.get("queue_lead_window", [0, -1])),
+                            "profiled_steps": clocks.summary(*record.get("profiled_window", [0, -1]))}
     record["unprofiled_step_s"] = [round(t, 4) for t in times[1:args.warmup]]  # the first step compiles
     Path(args.out).write_text(json.dumps(record, indent=1))
     print(f"wall {record['wall_s']} s over {args.probe_steps} profiled steps, device busy {record['device_busy_s']} s, "
           f"idle {100 * record['idle_fraction']:.1f}%; unprofiled steps {record['unprofiled_step_s']} s")
     print(f"device-to-host copies: {record['dtoh_copies']}")
+    for window, clock in record["gpu_clocks"].items():
+        print(f"GPU clocks, {window}: {clock}")
     print(f"host lead over the device on unprofiled step {record.get('queue_lead_step')}:")
     for phase, row in record.get("queue_lead", {}).items():
         print(f"  {phase:<10} {row}")

@@ -44,6 +44,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gpu_clocks import ClockSampler  # noqa: E402  (benchmarks/ on the path, as the other scripts)
 ISSUE_PEAK_TFLOPS = 790.0
 
 
@@ -441,7 +443,8 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
         extra: dict = {}
         try:
             if kind == "baseline":
-                times = baseline_steps(model, docs, device, args.warmup)
+                with ClockSampler() as clocks:
+                    times = baseline_steps(model, docs, device, args.warmup)
                 doc_lens = [[n] for n in lengths]
                 executed = [executed_flops(config, [[n]], [n], group_size=None, checkpointed=config.num_hidden_layers,
                                            review_tokens=None) for n in lengths]
@@ -461,7 +464,9 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
                     reset_peak(device)
                 checkpointed = sum(layer.gradient_checkpointing for layer in layers) \
                     if model.hparams.gradient_checkpointing else 0
-                times = our_steps(model, rows, row_length, device, args.warmup, args.profile_dir, label, fit_width)
+                with ClockSampler() as clocks:
+                    times = our_steps(model, rows, row_length, device, args.warmup, args.profile_dir, label,
+                                      fit_width)
                 _release_trainer(model)
                 group = max(2, (row_length // 4) // 2 * 2) if model.hparams.s2_attention else None
                 review = [sum(max(1, int(n * args.review_fraction)) for n in row) for row in doc_lens]
@@ -476,6 +481,7 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
             entry["rows"] = len(doc_lens)
             entry["warmup_rows"] = args.warmup
             entry["step_s"] = [round(t, 3) for t in times]
+            entry["gpu_clocks"] = clocks.summary()  # warm-up steps included: whether the variants ran alike
             if "budget_gb" in entry and entry.get("peak_gb") is not None:
                 entry["within_budget"] = entry["peak_gb"] <= entry["budget_gb"]
         except Exception as exc:  # noqa: BLE001 - OOM is a result here, anything else is re-raised
