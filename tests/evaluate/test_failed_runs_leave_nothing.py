@@ -12,20 +12,7 @@ import pytest
 
 from lightning_review.answer_cache import AnswerCache
 from lightning_review.evaluate.chat_judge import ChatJudge
-from tests.conftest import write_jsonl
 from tests.openai_server import API_KEY
-
-REVIEW = "The experiments lack strong recent baselines. The proof of Theorem 2 assumes convexity."
-
-
-@pytest.fixture
-def inputs(tmp_path):
-    human = write_jsonl(tmp_path / "human.jsonl", [
-        {"id": f"p{k}", "paper": f"Paper {k} studies graphs. " * 10,
-         "reviews": [{"text": REVIEW, "rating": 6}, {"text": REVIEW + " Also typos.", "rating": 5}]}
-        for k in range(3)])
-    ours = write_jsonl(tmp_path / "ours.jsonl", [{"id": f"p{k}", "review": REVIEW} for k in range(3)])
-    return human, ours
 
 
 @pytest.fixture

@@ -7,20 +7,8 @@ import sys
 
 import pytest
 
-from tests.conftest import run_cli, write_jsonl
+from tests.conftest import run_cli
 from tests.openai_server import API_KEY, FakeOpenAI
-
-REVIEW = "The experiments lack strong recent baselines. The proof of Theorem 2 assumes convexity."
-
-
-@pytest.fixture
-def inputs(tmp_path):
-    human = write_jsonl(tmp_path / "human.jsonl", [
-        {"id": f"p{k}", "paper": f"Paper {k} studies graphs. " * 10,
-         "reviews": [{"text": REVIEW, "rating": 6}, {"text": REVIEW + " Also typos.", "rating": 5}]}
-        for k in range(3)])
-    ours = write_jsonl(tmp_path / "ours.jsonl", [{"id": f"p{k}", "review": REVIEW} for k in range(3)])
-    return human, ours
 
 
 def test_the_embedding_judge_without_the_eval_extra_is_one_line(inputs, tmp_path, monkeypatch, capsys):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli, write_jsonl
+from tests.generation.api_runs import four_papers, generate, last_line
 from tests.openai_server import API_KEY, FakeOpenAI
 
 MODEL = "gpt-4-1106-preview"
@@ -20,18 +20,7 @@ def servers():
 
 @pytest.fixture()
 def papers(tmp_path):
-    return write_jsonl(tmp_path / "papers.jsonl", [{"id": f"p{i}", "paper": f"Paper {i} studies graph diffusion."}
-                                                   for i in range(4)])
-
-
-def generate(papers, out, *flags, env=None):
-    return run_cli("generate", f"--papers={papers}", f"--output_file={out}", "--max_new_tokens=16",
-                   "--max_context=0", *flags, cwd=out.parent, env={"OPENAI_API_KEY": API_KEY, **(env or {})})
-
-
-def last_line(proc) -> str:
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    return proc.stderr.strip().splitlines()[-1]
+    return four_papers(tmp_path)
 
 
 def test_a_resume_at_another_server_or_with_another_model_is_refused(servers, papers, tmp_path):
