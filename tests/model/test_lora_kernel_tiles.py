@@ -1,22 +1,12 @@
 """The dropout kernels' launch shapes (lora_kernels.Tiles): a split of the columns in ``dropout(x) A^T``, and any
 number of programs per SM for lora_A's gradient, give what torch gives under the same mask."""
 
-import os
-
 import pytest
 import torch
 
 pytest.importorskip("triton")
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
-
-
-@pytest.fixture
-def kernels():
-    assert CUDA or os.environ.get("TRITON_INTERPRET") == "1"
-    import lightning_review.model.lora_kernels as module
-
-    return module
 
 
 def _inputs(kernels, rows=70, cols=200, rank=12, p=0.3):

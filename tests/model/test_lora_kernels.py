@@ -3,8 +3,6 @@ torch with the mask it draws, the masks' distribution, and on the whole model th
 forward run with those same masks, with and without checkpointing. On a machine without CUDA the kernels run under
 Triton's interpreter (float32 and float16: it cannot load bfloat16)."""
 
-import os
-
 import pytest
 import torch
 
@@ -13,16 +11,6 @@ from lightning_review.errors import UserError
 pytest.importorskip("triton")
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
-
-
-@pytest.fixture
-def kernels():
-    """lightning_review.model.lora_kernels: compiled on CUDA, run by Triton's interpreter on the CPU (which
-    tests/conftest.py asks for before Triton is imported)."""
-    assert CUDA or os.environ.get("TRITON_INTERPRET") == "1"
-    import lightning_review.model.lora_kernels as module
-
-    return module
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16] + ([torch.bfloat16] if CUDA else []))

@@ -4,8 +4,6 @@ one on a GPU), bit for bit: NF4 weights quantized by bitsandbytes itself, nested
 the kernel runs under Triton's interpreter (float32 and float16 out; its bfloat16 casts truncate, see
 test_bfloat16_state_rounds_once_then_casts)."""
 
-import os
-
 import pytest
 import torch
 
@@ -13,16 +11,6 @@ pytest.importorskip("triton")
 bnb_functional = pytest.importorskip("bitsandbytes.functional")
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
-
-
-@pytest.fixture
-def nf4():
-    """lightning_review.model.nf4_dequant: compiled on CUDA, run by Triton's interpreter on the CPU (which
-    tests/conftest.py asks for before Triton is imported)."""
-    assert CUDA or os.environ.get("TRITON_INTERPRET") == "1"
-    import lightning_review.model.nf4_dequant as module
-
-    return module
 
 
 def quantized(shape, blocksize, nested, dtype=torch.float32, quant_type="nf4", seed=0):
