@@ -10,6 +10,7 @@ import re
 import shlex
 import sys
 from importlib import import_module
+from pathlib import Path
 from typing import Callable
 
 
@@ -81,12 +82,50 @@ def command_error(argv: list[str]) -> str | None:
     at = next((i for i, word in enumerate(argv) if word in commands), None)
     if at is None or any(word in HELP_FLAGS for word in argv[:at]):
         return None
+    top, moved = _top_level_flags(argv[:at]) if argv[at] in TRAINER_COMMANDS else ([], argv[:at])
     # a flag, not a value such as -1; --name=value named as --name
-    flags = [word.split("=", 1)[0] for word in argv[:at] if re.match(r"--?[A-Za-z]", word)]
+    flags = [word.split("=", 1)[0] for word in moved if re.match(r"--?[A-Za-z]", word)]
+    if not flags:
+        return None  # only LightningCLI's own top-level flags (-c with a config keyed by command, --print_config)
     named = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
     verb, them = ("comes", "it") if len(flags) == 1 else ("come", "them")
-    fixed = shlex.join([argv[at], *argv[:at], *argv[at + 1:]])
+    fixed = shlex.join([*top, argv[at], *moved, *argv[at + 1:]])
     return f"error: {named} {verb} before the command; put {them} after: python -m lightning_review {fixed}"
+
+
+TOP_LEVEL_FLAGS = ("-c", "--config", "--print_config")  # what LightningCLI's parser takes before fit/validate/...
+
+
+def _top_level_flags(words: list[str]) -> tuple[list[str], list[str]]:
+    """(LightningCLI's own top-level flags with their values, everything else) of the words before a trainer
+    command: ``-c all.yaml fit`` is a config whose top-level keys are the commands, and stays where it is; a config
+    of one command's own keys (``-c configs/7b.yaml fit``) goes after it, where it was meant to be."""
+    top, moved, i = [], [], 0
+    while i < len(words):
+        name, _, inline = words[i].partition("=")
+        takes_value = name in ("-c", "--config") and not inline
+        flag = words[i:i + 2] if takes_value else words[i:i + 1]
+        path = (flag[1] if takes_value and len(flag) == 2 else inline) if name in ("-c", "--config") else ""
+        if name in TOP_LEVEL_FLAGS and not _keyed_by_something_else(path):
+            top.extend(flag)
+        else:
+            moved.extend(flag)
+        i += len(flag)
+    return top, moved
+
+
+def _keyed_by_something_else(path: str) -> bool:
+    """Whether the config file at ``path`` is a mapping whose keys are not commands (a config of one command,
+    given before it). A file that cannot be read or parsed is left to LightningCLI's own message."""
+    if not path:
+        return False
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and any(key not in (*TRAINER_COMMANDS, "subcommand") for key in data)
 
 
 def main(args: list[str] | None = None):

