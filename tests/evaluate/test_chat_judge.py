@@ -6,7 +6,6 @@ message that says they are data, and a judge that obeys an instruction anyway is
 import asyncio
 import json
 import re
-import time
 from collections import deque
 
 import pytest
@@ -57,17 +56,20 @@ def test_malformed_answers_are_repaired_and_errors_retried(server, tmp_path):
     assert len(points) == 3 and j.budget.calls == 2  # the malformed answer and its repair
 
 
-def test_concurrency_limit_overlaps_slow_answers(server, tmp_path):
+@pytest.mark.parametrize("concurrency", [4, 2])
+def test_concurrency_limit_overlaps_slow_answers(server, tmp_path, concurrency):
+    """Slow answers are awaited together, up to the limit: counted by the server, not timed. The wall-clock version
+    (under 0.9 s for four 0.3 s answers) failed once in CI at 1.42 s, for a reason not found; alone in a process it
+    also timed the openai client's import."""
     server.chat_behaviours.extend([("slow", 0.3)] * 4)
-    j = judge(server, tmp_path, concurrency=4)
+    j = judge(server, tmp_path, concurrency=concurrency)
     reviews = [f"Review {i}: the baselines are weak in experiment {i}" for i in range(4)]
 
     async def run():
         return await asyncio.gather(*(j.extract_points(r) for r in reviews))
 
-    start = time.perf_counter()
     asyncio.run(run())
-    assert time.perf_counter() - start < 0.9  # four 0.3 s answers in flight together, not 1.2 s in a row
+    assert server.chat_calls == 4 and server.max_in_flight == concurrency
 
 
 def test_budget_stops_cleanly_and_a_rerun_resumes(server, tmp_path):
