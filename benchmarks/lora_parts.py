@@ -133,36 +133,48 @@ def candidate_tiles() -> dict[str, list]:
             "input_grad": with_current("input_grad", input_grad)}
 
 
-def sweep_tiles(tokens: int, widths: dict[str, int], rank: int, p: float) -> dict:
+def kernel_inputs(tokens: int, widths: dict[int, int], rank: int, device: str = "cuda",
+                  dtype: torch.dtype = torch.bfloat16) -> dict[int, tuple]:
+    """Per input width: random (x, A, grad_down) and a seed, made once for every kernel and launch shape timed."""
+    from lightning_review.model import lora_kernels as k
+
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def rand(*size):
+        return torch.randn(*size, device=device, dtype=dtype, generator=g)
+
+    return {n_in: (rand(tokens, n_in), rand(rank, n_in), rand(tokens, rank), k.new_seed(torch.device(device)))
+            for n_in in widths}
+
+
+def kernel_call(kernel: str, inputs: tuple, p: float, tiles=None):
+    """The call of one dropout kernel on ``inputs`` (kernel_inputs' tuple); ``tiles`` None: the library's own."""
+    from lightning_review.model import lora_kernels as k
+
+    x, a, grad_down, seed = inputs
+    return {"down": lambda: k.dropout_lora_down(x, a, seed, p, tiles=tiles),
+            "a_grad": lambda: k.dropout_lora_a_grad(grad_down, x, seed, p, tiles=tiles),
+            "input_grad": lambda: k.add_dropout_lora_input_grad_(x, grad_down, a, seed, p, tiles=tiles)}[kernel]
+
+
+def sweep_tiles(tokens: int, widths: dict[int, int], rank: int, p: float) -> dict:
     """Median ms of each dropout kernel on each candidate launch shape, per input width, and the per-layer sum
     (``widths``: how many of a layer's projections take each width)."""
     from lever_costs import median_ms
 
-    from lightning_review.model import lora_kernels as k
-
-    g = torch.Generator(device="cuda").manual_seed(0)
+    inputs = kernel_inputs(tokens, widths, rank)
     result: dict = {}
     for kernel, candidates in candidate_tiles().items():
         rows = []
         for tiles in candidates:
-            per_layer, per_width = 0.0, {}
             try:
-                for n_in, count in widths.items():
-                    x = torch.randn(tokens, n_in, device="cuda", dtype=torch.bfloat16, generator=g)
-                    a = torch.randn(rank, n_in, device="cuda", dtype=torch.bfloat16, generator=g)
-                    grad_down = torch.randn(tokens, rank, device="cuda", dtype=torch.bfloat16, generator=g)
-                    seed = k.new_seed(x.device)
-                    fn = {"down": lambda: k.dropout_lora_down(x, a, seed, p, tiles=tiles),
-                          "a_grad": lambda: k.dropout_lora_a_grad(grad_down, x, seed, p, tiles=tiles),
-                          "input_grad": lambda: k.add_dropout_lora_input_grad_(x, grad_down, a, seed, p,
-                                                                               tiles=tiles)}[kernel]
-                    ms = median_ms(fn, "cuda")
-                    per_width[n_in] = round(ms, 4)
-                    per_layer += count * ms
+                per_width = {n_in: median_ms(kernel_call(kernel, inputs[n_in], p, tiles), "cuda") for n_in in widths}
             except Exception as error:  # a launch shape that does not compile (registers, shared memory)
                 rows.append({"tiles": tiles._asdict(), "error": f"{type(error).__name__}: {str(error)[:120]}"})
                 continue
-            rows.append({"tiles": tiles._asdict(), "ms_by_width": per_width, "per_layer_ms": round(per_layer, 4)})
+            per_layer = sum(count * per_width[n_in] for n_in, count in widths.items())
+            rows.append({"tiles": tiles._asdict(), "ms_by_width": {n: round(ms, 4) for n, ms in per_width.items()},
+                         "per_layer_ms": round(per_layer, 4)})
         timed = [r for r in rows if "per_layer_ms" in r]
         result[kernel] = {"current": rows[0], "best": min(timed, key=lambda r: r["per_layer_ms"]) if timed else None,
                           "all": rows}
@@ -175,21 +187,14 @@ def time_rounds(tokens: int, widths: dict[int, int], rank: int, p: float, rounds
 
     from lightning_review.model import lora_kernels as k
 
+    inputs = kernel_inputs(tokens, widths, rank)
     saved, k.PHILOX_ROUNDS = k.PHILOX_ROUNDS, rounds
     try:
-        totals = {"down": 0.0, "a_grad": 0.0, "input_grad": 0.0}
-        for n_in, count in widths.items():
-            x = torch.randn(tokens, n_in, device="cuda", dtype=torch.bfloat16)
-            a = torch.randn(rank, n_in, device="cuda", dtype=torch.bfloat16)
-            grad_down = torch.randn(tokens, rank, device="cuda", dtype=torch.bfloat16)
-            seed = k.new_seed(x.device)
-            totals["down"] += count * median_ms(lambda: k.dropout_lora_down(x, a, seed, p), "cuda")
-            totals["a_grad"] += count * median_ms(lambda: k.dropout_lora_a_grad(grad_down, x, seed, p), "cuda")
-            totals["input_grad"] += count * median_ms(
-                lambda: k.add_dropout_lora_input_grad_(x, grad_down, a, seed, p), "cuda")
+        return {kernel: round(sum(count * median_ms(kernel_call(kernel, inputs[n_in], p), "cuda")
+                                  for n_in, count in widths.items()), 4)
+                for kernel in ("down", "a_grad", "input_grad")}
     finally:
         k.PHILOX_ROUNDS = saved
-    return {name: round(ms, 4) for name, ms in totals.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

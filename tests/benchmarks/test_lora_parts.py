@@ -1,5 +1,7 @@
 """benchmarks/lora_parts.py: every piece runs on the shapes it is given, and each floor counts the bytes it says."""
 
+import torch
+
 import lora_parts
 
 
@@ -37,3 +39,17 @@ def test_the_sweep_tries_the_library_s_launch_shapes_first():
     candidates = lora_parts.candidate_tiles()
     assert {name: shapes[0] for name, shapes in candidates.items()} == TILES
     assert all(len(set(shapes)) == len(shapes) for shapes in candidates.values())
+
+
+def test_each_swept_kernel_call_runs_on_its_inputs():
+    """The sweep's and the rounds' timings call the kernels through kernel_call: each runs (Triton's interpreter
+    here) on kernel_inputs' tensors, with the library's launch shapes and with a candidate's."""
+    from lightning_review.model.lora_kernels import Tiles
+
+    inputs = lora_parts.kernel_inputs(tokens=32, widths={64: 2}, rank=16, device="cpu", dtype=torch.float32)
+    x, a, grad_down, _ = inputs[64]
+    assert x.shape == (32, 64) and a.shape == (16, 64) and grad_down.shape == (32, 16)
+    for kernel in ("down", "a_grad", "input_grad"):
+        for tiles in (None, Tiles(rows=16, cols=32, splits=2)):
+            out = lora_parts.kernel_call(kernel, inputs[64], 0.1, tiles)()
+            assert out.shape == {"down": (32, 16), "a_grad": (16, 64), "input_grad": (32, 64)}[kernel]
