@@ -55,6 +55,12 @@ ACCUMULATE_IN_BASE = True
 DEQUANTIZE_IN_ONE_KERNEL = False
 
 
+def _triton_runs_on(device: torch.device) -> bool:
+    """Whether a Triton kernel can run on ``device``: compiled on CUDA, or Triton's interpreter on the CPU
+    (TRITON_INTERPRET=1, set by the tests before Triton is imported)."""
+    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+
+
 def resolve_dropout_kernel(kernel: DropoutKernel, device: torch.device) -> bool:
     """Whether LoRA dropout masks are drawn inside Triton kernels (``triton``) rather than by torch's dropout
     (``torch``: peft's masks); ``auto``: the kernels on CUDA where Triton is installed, torch's dropout elsewhere;
@@ -70,7 +76,7 @@ def resolve_dropout_kernel(kernel: DropoutKernel, device: torch.device) -> bool:
     if not triton_installed:
         raise UserError("model.lora_dropout_kernel=triton: Triton is not installed (`pip install triton`, on Linux "
                         "it comes with CUDA builds of torch); or set model.lora_dropout_kernel to torch or auto")
-    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+    if not _triton_runs_on(device):
         raise UserError(f"model.lora_dropout_kernel=triton runs on CUDA only (device {device}); set "
                         "model.lora_dropout_kernel to torch or auto (TRITON_INTERPRET=1 runs it on the CPU, slowly, "
                         "for tests)")
@@ -83,7 +89,7 @@ def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
     quant_state = getattr(base.weight, "quant_state", None)
     if quant_state is None:
         return base.weight.to(dtype)
-    if DEQUANTIZE_IN_ONE_KERNEL and (base.weight.device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"):
+    if DEQUANTIZE_IN_ONE_KERNEL and _triton_runs_on(base.weight.device):
         from .nf4_dequant import dequantize_nf4, supports
 
         if supports(quant_state):
