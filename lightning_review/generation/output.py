@@ -95,4 +95,3 @@ class ReviewsFile(ResumableJsonl):
     def write(self, record: dict) -> None:
         """Append one review, with the rating it states, and make it durable before the next one starts."""
         super().write({**record, "rating": parse_rating(record["review"]), "settings": self.settings})
-
