@@ -10,7 +10,6 @@ import re
 import shlex
 import sys
 from importlib import import_module
-from pathlib import Path
 from typing import Callable
 
 
@@ -93,20 +92,22 @@ def command_error(argv: list[str]) -> str | None:
     return f"error: {named} {verb} before the command; put {them} after: python -m lightning_review {fixed}"
 
 
-TOP_LEVEL_FLAGS = ("-c", "--config", "--print_config")  # what LightningCLI's parser takes before fit/validate/...
+PRINT_CONFIG = "--print_config"  # with config_files.CONFIG_FLAGS, what LightningCLI takes before fit/validate/...
 
 
 def _top_level_flags(words: list[str]) -> tuple[list[str], list[str]]:
     """(LightningCLI's own top-level flags with their values, everything else) of the words before a trainer
     command: ``-c all.yaml fit`` is a config whose top-level keys are the commands, and stays where it is; a config
     of one command's own keys (``-c configs/7b.yaml fit``) goes after it, where it was meant to be."""
+    from .config_files import CONFIG_FLAGS
+
     top, moved, i = [], [], 0
     while i < len(words):
         name, _, inline = words[i].partition("=")
-        takes_value = name in ("-c", "--config") and not inline
+        takes_value = name in CONFIG_FLAGS and not inline
         flag = words[i:i + 2] if takes_value else words[i:i + 1]
-        path = (flag[1] if takes_value and len(flag) == 2 else inline) if name in ("-c", "--config") else ""
-        if name in TOP_LEVEL_FLAGS and not _keyed_by_something_else(path):
+        path = (flag[1] if takes_value and len(flag) == 2 else inline) if name in CONFIG_FLAGS else ""
+        if name == PRINT_CONFIG or (name in CONFIG_FLAGS and not _keyed_by_something_else(path)):
             top.extend(flag)
         else:
             moved.extend(flag)
@@ -117,15 +118,13 @@ def _top_level_flags(words: list[str]) -> tuple[list[str], list[str]]:
 def _keyed_by_something_else(path: str) -> bool:
     """Whether the config file at ``path`` is a mapping whose keys are not commands (a config of one command,
     given before it). A file that cannot be read or parsed is left to LightningCLI's own message."""
-    if not path:
-        return False
     import yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and any(key not in (*TRAINER_COMMANDS, "subcommand") for key in data)
+    from .config_files import compose
+
+    node = compose(path) if path else None
+    return isinstance(node, yaml.MappingNode) and any(
+        key.value not in (*TRAINER_COMMANDS, "subcommand") for key, _ in node.value)
 
 
 def main(args: list[str] | None = None):
