@@ -55,7 +55,8 @@ def summarize(samples: list[dict]) -> dict:
 class ClockSampler:
     """``with ClockSampler() as clocks: ...`` samples every ``interval_ms`` while the block runs;
     ``clocks.summary()`` (or of a window, ``summary(start, end)`` in perf_counter seconds). Where nvidia-smi is not
-    on the PATH (this CPU machine) it samples nothing and says so: ``{"samples": 0}``."""
+    on the PATH (this CPU machine), or ``interval_ms`` is 0, it samples nothing and says so: ``{"samples": 0}``.
+    Sampling is not free: at 100 ms, a 13B step slowed by ~5% (benchmarks/RESULTS.md, session 12)."""
 
     def __init__(self, interval_ms: int = 100, command: str = "nvidia-smi"):
         self.interval_ms, self.command = interval_ms, command
@@ -64,7 +65,7 @@ class ClockSampler:
         self._reader: threading.Thread | None = None
 
     def __enter__(self) -> ClockSampler:
-        if shutil.which(self.command) is None:
+        if self.interval_ms <= 0 or shutil.which(self.command) is None:
             return self
         self._process = subprocess.Popen(
             [self.command, f"--query-gpu={QUERY}", "--format=csv,noheader,nounits", "-i", "0",

@@ -443,7 +443,7 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
         extra: dict = {}
         try:
             if kind == "baseline":
-                with ClockSampler() as clocks:
+                with ClockSampler(args.clock_interval_ms) as clocks:
                     times = baseline_steps(model, docs, device, args.warmup)
                 doc_lens = [[n] for n in lengths]
                 executed = [executed_flops(config, [[n]], [n], group_size=None, checkpointed=config.num_hidden_layers,
@@ -464,7 +464,7 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
                     reset_peak(device)
                 checkpointed = sum(layer.gradient_checkpointing for layer in layers) \
                     if model.hparams.gradient_checkpointing else 0
-                with ClockSampler() as clocks:
+                with ClockSampler(args.clock_interval_ms) as clocks:
                     times = our_steps(model, rows, row_length, device, args.warmup, args.profile_dir, label,
                                       fit_width)
                 _release_trainer(model)
@@ -561,6 +561,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile_dir", help="ours: write Lightning's PyTorchProfiler summary of each job here")
     parser.add_argument("--lora_dropout", type=float, default=0.05,
                         help="LoRA dropout of the baseline and ours (LongQLoRA's 0.05; 0 is unsloth's fast path)")
+    parser.add_argument("--clock_interval_ms", type=int, default=1000,
+                        help="nvidia-smi's sampling interval during each job (0: none). At 100 ms, step_gaps.py saw "
+                             "the host's lead over the device fall from 85 to 3 ms and the steps slow by ~5%%")
     parser.add_argument("--optimizer", default="adamw",
                         help="ours; adamw (torch fused, as the baseline) so that max_memory_allocated sees the "
                              "optimizer states: paged_adamw_32bit keeps them in CUDA managed memory, which it does not")
