@@ -78,15 +78,16 @@ def _dequantize_nf4_kernel(packed_ptr, absmax_ptr, code_ptr, code2_ptr, absmax2_
         absmax = tl.load(code2_ptr + q) * scale2 + tl.load(offset_ptr)
     else:
         absmax = tl.load(absmax_ptr + blocks, mask=block_ok, other=0.0)
-    byte = blocks[:, None].to(tl.int64) * (BLOCKSIZE // 2) + tl.arange(0, BLOCKSIZE // 2)[None, :]
-    n_bytes = (n_elements + 1) // 2
-    packed = tl.load(packed_ptr + byte, mask=byte < n_bytes, other=0).to(tl.int32)
-    high = tl.load(code_ptr + (packed >> 4)) * absmax[:, None]
-    low = tl.load(code_ptr + (packed & 0xF)) * absmax[:, None]
-    values = tl.reshape(tl.join(high, low), (ROWS, BLOCKSIZE))  # element 2i high, 2i + 1 low
+    # each element reads its own byte (two elements share one, served by the cache): no join of the high and
+    # low nibbles into one tile, whose layout change the compiled kernel got wrong at blocksize 256 on an H200
+    # ("misaligned address", session 12)
     element = blocks[:, None].to(tl.int64) * BLOCKSIZE + tl.arange(0, BLOCKSIZE)[None, :]
+    inside = element < n_elements
+    packed = tl.load(packed_ptr + element // 2, mask=inside, other=0).to(tl.int32)
+    nibble = tl.where(element % 2 == 0, packed >> 4, packed & 0xF)  # element 2i high, 2i + 1 low
+    values = tl.load(code_ptr + nibble) * absmax[:, None]
     values = values.to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
-    tl.store(out_ptr + element, values, mask=element < n_elements)
+    tl.store(out_ptr + element, values, mask=inside)
 
 
 _TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}

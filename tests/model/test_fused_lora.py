@@ -1,12 +1,17 @@
 """The fused LoRA path (model.fused_lora): the same loss and every gradient as peft's own forward, on the whole
 model, 4-bit and plain, with and without dropout and checkpointing; peft's forward where the fused one cannot run."""
 
+import os
+
 import pytest
 import torch
 
 from lightning_review.model.fused_lora import fusable_classes, use_fused_lora
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# where Triton's kernels run: compiled on CUDA, interpreted on the CPU only under TRITON_INTERPRET=1 (tests/conftest.py
+# sets it where there is no GPU)
+TRITON_DEVICES = [d for d in DEVICES if d == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"]
 
 
 def loss_and_grads(tiny_llama_dir, batch, device="cpu", **kw):
