@@ -78,14 +78,17 @@ def _dequantize_nf4_kernel(packed_ptr, absmax_ptr, code_ptr, code2_ptr, absmax2_
         absmax = tl.load(code2_ptr + q) * scale2 + tl.load(offset_ptr)
     else:
         absmax = tl.load(absmax_ptr + blocks, mask=block_ok, other=0.0)
-    # each element reads its own byte (two elements share one, served by the cache): no join of the high and
-    # low nibbles into one tile, whose layout change the compiled kernel got wrong at blocksize 256 on an H200
-    # ("misaligned address", session 12)
-    element = blocks[:, None].to(tl.int64) * BLOCKSIZE + tl.arange(0, BLOCKSIZE)[None, :]
+    # a [ROWS, BLOCKSIZE / 2, 2] tile: each byte loaded once and broadcast over its two elements (high nibble
+    # first), stored as pairs. Not tl.join of two nibble tiles reshaped into one: that compiled version faulted with
+    # a misaligned address at blocksize 256 on an H200 (benchmarks/RESULTS.md, session 12).
+    pair = tl.arange(0, BLOCKSIZE // 2)[None, :, None]
+    half = tl.arange(0, 2)[None, None, :]
+    byte = blocks[:, None, None].to(tl.int64) * (BLOCKSIZE // 2) + pair
+    element = byte * 2 + half
     inside = element < n_elements
-    packed = tl.load(packed_ptr + element // 2, mask=inside, other=0).to(tl.int32)
-    nibble = tl.where(element % 2 == 0, packed >> 4, packed & 0xF)  # element 2i high, 2i + 1 low
-    values = tl.load(code_ptr + nibble) * absmax[:, None]
+    packed = tl.load(packed_ptr + byte, mask=byte < (n_elements + 1) // 2, other=0).to(tl.int32)
+    nibble = (packed >> (4 - 4 * half)) & 0xF
+    values = tl.load(code_ptr + nibble) * absmax[:, None, None]
     values = values.to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + element, values, mask=inside)
 
