@@ -50,10 +50,11 @@ DropoutKernel = Literal["torch", "triton", "auto"]
 # False: the other order, kept to measure one against the other (train_step.py set.fused_lora.ACCUMULATE_IN_BASE).
 ACCUMULATE_IN_BASE = True
 # Dequantize a 4-bit NF4 base weight in one Triton kernel (lightning_review.model.nf4_dequant, bitwise
-# bitsandbytes' result) instead of bitsandbytes' three kernels a call: a 13B layer 0.28 against 0.46 ms on an H200,
-# a 13B training step +1.3% at 8K and +0.7% on the length mix (benchmarks/RESULTS.md, session 12). "cuda": on CUDA
-# devices; "always": wherever Triton runs, its interpreter on the CPU included (the tests); "never": bitsandbytes'.
-DEQUANTIZE_IN_ONE_KERNEL: Literal["cuda", "always", "never"] = "cuda"
+# bitsandbytes' result) instead of bitsandbytes' three kernels a call. "never" (bitsandbytes') by default: the one
+# kernel's fast version (+1.3% a 13B 8K training step on an H200) faulted at blocksize 256, and the version that
+# does not is slower than bitsandbytes (0.49 against 0.43 ms a 13B layer; benchmarks/RESULTS.md, session 12).
+# "cuda": on CUDA devices; "always": wherever Triton runs, its interpreter on the CPU included (the tests).
+DEQUANTIZE_IN_ONE_KERNEL: Literal["cuda", "always", "never"] = "never"
 
 
 def _triton_runs_on(device: torch.device) -> bool:

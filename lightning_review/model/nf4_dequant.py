@@ -9,6 +9,10 @@ the bf16 weight written once at 4.8 TB/s): about 42 ms of a 1.27 s step. ``dequa
 each program reads its packed bytes, the 8-bit absmax codes of its blocks, their fp32 second-level absmax and the
 offset, and writes its part of the weight once.
 
+Not used by default (``fused_lora.DEQUANTIZE_IN_ONE_KERNEL = "never"``): on an H200 this version runs 0.49 ms a 13B
+layer against bitsandbytes' 0.43 ms; the faster formulation tried (0.28 ms) faulted at blocksize 256 (see the
+kernel's comment). Kept, bitwise tested, for the next attempt.
+
 Semantics are bitsandbytes' (0.50, backends/cuda/ops.py and csrc kDequantizeBlockwise; the CPU backend agrees):
 element ``2i`` of the flattened weight is the high nibble of byte ``i``, ``2i + 1`` the low one; a block's absmax is
 ``code2[q] * absmax2[block // blocksize2] + offset`` in fp32 (dequantize_blockwise, then ``add_``), unfused: the
@@ -78,17 +82,15 @@ def _dequantize_nf4_kernel(packed_ptr, absmax_ptr, code_ptr, code2_ptr, absmax2_
         absmax = tl.load(code2_ptr + q) * scale2 + tl.load(offset_ptr)
     else:
         absmax = tl.load(absmax_ptr + blocks, mask=block_ok, other=0.0)
-    # a [ROWS, BLOCKSIZE / 2, 2] tile: each byte loaded once and broadcast over its two elements (high nibble
-    # first), stored as pairs. Not tl.join of two nibble tiles reshaped into one: that compiled version faulted with
-    # a misaligned address at blocksize 256 on an H200 (benchmarks/RESULTS.md, session 12).
-    pair = tl.arange(0, BLOCKSIZE // 2)[None, :, None]
-    half = tl.arange(0, 2)[None, None, :]
-    byte = blocks[:, None, None].to(tl.int64) * (BLOCKSIZE // 2) + pair
-    element = byte * 2 + half
+    # each element reads its own byte (two elements share one, served by the cache). Measured on an H200
+    # (benchmarks/RESULTS.md, session 12): tl.join of the high and low nibble tiles reshaped into one ran 0.28 ms a
+    # 13B layer but faulted ("misaligned address") at blocksize 256; this 0.49 ms; a [rows, blocksize/2, 2] tile
+    # 2.47 ms; bitsandbytes' three kernels 0.43 ms. Hence fused_lora.DEQUANTIZE_IN_ONE_KERNEL = "never".
+    element = blocks[:, None].to(tl.int64) * BLOCKSIZE + tl.arange(0, BLOCKSIZE)[None, :]
     inside = element < n_elements
-    packed = tl.load(packed_ptr + byte, mask=byte < (n_elements + 1) // 2, other=0).to(tl.int32)
-    nibble = (packed >> (4 - 4 * half)) & 0xF
-    values = tl.load(code_ptr + nibble) * absmax[:, None, None]
+    packed = tl.load(packed_ptr + element // 2, mask=inside, other=0).to(tl.int32)
+    nibble = tl.where(element % 2 == 0, packed >> 4, packed & 0xF)  # element 2i high, 2i + 1 low
+    values = tl.load(code_ptr + nibble) * absmax[:, None]
     values = values.to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + element, values, mask=inside)
 

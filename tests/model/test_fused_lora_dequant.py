@@ -23,9 +23,9 @@ def test_the_one_kernel_dequantization_is_peft(tiny_llama_dir, monkeypatch, devi
     assert len(calls) == 2 * (7 + 6 + 7)
 
 
-def test_by_default_the_kernel_dequantizes_on_cuda_only(monkeypatch):
-    """The default ("cuda") leaves a CPU weight to bitsandbytes even where Triton's interpreter could run the kernel
-    (it is slow there); "never" leaves every weight to bitsandbytes."""
+def test_the_kernel_dequantizes_on_cuda_only_or_never(monkeypatch):
+    """"cuda" leaves a CPU weight to bitsandbytes even where Triton's interpreter could run the kernel (it is slow
+    there); "never" (the default) leaves every weight to bitsandbytes."""
     bnb_functional = pytest.importorskip("bitsandbytes.functional")
     from lightning_review.model import nf4_dequant
 
