@@ -54,7 +54,8 @@ ACCUMULATE_IN_BASE = True
 # kernel's fast version (+1.3% a 13B 8K training step on an H200) faulted at blocksize 256, and the version that
 # does not is slower than bitsandbytes (0.49 against 0.43 ms a 13B layer; benchmarks/RESULTS.md, session 12).
 # "cuda": on CUDA devices; "always": wherever Triton runs, its interpreter on the CPU included (the tests).
-DEQUANTIZE_IN_ONE_KERNEL: Literal["cuda", "always", "never"] = "never"
+DequantizeIn = Literal["cuda", "always", "never"]
+DEQUANTIZE_IN_ONE_KERNEL: DequantizeIn = "never"
 
 
 def _triton_runs_on(device: torch.device) -> bool:
@@ -92,6 +93,9 @@ def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
     if quant_state is None:
         return base.weight.to(dtype)
     device = base.weight.device
+    if DEQUANTIZE_IN_ONE_KERNEL not in get_args(DequantizeIn):
+        raise ValueError(f"fused_lora.DEQUANTIZE_IN_ONE_KERNEL must be one of {get_args(DequantizeIn)}, got "
+                         f"{DEQUANTIZE_IN_ONE_KERNEL!r}")
     if DEQUANTIZE_IN_ONE_KERNEL == "always" and _triton_runs_on(device) or \
             DEQUANTIZE_IN_ONE_KERNEL == "cuda" and device.type == "cuda":
         from .nf4_dequant import dequantize_nf4, supports

@@ -47,3 +47,13 @@ def test_the_kernel_dequantizes_on_cuda_only_or_never(monkeypatch):
             assert calls == ([1] if on_kernel else []), (setting, device)
             if not on_kernel:
                 assert torch.equal(got, expected)
+
+
+def test_a_setting_that_is_not_one_of_the_three_is_refused(monkeypatch):
+    """``set.fused_lora.DEQUANTIZE_IN_ONE_KERNEL=true`` (a boolean, as before session 12) would otherwise match no
+    setting and silently time bitsandbytes' path."""
+    monkeypatch.setattr(fused_lora, "DEQUANTIZE_IN_ONE_KERNEL", True)
+    base = torch.nn.Linear(4, 4)
+    base.weight.quant_state = object()
+    with pytest.raises(ValueError, match="DEQUANTIZE_IN_ONE_KERNEL must be one of .*got True"):
+        fused_lora._base_weight(base, torch.float32)
