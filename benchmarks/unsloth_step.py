@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", help="where train_step.py built the checkpoint (default /tmp/train_step)")
     parser.add_argument("--lora_dropout", type=float, help="default 0.05 (train_step.py --lora_dropout's)")
     parser.add_argument("--out", default="unsloth_step.json")
-    parser.set_defaults(device="cuda", quantize=True, search=0, clock_interval_ms=1000)  # what train_step.run_variant reads besides
+    parser.set_defaults(device="cuda", quantize=True, search=0, clock_interval_ms=1000, passes=1)  # what train_step.run_variant reads besides
     args = parser.parse_args(argv)
     settings = {"shape": "13b", "seqs": "8192", "steps": 3, "warmup": 1, "review_fraction": 0.1,
                 "work": "/tmp/train_step", "lora_dropout": 0.05}

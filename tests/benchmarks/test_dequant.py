@@ -2,7 +2,6 @@
 Triton's interpreter) equal to bitsandbytes'."""
 
 import pytest
-import torch
 
 pytest.importorskip("bitsandbytes")
 import dequant  # noqa: E402
