@@ -51,10 +51,25 @@ def as_tool_flags(message: str, command: Callable | None) -> str:
     return re.sub(r"\bdata\.(\w+)", lambda m: f"--{m.group(1)}" if m.group(1) in names else m.group(0), message)
 
 
+def tool_error_message(exc: BaseException, argv: list[str]) -> str:
+    """The one line shown for a tool's error, with every API key replaced by its placeholder (``redact_keys``): a
+    server or proxy may echo the request (its headers, an address with the key in its path) in its error."""
+    from openai import APIConnectionError
+
+    from .openai_client import redact_keys, unreachable_message
+
+    message = unreachable_message(exc) if isinstance(exc, APIConnectionError) else str(exc)
+    command = tool_command(argv[0])
+    if isinstance(command, dict):  # a subcommand's own function
+        command = command.get(argv[1]) if len(argv) > 1 else None
+    return redact_keys(as_tool_flags(message, command))
+
+
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")  # LightningCLI's subcommands
 
 
 HELP_FLAGS = ("-h", "--help")
+FLAG = re.compile(r"--?[A-Za-z]")  # a flag, not a value such as -1
 
 
 def command_error(argv: list[str]) -> str | None:
@@ -78,12 +93,11 @@ def command_error(argv: list[str]) -> str | None:
         listed = f"the commands are {', '.join(commands)} (each with --help)"
         close = difflib.get_close_matches(argv[0], commands, n=1, cutoff=0.6)
         return f"error: {argv[0]} is not a command; " + (f"did you mean {close[0]}? ({listed})" if close else listed)
-    at = next((i for i, word in enumerate(argv) if word in commands), None)
+    at = command_position(argv, commands)
     if at is None or any(word in HELP_FLAGS for word in argv[:at]):
         return None
     top, moved = _top_level_flags(argv[:at]) if argv[at] in TRAINER_COMMANDS else ([], argv[:at])
-    # a flag, not a value such as -1; --name=value named as --name
-    flags = [word.split("=", 1)[0] for word in moved if re.match(r"--?[A-Za-z]", word)]
+    flags = [word.split("=", 1)[0] for word in moved if FLAG.match(word)]  # --name=value named as --name
     if not flags:
         return None  # only LightningCLI's own top-level flags (-c with a config keyed by command, --print_config)
     named = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
@@ -93,6 +107,22 @@ def command_error(argv: list[str]) -> str | None:
 
 
 PRINT_CONFIG = "--print_config"  # with config_files.CONFIG_FLAGS, what LightningCLI takes before fit/validate/...
+VALUELESS_FLAGS = (*HELP_FLAGS, PRINT_CONFIG)  # given alone before a command; every other flag takes a value
+
+
+def command_position(argv: list[str], commands: list[str]) -> int | None:
+    """Where the command is: the first word that is neither a flag nor the value of the flag before it, so that a
+    value named as a command (``--trainer.default_root_dir test fit``) is not read as the command. A flag takes the
+    next word as its value (jsonargparse's flags, booleans too, all take one) unless it holds it (``--key=value``),
+    is one of VALUELESS_FLAGS, or the next word is a flag. None when that word is not a command, or there is none."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if not FLAG.match(word):
+            return i if word in commands else None
+        takes_value = "=" not in word and word not in VALUELESS_FLAGS
+        i += 2 if takes_value and i + 1 < len(argv) and not FLAG.match(argv[i + 1]) else 1
+    return None
 
 
 def _top_level_flags(words: list[str]) -> tuple[list[str], list[str]]:
@@ -150,15 +180,7 @@ def main(args: list[str] | None = None):
             raise SystemExit(f"error: {argv[0]} needs the module {exc.name!r}, which is not installed: "
                              f"pip install -e \".[{extra}]\" from the project's directory") from None
         except _user_errors() as exc:  # a clear one-line error, not a traceback, for bad input or a refused request
-            from openai import APIConnectionError
-
-            from .openai_client import unreachable_message
-
-            message = unreachable_message(exc) if isinstance(exc, APIConnectionError) else str(exc)
-            command = tool_command(argv[0])
-            if isinstance(command, dict):  # a subcommand's own function
-                command = command.get(argv[1]) if len(argv) > 1 else None
-            raise SystemExit(f"error: {as_tool_flags(message, command)}") from None
+            raise SystemExit(f"error: {tool_error_message(exc, argv)}") from None
     from .data.datamodule import ReviewDataModule
     from .training.module import LongQLoRAModule
     from .trainer_cli import ReviewCLI
