@@ -9,9 +9,9 @@ the bf16 weight written once at 4.8 TB/s): about 42 ms of a 1.27 s step. ``dequa
 each program reads its packed bytes, the 8-bit absmax codes of its blocks, their fp32 second-level absmax and the
 offset, and writes its part of the weight once.
 
-Not used by default (``fused_lora.DEQUANTIZE_IN_ONE_KERNEL = "never"``): on an H200 this version runs 0.49 ms a 13B
-layer against bitsandbytes' 0.43 ms; the faster formulation tried (0.28 ms) faulted at blocksize 256 (see the
-kernel's comment). Kept, bitwise tested, for the next attempt.
+Not used by default (``fused_lora.DEQUANTIZE_IN_ONE_KERNEL = "never"``): of the three versions timed on an H200, the
+fast one faulted and the two that did not ran slower than bitsandbytes (see the kernel's comment). This fourth
+version is bitwise tested on the CPU only.
 
 Semantics are bitsandbytes' (0.50, backends/cuda/ops.py and csrc kDequantizeBlockwise; the CPU backend agrees):
 element ``2i`` of the flattened weight is the high nibble of byte ``i``, ``2i + 1`` the low one; a block's absmax is
@@ -82,18 +82,19 @@ def _dequantize_nf4_kernel(packed_ptr, absmax_ptr, code_ptr, code2_ptr, absmax2_
         absmax = tl.load(code2_ptr + q) * scale2 + tl.load(offset_ptr)
     else:
         absmax = tl.load(absmax_ptr + blocks, mask=block_ok, other=0.0)
-    # each element reads its own byte (two elements share one, served by the cache). Measured on an H200
-    # (benchmarks/RESULTS.md, session 12): tl.join of the high and low nibble tiles reshaped into one ran 0.28 ms a
-    # 13B layer but faulted ("misaligned address") at blocksize 256; this 0.49 ms; a [rows, blocksize/2, 2] tile
-    # 2.47 ms; bitsandbytes' three kernels 0.43 ms. Hence fused_lora.DEQUANTIZE_IN_ONE_KERNEL = "never".
-    element = blocks[:, None].to(tl.int64) * BLOCKSIZE + tl.arange(0, BLOCKSIZE)[None, :]
-    inside = element < n_elements
-    packed = tl.load(packed_ptr + element // 2, mask=inside, other=0).to(tl.int32)
-    nibble = tl.where(element % 2 == 0, packed >> 4, packed & 0xF)  # element 2i high, 2i + 1 low
-    values = tl.load(code_ptr + nibble) * absmax[:, None]
-    values = values.to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
-    tl.store(out_ptr + element, values, mask=inside)
-
+    # Each byte loaded once; its high nibble stored to the even elements, its low one to the odd, as two strided
+    # stores that fill the same cache lines. Measured on an H200 (benchmarks/RESULTS.md, session 12) before this
+    # version: tl.join of the two nibble tiles reshaped into one ran 0.28 ms a 13B layer but faulted ("misaligned
+    # address", blocksize 256; tl.reshape, as in triton-lang/triton#2836); each element loading its own byte 0.49 ms;
+    # a [rows, blocksize/2, 2] tile 2.47 ms; bitsandbytes' three kernels 0.43 ms. This version: not yet run on a GPU;
+    # compiled for sm_90 here, its values pass through shared memory once (a layout change for the stores).
+    byte = blocks[:, None].to(tl.int64) * (BLOCKSIZE // 2) + tl.arange(0, BLOCKSIZE // 2)[None, :]
+    even = byte * 2  # element 2i is byte i's high nibble, 2i + 1 its low one
+    packed = tl.load(packed_ptr + byte, mask=even < n_elements, other=0).to(tl.int32)
+    high = (tl.load(code_ptr + (packed >> 4)) * absmax[:, None]).to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
+    low = (tl.load(code_ptr + (packed & 0xF)) * absmax[:, None]).to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + even, high, mask=even < n_elements)
+    tl.store(out_ptr + even + 1, low, mask=even + 1 < n_elements)
 
 _TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
 
