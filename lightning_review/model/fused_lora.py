@@ -51,8 +51,8 @@ DropoutKernel = Literal["torch", "triton", "auto"]
 ACCUMULATE_IN_BASE = True
 # Dequantize a 4-bit NF4 base weight in one Triton kernel (lightning_review.model.nf4_dequant, bitwise
 # bitsandbytes' result) instead of bitsandbytes' three kernels a call. "never" (bitsandbytes') by default: the one
-# kernel's fast version (+1.3% a 13B 8K training step on an H200) faulted at blocksize 256, and the version that
-# does not is slower than bitsandbytes (0.49 against 0.43 ms a 13B layer; benchmarks/RESULTS.md, session 12).
+# kernel's fast version (+1.3% a 13B 8K training step on an H200) faulted at blocksize 256, the two that did not
+# were slower than bitsandbytes (benchmarks/RESULTS.md, session 12), and the current one has not run on a GPU.
 # "cuda": on CUDA devices; "always": wherever Triton runs, its interpreter on the CPU included (the tests).
 DequantizeIn = Literal["cuda", "always", "never"]
 DEQUANTIZE_IN_ONE_KERNEL: DequantizeIn = "never"
