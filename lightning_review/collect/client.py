@@ -134,8 +134,12 @@ def make_client(api_version: int, baseurl: str, timeout_s: float = 60.0, request
 
 
 def _server_message(exc: Exception) -> str:
-    """The server's own words from an OpenReviewException (a dict with name/message), never the request."""
+    """The server's own words from an OpenReviewException (a dict with name/message), never the request, and
+    without the credentials: a server or proxy may repeat what it was sent."""
     arg = exc.args[0] if exc.args else ""
-    if isinstance(arg, dict):
-        return str(arg.get("message") or arg.get("name") or "refused")
-    return str(arg)[:200]
+    text = str(arg.get("message") or arg.get("name") or "refused") if isinstance(arg, dict) else str(arg)[:200]
+    for name in CREDENTIALS:
+        value = os.environ.get(name, "").strip()
+        if value:
+            text = text.replace(value, f"<{name}>")
+    return text
