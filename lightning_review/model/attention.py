@@ -91,6 +91,13 @@ def _pieces(lens: tuple[int, ...], seq: int, group_size: int | None, shifted: bo
     return pieces
 
 
+def _batch_rows(t: torch.Tensor) -> list[torch.Tensor] | tuple[torch.Tensor, ...]:
+    """The rows of a batch as views. Not ``t[b]``: its backward zero-fills a tensor of the whole batch and copies the
+    row's gradient into it, two passes per row (12 device copies a 13B layer in a profile on an H200). One row is
+    ``squeeze``d (its backward is a view), several ``unbind`` (one stack of their gradients)."""
+    return [t.squeeze(0)] if t.shape[0] == 1 else t.unbind(0)
+
+
 def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale):
     """Causal attention inside each group, on (batch, seq, heads, dim) views. Rows are cut with ``split`` (whose
     backward is one concatenation, not a zero-filled copy per piece); a run of equal full groups is reshaped,
@@ -98,11 +105,11 @@ def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale):
     heads, kv_heads = q.shape[2], k.shape[2]
     gqa = heads != kv_heads
     rows = []
-    for b, lens in enumerate(layout):
+    for lens, qb, kb, vb in zip(layout, _batch_rows(q), _batch_rows(k), _batch_rows(v)):
         plan = _pieces(lens, seq, group_size, shifted)
         sizes = [n for n, _ in plan]
         outs = []
-        for (n, g), qp, kp, vp in zip(plan, q[b].split(sizes), k[b].split(sizes), v[b].split(sizes)):
+        for (n, g), qp, kp, vp in zip(plan, qb.split(sizes), kb.split(sizes), vb.split(sizes)):
             if g == 0:  # padding attends only to itself: its output is its own value (finite, ignored by the loss)
                 outs.append(vp.repeat_interleave(heads // kv_heads, dim=1) if gqa else vp)
                 continue
