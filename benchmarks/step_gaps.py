@@ -324,6 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="unprofiled steps first (timed, reported)")
     parser.add_argument("--probe_steps", type=int, default=2)
     parser.add_argument("--work", default="/tmp/train_step")
+    parser.add_argument("--clock_interval_ms", type=int, default=100,
+                        help="nvidia-smi's sampling interval (0: none). 100 ms gives a 1.3 s step a dozen samples but "
+                             "slowed the host: its lead over the device fell from 85 to 3 ms (session 12)")
     parser.add_argument("--optimizer", default="adamw",
                         help="ours' optimizer; adamw (torch fused) as train_step.py times it. paged_adamw_32bit "
                              "synchronises the device once per parameter tensor")
@@ -348,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
                     "command": " ".join(sys.argv)}
     probe = make_probe(args.warmup, args.probe_steps, record)
     lead = make_lead_probe(args.warmup - 1, record)  # the last unprofiled step
-    with ClockSampler() as clocks:
+    with ClockSampler(args.clock_interval_ms) as clocks:
         times = ts.our_steps(module, [[d] for d in docs], args.tokens, "cuda", 0, None, "probe",
                              bench.get("fit_width", False), callbacks=(probe, lead))
     record["gpu_clocks"] = {"unprofiled_step": clocks.summary(*record.get("queue_lead_window", [0, -1])),
