@@ -11,11 +11,13 @@ the token the server returns. Without them the client is anonymous (public notes
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -137,9 +139,20 @@ def _server_message(exc: Exception) -> str:
     """The server's own words from an OpenReviewException (a dict with name/message), never the request, and
     without the credentials: a server or proxy may repeat what it was sent."""
     arg = exc.args[0] if exc.args else ""
-    text = str(arg.get("message") or arg.get("name") or "refused") if isinstance(arg, dict) else str(arg)[:200]
+    text = str(arg.get("message") or arg.get("name") or "refused") if isinstance(arg, dict) else str(arg)
+    return _without_credentials(text)[:200]
+
+
+def _without_credentials(text: str) -> str:
+    """``text`` with each credential replaced by ``<NAME>``, as written and as the login request encodes it (JSON,
+    URL), the longest first: a password that contains the account name is still replaced whole."""
+    forms: dict[str, str] = {}
     for name in CREDENTIALS:
         value = os.environ.get(name, "").strip()
         if value:
-            text = text.replace(value, f"<{name}>")
+            for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+                         quote(value, safe=""), quote(value)):
+                forms.setdefault(form, name)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, f"<{forms[form]}>")
     return text
