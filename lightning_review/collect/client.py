@@ -139,8 +139,9 @@ def _server_message(exc: Exception) -> str:
     """The server's own words from an OpenReviewException (a dict with name/message), never the request, and
     without the credentials: a server or proxy may repeat what it was sent."""
     arg = exc.args[0] if exc.args else ""
-    text = str(arg.get("message") or arg.get("name") or "refused") if isinstance(arg, dict) else str(arg)
-    return _without_credentials(text)[:200]
+    if isinstance(arg, dict):
+        return _without_credentials(str(arg.get("message") or arg.get("name") or "refused"))
+    return _without_credentials(str(arg))[:200]  # cut after the replacement, which a cut password would escape
 
 
 def _without_credentials(text: str) -> str:
