@@ -571,7 +571,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--passes", type=int, default=1,
                         help="run each job's rows this many times and time the last pass (for baseline and ours "
                              "alike). Each mix document has a length of its own: the first pass meets each shape "
-                             "first (the 7B baseline's second mix pass ran 6-42%% faster a step, session 12)")
+                             "first (the 7B baseline's second mix pass took 6-42%% less time a step, session 12)")
     parser.add_argument("--clock_interval_ms", type=int, default=1000,
                         help="nvidia-smi's sampling interval during each job (0: none). At 100 ms, step_gaps.py saw "
                              "the host's lead over the device fall from 85 to 3 ms and the steps slow by ~5%%")
