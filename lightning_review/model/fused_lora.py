@@ -7,7 +7,8 @@ gradients. At 8K tokens on a 13B layer that is 21% of a training step (benchmark
 percent for the LoRA matmuls themselves. Here one function writes ``scaling * (dropout(x) A^T) B^T``, then lets
 the base matmul ``x W^T`` (W dequantized, as bitsandbytes does) accumulate into it (``addmm_``), and keeps for
 backward only ``x`` (shared with the other projections of the same input), the small ``dropout(x) A^T`` and the random
-generator's state. Backward dequantizes W again, accumulates the LoRA input gradient into the base's with one
+generator's state. Backward dequantizes W again (unless a checkpoint's recomputation kept it:
+``KEEP_RECOMPUTED_WEIGHT``), accumulates the LoRA input gradient into the base's with one
 ``addmm_`` (or one masked ``addcmul_`` under dropout), and replays the dropout once, for lora_A's gradient and
 the mask of the input gradient.
 
@@ -56,6 +57,11 @@ ACCUMULATE_IN_BASE = True
 # "cuda": on CUDA devices; "always": wherever Triton runs, its interpreter on the CPU included (the tests).
 DequantizeIn = Literal["cuda", "always", "never"]
 DEQUANTIZE_IN_ONE_KERNEL: DequantizeIn = "never"
+# A checkpointed layer's recomputation keeps each base weight it dequantized (or cast) for its backward, which then
+# does not dequantize it again: 6 of a Llama layer's 20 dequantizations a step (down_proj's recomputation skips its
+# base), for up to one layer's weights in the compute dtype held from the recomputation to the backward (13B: about
+# 0.5 GB). Off until measured on a GPU (train_step.py set.fused_lora.KEEP_RECOMPUTED_WEIGHT=true).
+KEEP_RECOMPUTED_WEIGHT = False
 
 
 def _triton_runs_on(device: torch.device) -> bool:
@@ -107,11 +113,28 @@ def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
     return bnb_functional.dequantize_4bit(base.weight.data, quant_state).to(dtype)
 
 
+def _no_weight(base: torch.nn.Module, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """What a forward that does not keep the weight saves in its place: the weight's shape, dtype and device (a
+    checkpoint checks that a recomputation saves tensors of the same metadata), no memory (strides 0)."""
+    shape = getattr(base.weight, "quant_state", None)
+    shape = tuple(shape.shape) if shape is not None else tuple(base.weight.shape)
+    return torch.empty((), dtype=dtype, device=device).expand(shape)
+
+
+def _is_no_weight(t: torch.Tensor) -> bool:
+    return t.dim() > 0 and all(stride == 0 for stride in t.stride())
+
+
+def _backward_weight(ctx) -> torch.Tensor:
+    """The weight for the input gradient: the one the recomputation kept, else dequantized again."""
+    return ctx.weight if ctx.weight is not None else _base_weight(ctx.base, ctx.dtype)
+
+
 class _FusedLoRA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, base: torch.nn.Module,
                 scaling: float, p: float, dtype: torch.dtype, dropout_dtype: torch.dtype,
-                output_unread: bool, dropout_kernel: bool) -> torch.Tensor:
+                output_unread: bool, dropout_kernel: bool, keep_weight: bool) -> torch.Tensor:
         ctx.base, ctx.scaling, ctx.p, ctx.dtype, ctx.dropout_dtype = base, scaling, p, dtype, dropout_dtype
         ctx.dropout_kernel = dropout_kernel = dropout_kernel and p > 0
         ctx.rng = generator_state(x.device) if p > 0 and not dropout_kernel else None
@@ -128,24 +151,30 @@ class _FusedLoRA(torch.autograd.Function):
                 source = draw_dropout(x, p, dropout_dtype).to(dtype) if p > 0 else xin
                 down = F.linear(source, lora_a.to(dtype))  # [..., r]
                 del source
-            ctx.save_for_backward(x, lora_a, lora_b, down, seed)
+            kept = _no_weight(base, dtype, x.device) if KEEP_RECOMPUTED_WEIGHT else None
             if output_unread:  # a recomputation that no one reads this output of: no memory, no matmul
+                ctx.save_for_backward(x, lora_a, lora_b, down, seed, kept)
                 return xin.new_zeros(()).expand(*x.shape[:-1], lora_b.shape[0])
+            weight = _base_weight(base, dtype)
+            if KEEP_RECOMPUTED_WEIGHT:  # see KEEP_RECOMPUTED_WEIGHT: the same metadata in forward and recomputation
+                kept = weight if keep_weight else kept
+            ctx.save_for_backward(x, lora_a, lora_b, down, seed, kept)
             bias = base.bias.to(dtype) if base.bias is not None else None
             if ACCUMULATE_IN_BASE:
                 addend = bias if bias is not None else xin.new_empty(())  # beta 0: never read, no fill kernel
                 out = torch.addmm(addend, down.view(-1, down.shape[-1]), lora_b.to(dtype).t(),
                                   beta=1 if bias is not None else 0, alpha=scaling)
-                out.addmm_(xin.reshape(-1, x.shape[-1]), _base_weight(base, dtype).t())
+                out.addmm_(xin.reshape(-1, x.shape[-1]), weight.t())
                 return out.view(*x.shape[:-1], -1)
-            out = F.linear(xin, _base_weight(base, dtype), bias)
+            out = F.linear(xin, weight, bias)
             out.view(-1, out.shape[-1]).addmm_(down.view(-1, down.shape[-1]), lora_b.to(dtype).t(), alpha=scaling)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        x, lora_a, lora_b, down, seed = ctx.saved_tensors
+        x, lora_a, lora_b, down, seed, kept = ctx.saved_tensors
         dtype, scaling = ctx.dtype, ctx.scaling
+        ctx.weight = kept if kept is not None and not _is_no_weight(kept) else None
         grad = grad_out.reshape(-1, grad_out.shape[-1]).to(dtype)
         grad_b = None
         with torch.autocast(x.device.type, enabled=False):
@@ -156,7 +185,8 @@ class _FusedLoRA(torch.autograd.Function):
                                      alpha=scaling).to(lora_b.dtype)
             input_grads = _kernel_input_grads if ctx.dropout_kernel else _torch_input_grads
             grad_x, grad_a = input_grads(ctx, grad, grad_down, x, lora_a, seed)
-        return grad_x, grad_a, grad_b, None, None, None, None, None, None, None
+        ctx.weight = None  # not held until the graph is freed
+        return grad_x, grad_a, grad_b, None, None, None, None, None, None, None, None
 
 
 def _torch_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor,
@@ -172,7 +202,7 @@ def _torch_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torc
     del source
     if ctx.needs_input_grad[0]:
         a = lora_a.to(dtype)
-        grad_x = grad @ _base_weight(ctx.base, dtype)
+        grad_x = grad @ _backward_weight(ctx)
         if mask is not None:  # dropout is linear in its input: its gradient is the same mask, scaled
             grad_x.view(x.shape).addcmul_((grad_down @ a).view(x.shape), mask, value=1.0 / (1.0 - p))
         else:
@@ -191,7 +221,7 @@ def _kernel_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: tor
     if ctx.needs_input_grad[1]:
         grad_a = dropout_lora_a_grad(grad_down, x.reshape(-1, x.shape[-1]).to(dtype), seed, p).to(lora_a.dtype)
     if ctx.needs_input_grad[0]:
-        grad_x = add_dropout_lora_input_grad_(grad @ _base_weight(ctx.base, dtype), grad_down, lora_a.to(dtype),
+        grad_x = add_dropout_lora_input_grad_(grad @ _backward_weight(ctx), grad_down, lora_a.to(dtype),
                                               seed, p)
         grad_x = grad_x.view(x.shape).to(x.dtype)
     return grad_x, grad_a
@@ -232,10 +262,11 @@ def _fused_forward(layer, x: torch.Tensor, *args, **kwargs) -> torch.Tensor | No
     casts = layer.casts_input_always or not torch.is_autocast_enabled(device)
     dropout_dtype = lora_a.weight.dtype if casts and getattr(layer, "cast_input_dtype_enabled", True) else x.dtype
     # inside a backward pass this forward is a checkpoint's recomputation
-    output_unread = layer.output_unread_when_recomputed and torch._C._current_graph_task_id() != -1
+    recomputing = torch._C._current_graph_task_id() != -1
+    output_unread = layer.output_unread_when_recomputed and recomputing
     dropout_kernel = layer.dropout_kernel and p > 0 and _kernel_takes(x)
     return _FusedLoRA.apply(x, lora_a.weight, lora_b.weight, base, float(layer.scaling[adapter]), p, dtype,
-                            dropout_dtype, output_unread, dropout_kernel)
+                            dropout_dtype, output_unread, dropout_kernel, recomputing)
 
 
 def _kernel_takes(x: torch.Tensor) -> bool:
