@@ -104,8 +104,8 @@ class Budget:
         """What the calls cost at the prices; None without prices (unknown, not $0)."""
         if not self.priced:
             return None
-        return (self.prompt_tokens * self.dollars_per_1k_prompt + self.completion_tokens *
-                self.dollars_per_1k_completion) / 1000
+        return _cost(self.prompt_tokens, self.completion_tokens, self.dollars_per_1k_prompt,
+                     self.dollars_per_1k_completion)
 
     def check(self) -> None:
         if self.max_calls is not None and self.calls >= self.max_calls:
@@ -131,8 +131,51 @@ class Budget:
             self.shared.spend(prompt_tokens, completion_tokens)
 
 
-def budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion) -> list[str]:
-    """Why the dollar settings cannot make a budget, each naming its flag and the fix (none: they can)."""
+@dataclass
+class PanelBudget(Budget):
+    """The limits that hold for a panel of chat judges together. Its judges may have different prices, so its
+    dollars are the sum of theirs, each at its own prices (None while any judge has none: unknown, not $0); its own
+    price fields are unused. Which judges must be priced for its dollar limit is checked by the caller, before any
+    budget is made (the command knows the judges by the names a user gives them)."""
+
+    members: list[Budget] = field(default_factory=list)
+
+    def __post_init__(self):
+        if problems := budget_problems(self.max_dollars, 1, 1):  # the limit's own value; prices are the members'
+            raise UserError("; ".join(problems))
+
+    def member(self, dollars_per_1k_prompt: float = 0.0, dollars_per_1k_completion: float = 0.0) -> Budget:
+        """A judge's own budget at its prices, counted into this panel's limits."""
+        budget = Budget(dollars_per_1k_prompt=dollars_per_1k_prompt,
+                        dollars_per_1k_completion=dollars_per_1k_completion, shared=self)
+        self.members.append(budget)
+        return budget
+
+    @property
+    def dollars(self) -> float | None:
+        """Tokens summed over the judges of one price pair, then priced: with one price for the whole panel, the
+        very figure a single budget at that price gives."""
+        if not all(m.priced for m in self.members):
+            return None
+        tokens: dict[tuple[float, float], list[int]] = {}
+        for m in self.members:
+            counts = tokens.setdefault((m.dollars_per_1k_prompt, m.dollars_per_1k_completion), [0, 0])
+            counts[0] += m.prompt_tokens
+            counts[1] += m.completion_tokens
+        return sum(_cost(prompt, completion, *prices) for prices, (prompt, completion) in tokens.items())
+
+
+def _cost(prompt_tokens: int, completion_tokens: int, dollars_per_1k_prompt: float,
+          dollars_per_1k_completion: float) -> float:
+    """USD of these tokens at these prices (per 1K tokens)."""
+    return (prompt_tokens * dollars_per_1k_prompt + completion_tokens * dollars_per_1k_completion) / 1000
+
+
+def budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion,
+                    per_judge: bool = False) -> list[str]:
+    """Why the dollar settings cannot make a budget, each naming its flag and the fix (none: they can).
+    ``per_judge``: judges have their own prices (--judge_prices), so whether --max_dollars has a price for every
+    judge is the caller's check, not these two flags'."""
     problems = [f"{flag} must be a number of 0 or more, in {unit} (got {value!r})"
                 for flag, value, unit in (("--max_dollars", max_dollars, "USD"),
                                           ("--dollars_per_1k_prompt", dollars_per_1k_prompt,
@@ -146,7 +189,7 @@ def budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completio
     prices = {"--dollars_per_1k_prompt": dollars_per_1k_prompt,
               "--dollars_per_1k_completion": dollars_per_1k_completion}
     missing = [flag for flag, price in prices.items() if not price]
-    if max_dollars is not None and missing:
+    if max_dollars is not None and missing and not per_judge:
         problems.append(f"--max_dollars {max_dollars:g} cannot apply without the judge's prices: "
                         f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not given, so calls would "
                         "count $0 against it and it would never stop the run. Give both prices (USD per 1K tokens, "

@@ -123,8 +123,8 @@ def judge_specs(specs: list[str]) -> list[tuple[str, str | None, str | None]]:
             parsed.append(("embedding", None, None))
         elif spec.startswith("openai:"):
             model, _, base_url = spec.removeprefix("openai:").partition("@")
-            endpoint = public_url(base_url or default_endpoint())  # no credentials in a message
-            identity, same = (model, endpoint), f"{model} at {endpoint}"
+            identity = _chat_identity(model, base_url)
+            same = f"{model} at {identity[1]}"
             shown = f"openai:{model}@{public_url(base_url)}" if base_url else f"openai:{model}"
             parsed.append(("openai", model, base_url or None))
         else:
@@ -135,6 +135,101 @@ def judge_specs(specs: list[str]) -> list[tuple[str, str | None, str | None]]:
                             "would be reported twice and agree with themselves; list each judge once")
         seen[identity] = shown
     return parsed
+
+
+def _chat_identity(model: str, base_url: str | None) -> tuple[str, str]:
+    """What makes two chat judges one: the model and its endpoint (the default where none is given; no credentials,
+    so it can be shown in a message)."""
+    return model, public_url(base_url or default_endpoint())
+
+
+PRICE_FLAGS = "--dollars_per_1k_prompt/--dollars_per_1k_completion"
+
+
+def judge_price_problems(judge_prices: dict | None, specs: list[str], max_dollars: float | None,
+                         dollars_per_1k_prompt: float, dollars_per_1k_completion: float) -> list[str]:
+    """Why the dollar settings cannot price the panel, each naming its flag and the fix (none: they can). Without
+    ``--judge_prices`` they are the single price pair's checks, unchanged; with it, each entry is checked, and
+    ``--max_dollars`` needs a price for every chat judge (its entry, else the single pair): one counted at $0 would
+    let the run spend past it."""
+    from .chat_judge import budget_problems
+
+    if judge_prices is None:
+        return budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion)
+    problems = budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion, per_judge=True)
+    problems += _priced_entries(judge_prices, specs)[1]
+    if problems or max_dollars is None:
+        return problems
+    prices = judges_prices(judge_prices, specs, dollars_per_1k_prompt, dollars_per_1k_completion)
+    unpriced = [_without_credentials(spec) for spec, pair in zip(specs, prices) if pair is not None and not all(pair)]
+    if unpriced:
+        example = json.dumps({name: "0.01:0.03" for name in unpriced})
+        problems.append(f"--max_dollars {max_dollars:g} cannot apply without every chat judge's prices: "
+                        f"{', '.join(unpriced)} {'has' if len(unpriced) == 1 else 'have'} none (in --judge_prices "
+                        f"or {PRICE_FLAGS}), so {'its' if len(unpriced) == 1 else 'their'} calls would count $0 "
+                        f"against it; add {'it' if len(unpriced) == 1 else 'them'} to --judge_prices (USD per 1K "
+                        f"prompt:completion tokens, e.g. --judge_prices '{example}'), or limit with --max_calls or "
+                        "--max_tokens instead")
+    return problems
+
+
+def judges_prices(judge_prices: dict | None, specs: list[str], dollars_per_1k_prompt: float,
+                  dollars_per_1k_completion: float) -> list[tuple[float, float] | None]:
+    """Each judge's (prompt, completion) price in USD per 1K tokens, in ``specs``' order: its ``--judge_prices``
+    entry, else the single pair (0 where not given: unknown); None for the offline judge, which pays nothing.
+    ``judge_prices`` is checked first (judge_price_problems)."""
+    entries = _priced_entries(judge_prices or {}, specs)[0]
+    return [None if kind == "embedding" else entries.get(i, (dollars_per_1k_prompt, dollars_per_1k_completion))
+            for i, (kind, _, _) in enumerate(judge_specs(specs))]
+
+
+def _priced_entries(judge_prices: dict, specs: list[str]) -> tuple[dict[int, tuple[float, float]], list[str]]:
+    """``--judge_prices`` read: {index of the judge in ``specs``: (prompt, completion) price}, and why entries
+    cannot be read. A key names a chat judge as --judges does (``openai:`` may be left out, so the report's name
+    works too); a value is ``"<prompt>:<completion>"``, two prices above 0 in USD per 1K tokens."""
+    chat = {_chat_identity(model, base_url): i for i, (kind, model, base_url) in enumerate(judge_specs(specs))
+            if kind == "openai"}
+    entries, keys, problems = {}, {}, []
+    for key, value in judge_prices.items():
+        model, _, base_url = str(key).removeprefix("openai:").partition("@")
+        index = chat.get(_chat_identity(model, base_url)) if key != "embedding" else None
+        problem = (_unknown_judge_problem(key, specs, chat) if index is None
+                   else f"--judge_prices: {keys[index]!r} and {key!r} are the same judge; give its prices once"
+                   if index in keys else None)
+        pair, value_problem = _price_pair(key, value)
+        if problem or value_problem:
+            problems.append(problem or value_problem)
+            continue
+        entries[index], keys[index] = pair, key
+    return entries, problems
+
+
+def _unknown_judge_problem(key: str, specs: list[str], chat: dict) -> str:
+    """Why ``key`` of --judge_prices prices no judge of the panel, and how to name one."""
+    if key == "embedding":
+        return "--judge_prices: 'embedding' is the offline judge, which makes no paid calls; leave it out"
+    names = [_without_credentials(specs[i]) for i in chat.values()]
+    if not names:
+        return (f"--judge_prices {_without_credentials(key)!r}: --judges has no chat judge to price; leave "
+                "--judge_prices out")
+    return (f"--judge_prices {_without_credentials(key)!r} is not a chat judge of --judges ({', '.join(names)}); "
+            f"name each as --judges does, e.g. --judge_prices '{json.dumps({names[0]: '0.01:0.03'})}'")
+
+
+def _price_pair(key: str, value) -> tuple[tuple[float, float] | None, str | None]:
+    """``"<prompt>:<completion>"`` as two prices above 0, or why it is not (0 would read as unknown)."""
+    fix = (f"write two prices above 0, USD per 1K prompt then completion tokens, e.g. --judge_prices "
+           f"'{json.dumps({_without_credentials(str(key)): '0.01:0.03'})}'")
+    parts = value.split(":") if isinstance(value, str) else []
+    if len(parts) != 2:
+        return None, f"--judge_prices {_without_credentials(str(key))!r}: {value!r} is not '<prompt>:<completion>'; {fix}"
+    try:
+        pair = tuple(float(part) for part in parts)
+    except ValueError:
+        pair = ()
+    if len(pair) != 2 or not all(math.isfinite(price) and price > 0 for price in pair):
+        return None, f"--judge_prices {_without_credentials(str(key))!r}: {value!r} is not two prices above 0; {fix}"
+    return pair, None
 
 
 def refuse_unusable_judges(specs: list[str], given: bool) -> None:
@@ -178,21 +273,25 @@ def offline_judges(specs: list[str]) -> list:
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict,
-                offline: list | None = None) -> list:
+                offline: list | None = None, judge_prices: dict | None = None) -> list:
     """The judges of ``specs`` (checked by judge_specs first): the offline ones of ``offline`` (else built here, by
     offline_judges, before the answer cache is opened), and the chat judges, which share one budget (``budget_kw``'s
-    limits hold for them all together), each counting its own use for the report."""
+    limits hold for them all together), each counting its own use, at its own prices (``judge_prices``, else
+    ``budget_kw``'s pair), for the report and the panel's dollars."""
     from ..answer_cache import AnswerCache
-    from .chat_judge import Budget, ChatJudge
+    from .chat_judge import ChatJudge, PanelBudget
 
     parsed = judge_specs(specs)
-    panel = Budget(**budget_kw)
-    prices = {k: v for k, v in budget_kw.items() if k.startswith("dollars_per_1k")}
+    default = [budget_kw.get("dollars_per_1k_prompt", 0.0), budget_kw.get("dollars_per_1k_completion", 0.0)]
+    if problems := judge_price_problems(judge_prices, specs, budget_kw.get("max_dollars"), *default):
+        raise UserError("; ".join(problems))
+    panel = PanelBudget(**budget_kw)
+    prices = judges_prices(judge_prices, specs, *default)
     judges = list(offline) if offline is not None else offline_judges(specs)
     for i, (kind, model, base_url) in enumerate(parsed):
         if kind == "openai":
             judges[i] = ChatJudge(model, AnswerCache(cache_file), base_url=base_url, concurrency=concurrency,
-                                  budget=Budget(**prices, shared=panel))
+                                  budget=panel.member(*prices[i]))
     return judges
 
 
@@ -215,7 +314,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              output_dir: str = "evaluation", cache_file: str | None = None, threshold: float = 7.0,
              concurrency: int = 8, max_calls: int | None = None, max_tokens: int | None = None,
              max_dollars: float | None = None, dollars_per_1k_prompt: float = 0.0,
-             dollars_per_1k_completion: float = 0.0, resamples: int = 10_000, data_format: str = "auto",
+             dollars_per_1k_completion: float = 0.0, judge_prices: dict | None = None, resamples: int = 10_000, data_format: str = "auto",
              controls: list[str] | str | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
              rejects_file: str | None = None, rating_threshold: float = 6.0) -> dict:
     """Judge every system's reviews against the human ones; write result.json, report.md, audit.html and PNG charts.
@@ -234,11 +333,14 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         concurrency: chat judge calls in flight.
         max_calls: stop (resumably) before more calls than this (all chat judges together).
         max_tokens: stop (resumably) before more tokens than this (all chat judges together).
-        max_dollars: stop (resumably) before spending more than this (all chat judges together); needs both
-            prices below (refused without them: no price is assumed).
+        max_dollars: stop (resumably) before spending more than this (all chat judges together, each at its own
+            prices); needs a price for every chat judge (refused without: no price is assumed).
         dollars_per_1k_prompt: the judges' price in USD per 1K prompt tokens, for the dollar budget and the report
-            (every chat judge is counted at it; without it the report's dollars are n/a).
+            (every chat judge not in judge_prices is counted at it; without it their dollars are n/a).
         dollars_per_1k_completion: the judges' price in USD per 1K completion tokens, as above.
+        judge_prices: each chat judge's own prices, for a panel of differently priced judges:
+            ``'{"openai:<model>": "<prompt>:<completion>"}'`` in USD per 1K tokens, a judge named as in judges
+            (``openai:`` may be left out); judges not listed are counted at the two prices above.
         resamples: bootstrap resamples for the win-rate intervals.
         data_format: the human file's format.
         controls: which controls run (default: all): "human" (one human review of each paper judged against
@@ -255,7 +357,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
             accept (6 on ICLR's 1-10 scale: "marginally above acceptance threshold").
     """
     from .audit_page import records_from_result, write_audit_page
-    from .chat_judge import BudgetExceeded, budget_problems
+    from .chat_judge import BudgetExceeded
     from .report import charts, markdown
 
     # Everything a run could be refused for is checked before the output directory is made: a refused run leaves
@@ -266,7 +368,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     if unknown := sorted(set(chosen) - set(CONTROL_KINDS)):
         raise UserError(f"--controls: unknown {unknown}; choose from {list(CONTROL_KINDS)} (default: all; [] for none)")
     if problems := (setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, rating_threshold)
-                    + budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completion)):
+                    + judge_price_problems(judge_prices, judges or ["embedding"], max_dollars,
+                                           dollars_per_1k_prompt, dollars_per_1k_completion)):
         raise UserError("; ".join(problems))
     if not systems:
         raise UserError("--systems names no system: nothing would be judged but the controls; give each system's "
@@ -290,7 +393,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
     made = missing_dirs(out)
-    judge_objects = make_judges(specs, str(cache), concurrency, budget, offline)  # the answer cache made last
+    judge_objects = make_judges(specs, str(cache), concurrency, budget, offline, judge_prices)  # the answer cache made last
     try:
         out.mkdir(parents=True, exist_ok=True)  # the run starts
         result = asyncio.run(run_evaluation(data, judge_objects, threshold, resamples, controls=chosen))

@@ -81,7 +81,10 @@ def markdown(result: dict) -> str:
     if result.get("usage_this_run"):
         lines += ["", "## Judge usage (this run; cached answers cost nothing)", "",
                   "| judge | calls | prompt tokens | completion tokens | dollars |", "|---|---|---|---|---|"]
-        for judge, u in result["usage_this_run"].items():
+        usage = dict(result["usage_this_run"])
+        if len(usage) > 1:
+            usage["**total**"] = _usage_total(usage.values())
+        for judge, u in usage.items():
             dollars = "n/a (no prices given)" if u.get("dollars") is None else f"{u['dollars']:.2f}"
             lines.append(f"| {judge} | {u['calls']} | {u['prompt_tokens']:,} | {u['completion_tokens']:,} | "
                          f"{dollars} |")
@@ -93,6 +96,16 @@ def markdown(result: dict) -> str:
             lines += [f"| {judge} | {part} | {n['reviews']} | {n['calls']} | {n['tokens']:,} |"
                       for judge, part, n in parts]
     return "\n".join(lines) + "\n"
+
+
+def _usage_total(usages) -> dict:
+    """The panel's use: calls and tokens summed, and dollars, each judge at its own prices; unknown (None) where
+    any judge's are, never a sum that counts that judge at $0."""
+    usages = list(usages)
+    total = {key: sum(u[key] for u in usages) for key in ("calls", "prompt_tokens", "completion_tokens")}
+    dollars = [u.get("dollars") for u in usages]
+    total["dollars"] = None if None in dollars else sum(dollars)
+    return total
 
 
 def floor_lines(result: dict) -> list[str]:
