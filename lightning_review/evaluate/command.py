@@ -218,17 +218,18 @@ def _unknown_judge_problem(key: str, specs: list[str], chat: dict) -> str:
 
 def _price_pair(key: str, value) -> tuple[tuple[float, float] | None, str | None]:
     """``"<prompt>:<completion>"`` as two prices above 0, or why it is not (0 would read as unknown)."""
+    shown = _without_credentials(str(key))
     fix = (f"write two prices above 0, USD per 1K prompt then completion tokens, e.g. --judge_prices "
-           f"'{json.dumps({_without_credentials(str(key)): '0.01:0.03'})}'")
+           f"'{json.dumps({shown: '0.01:0.03'})}'")
     parts = value.split(":") if isinstance(value, str) else []
     if len(parts) != 2:
-        return None, f"--judge_prices {_without_credentials(str(key))!r}: {value!r} is not '<prompt>:<completion>'; {fix}"
+        return None, f"--judge_prices {shown!r}: {value!r} is not '<prompt>:<completion>'; {fix}"
     try:
         pair = tuple(float(part) for part in parts)
     except ValueError:
         pair = ()
     if len(pair) != 2 or not all(math.isfinite(price) and price > 0 for price in pair):
-        return None, f"--judge_prices {_without_credentials(str(key))!r}: {value!r} is not two prices above 0; {fix}"
+        return None, f"--judge_prices {shown!r}: {value!r} is not two prices above 0; {fix}"
     return pair, None
 
 
