@@ -12,23 +12,9 @@ from lightning_review.evaluate.command import evaluate, make_judges
 from lightning_review.evaluate.evaluator import EvaluationInput, evaluate as run_evaluation
 from lightning_review.evaluate.report import markdown
 from tests.conftest import write_jsonl
-from tests.openai_server import API_KEY, FakeOpenAI
+from tests.openai_server import API_KEY
 
 REVIEW = "The baselines are weak. The proofs are unclear. The datasets are small"
-
-
-@pytest.fixture(scope="module")
-def shared_server():
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def server(shared_server, monkeypatch):
-    """The module's server (one start and stop for all), its count of chat calls from 0 for each test."""
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    shared_server.chat_calls = 0
-    return shared_server
 
 
 @pytest.mark.parametrize("prices, message", [

@@ -11,7 +11,6 @@ from lightning_review.errors import UserError
 from lightning_review.evaluate.chat_judge import BudgetExceeded
 from lightning_review.evaluate.command import evaluate, make_judges
 from tests.conftest import run_cli
-from tests.evaluate.test_judge_budget import server, shared_server  # noqa: F401  (the fake OpenAI server fixtures)
 from tests.openai_server import API_KEY
 
 REVIEW = "The baselines are weak. The proofs are unclear. The datasets are small"
