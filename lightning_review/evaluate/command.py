@@ -315,7 +315,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              output_dir: str = "evaluation", cache_file: str | None = None, threshold: float = 7.0,
              concurrency: int = 8, max_calls: int | None = None, max_tokens: int | None = None,
              max_dollars: float | None = None, dollars_per_1k_prompt: float = 0.0,
-             dollars_per_1k_completion: float = 0.0, judge_prices: dict | None = None, resamples: int = 10_000, data_format: str = "auto",
+             dollars_per_1k_completion: float = 0.0, judge_prices: dict | None = None, resamples: int = 10_000,
+             data_format: str = "auto",
              controls: list[str] | str | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
              rejects_file: str | None = None, rating_threshold: float = 6.0) -> dict:
     """Judge every system's reviews against the human ones; write result.json, report.md, audit.html and PNG charts.
@@ -394,7 +395,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     budget = {"max_calls": max_calls, "max_tokens": max_tokens, "max_dollars": max_dollars,
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
     made = missing_dirs(out)
-    judge_objects = make_judges(specs, str(cache), concurrency, budget, offline, judge_prices)  # the answer cache made last
+    # the answer cache made last
+    judge_objects = make_judges(specs, str(cache), concurrency, budget, offline, judge_prices)
     try:
         out.mkdir(parents=True, exist_ok=True)  # the run starts
         result = asyncio.run(run_evaluation(data, judge_objects, threshold, resamples, controls=chosen))
