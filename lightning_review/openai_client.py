@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UserError
+from .redaction import redact_environment_values
 
 OPENAI_ENDPOINT = "https://api.openai.com/v1"  # the openai client's default address
 KEY_VARIABLES = ("OPENAI_API_KEY",)  # the secrets this module (the openai client) reads from the environment
@@ -15,19 +16,12 @@ MIN_REDACTED_KEY_LENGTH = 8
 
 
 def redact_keys(text) -> str:
-    """``text`` with every occurrence of the current value of each of KEY_VARIABLES (as written, and
-    percent-encoded as it would be in a URL) replaced by ``<NAME>``: for anything recorded or shown that may carry
-    a key, such as an address with the key in its path (``https://proxy.example/v1/sk-.../``, as some proxies want).
+    """``text`` with every occurrence of the current value of each of KEY_VARIABLES (as written, percent-encoded as
+    it would be in a URL, or JSON-escaped) replaced by ``<NAME>``: for anything recorded or shown that may carry a
+    key, such as an address with the key in its path (``https://proxy.example/v1/sk-.../``, as some proxies want).
     A variable unset, blank, or shorter than MIN_REDACTED_KEY_LENGTH (after stripping blanks) redacts nothing.
     Deterministic for a given environment: two runs with the same key and address give the same text."""
-    text = str(text)
-    for name in KEY_VARIABLES:
-        key = os.environ.get(name, "").strip()
-        if len(key) < MIN_REDACTED_KEY_LENGTH:
-            continue
-        for form in dict.fromkeys((key, quote(key, safe=""), quote(key))):
-            text = text.replace(form, f"<{name}>")
-    return text
+    return redact_environment_values(str(text), KEY_VARIABLES, MIN_REDACTED_KEY_LENGTH)
 
 
 def default_endpoint() -> str:

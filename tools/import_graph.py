@@ -25,7 +25,7 @@ LAYERS = ("artifacts", "data", "model", "generation", "evaluate", "training", "c
 # module (or package prefix) -> layer; the longest matching prefix wins.
 LAYER_OF = {
     "artifacts": "artifacts", "errors": "artifacts", "safe_paths": "artifacts", "answer_cache": "artifacts",
-    "openai_client": "artifacts",
+    "openai_client": "artifacts", "redaction": "artifacts",
     "data": "data", "demo": "data", "openai_ft": "data",  # the OpenAI chat format, its tokens, cost and screening
     "model": "model",
     "generation": "generation", "openai_ft.jobs": "generation",  # OpenAI fine-tuning jobs through the API client

@@ -11,19 +11,18 @@ the token the server returns. Without them the client is anonymous (public notes
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
-from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..errors import UserError
+from ..redaction import redact_environment_values
 
 T = TypeVar("T")
 CREDENTIALS = ("OPENREVIEW_USERNAME", "OPENREVIEW_PASSWORD")
@@ -140,20 +139,5 @@ def _server_message(exc: Exception) -> str:
     without the credentials: a server or proxy may repeat what it was sent."""
     arg = exc.args[0] if exc.args else ""
     if isinstance(arg, dict):
-        return _without_credentials(str(arg.get("message") or arg.get("name") or "refused"))
-    return _without_credentials(str(arg))[:200]  # cut after the replacement, which a cut password would escape
-
-
-def _without_credentials(text: str) -> str:
-    """``text`` with each credential replaced by ``<NAME>``, as written and as the login request encodes it (JSON,
-    URL), the longest first: a password that contains the account name is still replaced whole."""
-    forms: dict[str, str] = {}
-    for name in CREDENTIALS:
-        value = os.environ.get(name, "").strip()
-        if value:
-            for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
-                         quote(value, safe=""), quote(value)):
-                forms.setdefault(form, name)
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, f"<{forms[form]}>")
-    return text
+        return redact_environment_values(str(arg.get("message") or arg.get("name") or "refused"), CREDENTIALS)
+    return redact_environment_values(str(arg), CREDENTIALS)[:200]  # cut after: a cut password would escape it
