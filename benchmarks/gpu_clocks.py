@@ -52,11 +52,22 @@ def summarize(samples: list[dict]) -> dict:
             "throttle_reasons": sorted({hex(s["throttle_reasons"]) for s in samples})}
 
 
+# what sampling cost, in every script's help for the interval
+SAMPLING_COST = ("sampling is not free: at 100 ms the host's lead over the device fell from 85 to 3 ms in "
+                 "step_gaps.py and a 13B step slowed by ~5%% (session 12)")
+
+
+def add_interval_option(parser, default_ms: int, why: str) -> None:
+    """``--clock_interval_ms``: nvidia-smi's sampling interval (0: none); ``why`` this script's default."""
+    parser.add_argument("--clock_interval_ms", type=int, default=default_ms,
+                        help=f"nvidia-smi's sampling interval in ms (0: none); {why}; {SAMPLING_COST}")
+
+
 class ClockSampler:
     """``with ClockSampler() as clocks: ...`` samples every ``interval_ms`` while the block runs;
     ``clocks.summary()`` (or of a window, ``summary(start, end)`` in perf_counter seconds). Where nvidia-smi is not
     on the PATH (this CPU machine), or ``interval_ms`` is 0, it samples nothing and says so: ``{"samples": 0}``.
-    Sampling is not free: at 100 ms, a 13B step slowed by ~5% (benchmarks/RESULTS.md, session 12)."""
+    Sampling is not free (SAMPLING_COST; benchmarks/RESULTS.md, session 12)."""
 
     def __init__(self, interval_ms: int = 100, command: str = "nvidia-smi"):
         self.interval_ms, self.command = interval_ms, command

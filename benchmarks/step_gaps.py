@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_clocks import ClockSampler  # noqa: E402  (benchmarks/ on the path)
+from gpu_clocks import ClockSampler, add_interval_option  # noqa: E402  (benchmarks/ on the path)
 
 SYNC_OPS = ("aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::_to_copy", "cudaStreamSynchronize",
             "cudaDeviceSynchronize", "cudaMemcpyAsync")
@@ -324,9 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="unprofiled steps first (timed, reported)")
     parser.add_argument("--probe_steps", type=int, default=2)
     parser.add_argument("--work", default="/tmp/train_step")
-    parser.add_argument("--clock_interval_ms", type=int, default=100,
-                        help="nvidia-smi's sampling interval (0: none). 100 ms gives a 1.3 s step a dozen samples but "
-                             "slowed the host: its lead over the device fell from 85 to 3 ms (session 12)")
+    add_interval_option(parser, 100, "100 ms gives a 1.3 s step a dozen samples")
     parser.add_argument("--optimizer", default="adamw",
                         help="ours' optimizer; adamw (torch fused) as train_step.py times it. paged_adamw_32bit "
                              "synchronises the device once per parameter tensor")

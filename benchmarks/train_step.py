@@ -45,7 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_clocks import ClockSampler  # noqa: E402  (benchmarks/ on the path, as the other scripts)
+from gpu_clocks import ClockSampler, add_interval_option  # noqa: E402  (benchmarks/ on the path, as the other scripts)
 ISSUE_PEAK_TFLOPS = 790.0
 
 
@@ -572,9 +572,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="run each job's rows this many times and time the last pass (for baseline and ours "
                              "alike). Each mix document has a length of its own: the first pass meets each shape "
                              "first (the 7B baseline's second mix pass took 6-42%% less time a step, session 12)")
-    parser.add_argument("--clock_interval_ms", type=int, default=1000,
-                        help="nvidia-smi's sampling interval during each job (0: none). At 100 ms, step_gaps.py saw "
-                             "the host's lead over the device fall from 85 to 3 ms and the steps slow by ~5%%")
+    add_interval_option(parser, 1000, "sampled during each job, loading and warm-up included")
     parser.add_argument("--optimizer", default="adamw",
                         help="ours; adamw (torch fused, as the baseline) so that max_memory_allocated sees the "
                              "optimizer states: paged_adamw_32bit keeps them in CUDA managed memory, which it does not")
