@@ -7,8 +7,8 @@ gradients. At 8K tokens on a 13B layer that is 21% of a training step (benchmark
 percent for the LoRA matmuls themselves. Here one function writes ``scaling * (dropout(x) A^T) B^T``, then lets
 the base matmul ``x W^T`` (W dequantized, as bitsandbytes does) accumulate into it (``addmm_``), and keeps for
 backward only ``x`` (shared with the other projections of the same input), the small ``dropout(x) A^T`` and the random
-generator's state. Backward dequantizes W again (unless a checkpoint's recomputation kept it:
-``KEEP_RECOMPUTED_WEIGHT``), accumulates the LoRA input gradient into the base's with one
+generator's state. Backward dequantizes W again, unless a checkpoint's recomputation kept it
+(``KEEP_RECOMPUTED_WEIGHT``, the default), accumulates the LoRA input gradient into the base's with one
 ``addmm_`` (or one masked ``addcmul_`` under dropout), and replays the dropout once, for lora_A's gradient and
 the mask of the input gradient.
 
@@ -60,8 +60,9 @@ DEQUANTIZE_IN_ONE_KERNEL: DequantizeIn = "never"
 # A checkpointed layer's recomputation keeps each base weight it dequantized (or cast) for its backward, which then
 # does not dequantize it again: 6 of a Llama layer's 20 dequantizations a step (down_proj's recomputation skips its
 # base), for up to one layer's weights in the compute dtype held from the recomputation to the backward (13B: about
-# 0.5 GB). Off until measured on a GPU (train_step.py set.fused_lora.KEEP_RECOMPUTED_WEIGHT=true).
-KEEP_RECOMPUTED_WEIGHT = False
+# 0.5 GB, not at the step's peak). Measured on an H200 (benchmarks/RESULTS.md, session 13): a 13B step at 8K 6,697
+# against 6,559 tokens/s (+2.1%), peak 18.26 against 18.25 GB. False: dequantize again in backward.
+KEEP_RECOMPUTED_WEIGHT = True
 
 
 def _triton_runs_on(device: torch.device) -> bool:

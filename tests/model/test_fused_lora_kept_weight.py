@@ -31,6 +31,13 @@ def test_kept_weights_give_peft_with_fewer_dequantizations(tiny_llama_dir, monke
     assert len(calls) == 2 * (7 + 6 + 1)
 
 
+def test_switched_off_the_backward_dequantizes_again(tiny_llama_dir, monkeypatch):
+    calls = dequantizations(monkeypatch)
+    monkeypatch.setattr(fused_lora, "KEEP_RECOMPUTED_WEIGHT", False)
+    reference.test_same_loss_and_gradients_as_peft(tiny_llama_dir, "cpu", True, 0.3, True)
+    assert len(calls) == 2 * (7 + 6 + 7)
+
+
 def test_without_checkpointing_the_backward_dequantizes_and_nothing_is_kept(tiny_llama_dir, monkeypatch):
     calls = dequantizations(monkeypatch)
     monkeypatch.setattr(fused_lora, "KEEP_RECOMPUTED_WEIGHT", True)
