@@ -73,6 +73,15 @@ FLAG = re.compile(r"--?[A-Za-z]")  # a flag, not a value such as -1
 
 
 def command_error(argv: list[str]) -> str | None:
+    """``_command_error``'s line with every API key replaced by its placeholder (``redact_keys``): it repeats the
+    command line's words, which can hold a key (a proxy's address with the key in its path, a key flag's value)."""
+    from .openai_client import redact_keys
+
+    error = _command_error(argv)
+    return None if error is None else redact_keys(error)
+
+
+def _command_error(argv: list[str]) -> str | None:
     """One line for a command line whose first word is not a command, or None when it is (or asks for help):
 
     - no command, or a misspelled one: every command (the trainer's and the tools') and the closest one, instead of
@@ -102,8 +111,16 @@ def command_error(argv: list[str]) -> str | None:
         return None  # only LightningCLI's own top-level flags (-c with a config keyed by command, --print_config)
     named = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
     verb, them = ("comes", "it") if len(flags) == 1 else ("come", "them")
-    fixed = shlex.join([*top, argv[at], *moved, *argv[at + 1:]])
+    fixed = _shown_command_line([*top, argv[at], *moved, *argv[at + 1:]])
     return f"error: {named} {verb} before the command; put {them} after: python -m lightning_review {fixed}"
+
+
+def _shown_command_line(words: list[str]) -> str:
+    """``words`` as a shell line, each key replaced before quoting: ``'<OPENAI_API_KEY>'`` stays one word, not a
+    redirection, when the line is pasted."""
+    from .openai_client import redact_keys
+
+    return shlex.join(redact_keys(word) for word in words)
 
 
 PRINT_CONFIG = "--print_config"  # with config_files.CONFIG_FLAGS, what LightningCLI takes before fit/validate/...
