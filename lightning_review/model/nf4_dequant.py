@@ -9,9 +9,10 @@ the bf16 weight written once at 4.8 TB/s): about 42 ms of a 1.27 s step. ``dequa
 each program reads its packed bytes, the 8-bit absmax codes of its blocks, their fp32 second-level absmax and the
 offset, and writes its part of the weight once.
 
-Not used by default (``fused_lora.DEQUANTIZE_IN_ONE_KERNEL = "never"``): of the three versions timed on an H200, the
-fast one faulted and the two that did not ran slower than bitsandbytes (see the kernel's comment). This fourth
-version is bitwise tested on the CPU only.
+Not used by default (``fused_lora.DEQUANTIZE_IN_ONE_KERNEL = "never"``): of the four versions timed on an H200, the
+fast one faulted and the three that did not ran slower than bitsandbytes (see the kernel's comment). This fifth
+version (each byte's two elements stored as one word) is bitwise tested on the CPU and compiled for sm_90 only: not
+yet run on a GPU.
 
 Semantics are bitsandbytes' (0.50, backends/cuda/ops.py and csrc kDequantizeBlockwise; the CPU backend agrees):
 element ``2i`` of the flattened weight is the high nibble of byte ``i``, ``2i + 1`` the low one; a block's absmax is
@@ -35,7 +36,9 @@ import triton.language as tl
 
 # outputs a program writes: blocksize-wide rows of the weight, TILE_ELEMENTS // blocksize of them (at least one)
 TILE_ELEMENTS = 4096
-WARPS = 4
+# 16 warps: 4 packed bytes a thread, so the bytes' load (one b32) and the words' store (one v4.b32) share a layout;
+# with 4 warps (16 bytes a thread) Triton converted between them through shared memory (compiled for sm_90, untimed)
+WARPS = 16
 # the 4-bit block sizes bitsandbytes accepts (dequantize_4bit); the kernel's tile rows need a power of two
 BLOCKSIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -69,10 +72,12 @@ def _nf4_code(device: torch.device) -> torch.Tensor:
 
 @triton.jit
 def _dequantize_nf4_kernel(packed_ptr, absmax_ptr, code_ptr, code2_ptr, absmax2_ptr, offset_ptr, out_ptr,
-                           n_elements, n_blocks, BLOCKSIZE: tl.constexpr, BLOCKSIZE2: tl.constexpr,
-                           ROWS: tl.constexpr, NESTED: tl.constexpr, STATE_DTYPE: tl.constexpr):
+                           n_elements, n_bytes, n_blocks, BLOCKSIZE: tl.constexpr, BLOCKSIZE2: tl.constexpr,
+                           ROWS: tl.constexpr, NESTED: tl.constexpr, STATE_DTYPE: tl.constexpr,
+                           OUT_DTYPE: tl.constexpr, PAIRS: tl.constexpr):
     """Rows ``pid * ROWS ..`` of blocksize elements: each row one quantization block (one absmax), its
-    ``BLOCKSIZE // 2`` bytes unpacked high nibble first."""
+    ``BLOCKSIZE // 2`` bytes unpacked high nibble first. With ``PAIRS``, ``out_ptr`` is the weight viewed as words
+    twice ``OUT_DTYPE``'s width (int32 for 16-bit out, int64 for fp32) and ``n_elements`` is even."""
     pid = tl.program_id(0)
     blocks = pid * ROWS + tl.arange(0, ROWS)
     block_ok = blocks < n_blocks
@@ -82,21 +87,42 @@ def _dequantize_nf4_kernel(packed_ptr, absmax_ptr, code_ptr, code2_ptr, absmax2_
         absmax = tl.load(code2_ptr + q) * scale2 + tl.load(offset_ptr)
     else:
         absmax = tl.load(absmax_ptr + blocks, mask=block_ok, other=0.0)
-    # Each byte loaded once; its high nibble stored to the even elements, its low one to the odd, as two strided
-    # stores that fill the same cache lines. Measured on an H200 (benchmarks/RESULTS.md, session 12) before this
-    # version: tl.join of the two nibble tiles reshaped into one ran 0.28 ms a 13B layer but faulted ("misaligned
-    # address", blocksize 256; tl.reshape, as in triton-lang/triton#2836); each element loading its own byte 0.49 ms;
-    # a [rows, blocksize/2, 2] tile 2.47 ms; bitsandbytes' three kernels 0.43 ms. This version: not yet run on a GPU;
-    # compiled for sm_90 here, its values pass through shared memory once (a layout change for the stores).
+    # Versions timed on an H200 (13B layer, seven weights, bf16 out; benchmarks/RESULTS.md), bitsandbytes in the same
+    # run in brackets: (1) tl.join of the two nibble tiles + tl.reshape, 0.277 ms (0.456) but it faulted ("misaligned
+    # address" at blocksize 256; tl.reshape, as in triton-lang/triton#2836); (2) each element loading its own byte,
+    # 0.494 (0.427); (3) a [rows, blocksize/2, 2] tile, 2.47 (0.424); (4) each byte loaded once, its nibbles written
+    # by two strided 2-byte stores (even and odd elements), correct but 4.97 (0.54; 2026-12-02, session 13).
+    # This version (5): elements 2i and 2i + 1 are adjacent, so byte i's two values are bitcast, packed into one word
+    # (element 2i in the low half: little-endian) and stored at word i: contiguous stores, no reshape, no join. Not
+    # yet run on a GPU. Compiled for sm_90 here (bf16 or fp16 out, 16 warps): one st.global.v4.b32 a thread (8
+    # elements), its 4 bytes one ld.global.b32, no shared memory; fp32 out (tests only): two st.global.v2.b64 after a
+    # conversion through shared memory. A byte count not a multiple of 16 (no Llama weight's) leaves Triton's
+    # launcher unsure of the mask's alignment: four st.global.b32 instead.
     byte = blocks[:, None].to(tl.int64) * (BLOCKSIZE // 2) + tl.arange(0, BLOCKSIZE // 2)[None, :]
     even = byte * 2  # element 2i is byte i's high nibble, 2i + 1 its low one
-    packed = tl.load(packed_ptr + byte, mask=even < n_elements, other=0).to(tl.int32)
-    high = (tl.load(code_ptr + (packed >> 4)) * absmax[:, None]).to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
-    low = (tl.load(code_ptr + (packed & 0xF)) * absmax[:, None]).to(STATE_DTYPE).to(out_ptr.dtype.element_ty)
-    tl.store(out_ptr + even, high, mask=even < n_elements)
-    tl.store(out_ptr + even + 1, low, mask=even + 1 < n_elements)
+    # masks on the byte index: contiguous, so the loads and the word stores vectorize (``even < n_elements`` has
+    # stride 2 and kept them scalar: 16 st.global.b32 a thread, compiled for sm_90 with 4 warps)
+    byte_ok = byte < n_bytes
+    packed = tl.load(packed_ptr + byte, mask=byte_ok, other=0).to(tl.int32)
+    high = (tl.load(code_ptr + (packed >> 4)) * absmax[:, None]).to(STATE_DTYPE).to(OUT_DTYPE)
+    low = (tl.load(code_ptr + (packed & 0xF)) * absmax[:, None]).to(STATE_DTYPE).to(OUT_DTYPE)
+    if PAIRS:
+        if OUT_DTYPE == tl.float32:
+            high_bits = high.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
+            low_bits = low.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
+            tl.store(out_ptr + byte, high_bits | (low_bits << 32), mask=byte_ok)
+        else:
+            high_bits = high.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+            low_bits = low.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+            tl.store(out_ptr + byte, high_bits | (low_bits << 16), mask=byte_ok)
+    else:  # version 4, for an odd element count or an out not aligned to the word
+        tl.store(out_ptr + even, high, mask=even < n_elements)
+        tl.store(out_ptr + even + 1, low, mask=even + 1 < n_elements)
+
 
 _TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+# the word holding two elements of each output dtype (PAIRS)
+_PAIR_DTYPES = {torch.float32: torch.int64, torch.float16: torch.int32, torch.bfloat16: torch.int32}
 
 
 def dequantize_nf4(weight: torch.Tensor, quant_state, dtype: torch.dtype,
@@ -135,8 +161,13 @@ def dequantize_nf4(weight: torch.Tensor, quant_state, dtype: torch.dtype,
         absmax, code2, absmax2, offset, blocksize2 = quant_state.absmax.contiguous(), code, code, code, 1
     rows = max(1, TILE_ELEMENTS // blocksize)
     grid = (triton.cdiv(n_blocks, rows),)
-    _dequantize_nf4_kernel[grid](packed, absmax, code, code2, absmax2, offset, out, n, n_blocks,
+    # one word store per byte needs whole pairs (an odd count's last byte has one element: no Llama weight's) and
+    # an out aligned to the word (one we allocate is; a caller's slice may not be)
+    word = _PAIR_DTYPES[dtype]
+    pairs = n % 2 == 0 and out.data_ptr() % word.itemsize == 0
+    target = out.view(-1).view(word) if pairs else out
+    _dequantize_nf4_kernel[grid](packed, absmax, code, code2, absmax2, offset, target, n, (n + 1) // 2, n_blocks,
                                  BLOCKSIZE=blocksize, BLOCKSIZE2=blocksize2, ROWS=rows, NESTED=quant_state.nested,
-                                 STATE_DTYPE=_TL_DTYPES[quant_state.dtype], num_warps=WARPS,
-                                 enable_fp_fusion=False)
+                                 STATE_DTYPE=_TL_DTYPES[quant_state.dtype], OUT_DTYPE=_TL_DTYPES[dtype], PAIRS=pairs,
+                                 num_warps=WARPS, enable_fp_fusion=False)
     return out

@@ -101,3 +101,30 @@ def test_fp4_and_odd_states_are_left_to_bitsandbytes(nf4):
     _, state = quantized((32, 64), 64, False)
     state.blocksize = 48
     assert not nf4.supports(state)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (33, 70)])
+@pytest.mark.parametrize("dtype", OUT_DTYPES)
+@pytest.mark.parametrize("shift", [0, 1])
+def test_nothing_is_written_outside_out(nf4, monkeypatch, shape, dtype, shift):
+    """The kernel stores two elements a word; an odd count (its last byte holds one element) and an out one element
+    off the word's alignment (``shift``) take the element-wise stores: either way the values are bitsandbytes' and
+    the elements around ``out`` in a larger buffer keep their sentinel."""
+    kernel, pairs = nf4._dequantize_nf4_kernel, []
+
+    class Recorded:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: pairs.append(kwargs["PAIRS"]) or kernel[grid](*args, **kwargs)
+
+    monkeypatch.setattr(nf4, "_dequantize_nf4_kernel", Recorded())
+    packed, state = quantized(shape, 64, True)
+    n = shape[0] * shape[1]
+    expected = bnb_functional.dequantize_4bit(packed, state).to(dtype)
+    buffer = torch.full((n + 8,), -7.0, dtype=dtype, device=DEVICE)
+    out = buffer[shift:shift + n].view(shape)
+    assert (out.data_ptr() % (2 * dtype.itemsize) == 0) == (shift == 0)
+    assert nf4.dequantize_nf4(packed, state, dtype, out=out).data_ptr() == out.data_ptr()
+    assert pairs == [n % 2 == 0 and shift == 0]
+    assert torch.equal(out, expected)
+    assert torch.equal(buffer[:shift], torch.full((shift,), -7.0, dtype=dtype, device=DEVICE))
+    assert torch.equal(buffer[shift + n:], torch.full((8 - shift,), -7.0, dtype=dtype, device=DEVICE))
