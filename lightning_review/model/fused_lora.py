@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import weakref
 from typing import Literal, get_args
 
 import torch
@@ -63,6 +64,12 @@ DEQUANTIZE_IN_ONE_KERNEL: DequantizeIn = "never"
 # 0.5 GB, not at the step's peak). Measured on an H200 (benchmarks/RESULTS.md, session 13): a 13B step at 8K 6,697
 # against 6,559 tokens/s (+2.1%), peak 18.26 against 18.25 GB. False: dequantize again in backward.
 KEEP_RECOMPUTED_WEIGHT = True
+# A checkpointed layer's recomputation takes the LoRA input ``dropout(x) A^T`` its forward computed (kept for as
+# long as the forward's graph node lives: [tokens, r] a projection, 13B at 8K with r 64 about 280 MB for 40 layers)
+# instead of reading x and drawing the mask again, when nothing else would differ: the mask drawn in the dropout
+# kernels (the seed is still drawn, so the generator moves on the same) or no dropout. Under torch's dropout the
+# recomputation must draw its mask again to leave the generator where the forward left it, and computes it again.
+KEEP_LORA_DOWN = True
 
 
 def _triton_runs_on(device: torch.device) -> bool:
@@ -131,27 +138,88 @@ def _backward_weight(ctx) -> torch.Tensor:
     return ctx.weight if ctx.weight is not None else _base_weight(ctx.base, ctx.dtype)
 
 
+class _KeptDown:
+    """A forward's ``dropout(x) A^T`` for its checkpoint's recomputation (``KEEP_LORA_DOWN``), with what the
+    recomputation checks before it takes it: the input's shape and lora_A's version (an optimizer step between the
+    two would change lora_A in place)."""
+
+    __slots__ = ("down", "shape", "version", "__weakref__")
+
+    def __init__(self, down: torch.Tensor, shape: torch.Size, version: int):
+        self.down, self.shape, self.version = down, shape, version
+
+
+def _generator_position(device: torch.device) -> tuple:
+    """Where torch's generator of ``device`` stands: a forward and its checkpoint's recomputation (which restores
+    the generator) are at the same position when they reach the same LoRA layer. CUDA's is two integers read on the
+    host; the CPU's (the tests) its whole state."""
+    if device.type == "cuda":
+        generator = torch.cuda.default_generators[device.index if device.index is not None
+                                                  else torch.cuda.current_device()]
+        return generator.initial_seed(), generator.get_offset()
+    return (bytes(torch.get_rng_state().numpy()),)
+
+
+class _KeptDowns:
+    """One LoRA layer's kept ``dropout(x) A^T``, by generator position. Each is held by its forward's graph node
+    (a weak reference here): freed with the graph, or by the recomputation that takes it, or by the node's
+    backward. Two forwards at the same position (no dropout, no other draw between them) are kept by neither: their
+    recomputations compute it again."""
+
+    def __init__(self):
+        self._by_position: dict[tuple, weakref.ref | None] = {}
+
+    def __getstate__(self) -> dict:  # a pickled or copied model keeps nothing of a step in flight
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+    def keep(self, position: tuple, down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor) -> _KeptDown:
+        kept = _KeptDown(down, x.shape, lora_a._version)
+        self._by_position = {k: ref for k, ref in self._by_position.items() if ref is None or ref() is not None}
+        self._by_position[position] = None if position in self._by_position else weakref.ref(kept)
+        return kept
+
+    def take(self, position: tuple, x: torch.Tensor, lora_a: torch.Tensor) -> torch.Tensor | None:
+        ref = self._by_position.pop(position, None)
+        kept = ref() if ref is not None else None
+        if kept is None or kept.down is None or kept.shape != x.shape or kept.version != lora_a._version:
+            return None
+        down, kept.down = kept.down, None
+        return down
+
+
 class _FusedLoRA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, base: torch.nn.Module,
                 scaling: float, p: float, dtype: torch.dtype, dropout_dtype: torch.dtype,
-                output_unread: bool, dropout_kernel: bool, keep_weight: bool) -> torch.Tensor:
+                output_unread: bool, dropout_kernel: bool, keep_weight: bool,
+                kept_downs: _KeptDowns | None, position: tuple | None) -> torch.Tensor:
         ctx.base, ctx.scaling, ctx.p, ctx.dtype, ctx.dropout_dtype = base, scaling, p, dtype, dropout_dtype
+        ctx.kept_down = None
         ctx.dropout_kernel = dropout_kernel = dropout_kernel and p > 0
         ctx.rng = generator_state(x.device) if p > 0 and not dropout_kernel else None
         with torch.autocast(x.device.type, enabled=False):
             xin = x.to(dtype)
+            recomputing = kept_downs is not None and keep_weight
+            down = kept_downs.take(position, x, lora_a) if recomputing else None
             if dropout_kernel:  # the mask drawn inside the kernel from a seed, the only thing kept of it
                 from .lora_kernels import dropout_lora_down, new_seed
 
-                seed = new_seed(x.device)
-                down = dropout_lora_down(xin.reshape(-1, x.shape[-1]), lora_a.to(dtype), seed, p)
-                down = down.view(*x.shape[:-1], -1)
-            else:
+                seed = new_seed(x.device)  # drawn even when down is kept: the generator moves on the same
+                if down is None:
+                    down = dropout_lora_down(xin.reshape(-1, x.shape[-1]), lora_a.to(dtype), seed, p)
+                    down = down.view(*x.shape[:-1], -1)
+            elif down is None:
                 seed = None
                 source = draw_dropout(x, p, dropout_dtype).to(dtype) if p > 0 else xin
                 down = F.linear(source, lora_a.to(dtype))  # [..., r]
                 del source
+            else:
+                seed = None
+            if kept_downs is not None and not recomputing:
+                ctx.kept_down = kept_downs.keep(position, down, x, lora_a)
             kept = _no_weight(base, dtype, x.device) if KEEP_RECOMPUTED_WEIGHT else None
             if output_unread:  # a recomputation that no one reads this output of: no memory, no matmul
                 ctx.save_for_backward(x, lora_a, lora_b, down, seed, kept)
@@ -175,6 +243,8 @@ class _FusedLoRA(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         x, lora_a, lora_b, down, seed, kept = ctx.saved_tensors
         dtype, scaling = ctx.dtype, ctx.scaling
+        if ctx.kept_down is not None:  # not held past this backward, whether or not a recomputation took it
+            ctx.kept_down.down = None
         ctx.weight = kept if kept is not None and not _is_no_weight(kept) else None
         grad = grad_out.reshape(-1, grad_out.shape[-1]).to(dtype)
         grad_b = None
@@ -187,7 +257,7 @@ class _FusedLoRA(torch.autograd.Function):
             input_grads = _kernel_input_grads if ctx.dropout_kernel else _torch_input_grads
             grad_x, grad_a = input_grads(ctx, grad, grad_down, x, lora_a, seed)
         ctx.weight = None  # not held until the graph is freed
-        return grad_x, grad_a, grad_b, None, None, None, None, None, None, None, None
+        return grad_x, grad_a, grad_b, None, None, None, None, None, None, None, None, None, None
 
 
 def _torch_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor,
@@ -266,8 +336,13 @@ def _fused_forward(layer, x: torch.Tensor, *args, **kwargs) -> torch.Tensor | No
     recomputing = torch._C._current_graph_task_id() != -1
     output_unread = layer.output_unread_when_recomputed and recomputing
     dropout_kernel = layer.dropout_kernel and p > 0 and _kernel_takes(x)
+    # a graph node to hold it (not a reentrant checkpoint's first forward, under no_grad), and a recomputation that
+    # leaves the generator as the forward did without drawing the mask again
+    keeps = KEEP_LORA_DOWN and torch.is_grad_enabled() and (dropout_kernel or p == 0)
+    kept_downs = layer.__dict__.setdefault("_kept_downs", _KeptDowns()) if keeps else None
+    position = _generator_position(x.device) if keeps else None
     return _FusedLoRA.apply(x, lora_a.weight, lora_b.weight, base, float(layer.scaling[adapter]), p, dtype,
-                            dropout_dtype, output_unread, dropout_kernel, recomputing)
+                            dropout_dtype, output_unread, dropout_kernel, recomputing, kept_downs, position)
 
 
 def _kernel_takes(x: torch.Tensor) -> bool:

@@ -139,6 +139,7 @@ def test_a_recomputed_layer_skips_only_the_base_matmul_of_down_proj(tiny_llama_d
         return original(base, dtype)
 
     monkeypatch.setattr(fused_lora, "_base_weight", counting)
+    monkeypatch.setattr(fused_lora, "KEEP_RECOMPUTED_WEIGHT", False)  # its own test: test_fused_lora_kept_weight.py
     batch = collate_rows([[with_prompt(60, 45, 1)]], pad_id=0, row_length=64)
     module, _, _ = loss_and_grads(tiny_llama_dir, batch, quantize=True, lora_dropout=0.1,
                                   gradient_checkpointing=True, activation_offload=offload)

@@ -115,15 +115,19 @@ class _ReplayedMasks(torch.nn.Module):
         return x * self.masks.pop(0).view(x.shape) * self.scale
 
 
-@pytest.mark.parametrize("checkpointing", ["transformers", "offload"])
+@pytest.mark.parametrize("checkpointing,keep_lora_down", [("transformers", True), ("transformers", False),
+                                                         ("offload", True)])
 def test_whole_model_loss_and_gradients_are_peft_under_the_kernels_masks(whole_tiles, tiny_llama_dir, monkeypatch,
-                                                                         checkpointing):
+                                                                         checkpointing, keep_lora_down):
     """peft's forward, without checkpointing, given the masks the kernels drew: the same loss and every gradient.
     Checkpointing: transformers' on the first of the two layers (the second not recomputed), or activation
     offload's on both. A recomputation draws its masks again from torch's generator, which checkpointing restores:
-    the same seeds (down_proj's too, whose recomputation skips its base matmul)."""
+    the same seeds (down_proj's too, whose recomputation skips its base matmul). With fused_lora.KEEP_LORA_DOWN,
+    transformers' recomputation takes each ``dropout(x) A^T`` its forward computed and draws no mask in a kernel;
+    offload's (reentrant: its forward runs without a graph to keep it) draws them all again."""
     from peft.tuners.lora import LoraLayer
 
+    from lightning_review.model import fused_lora
     from lightning_review.training import module as module_file
     from tests.model.test_fused_lora import loss_and_grads
 
@@ -135,6 +139,7 @@ def test_whole_model_loss_and_gradients_are_peft_under_the_kernels_masks(whole_t
         return real_down(x, a, seed, p)
 
     monkeypatch.setattr(kernels, "dropout_lora_down", recording_down)
+    monkeypatch.setattr(fused_lora, "KEEP_LORA_DOWN", keep_lora_down)
     checkpointed = {"transformers": dict(gradient_checkpointing=True, checkpointed_layers=1),
                     "offload": dict(gradient_checkpointing=True, activation_offload=True)}[checkpointing]
     module, loss, grads = loss_and_grads(tiny_llama_dir, _batch(), DEVICE, quantize=True, lora_dropout=p,
@@ -142,7 +147,7 @@ def test_whole_model_loss_and_gradients_are_peft_under_the_kernels_masks(whole_t
     assert sum(type(m).__name__.startswith("Fused") and m.dropout_kernel for m in module.model.modules()) == 7 * 2
     forward, recomputed = drawn[:14], drawn[14:]  # every LoRA layer drew its mask in its kernel, in layer order
     # backward recomputes the checkpointed layers, the last first
-    layers_again = [0] if checkpointing == "transformers" else [1, 0]
+    layers_again = [1, 0] if checkpointing == "offload" else [0] if not keep_lora_down else []
     assert [(int(s), shape) for s, shape in recomputed] == [
         (int(s), shape) for layer in layers_again for s, shape in forward[7 * layer:7 * layer + 7]]
     assert len({int(s) for s, _ in forward}) == 14  # each its own mask
