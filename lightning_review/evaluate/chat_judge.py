@@ -76,16 +76,17 @@ class Budget:
     exactly; token and dollar limits are checked on what answers used so far, so calls already in flight (at most
     ``concurrency``) may finish past them.
 
-    Dollars are counted at the two prices (USD per 1K tokens); a dollar limit needs both, and is refused without
-    them rather than counting every call at $0 (no price is known here: the project's price table is of training
-    tokens, not of a judge's calls). ``shared``: a budget whose limits hold for several judges together (the
-    evaluation's panel), each judge still counting its own use."""
+    Dollars are counted at the two prices (USD per 1K tokens; 0 is a price, a free judge's such as a local server);
+    a price not given is None, and a dollar limit needs both, refused without them rather than counting every call
+    at $0 (no price is known here: the project's price table is of training tokens, not of a judge's calls).
+    ``shared``: a budget whose limits hold for several judges together (the evaluation's panel), each judge still
+    counting its own use."""
 
     max_calls: int | None = None
     max_tokens: int | None = None
     max_dollars: float | None = None
-    dollars_per_1k_prompt: float = 0.0
-    dollars_per_1k_completion: float = 0.0
+    dollars_per_1k_prompt: float | None = None
+    dollars_per_1k_completion: float | None = None
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -97,7 +98,7 @@ class Budget:
 
     @property
     def priced(self) -> bool:
-        return self.dollars_per_1k_prompt > 0 and self.dollars_per_1k_completion > 0
+        return self.dollars_per_1k_prompt is not None and self.dollars_per_1k_completion is not None
 
     @property
     def dollars(self) -> float | None:
@@ -144,7 +145,8 @@ class PanelBudget(Budget):
         if problems := budget_problems(self.max_dollars, 1, 1):  # the limit's own value; prices are the members'
             raise UserError("; ".join(problems))
 
-    def member(self, dollars_per_1k_prompt: float = 0.0, dollars_per_1k_completion: float = 0.0) -> Budget:
+    def member(self, dollars_per_1k_prompt: float | None = None,
+               dollars_per_1k_completion: float | None = None) -> Budget:
         """A judge's own budget at its prices, counted into this panel's limits."""
         budget = Budget(dollars_per_1k_prompt=dollars_per_1k_prompt,
                         dollars_per_1k_completion=dollars_per_1k_completion, shared=self)
@@ -188,13 +190,14 @@ def budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completio
         return problems
     prices = {"--dollars_per_1k_prompt": dollars_per_1k_prompt,
               "--dollars_per_1k_completion": dollars_per_1k_completion}
-    missing = [flag for flag, price in prices.items() if not price]
+    missing = [flag for flag, price in prices.items() if price is None]  # 0 is given: a free judge's price
     if max_dollars is not None and missing and not per_judge:
         problems.append(f"--max_dollars {max_dollars:g} cannot apply without the judge's prices: "
                         f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not given, so calls would "
                         "count $0 against it and it would never stop the run. Give both prices (USD per 1K tokens, "
-                        "from the provider's price list for the judge model, e.g. --dollars_per_1k_prompt 0.01 "
-                        "--dollars_per_1k_completion 0.03), or limit with --max_calls or --max_tokens instead")
+                        "from the provider's price list for the judge model, 0 for a free one such as a local "
+                        "server, e.g. --dollars_per_1k_prompt 0.01 --dollars_per_1k_completion 0.03), or limit "
+                        "with --max_calls or --max_tokens instead")
     elif len(missing) == 1:
         given = next(flag for flag in prices if flag not in missing)
         problems.append(f"{given} is given but {missing[0]} is not: the dollars reported would leave those tokens "

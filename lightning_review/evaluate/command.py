@@ -161,7 +161,7 @@ def judge_price_problems(judge_prices: dict | None, specs: list[str], max_dollar
     if problems or max_dollars is None:
         return problems
     prices = judges_prices(judge_prices, specs, dollars_per_1k_prompt, dollars_per_1k_completion)
-    unpriced = [_without_credentials(spec) for spec, pair in zip(specs, prices) if pair is not None and not all(pair)]
+    unpriced = [_without_credentials(spec) for spec, pair in zip(specs, prices) if pair is not None and None in pair]
     if unpriced:
         example = json.dumps({name: "0.01:0.03" for name in unpriced})
         problems.append(f"--max_dollars {max_dollars:g} cannot apply without every chat judge's prices: "
@@ -173,10 +173,11 @@ def judge_price_problems(judge_prices: dict | None, specs: list[str], max_dollar
     return problems
 
 
-def judges_prices(judge_prices: dict | None, specs: list[str], dollars_per_1k_prompt: float,
-                  dollars_per_1k_completion: float) -> list[tuple[float, float] | None]:
+def judges_prices(judge_prices: dict | None, specs: list[str], dollars_per_1k_prompt: float | None,
+                  dollars_per_1k_completion: float | None) -> list[tuple[float | None, float | None] | None]:
     """Each judge's (prompt, completion) price in USD per 1K tokens, in ``specs``' order: its ``--judge_prices``
-    entry, else the single pair (0 where not given: unknown); None for the offline judge, which pays nothing.
+    entry, else the single pair (None where not given: unknown; 0 is a free judge's price); None for the offline
+    judge, which pays nothing.
     ``judge_prices`` is checked first (judge_price_problems)."""
     entries = _priced_entries(judge_prices or {}, specs)[0]
     return [None if kind == "embedding" else entries.get(i, (dollars_per_1k_prompt, dollars_per_1k_completion))
@@ -186,7 +187,7 @@ def judges_prices(judge_prices: dict | None, specs: list[str], dollars_per_1k_pr
 def _priced_entries(judge_prices: dict, specs: list[str]) -> tuple[dict[int, tuple[float, float]], list[str]]:
     """``--judge_prices`` read: {index of the judge in ``specs``: (prompt, completion) price}, and why entries
     cannot be read. A key names a chat judge as --judges does (``openai:`` may be left out, so the report's name
-    works too); a value is ``"<prompt>:<completion>"``, two prices above 0 in USD per 1K tokens."""
+    works too); a value is ``"<prompt>:<completion>"``, two prices of 0 or more in USD per 1K tokens."""
     chat = {_chat_identity(model, base_url): i for i, (kind, model, base_url) in enumerate(judge_specs(specs))
             if kind == "openai"}
     entries, keys, problems = {}, {}, []
@@ -217,10 +218,11 @@ def _unknown_judge_problem(key: str, specs: list[str], chat: dict) -> str:
 
 
 def _price_pair(key: str, value) -> tuple[tuple[float, float] | None, str | None]:
-    """``"<prompt>:<completion>"`` as two prices above 0, or why it is not (0 would read as unknown)."""
+    """``"<prompt>:<completion>"`` as two prices of 0 or more (0: a free judge, such as a local server, whose
+    calls a dollar budget counts at $0), or why it is not."""
     shown = _without_credentials(str(key))
-    fix = (f"write two prices above 0, USD per 1K prompt then completion tokens, e.g. --judge_prices "
-           f"'{json.dumps({shown: '0.01:0.03'})}'")
+    fix = (f"write two prices of 0 or more (0 for a free judge), USD per 1K prompt then completion tokens, e.g. "
+           f"--judge_prices '{json.dumps({shown: '0.01:0.03'})}'")
     parts = value.split(":") if isinstance(value, str) else []
     if len(parts) != 2:
         return None, f"--judge_prices {shown!r}: {value!r} is not '<prompt>:<completion>'; {fix}"
@@ -228,8 +230,8 @@ def _price_pair(key: str, value) -> tuple[tuple[float, float] | None, str | None
         pair = tuple(float(part) for part in parts)
     except ValueError:
         pair = ()
-    if len(pair) != 2 or not all(math.isfinite(price) and price > 0 for price in pair):
-        return None, f"--judge_prices {shown!r}: {value!r} is not two prices above 0; {fix}"
+    if len(pair) != 2 or not all(math.isfinite(price) and price >= 0 for price in pair):
+        return None, f"--judge_prices {shown!r}: {value!r} is not two prices of 0 or more; {fix}"
     return pair, None
 
 
@@ -283,7 +285,7 @@ def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: 
     from .chat_judge import ChatJudge, PanelBudget
 
     parsed = judge_specs(specs)
-    default = [budget_kw.get("dollars_per_1k_prompt", 0.0), budget_kw.get("dollars_per_1k_completion", 0.0)]
+    default = [budget_kw.get("dollars_per_1k_prompt"), budget_kw.get("dollars_per_1k_completion")]
     if problems := judge_price_problems(judge_prices, specs, budget_kw.get("max_dollars"), *default):
         raise UserError("; ".join(problems))
     panel = PanelBudget(**budget_kw)
@@ -314,8 +316,8 @@ def _without_credentials(text: str) -> str:
 def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None = None,
              output_dir: str = "evaluation", cache_file: str | None = None, threshold: float = 7.0,
              concurrency: int = 8, max_calls: int | None = None, max_tokens: int | None = None,
-             max_dollars: float | None = None, dollars_per_1k_prompt: float = 0.0,
-             dollars_per_1k_completion: float = 0.0, judge_prices: dict | None = None, resamples: int = 10_000,
+             max_dollars: float | None = None, dollars_per_1k_prompt: float | None = None,
+             dollars_per_1k_completion: float | None = None, judge_prices: dict | None = None, resamples: int = 10_000,
              data_format: str = "auto",
              controls: list[str] | str | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
              rejects_file: str | None = None, rating_threshold: float = 6.0) -> dict:
@@ -338,11 +340,13 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         max_dollars: stop (resumably) before spending more than this (all chat judges together, each at its own
             prices); needs a price for every chat judge (refused without: no price is assumed).
         dollars_per_1k_prompt: the judges' price in USD per 1K prompt tokens, for the dollar budget and the report
-            (every chat judge not in judge_prices is counted at it; without it their dollars are n/a).
+            (every chat judge not in judge_prices is counted at it; 0 for a free judge such as a local server;
+            without it their dollars are n/a).
         dollars_per_1k_completion: the judges' price in USD per 1K completion tokens, as above.
         judge_prices: each chat judge's own prices, for a panel of differently priced judges:
-            ``'{"openai:<model>": "<prompt>:<completion>"}'`` in USD per 1K tokens, a judge named as in judges
-            (``openai:`` may be left out); judges not listed are counted at the two prices above.
+            ``'{"openai:<model>": "<prompt>:<completion>"}'`` in USD per 1K tokens ("0:0" for a free judge), a
+            judge named as in judges (``openai:`` may be left out); judges not listed are counted at the two prices
+            above.
         resamples: bootstrap resamples for the win-rate intervals.
         data_format: the human file's format.
         controls: which controls run (default: all): "human" (one human review of each paper judged against

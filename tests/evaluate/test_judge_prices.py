@@ -111,9 +111,9 @@ BAD = [
      r"openai:gpt-3\.5-turbo@.*\); name each as --judges does, e\.g\. --judge_prices '\{\"openai:gpt-4"),
     ("the offline judge", {"embedding": "1:2"}, {}, r"--judge_prices: 'embedding' is the offline judge"),
     ("negative", {"PRICEY": "-1:2"}, {}, r"--judge_prices 'openai:gpt-4-1106-preview@.*': '-1:2' is not two "
-                                         r"prices above 0; write two prices above 0, USD per 1K prompt then "
-                                         r"completion tokens, e\.g\. --judge_prices"),
-    ("not a number", {"PRICEY": "1:cheap"}, {}, r"'1:cheap' is not two prices above 0"),
+                                         r"prices of 0 or more; write two prices of 0 or more \(0 for a free "
+                                         r"judge\), USD per 1K prompt then completion tokens, e\.g\. --judge_prices"),
+    ("not a number", {"PRICEY": "1:cheap"}, {}, r"'1:cheap' is not two prices of 0 or more"),
     ("one price", {"PRICEY": "0.01"}, {}, r"'0\.01' is not '<prompt>:<completion>'; write two prices"),
     ("a number, not text", {"PRICEY": 0.01}, {}, r"0\.01 is not '<prompt>:<completion>'"),
     ("one judge twice", {"PRICEY": "1:2", "gpt-4-1106-preview@URL": "3:4"}, {},
@@ -151,8 +151,9 @@ def test_a_bad_entry_on_the_command_line_is_one_error_line(server, inputs, tmp_p
                    env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: --judge_prices 'openai:m': '0.01/0.03' is not '<prompt>:<completion>'; write two prices above 0, "
-        "USD per 1K prompt then completion tokens, e.g. --judge_prices '{\"openai:m\": \"0.01:0.03\"}'")
+        "error: --judge_prices 'openai:m': '0.01/0.03' is not '<prompt>:<completion>'; write two prices of 0 or "
+        "more (0 for a free judge), USD per 1K prompt then completion tokens, e.g. --judge_prices "
+        "'{\"openai:m\": \"0.01:0.03\"}'")
     assert server.chat_calls == 0 and not (tmp_path / "out").exists()
 
 
