@@ -364,7 +364,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     """
     from .audit_page import records_from_result, write_audit_page
     from .chat_judge import BudgetExceeded
-    from .report import charts, markdown
+    from .report import charts, cost_summary, markdown
 
     # Everything a run could be refused for is checked before the output directory is made: a refused run leaves
     # no (empty or partial) directory behind.
@@ -410,6 +410,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     except BaseException:  # a failed run (the judge server unreachable or refusing) leaves nothing that holds nothing
         _remove_what_holds_nothing(judge_objects, made)
         raise
+    result["cost_this_run"] = cost_summary(result["usage_this_run"])
     (out / "result.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
     (out / "report.md").write_text(markdown(result))
     written = [write_audit_page(out / "audit.html", *records_from_result(result), result["primary_threshold"]),

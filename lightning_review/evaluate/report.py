@@ -83,7 +83,7 @@ def markdown(result: dict) -> str:
                   "| judge | calls | prompt tokens | completion tokens | dollars |", "|---|---|---|---|---|"]
         usage = dict(result["usage_this_run"])
         if len(usage) > 1:
-            usage["**total**"] = _usage_total(usage.values())
+            usage["**total**"] = usage_total(usage.values())
         for judge, u in usage.items():
             dollars = "n/a (no prices given)" if u.get("dollars") is None else f"{u['dollars']:.2f}"
             lines.append(f"| {judge} | {u['calls']} | {u['prompt_tokens']:,} | {u['completion_tokens']:,} | "
@@ -98,7 +98,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _usage_total(usages) -> dict:
+def usage_total(usages) -> dict:
     """The panel's use: calls and tokens summed, and dollars, each judge at its own prices; unknown (None) where
     any judge's are, never a sum that counts that judge at $0."""
     usages = list(usages)
@@ -106,6 +106,20 @@ def _usage_total(usages) -> dict:
     dollars = [u.get("dollars") for u in usages]
     total["dollars"] = None if None in dollars else sum(dollars)
     return total
+
+
+def cost_summary(usage: dict[str, dict]) -> dict:
+    """result.json's ``cost_this_run``: each judge's dollars and their total, the usage table's own numbers, so
+    that a script reads them without re-adding them; null where a judge has no price, and a note that says so."""
+    dollars = {judge: u.get("dollars") for judge, u in usage.items()}
+    unpriced = [judge for judge, spent in dollars.items() if spent is None]
+    summary = {"dollars": dollars, "total_dollars": usage_total(usage.values())["dollars"], "unpriced": unpriced}
+    if unpriced:
+        it = "it" if len(unpriced) == 1 else "them"
+        summary["note"] = (f"null: no price was given for {', '.join(unpriced)}; add {it} to --judge_prices (or give "
+                           f"--dollars_per_1k_prompt/--dollars_per_1k_completion) to count {it}. The total is null "
+                           "while any judge's dollars are: never a sum that counts a judge at $0")
+    return summary
 
 
 def floor_lines(result: dict) -> list[str]:
