@@ -52,12 +52,12 @@ DropoutKernel = Literal["torch", "triton", "auto"]
 # False: the other order, kept to measure one against the other (train_step.py set.fused_lora.ACCUMULATE_IN_BASE).
 ACCUMULATE_IN_BASE = True
 # Dequantize a 4-bit NF4 base weight in one Triton kernel (lightning_review.model.nf4_dequant, bitwise
-# bitsandbytes' result) instead of bitsandbytes' three kernels a call. "never" (bitsandbytes') by default: the one
-# kernel's fast version (+1.3% a 13B 8K training step on an H200) faulted at blocksize 256, the two that did not
-# were slower than bitsandbytes (benchmarks/RESULTS.md, session 12), and the current one has not run on a GPU.
-# "cuda": on CUDA devices; "always": wherever Triton runs, its interpreter on the CPU included (the tests).
+# bitsandbytes' result) instead of bitsandbytes' three kernels a call. Measured on an H200 (benchmarks/RESULTS.md,
+# session 13): 0.366 against 0.441 ms a 13B layer's seven weights, a 13B step at 8K 6,917 against 6,857 tokens/s
+# (+0.9%). "cuda" (the default): on CUDA devices, where Triton compiles it; "always": wherever Triton runs, its
+# interpreter on the CPU included (the tests); "never": bitsandbytes' dequantize_4bit.
 DequantizeIn = Literal["cuda", "always", "never"]
-DEQUANTIZE_IN_ONE_KERNEL: DequantizeIn = "never"
+DEQUANTIZE_IN_ONE_KERNEL: DequantizeIn = "cuda"
 # A checkpointed layer's recomputation keeps each base weight it dequantized (or cast) for its backward, which then
 # does not dequantize it again: 6 of a Llama layer's 20 dequantizations a step (down_proj's recomputation skips its
 # base), for up to one layer's weights in the compute dtype held from the recomputation to the backward (13B: about

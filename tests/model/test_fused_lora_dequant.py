@@ -25,14 +25,15 @@ def test_the_one_kernel_dequantization_is_peft(tiny_llama_dir, monkeypatch, devi
 
 
 def test_the_kernel_dequantizes_on_cuda_only_or_never(monkeypatch):
-    """"cuda" leaves a CPU weight to bitsandbytes even where Triton's interpreter could run the kernel (it is slow
-    there); "never" (the default) leaves every weight to bitsandbytes."""
+    """"cuda" (the default) leaves a CPU weight to bitsandbytes even where Triton's interpreter could run the kernel
+    (it is slow there); "never" leaves every weight to bitsandbytes."""
     bnb_functional = pytest.importorskip("bitsandbytes.functional")
     from lightning_review.model import nf4_dequant
 
     calls = []
     monkeypatch.setattr(nf4_dequant, "dequantize_nf4", lambda *a, **k: calls.append(1))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    assert fused_lora.DEQUANTIZE_IN_ONE_KERNEL == "cuda"
     for setting in ("cuda", "never"):
         monkeypatch.setattr(fused_lora, "DEQUANTIZE_IN_ONE_KERNEL", setting)
         for device in devices:
