@@ -97,8 +97,8 @@ def _dequantize_nf4_kernel(packed_ptr, absmax_ptr, code_ptr, code2_ptr, absmax2_
     # (element 2i in the low half: little-endian) and stored at word i: contiguous stores, no reshape, no join:
     # 0.366 ms (0.441), bitwise (session 13). Compiled for sm_90 (bf16 or fp16 out, 16 warps): one st.global.v4.b32
     # a thread (8 elements), its 4 bytes one ld.global.b32, no shared memory; fp32 out (tests only): two
-    # st.global.v2.b64 after a conversion through shared memory. A byte count not a multiple of 16 (no Llama weight's) leaves Triton's
-    # launcher unsure of the mask's alignment: four st.global.b32 instead.
+    # st.global.v2.b64 after a conversion through shared memory. A byte count not a multiple of 16 (no Llama
+    # weight's) leaves Triton's launcher unsure of the mask's alignment: four st.global.b32 instead.
     byte = blocks[:, None].to(tl.int64) * (BLOCKSIZE // 2) + tl.arange(0, BLOCKSIZE // 2)[None, :]
     even = byte * 2  # element 2i is byte i's high nibble, 2i + 1 its low one
     # masks on the byte index: contiguous, so the loads and the word stores vectorize (``even < n_elements`` has
