@@ -11,6 +11,9 @@ warm-up records:
     python benchmarks/step_gaps.py --shape 13b --tokens 8192 \\
         --variant "ours:width=fit;lora_dropout_kernel=triton" --out step_gaps_13b_8192_h200.json
 
+``--documents 6202,9644`` probes a packed row of documents of those lengths instead (a row of the length mix, at
+``--row`` tokens' budget, as train_step.py's mix rows), to compare with one document of the same tokens.
+
 The profiler's own overhead is in the probed steps' wall time; the unprofiled steps before them are reported too.
 """
 
@@ -313,6 +316,32 @@ def make_probe(first: int, count: int, record: dict):
     return Probe()
 
 
+def document_lengths(args) -> list[int]:
+    """``--documents`` read, refused (before anything loads) unless they are positive lengths that fit ``--row``."""
+    try:
+        lengths = [int(n) for n in args.documents.split(",")]
+    except ValueError:
+        lengths = []
+    if not lengths or min(lengths) < 1:
+        raise SystemExit(f"--documents {args.documents!r}: comma-separated positive token counts, e.g. 6202,9644")
+    if sum(lengths) > args.row:
+        raise SystemExit(f"--documents {args.documents}: {sum(lengths)} tokens do not fit a row of --row {args.row}")
+    return lengths
+
+
+def probe_rows(args, vocab_size: int) -> tuple[list[list[dict]], int]:
+    """Each step's row (one document of ``--tokens``, or the ``--documents`` packed into one row) and the row's
+    token budget (the S2 group size is a quarter of it, as in training)."""
+    import train_step as ts
+
+    steps = args.warmup + args.probe_steps
+    if not args.documents:
+        return [[d] for d in ts.documents([args.tokens] * steps, 0.1, vocab_size, seed=steps)], args.tokens
+    lengths = document_lengths(args)
+    docs = ts.documents(lengths, 0.1, vocab_size, seed=len(lengths))
+    return [docs] * steps, args.row
+
+
 def main(argv: list[str] | None = None) -> None:
     import train_step as ts
     from shapes import random_llama_checkpoint
@@ -320,6 +349,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", default="13b", choices=["7b", "13b"])
     parser.add_argument("--tokens", type=int, default=8192)
+    parser.add_argument("--documents", help="comma-separated document lengths packed into each step's one row "
+                        "(instead of one document of --tokens)")
+    parser.add_argument("--row", type=int, default=16384, help="--documents: the row's token budget")
     parser.add_argument("--variant", default="ours:width=fit")
     parser.add_argument("--warmup", type=int, default=2, help="unprofiled steps first (timed, reported)")
     parser.add_argument("--probe_steps", type=int, default=2)
@@ -330,6 +362,8 @@ def main(argv: list[str] | None = None) -> None:
                              "synchronises the device once per parameter tensor")
     parser.add_argument("--out", default="step_gaps.json")
     args = parser.parse_args(argv)
+    if args.documents:
+        document_lengths(args)
     if not torch.cuda.is_available():
         raise SystemExit("step_gaps.py measures a CUDA device's idle time; no CUDA device here")
     name, hparams, _, bench = ts.parse_variant(args.variant)
@@ -339,18 +373,18 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(checkpoint)
-    context = max(args.tokens, config.max_position_embeddings)
+    rows, row_length = probe_rows(args, config.vocab_size)
+    context = max(row_length, config.max_position_embeddings)
     module = ts.load_ours(checkpoint, context, "cuda", True, optimizer=args.optimizer, **hparams)
     module.build("cuda")
-    steps = args.warmup + args.probe_steps
-    docs = ts.documents([args.tokens] * steps, 0.1, config.vocab_size, seed=steps)
-    record: dict = {"shape": args.shape, "tokens": args.tokens, "variant": args.variant, "torch": torch.__version__,
+    record: dict = {"shape": args.shape, "tokens": args.tokens, "documents": args.documents, "row": row_length,
+                    "variant": args.variant, "torch": torch.__version__,
                     "device_name": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"),
                     "command": " ".join(sys.argv)}
     probe = make_probe(args.warmup, args.probe_steps, record)
     lead = make_lead_probe(args.warmup - 1, record)  # the last unprofiled step
     with ClockSampler(args.clock_interval_ms) as clocks:
-        times = ts.our_steps(module, [[d] for d in docs], args.tokens, "cuda", 0, None, "probe",
+        times = ts.our_steps(module, rows, row_length, "cuda", 0, None, "probe",
                              bench.get("fit_width", False), callbacks=(probe, lead))
     record["gpu_clocks"] = {"unprofiled_step": clocks.summary(*record.get("queue_lead_window", [0, -1])),
                             "profiled_steps": clocks.summary(*record.get("profiled_window", [0, -1]))}
