@@ -34,7 +34,7 @@ import functools
 import importlib.util
 import os
 import weakref
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 import torch
 import torch.nn.functional as F
@@ -121,12 +121,20 @@ def _base_weight(base: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
     return bnb_functional.dequantize_4bit(base.weight.data, quant_state).to(dtype)
 
 
+_NO_WEIGHTS: dict[tuple, torch.Tensor] = {}
+
+
 def _no_weight(base: torch.nn.Module, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """What a forward that does not keep the weight saves in its place: the weight's shape, dtype and device (a
-    checkpoint checks that a recomputation saves tensors of the same metadata), no memory (strides 0)."""
+    checkpoint checks that a recomputation saves tensors of the same metadata), no memory (strides 0). One per
+    shape, dtype and device, made once: nothing writes to it, and making it was a fifth of a call's host time."""
     shape = getattr(base.weight, "quant_state", None)
     shape = tuple(shape.shape) if shape is not None else tuple(base.weight.shape)
-    return torch.empty((), dtype=dtype, device=device).expand(shape)
+    key = (shape, dtype, device)
+    placeholder = _NO_WEIGHTS.get(key)
+    if placeholder is None:
+        placeholder = _NO_WEIGHTS[key] = torch.empty((), dtype=dtype, device=device).expand(shape)
+    return placeholder
 
 
 def _is_no_weight(t: torch.Tensor) -> bool:
@@ -160,6 +168,9 @@ def _generator_position(device: torch.device) -> tuple:
     return (bytes(torch.get_rng_state().numpy()),)
 
 
+_ABSENT = object()
+
+
 class _KeptDowns:
     """One LoRA layer's kept ``dropout(x) A^T``, by generator position. Each is held by its forward's graph node
     (a weak reference here): freed with the graph, or by the recomputation that takes it, or by the node's
@@ -177,8 +188,11 @@ class _KeptDowns:
 
     def keep(self, position: tuple, down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor) -> _KeptDown:
         kept = _KeptDown(down, x.shape, lora_a._version)
-        self._by_position = {k: ref for k, ref in self._by_position.items() if ref is None or ref() is not None}
-        self._by_position[position] = None if position in self._by_position else weakref.ref(kept)
+        if len(self._by_position) >= 8:  # forwards never recomputed (layers not checkpointed): their freed graphs
+            self._by_position = {k: ref for k, ref in self._by_position.items() if ref is None or ref() is not None}
+        held = self._by_position.get(position, _ABSENT)  # None: a collision already; else a weak reference
+        collides = held is None or (held is not _ABSENT and held() is not None)  # a freed forward's does not
+        self._by_position[position] = None if collides else weakref.ref(kept)
         return kept
 
     def take(self, position: tuple, x: torch.Tensor, lora_a: torch.Tensor) -> torch.Tensor | None:
@@ -190,12 +204,28 @@ class _KeptDowns:
         return down
 
 
+class _Call(NamedTuple):
+    """One call's settings, one argument of ``_FusedLoRA.apply`` (which inspects each argument it is given: four
+    instead of thirteen). ``recomputing``: inside a checkpoint's recomputation, which keeps the weight it
+    dequantizes (KEEP_RECOMPUTED_WEIGHT) and takes the forward's LoRA product (KEEP_LORA_DOWN, with ``kept_downs``
+    and the generator's ``position``)."""
+
+    base: torch.nn.Module
+    scaling: float
+    p: float
+    dtype: torch.dtype
+    dropout_dtype: torch.dtype
+    output_unread: bool = False
+    dropout_kernel: bool = False
+    recomputing: bool = False
+    kept_downs: _KeptDowns | None = None
+    position: tuple | None = None
+
+
 class _FusedLoRA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, base: torch.nn.Module,
-                scaling: float, p: float, dtype: torch.dtype, dropout_dtype: torch.dtype,
-                output_unread: bool, dropout_kernel: bool, keep_weight: bool,
-                kept_downs: _KeptDowns | None, position: tuple | None) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, call: _Call) -> torch.Tensor:
+        base, scaling, p, dtype, dropout_dtype, output_unread, dropout_kernel, keep_weight, kept_downs, position = call
         ctx.base, ctx.scaling, ctx.p, ctx.dtype, ctx.dropout_dtype = base, scaling, p, dtype, dropout_dtype
         ctx.kept_down = None
         ctx.dropout_kernel = dropout_kernel = dropout_kernel and p > 0
@@ -257,7 +287,7 @@ class _FusedLoRA(torch.autograd.Function):
             input_grads = _kernel_input_grads if ctx.dropout_kernel else _torch_input_grads
             grad_x, grad_a = input_grads(ctx, grad, grad_down, x, lora_a, seed)
         ctx.weight = None  # not held until the graph is freed
-        return grad_x, grad_a, grad_b, None, None, None, None, None, None, None, None, None, None
+        return grad_x, grad_a, grad_b, None
 
 
 def _torch_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor,
@@ -298,10 +328,9 @@ def _kernel_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: tor
     return grad_x, grad_a
 
 
-def _dropout_p(layer, adapter: str) -> float | None:
+def _dropout_p(dropout: torch.nn.Module, lora_a: torch.nn.Module) -> float | None:
     """The adapter's dropout probability, whether peft's Dropout or folded into lora_A (RegeneratedDropoutLinear);
-    None for anything else."""
-    dropout, lora_a = layer.lora_dropout[adapter], layer.lora_A[adapter]
+    None for anything else. Read at each call: a schedule may change a Dropout's p."""
     if isinstance(dropout, torch.nn.Dropout):
         return float(dropout.p)
     if isinstance(dropout, torch.nn.Identity):
@@ -309,29 +338,63 @@ def _dropout_p(layer, adapter: str) -> float | None:
     return None
 
 
+class _Plan(NamedTuple):
+    """What one layer's adapter decides for every call until one of its modules is replaced (``key``: the adapter
+    and the identities of its lora_A, lora_B, dropout and base layer): the modules, the base under peft's wrapping
+    and whether the fused path can take them at all (``nn.Linear`` lora_A and lora_B; their biases are checked at
+    each call). Looked up instead of found again: those lookups were most of the fused path's own host time a call
+    (benchmarks/host_overhead.py)."""
+
+    key: tuple
+    lora_a: torch.nn.Module
+    lora_b: torch.nn.Module
+    dropout: torch.nn.Module
+    base: torch.nn.Module
+    fusable: bool
+
+
+def _layer_plan(layer, adapter: str) -> _Plan | None:
+    """The layer's plan for ``adapter``, made again when any of its modules changed; None where the adapter is not
+    a vanilla LoRA one (absent, or a variant such as DoRA)."""
+    lora_A = layer.lora_A
+    if adapter not in lora_A or adapter in layer.lora_variant:
+        return None
+    lora_a, lora_b, dropout = lora_A[adapter], layer.lora_B[adapter], layer.lora_dropout[adapter]
+    key = (adapter, lora_a, lora_b, dropout, layer.base_layer)
+    plan = layer.__dict__.get("_fused_plan")
+    if plan is None or plan.key != key:
+        fusable = isinstance(lora_a, torch.nn.Linear) and isinstance(lora_b, torch.nn.Linear)
+        plan = layer.__dict__["_fused_plan"] = _Plan(key, lora_a, lora_b, dropout, layer.get_base_layer(), fusable)
+    return plan
+
+
 def _fused_forward(layer, x: torch.Tensor, *args, **kwargs) -> torch.Tensor | None:
     """The fused path's output, or None where peft's forward must run (see the module docstring)."""
     if not layer.training:
         return None  # evaluation, generation: bitsandbytes' own path (a 4-bit matrix-vector kernel for one token)
-    if args or kwargs or layer.disable_adapters or layer.merged or len(layer.active_adapters) != 1:
+    if args or kwargs or layer.disable_adapters or layer.merged:
         return None
-    (adapter,) = layer.active_adapters
-    if adapter not in layer.lora_A or adapter in layer.lora_variant:
+    active = layer.active_adapters
+    if len(active) != 1:
         return None
-    lora_a, lora_b, base = layer.lora_A[adapter], layer.lora_B[adapter], layer.get_base_layer()
-    p = _dropout_p(layer, adapter)
+    adapter = active[0]
+    plan = _layer_plan(layer, adapter)
+    if plan is None or not plan.fusable:
+        return None
+    lora_a, lora_b, base = plan.lora_a, plan.lora_b, plan.base
+    p = _dropout_p(plan.dropout, lora_a)
     if p is None or lora_a.bias is not None or lora_b.bias is not None or base.weight.requires_grad:
         return None
-    if not (isinstance(lora_a, torch.nn.Linear) and isinstance(lora_b, torch.nn.Linear)):
-        return None
     device = x.device.type
-    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-    if x.dtype != dtype or (not torch.is_autocast_enabled(device) and lora_a.weight.dtype != dtype):
+    autocast = torch.is_autocast_enabled(device)
+    dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
+    a_dtype = lora_a.weight.dtype
+    if x.dtype != dtype or (not autocast and a_dtype != dtype):
         return None  # mixed dtypes without autocast: peft's casting rules, not re-implemented here
     # peft draws the mask on x cast to lora_A's dtype (fp32): always over a plain Linear, without autocast over a
     # 4-bit one. The dtype sets the dropout kernel's layout and so which mask a random stream gives.
-    casts = layer.casts_input_always or not torch.is_autocast_enabled(device)
-    dropout_dtype = lora_a.weight.dtype if casts and getattr(layer, "cast_input_dtype_enabled", True) else x.dtype
+    casts = layer.casts_input_always or not autocast
+    dropout_dtype = a_dtype if casts and getattr(layer, "cast_input_dtype_enabled", True) else x.dtype
     # inside a backward pass this forward is a checkpoint's recomputation
     recomputing = torch._C._current_graph_task_id() != -1
     output_unread = layer.output_unread_when_recomputed and recomputing
@@ -341,15 +404,23 @@ def _fused_forward(layer, x: torch.Tensor, *args, **kwargs) -> torch.Tensor | No
     keeps = KEEP_LORA_DOWN and torch.is_grad_enabled() and (dropout_kernel or p == 0)
     kept_downs = layer.__dict__.setdefault("_kept_downs", _KeptDowns()) if keeps else None
     position = _generator_position(x.device) if keeps else None
-    return _FusedLoRA.apply(x, lora_a.weight, lora_b.weight, base, float(layer.scaling[adapter]), p, dtype,
-                            dropout_dtype, output_unread, dropout_kernel, recomputing, kept_downs, position)
+    call = _Call(base, float(layer.scaling[adapter]), p, dtype, dropout_dtype, output_unread, dropout_kernel,
+                 recomputing, kept_downs, position)
+    return _FusedLoRA.apply(x, lora_a.weight, lora_b.weight, call)
+
+
+_fits = None
 
 
 def _kernel_takes(x: torch.Tensor) -> bool:
-    """Whether the Triton dropout kernels can take this call's input (else torch's dropout, the same call through)."""
-    from .lora_kernels import fits
+    """Whether the Triton dropout kernels can take this call's input (else torch's dropout, the same call through).
+    lora_kernels (Triton) imported on the first call that asks, not with this module."""
+    global _fits
+    if _fits is None:
+        from .lora_kernels import fits
 
-    return fits(x)
+        _fits = fits
+    return _fits(x)
 
 
 @functools.cache
