@@ -111,8 +111,36 @@ def _command_error(argv: list[str]) -> str | None:
         return None  # only LightningCLI's own top-level flags (-c with a config keyed by command, --print_config)
     named = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
     verb, them = ("comes", "it") if len(flags) == 1 else ("come", "them")
-    fixed = _shown_command_line([*top, argv[at], *moved, *argv[at + 1:]])
+    fixed = _shown_command_line([*top, argv[at], *_after_command(moved, argv[at + 1:])])
     return f"error: {named} {verb} before the command; put {them} after: python -m lightning_review {fixed}"
+
+
+def _after_command(moved: list[str], rest: list[str]) -> list[str]:
+    """The words after the command once the ``moved`` ones are put there, so that each still means what it was
+    typed for: later words win (jsonargparse), so a moved config file goes first, and a moved flag after the last
+    config file of ``rest`` (``--model.lora_r 4 fit -c demo.yaml`` -> ``fit -c demo.yaml --model.lora_r 4``: before
+    it, the file's value would replace the 4), yet before the flags typed after that file."""
+    configs, flags, _ = _config_files(moved)
+    last = _config_files(rest)[2]
+    return [*configs, *rest[:last], *flags, *rest[last:]]
+
+
+def _config_files(words: list[str]) -> tuple[list[str], list[str], int]:
+    """(the config-file flags of ``words`` with their values, the other words, each in its order; where the last
+    config file's words end, 0 without one)."""
+    from .config_files import CONFIG_FLAGS
+
+    configs, others, end, i = [], [], 0, 0
+    while i < len(words):
+        name, _, inline = words[i].partition("=")
+        if name in CONFIG_FLAGS:
+            taken = 1 if inline or i + 1 == len(words) else 2
+            configs.extend(words[i:i + taken])
+            i = end = i + taken
+        else:
+            others.append(words[i])
+            i += 1
+    return configs, others, end
 
 
 def _shown_command_line(words: list[str]) -> str:
