@@ -225,15 +225,14 @@ class _Call(NamedTuple):
 class _FusedLoRA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, call: _Call) -> torch.Tensor:
-        base, scaling, p, dtype, dropout_dtype, output_unread, dropout_kernel, keep_weight, kept_downs, position = call
+        base, scaling, p, dtype, dropout_dtype, output_unread, dropout_kernel, recomputing, kept_downs, position = call
         ctx.base, ctx.scaling, ctx.p, ctx.dtype, ctx.dropout_dtype = base, scaling, p, dtype, dropout_dtype
         ctx.kept_down = None
         ctx.dropout_kernel = dropout_kernel = dropout_kernel and p > 0
         ctx.rng = generator_state(x.device) if p > 0 and not dropout_kernel else None
         with torch.autocast(x.device.type, enabled=False):
             xin = x.to(dtype)
-            recomputing = kept_downs is not None and keep_weight
-            down = kept_downs.take(position, x, lora_a) if recomputing else None
+            down = kept_downs.take(position, x, lora_a) if kept_downs is not None and recomputing else None
             if dropout_kernel:  # the mask drawn inside the kernel from a seed, the only thing kept of it
                 from .lora_kernels import dropout_lora_down, new_seed
 
@@ -256,7 +255,7 @@ class _FusedLoRA(torch.autograd.Function):
                 return xin.new_zeros(()).expand(*x.shape[:-1], lora_b.shape[0])
             weight = _base_weight(base, dtype)
             if KEEP_RECOMPUTED_WEIGHT:  # see KEEP_RECOMPUTED_WEIGHT: the same metadata in forward and recomputation
-                kept = weight if keep_weight else kept
+                kept = weight if recomputing else kept
             ctx.save_for_backward(x, lora_a, lora_b, down, seed, kept)
             bias = base.bias.to(dtype) if base.bias is not None else None
             if ACCUMULATE_IN_BASE:
