@@ -29,6 +29,8 @@ class ReviewCLI(LightningCLI):
         ``error: <message>``, and exit status 1, as the tool commands do; any other exception is our bug and keeps
         its traceback. A misspelled key or a mistyped value is one line too (ReviewArgumentParser), with status 2."""
         kwargs.setdefault("parser_class", ReviewArgumentParser)
+        # the usage lines name the command a user types, not __main__.py (the tool commands' prog, cli.PROG)
+        kwargs.setdefault("parser_kwargs", {"prog": "python -m lightning_review"})
         try:
             super().__init__(*args, **kwargs)
         except UserError as exc:
