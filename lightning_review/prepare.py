@@ -63,7 +63,7 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
             into one stream cut into rows of max_seq_length). For ``text`` the statistics are each document's
             tokens and the stream's rows and left-out tail; no tokenize cache (training tokenizes text itself).
     """
-    from .data.datamodule import ReviewDataModule, tokenize_summary
+    from .data.datamodule import MissingDataFiles, ReviewDataModule, tokenize_summary
 
     if task == "text" and rating_line is not None:
         raise UserError(f"rating_line={rating_line} is for the review task (it ends each review target with its "
@@ -75,11 +75,14 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
         refuse_output_over_input(out / name, [data_file, val_file], "output_dir")
         refuse_unwritable_output(out / name, "output_dir")
     check_tokenizer_files(tokenizer_dir)  # named before the data is read, not after
-    dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,
-                          system_prompt=system_prompt, max_seq_length=max_seq_length, val_fraction=val_fraction,
-                          seed=seed, data_format=data_format, column_mapping=column_mapping,
-                          on_bad_record=on_bad_record, rejects_file=rejects_file, min_review_chars=min_review_chars,
-                          rating_line=rating_line, task=task)
+    try:
+        dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,
+                              system_prompt=system_prompt, max_seq_length=max_seq_length, val_fraction=val_fraction,
+                              seed=seed, data_format=data_format, column_mapping=column_mapping,
+                              on_bad_record=on_bad_record, rejects_file=rejects_file,
+                              min_review_chars=min_review_chars, rating_line=rating_line, task=task)
+    except MissingDataFiles as exc:  # named by prepare's flags, not by fit's data.train_file
+        raise UserError(exc.message({"train_file": "--data_file", "val_file": "--val_file"})) from None
     dm.prepare_data()
     dm.setup("fit")
     stats: dict = {"data_file": data_file, "task": task, "max_seq_length": max_seq_length,

@@ -115,6 +115,8 @@ class ReviewDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         check_data_settings(self.hparams)  # fail at once, before any file is read
         check_column_mapping(column_mapping)
+        # before the Trainer and the model are built
+        refuse_missing_data_files(train_file, val_file, predict_file)
         self.train_rows: list[list[dict]] = []
         self.val_rows: list[list[dict]] = []
         self.predict_items: list[dict] = []
@@ -460,6 +462,45 @@ def check_data_settings(hparams) -> None:
         problems.append(rejects)
     if problems:
         raise UserError("; ".join(problems))
+
+
+class MissingDataFiles(UserError):
+    """Data files that are not there: ``problems`` lists (setting, path, what is wrong), the setting as
+    ReviewDataModule names it (``train_file``). The message names fit's settings (``data.train_file``); a command
+    with other flags for them re-words it with ``message`` (prepare: ``--data_file``)."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]):
+        self.problems = problems
+        super().__init__(self.message())
+
+    def message(self, flags: dict[str, str] | None = None) -> str:
+        """The one line, each setting named as ``flags`` names it ({setting: flag}), or as fit's config key."""
+        names = [flags.get(s, s) if flags else f"data.{s}" for s, _, _ in self.problems]
+        text = "; ".join(f"{name}={path}: {why}" for name, (_, path, why) in zip(names, self.problems))
+        text += "; give the path of an existing data file"
+        if not flags:  # fit's settings: a flag or a config file's key
+            text += (" (" + ", ".join(f"--{n}" for n in names) + " on the command line, or " + ", ".join(names)
+                     + " in the config file)")
+        return text
+
+
+def refuse_missing_data_files(train_file: str | None, val_file: str | None, predict_file: str | None) -> None:
+    """Every data file named exists (MissingDataFiles names each one that does not). ReviewDataModule checks its
+    files when it is built: fit would otherwise learn of a missing one in prepare_data, after the Trainer is built, as
+    a traceback. Built-in assets are made on first use and not checked; train and validation data may be a PeerRead
+    directory, the papers to review (``predict_file``) are a JSONL file."""
+    problems = []
+    for name, path in (("train_file", train_file), ("val_file", val_file), ("predict_file", predict_file)):
+        if not path or str(path).startswith(BUILTIN):
+            continue
+        local = Path(path).expanduser()
+        if not local.exists():
+            problems.append((name, str(path), "no such file or directory"))
+        elif name == "predict_file" and local.is_dir():
+            problems.append((name, str(path), "a directory, not a JSONL file of papers (one {\"id\": ..., "
+                                              "\"paper\": ...} a line)"))
+    if problems:
+        raise MissingDataFiles(problems)
 
 
 def refuse_outputs_over_inputs(train_file: str | None, val_file: str | None, predict_file: str | None,

@@ -34,8 +34,8 @@ from typing import Iterator, Literal
 from ..errors import UserError, json_error
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .papers import count_papers, id_conflicts, looks_swapped
-from .records import (Record, RecordError, document_field, iter_json_lines, iter_json_objects, normalise_whitespace,
-                      record_from_fields, text_key, too_many_digits)
+from .records import (DataFileNotFound, Record, RecordError, document_field, iter_json_lines, iter_json_objects,
+                      normalise_whitespace, record_from_fields, text_key, too_many_digits)
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]
@@ -101,7 +101,7 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such data file or directory")
+        raise DataFileNotFound(f"{path}: no such data file or directory")
     refuse_output_over_input(rejects_file, [path], "rejects_file")
     check_column_mapping(mapping)
     fmt = detect_format(path) if format == "auto" else format
@@ -269,7 +269,7 @@ def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
 def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
     reviews_dir, pdfs_dir = path / "reviews", path / "parsed_pdfs"
     if not reviews_dir.is_dir():
-        raise FileNotFoundError(f"{path}: a PeerRead directory holds reviews/<id>.json and parsed_pdfs/<id>.pdf.json")
+        raise DataFileNotFound(f"{path}: a PeerRead directory holds reviews/<id>.json and parsed_pdfs/<id>.pdf.json")
     for review_file in sorted(reviews_dir.glob("*.json")):
         where = str(review_file)
         paper = _json_file(review_file)

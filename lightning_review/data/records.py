@@ -17,6 +17,11 @@ from typing import Iterator
 from ..errors import UserError, json_error
 
 
+class DataFileNotFound(UserError, FileNotFoundError):
+    """A data file or directory that is not there: a user's mistake (the command line prints it as one line, in fit
+    as in the tool commands) and a FileNotFoundError for callers that catch those."""
+
+
 class RecordError(UserError):
     """Bad input record: the message names the file, the line and the fix; ``reason`` is a short category
     (for counting under the ``skip`` policy)."""
@@ -94,7 +99,7 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[str, dict | RecordError]
     caller can stop at a bad line or skip it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such data file (expected JSONL, one JSON object a line)")
+        raise DataFileNotFound(f"{path}: no such data file (expected JSONL, one JSON object a line)")
     with path.open("rb") as f:  # decoded line by line, so one bad byte costs one line, named
         for lineno, raw in enumerate(f, start=1):
             where = f"{path}:{lineno}"
