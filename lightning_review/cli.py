@@ -128,19 +128,33 @@ def _after_command(moved: list[str], rest: list[str]) -> list[str]:
 def _config_files(words: list[str]) -> tuple[list[str], list[str], int]:
     """(the config-file flags of ``words`` with their values, the other words, each in its order; where the last
     config file's words end, 0 without one)."""
+    configs, others, end, at = [], [], 0, 0
+    for chunk, path in _word_chunks(words):
+        at += len(chunk)
+        if path is None:
+            others.extend(chunk)
+        else:
+            configs.extend(chunk)
+            end = at
+    return configs, others, end
+
+
+def _word_chunks(words: list[str]) -> list[tuple[list[str], str | None]]:
+    """``words`` cut into a config-file flag with its value (``-c a.yaml``, ``--config=a.yaml``; a last ``-c``
+    alone) and its path ("" where none is given), and every other word alone, with None."""
     from .config_files import CONFIG_FLAGS
 
-    configs, others, end, i = [], [], 0, 0
+    chunks, i = [], 0
     while i < len(words):
         name, _, inline = words[i].partition("=")
-        if name in CONFIG_FLAGS:
-            taken = 1 if inline or i + 1 == len(words) else 2
-            configs.extend(words[i:i + taken])
-            i = end = i + taken
+        if name not in CONFIG_FLAGS:
+            chunks.append((words[i:i + 1], None))
+        elif inline or i + 1 == len(words):
+            chunks.append((words[i:i + 1], inline))
         else:
-            others.append(words[i])
-            i += 1
-    return configs, others, end
+            chunks.append((words[i:i + 2], words[i + 1]))
+        i += len(chunks[-1][0])
+    return chunks
 
 
 def _shown_command_line(words: list[str]) -> str:
@@ -174,19 +188,11 @@ def _top_level_flags(words: list[str]) -> tuple[list[str], list[str]]:
     """(LightningCLI's own top-level flags with their values, everything else) of the words before a trainer
     command: ``-c all.yaml fit`` is a config whose top-level keys are the commands, and stays where it is; a config
     of one command's own keys (``-c configs/7b.yaml fit``) goes after it, where it was meant to be."""
-    from .config_files import CONFIG_FLAGS
-
-    top, moved, i = [], [], 0
-    while i < len(words):
-        name, _, inline = words[i].partition("=")
-        takes_value = name in CONFIG_FLAGS and not inline
-        flag = words[i:i + 2] if takes_value else words[i:i + 1]
-        path = (flag[1] if takes_value and len(flag) == 2 else inline) if name in CONFIG_FLAGS else ""
-        if name == PRINT_CONFIG or (name in CONFIG_FLAGS and not _keyed_by_something_else(path)):
-            top.extend(flag)
-        else:
-            moved.extend(flag)
-        i += len(flag)
+    top, moved = [], []
+    for chunk, path in _word_chunks(words):
+        printing = chunk[0].partition("=")[0] == PRINT_CONFIG
+        top_level = printing or (path is not None and not _keyed_by_something_else(path))
+        (top if top_level else moved).extend(chunk)
     return top, moved
 
 
