@@ -147,7 +147,7 @@ PRICE_FLAGS = "--dollars_per_1k_prompt/--dollars_per_1k_completion"
 
 
 def judge_price_problems(judge_prices: dict | None, specs: list[str], max_dollars: float | None,
-                         dollars_per_1k_prompt: float, dollars_per_1k_completion: float) -> list[str]:
+                         dollars_per_1k_prompt: float | None, dollars_per_1k_completion: float | None) -> list[str]:
     """Why the dollar settings cannot price the panel, each naming its flag and the fix (none: they can). Without
     ``--judge_prices`` they are the single price pair's checks, unchanged; with it, each entry is checked, and
     ``--max_dollars`` needs a price for every chat judge (its entry, else the single pair): one counted at $0 would
