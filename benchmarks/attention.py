@@ -2,7 +2,8 @@
 
 Run on a GPU:  python benchmarks/attention.py --out results.json
 Checks every backend against the dense reference first (bf16, outputs and gradients), then times
-Llama-2-13B (40 x 128) and 7B (32 x 128) head shapes at 4K-32K tokens, one and four documents per row.
+Llama-2-13B (40 x 128) and 7B (32 x 128) head shapes at 4K-32K tokens: one document per row, four of equal
+length, and three of a length-mix row (``MIX_ROW``), for each backend.
 Achieved TFLOP/s counts the attention pairs each variant really computes: 4 x pairs x head_dim x heads for the
 forward, 2.5 times that for the backward (the usual flash-attention accounting).
 """
@@ -64,7 +65,7 @@ def check(device):
         qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
         ref = s2_attention(qf, kf, vf, 512, lens, backend="reference")
         ref_g = torch.autograd.grad((ref * go.float() * real.float()).sum(), (qf, kf, vf))
-        for backend in ("grouped", "flex"):
+        for backend in ("grouped", "flex", "varlen"):
             try:
                 out = s2_attention(q, k, v, 512, lens, backend=backend)
             except Exception as exc:  # noqa: BLE001 - record a failing backend beside the others
@@ -96,8 +97,9 @@ def bench(fn, leaves):
     return triton.testing.do_bench(step, warmup=50, rep=300, return_mode="median")
 
 
-VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 grouped 4 docs",
-            "s2 flex 4 docs", "s2 grouped mix", "s2 flex mix", "full per-doc grouped 4 docs"]
+VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 varlen 1 doc",
+            "s2 grouped 4 docs", "s2 flex 4 docs", "s2 varlen 4 docs", "s2 grouped mix", "s2 flex mix",
+            "s2 varlen mix", "full per-doc grouped 4 docs"]
 # A row of the seed's length mix (benchmarks/train_step.py --mix): three papers packed into one row, as fractions of it.
 MIX_ROW = (0.42, 0.36, 0.21)
 
@@ -150,13 +152,18 @@ def main():
                 "rolled S2 (LongLoRA)": (lambda q, k, v: rolled_s2(q, k, v, group), [n], group),
                 "s2 grouped 1 doc": (lambda q, k, v: s2_attention(q, k, v, group, backend="grouped"), [n], group),
                 "s2 flex 1 doc": (lambda q, k, v: s2_attention(q, k, v, group, backend="flex"), [n], group),
+                "s2 varlen 1 doc": (lambda q, k, v: s2_attention(q, k, v, group, backend="varlen"), [n], group),
                 "s2 grouped 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="grouped"),
                                       four[0], group),
                 "s2 flex 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="flex"),
                                    four[0], group),
+                "s2 varlen 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="varlen"),
+                                     four[0], group),
                 "s2 grouped mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="grouped"), mix[0],
                                    group),
                 "s2 flex mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="flex"), mix[0], group),
+                "s2 varlen mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="varlen"), mix[0],
+                                  group),
                 "full per-doc grouped 4 docs": (lambda q, k, v: s2_attention(q, k, v, None, four, backend="grouped"),
                                                 four[0], None),
             }

@@ -15,6 +15,11 @@ Backends (all compute the same function):
 - ``grouped``: every group of every document is an independent causal attention; each run of equal full groups is
   reshaped without copying into one call of PyTorch's SDPA with ``is_causal=True`` (flash kernels on GPU).
 - ``flex``: FlexAttention with a block mask built from document ids and positions (no copies; compiled on GPU).
+- ``varlen``: every group of every document as one sequence of PyTorch's variable-length flash attention
+  (``torch.nn.attention.varlen``, CUDA only): one kernel launch per half of the heads whatever the documents'
+  lengths, where ``grouped`` launches one SDPA call per run of equal groups. A row's padding is one causal sequence
+  of its own (the other backends let each padding token see only itself): no document token sees it either way and
+  the loss never reads it, so the real tokens' outputs and every gradient are the same.
 - ``reference``: a dense boolean mask through SDPA; O(seq^2) memory, for tests and debugging.
 """
 
@@ -28,8 +33,8 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 
-Backend = Literal["auto", "grouped", "flex", "reference"]
-BACKENDS: tuple[str, ...] = ("auto", "grouped", "flex", "reference")
+Backend = Literal["auto", "grouped", "flex", "varlen", "reference"]
+BACKENDS: tuple[str, ...] = ("auto", "grouped", "flex", "varlen", "reference")
 DocLens = list[list[int]]
 
 
@@ -237,7 +242,86 @@ def _flex(q, k, v, layout, group_size, scale):
     return fn(q, k, v, block_mask=block_mask, scale=scale, enable_gqa=k.shape[1] != heads)
 
 
-_IMPLEMENTATIONS = {"grouped": _grouped, "flex": _flex, "reference": _reference}
+def varlen_boundaries(layout: tuple[tuple[int, ...], ...], seq: int, group_size: int | None, shifted: bool
+                      ) -> tuple[list[int], int]:
+    """The cumulative sequence starts (``cu_seqlens``) of a batch's rows flattened into one token axis, one sequence
+    per attention group of each document and one per row's padding, and the longest sequence."""
+    bounds, longest = [0], 0
+    for row, lens in enumerate(layout):
+        start = row * seq
+        for n in lens:
+            for _, g in _groups_of_document(n, group_size, shifted):
+                start += g
+                bounds.append(start)
+                longest = max(longest, g)
+        if sum(lens) < seq:  # the row's padding: one causal sequence, seen by no document
+            bounds.append((row + 1) * seq)
+            longest = max(longest, seq - sum(lens))
+    return bounds, longest
+
+
+_VARLEN_BOUNDS: OrderedDict[tuple, tuple[torch.Tensor, int]] = OrderedDict()
+
+
+def _varlen_bounds(layout, seq, group_size, shifted, device) -> tuple[torch.Tensor, int]:
+    """``varlen_boundaries`` as an int32 tensor on ``device``, made once per layout (every layer and pass reuses it)."""
+    key = (layout, seq, group_size, shifted, str(device))
+    found = _VARLEN_BOUNDS.get(key)
+    if found is None:
+        bounds, longest = varlen_boundaries(layout, seq, group_size, shifted)
+        found = _VARLEN_BOUNDS[key] = (torch.tensor(bounds, dtype=torch.int32, device=device), longest)
+        if len(_VARLEN_BOUNDS) > 4 * _CACHE_SIZE:
+            _VARLEN_BOUNDS.popitem(last=False)
+    return found
+
+
+def _varlen_function():
+    """torch's varlen_attn with its causal switch: ``window_size=(-1, 0)`` from torch 2.11, ``is_causal`` in 2.10."""
+    import inspect
+
+    from torch.nn.attention.varlen import varlen_attn
+
+    parameters = inspect.signature(varlen_attn).parameters
+    causal = {"window_size": (-1, 0)} if "window_size" in parameters else {"is_causal": True}
+    return varlen_attn, causal, "enable_gqa" in parameters
+
+
+def _varlen(q, k, v, layout, group_size, scale):
+    if q.device.type != "cuda":
+        raise UserError("attention backend 'varlen' runs PyTorch's flash varlen kernels, on CUDA only: choose "
+                        "'grouped' (or 'auto') on this device")
+    return _varlen_halves(q, k, v, layout, group_size, scale, *_varlen_function())
+
+
+def _varlen_halves(q, k, v, layout, group_size, scale, varlen_attn, causal: dict, gqa_flag: bool):
+    """The two halves of the heads, each one varlen call over every group of the batch (tests pass a CPU
+    ``varlen_attn`` written from its documentation)."""
+    batch, heads, seq, dim = q.shape
+    kv_heads = k.shape[1]
+    # (batch, heads, seq, dim) views of (batch, seq, heads, dim) memory: the rows flatten into one token axis free
+    qt, kt, vt = (t.transpose(1, 2).reshape(batch * seq, t.shape[1], dim) for t in (q, k, v))
+
+    def attend(qh, kh, vh, shifted):
+        bounds, longest = _varlen_bounds(layout, seq, group_size, shifted, q.device)
+        kwargs = dict(causal, scale=scale)
+        if qh.shape[1] != kh.shape[1] and gqa_flag:
+            kwargs["enable_gqa"] = True
+        return varlen_attn(qh, kh, vh, bounds, bounds, longest, longest, **kwargs)
+
+    if group_size is None:
+        out = attend(qt, kt, vt, False)
+    else:
+        half, ratio = heads // 2, heads // kv_heads
+        if half % ratio:  # the halves would share a key/value head (as in _grouped_groups)
+            kt, vt = kt.repeat_interleave(ratio, dim=1), vt.repeat_interleave(ratio, dim=1)
+            ratio = 1
+        q_parts, kv_parts = [half, heads - half], [half // ratio, (heads - half) // ratio]
+        (q0, q1), (k0, k1), (v0, v1) = (t.split(n, dim=1) for t, n in ((qt, q_parts), (kt, kv_parts), (vt, kv_parts)))
+        out = torch.cat([attend(q0, k0, v0, False), attend(q1, k1, v1, True)], dim=1)
+    return out.view(batch, seq, heads, dim).transpose(1, 2)
+
+
+_IMPLEMENTATIONS = {"grouped": _grouped, "flex": _flex, "varlen": _varlen, "reference": _reference}
 
 
 FLEX_BELOW_TOKENS = 8192
