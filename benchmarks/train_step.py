@@ -103,6 +103,43 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+class GcRecorder:
+    """Python's full (generation 2) garbage collections inside each timed step, through ``gc.callbacks``: per step
+    kept, their count (``full_collections``) and total time in ms (``full_collection_ms``). A full collection walks
+    every tracked object (about 596,000 with torch, transformers, peft and Lightning loaded: ~260 ms on a CPU), so one
+    inside a step shows in its time. Its callback is installed from ``start_step()`` to ``end_step()`` only, which
+    the step loops call just outside their timed region. Its clock is perf_counter_ns, not the perf_counter that
+    times the steps."""
+
+    def __init__(self) -> None:
+        self.full_collections: list[int] = []
+        self.full_collection_ms: list[float] = []
+        self._count, self._ns, self._started = 0, 0, None
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        elif self._started is not None:
+            self._count += 1
+            self._ns += time.perf_counter_ns() - self._started
+            self._started = None
+
+    def start_step(self) -> None:
+        self._count, self._ns, self._started = 0, 0, None
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def end_step(self, keep: bool = True) -> None:
+        """Close the step; ``keep``: file its figures (False for an untimed warm-up step)."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        if keep:
+            self.full_collections.append(self._count)
+            self.full_collection_ms.append(round(self._ns / 1e6, 1))
+
+
 # ---- the baseline ---------------------------------------------------------------------------------------------------
 def load_baseline(checkpoint: Path, context: int, device: str, quantize: bool, lora_dropout: float = 0.05):
     """transformers + peft + bitsandbytes as their documentation shows it."""
@@ -130,8 +167,10 @@ def load_baseline(checkpoint: Path, context: int, device: str, quantize: bool, l
     return model
 
 
-def baseline_steps(model, docs: list[dict], device: str, warmup: int) -> list[float]:
-    """One optimizer step per document: loss = model(input_ids, labels).loss under bf16 autocast."""
+def baseline_steps(model, docs: list[dict], device: str, warmup: int,
+                   gc_recorder: GcRecorder | None = None) -> list[float]:
+    """One optimizer step per document: loss = model(input_ids, labels).loss under bf16 autocast. ``gc_recorder``:
+    the full garbage collections of each timed step recorded there."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     times = []
     for i, d in enumerate(docs):
@@ -139,6 +178,8 @@ def baseline_steps(model, docs: list[dict], device: str, warmup: int) -> list[fl
         labels = ids.clone()
         labels[:, :d["prompt_length"]] = -100
         sync(device)
+        if gc_recorder is not None:
+            gc_recorder.start_step()
         start = time.perf_counter()
         with torch.autocast(device, dtype=torch.bfloat16):
             loss = model(input_ids=ids, labels=labels, use_cache=False).loss
@@ -148,6 +189,8 @@ def baseline_steps(model, docs: list[dict], device: str, warmup: int) -> list[fl
         sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+        if gc_recorder is not None:
+            gc_recorder.end_step(keep=i >= warmup)
     del optimizer
     return times
 
@@ -164,12 +207,13 @@ def load_ours(checkpoint: Path, context: int, device: str, quantize: bool, **hpa
 
 def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warmup: int,
               profile_dir: str | None = None, label: str = "", fit_width: bool = False,
-              callbacks: tuple = ()) -> list[float]:
+              callbacks: tuple = (), gc_recorder: GcRecorder | None = None) -> list[float]:
     """Trainer.fit over pre-collated packed rows; a callback times each optimizer step. With ``profile_dir``,
     Lightning's PyTorchProfiler writes its operator summary there (the timings then include its overhead).
     ``fit_width``: each row is as wide as its documents (rounded up to 64) instead of padded to ``row_length``, which
     stays the token budget (the packing capacity, and the S2 group size is a quarter of it as in training).
-    ``callbacks``: more Lightning callbacks for the Trainer (step_gaps.py's probe)."""
+    ``callbacks``: more Lightning callbacks for the Trainer (step_gaps.py's probe). ``gc_recorder``: the full
+    garbage collections of each timed step recorded there."""
     import lightning as L
 
     from lightning_review.data.packing import collate_rows
@@ -180,12 +224,16 @@ def our_steps(module, rows: list[list[dict]], row_length: int, device: str, warm
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             sync(device)
+            if gc_recorder is not None:
+                gc_recorder.start_step()
             self.start = time.perf_counter()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             sync(device)
             if batch_idx >= warmup:
                 self.times.append(time.perf_counter() - self.start)
+            if gc_recorder is not None:
+                gc_recorder.end_step(keep=batch_idx >= warmup)
 
     module.hparams.max_seq_length = row_length
     module.s2_group_size = max(2, (row_length // 4) // 2 * 2)
@@ -449,10 +497,11 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
         docs = documents(lengths, args.review_fraction, config.vocab_size, seed=len(lengths))
         reset_peak(device)
         extra: dict = {}
+        gc_steps = GcRecorder()
         try:
             if kind == "baseline":
                 with ClockSampler(args.clock_interval_ms) as clocks:
-                    times = baseline_steps(model, docs * args.passes, device, args.warmup)
+                    times = baseline_steps(model, docs * args.passes, device, args.warmup, gc_recorder=gc_steps)
                 first, times = _split_passes(args, times, len(docs))
                 doc_lens = [[n] for n in lengths]
                 executed = [executed_flops(config, [[n]], [n], group_size=None, checkpointed=config.num_hidden_layers,
@@ -475,7 +524,7 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
                     if model.hparams.gradient_checkpointing else 0
                 with ClockSampler(args.clock_interval_ms) as clocks:
                     times = our_steps(model, rows * args.passes, row_length, device, args.warmup,
-                                      args.profile_dir, label, fit_width)
+                                      args.profile_dir, label, fit_width, gc_recorder=gc_steps)
                 first, times = _split_passes(args, times, len(rows))
                 _release_trainer(model)
                 group = max(2, (row_length // 4) // 2 * 2) if model.hparams.s2_attention else None
@@ -492,6 +541,9 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
             entry["warmup_rows"] = args.warmup
             entry["passes"] = args.passes
             entry["step_s"] = [round(t, 3) for t in times]
+            # Python's full garbage collections in each timed step (the last pass's, aligned with step_s)
+            entry["gc_full_collections"] = gc_steps.full_collections[len(gc_steps.full_collections) - len(times):]
+            entry["gc_full_collection_ms"] = gc_steps.full_collection_ms[len(gc_steps.full_collection_ms) - len(times):]
             if first:
                 first_pass = summarize(first, doc_lens, config, peak, None)
                 entry["first_pass"] = {"tokens_per_s": first_pass["tokens_per_s"],
