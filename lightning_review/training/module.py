@@ -67,7 +67,8 @@ class LongQLoRAModule(L.LightningModule):
         s2_group_size: tokens per S2 group; None: a quarter of ``max_seq_length`` (LongLoRA).
         max_seq_length: tokens per row (the CLI links it to ``data.max_seq_length``); at most the model's context,
             its max_position_embeddings times the RoPE interpolation of ``model_max_length`` (refused otherwise).
-        attention_backend: ``auto``, ``flex``, ``grouped`` or ``reference`` (lightning_review.model.attention).
+        attention_backend: ``auto``, ``flex``, ``grouped``, ``varlen`` (CUDA) or ``reference``
+            (lightning_review.model.attention).
         optimizer: ``auto``: under DeepSpeed, torch's fused AdamW (DeepSpeedCPUAdam when the optimizer is offloaded),
             as ZeRO keeps its own fp32 master weights; otherwise bitsandbytes' paged 32-bit AdamW on CUDA, torch AdamW
             on CPU.
@@ -111,7 +112,7 @@ class LongQLoRAModule(L.LightningModule):
                  lora_r: int = 64, lora_alpha: int = 16, lora_dropout: float = 0.05,
                  train_embeddings_and_norms: bool = True, gradient_checkpointing: bool = True,
                  s2_attention: bool = True, s2_group_size: int | None = None, max_seq_length: int = 8192,
-                 attention_backend: Literal["auto", "flex", "grouped", "reference"] = "auto",
+                 attention_backend: Literal["auto", "flex", "grouped", "varlen", "reference"] = "auto",
                  learning_rate: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
                  lr_scheduler: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup",
                  optimizer: Literal["auto", "paged_adamw_32bit", "adamw", "deepspeed_cpu_adam"] = "auto",
