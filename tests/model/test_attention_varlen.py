@@ -78,18 +78,22 @@ def test_cpu_is_refused_with_the_fix():
 @pytest.mark.parametrize("heads, kv_heads", [(9, 3), (32, 8), (40, 40)])
 @pytest.mark.parametrize("doc_lens", [[[300, 724], [1024]], [[300, 500, 100], [1000]], [[1024], [1024]]])
 def test_cuda_varlen_matches_the_reference_on_real_tokens(heads, kv_heads, doc_lens):
-    """bf16 flash varlen against the dense reference: outputs on real tokens and every gradient."""
+    """bf16 flash varlen against the float32 dense reference: outputs on real tokens and every gradient, by the
+    relative error of the whole tensor (bf16 rounding gives 2e-3 to 3e-3 in benchmarks/attention.py's check; a wrong
+    group or document boundary gives errors of order 1)."""
     torch.manual_seed(0)
     seq, dim, group = 1024, 128, 256
     q, k, v = (torch.randn(2, seq, h, dim, device="cuda", dtype=torch.bfloat16).transpose(1, 2).requires_grad_()
                for h in (heads, kv_heads, kv_heads))
-    grad_out = torch.randn(2, heads, seq, dim, device="cuda", dtype=torch.bfloat16)
+    grad_out = torch.randn(2, heads, seq, dim, device="cuda")
     real = torch.zeros(2, 1, seq, 1, device="cuda")
     for b, row in enumerate(doc_lens):
         real[b, :, :sum(row)] = 1
     results = {}
-    for name in ("reference", "varlen"):
-        out = s2_attention(q, k, v, group, doc_lens, backend=name).float() * real
-        results[name] = (out, *torch.autograd.grad((out * grad_out.float()).sum(), (q, k, v)))
+    for name, inputs in (("reference", [t.detach().float().requires_grad_() for t in (q, k, v)]),
+                         ("varlen", [q, k, v])):
+        out = s2_attention(*inputs, group, doc_lens, backend=name).float() * real
+        results[name] = (out, *torch.autograd.grad((out * grad_out).sum(), inputs))
     for got, expected in zip(results["varlen"], results["reference"]):
-        torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
+        assert torch.isfinite(got).all()
+        assert ((got.float() - expected).norm() / expected.norm()).item() < 1e-2
