@@ -18,6 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from lightning_review.model import attention
 from lightning_review.model.attention import _groups_of_document, s2_attention
 
 
@@ -43,6 +44,15 @@ def rolled_s2(q, k, v, group):
     o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True)
     o = o.reshape(b, n // group, h, group, d).transpose(1, 2).reshape(b, h, n, d)
     return torch.cat([o[:, :half], o[:, half:].roll(group // 2, dims=2)], 1)
+
+
+def grouped_all_flash(q, k, v, group, doc_lens):
+    """``grouped`` as before session 14: every piece of a packed row outside cuDNN, whole groups included."""
+    attention.REGULAR_PIECES_ON_CUDNN = False
+    try:
+        return s2_attention(q, k, v, group, doc_lens, backend="grouped")
+    finally:
+        attention.REGULAR_PIECES_ON_CUDNN = True
 
 
 def rel_err(a, b):
@@ -98,8 +108,8 @@ def bench(fn, leaves):
 
 
 VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 varlen 1 doc",
-            "s2 grouped 4 docs", "s2 flex 4 docs", "s2 varlen 4 docs", "s2 grouped mix", "s2 flex mix",
-            "s2 varlen mix", "full per-doc grouped 4 docs"]
+            "s2 grouped 4 docs", "s2 grouped 4 docs, all flash", "s2 flex 4 docs", "s2 varlen 4 docs",
+            "s2 grouped mix", "s2 grouped mix, all flash", "s2 flex mix", "s2 varlen mix", "full per-doc grouped 4 docs"]
 # A row of the seed's length mix (benchmarks/train_step.py --mix): three papers packed into one row, as fractions of it.
 MIX_ROW = (0.42, 0.36, 0.21)
 
@@ -159,6 +169,9 @@ def main():
                                    four[0], group),
                 "s2 varlen 4 docs": (lambda q, k, v: s2_attention(q, k, v, group, four, backend="varlen"),
                                      four[0], group),
+                "s2 grouped 4 docs, all flash": (lambda q, k, v: grouped_all_flash(q, k, v, group, four), four[0],
+                                                 group),
+                "s2 grouped mix, all flash": (lambda q, k, v: grouped_all_flash(q, k, v, group, mix), mix[0], group),
                 "s2 grouped mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="grouped"), mix[0],
                                    group),
                 "s2 flex mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="flex"), mix[0], group),

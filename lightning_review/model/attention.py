@@ -26,6 +26,8 @@ Backends (all compute the same function):
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import nullcontext
+from functools import partial
 from typing import Literal
 
 import torch
@@ -103,10 +105,17 @@ def _batch_rows(t: torch.Tensor) -> list[torch.Tensor] | tuple[torch.Tensor, ...
     return [t.squeeze(0)] if t.shape[0] == 1 else t.unbind(0)
 
 
-def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale):
+def _regular(g: int, group_size: int | None) -> bool:
+    """A piece of whole groups or of one half group (each document longer than a group starts its shifted half with
+    one): its SDPA calls take few shapes, whatever the documents' lengths."""
+    return group_size is not None and g in (group_size, group_size // 2)
+
+
+def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale, ragged_backends=None):
     """Causal attention inside each group, on (batch, seq, heads, dim) views. Rows are cut with ``split`` (whose
     backward is one concatenation, not a zero-filled copy per piece); a run of equal full groups is reshaped,
-    without copying, into one batched SDPA call (PACKED_ROW_SDPA_BACKENDS on GPU)."""
+    without copying, into one batched SDPA call. ``ragged_backends``: a context that limits SDPA's kernels, around
+    the calls of pieces that are not ``_regular``."""
     heads, kv_heads = q.shape[2], k.shape[2]
     gqa = heads != kv_heads
     rows = []
@@ -119,17 +128,22 @@ def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale):
                 outs.append(vp.repeat_interleave(heads // kv_heads, dim=1) if gqa else vp)
                 continue
             qs, ks, vs = (t.reshape(n // g, g, t.shape[1], t.shape[2]).transpose(1, 2) for t in (qp, kp, vp))
-            o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
+            with nullcontext() if ragged_backends is None or _regular(g, group_size) else ragged_backends():
+                o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
             outs.append(o.transpose(1, 2).reshape(n, heads, o.shape[-1]))
         rows.append(outs[0] if len(outs) == 1 else torch.cat(outs, dim=0))  # a cat of one tensor still copies
     return rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
 
 
-# Packed rows: not cuDNN, which plans every new shape on the CPU (about 1 ms a call in a profile on one H200, against
-# 0.3 ms of GPU work for a 4K-token group); packed rows change group shapes from row to row and left the GPU waiting
-# (7B, 16K rows of the length mix: 7,233 tokens/s with these kernels, 5,921 with cuDNN). Rows of one document keep
-# the same shapes, whose plans cuDNN caches: there it stays (5% faster than flash at 16K).
+# Packed rows: their pieces of other lengths than a whole or a half group (a document's last group, a document
+# shorter than a group) run outside cuDNN, which plans every new shape on the CPU (about 1 ms a call in a profile on
+# one H200, against 0.3 ms of GPU work for a 4K-token group): such lengths change from row to row and left the GPU
+# waiting (7B, 16K rows of the length mix: 7,233 tokens/s with these kernels, 5,921 with cuDNN everywhere). Whole and
+# half groups keep few shapes, whose plans cuDNN caches, and run there: cuDNN took 5.52 ms for one 16K document's S2
+# (13B heads, forward + backward) against 8.59 for PyTorch's flash kernels (benchmarks/RESULTS.md, session 14).
 PACKED_ROW_SDPA_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
+# False: every piece of a packed row outside cuDNN, as before session 14 (for the benchmarks' comparison)
+REGULAR_PIECES_ON_CUDNN = True
 
 
 def _grouped(q, k, v, layout, group_size, scale):
@@ -138,15 +152,18 @@ def _grouped(q, k, v, layout, group_size, scale):
         return _grouped_groups(q, k, v, layout, group_size, scale)
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    with sdpa_kernel([getattr(SDPBackend, name) for name in PACKED_ROW_SDPA_BACKENDS]):
+    backends = [getattr(SDPBackend, name) for name in PACKED_ROW_SDPA_BACKENDS]
+    if REGULAR_PIECES_ON_CUDNN:
+        return _grouped_groups(q, k, v, layout, group_size, scale, partial(sdpa_kernel, backends))
+    with sdpa_kernel(backends):
         return _grouped_groups(q, k, v, layout, group_size, scale)
 
 
-def _grouped_groups(q, k, v, layout, group_size, scale):
+def _grouped_groups(q, k, v, layout, group_size, scale, ragged_backends=None):
     heads, seq = q.shape[1], q.shape[2]
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # (batch, seq, heads, dim) views, no copy
     if group_size is None:
-        out = _grouped_half(qt, kt, vt, layout, seq, None, False, scale)
+        out = _grouped_half(qt, kt, vt, layout, seq, None, False, scale, ragged_backends)
     else:
         # heads [0, H//2) take the plain groups, [H//2, H) the shifted ones (LongLoRA's num_heads // 2: with an odd
         # number of heads the shifted part has one more)
@@ -156,8 +173,8 @@ def _grouped_groups(q, k, v, layout, group_size, scale):
             ratio = 1
         q_parts, kv_parts = [half, heads - half], [half // ratio, (heads - half) // ratio]
         (q0, q1), (k0, k1), (v0, v1) = (t.split(n, dim=2) for t, n in ((qt, q_parts), (kt, kv_parts), (vt, kv_parts)))
-        out = torch.cat([_grouped_half(q0, k0, v0, layout, seq, group_size, False, scale),
-                         _grouped_half(q1, k1, v1, layout, seq, group_size, True, scale)], dim=2)
+        out = torch.cat([_grouped_half(q0, k0, v0, layout, seq, group_size, False, scale, ragged_backends),
+                         _grouped_half(q1, k1, v1, layout, seq, group_size, True, scale, ragged_backends)], dim=2)
     return out.transpose(1, 2)
 
 
