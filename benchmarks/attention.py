@@ -55,6 +55,15 @@ def grouped_all_flash(q, k, v, group, doc_lens):
         attention.REGULAR_PIECES_ON_CUDNN = True
 
 
+def grouped_ragged_padded(q, k, v, group, doc_lens, multiple=256):
+    """``grouped`` with the ragged pieces of a packed row zero-padded to ``multiple`` tokens and run on cuDNN."""
+    attention.RAGGED_PIECES_PADDED_TO = multiple
+    try:
+        return s2_attention(q, k, v, group, doc_lens, backend="grouped")
+    finally:
+        attention.RAGGED_PIECES_PADDED_TO = 0
+
+
 def rel_err(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
@@ -75,9 +84,10 @@ def check(device):
         qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
         ref = s2_attention(qf, kf, vf, 512, lens, backend="reference")
         ref_g = torch.autograd.grad((ref * go.float() * real.float()).sum(), (qf, kf, vf))
-        for backend in ("grouped", "flex", "varlen"):
+        for backend in ("grouped", "grouped ragged padded", "flex", "varlen"):
             try:
-                out = s2_attention(q, k, v, 512, lens, backend=backend)
+                out = (grouped_ragged_padded(q, k, v, 512, lens) if backend == "grouped ragged padded"
+                       else s2_attention(q, k, v, 512, lens, backend=backend))
             except Exception as exc:  # noqa: BLE001 - record a failing backend beside the others
                 rows.append({"layout": lens, "kv_heads": kv, "backend": backend, "error": repr(exc)[:300]})
                 print(f"check {backend}: failed: {exc!r}"[:300])
@@ -109,7 +119,8 @@ def bench(fn, leaves):
 
 VARIANTS = ["sdpa full causal", "rolled S2 (LongLoRA)", "s2 grouped 1 doc", "s2 flex 1 doc", "s2 varlen 1 doc",
             "s2 grouped 4 docs", "s2 grouped 4 docs, all flash", "s2 flex 4 docs", "s2 varlen 4 docs",
-            "s2 grouped mix", "s2 grouped mix, all flash", "s2 flex mix", "s2 varlen mix", "full per-doc grouped 4 docs"]
+            "s2 grouped mix", "s2 grouped mix, all flash", "s2 grouped mix, ragged padded", "s2 flex mix",
+            "s2 varlen mix", "full per-doc grouped 4 docs"]
 # A row of the seed's length mix (benchmarks/train_step.py --mix): three papers packed into one row, as fractions of it.
 MIX_ROW = (0.42, 0.36, 0.21)
 
@@ -172,6 +183,8 @@ def main():
                 "s2 grouped 4 docs, all flash": (lambda q, k, v: grouped_all_flash(q, k, v, group, four), four[0],
                                                  group),
                 "s2 grouped mix, all flash": (lambda q, k, v: grouped_all_flash(q, k, v, group, mix), mix[0], group),
+                "s2 grouped mix, ragged padded": (lambda q, k, v: grouped_ragged_padded(q, k, v, group, mix), mix[0],
+                                                  group),
                 "s2 grouped mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="grouped"), mix[0],
                                    group),
                 "s2 flex mix": (lambda q, k, v: s2_attention(q, k, v, group, mix, backend="flex"), mix[0], group),

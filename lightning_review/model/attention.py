@@ -111,6 +111,17 @@ def _regular(g: int, group_size: int | None) -> bool:
     return group_size is not None and g in (group_size, group_size // 2)
 
 
+def _padded_piece(qp, kp, vp, scale, gqa):
+    """One group of a length that is neither a whole nor a half group, zero-padded at its end to a multiple of
+    RAGGED_PIECES_PADDED_TO tokens, so that its SDPA call takes one of few shapes (cuDNN's plans made once). The
+    attention is causal: no real query sees the padded keys after it, and the padded queries' rows are dropped."""
+    n = qp.shape[0]
+    pad = -n % RAGGED_PIECES_PADDED_TO
+    qs, ks, vs = (F.pad(t, (0, 0, 0, 0, 0, pad)).unsqueeze(0).transpose(1, 2) for t in (qp, kp, vp))
+    o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
+    return o[0, :, :n].transpose(0, 1)  # (n, heads, dim), a view: the row's concatenation copies it
+
+
 def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale, ragged_backends=None):
     """Causal attention inside each group, on (batch, seq, heads, dim) views. Rows are cut with ``split`` (whose
     backward is one concatenation, not a zero-filled copy per piece); a run of equal full groups is reshaped,
@@ -127,11 +138,14 @@ def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale, ragged_backe
             if g == 0:  # padding attends only to itself: its output is its own value (finite, ignored by the loss)
                 outs.append(vp.repeat_interleave(heads // kv_heads, dim=1) if gqa else vp)
                 continue
+            if ragged_backends is not None and not _regular(g, group_size) and RAGGED_PIECES_PADDED_TO:
+                outs.append(_padded_piece(qp, kp, vp, scale, gqa))
+                continue
             qs, ks, vs = (t.reshape(n // g, g, t.shape[1], t.shape[2]).transpose(1, 2) for t in (qp, kp, vp))
             with nullcontext() if ragged_backends is None or _regular(g, group_size) else ragged_backends():
                 o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
             outs.append(o.transpose(1, 2).reshape(n, heads, o.shape[-1]))
-        rows.append(outs[0] if len(outs) == 1 else torch.cat(outs, dim=0))  # a cat of one tensor still copies
+        rows.append(outs[0].contiguous() if len(outs) == 1 else torch.cat(outs, dim=0))  # a cat of one still copies
     return rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
 
 
@@ -144,6 +158,9 @@ def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale, ragged_backe
 PACKED_ROW_SDPA_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
 # False: every piece of a packed row outside cuDNN, as before session 14 (for the benchmarks' comparison)
 REGULAR_PIECES_ON_CUDNN = True
+# The other pieces zero-padded at their end to a multiple of this many tokens and run on cuDNN too (0: unpadded,
+# outside cuDNN): at most group_size / this many shapes.
+RAGGED_PIECES_PADDED_TO = 0
 
 
 def _grouped(q, k, v, layout, group_size, scale):

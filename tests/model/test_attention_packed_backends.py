@@ -3,8 +3,10 @@ made per shape): the pieces of other lengths than a whole or a half group, and o
 
 from contextlib import contextmanager
 
+import pytest
 import torch
 
+from lightning_review.model import attention
 from lightning_review.model.attention import _grouped_groups, _regular
 
 from .test_attention import rule_reference
@@ -32,3 +34,39 @@ def test_only_the_ragged_pieces_run_under_the_limit_and_the_result_is_the_rule()
     assert len(entered) == 4  # 5 and 7; 1 and 7
     expected, _ = rule_reference(q, k, v, group, lens)
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2)])
+def test_ragged_pieces_padded_to_few_lengths_give_the_rule_outputs_and_gradients(monkeypatch, heads, kv_heads):
+    """RAGGED_PIECES_PADDED_TO: the ragged pieces zero-padded at their end (to 4 tokens here), none left under the
+    limit; causal attention, so the real tokens' outputs and every gradient are the rule's."""
+    monkeypatch.setattr(attention, "RAGGED_PIECES_PADDED_TO", 4)
+    shapes = []
+    real_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(q, *args, **kwargs):
+        shapes.append(q.shape[-2])
+        return real_sdpa(q, *args, **kwargs)
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", recording_sdpa)
+    entered = []
+
+    @contextmanager
+    def limit():
+        entered.append(1)
+        yield
+
+    torch.manual_seed(0)
+    dim, seq, group, lens = 8, 44, 8, [[13, 7, 20]]  # 4 tokens of padding
+    q = torch.randn(1, heads, seq, dim, dtype=torch.float64, requires_grad=True)
+    k, v = (torch.randn(1, kv_heads, seq, dim, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    got = _grouped_groups(q, k, v, tuple(tuple(r) for r in lens), group, None, limit)
+    assert entered == [] and all(n % 4 == 0 for n in shapes)  # ragged 5, 7, 1, 7 ran as 8, 8, 4, 8
+    expected, _ = rule_reference(q, k, v, group, lens)
+    real = torch.zeros(1, 1, seq, 1, dtype=torch.float64)
+    real[..., :40, :] = 1
+    torch.testing.assert_close(got * real, expected * real)
+    grad_out = torch.randn_like(expected)
+    for a, b in zip(torch.autograd.grad((got * grad_out * real).sum(), (q, k, v)),
+                    torch.autograd.grad((expected * grad_out * real).sum(), (q, k, v))):
+        torch.testing.assert_close(a, b)
