@@ -48,15 +48,16 @@ def rolled_s2(q, k, v, group):
 
 def grouped_all_flash(q, k, v, group, doc_lens):
     """``grouped`` as before session 14: every piece of a packed row outside cuDNN, whole groups included."""
-    attention.REGULAR_PIECES_ON_CUDNN = False
+    saved, attention.CUDNN_PIECES_FROM_GROUP = attention.CUDNN_PIECES_FROM_GROUP, None
     try:
         return s2_attention(q, k, v, group, doc_lens, backend="grouped")
     finally:
-        attention.REGULAR_PIECES_ON_CUDNN = True
+        attention.CUDNN_PIECES_FROM_GROUP = saved
 
 
 def grouped_ragged_padded(q, k, v, group, doc_lens, multiple=256):
-    """``grouped`` with the ragged pieces of a packed row zero-padded to ``multiple`` tokens and run on cuDNN."""
+    """``grouped`` with the ragged pieces of a packed row zero-padded to ``multiple`` tokens and run on cuDNN (where
+    CUDNN_PIECES_FROM_GROUP routes the whole groups there; session 14 ran it before that threshold, at every size)."""
     attention.RAGGED_PIECES_PADDED_TO = multiple
     try:
         return s2_attention(q, k, v, group, doc_lens, backend="grouped")

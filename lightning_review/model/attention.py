@@ -149,18 +149,26 @@ def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale, ragged_backe
     return rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
 
 
-# Packed rows: their pieces of other lengths than a whole or a half group (a document's last group, a document
-# shorter than a group) run outside cuDNN, which plans every new shape on the CPU (about 1 ms a call in a profile on
-# one H200, against 0.3 ms of GPU work for a 4K-token group): such lengths change from row to row and left the GPU
-# waiting (7B, 16K rows of the length mix: 7,233 tokens/s with these kernels, 5,921 with cuDNN everywhere). Whole and
-# half groups keep few shapes, whose plans cuDNN caches, and run there: cuDNN took 5.52 ms for one 16K document's S2
-# (13B heads, forward + backward) against 8.59 for PyTorch's flash kernels (benchmarks/RESULTS.md, session 14).
+# Packed rows run their SDPA calls outside cuDNN, which plans every new shape on the CPU (about 1 ms a call in a
+# profile on one H200, against 0.3 ms of GPU work for a 4K-token group): the pieces' lengths change from row to row
+# and left the GPU waiting (7B, 16K rows of the length mix: 7,233 tokens/s with these kernels, 5,921 with cuDNN
+# everywhere). From groups of CUDNN_PIECES_FROM_GROUP tokens up, the pieces of whole or half groups, whose shapes are
+# few whatever the documents' lengths, run on cuDNN (SDPA's default on an H200), the others still outside. Measured
+# (13B heads, forward + backward, benchmarks/RESULTS.md, session 14): a mix row of 16K 7.99 against 10.17 ms, of 32K
+# 24.12 against 31.04, four 4K documents 5.94 against 9.23 (one 16K document on cuDNN: 5.63); but a mix row of 8K
+# (groups of 2,048, three documents) took 5.30 against 4.24 ms, so smaller groups keep the old way.
 PACKED_ROW_SDPA_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
-# False: every piece of a packed row outside cuDNN, as before session 14 (for the benchmarks' comparison)
-REGULAR_PIECES_ON_CUDNN = True
+CUDNN_PIECES_FROM_GROUP: int | None = 4096  # None: every piece of a packed row outside cuDNN, as before session 14
 # The other pieces zero-padded at their end to a multiple of this many tokens and run on cuDNN too (0: unpadded,
-# outside cuDNN): at most group_size / this many shapes.
+# outside cuDNN): at most group_size / this many shapes. Off: a 16K mix row's attention took 6.93 against 7.99 ms,
+# but the 13B mix step gained 1.0% on a second pass over the same rows and lost 13% on the first (cuDNN plans each
+# new shape).
 RAGGED_PIECES_PADDED_TO = 0
+
+
+def cudnn_pieces(group_size: int | None) -> bool:
+    """Whether a packed row's whole and half groups run on cuDNN (CUDNN_PIECES_FROM_GROUP)."""
+    return CUDNN_PIECES_FROM_GROUP is not None and group_size is not None and group_size >= CUDNN_PIECES_FROM_GROUP
 
 
 def _grouped(q, k, v, layout, group_size, scale):
@@ -170,7 +178,7 @@ def _grouped(q, k, v, layout, group_size, scale):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     backends = [getattr(SDPBackend, name) for name in PACKED_ROW_SDPA_BACKENDS]
-    if REGULAR_PIECES_ON_CUDNN:
+    if cudnn_pieces(group_size):
         return _grouped_groups(q, k, v, layout, group_size, scale, partial(sdpa_kernel, backends))
     with sdpa_kernel(backends):
         return _grouped_groups(q, k, v, layout, group_size, scale)
