@@ -78,3 +78,27 @@ def test_whole_groups_go_to_cudnn_from_groups_of_4096_tokens(monkeypatch):
     assert not attention.cudnn_pieces(2048) and not attention.cudnn_pieces(None)
     monkeypatch.setattr(attention, "CUDNN_PIECES_FROM_GROUP", None)
     assert not attention.cudnn_pieces(8192)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="cuDNN and flash SDPA")
+@pytest.mark.parametrize("padded_to", [0, 256])
+def test_cuda_packed_rows_with_cudnn_pieces_match_the_reference(monkeypatch, padded_to):
+    """The routed path at a small group (whole and half groups on cuDNN, the others on flash or padded onto cuDNN):
+    bf16 outputs on real tokens and every gradient against the float32 reference."""
+    monkeypatch.setattr(attention, "CUDNN_PIECES_FROM_GROUP", 2)
+    monkeypatch.setattr(attention, "RAGGED_PIECES_PADDED_TO", padded_to)
+    torch.manual_seed(0)
+    seq, dim, group, doc_lens = 2048, 128, 512, [[700, 1000, 300], [1500, 548]]
+    q, k, v = (torch.randn(2, seq, h, dim, device="cuda", dtype=torch.bfloat16).transpose(1, 2).requires_grad_()
+               for h in (8, 4, 4))
+    grad_out = torch.randn(2, 8, seq, dim, device="cuda")
+    real = torch.zeros(2, 1, seq, 1, device="cuda")
+    for b, row in enumerate(doc_lens):
+        real[b, :, :sum(row)] = 1
+    results = {}
+    for name, inputs in (("reference", [t.detach().float().requires_grad_() for t in (q, k, v)]),
+                         ("grouped", [q, k, v])):
+        out = attention.s2_attention(*inputs, group, doc_lens, backend=name).float() * real
+        results[name] = (out, *torch.autograd.grad((out * grad_out).sum(), inputs))
+    for got, expected in zip(results["grouped"], results["reference"]):
+        assert ((got - expected).norm() / expected.norm()).item() < 1e-2
