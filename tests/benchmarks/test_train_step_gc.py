@@ -35,3 +35,8 @@ def test_each_job_entry_has_the_collections_of_its_timed_steps(tiny_train_step_r
         entry = tiny_train_step_run.result[label]["baseline"]
         assert len(entry["gc_full_collections"]) == len(entry["gc_full_collection_ms"]) == len(entry["step_s"])
         assert all(n >= 0 for n in entry["gc_full_collections"])
+
+
+def test_freeze_gc_false_is_a_module_setting_of_a_variant():
+    name, settings, _, _ = train_step.parse_variant("ours:freeze_gc=false")
+    assert name == "ours" and settings == {"freeze_gc": False}
