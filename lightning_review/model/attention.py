@@ -13,7 +13,8 @@ Positions past the sum of a row's document lengths are padding: each attends onl
 
 Backends (all compute the same function):
 - ``grouped``: every group of every document is an independent causal attention; each run of equal full groups is
-  reshaped without copying into one call of PyTorch's SDPA with ``is_causal=True`` (flash kernels on GPU).
+  reshaped without copying into one call of PyTorch's SDPA with ``is_causal=True`` (cuDNN on an H200; in packed rows
+  see CUDNN_PIECES_FROM_GROUP).
 - ``flex``: FlexAttention with a block mask built from document ids and positions (no copies; compiled on GPU).
 - ``varlen``: every group of every document as one sequence of PyTorch's variable-length flash attention
   (``torch.nn.attention.varlen``, CUDA only): one kernel launch per half of the heads whatever the documents'
