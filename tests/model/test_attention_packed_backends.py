@@ -10,6 +10,19 @@ from lightning_review.model import attention
 from lightning_review.model.attention import _grouped_groups, _regular
 
 from .test_attention import rule_reference
+from .test_attention_varlen import assert_cuda_backend_matches_the_reference
+
+
+def counting_limit():
+    """A stand-in for the kernel limit that counts the calls made under it."""
+    entered = []
+
+    @contextmanager
+    def limit():
+        entered.append(1)
+        yield
+
+    return entered, limit
 
 
 def test_whole_and_half_groups_are_regular_other_lengths_are_not():
@@ -19,13 +32,7 @@ def test_whole_and_half_groups_are_regular_other_lengths_are_not():
 
 
 def test_only_the_ragged_pieces_run_under_the_limit_and_the_result_is_the_rule():
-    entered = []
-
-    @contextmanager
-    def limit():
-        entered.append(1)
-        yield
-
+    entered, limit = counting_limit()
     torch.manual_seed(0)
     heads, dim, seq, group, lens = 4, 8, 40, 8, [[13, 7, 20]]
     q, k, v = (torch.randn(1, heads, seq, dim, dtype=torch.float64) for _ in range(3))
@@ -49,13 +56,7 @@ def test_ragged_pieces_padded_to_few_lengths_give_the_rule_outputs_and_gradients
         return real_sdpa(q, *args, **kwargs)
 
     monkeypatch.setattr(attention.F, "scaled_dot_product_attention", recording_sdpa)
-    entered = []
-
-    @contextmanager
-    def limit():
-        entered.append(1)
-        yield
-
+    entered, limit = counting_limit()
     torch.manual_seed(0)
     dim, seq, group, lens = 8, 44, 8, [[13, 7, 20]]  # 4 tokens of padding
     q = torch.randn(1, heads, seq, dim, dtype=torch.float64, requires_grad=True)
@@ -87,18 +88,4 @@ def test_cuda_packed_rows_with_cudnn_pieces_match_the_reference(monkeypatch, pad
     bf16 outputs on real tokens and every gradient against the float32 reference."""
     monkeypatch.setattr(attention, "CUDNN_PIECES_FROM_GROUP", 2)
     monkeypatch.setattr(attention, "RAGGED_PIECES_PADDED_TO", padded_to)
-    torch.manual_seed(0)
-    seq, dim, group, doc_lens = 2048, 128, 512, [[700, 1000, 300], [1500, 548]]
-    q, k, v = (torch.randn(2, seq, h, dim, device="cuda", dtype=torch.bfloat16).transpose(1, 2).requires_grad_()
-               for h in (8, 4, 4))
-    grad_out = torch.randn(2, 8, seq, dim, device="cuda")
-    real = torch.zeros(2, 1, seq, 1, device="cuda")
-    for b, row in enumerate(doc_lens):
-        real[b, :, :sum(row)] = 1
-    results = {}
-    for name, inputs in (("reference", [t.detach().float().requires_grad_() for t in (q, k, v)]),
-                         ("grouped", [q, k, v])):
-        out = attention.s2_attention(*inputs, group, doc_lens, backend=name).float() * real
-        results[name] = (out, *torch.autograd.grad((out * grad_out).sum(), inputs))
-    for got, expected in zip(results["grouped"], results["reference"]):
-        assert ((got - expected).norm() / expected.norm()).item() < 1e-2
+    assert_cuda_backend_matches_the_reference("grouped", 8, 4, [[700, 1000, 300], [1500, 548]], seq=2048, group=512)

@@ -81,19 +81,25 @@ def test_cuda_varlen_matches_the_reference_on_real_tokens(heads, kv_heads, doc_l
     """bf16 flash varlen against the float32 dense reference: outputs on real tokens and every gradient, by the
     relative error of the whole tensor (bf16 rounding gives 2e-3 to 3e-3 in benchmarks/attention.py's check; a wrong
     group or document boundary gives errors of order 1)."""
+    assert_cuda_backend_matches_the_reference("varlen", heads, kv_heads, doc_lens, seq=1024, group=256)
+
+
+def assert_cuda_backend_matches_the_reference(backend: str, heads: int, kv_heads: int, doc_lens, seq: int,
+                                              group: int, dim: int = 128) -> None:
+    """bf16 ``backend`` on CUDA against the float32 dense reference, rows in transformers' memory layout: outputs on
+    real tokens and every gradient, each by the relative error of the whole tensor."""
     torch.manual_seed(0)
-    seq, dim, group = 1024, 128, 256
-    q, k, v = (torch.randn(2, seq, h, dim, device="cuda", dtype=torch.bfloat16).transpose(1, 2).requires_grad_()
-               for h in (heads, kv_heads, kv_heads))
-    grad_out = torch.randn(2, heads, seq, dim, device="cuda")
-    real = torch.zeros(2, 1, seq, 1, device="cuda")
+    q, k, v = (torch.randn(len(doc_lens), seq, h, dim, device="cuda", dtype=torch.bfloat16).transpose(1, 2)
+               .requires_grad_() for h in (heads, kv_heads, kv_heads))
+    grad_out = torch.randn(len(doc_lens), heads, seq, dim, device="cuda")
+    real = torch.zeros(len(doc_lens), 1, seq, 1, device="cuda")
     for b, row in enumerate(doc_lens):
         real[b, :, :sum(row)] = 1
     results = {}
     for name, inputs in (("reference", [t.detach().float().requires_grad_() for t in (q, k, v)]),
-                         ("varlen", [q, k, v])):
+                         (backend, [q, k, v])):
         out = s2_attention(*inputs, group, doc_lens, backend=name).float() * real
         results[name] = (out, *torch.autograd.grad((out * grad_out).sum(), inputs))
-    for got, expected in zip(results["varlen"], results["reference"]):
+    for got, expected in zip(results[backend], results["reference"]):
         assert torch.isfinite(got).all()
         assert ((got.float() - expected).norm() / expected.norm()).item() < 1e-2
