@@ -56,13 +56,14 @@ def grouped_all_flash(q, k, v, group, doc_lens):
 
 
 def grouped_ragged_padded(q, k, v, group, doc_lens, multiple=256):
-    """``grouped`` with the ragged pieces of a packed row zero-padded to ``multiple`` tokens and run on cuDNN (where
-    CUDNN_PIECES_FROM_GROUP routes the whole groups there; session 14 ran it before that threshold, at every size)."""
-    attention.RAGGED_PIECES_PADDED_TO = multiple
+    """``grouped`` with a packed row's whole and half groups on cuDNN at any group size and its ragged pieces
+    zero-padded to ``multiple`` tokens onto cuDNN too (``multiple=0``: ragged pieces on flash)."""
+    saved = attention.CUDNN_PIECES_FROM_GROUP, attention.RAGGED_PIECES_PADDED_TO
+    attention.CUDNN_PIECES_FROM_GROUP, attention.RAGGED_PIECES_PADDED_TO = 2, multiple
     try:
         return s2_attention(q, k, v, group, doc_lens, backend="grouped")
     finally:
-        attention.RAGGED_PIECES_PADDED_TO = 0
+        attention.CUDNN_PIECES_FROM_GROUP, attention.RAGGED_PIECES_PADDED_TO = saved
 
 
 def rel_err(a, b):
@@ -85,9 +86,10 @@ def check(device):
         qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
         ref = s2_attention(qf, kf, vf, 512, lens, backend="reference")
         ref_g = torch.autograd.grad((ref * go.float() * real.float()).sum(), (qf, kf, vf))
-        for backend in ("grouped", "grouped ragged padded", "flex", "varlen"):
+        routed = {"grouped cudnn pieces": 0, "grouped ragged padded": 256}  # the threshold lowered to group 512
+        for backend in ("grouped", *routed, "flex", "varlen"):
             try:
-                out = (grouped_ragged_padded(q, k, v, 512, lens) if backend == "grouped ragged padded"
+                out = (grouped_ragged_padded(q, k, v, 512, lens, routed[backend]) if backend in routed
                        else s2_attention(q, k, v, 512, lens, backend=backend))
             except Exception as exc:  # noqa: BLE001 - record a failing backend beside the others
                 rows.append({"layout": lens, "kv_heads": kv, "backend": backend, "error": repr(exc)[:300]})

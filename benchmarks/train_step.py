@@ -133,11 +133,22 @@ class GcRecorder:
 
     def end_step(self, keep: bool = True) -> None:
         """Close the step; ``keep``: file its figures (False for an untimed warm-up step)."""
-        if self._on_gc in gc.callbacks:
-            gc.callbacks.remove(self._on_gc)
+        self.close()
         if keep:
             self.full_collections.append(self._count)
             self.full_collection_ms.append(round(self._ns / 1e6, 1))
+
+    def close(self) -> None:
+        """The callback removed: also after a step that raised (an OOM, a result here) and never reached end_step."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def last(self, steps: int) -> tuple[list[int], list[float]]:
+        """The figures of the last ``steps`` kept steps (the timed pass); fewer kept than that is a bug, not a gap."""
+        if len(self.full_collections) < steps:
+            raise RuntimeError(f"GcRecorder kept {len(self.full_collections)} steps, fewer than the {steps} timed")
+        start = len(self.full_collections) - steps
+        return self.full_collections[start:], self.full_collection_ms[start:]
 
 
 # ---- the baseline ---------------------------------------------------------------------------------------------------
@@ -542,8 +553,7 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
             entry["passes"] = args.passes
             entry["step_s"] = [round(t, 3) for t in times]
             # Python's full garbage collections in each timed step (the last pass's, aligned with step_s)
-            entry["gc_full_collections"] = gc_steps.full_collections[len(gc_steps.full_collections) - len(times):]
-            entry["gc_full_collection_ms"] = gc_steps.full_collection_ms[len(gc_steps.full_collection_ms) - len(times):]
+            entry["gc_full_collections"], entry["gc_full_collection_ms"] = gc_steps.last(len(times))
             if first:
                 first_pass = summarize(first, doc_lens, config, peak, None)
                 entry["first_pass"] = {"tokens_per_s": first_pass["tokens_per_s"],
@@ -557,6 +567,8 @@ def _run_variant(name, load, checkpoint, context, jobs, args, config, peak, resu
                 raise
             _release_trainer(model if kind == "ours" else None)
             entry = {"oom": True, "peak_gb": peak_gb(device), **extra}
+        finally:
+            gc_steps.close()
         result.setdefault(label, {})[name] = entry
         print(name, label, entry, flush=True)
         Path(args.out).write_text(json.dumps(result, indent=1))

@@ -18,9 +18,9 @@ Backends (all compute the same function):
 - ``flex``: FlexAttention with a block mask built from document ids and positions (no copies; compiled on GPU).
 - ``varlen``: every group of every document as one sequence of PyTorch's variable-length flash attention
   (``torch.nn.attention.varlen``, CUDA only): one kernel launch per half of the heads whatever the documents'
-  lengths, where ``grouped`` launches one SDPA call per run of equal groups. A row's padding is one causal sequence
-  of its own (the other backends let each padding token see only itself): no document token sees it either way and
-  the loss never reads it, so the real tokens' outputs and every gradient are the same.
+  lengths, where ``grouped`` launches one SDPA call per run of equal groups. A row's padding is cut into causal
+  sequences a group long (the other backends let each padding token see only itself): no document token sees it
+  either way and the loss never reads it, so the real tokens' outputs and every gradient are the same.
 - ``reference``: a dense boolean mask through SDPA; O(seq^2) memory, for tests and debugging.
 """
 
@@ -270,7 +270,8 @@ def _flex(q, k, v, layout, group_size, scale):
 
         # Compiled on CUDA: uncompiled, create_block_mask materialises the dense (batch, heads, seq, seq) mask
         # (320 GiB at 32K tokens and 40 heads).
-        block_mask = create_block_mask(mask_mod, batch, heads, seq, seq, device=q.device, _compile=q.is_cuda)
+        with torch.inference_mode(False):  # cached: a training step may use what a validation step made
+            block_mask = create_block_mask(mask_mod, batch, heads, seq, seq, device=q.device, _compile=q.is_cuda)
         _BLOCK_MASKS[key] = block_mask
         if len(_BLOCK_MASKS) > _CACHE_SIZE:
             _BLOCK_MASKS.popitem(last=False)
@@ -288,18 +289,18 @@ def _flex(q, k, v, layout, group_size, scale):
 def varlen_boundaries(layout: tuple[tuple[int, ...], ...], seq: int, group_size: int | None, shifted: bool
                       ) -> tuple[list[int], int]:
     """The cumulative sequence starts (``cu_seqlens``) of a batch's rows flattened into one token axis, one sequence
-    per attention group of each document and one per row's padding, and the longest sequence."""
+    per attention group of each document and per group-long piece of a row's padding, and the longest sequence."""
     bounds, longest = [0], 0
     for row, lens in enumerate(layout):
         start = row * seq
-        for n in lens:
-            for _, g in _groups_of_document(n, group_size, shifted):
-                start += g
-                bounds.append(start)
-                longest = max(longest, g)
-        if sum(lens) < seq:  # the row's padding: one causal sequence, seen by no document
-            bounds.append((row + 1) * seq)
-            longest = max(longest, seq - sum(lens))
+        pieces = [g for n in lens for _, g in _groups_of_document(n, group_size, shifted)]
+        padding = seq - sum(lens)  # causal sequences seen by no document, a group long at most (not padding^2 work)
+        step = group_size or padding
+        pieces += [min(step, padding - i) for i in range(0, padding, step or 1)]
+        for g in pieces:
+            start += g
+            bounds.append(start)
+            longest = max(longest, g)
     return bounds, longest
 
 
@@ -312,9 +313,13 @@ def _varlen_bounds(layout, seq, group_size, shifted, device) -> tuple[torch.Tens
     found = _VARLEN_BOUNDS.get(key)
     if found is None:
         bounds, longest = varlen_boundaries(layout, seq, group_size, shifted)
-        found = _VARLEN_BOUNDS[key] = (torch.tensor(bounds, dtype=torch.int32, device=device), longest)
+        # not an inference tensor, even when made in validation: varlen_attn saves it for a later training backward
+        with torch.inference_mode(False):
+            found = _VARLEN_BOUNDS[key] = (torch.tensor(bounds, dtype=torch.int32, device=device), longest)
         if len(_VARLEN_BOUNDS) > 4 * _CACHE_SIZE:
             _VARLEN_BOUNDS.popitem(last=False)
+    else:
+        _VARLEN_BOUNDS.move_to_end(key)
     return found
 
 

@@ -3,6 +3,8 @@ each job's entry as gc_full_collections / gc_full_collection_ms beside step_s.""
 
 import gc
 
+import pytest
+
 import train_step
 
 
@@ -40,3 +42,15 @@ def test_each_job_entry_has_the_collections_of_its_timed_steps(tiny_train_step_r
 def test_freeze_gc_false_is_a_module_setting_of_a_variant():
     name, settings, _, _ = train_step.parse_variant("ours:freeze_gc=false")
     assert name == "ours" and settings == {"freeze_gc": False}
+
+
+def test_a_step_that_raised_leaves_no_callback_and_too_few_steps_are_refused():
+    recorder = train_step.GcRecorder()
+    recorder.start_step()  # the step raises here: end_step is never reached
+    recorder.close()
+    assert recorder._on_gc not in gc.callbacks
+    recorder.start_step()
+    recorder.end_step()
+    assert recorder.last(1) == ([0], [0.0]) and recorder.last(0) == ([], [])
+    with pytest.raises(RuntimeError, match="kept 1 steps, fewer than the 2 timed"):
+        recorder.last(2)

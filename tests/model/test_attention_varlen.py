@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from lightning_review.errors import UserError
-from lightning_review.model.attention import _normalise_doc_lens, _varlen_halves, s2_attention, varlen_boundaries
+from lightning_review.model.attention import (_normalise_doc_lens, _varlen_bounds, _varlen_halves, s2_attention,
+                                              varlen_boundaries)
 
 from .test_attention import CASES, HEADS, rule_reference
 
@@ -29,11 +30,22 @@ def documented_varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, *, window_size=Non
 
 def test_boundaries_cut_documents_into_groups_and_padding_into_one_sequence():
     layout = ((10, 26), (5,))
-    # row 0: doc 10 (groups of 8: 8 + 2), doc 26 (8+8+8+2); row 1 starts at 36: doc 5, then 31 padding tokens
-    assert varlen_boundaries(layout, 36, 8, False) == ([0, 8, 10, 18, 26, 34, 36, 41, 72], 31)
-    # shifted: half a group first, then full groups
-    assert varlen_boundaries(layout, 36, 8, True) == ([0, 4, 10, 14, 22, 30, 36, 41, 72], 31)
+    # row 0: doc 10 (groups of 8: 8 + 2), doc 26 (8+8+8+2); row 1 starts at 36: doc 5, then 31 padding tokens in
+    # pieces of a group at most (8+8+8+7)
+    assert varlen_boundaries(layout, 36, 8, False) == ([0, 8, 10, 18, 26, 34, 36, 41, 49, 57, 65, 72], 8)
+    # shifted: half a group first, then full groups; the padding as in the plain half
+    assert varlen_boundaries(layout, 36, 8, True) == ([0, 4, 10, 14, 22, 30, 36, 41, 49, 57, 65, 72], 8)
     assert varlen_boundaries(((36,),), 36, None, False) == ([0, 36], 36)
+    assert varlen_boundaries(((30,),), 36, None, False) == ([0, 30, 36], 30)
+
+
+def test_bounds_made_in_validation_serve_a_training_backward():
+    """Validation runs under inference_mode; the cached boundaries it made must not be inference tensors, which
+    varlen_attn could not save for a training step's backward."""
+    with torch.inference_mode():
+        bounds, _ = _varlen_bounds(((7, 9),), 20, None, False, torch.device("cpu"))
+    again, _ = _varlen_bounds(((7, 9),), 20, None, False, torch.device("cpu"))
+    assert again is bounds and not bounds.is_inference()
 
 
 @pytest.mark.parametrize("heads, kv_heads", HEADS)
