@@ -91,3 +91,33 @@ def test_a_resume_may_switch_freeze_gc():
     from lightning_review.training.module import model_setting_differences
 
     assert model_setting_differences({"lora_r": 8, "freeze_gc": True}, {"lora_r": 8, "freeze_gc": False}) == []
+
+
+class FailsBeforeTraining(Tiny):
+    def configure_optimizers(self):
+        raise RuntimeError("no optimizer")
+
+
+def test_a_fit_that_fails_before_train_start_leaves_the_callers_freeze_alone():
+    """Only what this callback froze is unfrozen: a caller's own freeze survives a fit that never started training."""
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    with pytest.raises(RuntimeError, match="no optimizer"):
+        fit(FailsBeforeTraining(), [FrozenGarbageCollection()])
+    assert gc.get_freeze_count() > frozen // 2 > 0  # (objects frozen may still be freed by reference counting)
+
+
+def test_garbage_already_made_is_collected_before_the_freeze():
+    """A cycle that is garbage at train start is freed, not frozen for the whole run."""
+    import weakref
+
+    class Node:
+        pass
+
+    node = Node()
+    node.self = node  # a reference cycle: only the collector frees it
+    ref = weakref.ref(node)
+    del node
+    module = Tiny()
+    fit(module, [FrozenGarbageCollection()])
+    assert ref() is None
