@@ -185,22 +185,29 @@ def _grouped(q, k, v, layout, group_size, scale):
         return _grouped_groups(q, k, v, layout, group_size, scale)
 
 
+def _head_halves(q, k, v, dim: int) -> tuple[tuple, tuple]:
+    """q, k, v cut along the heads axis ``dim`` into the plain half [0, H//2) and the shifted half [H//2, H)
+    (LongLoRA's num_heads // 2: with an odd number of heads the shifted part has one more). Where the halves would
+    share a key/value head, each query head gets its own copy."""
+    heads = q.shape[dim]
+    half, ratio = heads // 2, heads // k.shape[dim]
+    if half % ratio:
+        k, v = k.repeat_interleave(ratio, dim=dim), v.repeat_interleave(ratio, dim=dim)
+        ratio = 1
+    q_parts, kv_parts = [half, heads - half], [half // ratio, (heads - half) // ratio]
+    (q0, q1), (k0, k1), (v0, v1) = (t.split(n, dim=dim) for t, n in ((q, q_parts), (k, kv_parts), (v, kv_parts)))
+    return (q0, k0, v0), (q1, k1, v1)
+
+
 def _grouped_groups(q, k, v, layout, group_size, scale, ragged_backends=None):
-    heads, seq = q.shape[1], q.shape[2]
+    seq = q.shape[2]
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # (batch, seq, heads, dim) views, no copy
     if group_size is None:
         out = _grouped_half(qt, kt, vt, layout, seq, None, False, scale, ragged_backends)
     else:
-        # heads [0, H//2) take the plain groups, [H//2, H) the shifted ones (LongLoRA's num_heads // 2: with an odd
-        # number of heads the shifted part has one more)
-        half, ratio = heads // 2, heads // k.shape[1]
-        if half % ratio:  # the halves would share a key/value head: give each query head its own copy
-            kt, vt = kt.repeat_interleave(ratio, dim=2), vt.repeat_interleave(ratio, dim=2)
-            ratio = 1
-        q_parts, kv_parts = [half, heads - half], [half // ratio, (heads - half) // ratio]
-        (q0, q1), (k0, k1), (v0, v1) = (t.split(n, dim=2) for t, n in ((qt, q_parts), (kt, kv_parts), (vt, kv_parts)))
-        out = torch.cat([_grouped_half(q0, k0, v0, layout, seq, group_size, False, scale, ragged_backends),
-                         _grouped_half(q1, k1, v1, layout, seq, group_size, True, scale, ragged_backends)], dim=2)
+        plain, shifted = _head_halves(qt, kt, vt, dim=2)
+        out = torch.cat([_grouped_half(*plain, layout, seq, group_size, False, scale, ragged_backends),
+                         _grouped_half(*shifted, layout, seq, group_size, True, scale, ragged_backends)], dim=2)
     return out.transpose(1, 2)
 
 
@@ -345,7 +352,6 @@ def _varlen_halves(q, k, v, layout, group_size, scale, varlen_attn, causal: dict
     """The two halves of the heads, each one varlen call over every group of the batch (tests pass a CPU
     ``varlen_attn`` written from its documentation)."""
     batch, heads, seq, dim = q.shape
-    kv_heads = k.shape[1]
     # (batch, heads, seq, dim) views of (batch, seq, heads, dim) memory: the rows flatten into one token axis free
     qt, kt, vt = (t.transpose(1, 2).reshape(batch * seq, t.shape[1], dim) for t in (q, k, v))
 
@@ -359,13 +365,8 @@ def _varlen_halves(q, k, v, layout, group_size, scale, varlen_attn, causal: dict
     if group_size is None:
         out = attend(qt, kt, vt, False)
     else:
-        half, ratio = heads // 2, heads // kv_heads
-        if half % ratio:  # the halves would share a key/value head (as in _grouped_groups)
-            kt, vt = kt.repeat_interleave(ratio, dim=1), vt.repeat_interleave(ratio, dim=1)
-            ratio = 1
-        q_parts, kv_parts = [half, heads - half], [half // ratio, (heads - half) // ratio]
-        (q0, q1), (k0, k1), (v0, v1) = (t.split(n, dim=1) for t, n in ((qt, q_parts), (kt, kv_parts), (vt, kv_parts)))
-        out = torch.cat([attend(q0, k0, v0, False), attend(q1, k1, v1, True)], dim=1)
+        plain, shifted = _head_halves(qt, kt, vt, dim=1)
+        out = torch.cat([attend(*plain, False), attend(*shifted, True)], dim=1)
     return out.view(batch, seq, heads, dim).transpose(1, 2)
 
 
