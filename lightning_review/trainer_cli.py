@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from .config_errors import OneLineErrors
+from .config_errors import PROG, OneLineErrors
 from .errors import UserError
 
 
@@ -29,8 +29,8 @@ class ReviewCLI(LightningCLI):
         ``error: <message>``, and exit status 1, as the tool commands do; any other exception is our bug and keeps
         its traceback. A misspelled key or a mistyped value is one line too (ReviewArgumentParser), with status 2."""
         kwargs.setdefault("parser_class", ReviewArgumentParser)
-        # the usage lines name the command a user types, not __main__.py (the tool commands' prog, cli.PROG)
-        kwargs.setdefault("parser_kwargs", {"prog": "python -m lightning_review"})
+        # the usage lines name the command a user types, not __main__.py (the tool commands' PROG)
+        kwargs.setdefault("parser_kwargs", {"prog": PROG.rstrip()})
         try:
             super().__init__(*args, **kwargs)
         except UserError as exc:

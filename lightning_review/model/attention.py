@@ -139,11 +139,12 @@ def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale, ragged_backe
             if g == 0:  # padding attends only to itself: its output is its own value (finite, ignored by the loss)
                 outs.append(vp.repeat_interleave(heads // kv_heads, dim=1) if gqa else vp)
                 continue
-            if ragged_backends is not None and not _regular(g, group_size) and RAGGED_PIECES_PADDED_TO:
+            ragged = ragged_backends is not None and not _regular(g, group_size)
+            if ragged and RAGGED_PIECES_PADDED_TO:
                 outs.append(_padded_piece(qp, kp, vp, scale, gqa))
                 continue
             qs, ks, vs = (t.reshape(n // g, g, t.shape[1], t.shape[2]).transpose(1, 2) for t in (qp, kp, vp))
-            with nullcontext() if ragged_backends is None or _regular(g, group_size) else ragged_backends():
+            with ragged_backends() if ragged else nullcontext():
                 o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
             outs.append(o.transpose(1, 2).reshape(n, heads, o.shape[-1]))
         rows.append(outs[0].contiguous() if len(outs) == 1 else torch.cat(outs, dim=0))  # a cat of one still copies
