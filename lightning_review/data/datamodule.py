@@ -73,8 +73,8 @@ class ReviewDataModule(L.LightningDataModule):
             choice for FlexAttention, which compiles once per shape) or ``documents`` (as wide as its documents,
             rounded up to ``pad_to_multiple_of``): no compute on padding, the same loss and gradients per document
             (tested). On the 13B length mix (benchmarks/train_step.py ``width=fit``, one H200) 99.7% real tokens
-            against 87.0%, 5,169 against 4,559 tokens/s. With it, choose ``model.attention_backend grouped`` on a
-            GPU: ``auto`` takes FlexAttention for rows under 8K tokens and would compile each new width.
+            against 87.0%, 5,169 against 4,559 tokens/s. ``model.attention_backend auto`` suits both: it takes
+            no backend that compiles per width (``flex`` would, for each new width under 8K tokens).
         predict_file: papers to review in ``predict`` (JSONL with ``paper`` and optional ``id``).
         data_format: ``auto`` or one of lightning_review.data.readers' formats (jsonl, chat, paper_reviews,
             peerread, json, csv).

@@ -374,18 +374,25 @@ def _varlen_halves(q, k, v, layout, group_size, scale, varlen_attn, causal: dict
 _IMPLEMENTATIONS = {"grouped": _grouped, "flex": _flex, "varlen": _varlen, "reference": _reference}
 
 
-FLEX_BELOW_TOKENS = 8192
+GROUPED_FROM_TOKENS = 8192
+VARLEN_DTYPES = (torch.bfloat16, torch.float16)
 
 
-def resolve_backend(backend: str, device: torch.device, seq: int) -> str:
+def resolve_backend(backend: str, device: torch.device, seq: int, dtype: torch.dtype = torch.bfloat16) -> str:
     """``auto`` by measurement on one H200 (benchmarks/RESULTS.md): ``grouped`` from 8K tokens up (2.2x-3.5x over
-    full causal SDPA), ``flex`` on CUDA below (1.7x at 4K, where ``grouped``'s small calls lose); ``grouped`` on CPU,
-    where FlexAttention has no backward."""
+    full causal SDPA, cuDNN on whole groups); below, on CUDA in half precision, ``varlen``, whose one launch per half
+    of the heads beats ``grouped``'s many small calls (2.52 against 4.24 ms on an 8K row of three documents) and,
+    unlike ``flex``, compiles nothing: rows collated at their documents' width (``data.packed_width documents``) or
+    unpacked batches change width every step, and ``flex`` compiled each new width (a 13B first pass over 8K mix rows
+    ran 15x slower, session 15). ``flex`` below 8K for float32 on CUDA (the flash kernels take only half precision),
+    ``grouped`` on CPU, where FlexAttention has no backward."""
     if backend not in BACKENDS:
         raise UserError(f"attention backend {backend!r} is not one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        return "flex" if device.type == "cuda" and seq < FLEX_BELOW_TOKENS else "grouped"
-    return backend
+    if backend != "auto":
+        return backend
+    if device.type != "cuda" or seq >= GROUPED_FROM_TOKENS:
+        return "grouped"
+    return "varlen" if dtype in VARLEN_DTYPES else "flex"
 
 
 def s2_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_size: int | None,
@@ -399,7 +406,8 @@ def s2_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_size: 
     """
     _check_inputs(q, k, v, group_size, doc_lens)
     layout = _normalise_doc_lens(doc_lens, q.shape[0], q.shape[2])
-    return _IMPLEMENTATIONS[resolve_backend(backend, q.device, q.shape[2])](q, k, v, layout, group_size, scale)
+    implementation = _IMPLEMENTATIONS[resolve_backend(backend, q.device, q.shape[2], q.dtype)]
+    return implementation(q, k, v, layout, group_size, scale)
 
 
 def document_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, doc_lens: DocLens | None = None,
