@@ -1,5 +1,5 @@
-"""model.nf4_dequant: one Triton kernel against bitsandbytes' ``dequantize_4bit`` (its CPU backend here, its CUDA
-one on a GPU), bit for bit: NF4 weights quantized by bitsandbytes itself, nested (double-quantized, as our loader's
+"""model.nf4_dequant: one Triton kernel against bitsandbytes' ``dequantize_4bit`` (its CUDA kernel on a GPU, its
+pure-torch path on the CPU: see bnb_dequantize), bit for bit: NF4 weights quantized by bitsandbytes itself, nested (double-quantized, as our loader's
 ``bnb_4bit_use_double_quant=True``) and not, on shapes that are no multiple of the tile. On a machine without CUDA
 the kernel runs under Triton's interpreter (float32 and float16 out; its bfloat16 casts truncate, see
 test_bfloat16_state_rounds_once_then_casts)."""
@@ -11,6 +11,31 @@ pytest.importorskip("triton")
 bnb_functional = pytest.importorskip("bitsandbytes.functional")
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
+
+
+def bnb_dequantize(packed: torch.Tensor, state) -> torch.Tensor:
+    """bitsandbytes' ``dequantize_4bit``. On the CPU, the same float operations through its pure-torch path
+    (bitsandbytes.backends.default: code lookup in float32, times the block's float32 absmax, cast to the state's
+    dtype) with the absmax from bitsandbytes: bitsandbytes 0.50.2's native AVX-512 CPU kernel returns wrong values
+    when a row's length is not a multiple of the block (96 columns at blocksize 64: off by up to half a block's
+    absmax; seen 2026-12-02 on an AMD EPYC with AVX-512, where these tests then failed), its default path does not."""
+    if CUDA:
+        return bnb_functional.dequantize_4bit(packed, state)
+    absmax = state.absmax
+    if state.nested:
+        absmax = bnb_functional.dequantize_blockwise(state.absmax, state.state2) + state.offset
+    code = bnb_functional.get_4bit_type(state.quant_type, packed.device)
+    flat = packed.reshape(-1)
+    n = state.shape.numel()
+    values = code[torch.stack([flat >> 4, flat & 0xF], dim=1).reshape(-1).long()][:n]
+    blocks = torch.arange(n, device=packed.device) // state.blocksize
+    return (values * absmax.float()[blocks]).reshape(state.shape).to(state.dtype)
+
+
+def test_the_reference_is_bitsandbytes_where_its_kernel_is_right():
+    """On shapes whose rows are whole blocks, bitsandbytes' own kernel (CPU or CUDA) gives the reference exactly."""
+    packed, state = quantized((64, 128), 64, True)
+    assert torch.equal(bnb_dequantize(packed, state), bnb_functional.dequantize_4bit(packed, state))
 
 
 def quantized(shape, blocksize, nested, dtype=torch.float32, quant_type="nf4", seed=0):
@@ -32,7 +57,7 @@ def test_bitwise_equal_to_bitsandbytes(nf4, nested, blocksize, shape):
     assert packed.dtype == torch.uint8 and packed.shape == ((shape[0] * shape[1] + 1) // 2, 1)
     assert state.nested == nested
     assert nf4.supports(state)
-    expected = bnb_functional.dequantize_4bit(packed, state)
+    expected = bnb_dequantize(packed, state)
     for dtype in OUT_DTYPES:
         got = nf4.dequantize_nf4(packed, state, dtype)
         assert got.shape == shape and got.dtype == dtype
@@ -45,7 +70,7 @@ def test_several_programs_and_second_level_blocks(nf4, monkeypatch):
     monkeypatch.setattr(nf4, "TILE_ELEMENTS", 256)
     packed, state = quantized((160, 130), 64, True)  # 325 blocks: two second-level blocks, 82 programs
     assert state.absmax.numel() > state.state2.blocksize
-    expected = bnb_functional.dequantize_4bit(packed, state)
+    expected = bnb_dequantize(packed, state)
     assert torch.equal(nf4.dequantize_nf4(packed, state, torch.float32), expected)
 
 
@@ -55,7 +80,7 @@ def test_half_precision_state_rounds_like_bitsandbytes(nf4, state_dtype):
     ``dequantize_4bit(...).to(dtype)`` does."""
     packed, state = quantized((48, 96), 64, True, dtype=state_dtype)
     assert state.dtype == state_dtype
-    expected = bnb_functional.dequantize_4bit(packed, state)
+    expected = bnb_dequantize(packed, state)
     for dtype in OUT_DTYPES:
         assert torch.equal(nf4.dequantize_nf4(packed, state, dtype), expected.to(dtype)), dtype
 
@@ -66,9 +91,9 @@ def test_bfloat16_state_rounds_once_then_casts(nf4):
     it rounds to nearest, and the test above is exact), so the result is the fp32 dequantization truncated to bf16,
     within one bf16 ulp of bitsandbytes'."""
     packed, state = quantized((48, 96), 64, True, dtype=torch.bfloat16)
-    expected = bnb_functional.dequantize_4bit(packed, state).float()
+    expected = bnb_dequantize(packed, state).float()
     state.dtype = torch.float32
-    fp32 = bnb_functional.dequantize_4bit(packed, state)
+    fp32 = bnb_dequantize(packed, state)
     state.dtype = torch.bfloat16
     got = nf4.dequantize_nf4(packed, state, torch.float32)
     assert torch.equal(got, (fp32.view(torch.int32) & ~0xFFFF).view(torch.float32))
@@ -80,7 +105,7 @@ def test_out_is_written_in_place(nf4):
     out = torch.full((40, 64), float("nan"), device=DEVICE)
     got = nf4.dequantize_nf4(packed, state, torch.float32, out=out)
     assert got.data_ptr() == out.data_ptr()
-    assert torch.equal(out, bnb_functional.dequantize_4bit(packed, state))
+    assert torch.equal(out, bnb_dequantize(packed, state))
     with pytest.raises(ValueError):
         nf4.dequantize_nf4(packed, state, torch.float32, out=torch.empty(64, 40, device=DEVICE))
 
@@ -90,7 +115,7 @@ def test_other_storage_dtype_is_read_as_bytes(nf4):
     packed, state = quantized((32, 64), 64, True)
     as_half = packed.reshape(-1).view(torch.float16).unsqueeze(1)
     assert torch.equal(nf4.dequantize_nf4(as_half, state, torch.float32),
-                       bnb_functional.dequantize_4bit(packed, state))
+                       bnb_dequantize(packed, state))
 
 
 def test_fp4_and_odd_states_are_left_to_bitsandbytes(nf4):
@@ -119,7 +144,7 @@ def test_nothing_is_written_outside_out(nf4, monkeypatch, shape, dtype, shift):
     monkeypatch.setattr(nf4, "_dequantize_nf4_kernel", Recorded())
     packed, state = quantized(shape, 64, True)
     n = shape[0] * shape[1]
-    expected = bnb_functional.dequantize_4bit(packed, state).to(dtype)
+    expected = bnb_dequantize(packed, state).to(dtype)
     buffer = torch.full((n + 8,), -7.0, dtype=dtype, device=DEVICE)
     out = buffer[shift:shift + n].view(shape)
     assert (out.data_ptr() % (2 * dtype.itemsize) == 0) == (shift == 0)
