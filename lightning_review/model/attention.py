@@ -381,11 +381,12 @@ VARLEN_DTYPES = (torch.bfloat16, torch.float16)
 def resolve_backend(backend: str, device: torch.device, seq: int, dtype: torch.dtype = torch.bfloat16) -> str:
     """``auto`` by measurement on one H200 (benchmarks/RESULTS.md): ``grouped`` from 8K tokens up (2.2x-3.5x over
     full causal SDPA, cuDNN on whole groups); below, on CUDA in half precision, ``varlen``, whose one launch per half
-    of the heads beats ``grouped``'s many small calls (2.52 against 4.24 ms on an 8K row of three documents) and,
-    unlike ``flex``, compiles nothing: rows collated at their documents' width (``data.packed_width documents``) or
-    unpacked batches change width every step, and ``flex`` compiled each new width (a 13B first pass over 8K mix rows
-    ran 15x slower, session 15). ``flex`` below 8K for float32 on CUDA (the flash kernels take only half precision),
-    ``grouped`` on CPU, where FlexAttention has no backward."""
+    of the heads beats ``grouped``'s many small calls (2.52 against 4.24 ms on an 8K row of three documents; a 13B
+    step over 8K mix rows 6,277 against 6,075 tokens/s) and, unlike ``flex``, compiles nothing: rows collated at
+    their documents' width (``data.packed_width documents``) or unpacked batches change width every step, and
+    ``flex`` compiled each new width (that 13B first pass ran 15x slower, session 15). At one fixed width under 8K
+    ``flex`` is faster (0.97 against 1.81 ms, one 4K document): name it there. ``flex`` below 8K for float32 on CUDA
+    (the flash kernels take only half precision), ``grouped`` on CPU, where FlexAttention has no backward."""
     if backend not in BACKENDS:
         raise UserError(f"attention backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend != "auto":
