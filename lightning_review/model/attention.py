@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from contextlib import nullcontext
-from functools import partial
+from functools import cache, partial
 from typing import Literal
 
 import torch
@@ -378,6 +378,15 @@ GROUPED_FROM_TOKENS = 8192
 VARLEN_DTYPES = (torch.bfloat16, torch.float16)
 
 
+@cache
+def flash_varlen_runs_on(device: torch.device) -> bool:
+    """torch's flash varlen kernels need an NVIDIA GPU of compute capability 8.0 or more (Ampere on); on older ones
+    (a T4, a V100) or ROCm ``auto`` keeps ``flex``."""
+    if device.type != "cuda" or torch.version.cuda is None:
+        return False
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def resolve_backend(backend: str, device: torch.device, seq: int, dtype: torch.dtype = torch.bfloat16) -> str:
     """``auto`` by measurement on one H200 (benchmarks/RESULTS.md): ``grouped`` from 8K tokens up (2.2x-3.5x over
     full causal SDPA, cuDNN on whole groups); below, on CUDA in half precision, ``varlen``, whose one launch per half
@@ -386,14 +395,15 @@ def resolve_backend(backend: str, device: torch.device, seq: int, dtype: torch.d
     their documents' width (``data.packed_width documents``) or unpacked batches change width every step, and
     ``flex`` compiled each new width (that 13B first pass ran 15x slower, session 15). At one fixed width under 8K
     ``flex`` is faster (0.97 against 1.81 ms, one 4K document): name it there. ``flex`` below 8K for float32 on CUDA
-    (the flash kernels take only half precision), ``grouped`` on CPU, where FlexAttention has no backward."""
+    (the flash kernels take only half precision) and on GPUs the flash kernels do not run on (flash_varlen_runs_on),
+    ``grouped`` on CPU, where FlexAttention has no backward."""
     if backend not in BACKENDS:
         raise UserError(f"attention backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
     if device.type != "cuda" or seq >= GROUPED_FROM_TOKENS:
         return "grouped"
-    return "varlen" if dtype in VARLEN_DTYPES else "flex"
+    return "varlen" if dtype in VARLEN_DTYPES and flash_varlen_runs_on(device) else "flex"
 
 
 def s2_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group_size: int | None,
