@@ -1,6 +1,9 @@
 """Gradient checkpointing whose saved layer inputs live in host memory: at 32K tokens a 13B decoder keeps 40 x 32K x
 5,120 bf16 layer inputs, 13.4 GB of GPU memory; offloaded, they cost a copy to pinned host memory in forward and one
-back before the layer is recomputed in backward.
+back before the layer is recomputed in backward. Both run on a side stream beside the compute: the copy back of a
+layer's input starts when backward reaches the layer after it (HostCopy.take). On the compute stream the copies had
+cost their whole time: with 3 more layers unrecomputed in the memory they freed, a 13B mix step ran 4,797 against
+5,169 tokens/s without offload (benchmarks/RESULTS.md, session 4). The side-stream version is not measured yet.
 
 Why written here: torch's non-reentrant checkpoint keeps its inputs referenced on the GPU (saved-tensor hooks such as
 ``torch.autograd.graph.save_on_cpu`` do not reach them), and torch's ``offload_wrapper`` offloads every activation of
@@ -13,6 +16,8 @@ DeepSpeed ZeRO runs; not for DDP without ``static_graph``.
 
 from __future__ import annotations
 
+import weakref
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -33,6 +38,19 @@ def power_of_two_chunks(numel: int, smallest: int = MIN_CHUNK_ELEMENTS) -> list[
     return chunks + ([rest] if rest else [])
 
 
+_COPY_STREAMS: dict[int, torch.cuda.Stream] = {}
+
+
+def _copy_stream(device: torch.device) -> torch.cuda.Stream:
+    """One side stream per GPU for the host copies, so that they run beside the layers' compute: on the compute
+    stream they cost their whole time (at 16K tokens a 13B layer input is 168 MB, about 3 ms each way at PCIe
+    speeds: 0.27 s of a 2.4 s step for 40 layers)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _COPY_STREAMS:
+        _COPY_STREAMS[index] = torch.cuda.Stream(device=index)
+    return _COPY_STREAMS[index]
+
+
 class HostCopy:
     """A device tensor's copy in pinned host memory, held as power-of-two pieces.
 
@@ -40,31 +58,88 @@ class HostCopy:
     for reuse, so one block per layer input of a 13B at 256K tokens (2.7 GB) would pin 4 GB: 160 GB for 40 layers,
     more than the host has. Pieces of exactly a power of two are pinned at their size (plus at most 2 MB of rounding
     for the last one) and are reused from the allocator's cache by the next step's copies of the same length.
-    On a CPU device the pieces are ordinary memory.
+    On CUDA the copies run on a side stream (_copy_stream): the tensor must not be written in place until the copy
+    is done (a decoder layer's input is not); its memory is not reused before (``record_stream``).
+    ``previous``: the copy made just before this one, whose copy back ``take`` starts early (``prefetch``): backward
+    meets the layers in reverse order. On a CPU device the pieces are ordinary memory and the copies plain.
     """
 
-    def __init__(self, tensor: torch.Tensor):
-        pinned = tensor.device.type == "cuda"
+    def __init__(self, tensor: torch.Tensor, previous: HostCopy | None = None):
+        self.device = tensor.device
+        self.pinned = pinned = tensor.device.type == "cuda"
         self.shape, self.dtype = tensor.shape, tensor.dtype
+        self.previous = weakref.ref(previous) if previous is not None else None
+        self._back: tuple[torch.Tensor, torch.cuda.Event | None] | None = None
+        stream = _copy_stream(tensor.device) if pinned else None
+        if stream is not None:
+            stream.wait_stream(torch.cuda.current_stream(tensor.device))  # the tensor is computed
         flat = tensor.reshape(-1)
         self.pieces, start = [], 0
-        for size in power_of_two_chunks(flat.numel()):
-            piece = torch.empty(size, dtype=tensor.dtype, pin_memory=pinned)
-            piece.copy_(flat[start:start + size], non_blocking=pinned)  # ordered on the stream before any reuse
-            self.pieces.append(piece)
-            start += size
+        with torch.cuda.stream(stream) if stream is not None else nullcontext():
+            for size in power_of_two_chunks(flat.numel()):
+                piece = torch.empty(size, dtype=tensor.dtype, pin_memory=pinned)
+                piece.copy_(flat[start:start + size], non_blocking=pinned)
+                self.pieces.append(piece)
+                start += size
+        if stream is not None:
+            tensor.record_stream(stream)
 
     @property
     def nbytes(self) -> int:
         return sum(piece.untyped_storage().nbytes() for piece in self.pieces)
 
-    def to(self, device: torch.device) -> torch.Tensor:
+    def _copy_back(self, device: torch.device) -> torch.Tensor:
         out = torch.empty(sum(piece.numel() for piece in self.pieces), dtype=self.dtype, device=device)
         start = 0
         for piece in self.pieces:
-            out[start:start + piece.numel()].copy_(piece, non_blocking=True)
+            out[start:start + piece.numel()].copy_(piece, non_blocking=self.pinned)
             start += piece.numel()
         return out.view(self.shape)
+
+    def to(self, device: torch.device) -> torch.Tensor:
+        """A copy back on ``device``, ordered on its current stream after the copy to the host."""
+        if self.pinned:
+            torch.cuda.current_stream(device).wait_stream(_copy_stream(self.device))
+        return self._copy_back(device)
+
+    def prefetch(self) -> None:
+        """Start the copy back to the tensor's device now, on the copy stream (no-op once started or taken)."""
+        if self._back is not None or self.pieces is None:
+            return
+        if not self.pinned:
+            self._back = (self._copy_back(self.device), None)
+            return
+        stream = _copy_stream(self.device)
+        with torch.cuda.stream(stream):
+            out = self._copy_back(self.device)
+            done = torch.cuda.Event()
+            done.record(stream)
+        self._back = (out, done)
+
+    def take(self) -> torch.Tensor:
+        """The tensor back on its device, for the one backward that needs it: the pinned pieces are released, and
+        the copy made before this one starts its way back (``prefetch``)."""
+        self.prefetch()
+        out, done = self._back
+        if done is not None:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_event(done)
+            out.record_stream(current)
+        self.pieces, self._back = None, None
+        previous = self.previous() if self.previous is not None else None
+        if previous is not None:
+            previous.prefetch()
+        return out
+
+
+_LAST_COPY: dict[torch.device, weakref.ref] = {}
+
+
+def _last_copy(device: torch.device) -> HostCopy | None:
+    """The host copy the previous checkpointed layer made on ``device``, if its backward has not taken it yet."""
+    ref = _LAST_COPY.get(device)
+    copy = ref() if ref is not None else None
+    return copy if copy is not None and copy.pieces is not None else None
 
 
 class _HostCheckpoint(torch.autograd.Function):
@@ -76,7 +151,8 @@ class _HostCheckpoint(torch.autograd.Function):
                         "dtype": torch.get_autocast_dtype(device.type)}
         ctx.cpu_rng = torch.get_rng_state()
         ctx.device_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-        ctx.host = HostCopy(hidden.detach())
+        ctx.host = HostCopy(hidden.detach(), previous=_last_copy(device))
+        _LAST_COPY[device] = weakref.ref(ctx.host)
         with torch.no_grad():
             out = run(hidden)
         if not isinstance(out, torch.Tensor):
@@ -85,7 +161,7 @@ class _HostCheckpoint(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        hidden = ctx.host.to(ctx.device).requires_grad_(True)
+        hidden = ctx.host.take().requires_grad_(True)
         ctx.host = None
         devices = [ctx.device] if ctx.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

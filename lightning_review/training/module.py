@@ -81,7 +81,9 @@ class LongQLoRAModule(L.LightningModule):
         loss_chunk_tokens: logits only for the review tokens, this many at a time, recomputed in backward
             (lightning_review.model.loss); None: transformers' loss over the full logits of every row.
         activation_offload: keep the checkpointed layer inputs in pinned host memory (lightning_review.model.offload):
-            less GPU memory at long contexts for PCIe copies; needs gradient_checkpointing; not with DDP.
+            less GPU memory at long contexts for PCIe copies beside the compute (a side stream); needs
+            gradient_checkpointing; not with DDP. With ``checkpointed_layers`` the memory freed can skip
+            recomputations.
         checkpointed_layers: with gradient_checkpointing, how many decoder layers (the first ones) recompute their
             activations in backward; None: all of them. Each layer left out skips its recomputation (about a quarter
             of its step time) but keeps its activations until backward: set the largest number of layers that

@@ -86,8 +86,8 @@ def test_offloaded_layer_inputs_are_host_copies_not_kept_by_the_graph(tiny_llama
     copies = []
 
     class RecordedHostCopy(offload.HostCopy):
-        def __init__(self, tensor):
-            super().__init__(tensor)
+        def __init__(self, tensor, previous=None):
+            super().__init__(tensor, previous)
             copies.append(weakref.ref(self))
             self.device_type = tensor.device.type
 
@@ -134,6 +134,61 @@ def test_host_copies_are_power_of_two_pieces_of_exactly_the_tensors_size():
     torch.testing.assert_close(copy.to(torch.device("cpu")), tensor, rtol=0, atol=0)
 
 
+def test_backward_takes_each_copy_once_and_starts_the_previous_layers_copy_back_first(tiny_llama_dir, monkeypatch):
+    """The overlap: when backward takes layer i's input, layer i-1's copy back starts (``prefetch``), so that it runs
+    during layer i's recomputation and backward; a layer's copies never reach into another step's."""
+    events = []
+
+    class RecordedHostCopy(offload.HostCopy):
+        def __init__(self, tensor, previous=None):
+            super().__init__(tensor, previous)
+            self.index = len([e for e in events if e[0] == "made"])
+            events.append(("made", self.index, previous.index if previous is not None else None))
+
+        def prefetch(self):
+            if self._back is None and self.pieces is not None:
+                events.append(("prefetch", self.index))
+            super().prefetch()
+
+        def take(self):
+            events.append(("take", self.index))
+            return super().take()
+
+    monkeypatch.setattr(offload, "HostCopy", RecordedHostCopy)
+    batch = collate_rows([[with_prompt(60, 45, 1), with_prompt(40, 30, 2)]], pad_id=0, row_length=128)
+    module = make_module(tiny_llama_dir, quantize=False, gradient_checkpointing=True, activation_offload=True)
+    module.train()
+    module(batch).backward()
+    assert events == [("made", 0, None), ("made", 1, 0),
+                      ("take", 1), ("prefetch", 1), ("prefetch", 0), ("take", 0)]
+    events.clear()
+    module(batch).backward()  # the next step: its first layer's copy has no previous (the last step's were taken)
+    assert events[0] == ("made", 0, None) and events[1] == ("made", 1, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs CUDA (the GPU machine runs this)")
+def test_cuda_copies_on_the_side_stream_survive_their_sources_memory_being_reused():
+    """Copies out and back run on the copy stream: a source freed right after its copy was queued is not reused by
+    the compute stream before the copy is done, and each layer's input comes back exact, prefetched or not."""
+    from lightning_review.model.offload import HostCopy
+
+    torch.manual_seed(0)
+    copies, expected = [], []
+    for i in range(3):
+        tensor = torch.randn(1, 4096, 5120, device="cuda", dtype=torch.bfloat16)
+        expected.append(tensor.cpu())
+        torch.cuda._sleep(10_000_000)  # a busy compute stream: the copies run after it on the side stream
+        copies.append(HostCopy(tensor, previous=copies[-1] if copies else None))
+        del tensor
+        torch.full((1, 4096, 5120), float(i + 7), device="cuda", dtype=torch.bfloat16)  # would take the freed block
+    for i in reversed(range(3)):
+        got = copies[i].take()
+        torch.testing.assert_close(got.cpu(), expected[i], rtol=0, atol=0)
+        if i:
+            assert copies[i - 1]._back is not None  # its copy back started before its own take
+    assert all(copy.pieces is None for copy in copies)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs CUDA (the GPU machine runs this)")
 def test_pinned_host_copy_round_trips_at_exact_size_on_cuda():
     from lightning_review.model.offload import MIN_CHUNK_ELEMENTS, HostCopy
@@ -142,6 +197,4 @@ def test_pinned_host_copy_round_trips_at_exact_size_on_cuda():
     copy = HostCopy(tensor)
     assert all(piece.is_pinned() for piece in copy.pieces)
     assert copy.nbytes == tensor.numel() * tensor.element_size()
-    tensor_before = tensor.clone()
-    tensor.zero_()  # the copy was taken before: the stream orders the overwrite after it
-    torch.testing.assert_close(copy.to(torch.device("cuda")), tensor_before, rtol=0, atol=0)
+    torch.testing.assert_close(copy.to(torch.device("cuda")), tensor, rtol=0, atol=0)
