@@ -70,10 +70,10 @@ class HostCopy:
         self.shape, self.dtype = tensor.shape, tensor.dtype
         self.previous = weakref.ref(previous) if previous is not None else None
         self._back: tuple[torch.Tensor, torch.cuda.Event | None] | None = None
+        flat = tensor.reshape(-1)  # before the wait: a non-contiguous tensor's copy is made on the compute stream
         stream = _copy_stream(tensor.device) if pinned else None
         if stream is not None:
             stream.wait_stream(torch.cuda.current_stream(tensor.device))  # the tensor is computed
-        flat = tensor.reshape(-1)
         self.pieces, start = [], 0
         with torch.cuda.stream(stream) if stream is not None else nullcontext():
             for size in power_of_two_chunks(flat.numel()):
@@ -82,19 +82,24 @@ class HostCopy:
                 self.pieces.append(piece)
                 start += size
         if stream is not None:
-            tensor.record_stream(stream)
+            flat.record_stream(stream)  # the tensor's memory (or its flat copy's) is not reused before the copy ran
 
     @property
     def nbytes(self) -> int:
         return sum(piece.untyped_storage().nbytes() for piece in self.pieces)
 
-    def _copy_back(self, device: torch.device) -> torch.Tensor:
-        out = torch.empty(sum(piece.numel() for piece in self.pieces), dtype=self.dtype, device=device)
+    def _empty(self, device: torch.device) -> torch.Tensor:
+        return torch.empty(sum(piece.numel() for piece in self.pieces), dtype=self.dtype, device=device)
+
+    def _copy_into(self, out: torch.Tensor) -> torch.Tensor:
         start = 0
         for piece in self.pieces:
             out[start:start + piece.numel()].copy_(piece, non_blocking=self.pinned)
             start += piece.numel()
         return out.view(self.shape)
+
+    def _copy_back(self, device: torch.device) -> torch.Tensor:
+        return self._copy_into(self._empty(device))
 
     def to(self, device: torch.device) -> torch.Tensor:
         """A copy back on ``device``, ordered on its current stream after the copy to the host."""
@@ -103,15 +108,20 @@ class HostCopy:
         return self._copy_back(device)
 
     def prefetch(self) -> None:
-        """Start the copy back to the tensor's device now, on the copy stream (no-op once started or taken)."""
+        """Start the copy back to the tensor's device now, on the copy stream (no-op once started or taken). The
+        buffer is allocated on the compute stream, whose pool it returns to (one made on the copy stream would stay
+        in that stream's pool, out of the compute's reach); the copy stream waits for the work queued on the compute
+        stream so far, which the allocation is ordered after."""
         if self._back is not None or self.pieces is None:
             return
         if not self.pinned:
             self._back = (self._copy_back(self.device), None)
             return
+        out = self._empty(self.device)
         stream = _copy_stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
-            out = self._copy_back(self.device)
+            out = self._copy_into(out)
             done = torch.cuda.Event()
             done.record(stream)
         self._back = (out, done)
@@ -122,9 +132,7 @@ class HostCopy:
         self.prefetch()
         out, done = self._back
         if done is not None:
-            current = torch.cuda.current_stream(self.device)
-            current.wait_event(done)
-            out.record_stream(current)
+            torch.cuda.current_stream(self.device).wait_event(done)
         self.pieces, self._back = None, None
         previous = self.previous() if self.previous is not None else None
         if previous is not None:
@@ -136,7 +144,10 @@ _LAST_COPY: dict[torch.device, weakref.ref] = {}
 
 
 def _last_copy(device: torch.device) -> HostCopy | None:
-    """The host copy the previous checkpointed layer made on ``device``, if its backward has not taken it yet."""
+    """The host copy the previous checkpointed layer made on ``device``, if its backward has not taken it yet. The
+    chain follows the order of forwards: after two forwards before one backward (two models, a pair of rows), the
+    first layer of the second links to the last of the first, whose copy back then starts early and holds its
+    device buffer until its own backward takes it; the results are the same."""
     ref = _LAST_COPY.get(device)
     copy = ref() if ref is not None else None
     return copy if copy is not None and copy.pieces is not None else None

@@ -168,19 +168,23 @@ def test_backward_takes_each_copy_once_and_starts_the_previous_layers_copy_back_
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs CUDA (the GPU machine runs this)")
 def test_cuda_copies_on_the_side_stream_survive_their_sources_memory_being_reused():
-    """Copies out and back run on the copy stream: a source freed right after its copy was queued is not reused by
-    the compute stream before the copy is done, and each layer's input comes back exact, prefetched or not."""
-    from lightning_review.model.offload import HostCopy
+    """Copies out and back run on the copy stream. With that stream held busy, a source freed right after its copy
+    was queued is not handed to the compute stream's next allocation of its size before the copy ran; each layer's
+    input comes back exact, its copy back started before its own take."""
+    from lightning_review.model.offload import HostCopy, _copy_stream
 
     torch.manual_seed(0)
     copies, expected = [], []
     for i in range(3):
         tensor = torch.randn(1, 4096, 5120, device="cuda", dtype=torch.bfloat16)
         expected.append(tensor.cpu())
-        torch.cuda._sleep(10_000_000)  # a busy compute stream: the copies run after it on the side stream
+        with torch.cuda.stream(_copy_stream(tensor.device)):
+            torch.cuda._sleep(50_000_000)  # the copy waits behind this
         copies.append(HostCopy(tensor, previous=copies[-1] if copies else None))
+        freed = tensor.data_ptr()
         del tensor
-        torch.full((1, 4096, 5120), float(i + 7), device="cuda", dtype=torch.bfloat16)  # would take the freed block
+        filler = torch.full((1, 4096, 5120), float(i + 7), device="cuda", dtype=torch.bfloat16)
+        assert filler.data_ptr() != freed  # record_stream kept the block from the compute stream
     for i in reversed(range(3)):
         got = copies[i].take()
         torch.testing.assert_close(got.cpu(), expected[i], rtol=0, atol=0)
@@ -190,11 +194,23 @@ def test_cuda_copies_on_the_side_stream_survive_their_sources_memory_being_reuse
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs CUDA (the GPU machine runs this)")
+def test_cuda_non_contiguous_input_is_copied_after_its_flat_copy_is_made():
+    from lightning_review.model.offload import HostCopy
+
+    base = torch.randn(2, 4096, 640, device="cuda", dtype=torch.bfloat16)
+    tensor = base.transpose(0, 1)  # not contiguous: reshape copies it on the compute stream
+    torch.testing.assert_close(HostCopy(tensor).take(), tensor, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs CUDA (the GPU machine runs this)")
 def test_pinned_host_copy_round_trips_at_exact_size_on_cuda():
     from lightning_review.model.offload import MIN_CHUNK_ELEMENTS, HostCopy
 
     tensor = torch.randn(1, 3 * MIN_CHUNK_ELEMENTS // 128 + 7, 128, device="cuda", dtype=torch.bfloat16)
+    pinned_before = torch.cuda.host_memory_stats().get("allocated_bytes.current", 0)
     copy = HostCopy(tensor)
+    pinned = torch.cuda.host_memory_stats().get("allocated_bytes.current", 0) - pinned_before
     assert all(piece.is_pinned() for piece in copy.pieces)
     assert copy.nbytes == tensor.numel() * tensor.element_size()
+    assert copy.nbytes <= pinned <= copy.nbytes + (2 << 20)  # the pinned blocks themselves: nothing rounded up
     torch.testing.assert_close(copy.to(torch.device("cuda")), tensor, rtol=0, atol=0)
