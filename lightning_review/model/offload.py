@@ -3,7 +3,7 @@
 back before the layer is recomputed in backward. Both run on a side stream beside the compute: the copy back of a
 layer's input starts when backward reaches the layer after it (HostCopy.take). On the compute stream the copies had
 cost their whole time: with 3 more layers unrecomputed in the memory they freed, a 13B mix step ran 4,797 against
-5,169 tokens/s without offload (benchmarks/RESULTS.md, session 4). The side-stream version is not measured yet.
+5,169 tokens/s without offload (benchmarks/RESULTS.md, session 7). The side-stream version is not measured yet.
 
 Why written here: torch's non-reentrant checkpoint keeps its inputs referenced on the GPU (saved-tensor hooks such as
 ``torch.autograd.graph.save_on_cpu`` do not reach them), and torch's ``offload_wrapper`` offloads every activation of
