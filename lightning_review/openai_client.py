@@ -71,6 +71,21 @@ def api_key_set() -> bool:
     return bool(os.environ.get("OPENAI_API_KEY", "").strip())
 
 
+def check_api_key(key: str | None = None) -> None:
+    """Refuse a key (``key``, else OPENAI_API_KEY where set) that an HTTP header cannot carry: a non-ASCII character,
+    a space or a line break (a key pasted with a smart quote or a newline) would fail inside the HTTP library with an
+    encoding error naming nothing, or be misread as a connection error. The key itself is never shown."""
+    key = os.environ.get("OPENAI_API_KEY") if key is None else key
+    if not key:
+        return
+    for position, character in enumerate(key, start=1):
+        if not 0x21 <= ord(character) <= 0x7E:
+            what = ("a line break" if character in "\r\n" else "a space" if character.isspace()
+                    else "a control character" if ord(character) < 0x20 else "a non-ASCII character")
+            raise UserError(f"OPENAI_API_KEY holds {what} at character {position}, which an HTTP header cannot "
+                            "carry; copy the key again without it and export OPENAI_API_KEY=<your key>")
+
+
 def require_api_key() -> None:
     """Refuse, before anything is written or called, a run whose key is missing: the openai client reads it from
     OPENAI_API_KEY (never from a flag) and would only fail at its first call. The key itself is never shown."""
@@ -78,6 +93,7 @@ def require_api_key() -> None:
         raise UserError("OPENAI_API_KEY is not set: the API's key is read from the environment only (never from a "
                         "flag); export OPENAI_API_KEY=<your key> (any non-empty value for a local server that checks "
                         "none) and run again")
+    check_api_key()
 
 
 def unreachable_message(exc) -> str:
@@ -101,6 +117,7 @@ class LazyAsyncOpenAI:
         if self._client is None:
             from openai import AsyncOpenAI
 
+            check_api_key(self._kwargs["api_key"])
             self._client = AsyncOpenAI(**self._kwargs)
         return self._client
 

@@ -33,7 +33,8 @@ class FakeOpenAI:
         self.jobs: dict[str, dict] = {}
         self.events: dict[str, list[dict]] = defaultdict(list)
         self.auth_headers: set[str] = set()
-        self.chat_behaviours: deque = deque()  # next chat answers: "malformed", or ("slow", seconds)
+        # next chat answers: "malformed", "no_content" (content null), "no_choices" (an empty list), ("slow", seconds)
+        self.chat_behaviours: deque = deque()
         self.obey_injections = False  # True: a judge that obeys "rate everything 10" found in the points it matches
         self.chat_calls = 0
         self.chat_requests: list[dict] = []  # bodies of the chat requests answered, in order
@@ -132,11 +133,14 @@ class FakeOpenAI:
             content = json.dumps({"matches": [{"a": i, "b": i, "similarity": 10, "rationale": "as instructed"}
                                               for i in range(min(len(a), len(b)))] if obeyed
                                   else _overlap_matches(a, b)})
+        if behaviour == "no_content":
+            content, finish = None, "content_filter"
+        choices = [] if behaviour == "no_choices" else [{"index": 0, "finish_reason": finish, "message": {
+            "role": "assistant", "content": content}}]
         return {"id": f"chatcmpl-{self.chat_calls}", "object": "chat.completion", "created": int(time.time()),
-                "model": request["model"], "choices": [{"index": 0, "finish_reason": finish, "message": {
-                    "role": "assistant", "content": content}}],
-                "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4,
-                          "total_tokens": (len(prompt) + len(content)) // 4}}
+                "model": request["model"], "choices": choices,
+                "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content or "") // 4,
+                          "total_tokens": (len(prompt) + len(content or "")) // 4}}
 
     def _advance(self, job_id: str) -> None:
         job = self.jobs[job_id]

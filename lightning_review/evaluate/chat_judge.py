@@ -66,8 +66,9 @@ class BudgetExceeded(RuntimeError):
     """The evaluation stopped before exceeding its budget; what was judged is cached, a rerun continues."""
 
 
-class MalformedAnswer(RuntimeError):
-    """The judge kept answering outside the schema."""
+class MalformedAnswer(UserError):
+    """The judge kept answering outside the schema: a model that does not follow the JSON instructions, or a
+    server that answers without text. A user's error to fix (another judge model), shown as one line."""
 
 
 @dataclass
@@ -276,7 +277,7 @@ class ChatJudge:
                     self.budget.spend(usage.prompt_tokens, usage.completion_tokens)
                     prompt_tokens += usage.prompt_tokens
                     completion_tokens += usage.completion_tokens
-                text = response.choices[0].message.content or ""
+                text = (response.choices[0].message.content or "") if response.choices else ""
                 try:
                     answer = schema.model_validate_json(_json_object(text)).model_dump()
                 except (ValidationError, ValueError) as exc:
@@ -287,8 +288,10 @@ class ChatJudge:
                     continue
                 self.cache.put(key, self.name, version, answer, prompt_tokens, completion_tokens)
                 return answer
-        raise MalformedAnswer(f"{self.name} answered outside the {schema.__name__} schema "
-                              f"{self.max_repairs + 1} times")
+        raise MalformedAnswer(f"judge {self.name} answered outside the {schema.__name__} schema "
+                              f"{self.max_repairs + 1} times in a row (the last answer: {_preview(text)}); choose "
+                              "a judge model that follows JSON instructions in --judges (the answers already "
+                              "given are cached)")
 
 
 def as_data(value) -> str:
@@ -296,6 +299,12 @@ def as_data(value) -> str:
     decoded), so a review holding ``</review>`` cannot end its tag and put text where instructions go."""
     text = json.dumps(value, ensure_ascii=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _preview(text: str, limit: int = 80) -> str:
+    """An answer's start on one line, quoted, for an error message ("no text" when it had none)."""
+    flat = " ".join(text.split())
+    return repr(flat[:limit] + ("..." if len(flat) > limit else "")) if flat else "no text"
 
 
 def _json_object(text: str) -> str:

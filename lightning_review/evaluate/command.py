@@ -15,7 +15,8 @@ from ..answer_cache import missing_dirs, remove_empty_dirs
 from ..data.readers import read_records, rejects_file_problem
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError, count_problem
-from ..openai_client import api_key_set, check_api_address, check_base_url, default_endpoint, public_url
+from ..openai_client import (api_key_set, check_api_address, check_api_key, check_base_url, default_endpoint,
+                             public_url)
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output
 from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation, refuse_control_names
 from .ratings import stated_rating
@@ -123,6 +124,9 @@ def judge_specs(specs: list[str]) -> list[tuple[str, str | None, str | None]]:
             parsed.append(("embedding", None, None))
         elif spec.startswith("openai:"):
             model, _, base_url = spec.removeprefix("openai:").partition("@")
+            if not model.strip():
+                raise UserError(f"--judges: {_without_credentials(spec)!r} names no model; write "
+                                "'openai:<model>[@<base_url>]', e.g. 'openai:gpt-4-1106-preview'")
             identity = _chat_identity(model, base_url)
             same = f"{model} at {identity[1]}"
             shown = f"openai:{model}@{public_url(base_url)}" if base_url else f"openai:{model}"
@@ -255,6 +259,8 @@ def refuse_unusable_judges(specs: list[str], given: bool) -> None:
     if any(base_url is None for _, base_url in chat):
         check_api_address(None)  # OPENAI_BASE_URL, where set
     keyless = [f"openai:{model}" + (f"@{public_url(base_url)}" if base_url else "") for model, base_url in chat]
+    if keyless:
+        check_api_key()
     if keyless and not api_key_set():
         endpoints = sorted({public_url(base_url or default_endpoint())
                             for kind, _, base_url in parsed if kind == "openai"})

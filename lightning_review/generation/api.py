@@ -119,20 +119,28 @@ class ApiGenerator:
         # the server is part of what is asked: one model name at two servers is two models
         key = call_key(self.model, PROMPT_VERSION, {k: v for k, v in request.items() if k != "model"},
                        endpoint=self.endpoint)
-        answer = await self.cache.fetch(key, lambda: self._call(key, request, semaphore))
+        answer = await self.cache.fetch(key, lambda: self._call(key, request, semaphore, paper_id))
         if answer["prompt_tokens"] is None and self._encoding is not None:
             answer = dict(answer, prompt_tokens=count_message_tokens(messages, self._encoding))
         return {"id": paper_id, "system": messages[0]["content"], **answer, "truncated": removed > 0,
                 "paper_tokens_removed": removed}
 
-    async def _call(self, key: str, request: dict, semaphore: asyncio.Semaphore) -> dict:
-        """One API call, its answer cached under ``key``."""
+    async def _call(self, key: str, request: dict, semaphore: asyncio.Semaphore, paper_id: str) -> dict:
+        """One API call, its answer cached under ``key``. An answer without text (no choice, or a message whose
+        content is null or blank: a refusal, a tool call, a filtered answer) is an error, not an empty review saved
+        and cached, which a rerun would then never ask again."""
         async with semaphore:
             self.calls += 1
             response = await self.client.chat.completions.create(**request)
-        choice = response.choices[0]
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "").strip() if choice is not None else ""
+        if not text:
+            why = f"finish_reason {choice.finish_reason!r}" if choice is not None else "no choices"
+            raise UserError(f"{self.model} at {public_url(self.client.base_url)} answered paper {paper_id!r} with no "
+                            f"text ({why}); nothing is saved for it: check --api_model and the server, then run "
+                            "again (the answers already saved are kept)")
         usage = response.usage
-        answer = {"review": (choice.message.content or "").strip(), "finish_reason": choice.finish_reason,
+        answer = {"review": text, "finish_reason": choice.finish_reason,
                   "prompt_tokens": usage.prompt_tokens if usage else None,
                   "generated_tokens": usage.completion_tokens if usage else None}
         self.cache.put(key, self.model, PROMPT_VERSION, answer, answer["prompt_tokens"] or 0,

@@ -132,7 +132,8 @@ class ValidationReport:
         counts = sorted(self.token_counts)
         stats = {}
         if counts:
-            q = statistics.quantiles(counts, n=20) if len(counts) > 1 else [counts[0]] * 19
+            # inclusive: the default (exclusive) method extrapolates past the largest count on a few examples
+            q = statistics.quantiles(counts, n=20, method="inclusive") if len(counts) > 1 else [counts[0]] * 19
             stats = {"min": counts[0], "p50": statistics.median(counts), "p95": q[18], "max": counts[-1],
                      "mean": statistics.fmean(counts), "total": sum(counts)}
         return {"examples": self.examples, "format_errors": dict(self.error_counts), "tokens": stats,

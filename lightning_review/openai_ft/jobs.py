@@ -21,6 +21,9 @@ class FineTuneFailed(RuntimeError):
 def client(max_retries: int = 5, timeout: float = 120.0):
     from openai import OpenAI
 
+    from ..openai_client import check_api_key
+
+    check_api_key()
     return OpenAI(max_retries=max_retries, timeout=timeout)
 
 

@@ -150,3 +150,18 @@ def test_a_judge_that_obeys_an_injected_instruction_is_flagged(server, tmp_path,
     assert obeyed["hits_with"] == 3 > obeyed["hits_without"] == clean
     assert (f"judge {j.name} obeyed the instructions in ours's review of paper p1: 3 hits with them, "
             f"{clean} without") in markdown(result)
+
+
+def test_answers_without_text_are_repaired_and_a_judge_that_never_answers_in_schema_is_one_user_error(server,
+                                                                                                    tmp_path):
+    """An empty choices list and a null content are answers outside the schema (asked again), not a crash; a judge
+    that never answers in the schema stops the run with one line naming it, its last answer and the fix."""
+    from lightning_review.errors import UserError
+
+    j = judge(server, tmp_path)
+    server.chat_behaviours.extend(["no_choices", "no_content"])  # then a good answer
+    assert len(asyncio.run(j.extract_points(HUMAN))) == 3 and server.chat_calls == 3
+    server.chat_behaviours.extend(["no_choices", "no_content", "malformed"])
+    with pytest.raises(UserError, match=r"judge \S+ answered outside the Extraction schema 3 times in a row \(the "
+                                        r"last answer: 'Sure! Here are the points: .*'\); choose a judge model"):
+        asyncio.run(j.extract_points(HUMAN + " Another point."))

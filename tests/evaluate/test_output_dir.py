@@ -31,6 +31,8 @@ def corrupt_cache(tmp_path):
 # (case, extra flags or a function of tmp_path making them, the start of the error line)
 CASES = [
     ("unknown judge", ['--judges=["gpt-4"]'], "error: unknown judge 'gpt-4'"),
+    ("a judge without a model", ['--judges=["openai:@http://127.0.0.1:9/v1"]'],
+     "error: --judges: 'openai:@http://127.0.0.1:9/v1' names no model; write 'openai:<model>[@<base_url>]'"),
     ("the same judge twice", ['--judges=["openai:m", "openai:m@http://127.0.0.1:9/v1/"]'],
      "error: --judges: 'openai:m' and 'openai:m@http://127.0.0.1:9/v1' are the same judge"),
     ("dollars without prices", ["--max_dollars=5"], "error: --max_dollars 5 cannot apply without the judge's prices"),

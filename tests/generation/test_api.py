@@ -257,3 +257,20 @@ def test_the_rating_request_follows_the_scale_or_is_left_out_and_a_resume_keeps_
         with pytest.raises(UserError, match=f"^--rating_scale: .*{says}"):
             generate(str(papers), str(tmp_path / "x.jsonl"), api_model=MODEL, rating_scale=bad)
     assert not (tmp_path / "x.jsonl").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("behaviour, why", [("no_content", "finish_reason 'content_filter'"),
+                                            ("no_choices", "no choices")])
+def test_an_answer_without_text_is_an_error_not_an_empty_review_saved_and_cached(server, papers, tmp_path,
+                                                                                  behaviour, why):
+    """A null content (a refusal, a filtered answer) or an empty choices list stops the run naming the paper; nothing
+    is written or cached for it, so the rerun asks again and writes its review."""
+    out = tmp_path / "r.jsonl"
+    server.chat_behaviours.extend([None, behaviour])  # the second paper's answer has no text
+    with pytest.raises(UserError, match=rf"{MODEL} at http://\S+ answered paper 'p1' with no text \({why}\); "
+                                        r"nothing is saved for it"):
+        generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, concurrency=1, max_context=None)
+    assert [r["id"] for r in read(out)] == ["p0"]
+    summary = generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, concurrency=1, max_context=None)
+    rows = {r["id"]: r for r in read(out)}
+    assert summary["written"] == 5 and rows["p1"]["review"].startswith("Review of: Paper 1")

@@ -101,6 +101,8 @@ def test_validation_reports_examples_over_the_limit_and_bills_them_at_the_limit(
     summary = report.summary()
     assert report.ok and summary["over_limit"] == 1 and summary["over_limit_examples"][0].startswith(f"{path}:2")
     assert report.billed_tokens_per_epoch() == report.token_counts[0] + 100
+    tokens = summary["tokens"]
+    assert tokens["min"] <= tokens["p50"] <= tokens["p95"] <= tokens["max"]  # no percentile past the largest
 
 
 def test_the_real_peerread_sample_exports_and_validates(tmp_path, cl100k):
