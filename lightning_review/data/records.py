@@ -84,6 +84,12 @@ def text_field(obj: dict, name: str, where: str, line_form: str = REVIEW_LINE) -
                           f"non_text_{name}")
     if not value.strip():
         raise RecordError(f"{where}: field {name!r} is empty; give it text or remove the line", f"empty_{name}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON's "\ud800" escape alone: no character, and no tokenizer takes it
+        raise RecordError(f"{where}: field {name!r} holds an unpaired surrogate {value[exc.start]!r} at character "
+                          f"{exc.start + 1} (a JSON escape \\ud800-\\udfff without its pair, as a cut emoji "
+                          "leaves); fix or remove it", f"surrogate_{name}") from None
     return value
 
 

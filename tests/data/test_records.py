@@ -21,6 +21,9 @@ def test_reads_records_with_optional_fields(tmp_path):
         ({"paper": "x", "review": "   "}, r"d\.jsonl:2: field 'review' is empty"),
         ({"paper": 3, "review": "r"}, r"d\.jsonl:2: field 'paper' must be a string"),
         ([1, 2], r"d\.jsonl:2: expected a JSON object"),
+        # a lone surrogate escape (a cut emoji): a traceback from the hash of the paper's text before
+        (r'{"paper": "bad \ud800 text", "review": "r"}',
+         r"d\.jsonl:2: field 'paper' holds an unpaired surrogate '\\ud800' at character 5 .*; fix or remove it"),
     ],
 )
 def test_bad_lines_name_file_line_and_field(tmp_path, bad, message):
