@@ -365,10 +365,19 @@ class LongQLoRAModule(L.LightningModule):
         return directory
 
 
+# model settings the CLI sets from another key (trainer_cli: link_arguments): an error names the key a user sets
+LINKED_SETTINGS = {"max_seq_length": "data.max_seq_length"}
+
+
+def _setting_name(name: str) -> str:
+    """``model.<name>``, or for a linked setting the key the command line sets, with the module's name beside."""
+    return f"{LINKED_SETTINGS[name]} (model.{name})" if name in LINKED_SETTINGS else f"model.{name}"
+
+
 def check_settings(hparams: Mapping) -> None:
     """Every numeric setting in its range, each bad one named: a bad value would otherwise fail deep inside the
     first training step, after the model loaded (a negative S2 group), or train silently wrong (a negative rate)."""
-    problems = [f"model.{name} must be {allowed}, got {hparams[name]!r}"
+    problems = [f"{_setting_name(name)} must be {allowed}, got {hparams[name]!r}"
                 for name, (ok, allowed) in SETTING_RANGES.items() if not ok(hparams[name])]
     kernel = hparams.get("lora_dropout_kernel", "torch")
     if kernel not in get_args(DropoutKernel):

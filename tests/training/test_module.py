@@ -222,7 +222,7 @@ def test_validation_logs_review_quality_beside_the_loss(tiny_llama_dir, tmp_path
     ("lora_dropout", 1.0, "model.lora_dropout must be in [0, 1)"),
     ("learning_rate", -2e-4, "model.learning_rate must be > 0"),
     ("model_max_length", 0, "model.model_max_length must be > 0"),
-    ("max_seq_length", 0, "model.max_seq_length must be > 0"),
+    ("max_seq_length", 0, "data.max_seq_length (model.max_seq_length) must be > 0"),  # the key the CLI sets
     ("warmup_steps", -1, "model.warmup_steps must be >= 0"),
     ("loss_chunk_tokens", 0, "model.loss_chunk_tokens must be > 0"),
     ("checkpointed_layers", -1, "model.checkpointed_layers must be >= 0"),
