@@ -377,7 +377,22 @@ def _csv(path: Path, mapping: dict[str, str], need_review: bool):
         for row in reader:
             where = f"{path}:{end + 1}"  # where the row starts: a quoted paper may span many lines
             end = reader.line_num
-            yield where, _not_utf8(row, where) or _mapped(row, mapping, where, need_review)
+            yield where, _columns_counted(row, reader.fieldnames, where) or _not_utf8(row, where) or \
+                _mapped(row, mapping, where, need_review)
+
+
+def _columns_counted(row: dict, header: list[str], where: str) -> RecordError | None:
+    """The RecordError of a CSV row with more or fewer values than the header has columns: DictReader files the
+    extra values under None and fills the missing with None, so the row's text would be read shifted or cut (an
+    unquoted comma, an unclosed quote that swallows the lines after it)."""
+    extra = row.get(None) or []
+    missing = sum(value is None for key, value in row.items() if key is not None)
+    if not extra and not missing:
+        return None
+    count = len(header) + len(extra) - missing
+    return RecordError(f"{where}: {count} values where the header has {len(header)} columns; a value holding a "
+                       'comma, a quote or a line break must be quoted ("..." with "" for a quote inside), and every '
+                       "quote closed; fix the row", "column_count")
 
 
 def _not_utf8(row: dict, where: str) -> RecordError | None:
@@ -387,9 +402,13 @@ def _not_utf8(row: dict, where: str) -> RecordError | None:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
-                byte = ord(value[exc.start]) - 0xDC00
-                return RecordError(f"{where}: column {column!r} is not UTF-8 (byte 0x{byte:02x}); save the file as "
-                                   "UTF-8, or fix or remove the row", "not_utf8")
+                code = ord(value[exc.start])
+                if not 0xDC80 <= code <= 0xDCFF:  # a JSON escape \ud800-\udfff alone, not a byte read
+                    return RecordError(f"{where}: column {column!r} holds an unpaired surrogate {chr(code)!r} (a JSON "
+                                       "escape without its pair, as a cut emoji leaves); fix or remove it",
+                                       "surrogate")
+                return RecordError(f"{where}: column {column!r} is not UTF-8 (byte 0x{code - 0xDC00:02x}); save the "
+                                   "file as UTF-8, or fix or remove the row", "not_utf8")
     return None
 
 

@@ -155,6 +155,27 @@ def test_csv_and_json_rows_that_are_not_utf8_are_named_rows(tmp_path):
         read_records(tmp_path / "broken.json", policy="skip")  # not one JSON document: nothing to skip to
 
 
+def test_csv_rows_with_more_or_fewer_values_than_columns_are_named_not_read_shifted(tmp_path):
+    """An unquoted comma gave extra values that were dropped (the review read from the wrong column); a short row or
+    an unclosed quote gave a 'must be a string, got NoneType' that named no cause."""
+    good = f'"{PAPER}","{REVIEW}"'
+    path = tmp_path / "d.csv"
+    other = good.replace("We", "I")
+    path.write_text("\n".join(["paper,review", good, f"{PAPER},{REVIEW}, and more", "only a paper", other]) + "\n")
+    with pytest.raises(RecordError, match=r"d\.csv:3: 3 values where the header has 2 columns; a value holding a "
+                                          r"comma, a quote or a line break must be quoted"):
+        read_records(path)
+    report = read_records(path, policy="skip")
+    assert len(report.records) == 2 and report.rejected == {"column_count": 2}
+
+
+def test_a_json_escape_of_half_a_surrogate_pair_is_named_not_called_a_byte(tmp_path):
+    array = tmp_path / "d.json"
+    array.write_text('[{"paper": "' + PAPER + '", "review": "cut \\ud83d emoji ' + REVIEW + '"}]')
+    with pytest.raises(RecordError, match=r"d\.json\[0\]: column 'review' holds an unpaired surrogate '\\ud83d'"):
+        read_records(array)
+
+
 def ten_papers_with_whitespace_variants():
     """29 records of 10 paper ids; some copies of a paper differ from the others only by trailing newlines."""
     rows = []
