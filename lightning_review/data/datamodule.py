@@ -209,6 +209,11 @@ class ReviewDataModule(L.LightningDataModule):
             else:
                 train, val = split_by_paper(records, hp.val_fraction, hp.seed)
                 self._splits = {"train": train, "val": val}
+                if hp.val_fraction > 0 and not val:
+                    rank_zero_warn(f"{hp.train_file}: its {len(records)} records are reviews of one paper (records "
+                                   "sharing an id or a paper text are one paper), and that paper stays for "
+                                   f"training: data.val_fraction {hp.val_fraction:g} leaves no validation paper and "
+                                   "no validation loss; give records of more papers, or a data.val_file")
         return self._splits
 
     @property

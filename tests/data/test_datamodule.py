@@ -54,6 +54,18 @@ def test_one_paper_stays_for_training_whatever_the_fraction():
     assert len(train) == 2 and val == []
 
 
+def test_a_file_of_one_paper_says_validation_is_left_without_a_paper(tmp_path, tiny_llama_dir):
+    """Five ids with one paper text are one paper (no leak into validation), so val_fraction finds nothing to hold
+    out: said, not a run that silently never validates (found by a hostile test)."""
+    rows = [{"id": f"p{i}", "paper": "One paper text under five ids.", "review": f"{REVIEW} ({i})"} for i in range(5)]
+    dm = ReviewDataModule(train_file=str(write_jsonl(tmp_path / "one.jsonl", rows)), tokenizer_dir=str(tiny_llama_dir),
+                          max_seq_length=256, val_fraction=0.1)
+    with pytest.warns(UserWarning, match=r"one\.jsonl: its 5 records are reviews of one paper .* data\.val_fraction "
+                                         r"0\.1 leaves no validation paper"):
+        splits = dm.split_records()
+    assert len(splits["train"]) == 5 and splits["val"] == []
+
+
 def test_a_rejects_file_that_is_a_data_file_is_refused_at_construction(tmp_path):
     data = write_jsonl(tmp_path / "g.jsonl", [{"paper": "p", "review": REVIEW}])
     (tmp_path / "link.jsonl").symlink_to(data)
