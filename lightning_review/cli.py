@@ -54,11 +54,12 @@ def as_tool_flags(message: str, command: Callable | None) -> str:
 def tool_error_message(exc: BaseException, argv: list[str]) -> str:
     """The one line shown for a tool's error, with every API key replaced by its placeholder (``redact_keys``): a
     server or proxy may echo the request (its headers, an address with the key in its path) in its error."""
-    from openai import APIConnectionError
+    from openai import APIConnectionError, APIStatusError
 
-    from .openai_client import redact_keys, unreachable_message
+    from .openai_client import redact_keys, status_message, unreachable_message
 
-    message = unreachable_message(exc) if isinstance(exc, APIConnectionError) else str(exc)
+    message = (unreachable_message(exc) if isinstance(exc, APIConnectionError)
+               else status_message(exc) if isinstance(exc, APIStatusError) else str(exc))
     command = tool_command(argv[0])
     if isinstance(command, dict):  # a subcommand's own function
         command = command.get(argv[1]) if len(argv) > 1 else None

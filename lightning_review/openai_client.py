@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UserError
@@ -102,6 +103,31 @@ def unreachable_message(exc) -> str:
     where = public_url(request.url) if request is not None else "the API"
     return redact_keys(f"no answer from {where} ({exc}); check the address (--base_url or OPENAI_BASE_URL), that the "
                        "server is running and that this machine can reach it")
+
+
+STATUS_FIXES = {400: "the request was refused as written: check the model name and its settings",
+                401: "the key was refused: check OPENAI_API_KEY (and that it belongs to this server)",
+                403: "the key may not use this model or endpoint: check the account's access",
+                404: "no such model or route here: check the model name and the address (--base_url or "
+                     "OPENAI_BASE_URL, with its /v1)",
+                429: "rate or quota limit, after the client's retries: wait, lower --concurrency, or check the "
+                     "account's quota"}
+
+
+def status_message(exc) -> str:
+    """What an ``openai.APIStatusError`` (an HTTP error answer, after the client's retries) means: the address,
+    the status, the server's words and what to do, never the key. Answers already received stay cached: a rerun
+    asks only for what is missing."""
+    request = getattr(exc, "request", None)
+    where = public_url(request.url) if request is not None else "the API"
+    status = getattr(exc, "status_code", None)
+    fix = STATUS_FIXES.get(status, "the server failed (after the client's retries): run again later"
+                           if status is not None and status >= 500 else "see the server's message")
+    body = getattr(exc, "body", None)
+    said = body.get("message") if isinstance(body, dict) and body.get("message") else None
+    said = said or re.sub(r"^Error code: \d+ - ", "", getattr(exc, "message", None) or str(exc))
+    return redact_keys(f"{where} answered HTTP {status} ({said}); {fix}; the answers already received are kept and "
+                       "a rerun asks only for the rest")
 
 
 class LazyAsyncOpenAI:

@@ -274,3 +274,21 @@ def test_an_answer_without_text_is_an_error_not_an_empty_review_saved_and_cached
     summary = generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, concurrency=1, max_context=None)
     rows = {r["id"]: r for r in read(out)}
     assert summary["written"] == 5 and rows["p1"]["review"].startswith("Review of: Paper 1")
+
+
+@pytest.mark.parametrize("fault, key, expected", [
+    (500, API_KEY, "answered HTTP 500 (injected 500); the server failed (after the client's retries): run again "
+                   "later; the answers already received are kept and a rerun asks only for the rest"),
+    (None, "sk-wrong-key", "answered HTTP 401 (Incorrect API key provided); the key was refused: check "
+                           "OPENAI_API_KEY"),
+])
+def test_an_http_error_answer_is_one_line_naming_the_address_the_status_and_the_fix(server, papers, tmp_path, fault,
+                                                                                   key, expected):
+    if fault is not None:
+        server.faults["POST /v1/chat/completions"].extend([fault] * 20)
+    proc = run_cli("generate", f"--papers={papers}", f"--api_model={MODEL}", "--max_new_tokens=16", "--max_retries=1",
+                   f"--output_file={tmp_path / 'r.jsonl'}", cwd=tmp_path, env={"OPENAI_API_KEY": key})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {server.base_url}/chat/completions {expected}"), line
+    assert key not in proc.stdout + proc.stderr
