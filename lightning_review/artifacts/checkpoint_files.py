@@ -13,8 +13,10 @@ from .model_sources import model_path
 # transformers builds a Llama tokenizer from tokenizer.json (fast) or tokenizer.model (sentencepiece); without
 # either it asks to install sentencepiece or tiktoken, which would not help.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
-CHECKPOINT_DIR_HINT = ("model.checkpoint_dir must be a Hugging Face Llama checkpoint directory (config.json, "
-                       "*.safetensors, tokenizer files), e.g. a local copy of meta-llama/Llama-2-7b-chat-hf")
+CHECKPOINT_DIR_HINT = ("the base model's directory (fit's model.checkpoint_dir; generate's and perplexity's "
+                       "--model_dir or --checkpoint_dir; export's --checkpoint_dir) must be a Hugging Face Llama "
+                       "checkpoint directory (config.json, *.safetensors, tokenizer files), e.g. a local copy of "
+                       "meta-llama/Llama-2-7b-chat-hf")
 TOKENIZER_DIR_HINT = ("point the tokenizer directory (prepare's --tokenizer_dir, fit's model.checkpoint_dir) at the "
                       "model's checkpoint directory, which holds its tokenizer files")
 
