@@ -116,8 +116,8 @@ STATUS_FIXES = {400: "the request was refused as written: check the model name a
 
 def status_message(exc) -> str:
     """What an ``openai.APIStatusError`` (an HTTP error answer, after the client's retries) means: the address,
-    the status, the server's words and what to do, never the key. Answers already received stay cached: a rerun
-    asks only for what is missing."""
+    the status, the server's words and what to do, never the key. generate's and evaluate's answers received
+    before stay cached: a rerun asks only for what is missing."""
     request = getattr(exc, "request", None)
     where = public_url(request.url) if request is not None else "the API"
     status = getattr(exc, "status_code", None)
@@ -126,8 +126,8 @@ def status_message(exc) -> str:
     body = getattr(exc, "body", None)
     said = body.get("message") if isinstance(body, dict) and body.get("message") else None
     said = said or re.sub(r"^Error code: \d+ - ", "", getattr(exc, "message", None) or str(exc))
-    return redact_keys(f"{where} answered HTTP {status} ({said}); {fix}; the answers already received are kept and "
-                       "a rerun asks only for the rest")
+    return redact_keys(f"{where} answered HTTP {status} ({said}); {fix}; what generate and evaluate received "
+                       "before it is cached, and a rerun asks only for the rest")
 
 
 class LazyAsyncOpenAI:

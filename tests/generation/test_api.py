@@ -278,7 +278,8 @@ def test_an_answer_without_text_is_an_error_not_an_empty_review_saved_and_cached
 
 @pytest.mark.parametrize("fault, key, expected", [
     (500, API_KEY, "answered HTTP 500 (injected 500); the server failed (after the client's retries): run again "
-                   "later; the answers already received are kept and a rerun asks only for the rest"),
+                   "later; what generate and evaluate received before it is cached, and a rerun asks only for the "
+                   "rest"),
     (None, "sk-wrong-key", "answered HTTP 401 (Incorrect API key provided); the key was refused: check "
                            "OPENAI_API_KEY"),
 ])
