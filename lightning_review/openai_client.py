@@ -77,7 +77,7 @@ def check_api_key(key: str | None = None) -> None:
     a space or a line break (a key pasted with a smart quote or a newline) would fail inside the HTTP library with an
     encoding error naming nothing, or be misread as a connection error. The key itself is never shown."""
     key = os.environ.get("OPENAI_API_KEY") if key is None else key
-    if not key:
+    if not key or not key.strip():  # unset or blank: the missing key's own message (require_api_key) says so
         return
     for position, character in enumerate(key, start=1):
         if not 0x21 <= ord(character) <= 0x7E:
