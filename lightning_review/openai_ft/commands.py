@@ -76,6 +76,8 @@ def validate(file: str, model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_
     if not report.ok:
         listed = "\n  ".join(report.errors[:20])
         raise SystemExit(f"{file}: {len(report.errors)} format problem(s):\n  {listed}")
+    if report.examples == 0:  # as cost and upload refuse it: an upload would be refused, or a job fail
+        raise UserError(f"{file}: no examples; a fine-tuning file needs examples (make it with `openai export`)")
     return summary
 
 

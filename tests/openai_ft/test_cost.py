@@ -64,6 +64,15 @@ def test_validate_lists_problems_with_lines_and_fails(tmp_path):
     assert proc.returncode != 0 and f"{chat}:2: no assistant message" in proc.stderr
 
 
+def test_validate_refuses_a_file_without_examples_as_cost_and_upload_do(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    proc = run_cli("openai", "validate", f"--file={empty}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (f"error: {empty}: no examples; a fine-tuning file needs examples "
+                                                    "(make it with `openai export`)")
+
+
 def test_cost_needs_a_file_or_a_count(tmp_path):
     proc = run_cli("cost", "--epochs=2", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.startswith("error: cost needs either --file")
