@@ -35,7 +35,7 @@ from ..errors import UserError, json_error
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .papers import count_papers, id_conflicts, looks_swapped
 from .records import (DataFileNotFound, Record, RecordError, document_field, iter_json_lines, iter_json_objects,
-                      normalise_whitespace, record_from_fields, text_key, too_many_digits)
+                      normalise_whitespace, record_from_fields, text_key, too_many_digits, unpaired_surrogate)
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]
@@ -404,9 +404,7 @@ def _not_utf8(row: dict, where: str) -> RecordError | None:
             except UnicodeEncodeError as exc:
                 code = ord(value[exc.start])
                 if not 0xDC80 <= code <= 0xDCFF:  # a JSON escape \ud800-\udfff alone, not a byte read
-                    return RecordError(f"{where}: column {column!r} holds an unpaired surrogate {chr(code)!r} (a JSON "
-                                       "escape without its pair, as a cut emoji leaves); fix or remove it",
-                                       "surrogate")
+                    return RecordError(unpaired_surrogate(f"{where}: column {column!r}", chr(code)), "surrogate")
                 return RecordError(f"{where}: column {column!r} is not UTF-8 (byte 0x{code - 0xDC00:02x}); save the "
                                    "file as UTF-8, or fix or remove the row", "not_utf8")
     return None

@@ -87,10 +87,15 @@ def text_field(obj: dict, name: str, where: str, line_form: str = REVIEW_LINE) -
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:  # JSON's "\ud800" escape alone: no character, and no tokenizer takes it
-        raise RecordError(f"{where}: field {name!r} holds an unpaired surrogate {value[exc.start]!r} at character "
-                          f"{exc.start + 1} (a JSON escape \\ud800-\\udfff without its pair, as a cut emoji "
-                          "leaves); fix or remove it", f"surrogate_{name}") from None
+        raise RecordError(unpaired_surrogate(f"{where}: field {name!r}", value[exc.start],
+                                             f" at character {exc.start + 1}"), f"surrogate_{name}") from None
     return value
+
+
+def unpaired_surrogate(what: str, character: str, place: str = "") -> str:
+    """The message for text holding half a surrogate pair (``what``: where and which field or column)."""
+    return (f"{what} holds an unpaired surrogate {character!r}{place} (a JSON escape \\ud800-\\udfff without its "
+            "pair, as a cut emoji leaves); fix or remove it")
 
 
 def too_many_digits(where: str) -> str:
