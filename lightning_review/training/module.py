@@ -365,7 +365,8 @@ class LongQLoRAModule(L.LightningModule):
         return directory
 
 
-# model settings the CLI sets from another key (trainer_cli: link_arguments): an error names the key a user sets
+# model settings the CLI sets from another key (trainer_cli links them from here): an error names the key a user
+# sets
 LINKED_SETTINGS = {"max_seq_length": "data.max_seq_length"}
 
 
