@@ -107,7 +107,8 @@ class LongQLoRAModule(L.LightningModule):
         freeze_gc: freeze the Python objects alive at train start out of the garbage collector's reach
             (lightning_review.training.garbage_collection.FrozenGarbageCollection), so that a full collection does
             not walk them inside a training step: on an H200's host, full collections of 0.38-0.56 s landed in
-            3 of 22 timed steps of a 13B mix run; on a CPU, one takes 380 ms with the model built, 1 ms frozen.
+            3 of 22 timed steps of a 13B mix run; frozen, that run measured 6,601 against 6,233 tokens/s (+5.9%,
+            benchmarks/RESULTS.md session 15).
     """
 
     def __init__(self, checkpoint_dir: str = TINY_LLAMA, model_max_length: int | None = None, quantize: bool = True,
