@@ -3,7 +3,13 @@
 back before the layer is recomputed in backward. Both run on a side stream beside the compute: the copy back of a
 layer's input starts when backward reaches the layer after it (HostCopy.take). On the compute stream the copies had
 cost their whole time: with 3 more layers unrecomputed in the memory they freed, a 13B mix step ran 4,797 against
-5,169 tokens/s without offload (benchmarks/RESULTS.md, session 7). The side-stream version is not measured yet.
+5,169 tokens/s without offload (benchmarks/RESULTS.md, session 7). On the side stream (session 16, one H200, with
+``checkpointed_layers=fit`` spending the freed memory within the baseline's peak + 5%): 13B 16K 37 of 40 layers
+checkpointed, 6,806 against 6,793 tokens/s with all 40 and no offload (+0.2%, inside the spread; 6.7 GB pinned);
+13B 32K 36 of 40, 6,454 against 6,393 (+0.9%; 20.1 GB pinned); 7B 32K 28 of 32, 11,428 against 11,307 (+1.1%;
+8.6 GB pinned). It pays little: each layer left unrecomputed costs the memory of all its activations, about eleven
+layer inputs' worth (1.9 GB a 13B layer at 16K, inputs of 168 MB), so the inputs it moves to the host buy few
+layers. Off by default.
 
 Why written here: torch's non-reentrant checkpoint keeps its inputs referenced on the GPU (saved-tensor hooks such as
 ``torch.autograd.graph.save_on_cpu`` do not reach them), and torch's ``offload_wrapper`` offloads every activation of

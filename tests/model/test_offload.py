@@ -174,12 +174,19 @@ def test_cuda_copies_on_the_side_stream_survive_their_sources_memory_being_reuse
     from lightning_review.model.offload import HostCopy, _copy_stream
 
     torch.manual_seed(0)
+    # the host allocator's first pinned blocks of these sizes are made now: made inside the loop, cudaHostAlloc took
+    # longer than the held copy stream's sleep, and the freed block was reused legitimately (the H200, session 16)
+    warm = [HostCopy(torch.empty(1, 4096, 5120, device="cuda", dtype=torch.bfloat16)) for _ in range(3)]
+    for copy in warm:
+        copy.take()
+    del warm
+    torch.cuda.synchronize()
     copies, expected = [], []
     for i in range(3):
         tensor = torch.randn(1, 4096, 5120, device="cuda", dtype=torch.bfloat16)
         expected.append(tensor.cpu())
         with torch.cuda.stream(_copy_stream(tensor.device)):
-            torch.cuda._sleep(50_000_000)  # the copy waits behind this
+            torch.cuda._sleep(500_000_000)  # the copy waits behind this (~0.25 s)
         copies.append(HostCopy(tensor, previous=copies[-1] if copies else None))
         freed = tensor.data_ptr()
         del tensor
