@@ -314,10 +314,16 @@ def _torch_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torc
 def _kernel_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor,
                         seed: torch.Tensor) -> tuple:
     """The gradients of x and lora_A with the mask drawn inside Triton kernels from the forward's ``seed``."""
-    from .lora_kernels import add_dropout_lora_input_grad_, dropout_lora_a_grad
+    from . import lora_kernels
+    from .lora_kernels import add_dropout_lora_grads_, add_dropout_lora_input_grad_, dropout_lora_a_grad
 
     dtype, p = ctx.dtype, ctx.p
     grad_x = grad_a = None
+    if lora_kernels.JOINT_GRADS and ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:  # one draw of the mask
+        grad_x = grad @ _backward_weight(ctx)
+        grad_a = add_dropout_lora_grads_(grad_x, grad_down, x.reshape(-1, x.shape[-1]).to(dtype), lora_a.to(dtype),
+                                         seed, p).to(lora_a.dtype)
+        return grad_x.view(x.shape).to(x.dtype), grad_a
     if ctx.needs_input_grad[1]:
         grad_a = dropout_lora_a_grad(grad_down, x.reshape(-1, x.shape[-1]).to(dtype), seed, p).to(lora_a.dtype)
     if ctx.needs_input_grad[0]:

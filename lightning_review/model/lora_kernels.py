@@ -13,8 +13,10 @@ gradient (measured on an H200: a 13B training step 1.04x faster at 8K, 1.07x at 
   split across programs, their partial sums added after);
 - ``add_dropout_lora_input_grad_``: ``grad_x += mask / (1 - p) * (grad_down A)``, in place in the base's input
   gradient.
+- ``add_dropout_lora_grads_``: the last two in one kernel, from one draw of the mask (``JOINT_GRADS``, the default:
+  the draw bounds both).
 
-The same seed gives the same mask in all three, in forward, in a checkpoint's recomputation (the seed is drawn from
+The same seed gives the same mask in all of them, in forward, in a checkpoint's recomputation (the seed is drawn from
 torch's generator, which checkpointing restores) and in backward. What differs from peft: the masks are not the ones
 torch's dropout would draw from the same generator state, and p is kept to 16 bits (0.05 -> 0.0500031, the scale
 ``1 / (1 - p)`` of that p, so the expectation is exactly x): each Philox call feeds eight elements
@@ -58,7 +60,10 @@ PHILOX_ROUNDS = 7
 # benchmarks/lora_parts.py --sweep (results/lora_parts_sweep_13b_8192_h200.json): against 64 x 64 tiles everywhere,
 # down 0.58 against 0.61 ms a layer, lora_A's gradient 0.60 against 0.87
 TILES = {"down": Tiles(rows=128, cols=64, splits=4), "a_grad": Tiles(rows=64, cols=128, splits=8),
-         "input_grad": Tiles()}
+         "input_grad": Tiles(), "grads": Tiles(rows=64, cols=128, warps=8, splits=8)}
+# Backward draws each mask once for both of its gradients (``add_dropout_lora_grads_``: lora_A's and the input's in
+# one kernel) instead of once in each of two kernels; False: the two kernels, as before session 16
+JOINT_GRADS = True
 
 
 @triton.jit
@@ -159,6 +164,40 @@ def _input_grad_kernel(grad_x_ptr, grad_ptr, a_ptr, seed_ptr, n_rows, n_cols, ra
     pointers = grad_x_ptr + rows[:, None] * stride_gx + cols[None, :]
     grad_x = tl.load(pointers, mask=inside, other=0.0)
     tl.store(pointers, (grad_x.to(tl.float32) + lora).to(grad_x_ptr.dtype.element_ty), mask=inside)
+
+
+@triton.jit
+def _grads_kernel(grad_x_ptr, grad_ptr, x_ptr, a_ptr, out_ptr, seed_ptr, n_rows, n_cols, rank, rows_per_split,
+                  stride_gx, stride_g, stride_x, stride_a, threshold, scale, IEEE: tl.constexpr,
+                  BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, ROUNDS: tl.constexpr):
+    """_a_grad_kernel and _input_grad_kernel over the same tiles, from one draw of each tile's mask."""
+    col_start = tl.program_id(0) * BLOCK_K
+    cols = col_start + tl.arange(0, BLOCK_K)
+    split = tl.program_id(1)
+    ranks = tl.arange(0, BLOCK_R)
+    seed = tl.load(seed_ptr)
+    a = tl.load(a_ptr + ranks[:, None] * stride_a + cols[None, :],
+                mask=(ranks[:, None] < rank) & (cols[None, :] < n_cols), other=0.0)  # [BLOCK_R, BLOCK_K]
+    acc = tl.zeros((BLOCK_R, BLOCK_K), dtype=tl.float32)
+    first = split * rows_per_split
+    for start in range(first, first + rows_per_split, BLOCK_M):
+        rows = start + tl.arange(0, BLOCK_M)
+        in_rows = (rows < n_rows) & (rows < first + rows_per_split)
+        inside = in_rows[:, None] & (cols[None, :] < n_cols)
+        keep = _keep(seed, rows, col_start, n_cols, threshold, BLOCK_K, ROUNDS)
+        x = tl.load(x_ptr + rows[:, None] * stride_x + cols[None, :], mask=inside, other=0.0)
+        g = tl.load(grad_ptr + rows[None, :] * stride_g + ranks[:, None],
+                    mask=in_rows[None, :] & (ranks[:, None] < rank), other=0.0)  # [BLOCK_R, BLOCK_M]
+        acc += _dot(g, tl.where(keep, x, tl.zeros_like(x)), IEEE)
+        lora = _dot(tl.trans(g), a, IEEE)  # [BLOCK_M, BLOCK_K]
+        lora = tl.where(keep, lora * scale, tl.zeros_like(lora))
+        pointers = grad_x_ptr + rows[:, None] * stride_gx + cols[None, :]
+        grad_x = tl.load(pointers, mask=inside, other=0.0)
+        tl.store(pointers, (grad_x.to(tl.float32) + lora).to(grad_x_ptr.dtype.element_ty), mask=inside)
+    acc = acc * scale
+    out = out_ptr + split * rank * n_cols
+    tl.store(out + ranks[:, None] * n_cols + cols[None, :], acc,
+             mask=(ranks[:, None] < rank) & (cols[None, :] < n_cols))
 
 
 @triton.jit
@@ -279,3 +318,27 @@ def add_dropout_lora_input_grad_(grad_x: torch.Tensor, grad_down: torch.Tensor, 
         grad_x, grad_down, a, seed, rows, cols, rank, grad_x.stride(0), grad_down.stride(0), a.stride(0),
         *threshold_and_scale(p), IEEE=grad_x.dtype == torch.float32, BLOCK_R=_rank_block(rank), **_launch(tiles))
     return grad_x
+
+
+def add_dropout_lora_grads_(grad_x: torch.Tensor, grad_down: torch.Tensor, x: torch.Tensor, a: torch.Tensor,
+                            seed: torch.Tensor, p: float, tiles: Tiles | None = None) -> torch.Tensor:
+    """``dropout_lora_a_grad`` and ``add_dropout_lora_input_grad_`` in one kernel: returns lora_A's weight gradient
+    ``grad_down.T @ dropout(x)`` [rank, in_features] in fp32 and adds ``mask / (1 - p) * (grad_down @ a)`` into
+    grad_x [rows, in_features] in place. Why: the two kernels draw the same mask over the same [rows, in_features]
+    tiles, and the draw (Philox's integer work) bounds them; here each tile's mask is drawn once."""
+    if grad_x.stride(-1) != 1:
+        raise ValueError("add_dropout_lora_grads_ writes grad_x in place: it must be contiguous in its last dim")
+    grad_down, x, a = (_rows_last_contiguous(t) for t in (grad_down, x, a))
+    tiles = _tiles("grads", tiles)
+    rows, cols = x.shape
+    rank = a.shape[0]
+    col_blocks = triton.cdiv(cols, tiles.cols)
+    splits = _splits(rows, col_blocks, x.device, tiles.splits, tiles.rows)
+    rows_per_split = triton.cdiv(triton.cdiv(rows, splits), tiles.rows) * tiles.rows
+    splits = triton.cdiv(rows, rows_per_split)
+    partial = torch.empty((splits, rank, cols), dtype=torch.float32, device=x.device)
+    _grads_kernel[(col_blocks, splits)](
+        grad_x, grad_down, x, a, partial, seed, rows, cols, rank, rows_per_split, grad_x.stride(0),
+        grad_down.stride(0), x.stride(0), a.stride(0), *threshold_and_scale(p), IEEE=x.dtype == torch.float32,
+        BLOCK_R=_rank_block(rank), **_launch(tiles))
+    return partial.sum(0) if splits > 1 else partial[0]

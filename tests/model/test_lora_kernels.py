@@ -33,9 +33,15 @@ def test_each_kernel_is_torch_under_the_mask_it_draws(kernels, dtype, rows, cols
     torch.testing.assert_close(kernels.dropout_lora_a_grad(grad_down, x, seed, p), grad_down.float().T @ dropped,
                                **tolerance)
     expected = grad_x.float() + mask * scale * (grad_down.float() @ a.float())
+    joint_grad_x = grad_x.clone()
     out = kernels.add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p)
     assert out.data_ptr() == grad_x.data_ptr()  # in place, into the base's input gradient
     torch.testing.assert_close(grad_x.float(), expected, **tolerance)
+
+    # both backward gradients from one draw of the mask: the same as the two kernels
+    grad_a = kernels.add_dropout_lora_grads_(joint_grad_x, grad_down, x, a, seed, p)
+    torch.testing.assert_close(grad_a, grad_down.float().T @ dropped, **tolerance)
+    torch.testing.assert_close(joint_grad_x, grad_x, **tolerance)
 
 
 def test_lora_a_gradient_sums_every_split_of_the_rows(kernels, monkeypatch):
@@ -47,6 +53,29 @@ def test_lora_a_gradient_sums_every_split_of_the_rows(kernels, monkeypatch):
     dropped = x * kernels.dropout_mask(seed, (300, 64), 0.2) * kernels.threshold_and_scale(0.2)[1]
     torch.testing.assert_close(kernels.dropout_lora_a_grad(grad_down, x, seed, 0.2), grad_down.T @ dropped,
                                rtol=1e-4, atol=1e-4)
+
+
+def test_joint_gradients_sum_every_split_of_the_rows_and_write_each_row_once(kernels, monkeypatch):
+    """The rows of one column block split across programs (none a whole number of tiles): lora_A's partial sums all
+    arrive, and every row of the input gradient gets its addend exactly once."""
+    monkeypatch.setattr(kernels, "_splits", lambda rows, col_blocks, device, per_sm, block_rows: 3)
+    monkeypatch.setattr(kernels, "TILES", {**kernels.TILES, "grads": kernels.Tiles(rows=16, cols=32, splits=3)})
+    torch.manual_seed(1)
+    x, a = torch.randn(300, 96, device=DEVICE), torch.randn(8, 96, device=DEVICE)
+    grad_down, grad_x = torch.randn(300, 8, device=DEVICE), torch.randn(300, 96, device=DEVICE)
+    seed = kernels.new_seed(x.device)
+    mask, scale = kernels.dropout_mask(seed, (300, 96), 0.2), kernels.threshold_and_scale(0.2)[1]
+    expected_x = grad_x + mask * scale * (grad_down @ a)
+    grad_a = kernels.add_dropout_lora_grads_(grad_x, grad_down, x, a, seed, 0.2)
+    torch.testing.assert_close(grad_a, grad_down.T @ (x * mask * scale), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grad_x, expected_x, rtol=1e-4, atol=1e-4)
+
+
+def test_joint_gradients_refuse_an_input_gradient_they_cannot_write_in_place(kernels):
+    grad_x = torch.zeros(64, 16, device=DEVICE).t()
+    with pytest.raises(ValueError, match="contiguous in its last dim"):
+        kernels.add_dropout_lora_grads_(grad_x, torch.zeros(16, 4, device=DEVICE), torch.zeros(16, 64, device=DEVICE),
+                                        torch.zeros(4, 64, device=DEVICE), kernels.new_seed(grad_x.device), 0.1)
 
 
 def uniform_tiles(kernels, rows: int, cols: int) -> dict:
