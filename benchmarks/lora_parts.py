@@ -10,7 +10,8 @@ forward: ``base`` x W^T; ``down_nodrop`` x A^T; ``down_dropout`` dropout(x) A^T 
 in-place addmm_ the fused path makes);
 backward: ``base_grad`` grad W; ``grad_down`` grad B; ``grad_b`` grad^T down; ``grad_a_nodrop`` grad_down^T x;
 ``grad_a_kernel`` the same under the kernel's mask; ``input_grad_nodrop`` grad_x += grad_down A;
-``input_grad_kernel`` the same under the mask, in place; ``base_grad_and_down`` grad [W, B] as one matmul (the base
+``input_grad_kernel`` the same under the mask, in place; ``grads_kernel`` the last two kernels in one, from one
+draw of the mask (lora_kernels.add_dropout_lora_grads_); ``base_grad_and_down`` grad [W, B] as one matmul (the base
 input gradient and grad_down from one read of grad: a lever, not built).
 Accumulating in the big matmul instead (beta 1: cuBLAS reads the tensor it adds to in its epilogue, under the
 compute): forward ``lora_out`` s down B^T written once, then ``base_beta1`` out += x W^T (what the fused path does
@@ -63,6 +64,7 @@ def piece_floors(tokens: int, n_in: int, n_out: int, rank: int, bandwidth: float
              "add_lora": 2 * out + low + w_b, "grad_down": out + w_b + low, "grad_b": out + low + 2 * w_b,
              "grad_a_nodrop": low + x + 2 * a, "grad_a_kernel": low + x + 2 * a,
              "input_grad_nodrop": 2 * x + low + a, "input_grad_kernel": 2 * x + low + a,
+             "grads_kernel": 3 * x + low + 3 * a,
              "lora_out": out + low + w_b}
     floors = {name: 1e3 * size / bandwidth for name, size in moved.items()}
     floors.update(base=1e3 * base, base_grad=1e3 * base, base_grad_and_down=1e3 * base * (n_in + rank) / n_in,
@@ -101,13 +103,14 @@ def time_pieces(tokens: int, n_in: int, n_out: int, rank: int, p: float, device:
         "base_grad_beta1": lambda: grad_x.addmm_(grad, w),
     }
     if kernels:
-        from lightning_review.model.lora_kernels import (add_dropout_lora_input_grad_, dropout_lora_a_grad,
-                                                         dropout_lora_down, new_seed)
+        from lightning_review.model.lora_kernels import (add_dropout_lora_grads_, add_dropout_lora_input_grad_,
+                                                         dropout_lora_a_grad, dropout_lora_down, new_seed)
 
         seed = new_seed(x.device)
         pieces.update(down_kernel=lambda: dropout_lora_down(x, a, seed, p),
                       grad_a_kernel=lambda: dropout_lora_a_grad(grad_down, x, seed, p),
-                      input_grad_kernel=lambda: add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p))
+                      input_grad_kernel=lambda: add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p),
+                      grads_kernel=lambda: add_dropout_lora_grads_(grad_x, grad_down, x, a, seed, p))
     return {name: round(median_ms(fn, device), 4) for name, fn in pieces.items()}
 
 
@@ -125,12 +128,15 @@ def candidate_tiles() -> dict[str, list]:
                   (32, 128, 4, 3, 1), (64, 256, 8, 3, 1), (128, 256, 8, 3, 1), (64, 128, 8, 2, 1), (32, 256, 4, 2, 1),
                   (128, 64, 8, 2, 1)]
 
+    grads = [(64, 128, 8, 3, 8), (64, 128, 4, 3, 8), (64, 64, 4, 3, 8), (32, 128, 4, 3, 8), (64, 128, 8, 3, 4),
+             (128, 64, 8, 3, 4), (64, 256, 8, 3, 4), (32, 64, 4, 3, 8), (64, 64, 4, 3, 4), (128, 128, 8, 3, 4)]
+
     def with_current(name, shapes):
         tiles = [Tiles(*t) for t in shapes]
         return [TILES[name]] + [t for t in tiles if t != TILES[name]]
 
     return {"down": with_current("down", down), "a_grad": with_current("a_grad", a_grad),
-            "input_grad": with_current("input_grad", input_grad)}
+            "input_grad": with_current("input_grad", input_grad), "grads": with_current("grads", grads)}
 
 
 def kernel_inputs(tokens: int, widths: dict[int, int], rank: int, device: str = "cuda",
@@ -143,21 +149,22 @@ def kernel_inputs(tokens: int, widths: dict[int, int], rank: int, device: str = 
     def rand(*size):
         return torch.randn(*size, device=device, dtype=dtype, generator=g)
 
-    return {n_in: (rand(tokens, n_in), rand(rank, n_in), rand(tokens, rank), k.new_seed(torch.device(device)))
-            for n_in in widths}
+    return {n_in: (rand(tokens, n_in), rand(rank, n_in), rand(tokens, rank), k.new_seed(torch.device(device)),
+                   rand(tokens, n_in)) for n_in in widths}
 
 
 def kernel_call(kernel: str, inputs: tuple, p: float, tiles=None):
     """The call of one dropout kernel on ``inputs`` (kernel_inputs' tuple); ``tiles`` None: the library's own."""
     from lightning_review.model import lora_kernels as k
 
-    x, a, grad_down, seed = inputs
+    x, a, grad_down, seed, grad_x = inputs
     return {"down": lambda: k.dropout_lora_down(x, a, seed, p, tiles=tiles),
             "a_grad": lambda: k.dropout_lora_a_grad(grad_down, x, seed, p, tiles=tiles),
-            "input_grad": lambda: k.add_dropout_lora_input_grad_(x, grad_down, a, seed, p, tiles=tiles)}[kernel]
+            "input_grad": lambda: k.add_dropout_lora_input_grad_(grad_x, grad_down, a, seed, p, tiles=tiles),
+            "grads": lambda: k.add_dropout_lora_grads_(grad_x, grad_down, x, a, seed, p, tiles=tiles)}[kernel]
 
 
-def sweep_tiles(tokens: int, widths: dict[int, int], rank: int, p: float) -> dict:
+def sweep_tiles(tokens: int, widths: dict[int, int], rank: int, p: float, only: list[str] | None = None) -> dict:
     """Median ms of each dropout kernel on each candidate launch shape, per input width, and the per-layer sum
     (``widths``: how many of a layer's projections take each width)."""
     from lever_costs import median_ms
@@ -165,6 +172,8 @@ def sweep_tiles(tokens: int, widths: dict[int, int], rank: int, p: float) -> dic
     inputs = kernel_inputs(tokens, widths, rank)
     result: dict = {}
     for kernel, candidates in candidate_tiles().items():
+        if only and kernel not in only:
+            continue
         rows = []
         for tiles in candidates:
             try:
@@ -192,7 +201,7 @@ def time_rounds(tokens: int, widths: dict[int, int], rank: int, p: float, rounds
     try:
         return {kernel: round(sum(count * median_ms(kernel_call(kernel, inputs[n_in], p), "cuda")
                                   for n_in, count in widths.items()), 4)
-                for kernel in ("down", "a_grad", "input_grad")}
+                for kernel in ("down", "a_grad", "input_grad", "grads")}
     finally:
         k.PHILOX_ROUNDS = saved
 
@@ -208,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peak_tflops", type=float, default=0.0,
                         help="bf16 matmul peak; 0: measured (peak_flops.py) on CUDA, 1 TFLOP/s elsewhere")
     parser.add_argument("--sweep", action="store_true", help="also time the dropout kernels' launch shapes (CUDA)")
+    parser.add_argument("--sweep_kernels", default="", help="--sweep only these (comma-separated: down, a_grad, "
+                        "input_grad, grads), and no Philox rounds comparison")
     parser.add_argument("--out", default="lora_parts.json")
     args = parser.parse_args(argv)
     peak = args.peak_tflops
@@ -238,10 +249,12 @@ def main(argv: list[str] | None = None) -> None:
         widths: dict[int, int] = {}
         for n_in, _ in projection_shapes(args.shape).values():
             widths[n_in] = widths.get(n_in, 0) + 1
-        result["tile_sweep"] = sweep_tiles(args.tokens, widths, args.rank, args.p)
+        only = [k for k in args.sweep_kernels.split(",") if k]
+        result["tile_sweep"] = sweep_tiles(args.tokens, widths, args.rank, args.p, only)
         # 10 twice, before and after 7: the spread of the same code
-        result["philox_rounds_ms"] = [{"rounds": r, **time_rounds(args.tokens, widths, args.rank, args.p, r)}
-                                      for r in (10, 7, 10)]
+        if not only:
+            result["philox_rounds_ms"] = [{"rounds": r, **time_rounds(args.tokens, widths, args.rank, args.p, r)}
+                                          for r in (10, 7, 10)]
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"{'piece':<20}{'ms / layer':>12}{'floor':>10}{'x floor':>9}")
     for piece in [k for k in totals if not k.endswith("_floor")]:

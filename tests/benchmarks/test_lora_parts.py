@@ -47,9 +47,9 @@ def test_each_swept_kernel_call_runs_on_its_inputs():
     from lightning_review.model.lora_kernels import Tiles
 
     inputs = lora_parts.kernel_inputs(tokens=32, widths={64: 2}, rank=16, device="cpu", dtype=torch.float32)
-    x, a, grad_down, _ = inputs[64]
-    assert x.shape == (32, 64) and a.shape == (16, 64) and grad_down.shape == (32, 16)
-    for kernel in ("down", "a_grad", "input_grad"):
+    x, a, grad_down, _, grad_x = inputs[64]
+    assert x.shape == grad_x.shape == (32, 64) and a.shape == (16, 64) and grad_down.shape == (32, 16)
+    for kernel in ("down", "a_grad", "input_grad", "grads"):
         for tiles in (None, Tiles(rows=16, cols=32, splits=2)):
             out = lora_parts.kernel_call(kernel, inputs[64], 0.1, tiles)()
-            assert out.shape == {"down": (32, 16), "a_grad": (16, 64), "input_grad": (32, 64)}[kernel]
+            assert out.shape == {"down": (32, 16), "a_grad": (16, 64), "input_grad": (32, 64), "grads": (16, 64)}[kernel]
