@@ -9,8 +9,11 @@ import inspect
 import re
 import shlex
 import sys
+import warnings
+from contextlib import contextmanager
 from importlib import import_module
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 
 # name -> (module, attribute): a function, or a dict of functions (subcommands); imported only when run.
@@ -209,7 +212,52 @@ def _keyed_by_something_else(path: str) -> bool:
         key.value not in (*TRAINER_COMMANDS, "subcommand") for key, _ in node.value)
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _ours(filename: str) -> bool:
+    """Whether a warning was raised in this package's code (its file is under the package's directory)."""
+    try:
+        return Path(filename).resolve().is_relative_to(PACKAGE_DIR)
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def command_warnings() -> Iterator[None]:
+    """While a command runs, a warning raised by this package's code shows as the one line ``warning: <message>``
+    on stderr, not Python's ``/path/lightning_review/x.py:123: UserWarning: <message>`` and its source line (nor
+    Lightning's format, which takes every path with "lightning" in it for its own); any other warning shows as its
+    library or Python formats it. Installed by ``main`` alone and put back when the command ends, so that importing
+    or calling the package as a library changes no warning. A ``showwarning``, not a ``formatwarning``: Lightning,
+    imported by some commands only once they run, replaces ``warnings.formatwarning`` on import."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not _ours(filename):
+            return shown(message, category, filename, lineno, file, line)
+        stream = sys.stderr if file is None else file
+        if stream is None:  # pythonw: no console
+            return
+        try:
+            stream.write(f"warning: {message}\n")
+        except OSError:  # the console is gone: as Python's own showwarning, nothing to say it on
+            pass
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        if warnings.showwarning is show:  # unless the command installed its own since
+            warnings.showwarning = shown
+
+
 def main(args: list[str] | None = None):
+    with command_warnings():
+        return _main(args)
+
+
+def _main(args: list[str] | None = None):
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] in (["-h"], ["--help"]):
         print(f"Tool subcommands (each with --help): {', '.join(TOOLS)}")
