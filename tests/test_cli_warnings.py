@@ -21,6 +21,15 @@ def test_prepare_shows_the_datamodules_warning_as_one_plain_line(tmp_path, tiny_
     assert "datamodule.py" not in proc.stderr and "UserWarning" not in proc.stderr, proc.stderr[-3000:]
 
 
+def test_cost_shows_its_warning_as_one_plain_line(tmp_path):
+    chat = write_jsonl(tmp_path / "chat.jsonl", [{"messages": [
+        {"role": "user", "content": "word " * 50}, {"role": "assistant", "content": "A review."}]}])
+    proc = run_cli("cost", f"--file={chat}", "--max_tokens=10", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"warning: {chat}: 1 of 1 examples is over the limit of 10 tokens per example")
+
+
 def test_other_libraries_warnings_keep_their_format():
     # In a process of its own: pytest records warnings instead of showing them.
     elsewhere = str(ROOT.parent / "site-packages" / "somelib" / "mod.py")

@@ -200,15 +200,62 @@ def read_examples(path: str | Path, system_prompt: str | None = None,
     """The chat examples of a file that holds either chat examples (decided by its first line), taken as they are,
     or paper->review records, which become examples with ``system_prompt`` (None: local training's) and
     ``rating_line`` (None: when every record has a rating, as in training)."""
-    first = next(iter_json_objects(path), (None, {}))[1]
-    if "messages" in first:
+    for _, messages in located_examples(path, system_prompt, rating_line):
+        yield messages
+
+
+def is_chat_file(path: str | Path) -> bool:
+    """Whether a file holds chat examples (its first line has ``messages``), not paper->review records."""
+    return "messages" in next(iter_json_objects(path), (None, {}))[1]
+
+
+def located_examples(path: str | Path, system_prompt: str | None = None,
+                     rating_line: bool | None = None) -> Iterator[tuple[str, list[dict]]]:
+    """``read_examples`` with where each example is in the file: ``line N`` of a chat line, ``line N, id X`` of a
+    record (what the record's reader names as its place where that is not a line number)."""
+    if is_chat_file(path):
         for where, obj in iter_json_objects(path):
             problems = check_example(obj, where)
             if problems:
                 raise RecordError(problems[0] + " (python -m lightning_review openai validate lists every problem)")
-            yield obj["messages"]
+            yield f"line {where.rsplit(':', 1)[1]}", obj["messages"]
     else:
         records = read_records(path).records
         with_rating = resolve_rating_line(rating_line, records, str(path))
         for record in records:
-            yield to_messages(record, system_prompt, with_rating)
+            yield _record_place(record, str(path)), to_messages(record, system_prompt, with_rating)
+
+
+def _record_place(record: Record, path: str) -> str:
+    place = (record.where or "").removeprefix(f"{path}:")
+    place = f"line {place}" if place.isdigit() else place
+    return f"{place}, id {record.id}" if place else f"id {record.id}"
+
+
+OVER_LIMIT_SHOWN = 3  # places named in an over-limit message; the rest are counted
+
+
+def over_limit_detail(over: Sequence[tuple[str, int]], examples: int, max_tokens: int, what: str = "examples") -> str:
+    """``N of M <what> are over the limit of L tokens per example (line 3: 20,100 tokens; ...; and K more)``: the
+    words cost's warning and validate's and upload's refusal share. ``over`` holds (place, tokens), a place being
+    ``file:N`` (said as ``line N``: the message names the file first) or a place of ``located_examples``."""
+    shown = "; ".join(f"{_place(where)}: {tokens:,} tokens" for where, tokens in over[:OVER_LIMIT_SHOWN])
+    more = f"; and {len(over) - OVER_LIMIT_SHOWN} more" if len(over) > OVER_LIMIT_SHOWN else ""
+    verb = "is" if len(over) == 1 else "are"
+    return (f"{len(over)} of {examples} {what} {verb} over the limit of {max_tokens:,} tokens per example "
+            f"({shown}{more})")
+
+
+def _place(where: str) -> str:
+    head, _, tail = where.rpartition(":")
+    return f"line {tail}" if head and tail.isdigit() else where
+
+
+# What OpenAI does with an example over the limit (its fine-tuning guide: tokens are removed from the end).
+OPENAI_TRUNCATES = "OpenAI truncates such an example from its end, cutting the review it is trained on"
+
+
+def fit_fix(max_tokens: int) -> str:
+    """How to make every example fit: export's truncation cuts the paper, never the review."""
+    return (f"export the file again with papers cut to fit (`openai export --max_tokens={max_tokens}`, without "
+            "--truncate=false), or shorten those papers")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from ..data.rating_line import resolve_rating_line
@@ -12,7 +13,8 @@ from ..data.readers import read_records
 from ..errors import UserError
 from ..openai_client import default_endpoint, public_url
 from . import jobs
-from .chat_format import (DEFAULT_MAX_TOKENS, export_chat_jsonl, read_examples, select, validate_chat_jsonl)
+from .chat_format import (DEFAULT_MAX_TOKENS, OPENAI_TRUNCATES, export_chat_jsonl, fit_fix, is_chat_file,
+                          located_examples, over_limit_detail, select, validate_chat_jsonl)
 from .cost import CostEstimate, price_for, whole_number_problem
 from .screening import KINDS, describe, listed, screen_file
 from .tokens import count_message_tokens, encoding_name, get_encoding
@@ -59,15 +61,19 @@ def export(data_file: str, output_file: str, first: int | None = None, sample: i
 
 
 def validate(file: str, model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_MAX_TOKENS,
-             report_file: str | None = None) -> dict:
-    """OpenAI's fine-tuning format checks and token counts; exits non-zero when an example would be refused.
+             report_file: str | None = None, allow_over_limit: bool = False) -> dict:
+    """OpenAI's fine-tuning format checks and token counts; exits non-zero when an example would be refused, or
+    truncated by OpenAI (unless --allow_over_limit=true).
 
     Args:
         file: a chat fine-tuning JSONL.
         model: the model to fine-tune (decides the tokenizer).
-        max_tokens: tokens per example allowed by the model (longer ones are reported: OpenAI truncates them).
+        max_tokens: tokens per example allowed by the model. A longer example fails validation: OpenAI truncates
+            it from its end, cutting the review it is trained on (`openai export` cuts the paper instead).
         report_file: also write the report as JSON here.
+        allow_over_limit: accept examples over max_tokens, as OpenAI truncates them (a warning, not an error).
     """
+    _check_max_tokens(max_tokens)
     report = validate_chat_jsonl(file, get_encoding(encoding_name(model)), max_tokens)
     summary = report.summary()
     print(json.dumps(summary, indent=1))
@@ -78,7 +84,21 @@ def validate(file: str, model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_
         raise SystemExit(f"{file}: {len(report.errors)} format problem(s):\n  {listed}")
     if report.examples == 0:  # as cost and upload refuse it: an upload would be refused, or a job fail
         raise UserError(f"{file}: no examples; a fine-tuning file needs examples (make it with `openai export`)")
+    _over_limit(file, report, allow_over_limit, "")
     return summary
+
+
+def _over_limit(file: str, report, allowed: bool, refusing: str) -> None:
+    """validate's and upload's check of the examples over the limit (OpenAI would truncate them): refused, naming
+    them and the fix, unless --allow_over_limit accepts them (then a warning)."""
+    if not report.over_limit:
+        return
+    detail = over_limit_detail(report.over_limit, report.examples, report.max_tokens)
+    if allowed:
+        warnings.warn(f"{file}: {detail}, accepted by --allow_over_limit: {OPENAI_TRUNCATES}", stacklevel=2)
+        return
+    raise UserError(f"{file}: {refusing}{detail}; {OPENAI_TRUNCATES}: {fit_fix(report.max_tokens)}; or pass "
+                    "--allow_over_limit=true to accept the truncation")
 
 
 def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, model: str = "gpt-3.5-turbo",
@@ -88,7 +108,8 @@ def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, mo
     """What fine-tuning costs: billed tokens x epochs x price per 1K tokens (and in a local currency).
 
     Args:
-        file: chat JSONL or paper->review JSONL whose tokens to count (each example billed at most max_tokens).
+        file: chat JSONL or paper->review JSONL whose tokens to count (each example billed at most max_tokens; a
+            warning names the examples over it, which OpenAI would truncate or export would cut).
         tokens: a token count per epoch instead of a file.
         epochs: training epochs.
         model: the model to fine-tune: its tokenizer and its price in the table.
@@ -105,17 +126,34 @@ def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, mo
     if file is not None:
         _check_max_tokens(max_tokens)
         encoding = get_encoding(encoding_name(model))
-        tokens = sum(min(count_message_tokens(m, encoding), max_tokens) for m in read_examples(file, system_prompt))
+        counts = [(where, count_message_tokens(messages, encoding))
+                  for where, messages in located_examples(file, system_prompt)]
+        tokens = sum(min(n, max_tokens) for _, n in counts)
         if not tokens:
             raise UserError(f"{file}: no examples to cost; pass a file with examples, or --tokens")
+        over = [(where, n) for where, n in counts if n > max_tokens]
+        if over:
+            warnings.warn(_cost_over_limit(file, over, len(counts), max_tokens))
     price = price_per_1k if price_per_1k is not None else price_for(model, prices)
     estimate = CostEstimate(tokens, epochs, price, exchange_rate, currency)
     print("\n".join(estimate.lines()))
     return estimate
 
 
+def _cost_over_limit(file: str, over: list[tuple[str, int]], examples: int, max_tokens: int) -> str:
+    """cost's warning about examples over the limit, each billed at the limit: a chat file's are truncated by OpenAI
+    (validate and upload refuse them), a paper->review file's papers are cut to fit by `openai export`."""
+    if is_chat_file(file):
+        return (f"{file}: {over_limit_detail(over, examples, max_tokens)}, billed here at the limit; "
+                f"{OPENAI_TRUNCATES}, and `openai validate` and `openai upload` refuse them (unless "
+                f"--allow_over_limit=true): {fit_fix(max_tokens)}")
+    return (f"{file}: {over_limit_detail(over, examples, max_tokens, 'records')}, billed here at the limit: "
+            f"`openai export --max_tokens={max_tokens}` cuts their papers to fit, losing the end of each; shorten "
+            "those papers to keep them whole")
+
+
 def upload(file: str, yes: bool = False, allow_secret_kinds: list[str] | str | None = None,
-           model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
+           model: str = "gpt-3.5-turbo", max_tokens: int = DEFAULT_MAX_TOKENS, allow_over_limit: bool = False) -> str:
     """Upload a chat JSONL to the fine-tuning service: validated first, screened for secrets and e-mail addresses
     (a finding stops the upload unless its kind is accepted by name), and only after an explicit confirmation
     (--yes=true, or typing "upload"). --yes confirms the upload, never a secret.
@@ -127,7 +165,8 @@ def upload(file: str, yes: bool = False, allow_secret_kinds: list[str] | str | N
             to be in the data (the kinds: openai_key, anthropic_key, huggingface_token, github_token, aws_access_key,
             slack_token, google_api_key, private_key, bearer_token, email).
         model: the model it is meant for (format and token checks).
-        max_tokens: tokens per example allowed by the model.
+        max_tokens: tokens per example allowed by the model; a longer example is refused, as by `openai validate`.
+        allow_over_limit: upload examples over max_tokens anyway (OpenAI truncates them from their end).
     """
     allowed = _secret_kinds(allow_secret_kinds)
     _check_max_tokens(max_tokens)
@@ -137,6 +176,7 @@ def upload(file: str, yes: bool = False, allow_secret_kinds: list[str] | str | N
                         f"{report.errors[0]} (run `openai validate` for all)")
     if not report.examples:
         raise UserError(f"{file}: refusing to upload: the file has no examples (make it with `openai export`)")
+    _over_limit(file, report, allow_over_limit, "refusing to upload: ")
     findings = screen_file(file)
     refused = [(line, kind) for line, kind in findings if kind not in allowed]
     if refused:
