@@ -35,7 +35,8 @@ from ..errors import UserError, json_error
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .papers import count_papers, id_conflicts, looks_swapped
 from .records import (DataFileNotFound, Record, RecordError, document_field, iter_json_lines, iter_json_objects,
-                      normalise_whitespace, record_from_fields, text_key, too_many_digits, unpaired_surrogate)
+                      normalise_whitespace, record_from_fields, record_id, text_key, too_many_digits,
+                      unpaired_surrogate)
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]
@@ -68,6 +69,11 @@ def detect_format(path: Path) -> str:
         return "csv"
     if path.suffix.lower() == ".json":
         return "json"
+    return _json_lines_format(path)
+
+
+def _json_lines_format(path: Path) -> str:
+    """Which JSON-lines format (jsonl, chat, paper_reviews) the first line of ``path`` is in."""
     try:
         first = next(iter_json_objects(path), (None, {}))[1]
     except RecordError:
@@ -109,7 +115,10 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
         raise UserError(f"{path}: data.column_mapping names the columns of JSON and CSV data, but this is read as "
                         f"{fmt} data, whose fields have fixed names (see data.data_format): rename the fields in the "
                         "file, or leave data.column_mapping out")
+    _refuse_other_form(path, format, fmt)
     report = ReadReport(rejects_file=str(rejects_file) if rejects_file else None)
+    known = fields_read(fmt, mapping or {}, need_review)
+    not_read: dict[str, str] = {}  # a field no reader reads -> where it first appears
     seen: set[tuple[str | None, str, str]] = set()
     rejects: list[dict] = []
 
@@ -123,9 +132,20 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
 
     for where, item in _candidates(path, fmt, mapping or {}, need_review):
         try:
-            if isinstance(item, RecordError):
-                raise item
-            record = record_from_fields(item, where, item.get("_default_id", where), str(path), need_review)
+            # a bad row's fields count too (a reader may give its error the fields not read: ``unknown``)
+            unknown = (getattr(item, "unknown", None) if isinstance(item, RecordError) else item.get("_unknown")) or {}
+            for name, first in unknown.items():
+                not_read.setdefault(name, first)
+            try:
+                if isinstance(item, RecordError):
+                    raise item
+                record = record_from_fields(item, where, item.get("_default_id", where), str(path), need_review)
+            except RecordError as exc:
+                if unknown and exc.reason.startswith("missing_"):  # a misspelt field is the likely cause: say so
+                    raise RecordError(f"{exc}; {'the file has columns' if fmt == 'csv' else 'the line has fields'} "
+                                      f"that are not read: {', '.join(map(repr, unknown))} (misspelt or renamed?)",
+                                      exc.reason) from None
+                raise
             if need_review and len(record.review.strip()) < min_review_chars:
                 raise RecordError(f"{where}: the review has {len(record.review.strip())} characters, fewer than "
                                   f"min_review_chars={min_review_chars}", "review_too_short")
@@ -162,11 +182,96 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
                                f"{swapped[1]:,.0f} characters): are the paper and review columns swapped? Check "
                                "data.column_mapping (papers that are only abstracts can be shorter than reviews: then "
                                "ignore this)")
+    if not_read:
+        report.warnings.append(_not_read_warning(path, fmt, not_read, known))
     if rejects_file:
         with atomic_writer(rejects_file) as f:
             for entry in rejects:
                 f.write(json.dumps(entry) + "\n")
     return report
+
+
+# Fields a reader fills itself, never the user's: not reported as fields not read.
+_INTERNAL = {"_default_id", "_paper_id", "_system_prompt", "_labels", "_line_form", "_remove", "_unknown"}
+
+
+def fields_read(fmt: str, mapping: dict[str, str], need_review: bool) -> tuple[str, ...] | None:
+    """The top-level fields (JSON) or columns (CSV) a format's reader reads, or None where none are checked
+    (peerread: a fixed external layout with many fields of its own)."""
+    if fmt in MAPPED_FORMATS:
+        columns = [mapping.get(name, name) for name in FIELDS]
+        if not need_review and "paper" not in mapping:
+            columns.append("text")  # document_field: the document is the paper or the text column
+        return tuple(dict.fromkeys(columns))
+    jsonl = FIELDS + ("source",) + (() if need_review else ("text",))
+    return {"jsonl": jsonl, "chat": ("id", "messages"),
+            "paper_reviews": ("id", "title", "paper", "reviews", "source") if need_review else jsonl + ("reviews",)
+            }.get(fmt)
+
+
+def _unknown(obj: dict, known: tuple[str, ...], where: str) -> dict[str, str]:
+    """{field: where} for each field of ``obj`` that its reader does not read."""
+    return {name: where for name in obj if name not in known and name not in _INTERNAL}
+
+
+def _not_read_warning(path: Path, fmt: str, not_read: dict[str, str], known: tuple[str, ...], limit: int = 10) -> str:
+    """One line for a file's fields that no reader reads (extra metadata, or one of ours misspelt): each field with
+    where it first appears, the fields that are read, and the fix."""
+    def place(where: str) -> str:
+        rest = where[len(str(path)):] if where.startswith(str(path)) else where
+        return f"line {rest[1:]}" if rest.startswith(":") else rest
+    shown = ", ".join(f"{name!r} (first at {place(where)})" for name, where in list(not_read.items())[:limit])
+    more = f" and {len(not_read) - limit} more" if len(not_read) > limit else ""
+    what = "columns" if fmt == "csv" else "fields"
+    fix = ('name it with data.column_mapping (e.g. {"review": "<your column>"})' if fmt in MAPPED_FORMATS else
+           f"rename it in the file ({fmt} fields have fixed names)")
+    return (f"{path}: {what} not read (ignored): {shown}{more}; the {what} read are "
+            f"{', '.join(map(repr, known))}. Extra metadata can stay; if one is a misspelt or renamed field of ours, "
+            f"{fix}")
+
+
+def _first_lines(path: Path, count: int = 5) -> list[str]:
+    """The first ``count`` non-blank lines of a file (bytes that are not UTF-8 replaced; a byte order mark dropped)."""
+    lines = []
+    with path.open("rb") as f:
+        for raw in f:
+            line = raw.decode("utf-8", errors="replace").removeprefix("\ufeff").strip()
+            if line:
+                lines.append(line)
+                if len(lines) == count:
+                    break
+    return lines
+
+
+def _refuse_other_form(path: Path, format: str, fmt: str) -> None:
+    """A RecordError (the whole file, under either policy) where the file is plainly in another form than the format
+    it is read as: JSON read as CSV (whose header would be the first object's text, cut at its commas), or CSV read as
+    JSON lines (every line invalid JSON). ``format``: as given (auto or a format); ``fmt``: the one read."""
+    if fmt not in ("csv", "jsonl", "chat", "paper_reviews") or path.is_dir():
+        return
+    lines = _first_lines(path)
+    if not lines:
+        return
+    how = (f"data.data_format {format}" if format != "auto" else
+           f"data.data_format auto reads a file {'named .csv as CSV' if fmt == 'csv' else 'not named .csv or .json as JSON lines'}")
+    if fmt == "csv" and lines[0][0] in "{[":
+        if lines[0][0] == "[":
+            fix = "set data.data_format json (a JSON array of objects)"
+            form = "JSON"
+        else:
+            fix = f"set data.data_format {_json_lines_format(path)}"
+            fix += " (or rename the file to .jsonl)" if format == "auto" else (
+                " (or auto)" if path.suffix.lower() not in (".csv", ".json") else "")
+            form = "JSON lines"
+        raise RecordError(f"{path}:1: read as CSV ({how}), but the file looks like {form} (its first character is "
+                          f"{lines[0][0]!r}); {fix}", "wrong_format")
+    if fmt != "csv" and not any(line[0] in "{[" for line in lines) and (
+            path.suffix.lower() == ".csv" or "," in lines[0]):
+        shown = lines[0] if len(lines[0]) <= 60 else lines[0][:57] + "..."
+        fix = ("set data.data_format csv" + (" (or auto)" if path.suffix.lower() == ".csv" else "") if format != "auto"
+               else "set data.data_format csv (or rename the file to .csv)")
+        raise RecordError(f"{path}:1: read as JSON lines ({how}), but the file looks like CSV (line 1 is {shown!r}, "
+                          f"and none of its first {len(lines)} lines starts with '{{'); {fix}", "wrong_format")
 
 
 def _candidates(path: Path, fmt: str, mapping: dict[str, str],
@@ -177,9 +282,14 @@ def _candidates(path: Path, fmt: str, mapping: dict[str, str],
 
 
 def _jsonl(path: Path, mapping: dict[str, str], need_review: bool):
+    yield from _json_lines(path, fields_read("jsonl", mapping, need_review))
+
+
+def _json_lines(path: Path, known: tuple[str, ...]):
     for where, obj in iter_json_lines(path):
         if isinstance(obj, dict):
-            obj = {**obj, "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
+            obj = {**obj, "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}", "_unknown": _unknown(obj, known,
+                                                                                                        where)}
         yield where, obj
 
 
@@ -189,8 +299,9 @@ def _chat(path: Path, mapping: dict[str, str], need_review: bool):
             yield where, obj
             continue
         messages = obj.get("messages") or []
-        contents = {role: [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == role]
-                    for role in ("system", "user", "assistant")}
+        at = {role: [j for j, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == role]
+              for role in ("system", "user", "assistant")}
+        contents = {role: [messages[j].get("content") for j in places] for role, places in at.items()}
         user, assistant, system = contents["user"], contents["assistant"], contents["system"]
         if len(user) != 1 or len(assistant) > 1 or (need_review and not assistant):
             wanted = "one assistant message (the review)" if need_review else "at most one assistant message"
@@ -202,9 +313,16 @@ def _chat(path: Path, mapping: dict[str, str], need_review: bool):
                                      f"{len(system)}{'' if len(system) > 1 else ' without text'}: merge or remove "
                                      "them", "bad_chat_example")
             continue
-        yield where, {"id": obj.get("id"), "paper": user[0], "review": assistant[0] if assistant else None,
-                      "_system_prompt": system[0] if system else None,
-                      "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}"}
+        item = {"paper": user[0], "review": assistant[0] if assistant else None,
+                "_system_prompt": system[0] if system else None,
+                "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}",
+                "_labels": {"paper": f"field 'messages[{at['user'][0]}].content' (the user message)",
+                            "review": f"field 'messages[{at['assistant'][0]}].content' (the assistant message)"
+                            if assistant else "the assistant message"},
+                "_unknown": _unknown(obj, fields_read("chat", mapping, need_review), where)}
+        if "id" in obj:  # null is a bad id (record_id), not no id
+            item["id"] = obj["id"]
+        yield where, item
 
 
 def refuse_other_system_messages(records: list[Record], system_prompt: str, path: str | Path) -> None:
@@ -243,9 +361,14 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+# What a paper_reviews line holds, as the messages about a bad line show it.
+PAPER_REVIEWS_LINE = '{"paper": "...", "reviews": [{"text": "...", "rating": ...}]}'
+
+
 def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
+    known = fields_read("paper_reviews", mapping, need_review)
     if not need_review:
-        yield from _jsonl(path, mapping, need_review)  # one document a line: its reviews are not read
+        yield from _json_lines(path, known)  # one document a line: its reviews are not read
         return
     for where, obj in iter_json_lines(path):
         if isinstance(obj, RecordError):
@@ -253,17 +376,31 @@ def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
             continue
         reviews = obj.get("reviews")
         if not isinstance(reviews, list) or not reviews:
-            yield where, RecordError(f"{where}: 'reviews' must be a non-empty list", "no_reviews")
+            yield where, RecordError(f"{where}: field 'reviews' must be a non-empty list (each line needs "
+                                     f"{PAPER_REVIEWS_LINE}); add the paper's reviews or remove the line", "no_reviews")
             continue
-        given = obj.get("id")
-        given = None if given is None or str(given).strip() == "" else str(given)
+        try:
+            given = record_id(obj, where)
+        except RecordError as exc:
+            yield where, exc
+            continue
         paper_id = given or f"{path.stem}-{where.rsplit(':', 1)[1]}"
+        unknown = _unknown(obj, known, where)
         for i, review in enumerate(reviews):
-            text = review.get("text") if isinstance(review, dict) else None
-            rating = review.get("rating") if isinstance(review, dict) else None
-            yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "_paper_id": given, "paper": obj.get("paper"),
-                                          "review": text, "title": obj.get("title"), "rating": _number(rating),
-                                          "source": obj.get("source")}
+            at = f"{where} review {i}"
+            if not isinstance(review, dict):
+                yield at, RecordError(f"{at}: field 'reviews[{i}]' must be an object ({{\"text\": \"...\", "
+                                      f"\"rating\": ...}}), got {type(review).__name__}; fix or remove that review",
+                                      "not_an_object")
+                continue
+            item = {"id": f"{paper_id}#{i}", "_paper_id": given, "title": obj.get("title"),
+                    "rating": _number(review.get("rating")), "source": obj.get("source"), "_unknown": unknown,
+                    "_labels": {"review": f"field 'reviews[{i}].text'", "rating": f"field 'reviews[{i}].rating'"},
+                    "_line_form": PAPER_REVIEWS_LINE, "_remove": "that review"}
+            for name, theirs in (("paper", "paper"), ("review", "text")):
+                if theirs in (obj if name == "paper" else review):  # absent stays absent: "missing field"
+                    item[name] = (obj if name == "paper" else review)[theirs]
+            yield at, item
 
 
 def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
@@ -287,7 +424,11 @@ def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
                 f"{pdf_file}: expected a JSON object", "not_an_object")
             continue
         text = _science_parse_text(parsed)
-        paper_id = str(paper.get("id", review_file.stem))
+        try:
+            paper_id = record_id(paper, where) or review_file.stem
+        except RecordError as exc:
+            yield where, exc
+            continue
         for i, review in enumerate(paper.get("reviews", [])):
             if review.get("IS_META_REVIEW") or review.get("is_meta_review"):
                 continue  # the area chair's decision, not a reviewer's review
@@ -296,7 +437,10 @@ def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
             yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "_paper_id": paper_id, "paper": text,
                                           "review": review.get("comments"),
                                           "title": paper.get("title"), "rating": _number(review["RECOMMENDATION"]),
-                                          "source": "peerread"}
+                                          "source": "peerread",
+                                          "_labels": {"review": f"field 'reviews[{i}].comments'",
+                                                      "rating": f"field 'reviews[{i}].RECOMMENDATION'"},
+                                          "_remove": "that review"}
 
 
 def _json_file(path: Path):
@@ -346,6 +490,8 @@ def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = 
                                f'data.column_mapping {{"{required}": "<your column>"}}', f"missing_{required}")
     out = {name: row.get(column) for name, column in columns.items() if column in row}
     out["rating"] = _number(out.get("rating"))
+    out["_labels"] = {name: f"column {column!r} (data.column_mapping's {name!r})"
+                      for name, column in columns.items() if column != name}
     return out
 
 
@@ -355,18 +501,27 @@ def _json_array(path: Path, mapping: dict[str, str], need_review: bool):
     try:
         data = json.loads(path.read_bytes().decode("utf-8-sig", errors="surrogateescape"))
     except json.JSONDecodeError as exc:
+        hint = ""
+        if exc.msg == "Extra data" and _first_lines(path, 1)[0].startswith("{"):
+            hint = f"; the file looks like JSON lines (one object a line): set data.data_format {_json_lines_format(path)}"
         raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({json_error(exc)}); expected a JSON "
-                          "array of objects", "invalid_json") from None
+                          f"array of objects{hint}", "invalid_json") from None
     except ValueError:
         raise RecordError(too_many_digits(str(path)), "invalid_json") from None
     if not isinstance(data, list):
-        raise RecordError(f"{path}: expected a JSON array of objects", "not_an_array")
+        hint = (f" (for JSON lines, one object a line, set data.data_format {_json_lines_format(path)})"
+                if isinstance(data, dict) else "")
+        raise RecordError(f"{path}: expected a JSON array of objects, got {_json_kind(data)}{hint}",
+                          "not_an_array")
+    known = fields_read("json", mapping, need_review)
     for i, row in enumerate(data):
         where = f"{path}[{i}]"
         if not isinstance(row, dict):
             yield where, RecordError(f"{where}: expected an object", "not_an_object")
             continue
-        yield where, _not_utf8(row, where) or _mapped(row, mapping, where, need_review)
+        item = _not_utf8(row, where) or _mapped(row, mapping, where, need_review)
+        _give_unknown(item, _unknown(row, known, where))
+        yield where, item
 
 
 def _csv(path: Path, mapping: dict[str, str], need_review: bool):
@@ -374,11 +529,25 @@ def _csv(path: Path, mapping: dict[str, str], need_review: bool):
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
         end = 1  # the header's last line
+        unknown = None
         for row in reader:
             where = f"{path}:{end + 1}"  # where the row starts: a quoted paper may span many lines
             end = reader.line_num
-            yield where, _columns_counted(row, reader.fieldnames, where) or _not_utf8(row, where) or \
+            if unknown is None:  # the header's columns, once: every row has them
+                unknown = _unknown(dict.fromkeys(reader.fieldnames), fields_read("csv", mapping, need_review),
+                                   f"{path}:1")
+            item = _columns_counted(row, reader.fieldnames, where) or _not_utf8(row, where) or \
                 _mapped(row, mapping, where, need_review)
+            _give_unknown(item, unknown)
+            yield where, item
+
+
+def _give_unknown(item: dict | RecordError, unknown: dict[str, str]) -> None:
+    """Attach a row's fields not read to what its reader yields, a record or its error (read_records reports them)."""
+    if isinstance(item, dict):
+        item["_unknown"] = unknown
+    else:
+        item.unknown = unknown
 
 
 def _columns_counted(row: dict, header: list[str], where: str) -> RecordError | None:
@@ -428,3 +597,9 @@ def _number(value):
 # readers whose form differs without reviews (jsonl's and peerread's does not).
 READERS = {"jsonl": _jsonl, "chat": _chat, "paper_reviews": _paper_reviews, "peerread": _peerread,
            "json": _json_array, "csv": _csv}
+
+
+def _json_kind(value) -> str:
+    """What a JSON value is, in JSON's words."""
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")

@@ -72,24 +72,52 @@ def paper_id_of(record_id: str) -> str:
 REVIEW_LINE = '{"paper": "...", "review": "..."}'
 
 
-def text_field(obj: dict, name: str, where: str, line_form: str = REVIEW_LINE) -> str:
+def text_field(obj: dict, name: str, where: str, line_form: str = REVIEW_LINE, label: str | None = None,
+               remove: str = "the line") -> str:
     """A required non-empty text field of a record, or a RecordError naming ``where``, the field and the fix;
-    ``line_form`` shows what each line of the file needs (paper->review data by default)."""
+    ``line_form`` shows what each line of the file needs (paper->review data by default). ``label`` is the field as
+    the user's file names it where a reader renamed it (``field 'reviews[2].text'``, ``column 'critique'``;
+    default ``field '<name>'``), ``remove`` what to remove instead of fixing it (a review of a paper_reviews line,
+    not the whole line)."""
+    what = label or f"field {name!r}"
     if name not in obj:
-        raise RecordError(f"{where}: missing field {name!r} (each line needs {line_form}); add it or remove the "
-                          "line", f"missing_{name}")
+        raise RecordError(f"{where}: missing {what} (each line needs {line_form}); add it or remove {remove}",
+                          f"missing_{name}")
     value = obj[name]
     if not isinstance(value, str):
-        raise RecordError(f"{where}: field {name!r} must be a string, got {type(value).__name__}",
-                          f"non_text_{name}")
+        raise RecordError(f"{where}: {what} must be a string, got {type(value).__name__}", f"non_text_{name}")
     if not value.strip():
-        raise RecordError(f"{where}: field {name!r} is empty; give it text or remove the line", f"empty_{name}")
+        raise RecordError(f"{where}: {what} is empty; give it text or remove {remove}", f"empty_{name}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:  # JSON's "\ud800" escape alone: no character, and no tokenizer takes it
-        raise RecordError(unpaired_surrogate(f"{where}: field {name!r}", value[exc.start],
+        raise RecordError(unpaired_surrogate(f"{where}: {what}", value[exc.start],
                                              f" at character {exc.start + 1}"), f"surrogate_{name}") from None
     return value
+
+
+def record_id(obj: dict, where: str, label: str = "field 'id'") -> str | None:
+    """The id a record gives, as a string, or None where it gives none (no ``id`` field, or a blank string).
+
+    An id is a string. A whole number (``"id": 12``) is taken as its digits (``"12"``): one spelling, so the same
+    paper as ``"id": "12"``. Anything else is a RecordError naming ``where``, the field and the fix, not converted:
+    a float (``12.0`` would be ``"12.0"``, another paper than ``12``, and a long number a rounded one), ``true`` /
+    ``false``, ``null`` (``"None"``, or no id, would be a guess: leave the field out for no id), a list or an
+    object. The bad-record policy applies to it as to any other record error (reason ``bad_id``)."""
+    if "id" not in obj:
+        return None
+    value = obj["id"]
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    shown = json.dumps(value, ensure_ascii=False)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    kind = {float: " (a float)", bool: " (a boolean)", list: " (a list)", dict: " (an object)"}.get(type(value), "")
+    whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
+    quoted = f'; write it as a string ("id": "{int(value)}")' if whole else ""
+    raise RecordError(f"{where}: {label} is {shown}{kind}; an id must be a string (or a whole number, read as "
+                      f"its digits){quoted}, or leave the field out for no id", "bad_id")
 
 
 def unpaired_surrogate(what: str, character: str, place: str = "") -> str:
@@ -151,10 +179,11 @@ PAPER_LINE = '{"id": "...", "paper": "..."}'
 
 
 def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
-    """(id, paper text) of a JSONL of papers to review (``paper`` required, ``id`` optional)."""
+    """(id, paper text) of a JSONL of papers to review (``paper`` required, ``id`` optional: record_id)."""
     path = Path(path)
     for where, obj in iter_json_objects(path):
-        yield (str(obj.get("id", f"{path.stem}-{where.rsplit(':', 1)[1]}")),
+        given = record_id(obj, where)
+        yield (given if given is not None else f"{path.stem}-{where.rsplit(':', 1)[1]}",
                text_field(obj, "paper", where, PAPER_LINE))
 
 
@@ -163,21 +192,23 @@ def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
 RATING_LIMIT = 1000
 
 
-def check_rating(rating, where: str, name: str = "rating"):
+def check_rating(rating, where: str, name: str = "rating", label: str | None = None):
     """``rating`` when it is a finite number within +-RATING_LIMIT, or None; else a RecordError naming ``where``, the
     field, the value and the fix. JSON's ``true``/``false`` are no ratings (Python counts them as 1 and 0), nor are
     ``NaN`` and ``Infinity`` (which Python's json module reads), which would become a ``Rating: nan`` line no parser
-    reads back, nor a number no review scale has (``1e308``)."""
+    reads back, nor a number no review scale has (``1e308``). ``label``: the field as the user's file names it, where
+    a reader renamed it (``field 'reviews[2].rating'``)."""
     if rating is None:
         return None
+    what = label or f"field {name!r}"
     fix = "give a number on the review scale (e.g. 1-10) or null; or fix or remove the line"
     # an int is always finite (math.isfinite would overflow on one beyond float's range)
     if isinstance(rating, bool) or not isinstance(rating, (int, float)) or (isinstance(rating, float)
                                                                             and not math.isfinite(rating)):
-        raise RecordError(f"{where}: field {name!r} must be a finite number or null, got {rating!r}; {fix}",
+        raise RecordError(f"{where}: {what} must be a finite number or null, got {rating!r}; {fix}",
                           f"bad_{name}")
     if not -RATING_LIMIT <= rating <= RATING_LIMIT:
-        raise RecordError(f"{where}: field {name!r} is {rating!r}, not a review rating (a rating is a score on a "
+        raise RecordError(f"{where}: {what} is {rating!r}, not a review rating (a rating is a score on a "
                           f"small scale, between -{RATING_LIMIT} and {RATING_LIMIT}); {fix}", f"bad_{name}")
     return rating
 
@@ -211,19 +242,26 @@ def record_from_fields(obj: dict, where: str, default_id: str, source: str, need
     Without ``need_review`` (the text task, which trains on the documents alone), the document is ``paper`` or
     ``text`` (document_field) and the review and rating are not read: a review given as text is kept (so that a
     paper's several reviews stay several records, not duplicates), anything else becomes ``""``; the rating None.
-    A chat line's own system message (``_system_prompt``) goes to ``extra["system_prompt"]``."""
-    given = obj.get("id")
-    given = None if given is None or str(given).strip() == "" else str(given)
+    A chat line's own system message (``_system_prompt``) goes to ``extra["system_prompt"]``. The id is checked by
+    record_id (a string, or a whole number read as its digits). A reader that renames the user's fields gives
+    ``_labels`` {our field: the user's field, as a message names it} so that an error names the user's field
+    (``field 'reviews[2].text'``), ``_line_form`` what its lines hold and ``_remove`` what to remove instead of
+    fixing a bad review."""
+    labels = obj.get("_labels", {})
+    given = record_id(obj, where, labels.get("id", "field 'id'"))
     paper_id = obj["_paper_id"] if "_paper_id" in obj else (paper_id_of(given) if given is not None else None)
     if need_review:
-        rating = check_rating(obj.get("rating"), where)
+        rating = check_rating(obj.get("rating"), where, label=labels.get("rating"))
         if "paper" not in obj and "text" in obj:
             raise RecordError(f"{where}: missing field 'paper' (each line needs {{\"paper\": \"...\", \"review\": "
                               "\"...\"}); plain text without a review ({\"text\": ...}) is read by the text task "
                               "only (data.task text)", "missing_paper")
-        paper, review = text_field(obj, "paper", where), text_field(obj, "review", where)
+        line_form = obj.get("_line_form", REVIEW_LINE)
+        paper = text_field(obj, "paper", where, line_form, labels.get("paper"))
+        review = text_field(obj, "review", where, line_form, labels.get("review"), obj.get("_remove", "the line"))
     else:
-        paper = text_field(obj, document_field(obj, where), where)
+        name = document_field(obj, where)
+        paper = text_field(obj, name, where, label=labels.get(name))
         review, rating = obj.get("review") if isinstance(obj.get("review"), str) else "", None
     extra = {"system_prompt": obj["_system_prompt"]} if obj.get("_system_prompt") is not None else {}
     return Record(id=given if given is not None else default_id, paper=paper, review=review, title=obj.get("title"),

@@ -45,9 +45,11 @@ def test_a_missing_column_names_the_column_mapping_setting(tmp_path, tiny_llama_
         writer.writeheader()
         writer.writerow({"body": PAPER, "critique": REVIEW})
     with pytest.raises(RecordError, match=r"data\.csv:2: no column 'paper' for 'paper'; name your column with "
-                                          r"data\.column_mapping \{\"paper\": \"<your column>\"\}$"):
+                                          r"data\.column_mapping \{\"paper\": \"<your column>\"\}; the file has "
+                                          r"columns that are not read: 'body', 'critique' \(misspelt or renamed\?\)$"):
         read_records(path)
     with pytest.raises(SystemExit) as caught:  # prepare's flag is --column_mapping
         main(["prepare", f"--data_file={path}", f"--tokenizer_dir={tiny_llama_dir}", f"--output_dir={tmp_path / 'o'}",
               f"--column_mapping={json.dumps({'review': 'critique'})}"])
-    assert str(caught.value).endswith('name your column with --column_mapping {"paper": "<your column>"}')
+    assert str(caught.value).endswith('name your column with --column_mapping {"paper": "<your column>"}; the file '
+                                      "has columns that are not read: 'body' (misspelt or renamed?)")

@@ -247,8 +247,8 @@ def test_kept_behaviours_unknown_mapping_keys_format_and_extra_fields(tmp_path):
 def test_a_rating_that_is_no_finite_number_is_named_not_kept_or_dropped(tmp_path, rating, shown):
     path = tmp_path / "papers.jsonl"
     path.write_text(json.dumps({"id": "p1", "paper": PAPER, "reviews": [{"text": REVIEW, "rating": rating}]}) + "\n")
-    with pytest.raises(RecordError, match=rf"papers.jsonl:1 review 0: field 'rating' must be a finite number or "
-                                          rf"null, got {shown}"):
+    with pytest.raises(RecordError, match=rf"papers.jsonl:1 review 0: field 'reviews\[0\]\.rating' must be a finite "
+                                          rf"number or null, got {shown}"):
         read_records(path)
     flat = write_jsonl(tmp_path / "flat.jsonl", [{"paper": PAPER, "review": REVIEW, "rating": rating}])
     assert read_records(flat, policy="skip").rejected == {"bad_rating": 1}

@@ -1,0 +1,129 @@
+"""Messages name the user's own field (reviews[i].text), the file's real form (JSON read as CSV and back), a bad id,
+and the fields a reader does not read (one warning a file)."""
+
+import json
+
+import pytest
+
+from lightning_review.data.readers import read_records
+from lightning_review.data.records import RecordError, read_papers
+from tests.conftest import write_jsonl
+
+PAPER = "We propose a graph method for molecules and test it on three benchmarks."
+REVIEW = "The paper is clear; the baselines are weak and the ablation is missing."
+
+
+@pytest.mark.parametrize("review, message, reason", [
+    ({"text": "  "}, r"papers\.jsonl:1 review 1: field 'reviews\[1\]\.text' is empty; give it text or remove that "
+                     r"review$", "empty_review"),
+    ({"txt": REVIEW}, r"papers\.jsonl:1 review 1: missing field 'reviews\[1\]\.text' \(each line needs \{\"paper\": "
+                      r".*\"reviews\": \[\{\"text\".*add it or remove that review$", "missing_review"),
+    ({"text": 5}, r"papers\.jsonl:1 review 1: field 'reviews\[1\]\.text' must be a string, got int$",
+     "non_text_review"),
+    ("a review", r"papers\.jsonl:1 review 1: field 'reviews\[1\]' must be an object .*got str; fix or remove that "
+                 r"review$", "not_an_object"),
+])
+def test_a_bad_review_of_a_paper_reviews_line_names_its_field_path(tmp_path, review, message, reason):
+    path = write_jsonl(tmp_path / "papers.jsonl", [{"id": "p", "paper": PAPER, "reviews": [{"text": REVIEW}, review]}])
+    with pytest.raises(RecordError, match=message):
+        read_records(path)
+    report = read_records(path, policy="skip")
+    assert [r.id for r in report.records] == ["p#0"] and report.rejected == {reason: 1}
+
+
+def test_json_lines_read_as_csv_and_csv_read_as_json_lines_say_so(tmp_path):
+    lines = write_jsonl(tmp_path / "pairs.jsonl", [{"paper": PAPER, "review": REVIEW}] * 2)
+    for policy in ("strict", "skip"):
+        with pytest.raises(RecordError, match=r"pairs\.jsonl:1: read as CSV \(data\.data_format csv\), but the file "
+                                              r"looks like JSON lines \(its first character is '\{'\); set "
+                                              r"data\.data_format jsonl \(or auto\)$"):
+            read_records(lines, format="csv", policy=policy)
+    array = tmp_path / "pairs.txt"
+    array.write_text(json.dumps([{"paper": PAPER, "review": REVIEW}]))
+    with pytest.raises(RecordError, match=r"looks like JSON \(its first character is '\['\); set data\.data_format "
+                                          r"json"):
+        read_records(array, format="csv")
+    table = tmp_path / "pairs.csv"
+    table.write_text(f'paper,review\n"{PAPER}","{REVIEW}"\n')
+    with pytest.raises(RecordError, match=r"pairs\.csv:1: read as JSON lines \(data\.data_format jsonl\), but the file "
+                                          r"looks like CSV \(line 1 is 'paper,review'.*\); set data\.data_format csv "
+                                          r"\(or auto\)$"):
+        read_records(table, format="jsonl", policy="skip")
+    renamed = tmp_path / "pairs.data"
+    renamed.write_text(table.read_text())
+    with pytest.raises(RecordError, match=r"data_format auto reads a file not named \.csv or \.json as JSON lines\), "
+                                          r"but the file looks like CSV .*rename the file to \.csv\)$"):
+        read_records(renamed)
+    misnamed = tmp_path / "pairs.json"
+    misnamed.write_text(lines.read_text())
+    with pytest.raises(RecordError, match=r"pairs\.json:2: not valid JSON .*looks like JSON lines .*set "
+                                          r"data\.data_format jsonl$"):
+        read_records(misnamed)
+    # a JSON-lines file whose first line is bad, the rest good, is still read line by line
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", ["oops, a note", {"paper": PAPER, "review": REVIEW}])
+    assert len(read_records(mixed, policy="skip").records) == 1
+
+
+@pytest.mark.parametrize("value, shown", [(12.0, r"12\.0 \(a float\)"),
+                                          (None, "null;"), (True, r"true \(a boolean\)"), ([1], r"\[1\] \(a list\)"),
+                                          ({"a": 1}, r"\{\"a\": 1\} \(an object\)")])
+def test_an_id_that_is_no_string_or_whole_number_is_a_bad_record(tmp_path, value, shown):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "paper": PAPER, "review": REVIEW},
+                                              {"id": value, "paper": PAPER + " Two.", "review": REVIEW}])
+    with pytest.raises(RecordError, match=rf"d\.jsonl:2: field 'id' is {shown}.*an id must be a string \(or a whole "
+                                          r"number, read as its digits\).*or leave the field out for no id$"):
+        read_records(path)
+    report = read_records(path, policy="skip")
+    assert [r.id for r in report.records] == ["a"] and report.rejected == {"bad_id": 1}
+    if value == 12.0:
+        assert 'write it as a string ("id": "12")' in report_message(path)
+    papers = write_jsonl(tmp_path / "p.jsonl", [{"id": value, "paper": PAPER, "reviews": [{"text": REVIEW}]}])
+    with pytest.raises(RecordError, match=r"p\.jsonl:1: field 'id' is "):
+        read_records(papers)
+    chat = write_jsonl(tmp_path / "c.jsonl", [{"id": value, "messages": [
+        {"role": "user", "content": PAPER}, {"role": "assistant", "content": REVIEW}]}])
+    with pytest.raises(RecordError, match=r"c\.jsonl:1: field 'id' is "):
+        read_records(chat)
+    with pytest.raises(RecordError, match=r"p\.jsonl:1: field 'id' is "):
+        list(read_papers(papers))
+
+
+def test_a_whole_number_id_is_its_digits_one_paper_with_the_string(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"id": 12, "paper": PAPER, "review": REVIEW},
+                                              {"id": "12", "paper": PAPER, "review": REVIEW + " More."}])
+    report = read_records(path)
+    assert [r.id for r in report.records] == ["12", "12"] and report.summary()["papers"] == 1
+    assert [i for i, _ in read_papers(path)] == ["12", "12"]
+
+
+def test_fields_not_read_warn_once_per_file_with_their_first_line(tmp_path):
+    rows = [{"id": f"p{i}", "paper": f"{PAPER} {i}", "review": REVIEW, "venue": "X"} for i in range(3000)]
+    rows[5]["reveiw"] = "typo"
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    report = read_records(path)
+    assert len(report.records) == 3000 and len(report.warnings) == 1
+    assert report.warnings[0] == (
+        f"{path}: fields not read (ignored): 'venue' (first at line 1), 'reveiw' (first at line 6); the fields read "
+        "are 'id', 'paper', 'review', 'title', 'rating', 'source'. Extra metadata can stay; if one is a misspelt or "
+        "renamed field of ours, rename it in the file (jsonl fields have fixed names)")
+    # a misspelt review is named where it makes the record bad, too
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"paper": PAPER, "reveiw": REVIEW}])
+    with pytest.raises(RecordError, match=r"bad\.jsonl:1: missing field 'review' .*; the line has fields that are "
+                                          r"not read: 'reveiw' \(misspelt or renamed\?\)$"):
+        read_records(bad)
+    assert "'reveiw' (first at line 1)" in read_records(bad, policy="skip").warnings[0]
+    table = tmp_path / "d.csv"
+    table.write_text("body,critique,paper_text\n" + "".join(f'"{PAPER} {i}","{REVIEW}",x\n' for i in range(50)))
+    [warning] = read_records(table, mapping={"paper": "body", "review": "critique"}).warnings
+    assert warning.startswith(f"{table}: columns not read (ignored): 'paper_text' (first at line 1); the columns read "
+                              "are 'id', 'body', 'critique', 'title', 'rating'.")
+    assert warning.endswith('name it with data.column_mapping (e.g. {"review": "<your column>"})')
+    known = write_jsonl(tmp_path / "k.jsonl", [{"id": "a", "title": "T", "paper": PAPER, "review": REVIEW,
+                                                "rating": 6, "source": "s"}])
+    assert read_records(known).warnings == []
+
+
+def report_message(path):
+    with pytest.raises(RecordError) as caught:
+        read_records(path)
+    return str(caught.value)
