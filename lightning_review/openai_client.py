@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
+import sys
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UserError
@@ -14,6 +18,7 @@ KEY_VARIABLES = ("OPENAI_API_KEY",)  # the secrets this module (the openai clien
 # A key shorter than this is not searched for: replacing e.g. "v1" or "test" would mangle ordinary addresses and
 # words. 8 characters is below any real API key (OpenAI's are over 40) yet above common path segments and words.
 MIN_REDACTED_KEY_LENGTH = 8
+TIMEOUT_FLAG = "--timeout_s"  # generate's and evaluate's seconds per API request (as collect's --timeout_s)
 
 
 def redact_keys(text) -> str:
@@ -98,11 +103,16 @@ def require_api_key() -> None:
 
 
 def unreachable_message(exc) -> str:
-    """What an ``openai.APIConnectionError`` (or timeout) means, naming the address it tried, never the key."""
+    """What an ``openai.APIConnectionError`` (or timeout: then with the flag that gives a slow server more time)
+    means, naming the address it tried, never the key."""
+    from openai import APITimeoutError
+
     request = getattr(exc, "request", None)
     where = public_url(request.url) if request is not None else "the API"
+    slow = (f", or give a slow server more seconds a request with {TIMEOUT_FLAG}"
+            if isinstance(exc, APITimeoutError) else "")
     return redact_keys(f"no answer from {where} ({exc}); check the address (--base_url or OPENAI_BASE_URL), that the "
-                       "server is running and that this machine can reach it")
+                       f"server is running and that this machine can reach it{slow}")
 
 
 STATUS_FIXES = {400: "the request was refused as written: check the model name and its settings",
@@ -144,6 +154,7 @@ class LazyAsyncOpenAI:
             from openai import AsyncOpenAI
 
             check_api_key(self._kwargs["api_key"])
+            show_retries()
             self._client = AsyncOpenAI(**self._kwargs)
         return self._client
 
@@ -151,3 +162,62 @@ class LazyAsyncOpenAI:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def timeout_problem(value, flag: str = TIMEOUT_FLAG, example: float = 120) -> str | None:
+    """Why ``value`` cannot be the seconds one API request may take (a finite number above 0: the openai client
+    refuses 0 deep inside the HTTP library, and waits forever with none), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return (f"{flag} must be a number of seconds above 0 (how long one API request may take before the client "
+                f"retries it, e.g. {example:g}), got {value!r}")
+    return None
+
+
+RETRY_LOGGER = "openai._base_client"  # where the openai client notes each retry: "Retrying request in ... seconds"
+RETRY_NOTE = re.compile(r"Retrying request.*? in (?P<wait>[\d.]+) seconds(?: \(retry (?P<n>\d+) of (?P<of>\d+)\))?")
+
+
+class RetryNotice(logging.Handler):
+    """One line on stderr when the openai client retries a request (a timeout, a connection error, 429 or 5xx), so
+    that a run waiting on a slow or failing server says so instead of staying silent for minutes. Calls in flight
+    at once fail together: a line is shown for a retry deeper than any shown yet, else at most one every
+    ``every_s`` seconds. Only the client's own note is read (its wait and retry count): never a header or a key."""
+
+    def __init__(self, every_s: float = 30.0):
+        super().__init__(logging.INFO)
+        self.every_s = every_s
+        self.deepest = 0
+        self.last = -math.inf
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            match = RETRY_NOTE.match(record.getMessage())
+        except Exception:  # a record whose arguments do not fit its message: not ours to show
+            return
+        if match is None:
+            return
+        retry = int(match["n"]) if match["n"] else 0
+        now = time.monotonic()
+        if retry <= self.deepest and now - self.last < self.every_s:
+            return
+        self.deepest, self.last = max(self.deepest, retry), now
+        from tqdm.auto import tqdm
+
+        which = f"retry {retry} of {match['of']}" if match["n"] else "a retry"
+        tqdm.write(f"note: an API request timed out or failed (no connection, 429 or 5xx); the openai client retries "
+                   f"it ({which}, in {float(match['wait']):.1f} s); {TIMEOUT_FLAG} sets the seconds a request may "
+                   "take", file=sys.stderr)  # above a progress bar, where one is drawn
+
+
+def show_retries() -> RetryNotice:
+    """RetryNotice on the openai client's logger, once a process (its level lowered to INFO where it was higher,
+    so the client's retry notes reach it; they are its only INFO records)."""
+    logger = logging.getLogger(RETRY_LOGGER)
+    for handler in logger.handlers:
+        if isinstance(handler, RetryNotice):
+            return handler
+    handler = RetryNotice()
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler

@@ -16,7 +16,7 @@ from ..data.readers import read_records, rejects_file_problem
 from ..data.records import RecordError, iter_json_objects, paper_id_of
 from ..errors import UserError, count_problem
 from ..openai_client import (api_key_set, check_api_address, check_api_key, check_base_url, default_endpoint,
-                             public_url)
+                             public_url, timeout_problem)
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output
 from .evaluator import CONTROL_KINDS, EvaluationInput, evaluate as run_evaluation, refuse_control_names
 from .ratings import stated_rating
@@ -282,11 +282,12 @@ def offline_judges(specs: list[str]) -> list:
 
 
 def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: dict,
-                offline: list | None = None, judge_prices: dict | None = None) -> list:
+                offline: list | None = None, judge_prices: dict | None = None, timeout_s: float = 120.0) -> list:
     """The judges of ``specs`` (checked by judge_specs first): the offline ones of ``offline`` (else built here, by
     offline_judges, before the answer cache is opened), and the chat judges, which share one budget (``budget_kw``'s
     limits hold for them all together), each counting its own use, at its own prices (``judge_prices``, else
-    ``budget_kw``'s pair), for the report and the panel's dollars."""
+    ``budget_kw``'s pair), for the report and the panel's dollars. ``timeout_s``: the seconds one chat call may take
+    before the openai client retries it."""
     from ..answer_cache import AnswerCache
     from .chat_judge import ChatJudge, PanelBudget
 
@@ -300,7 +301,7 @@ def make_judges(specs: list[str], cache_file: str, concurrency: int, budget_kw: 
     for i, (kind, model, base_url) in enumerate(parsed):
         if kind == "openai":
             judges[i] = ChatJudge(model, AnswerCache(cache_file), base_url=base_url, concurrency=concurrency,
-                                  budget=panel.member(*prices[i]))
+                                  budget=panel.member(*prices[i]), timeout=timeout_s)
     return judges
 
 
@@ -326,7 +327,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
              dollars_per_1k_completion: float | None = None, judge_prices: dict | None = None, resamples: int = 10_000,
              data_format: str = "auto",
              controls: list[str] | str | None = None, on_bad_record: Literal["strict", "skip"] = "strict",
-             rejects_file: str | None = None, rating_threshold: float = 6.0) -> dict:
+             rejects_file: str | None = None, rating_threshold: float = 6.0, timeout_s: float = 120.0) -> dict:
     """Judge every system's reviews against the human ones; write result.json, report.md, audit.html and PNG charts.
 
     Args:
@@ -341,10 +342,13 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         cache_file: SQLite cache of judge calls (default: <output_dir>/judge_cache.sqlite).
         threshold: the hit threshold for comparisons (6, 7 and 8 are all reported).
         concurrency: chat judge calls in flight.
-        max_calls: stop (resumably) before more calls than this (all chat judges together).
-        max_tokens: stop (resumably) before more tokens than this (all chat judges together).
+        max_calls: stop (resumably) before more calls than this (all chat judges together); a whole number of 1 or
+            more, or left out for no limit.
+        max_tokens: stop (resumably) before more tokens than this (all chat judges together); a whole number of 1
+            or more, or left out for no limit.
         max_dollars: stop (resumably) before spending more than this (all chat judges together, each at its own
-            prices); needs a price for every chat judge (refused without: no price is assumed).
+            prices); above 0, or left out for no limit; needs a price for every chat judge (refused without: no
+            price is assumed).
         dollars_per_1k_prompt: the judges' price in USD per 1K prompt tokens, for the dollar budget and the report
             (every chat judge not in judge_prices is counted at it; 0 for a free judge such as a local server;
             without it their dollars are n/a).
@@ -367,6 +371,9 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
         rejects_file: where skipped human records are listed (skip only).
         rating_threshold: for rating accuracy (when the human file has ratings), a rating at or above it is an
             accept (6 on ICLR's 1-10 scale: "marginally above acceptance threshold").
+        timeout_s: seconds one chat judge call may take before the openai client retries it (5 retries, with
+            backoff; a line on stderr says when one is retried), so a server that never answers stops the run after
+            about 6 x timeout_s with an error naming its address.
     """
     from .audit_page import records_from_result, write_audit_page
     from .chat_judge import BudgetExceeded
@@ -379,7 +386,8 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     chosen = chosen_controls(controls)
     if unknown := sorted(set(chosen) - set(CONTROL_KINDS)):
         raise UserError(f"--controls: unknown {unknown}; choose from {list(CONTROL_KINDS)} (default: all; [] for none)")
-    if problems := (setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, rating_threshold)
+    if problems := (setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, rating_threshold,
+                                     timeout_s)
                     + judge_price_problems(judge_prices, judges or ["embedding"], max_dollars,
                                            dollars_per_1k_prompt, dollars_per_1k_completion)):
         raise UserError("; ".join(problems))
@@ -406,7 +414,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
               "dollars_per_1k_prompt": dollars_per_1k_prompt, "dollars_per_1k_completion": dollars_per_1k_completion}
     made = missing_dirs(out)
     # the answer cache made last
-    judge_objects = make_judges(specs, str(cache), concurrency, budget, offline, judge_prices)
+    judge_objects = make_judges(specs, str(cache), concurrency, budget, offline, judge_prices, timeout_s)
     try:
         out.mkdir(parents=True, exist_ok=True)  # the run starts
         result = asyncio.run(run_evaluation(data, judge_objects, threshold, resamples, controls=chosen))
@@ -425,9 +433,12 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     return result
 
 
-def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, rating_threshold) -> list[str]:
+def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, rating_threshold,
+                     timeout_s=120.0) -> list[str]:
     """Why evaluate's numeric settings cannot run, each naming its flag (none: they can). Checked before any judge
-    call: --concurrency 0 would wait forever, --resamples 0 fail after every judge call was paid for."""
+    call: --concurrency 0 would wait forever, --resamples 0 fail after every judge call was paid for, --max_calls 0
+    or --max_tokens 0 stop the run before its first call (a limit is left out for none), --timeout_s 0 fail every
+    call inside the HTTP library."""
     def integer(value) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
@@ -437,9 +448,13 @@ def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, r
     problems = list(filter(None, (count_problem("--concurrency", concurrency, 1, "chat judge calls in flight, e.g. 8"),
                               count_problem("--resamples", resamples, 1,
                                             "bootstrap resamples of each interval, e.g. 10000"))))
-    for flag, value in (("--max_calls", max_calls), ("--max_tokens", max_tokens)):
-        if value is not None and not (integer(value) and value >= 0):
-            problems.append(f"{flag} must be a whole number of 0 or more, or left out for no limit, got {value!r}")
+    for flag, value, what in (("--max_calls", max_calls, "chat judge calls at most, e.g. 1000"),
+                              ("--max_tokens", max_tokens, "chat judge tokens at most, e.g. 2000000")):
+        if value is not None and not (integer(value) and value >= 1):  # 0 would stop the run before any call
+            problems.append(f"{flag} must be a whole number of 1 or more ({what}), or left out for no limit, got "
+                            f"{value!r}")
+    if problem := timeout_problem(timeout_s):
+        problems.append(problem)
     for flag, value, what in (("--threshold", threshold, "a similarity on the judges' 5-10 scale, e.g. 7"),
                               ("--rating_threshold", rating_threshold, "the lowest rating that is an accept, "
                                                                        "e.g. 6")):

@@ -153,7 +153,8 @@ class ApiGenerator:
         tries = f"{self.max_retries + 1} attempt{'s' if self.max_retries else ''}"
         if isinstance(exc, APITimeoutError):
             return (f"the API at {url} did not answer within {self.timeout:g} s ({tries}); check that the server is "
-                    "up and not overloaded, and that --base_url (or OPENAI_BASE_URL) is its address")
+                    "up and not overloaded, and that --base_url (or OPENAI_BASE_URL) is its address, or give a slow "
+                    "server more seconds a call with --timeout_s")
         cause = f" ({redact_keys(exc.__cause__)})" if exc.__cause__ is not None and str(exc.__cause__) else ""
         return (f"could not connect to the API at {url}{cause} ({tries}); check that the server is running and "
                 "reachable from here, and that --base_url (or OPENAI_BASE_URL) is its address, e.g. "

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from ..answer_cache import missing_dirs, remove_empty_dirs
 from ..artifacts.resumable_jsonl import output_files
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.rating_line import rating_request
@@ -61,10 +62,12 @@ def parse_shard(shard: str) -> tuple[int, int]:
 
 
 def run_setting_problems(concurrency, batch_size, max_retries, limit, max_context=None,
-                         api: bool = False) -> list[str]:
+                         api: bool = False, timeout_s=600.0) -> list[str]:
     """Each count out of its range, named before any model loads or call is made: --concurrency 0 would wait
     forever for a free slot, --batch_size 0 review nothing, --limit 0 read as no limit, a negative --max_context
-    leave no room for any paper."""
+    leave no room for any paper, --timeout_s 0 fail every call inside the HTTP library."""
+    from ..openai_client import timeout_problem
+
     problems = []
     if max_context is not None and (isinstance(max_context, bool) or not isinstance(max_context, int)
                                     or max_context < 0):
@@ -78,6 +81,8 @@ def run_setting_problems(concurrency, batch_size, max_retries, limit, max_contex
             continue
         if problem := count_problem(flag, value, least, what):
             problems.append(problem)
+    if problem := timeout_problem(timeout_s, example=600):
+        problems.append(problem)
     return problems
 
 
@@ -89,7 +94,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
              batch_size: int = 1, max_context: int | None = None, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
              concurrency: int = 8, cache_file: str | None = None, encoding: str | None = None,
              max_retries: int = 5, limit: int | None = None, shard: str | None = None,
-             overwrite: bool = False, rating_scale: str | None = "1-10") -> dict:
+             overwrite: bool = False, rating_scale: str | None = "1-10", timeout_s: float = 600.0) -> dict:
     """Write a review of every paper to ``output_file`` (JSONL); a rerun skips the ids already written.
 
     Args:
@@ -127,6 +132,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         cache_file: SQLite cache of API answers (default: beside output_file).
         encoding: tiktoken encoding of the API model when its name does not tell (cl100k_base, o200k_base).
         max_retries: API retries of a failed call (429, 5xx, timeouts), with the openai client's exponential backoff.
+            A line on stderr says when a call is retried.
         limit: review only the first N papers (a trial run).
         shard: ``i/n``: this process reviews every n-th paper from the i-th (0-based), to spread a test set over n
             GPUs or machines (``CUDA_VISIBLE_DEVICES=i``, one output_file each; concatenate them for evaluate).
@@ -134,6 +140,9 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
             ``<output_file>.partial``, which replaces output_file only once every paper is reviewed: until then the
             old file is untouched, and an interrupted overwrite continues where it stopped when run again with
             ``--overwrite true``.
+        timeout_s: API backend: seconds one call may take before it is retried (a review of max_new_tokens from a
+            slow server can take minutes); a server that never answers stops the run after about
+            (max_retries + 1) x timeout_s with an error naming its address.
 
     A failed API call (no server at the address, a timeout) ends the run with an error naming the address; the
     reviews written so far are kept and a rerun continues from them.
@@ -143,7 +152,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
     except UserError as exc:  # its messages start with the field's name, which is generate's flag
         raise UserError(f"--{exc}") from None
     if problems := run_setting_problems(concurrency, batch_size, max_retries, limit, max_context,
-                                        api=api_model is not None):
+                                        api=api_model is not None, timeout_s=timeout_s):
         raise UserError("; ".join(problems))
     cache = api_cache_file(output_file, cache_file) if api_model is not None else None
     refuse_outputs_over_inputs(papers, output_file, model_dir, adapter_dir, checkpoint_dir, cache)
@@ -180,26 +189,31 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         run_settings = {"backend": "local", "model": str(model_dir or adapter_dir), "base": checkpoint_dir,
                         "quantize": quantize, "dtype": None if quantize else dtype, "max_context": max_context,
                         **settings.as_dict()}
-    with ReviewsFile(output_file, run_settings, overwrite) as out:
-        _report_existing(out)
-        todo = [(i, p) for i, p in items if i not in out.done]
-        summary = {"papers": len(items), "already_written": len(items) - len(todo), "repeated_ids": repeated,
-                   "duplicate_ids_in_output": len(out.duplicates), "written": 0, "truncated": 0,
-                   "prompt_tokens": 0, "generated_tokens": 0}
-        if todo:
-            started = time.perf_counter()
-            if api_model is not None:
-                _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency,
-                         cache, encoding, max_retries)
-            else:
-                _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_dir, checkpoint_dir,
-                           quantize, dtype, max_context, batch_size)
-            seconds = time.perf_counter() - started
-            summary["seconds"] = round(seconds, 2)
-            # a run answered from the cache can take under a millisecond: no rate rather than a division by zero
-            summary["generated_tokens_per_s"] = (round(summary["generated_tokens"] / seconds, 1) if seconds > 0
-                                                 else None)
-        out.finish()
+    made = missing_dirs(Path(output_file).parent)  # what ReviewsFile creates: a failed run removes them, where empty
+    try:
+        with ReviewsFile(output_file, run_settings, overwrite) as out:
+            _report_existing(out)
+            todo = [(i, p) for i, p in items if i not in out.done]
+            summary = {"papers": len(items), "already_written": len(items) - len(todo), "repeated_ids": repeated,
+                       "duplicate_ids_in_output": len(out.duplicates), "written": 0, "truncated": 0,
+                       "prompt_tokens": 0, "generated_tokens": 0}
+            if todo:
+                started = time.perf_counter()
+                if api_model is not None:
+                    _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency,
+                             cache, encoding, max_retries, timeout_s)
+                else:
+                    _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_dir, checkpoint_dir,
+                               quantize, dtype, max_context, batch_size)
+                seconds = time.perf_counter() - started
+                summary["seconds"] = round(seconds, 2)
+                # a run answered from the cache can take under a millisecond: no rate rather than a division by zero
+                summary["generated_tokens_per_s"] = (round(summary["generated_tokens"] / seconds, 1) if seconds > 0
+                                                     else None)
+            out.finish()
+    except BaseException:  # its reviews file is kept where it holds reviews (a rerun resumes it), as is the cache
+        remove_empty_dirs(made)
+        raise
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return summary
 
@@ -296,7 +310,7 @@ def _run_local(todo, out, summary, settings, system_prompt, model_dir, adapter_d
 
 
 def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url, concurrency, cache_file, encoding,
-             max_retries) -> None:
+             max_retries, timeout_s) -> None:
     from ..answer_cache import AnswerCache
     from .api import ApiGenerator, ApiUnreachableError
 
@@ -305,15 +319,17 @@ def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url
     try:
         generator = ApiGenerator(run_settings["model"], cache, settings, system_prompt, base_url=base_url,
                                  concurrency=concurrency, max_context=run_settings["max_context"],
-                                 encoding=encoding, max_retries=max_retries,
+                                 encoding=encoding, max_retries=max_retries, timeout=timeout_s,
                                  rating_scale=tuple(scale) if scale else None)
     except BaseException:
-        cache.close()
+        cache.close(remove_if_unused=True)
         raise
     started = time.perf_counter()
+    finished = False
     with _progress(len(todo), "api") as bar:
         try:
             asyncio.run(generator.run(todo, lambda record: _write(out, record, system_prompt, summary, bar, started)))
+            finished = True
         except ApiUnreachableError as exc:
             if out.done:
                 kept = (f"The {len(out.done)} reviews written are kept in {out.path}; run the same command again to "
@@ -323,4 +339,6 @@ def _run_api(todo, out, summary, run_settings, settings, system_prompt, base_url
             raise ApiUnreachableError(f"{exc}. {kept}") from None
         finally:
             summary["api_calls"] = generator.calls
-            cache.close()
+            # a failed run's cache that this run created and that holds no answer is removed (with the directories
+            # made for it): a failed run leaves no empty artifact; one that holds answers is what a rerun resumes from
+            cache.close(remove_if_unused=not finished)

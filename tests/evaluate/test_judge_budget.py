@@ -35,7 +35,8 @@ def test_a_dollar_budget_without_prices_is_refused_before_any_call(server, tmp_p
 
 
 def test_nan_limits_and_a_lone_price_are_refused():
-    with pytest.raises(UserError, match=r"--max_dollars must be a number of 0 or more, in USD \(got nan\)"):
+    with pytest.raises(UserError,
+                       match=r"--max_dollars must be a number above 0, in USD, or left out for no limit \(got nan\)"):
         Budget(max_dollars=float("nan"), dollars_per_1k_prompt=0.01, dollars_per_1k_completion=0.03)
     with pytest.raises(UserError, match="--dollars_per_1k_prompt is given but --dollars_per_1k_completion is not"):
         Budget(dollars_per_1k_prompt=0.01)

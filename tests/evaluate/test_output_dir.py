@@ -41,7 +41,7 @@ CASES = [
     ("bad settings", ["--concurrency=0", "--resamples=0"],
      "error: --concurrency must be a whole number of 1 or more (chat judge calls in flight, e.g. 8), got 0; "
      "--resamples must be a whole number of 1 or more"),
-    ("negative budget", ["--max_calls=-1"], "error: --max_calls must be a whole number of 0 or more"),
+    ("negative budget", ["--max_calls=-1"], "error: --max_calls must be a whole number of 1 or more"),
     ("rejects file without skip", ["--rejects_file=rejects.jsonl"],
      "error: --rejects_file=rejects.jsonl lists the records"),
     ("corrupt cache elsewhere", corrupt_cache, "error: {tmp}/caches/judge.sqlite: the answer cache is unreadable"),
