@@ -287,6 +287,15 @@ def _splits(rows: int, col_blocks: int, device: torch.device, per_sm: int, block
     return max(1, min(triton.cdiv(rows, block_rows), triton.cdiv(programs, col_blocks)))
 
 
+def _row_splits(rows: int, cols: int, device: torch.device, tiles: Tiles) -> tuple[int, int, int]:
+    """(column blocks, programs per column block, rows per program) of a kernel that sums over the rows (lora_A's
+    gradient): each program takes a whole number of row tiles."""
+    col_blocks = triton.cdiv(cols, tiles.cols)
+    splits = _splits(rows, col_blocks, device, tiles.splits, tiles.rows)
+    rows_per_split = triton.cdiv(triton.cdiv(rows, splits), tiles.rows) * tiles.rows
+    return col_blocks, triton.cdiv(rows, rows_per_split), rows_per_split
+
+
 def dropout_lora_a_grad(grad_down: torch.Tensor, x: torch.Tensor, seed: torch.Tensor, p: float,
                         tiles: Tiles | None = None) -> torch.Tensor:
     """lora_A's weight gradient ``grad_down.T @ dropout(x)`` [rank, in_features] in fp32, for grad_down
@@ -295,10 +304,7 @@ def dropout_lora_a_grad(grad_down: torch.Tensor, x: torch.Tensor, seed: torch.Te
     tiles = _tiles("a_grad", tiles)
     rows, cols = x.shape
     rank = grad_down.shape[1]
-    col_blocks = triton.cdiv(cols, tiles.cols)
-    splits = _splits(rows, col_blocks, x.device, tiles.splits, tiles.rows)
-    rows_per_split = triton.cdiv(triton.cdiv(rows, splits), tiles.rows) * tiles.rows
-    splits = triton.cdiv(rows, rows_per_split)
+    col_blocks, splits, rows_per_split = _row_splits(rows, cols, x.device, tiles)
     partial = torch.empty((splits, rank, cols), dtype=torch.float32, device=x.device)
     _a_grad_kernel[(col_blocks, splits)](
         grad_down, x, partial, seed, rows, cols, rank, rows_per_split, grad_down.stride(0), x.stride(0),
@@ -335,10 +341,7 @@ def add_dropout_lora_grads_(grad_x: torch.Tensor, grad_down: torch.Tensor, x: to
     tiles = _tiles("grads", tiles)
     rows, cols = x.shape
     rank = a.shape[0]
-    col_blocks = triton.cdiv(cols, tiles.cols)
-    splits = _splits(rows, col_blocks, x.device, tiles.splits, tiles.rows)
-    rows_per_split = triton.cdiv(triton.cdiv(rows, splits), tiles.rows) * tiles.rows
-    splits = triton.cdiv(rows, rows_per_split)
+    col_blocks, splits, rows_per_split = _row_splits(rows, cols, x.device, tiles)
     partial = torch.empty((splits, rank, cols), dtype=torch.float32, device=x.device)
     _grads_kernel[(col_blocks, splits)](
         grad_x, grad_down, x, a, partial, seed, rows, cols, rank, rows_per_split, grad_x.stride(0),

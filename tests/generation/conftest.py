@@ -1,10 +1,13 @@
 """A trained-looking adapter (LoRA, embeddings and norms moved away from the base) and papers of mixed lengths."""
 
+import socket
+
 import pytest
 import torch
 
 from lightning_review.demo import demo_records
 from tests.conftest import write_jsonl
+from tests.openai_server import API_KEY
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +32,24 @@ def papers_file(tmp_path_factory):
     rows = [{"id": f"p{i}", "paper": r["paper"][: 200 * (i + 1)]} for i, r in enumerate(records)]
     rows[-1]["paper"] = " ".join([records[-1]["paper"]] * 8)
     return write_jsonl(tmp_path_factory.mktemp("papers") / "papers.jsonl", rows)
+
+
+@pytest.fixture()
+def papers(tmp_path):
+    """Three short papers (a test module with other papers defines its own)."""
+    return write_jsonl(tmp_path / "papers.jsonl", [{"id": f"p{i}", "paper": f"Paper {i} studies graph diffusion."}
+                                                   for i in range(3)])
+
+
+@pytest.fixture()
+def key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.fixture()
+def dead_port():
+    """A port bound but not listening: a connection is refused at once, and no other program can take it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -3,7 +3,6 @@ concurrency, retries, the answer cache, resume after a failure, and the key kept
 where nothing listens, two processes on one file, ids written twice, an interrupted overwrite."""
 
 import json
-import socket
 import threading
 import time
 
@@ -104,14 +103,6 @@ def test_the_command_line_keeps_the_key_out_of_its_output(server, papers, tmp_pa
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "written=6" in proc.stdout and "truncated=0" in proc.stdout
     assert API_KEY not in proc.stdout + proc.stderr + (tmp_path / "r.jsonl").read_text()
-
-
-@pytest.fixture()
-def dead_port():
-    """A port bound but not listening: a connection is refused at once, and no other program can take it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def test_an_address_where_nothing_listens_is_named_and_the_written_reviews_are_kept(server, papers, tmp_path,

@@ -1,7 +1,6 @@
 """generate refuses a bad setting at once, in one line naming the flag (``--flag``), before it writes anything: no
 reviews file, no ``.lock``, no answer cache is left behind; and a finished run leaves no ``.lock`` either."""
 
-import socket
 import time
 
 import pytest
@@ -9,30 +8,10 @@ import pytest
 from lightning_review.errors import UserError
 from lightning_review.generation.command import generate
 from lightning_review.generation.output import ReviewsFile, lock_path
-from tests.conftest import run_cli, write_jsonl
+from tests.conftest import run_cli
 from tests.openai_server import API_KEY, FakeOpenAI
 
 MODEL = "gpt-4-1106-preview"
-
-
-@pytest.fixture()
-def papers(tmp_path):
-    return write_jsonl(tmp_path / "papers.jsonl", [{"id": f"p{i}", "paper": f"Paper {i} studies graph diffusion."}
-                                                   for i in range(3)])
-
-
-@pytest.fixture()
-def key(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
-@pytest.fixture()
-def dead_port():
-    """A port bound but not listening: a connection is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def left_behind(tmp_path, papers) -> list[str]:

@@ -3,7 +3,6 @@ says on stderr when it retries one), refused in one line when it is not a number
 empty answer cache nor empty directory behind, while a cache that existed before, or holds answers, is kept."""
 
 import json
-import socket
 from collections import deque
 
 import pytest
@@ -11,31 +10,11 @@ import pytest
 from lightning_review.answer_cache import AnswerCache
 from lightning_review.errors import UserError
 from lightning_review.generation.command import generate
-from tests.conftest import run_cli, write_jsonl
+from tests.conftest import run_cli
 from tests.openai_server import API_KEY, FakeOpenAI
 
 MODEL = "gpt-4-1106-preview"
 RETRY_NOTE = "note: an API request timed out or failed (no connection, 429 or 5xx); the openai client retries it"
-
-
-@pytest.fixture()
-def papers(tmp_path):
-    return write_jsonl(tmp_path / "papers.jsonl", [{"id": f"p{i}", "paper": f"Paper {i} studies graph diffusion."}
-                                                   for i in range(3)])
-
-
-@pytest.fixture()
-def key(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
-@pytest.fixture()
-def dead_port():
-    """A port bound but not listening: a connection is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def generate_cli(papers, out, *flags):
