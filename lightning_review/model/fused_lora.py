@@ -70,6 +70,11 @@ KEEP_RECOMPUTED_WEIGHT = True
 # kernels (the seed is still drawn, so the generator moves on the same) or no dropout. Under torch's dropout the
 # recomputation must draw its mask again to leave the generator where the forward left it, and computes it again.
 KEEP_LORA_DOWN = True
+# Under the dropout kernels, backward draws each mask once for both of its gradients (lora_kernels'
+# ``add_dropout_lora_grads_``: lora_A's and the input's in one kernel) instead of once in each of two kernels.
+# Measured on an H200 (benchmarks/RESULTS.md, session 16) with its first launch shape: 13B 8K +0.3%, 16K +0.2%.
+# False: the two kernels, as before session 16.
+JOINT_DROPOUT_GRADS = True
 
 
 def _triton_runs_on(device: torch.device) -> bool:
@@ -314,12 +319,11 @@ def _torch_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torc
 def _kernel_input_grads(ctx, grad: torch.Tensor, grad_down: torch.Tensor, x: torch.Tensor, lora_a: torch.Tensor,
                         seed: torch.Tensor) -> tuple:
     """The gradients of x and lora_A with the mask drawn inside Triton kernels from the forward's ``seed``."""
-    from . import lora_kernels
     from .lora_kernels import add_dropout_lora_grads_, add_dropout_lora_input_grad_, dropout_lora_a_grad
 
     dtype, p = ctx.dtype, ctx.p
     grad_x = grad_a = None
-    if lora_kernels.JOINT_GRADS and ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:  # one draw of the mask
+    if JOINT_DROPOUT_GRADS and ctx.needs_input_grad[0] and ctx.needs_input_grad[1]:  # one draw of the mask
         grad_x = grad @ _backward_weight(ctx)
         grad_a = add_dropout_lora_grads_(grad_x, grad_down, x.reshape(-1, x.shape[-1]).to(dtype), lora_a.to(dtype),
                                          seed, p).to(lora_a.dtype)

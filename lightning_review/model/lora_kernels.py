@@ -13,7 +13,7 @@ gradient (measured on an H200: a 13B training step 1.04x faster at 8K, 1.07x at 
   split across programs, their partial sums added after);
 - ``add_dropout_lora_input_grad_``: ``grad_x += mask / (1 - p) * (grad_down A)``, in place in the base's input
   gradient.
-- ``add_dropout_lora_grads_``: the last two in one kernel, from one draw of the mask (``JOINT_GRADS``, the default:
+- ``add_dropout_lora_grads_``: the last two in one kernel, from one draw of the mask (fused_lora's ``JOINT_DROPOUT_GRADS``, the default:
   the draw bounds both).
 
 The same seed gives the same mask in all of them, in forward, in a checkpoint's recomputation (the seed is drawn from
@@ -64,9 +64,6 @@ TILES = {"down": Tiles(rows=128, cols=64, splits=4), "a_grad": Tiles(rows=64, co
 # grads: the fastest of ten candidates at 13B 8K on an H200 (session 16, lora_parts_grads_sweep_13b_8192_h200.json):
 # 1.12 ms a layer against 1.18 for the two kernels it replaces (a_grad 0.54, input_grad 0.65); the first guess,
 # 64 x 128 with 8 warps, took 1.47.
-# Backward draws each mask once for both of its gradients (``add_dropout_lora_grads_``: lora_A's and the input's in
-# one kernel) instead of once in each of two kernels; False: the two kernels, as before session 16
-JOINT_GRADS = True
 
 
 @triton.jit
