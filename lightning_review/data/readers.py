@@ -191,7 +191,8 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
     return report
 
 
-# Fields a reader fills itself, never the user's: not reported as fields not read.
+# Fields a reader fills itself, never the user's: a line's own field of one of these names is not read (it would set
+# the record's paper id or system prompt past their checks) and is reported as a field not read.
 _INTERNAL = {"_default_id", "_paper_id", "_system_prompt", "_labels", "_line_form", "_remove", "_unknown"}
 
 
@@ -210,8 +211,8 @@ def fields_read(fmt: str, mapping: dict[str, str], need_review: bool) -> tuple[s
 
 
 def _unknown(obj: dict, known: tuple[str, ...], where: str) -> dict[str, str]:
-    """{field: where} for each field of ``obj`` that its reader does not read."""
-    return {name: where for name in obj if name not in known and name not in _INTERNAL}
+    """{field: where} for each field of the user's ``obj`` that its reader does not read."""
+    return {name: where for name in obj if name not in known}
 
 
 def _not_read_warning(path: Path, fmt: str, not_read: dict[str, str], known: tuple[str, ...], limit: int = 10) -> str:
@@ -288,8 +289,9 @@ def _jsonl(path: Path, mapping: dict[str, str], need_review: bool):
 def _json_lines(path: Path, known: tuple[str, ...]):
     for where, obj in iter_json_lines(path):
         if isinstance(obj, dict):
-            obj = {**obj, "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}", "_unknown": _unknown(obj, known,
-                                                                                                        where)}
+            users = {name: value for name, value in obj.items() if name not in _INTERNAL}
+            obj = {**users, "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}", "_unknown": _unknown(obj, known,
+                                                                                                          where)}
         yield where, obj
 
 
