@@ -16,6 +16,7 @@ prepare and fit stops there.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -23,7 +24,8 @@ from typing import Literal
 from tqdm import tqdm
 
 from ..artifacts.resumable_jsonl import output_files
-from ..errors import UserError
+from ..errors import UserError, count_problem
+from ..openai_client import timeout_problem
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .client import CollectError, Fetcher, make_client
 from .folder import read_folder
@@ -61,7 +63,7 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         keep_references: keep the references section in the paper text.
         pdf_cache_dir: where downloaded PDFs are kept (default: <output_file>.pdfs/); a rerun reads them there.
         max_papers: stop after this many papers written in total (a sample of the venue).
-        requests_per_second: the most requests sent per second. timeout_s: per request.
+        requests_per_second: the most requests sent per second (0: no limit). timeout_s: seconds per request.
         max_attempts, retry_wait_s: each request is tried up to max_attempts times, waiting retry_wait_s, then
             twice that, ... (at most 60 s) between tries on timeouts, connection errors, 429 and 5xx.
         overwrite: start output_file over instead of resuming it; the old file stays until the new one is complete
@@ -76,6 +78,8 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         raise UserError("give either --venue (OpenReview) or --pdf_dir with --reviews_file (local PDFs)")
     if pdf_dir is not None and reviews_file is None:
         raise UserError("--pdf_dir needs --reviews_file (JSONL: the reviews of each <id>.pdf)")
+    if problems := setting_problems(max_papers, requests_per_second, timeout_s, max_attempts, retry_wait_s):
+        raise UserError("; ".join(problems))
     for output in output_files(output_file):  # the file, its lock and the partial file of --overwrite
         refuse_output_over_input(output, [reviews_file], "--output_file")
     refuse_output_over_input(pairs_file, [output_file, reviews_file], "--pairs_file")
@@ -109,7 +113,7 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
             summary["note"] = note
         if not writer.done:  # before finish(): an overwrite that found nothing leaves the old file as it was
             print(json.dumps(summary, indent=2))
-            raise UserError(_nothing_written(output_file, left_out, max_papers, venue or reviews_file))
+            raise UserError(_nothing_written(output_file, left_out, venue or reviews_file))
         writer.finish()
     if split:
         summary["split"] = split_file(output_file, split, seed)
@@ -117,6 +121,31 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         summary["pairs_file"] = {"file": pairs_file, "pairs": write_pairs(output_file, pairs_file)}
     print(json.dumps(summary, indent=2))
     return summary
+
+
+def setting_problems(max_papers, requests_per_second, timeout_s, max_attempts, retry_wait_s) -> list[str]:
+    """Why collect's numeric settings cannot run, each naming its flag (none: they can). Checked before any request:
+    --timeout_s 0 fails inside the HTTP library, --max_attempts 0 still tries once, --max_papers 0 would list the
+    whole venue and then write nothing, a negative --requests_per_second or --retry_wait_s would silently mean
+    no limit or no wait, and NaN would be no number at all."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    problems = []
+    if max_papers is not None and (problem := count_problem(
+            "--max_papers", max_papers, 1, "papers in the output file at most, e.g. 100; leave it out for all")):
+        problems.append(problem)
+    if not number(requests_per_second) or requests_per_second < 0:
+        problems.append("--requests_per_second must be a number of 0 or more (the most requests sent a second, "
+                        f"e.g. 2; 0 for no limit), got {requests_per_second!r}")
+    if problem := timeout_problem(timeout_s, example=60):
+        problems.append(problem)
+    if problem := count_problem("--max_attempts", max_attempts, 1, "tries of each request, e.g. 5"):
+        problems.append(problem)
+    if not number(retry_wait_s) or retry_wait_s < 0:
+        problems.append("--retry_wait_s must be a number of seconds of 0 or more (the wait before a request's "
+                        f"second try, doubled for each next one up to 60 s, e.g. 2), got {retry_wait_s!r}")
+    return problems
 
 
 # why papers were left out -> what would let them in: the error of a collect that wrote no paper
@@ -135,11 +164,9 @@ LEFT_OUT_FIX = {
 }
 
 
-def _nothing_written(output_file: str, left_out: dict[str, list[str]], max_papers: int | None, source: str) -> str:
+def _nothing_written(output_file: str, left_out: dict[str, list[str]], source: str) -> str:
     """Why a run ended with no paper in the file, and what to change: a chained prepare or fit would go on with
     nothing."""
-    if max_papers is not None and max_papers <= 0:
-        return f"collect wrote no paper to {output_file}: --max_papers is {max_papers}; give a positive number"
     if not left_out:
         return f"collect wrote no paper to {output_file}: {source} has no papers; give one that has"
     causes = ", ".join(f"{reason}: {len(ids)}" for reason, ids in left_out.items())

@@ -5,6 +5,7 @@ review a line (the ``jsonl`` format)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -19,8 +20,12 @@ def split_paths(path: str | Path, names) -> dict[str, Path]:
 
 
 def check_fractions(fractions: dict[str, float]) -> None:
-    """--split's fractions: non-negative, adding up to 1; checked before a crawl, not after it."""
-    if not fractions or any(f < 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1) > 1e-6:
+    """--split's fractions: non-negative numbers (not NaN, which every comparison lets through), adding up to 1;
+    checked before a crawl, not after it."""
+    numbers = all(isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f)
+                  for f in (fractions or {}).values())
+    if (not fractions or not numbers or any(f < 0 for f in fractions.values())
+            or abs(sum(fractions.values()) - 1) > 1e-6):
         raise UserError(f"--split: fractions must be non-negative and add up to 1, got {fractions} (e.g. "
                         '{"train": 0.8, "validation": 0.1, "test": 0.1})')
 
