@@ -9,7 +9,7 @@ import math
 import random
 from pathlib import Path
 
-from ..data.records import iter_json_objects
+from ..data.records import RecordError, iter_json_objects, record_id
 from ..errors import UserError
 from ..safe_paths import atomic_writer
 
@@ -30,17 +30,31 @@ def check_fractions(fractions: dict[str, float]) -> None:
                         '{"train": 0.8, "validation": 0.1, "test": 0.1})')
 
 
+def paper_id_of_line(obj: dict, where: str) -> str:
+    """The paper id of a line of a paper-with-reviews file, by the readers' rule (data.records.record_id: a string,
+    or a whole number as its digits; ``12.0``, ``true``, ``null`` or a list are a RecordError naming ``where``), so
+    that the split and the pairs name a paper as prepare and fit will. A line without one cannot be split by paper
+    nor name its pairs."""
+    try:
+        paper_id = record_id(obj, where)
+    except RecordError as exc:  # the rule's fix, less leaving the id out: a paper line needs one
+        raise RecordError(str(exc).removesuffix(", or leave the field out for no id"), exc.reason) from None
+    if paper_id is None:
+        raise RecordError(f"{where}: a paper without 'id' (or with a blank one) cannot be split by paper; give each "
+                          'line its paper\'s id ("id": "...") or remove the line', "missing_id")
+    return paper_id
+
+
 def split_file(path: str | Path, fractions: dict[str, float], seed: int = 0) -> dict[str, dict]:
     """Write ``<stem>.<name>.jsonl`` for each part; returns {name: {"file", "papers"}}. Part sizes are the
     fractions of the papers, rounded by largest remainder so that they add up."""
     check_fractions(fractions)
     lines: dict[str, str] = {}
     for where, obj in iter_json_objects(path):
-        if "id" not in obj:
-            raise UserError(f"{where}: a paper without 'id' cannot be split by paper")
-        if str(obj["id"]) in lines:
-            raise UserError(f"{where}: paper {obj['id']!r} appears twice; one line a paper")
-        lines[str(obj["id"])] = json.dumps(obj, ensure_ascii=False)
+        paper_id = paper_id_of_line(obj, where)
+        if paper_id in lines:
+            raise UserError(f"{where}: paper {paper_id!r} appears twice; one line a paper")
+        lines[paper_id] = json.dumps(obj, ensure_ascii=False)
     ids = sorted(lines)
     random.Random(seed).shuffle(ids)
     exact = {name: f * len(ids) for name, f in fractions.items()}
@@ -64,9 +78,10 @@ def write_pairs(path: str | Path, pairs_file: str | Path) -> int:
     number of lines."""
     count = 0
     with atomic_writer(pairs_file) as f:
-        for _, obj in iter_json_objects(path):
+        for where, obj in iter_json_objects(path):
+            paper_id = paper_id_of_line(obj, where)
             for i, review in enumerate(obj.get("reviews") or []):
-                f.write(json.dumps({"id": f"{obj['id']}#{i}", "paper": obj["paper"], "review": review["text"],
+                f.write(json.dumps({"id": f"{paper_id}#{i}", "paper": obj["paper"], "review": review["text"],
                                     "title": obj.get("title"), "rating": review.get("rating")},
                                    ensure_ascii=False) + "\n")
                 count += 1

@@ -13,7 +13,7 @@ from typing import Literal
 
 from ..answer_cache import missing_dirs, remove_empty_dirs
 from ..data.readers import read_records, rejects_file_problem
-from ..data.records import RecordError, iter_json_objects, paper_id_of
+from ..data.records import RecordError, iter_json_objects, paper_id_of, record_id
 from ..errors import UserError, count_problem
 from ..openai_client import (api_key_set, check_api_address, check_api_key, check_base_url, default_endpoint,
                              public_url, timeout_problem)
@@ -43,9 +43,10 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
         reviews, lines, system_ratings = {}, {}, {}
         cut[name] = {"paper_truncated": [], "review_at_length_limit": []}
         for where, obj in iter_json_objects(path):
-            if not isinstance(obj.get("review"), str) or "id" not in obj:
-                raise RecordError(f"{where}: a system output line needs 'id' (the paper) and 'review'")
-            paper_id = str(obj["id"])
+            paper_id = _system_id(obj, where)
+            if not isinstance(obj.get("review"), str) or paper_id is None:
+                raise RecordError(f"{where}: a system output line needs 'id' (the paper) and 'review' (each line "
+                                  '{"id": paper id, "review": text}, as generate writes); fix or remove the line')
             if paper_id in lines:
                 raise RecordError(f"{where}: a second review of paper {paper_id!r} (the first is on line "
                                   f"{lines[paper_id]}); a system file holds one review a paper: remove one of the "
@@ -74,6 +75,16 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
         outputs[name], stated[name] = reviews, system_ratings
     return EvaluationInput(papers, outputs, texts if excerpt_control else {}, cut, flags, human_ratings=ratings,
                            system_ratings=stated)
+
+
+def _system_id(obj: dict, where: str) -> str | None:
+    """A system line's paper id by the human file's rule (data.records.record_id: a string, or a whole number as its
+    digits; ``12.0``, ``true``, ``null`` or a list are a RecordError naming ``where``), so that both files name a
+    paper alike; None where the line gives none."""
+    try:
+        return record_id(obj, where)
+    except RecordError as exc:  # the rule's fix, less leaving the id out: a system line needs one
+        raise RecordError(str(exc).removesuffix(", or leave the field out for no id"), exc.reason) from None
 
 
 def _read_human(human_file: str, data_format: str, on_bad_record: str,
