@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.records import RecordError, check_rating, iter_json_objects
+from .split import required_id
 
 
 @dataclass
@@ -36,11 +37,9 @@ def read_folder(pdf_dir: str | Path, reviews_file: str | Path) -> tuple[list[Fol
         raise FileNotFoundError(f"{pdf_dir}: no such folder of PDFs")
     papers: dict[str, FolderPaper] = {}
     for where, obj in iter_json_objects(reviews_file):
-        paper_id = obj.get("id", obj.get("paper_id"))
-        if paper_id is None or str(paper_id).strip() == "":
-            raise RecordError(f"{where}: each line needs the 'id' of its paper (the PDF's name without .pdf)",
-                              "missing_id")
-        paper_id = str(paper_id)
+        key = "id" if "id" in obj or "paper_id" not in obj else "paper_id"
+        paper_id = required_id(obj, where, "each line needs the 'id' of its paper (the PDF's name without .pdf); "
+                               "add it or remove the line", f"field {key!r}", key)
         paper = papers.setdefault(paper_id, FolderPaper(paper_id, None))
         paper.title = paper.title or obj.get("title")
         if "reviews" in obj and not isinstance(obj["reviews"], list):

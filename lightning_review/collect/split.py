@@ -30,19 +30,25 @@ def check_fractions(fractions: dict[str, float]) -> None:
                         '{"train": 0.8, "validation": 0.1, "test": 0.1})')
 
 
-def paper_id_of_line(obj: dict, where: str) -> str:
-    """The paper id of a line of a paper-with-reviews file, by the readers' rule (data.records.record_id: a string,
-    or a whole number as its digits; ``12.0``, ``true``, ``null`` or a list are a RecordError naming ``where``), so
-    that the split and the pairs name a paper as prepare and fit will. A line without one cannot be split by paper
-    nor name its pairs."""
+def required_id(obj: dict, where: str, missing: str, label: str = "field 'id'", key: str = "id") -> str:
+    """The id ``obj[key]`` gives, by the readers' rule (data.records.record_id: a string, or a whole number as its
+    digits; ``12.0``, ``true``, ``null``, a list or an object are a RecordError naming ``where`` and ``label``), for a
+    line that cannot do without one: the rule's "leave the field out" is dropped from its fix, and a line without
+    an id (or a blank one) is a RecordError ``"<where>: <missing>"`` (reason missing_id)."""
     try:
-        paper_id = record_id(obj, where)
-    except RecordError as exc:  # the rule's fix, less leaving the id out: a paper line needs one
+        given = record_id({"id": obj[key]} if key in obj else {}, where, label)
+    except RecordError as exc:
         raise RecordError(str(exc).removesuffix(", or leave the field out for no id"), exc.reason) from None
-    if paper_id is None:
-        raise RecordError(f"{where}: a paper without 'id' (or with a blank one) cannot be split by paper; give each "
-                          'line its paper\'s id ("id": "...") or remove the line', "missing_id")
-    return paper_id
+    if given is None:
+        raise RecordError(f"{where}: {missing}", "missing_id")
+    return given
+
+
+def paper_id_of_line(obj: dict, where: str) -> str:
+    """The paper id of a line of a paper-with-reviews file (required_id), so that the split and the pairs name a
+    paper as prepare and fit will. A line without one cannot be split by paper nor name its pairs."""
+    return required_id(obj, where, "a paper without 'id' (or with a blank one) cannot be split by paper; give each "
+                                   'line its paper\'s id ("id": "...") or remove the line')
 
 
 def split_file(path: str | Path, fractions: dict[str, float], seed: int = 0) -> dict[str, dict]:
