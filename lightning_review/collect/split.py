@@ -33,12 +33,9 @@ def check_fractions(fractions: dict[str, float]) -> None:
 def required_id(obj: dict, where: str, missing: str, label: str = "field 'id'", key: str = "id") -> str:
     """The id ``obj[key]`` gives, by the readers' rule (data.records.record_id: a string, or a whole number as its
     digits; ``12.0``, ``true``, ``null``, a list or an object are a RecordError naming ``where`` and ``label``), for a
-    line that cannot do without one: the rule's "leave the field out" is dropped from its fix, and a line without
+    line that cannot do without one (no "leave the field out" in its fix), and a line without
     an id (or a blank one) is a RecordError ``"<where>: <missing>"`` (reason missing_id)."""
-    try:
-        given = record_id({"id": obj[key]} if key in obj else {}, where, label)
-    except RecordError as exc:
-        raise RecordError(str(exc).removesuffix(", or leave the field out for no id"), exc.reason) from None
+    given = record_id({"id": obj[key]} if key in obj else {}, where, label, optional=False)
     if given is None:
         raise RecordError(f"{where}: {missing}", "missing_id")
     return given

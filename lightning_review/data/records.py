@@ -96,14 +96,16 @@ def text_field(obj: dict, name: str, where: str, line_form: str = REVIEW_LINE, l
     return value
 
 
-def record_id(obj: dict, where: str, label: str = "field 'id'") -> str | None:
+def record_id(obj: dict, where: str, label: str = "field 'id'", optional: bool = True) -> str | None:
     """The id a record gives, as a string, or None where it gives none (no ``id`` field, or a blank string).
 
     An id is a string. A whole number (``"id": 12``) is taken as its digits (``"12"``): one spelling, so the same
     paper as ``"id": "12"``. Anything else is a RecordError naming ``where``, the field and the fix, not converted:
     a float (``12.0`` would be ``"12.0"``, another paper than ``12``, and a long number a rounded one), ``true`` /
     ``false``, ``null`` (``"None"``, or no id, would be a guess: leave the field out for no id), a list or an
-    object. The bad-record policy applies to it as to any other record error (reason ``bad_id``)."""
+    object. The bad-record policy applies to it as to any other record error (reason ``bad_id``). ``optional``
+    False: a line that cannot do without an id (a system's review, a paper to split), whose fix is not to leave the
+    field out."""
     if "id" not in obj:
         return None
     value = obj["id"]
@@ -116,8 +118,9 @@ def record_id(obj: dict, where: str, label: str = "field 'id'") -> str | None:
     kind = {float: " (a float)", bool: " (a boolean)", list: " (a list)", dict: " (an object)"}.get(type(value), "")
     whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
     quoted = f'; write it as a string ("id": "{int(value)}")' if whole else ""
+    left_out = ", or leave the field out for no id" if optional else ""
     raise RecordError(f"{where}: {label} is {shown}{kind}; an id must be a string (or a whole number, read as "
-                      f"its digits){quoted}, or leave the field out for no id", "bad_id")
+                      f"its digits){quoted}{left_out}", "bad_id")
 
 
 def unpaired_surrogate(what: str, character: str, place: str = "") -> str:

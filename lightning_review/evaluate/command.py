@@ -81,10 +81,7 @@ def _system_id(obj: dict, where: str) -> str | None:
     """A system line's paper id by the human file's rule (data.records.record_id: a string, or a whole number as its
     digits; ``12.0``, ``true``, ``null`` or a list are a RecordError naming ``where``), so that both files name a
     paper alike; None where the line gives none."""
-    try:
-        return record_id(obj, where)
-    except RecordError as exc:  # the rule's fix, less leaving the id out: a system line needs one
-        raise RecordError(str(exc).removesuffix(", or leave the field out for no id"), exc.reason) from None
+    return record_id(obj, where, optional=False)  # a system line needs one: its fix is not to leave it out
 
 
 def _read_human(human_file: str, data_format: str, on_bad_record: str,
