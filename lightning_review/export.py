@@ -3,21 +3,29 @@
     python -m lightning_review export-adapter --checkpoint runs/.../last.ckpt --output_dir adapter/
     python -m lightning_review export --adapter_dir adapter/ --output_dir merged/
 
+Each output directory is written aside and renamed into place when complete: a failed export leaves no half
+directory, an existing non-empty one is replaced only with ``--overwrite true``, and it may never be one of the
+inputs, inside one, or hold one.
+
 The merged directory is plain transformers: LoRA folded into the weights, the trained embeddings and norms in place,
 and the linear RoPE scaling in its config.json, so ``AutoModelForCausalLM.from_pretrained`` needs no lightning_review.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import torch
 
 from .artifacts.adapter_record import read_adapter_meta
-from .artifacts.checkpoint_files import CheckpointError, load_tokenizer, read_llama_config
-from .artifacts.model_sources import resolve
+from .artifacts.checkpoint_files import CheckpointError, check_weight_files, load_tokenizer, read_llama_config
+from .artifacts.model_sources import looks_like_hub_id, resolve
+from .errors import UserError
 from .model.loading import add_lora, apply_rope_scaling, load_llama
 from .training.module import LongQLoRAModule, module_settings
 from .training.resume import load_checkpoint_file
@@ -29,11 +37,79 @@ def read_training_checkpoint(checkpoint: str | Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint (a .ckpt file, or the directory DeepSpeed writes)")
     if path.is_dir():
+        refuse_non_deepspeed_directory(path)
         from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
 
         with tempfile.TemporaryDirectory() as tmp:
             return convert_zero_checkpoint_to_fp32_state_dict(path, Path(tmp) / "consolidated.pt")
     return load_checkpoint_file(path)
+
+
+def refuse_non_deepspeed_directory(path: Path) -> None:
+    """A CheckpointError for a directory given as --checkpoint that is not what DeepSpeed writes (its ``latest``
+    file names the tag to consolidate): an adapter or a model directory is named as such."""
+    if (path / "latest").is_file():
+        return
+    if (path / "adapter_config.json").is_file():
+        raise CheckpointError(f"{path}: an adapter directory, not a training checkpoint: it needs no export-adapter; "
+                              f"merge it with `python -m lightning_review export --adapter_dir {path}`")
+    if (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: a model checkpoint directory, not a training checkpoint; give --checkpoint "
+                              "the run's .ckpt file (checkpoints/last.ckpt) or the directory DeepSpeed wrote")
+    raise CheckpointError(f"{path}: not a DeepSpeed checkpoint directory (no 'latest' file in it); give --checkpoint "
+                          "the run's .ckpt file (checkpoints/last.ckpt) or the directory DeepSpeed wrote")
+
+
+def local_input(source: str | os.PathLike | None) -> Path | None:
+    """The local path of an input (``builtin:`` names resolved); None for none or a Hub id."""
+    if source is None or looks_like_hub_id(str(source)):
+        return None
+    return resolve(source) if str(source).startswith("builtin:") else Path(source).expanduser()
+
+
+def check_output_dir(output_dir: str | os.PathLike, inputs: dict[str, str | os.PathLike | None],
+                     overwrite: bool) -> Path:
+    """The output directory, refused (UserError) before any work where it cannot hold the export: a file in the
+    way, one of the inputs (``{flag: path}``), inside one or holding one (replacing it would delete the input), or
+    an existing non-empty directory without ``overwrite``."""
+    from .safe_paths import refuse_unwritable_output
+
+    out = Path(output_dir).expanduser()
+    refuse_unwritable_output(out, "--output_dir", directory=True)
+    target = out.resolve()
+    for flag, source in inputs.items():
+        path = local_input(source)
+        if path is None:
+            continue
+        path = path.resolve()
+        if target == path or path in target.parents or target in path.parents:
+            where = "is" if target == path else "is inside" if path in target.parents else "holds"
+            raise UserError(f"--output_dir={output_dir} {where} {flag} {source}: writing it would mix the export "
+                            f"with its input or delete it; give --output_dir a directory apart from the inputs")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"--output_dir={output_dir} exists and is not empty; give --overwrite true to replace it "
+                        "(it is removed only once the new export is complete), or another --output_dir")
+    return out
+
+
+@contextmanager
+def written_aside(out: Path):
+    """A temporary directory beside ``out``, renamed to ``out`` when the block ends without an error (an existing
+    ``out`` is replaced then) and removed when it raises: an export never leaves half a directory."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out.with_name(f".{out.name}.{os.getpid()}.old")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def lora_skeleton(hparams: dict):
@@ -48,14 +124,17 @@ def lora_skeleton(hparams: dict):
                     hparams["train_embeddings_and_norms"])
 
 
-def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None = None) -> Path:
+def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None = None,
+                   overwrite: bool = False) -> Path:
     """Write the peft adapter (LoRA + embeddings and norms + lightning_review.json) of a training checkpoint.
 
     Args:
         checkpoint: a Lightning ``.ckpt`` file or a DeepSpeed checkpoint directory of a lightning_review run.
         output_dir: the adapter directory to write.
         checkpoint_dir: the base model directory, when it moved since training (only its config.json is read).
+        overwrite: replace an existing non-empty output_dir.
     """
+    check_output_dir(output_dir, {"--checkpoint": checkpoint, "--checkpoint_dir": checkpoint_dir}, overwrite)
     ckpt = read_training_checkpoint(checkpoint)
     hparams = module_settings(ckpt.get("hyper_parameters") or {})
     if "lora_r" not in hparams:
@@ -63,6 +142,8 @@ def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None 
                               "settings)")
     if checkpoint_dir:
         hparams["checkpoint_dir"] = checkpoint_dir
+    out = check_output_dir(output_dir, {"--checkpoint": checkpoint, "the base model": hparams["checkpoint_dir"]},
+                           overwrite)
     module = LongQLoRAModule(**hparams)
     module.model = lora_skeleton(hparams)
     state = ckpt["state_dict"]
@@ -71,11 +152,13 @@ def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None 
     if missing:
         raise CheckpointError(f"{checkpoint}: lacks {len(missing)} trainable weights (e.g. {missing[:3]})")
     module.load_state_dict({k: state[k] for k in expected}, strict=False, assign=True)
-    return module.save_adapter(output_dir)
+    with written_aside(out) as tmp:
+        module.save_adapter(tmp)
+    return out
 
 
 def export_merged(adapter_dir: str, output_dir: str, checkpoint_dir: str | None = None,
-                  dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16") -> Path:
+                  dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16", overwrite: bool = False) -> Path:
     """Merge an adapter into its base: a full Hugging Face checkpoint directory (weights, config, tokenizer).
 
     Args:
@@ -83,18 +166,22 @@ def export_merged(adapter_dir: str, output_dir: str, checkpoint_dir: str | None 
         output_dir: the merged checkpoint directory to write.
         checkpoint_dir: the base model directory; default: the one recorded in the adapter's lightning_review.json.
         dtype: the weights' dtype (the base is loaded unquantized in this dtype and LoRA merged into it).
+        overwrite: replace an existing non-empty output_dir.
     """
     from peft import PeftModel
 
+    check_output_dir(output_dir, {"--adapter_dir": adapter_dir, "--checkpoint_dir": checkpoint_dir}, overwrite)
     adapter = resolve(adapter_dir)
     meta = read_adapter_meta(adapter)
     base_dir = checkpoint_dir or meta["checkpoint_dir"]
+    out = check_output_dir(output_dir, {"--adapter_dir": adapter_dir, "the base model": base_dir}, overwrite)
     tokenizer = load_tokenizer(base_dir)  # before the merge: a directory without tokenizer files fails at once
+    check_weight_files(base_dir)  # a truncated copy is named, not a bare SafetensorError
     torch_dtype = getattr(torch, dtype)
     base = load_llama(base_dir, quantize=False, model_max_length=meta.get("model_max_length"), dtype=torch_dtype,
                       attn_implementation="sdpa")
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(torch_dtype)
-    out = Path(output_dir)
-    merged.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with written_aside(out) as tmp:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return out

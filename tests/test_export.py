@@ -83,3 +83,83 @@ def test_export_without_tokenizer_files_fails_before_merging(tiny_llama_dir, tra
     with pytest.raises(CheckpointError, match="no tokenizer files"):
         export_merged(str(adapter), str(tmp_path / "merged"), checkpoint_dir=str(base))
     assert not (tmp_path / "merged").exists()
+
+
+def test_export_into_a_file_is_refused_before_loading_not_a_silent_success(trained_checkpoint, tmp_path):
+    adapter = tmp_path / "adapter"
+    assert run_cli("export-adapter", f"--checkpoint={trained_checkpoint}", f"--output_dir={adapter}",
+                   cwd=tmp_path).returncode == 0
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    for command, source in (("export", f"--adapter_dir={adapter}"), ("export-adapter",
+                                                                     f"--checkpoint={trained_checkpoint}")):
+        proc = run_cli(command, source, f"--output_dir={taken}", cwd=tmp_path)
+        assert proc.returncode == 1, command  # export used to exit 0 having written nothing
+        assert proc.stderr.strip().splitlines()[-1] == (f"error: --output_dir={taken} is an existing file, not a "
+                                                        "directory; give --output_dir a directory (created if missing)")
+        assert "Traceback" not in proc.stderr and taken.read_text() == "a file"
+
+
+def test_an_export_never_goes_into_or_over_its_inputs(tiny_llama_dir, trained_checkpoint, tmp_path):
+    from lightning_review.errors import UserError
+    from lightning_review.export import export_adapter, export_merged
+
+    adapter = export_adapter(str(trained_checkpoint), str(tmp_path / "adapter ü"))
+    before = sorted(p.name for p in adapter.iterdir())
+    for output, where in ((adapter, "is --adapter_dir"), (adapter / "merged", "is inside --adapter_dir"),
+                          (tmp_path, "holds --adapter_dir"), (tiny_llama_dir, "is the base model")):
+        with pytest.raises(UserError, match=f"--output_dir={output} {where}"):
+            export_merged(str(adapter), str(output), dtype="float32", overwrite=True)
+    assert sorted(p.name for p in adapter.iterdir()) == before  # no config.json or model weights mixed in
+    with pytest.raises(UserError, match=f"--output_dir={tiny_llama_dir} is the base model"):
+        export_adapter(str(trained_checkpoint), str(tiny_llama_dir), overwrite=True)
+    assert not (tiny_llama_dir / "adapter_config.json").exists()
+
+
+def test_an_existing_export_is_replaced_only_with_overwrite_and_whole(trained_checkpoint, tmp_path):
+    from lightning_review.errors import UserError
+    from lightning_review.export import export_adapter, export_merged
+
+    adapter = export_adapter(str(trained_checkpoint), str(tmp_path / "adapter"))
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    stale = merged / "model.safetensors.index.json"  # from an earlier, sharded export: transformers would read it
+    stale.write_text("{}")
+    with pytest.raises(UserError, match="exists and is not empty; give --overwrite true"):
+        export_merged(str(adapter), str(merged), dtype="float32")
+    assert stale.exists()
+    export_merged(str(adapter), str(merged), dtype="float32", overwrite=True)
+    assert not stale.exists() and (merged / "model.safetensors").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing left aside
+    with pytest.raises(UserError, match="exists and is not empty"):
+        export_adapter(str(trained_checkpoint), str(adapter))
+
+
+def test_an_export_that_fails_while_writing_leaves_no_directory(trained_checkpoint, tmp_path, monkeypatch):
+    from lightning_review.export import export_adapter
+    from lightning_review.training.module import LongQLoRAModule
+
+    def fail_halfway(self, directory):
+        (directory / "adapter_config.json").write_text("{}")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(LongQLoRAModule, "save_adapter", fail_halfway)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        export_adapter(str(trained_checkpoint), str(out / "adapter"))
+    assert list(out.iterdir()) == []  # no half adapter that export or generate would read later
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda d: (d / "adapter_config.json").write_text("{}"), "an adapter directory, not a training checkpoint"),
+    (lambda d: (d / "config.json").write_text("{}"), "a model checkpoint directory, not a training checkpoint"),
+    (lambda d: None, "not a DeepSpeed checkpoint directory (no 'latest' file in it)")])
+def test_a_directory_that_is_no_deepspeed_checkpoint_is_named(tmp_path, make, expected):
+    given = tmp_path / "given"
+    given.mkdir()
+    make(given)
+    proc = run_cli("export-adapter", f"--checkpoint={given}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {given}: {expected}")
+    assert not (tmp_path / "a").exists()

@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint_files import CheckpointError, read_json_object
+from .checkpoint_files import CheckpointError, read_json_object, refuse_missing_directory
 from .model_sources import resolve
 
 TRAINING_META = "lightning_review.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_HINT = ("an adapter directory is written by training (SaveAdapter) or by export-adapter; write it again "
                 "from the run's checkpoint with `python -m lightning_review export-adapter`")
+
+ADAPTER_DIR_HINT = ("give the adapter directory a lightning_review run wrote (runs/.../adapter) or export-adapter "
+                    "wrote")
+# what peft needs to rebuild a LoRA adapter; peft raises a bare KeyError without the file for a missing one
+ADAPTER_CONFIG_KEYS = ("peft_type", "r", "lora_alpha", "target_modules")
 
 
 def write_adapter_record(directory: str | Path, checkpoint_dir: str, model_max_length: int | None, config) -> Path:
@@ -35,13 +40,33 @@ def write_adapter_record(directory: str | Path, checkpoint_dir: str, model_max_l
 def read_adapter_meta(adapter_dir: str | Path) -> dict:
     """What ``write_adapter_record`` wrote beside the adapter: the base model directory and the RoPE scaling. Every
     loader reads this first, so the adapter's files are checked here too (``check_adapter_files``)."""
-    meta_file = resolve(adapter_dir) / TRAINING_META
+    adapter = resolve(adapter_dir)
+    refuse_missing_directory(adapter, ADAPTER_DIR_HINT)
+    meta_file = adapter / TRAINING_META
     if not meta_file.is_file():
+        refuse_model_directory(adapter)
         raise FileNotFoundError(f"{meta_file}: missing; this needs an adapter written by lightning_review (it records "
                                 "the base model and the RoPE scaling to load it with)")
     meta = read_json_object(meta_file, TRAINING_META, ADAPTER_HINT)
-    check_adapter_files(adapter_dir)
+    checkpoint_dir = meta.get("checkpoint_dir")
+    if not isinstance(checkpoint_dir, str) or not checkpoint_dir.strip():
+        raise CheckpointError(f"{meta_file}: not a valid {TRAINING_META} (its 'checkpoint_dir', the base model, is "
+                              f"{checkpoint_dir!r}, not a path); {ADAPTER_HINT}")
+    length = meta.get("model_max_length")
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+        raise CheckpointError(f"{meta_file}: not a valid {TRAINING_META} (its 'model_max_length' is {length!r}, not "
+                              f"a positive whole number or null); {ADAPTER_HINT}")
+    check_adapter_files(adapter)
     return meta
+
+
+def refuse_model_directory(directory: Path) -> None:
+    """A CheckpointError where an adapter was expected but ``directory`` holds a full model (config.json, no
+    adapter_config.json): the flag for a model was the one meant."""
+    if (directory / "config.json").is_file() and not (directory / "adapter_config.json").is_file():
+        raise CheckpointError(f"{directory}: a model checkpoint directory (config.json, no adapter_config.json), "
+                              "not an adapter; give it as --model_dir (a merged export) or --checkpoint_dir (a base "
+                              "model), and --adapter_dir only a directory written by training or export-adapter")
 
 
 def check_adapter_files(adapter_dir: str | Path) -> Path:
@@ -51,10 +76,19 @@ def check_adapter_files(adapter_dir: str | Path) -> Path:
     from safetensors import SafetensorError, safe_open
 
     adapter = resolve(adapter_dir)
+    refuse_missing_directory(adapter, ADAPTER_DIR_HINT)
     config_file = adapter / "adapter_config.json"
     if not config_file.is_file():
+        refuse_model_directory(adapter)
         raise FileNotFoundError(f"{config_file}: missing; {ADAPTER_HINT}")
-    read_json_object(config_file, "adapter_config.json", ADAPTER_HINT)
+    config = read_json_object(config_file, "adapter_config.json", ADAPTER_HINT)
+    missing = [key for key in ADAPTER_CONFIG_KEYS if key not in config]
+    if missing:
+        raise CheckpointError(f"{config_file}: not a valid adapter_config.json (no {', '.join(map(repr, missing))}: "
+                              f"not a peft LoRA config); {ADAPTER_HINT}")
+    if config["peft_type"] != "LORA":
+        raise CheckpointError(f"{config_file}: peft_type is {config['peft_type']!r}, but lightning_review trains LoRA "
+                              f"adapters (peft_type 'LORA'); {ADAPTER_HINT}")
     weights = adapter / ADAPTER_WEIGHTS
     if weights.is_file():
         try:

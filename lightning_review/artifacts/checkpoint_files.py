@@ -20,6 +20,12 @@ CHECKPOINT_DIR_HINT = ("the base model's directory (fit's model.checkpoint_dir; 
 TOKENIZER_DIR_HINT = ("point the tokenizer directory (prepare's --tokenizer_dir, fit's model.checkpoint_dir) at the "
                       "model's checkpoint directory, which holds its tokenizer files")
 
+TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json")
+TOKENIZER_CORRUPT_HINT = ("copy the tokenizer files again from the model's original directory (a copy cut short or "
+                          "edited by hand does not load)")
+WEIGHTS_HINT = ("copy the checkpoint's weight files again from the original (a copy cut short, e.g. by a full disk "
+                "or an interrupted download, does not load)")
+
 
 class CheckpointError(UserError):
     """A model directory, training checkpoint or adapter that is missing, corrupt or not what lightning_review
@@ -80,7 +86,51 @@ def check_tokenizer_files(tokenizer_dir: str | Path) -> Path:
 
 def load_tokenizer(tokenizer_dir: str | Path):
     """The directory's tokenizer (``builtin:`` names resolved); missing tokenizer files are named, not reported
-    as a missing sentencepiece package."""
+    as a missing sentencepiece package, and corrupt ones are named, not reported as a bare JSON or tokenizers
+    error."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(check_tokenizer_files(tokenizer_dir))
+    path = check_tokenizer_files(tokenizer_dir)
+    for name in TOKENIZER_JSON_FILES:
+        if (path / name).is_file():
+            read_json_object(path / name, name, TOKENIZER_CORRUPT_HINT)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # tokenizers and sentencepiece raise their own types for a file they cannot parse
+        raise CheckpointError(f"{path}: its tokenizer files cannot be loaded ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); {TOKENIZER_CORRUPT_HINT}") from None
+
+
+def check_weight_files(checkpoint_dir: str | Path) -> Path:
+    """The checkpoint directory, after checking that its weights are there and intact: every ``*.safetensors`` file
+    (the shards a ``model.safetensors.index.json`` lists, or the files present) has a readable header that covers
+    the file (a truncated copy fails here, named, instead of as a bare SafetensorError deep inside
+    ``from_pretrained``). Only the headers are read."""
+    from safetensors import SafetensorError, safe_open
+
+    path = model_path(checkpoint_dir)
+    refuse_missing_directory(path, CHECKPOINT_DIR_HINT)
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = read_json_object(index, "model.safetensors.index.json", WEIGHTS_HINT).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise CheckpointError(f"{index}: not a valid model.safetensors.index.json (no 'weight_map' object); "
+                                  f"{WEIGHTS_HINT}")
+        shards = sorted({path / str(name) for name in weight_map.values()})
+        missing = [shard.name for shard in shards if not shard.is_file()]
+        if missing:
+            raise CheckpointError(f"{index}: lists {len(missing)} weight file(s) that are missing "
+                                  f"({', '.join(missing[:3])}); {WEIGHTS_HINT}")
+    else:
+        shards = sorted(path.glob("*.safetensors"))
+        if not shards and not any(path.glob("*.bin")):
+            raise CheckpointError(f"{path}: no weights (no *.safetensors or pytorch_model*.bin file); "
+                                  f"{WEIGHTS_HINT}")
+    for shard in shards:
+        try:
+            with safe_open(str(shard), framework="pt"):
+                pass
+        except SafetensorError as exc:
+            raise CheckpointError(f"{shard}: corrupt weights, not a readable safetensors file ({exc}); "
+                                  f"{WEIGHTS_HINT}") from None
+    return path

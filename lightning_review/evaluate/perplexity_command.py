@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
-from ..safe_paths import refuse_output_over_input, write_text_atomic
+from ..safe_paths import refuse_output_over_input, refuse_unwritable_output, write_text_atomic
 from .perplexity import as_dicts, perplexity_at_lengths, results_table
 
 OUTPUTS = ("perplexity.json", "perplexity.md", "perplexity.png")
@@ -26,6 +26,33 @@ def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]
     if not values or values[0] < 2:
         raise UserError(f"--lengths {lengths!r}: give at least one length of 2 tokens or more")
     return values
+
+
+def check_numbers(max_windows: int | None, model_max_length: int | None) -> None:
+    """Each count flag at least 1: a 0 would otherwise mean "no cap" / "no scaling" and a negative cap would drop
+    the last windows, both silently."""
+    for flag, value in (("--max_windows", max_windows), ("--model_max_length", model_max_length)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value}: give a whole number of 1 or more, or leave {flag} out "
+                            f"({'every window is scored' if flag == '--max_windows' else 'no RoPE interpolation'})")
+
+
+def check_device(device: str | None) -> str:
+    """``--device`` made concrete (cuda when available) and checked before anything loads: an unknown name or
+    cuda without a GPU is one line, not torch's traceback after the data is read."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {device!r}: not a device; give cuda, cuda:<index> or cpu") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA GPU is available here; give --device cpu or leave it out")
+    if kind not in ("cuda", "cpu"):
+        raise UserError(f"--device {device!r}: perplexity runs on cuda or cpu")
+    return device
 
 
 def held_out_documents(data_file: str | Path) -> list[tuple[str, str]]:
@@ -56,7 +83,7 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
     import torch
 
     from ..generation.local import load_generation_model
-    from ..artifacts.checkpoint_files import load_tokenizer
+    from ..artifacts.checkpoint_files import check_weight_files, load_tokenizer
     from ..model.loading import load_llama
 
     given = [name for name, value in (("checkpoint_dir", checkpoint_dir), ("adapter_dir", adapter_dir),
@@ -65,6 +92,10 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
         raise UserError("give one model: --checkpoint_dir (a base, with --model_max_length for untrained RoPE "
                         "interpolation), --adapter_dir (an adapter of lightning_review; --checkpoint_dir if its "
                         "base moved) or --model_dir (a merged export)")
+    if model_dir and model_max_length:
+        raise UserError("--model_max_length does not go with --model_dir: a merged export is loaded as it is, with "
+                        "the RoPE scaling in its config.json; give the base as --checkpoint_dir for untrained "
+                        "interpolation")
     if adapter_dir:
         if model_max_length:
             raise UserError("--model_max_length does not go with --adapter_dir: an adapter is evaluated with the "
@@ -73,6 +104,7 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
                                                  quantize=quantize, dtype=dtype, device=device)
         return model, tokenizer, {"adapter_dir": adapter_dir}
     directory = checkpoint_dir or model_dir
+    check_weight_files(directory)  # a truncated copy is named, not a bare SafetensorError
     model = load_llama(directory, quantize=quantize, model_max_length=model_max_length, device=device,
                        dtype=getattr(torch, dtype), attn_implementation="sdpa")
     model.eval()
@@ -108,10 +140,13 @@ def perplexity(data_file: str, lengths: str = "2048,4096,8192,16384,32768", chec
     from ..model.loading import dtype_name
 
     lengths_list = parse_lengths(lengths)
+    check_numbers(max_windows, model_max_length)
     out = Path(output_dir)
+    refuse_unwritable_output(out, "--output_dir", directory=True)  # before the model loads and scores
     for name in OUTPUTS:
-        refuse_output_over_input(out / name, [data_file], "output_dir")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        refuse_output_over_input(out / name, [data_file], "--output_dir")
+        refuse_unwritable_output(out / name, "--output_dir")
+    device = check_device(device)
     dtype = dtype_name(dtype, device)
     documents = held_out_documents(data_file)
     started = time.perf_counter()
@@ -134,6 +169,9 @@ def perplexity(data_file: str, lengths: str = "2048,4096,8192,16384,32768", chec
     write_text_atomic(out / "perplexity.md", f"Perplexity of {len(documents)} documents ({how}), "
                                              f"{json.dumps(source)}\n\n{results_table(results)}\n")
     print(results_table(results))
+    if not plot and (out / "perplexity.png").exists():  # an earlier run's plot would stand beside these results
+        (out / "perplexity.png").unlink()
+        print(f"{out / 'perplexity.png'} of an earlier run removed (--plot false: it would not show these results)")
     if plot and not plot_perplexity(results, out / "perplexity.png", title=json.dumps(source)):
         separators = len(encoded) - 1 if tokenizer.eos_token_id is not None else 0
         longest = sum(map(len, encoded)) + separators if join else max(map(len, encoded))
