@@ -86,6 +86,33 @@ class ReviewCLI(LightningCLI):
         if saved:
             refuse_config_change(model_setting_differences(saved, self.config[subcommand].model.as_dict()))
 
+    def before_instantiate_classes(self) -> None:
+        """The Trainer's settings and ``--ckpt_path`` checked before anything is built (training.trainer_checks):
+        every bad one named on one line, not Lightning's traceback after the model loaded."""
+        from .training.trainer_checks import ckpt_path_problem, trainer_problems
+
+        super().before_instantiate_classes()
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        problems = trainer_problems(config.get("trainer") or {}, subcommand)
+        if problem := ckpt_path_problem(config.get("ckpt_path"), subcommand):
+            problems.append(problem)
+        if problems:
+            raise UserError("; ".join(problems))
+
+    def instantiate_trainer(self, **kwargs):
+        """Lightning's refusal of a trainer setting (no GPU backend, a precision plugin's missing package, a
+        negative max_steps) as one line naming the trainer settings, not a traceback."""
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ImportError) as exc:
+            raise UserError(f"the trainer settings are refused by Lightning: {exc} (python -m lightning_review "
+                            f"{self.subcommand} --help lists the trainer.* settings)") from None
+
     def after_instantiate_classes(self) -> None:
         """Missing tokenizer files are named before the model loads, not reported by transformers as a missing
         sentencepiece package when the data is set up."""

@@ -8,9 +8,12 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from ..errors import UserError
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the run stopped before any checkpoint could hold the bad weights."""
+
+class NonFiniteLossError(UserError, RuntimeError):
+    """The loss became NaN or infinite; the run stopped before any checkpoint could hold the bad weights. A
+    UserError: its message says what to change, so the CLI shows it as one line, not a traceback."""
 
 
 class TrainingGuard(L.Callback):
@@ -27,8 +30,7 @@ class TrainingGuard(L.Callback):
                 f"the training loss is {float(loss) if loss is not None else 'non-finite on another rank'} at global "
                 f"step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx}); stopped before "
                 "this state could be saved. "
-                f"{last_checkpoint_hint(trainer)} Lower model.learning_rate, raise model.warmup_steps or keep "
-                "trainer.gradient_clip_val set, then resume from it with --ckpt_path.")
+                f"{last_checkpoint_hint(trainer)} {non_finite_advice(trainer)}")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, torch.OutOfMemoryError):
@@ -41,6 +43,19 @@ def last_checkpoint_hint(trainer: L.Trainer) -> str:
     callback = trainer.checkpoint_callback
     path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
     return f"The last good checkpoint is {path}." if path else "No checkpoint had been written yet."
+
+
+def non_finite_advice(trainer: L.Trainer) -> str:
+    """What to change after a non-finite loss: float16 weights without loss scaling first, where the run has them
+    (trainer.precision 16-true, NaN within two steps of the CPU demo), then the learning rate; resume from the last
+    checkpoint where there is one."""
+    callback = trainer.checkpoint_callback
+    saved = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+    then = "then resume from it with --ckpt_path" if saved else "then run again"
+    if str(getattr(trainer, "precision", "")) == "16-true":
+        return (f"trainer.precision=16-true trains in float16 without loss scaling, which overflows: use 32-true "
+                f"(or bf16-mixed / 16-mixed on a GPU), {then}.")
+    return (f"Lower model.learning_rate, raise model.warmup_steps or keep trainer.gradient_clip_val set, {then}.")
 
 
 def out_of_memory_advice(trainer: L.Trainer, pl_module: L.LightningModule) -> str:

@@ -1,0 +1,84 @@
+"""The Trainer's settings and ``--ckpt_path`` checked from the parsed config of fit / validate / test / predict, before
+anything is built (the model loads in configure_model, after the Trainer): each bad one named with its fix, where
+Lightning would fail later with a traceback, after the model loaded (a missing checkpoint, a default_root_dir that
+is a file, 64-bit precision), in the first step (accumulate_grad_batches 0: a ZeroDivisionError) or not at all
+(accumulate_grad_batches -2 ran; max_steps 0 loaded the model and stopped without an adapter or checkpoint)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+# ckpt_path values Lightning resolves itself (from the checkpoint callbacks, SLURM, the model registry)
+SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
+
+
+def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
+    """``trainer.<key> ...`` for each setting of ``trainer`` (the parsed config's trainer section) that cannot
+    work, with its fix."""
+    problems = []
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if isinstance(accumulate, int) and accumulate < 1:
+        problems.append(f"trainer.accumulate_grad_batches must be >= 1 (micro-batches per optimizer step; 1: no "
+                        f"accumulation), got {accumulate}")
+    if subcommand == "fit":
+        if trainer.get("max_steps") == 0:
+            problems.append("trainer.max_steps=0 trains no step (fit would load the model and stop without an "
+                            "adapter or checkpoint): set it > 0, or -1 to let trainer.max_epochs bound the run")
+        if trainer.get("max_epochs") == 0:
+            problems.append("trainer.max_epochs=0 trains no step (fit would load the model and stop without an "
+                            "adapter or checkpoint): set it > 0, or -1 to let trainer.max_steps bound the run")
+    precision = str(trainer.get("precision"))
+    if precision in ("64", "64-true", "double"):
+        problems.append(f"trainer.precision={precision} is not supported: the 4-bit LoRA model computes in "
+                        f"float32 at most; use 32-true (or bf16-mixed on a GPU)")
+    accelerator = trainer.get("accelerator")
+    if isinstance(accelerator, str) and accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.append(f"trainer.accelerator={accelerator}, but torch sees no CUDA GPU here: on a CPU give "
+                            f"--trainer.accelerator cpu --trainer.precision 32-true")
+    root = trainer.get("default_root_dir")
+    if root and "://" not in str(root):
+        blocker = _file_in_the_way(Path(root))
+        if blocker is not None:
+            what = "is a file" if blocker == Path(root) else f"is under {blocker}, which is a file"
+            problems.append(f"trainer.default_root_dir={root} {what}, not a directory (the run's logs, checkpoints "
+                            f"and adapter go there): give a directory")
+    return problems
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """``path`` or the nearest of its parents that exists, when that is not a directory; else None."""
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def ckpt_path_problem(ckpt_path: Any, subcommand: str = "fit") -> str | None:
+    """``--ckpt_path`` that names no checkpoint: a missing path, or a directory that is not a DeepSpeed checkpoint
+    (which has ``latest`` or ``checkpoint/`` in it); Lightning's own names (last, best, ...) and URLs are left to
+    Lightning. A file's contents are read by the resume check (resume.load_checkpoint_file)."""
+    if not ckpt_path or not isinstance(ckpt_path, (str, os.PathLike)):
+        return None
+    text = str(ckpt_path)
+    if text in SPECIAL_CKPT_PATHS or text.startswith("registry:") or "://" in text:
+        return None
+    path = Path(text)
+    if path.is_file():
+        return None
+    if path.is_dir():
+        if (path / "latest").is_file() or (path / "checkpoint").is_dir():
+            return None  # DeepSpeed's layout
+        found = sorted(path.glob("*.ckpt")) or sorted(path.glob("*/checkpoints/*.ckpt"))
+        hint = (f"e.g. {found[-1] if not (path / 'last.ckpt').is_file() else path / 'last.ckpt'}" if found else
+                "a run's checkpoints are <default_root_dir>/lightning_logs/version_N/checkpoints/*.ckpt")
+        return (f"--ckpt_path {text} is a directory, not a checkpoint: give a .ckpt file ({hint}), or a DeepSpeed "
+                f"checkpoint directory")
+    instead = ("to start a new run" if subcommand == "fit" else
+               f"to {subcommand} the model as configured (model.adapter_dir for a trained adapter)")
+    return (f"--ckpt_path {text}: no such file; give an existing .ckpt file (a run's checkpoints are "
+            f"<default_root_dir>/lightning_logs/version_N/checkpoints/*.ckpt), or leave --ckpt_path out {instead}")

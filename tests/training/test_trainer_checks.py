@@ -1,0 +1,119 @@
+"""Bad trainer settings and --ckpt_path on fit / validate / test / predict: one line naming the setting and the fix,
+a non-zero exit and no traceback, before the model loads (training.trainer_checks, trainer_cli.ReviewCLI)."""
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from lightning_review import cli
+from lightning_review.errors import UserError
+from lightning_review.training.guard import NonFiniteLossError, non_finite_advice
+from lightning_review.training.module import LongQLoRAModule
+from lightning_review.training.trainer_checks import ckpt_path_problem, trainer_problems
+from tests.conftest import ROOT
+
+DEMO = ["-c", str(ROOT / "configs" / "demo.yaml"), "--data.max_seq_length=128", "--model.model_max_length=null"]
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """The model must not load: every check here comes before it."""
+    def load(self):
+        raise AssertionError("the model loaded before the bad setting was refused")
+
+    monkeypatch.setattr(LongQLoRAModule, "configure_model", load)
+    monkeypatch.setattr(sys, "argv", ["lightning_review"])  # the command is cli.main's args alone
+
+
+def fails_with(args) -> str:
+    with pytest.raises(SystemExit) as done:
+        cli.main(args)
+    message = str(done.value.code)
+    assert message.startswith("error: ") and "\n" not in message and "Traceback" not in message, message
+    return message
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches must be >= 1"),
+    (["--trainer.accumulate_grad_batches=-2"], "trainer.accumulate_grad_batches must be >= 1"),  # silently ran
+    (["--trainer.max_steps=0"], "trainer.max_steps=0 trains no step"),
+    (["--trainer.max_epochs=0", "--trainer.max_steps=-1"], "trainer.max_epochs=0 trains no step"),
+    (["--trainer.precision=64-true"], "trainer.precision=64-true is not supported"),
+    (["--trainer.max_steps=-2"], "refused by Lightning: `max_steps` must be a non-negative integer or -1"),
+])
+def test_a_bad_trainer_setting_is_one_line_before_the_model_loads(tmp_path, monkeypatch, no_model_load, flags,
+                                                                  expected):
+    monkeypatch.chdir(tmp_path)
+    message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path / 'run'}", *flags])
+    assert expected in message
+
+
+def test_a_default_root_dir_that_is_a_file_is_named(tmp_path, monkeypatch, no_model_load):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path / 'afile'}"])
+    assert f"trainer.default_root_dir={tmp_path / 'afile'} is a file, not a directory" in message
+    message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path / 'afile' / 'sub'}"])
+    assert f"is under {tmp_path / 'afile'}, which is a file" in message
+
+
+def test_a_gpu_accelerator_without_a_gpu_names_the_cpu_flags(tmp_path, monkeypatch, no_model_load):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path}", "--trainer.accelerator=gpu"])
+    assert "trainer.accelerator=gpu, but torch sees no CUDA GPU here" in message
+    assert "--trainer.accelerator cpu --trainer.precision 32-true" in message
+
+
+@pytest.mark.parametrize("subcommand", ["fit", "validate", "test", "predict"])
+def test_a_missing_ckpt_path_is_one_line_before_the_model_loads(tmp_path, monkeypatch, no_model_load, subcommand):
+    monkeypatch.chdir(tmp_path)
+    message = fails_with([subcommand, *DEMO, f"--trainer.default_root_dir={tmp_path}",
+                          f"--ckpt_path={tmp_path / 'nope.ckpt'}"])
+    assert f"--ckpt_path {tmp_path / 'nope.ckpt'}: no such file" in message
+    assert ("to start a new run" in message) == (subcommand == "fit")
+
+
+def test_a_directory_as_ckpt_path_is_refused_and_its_checkpoint_suggested(tmp_path, monkeypatch, no_model_load):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path}", f"--ckpt_path={tmp_path / 'empty'}"])
+    assert f"--ckpt_path {tmp_path / 'empty'} is a directory, not a checkpoint: give a .ckpt file" in message
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (tmp_path / "checkpoints" / "step=9.ckpt").write_bytes(b"")
+    assert f"e.g. {tmp_path / 'checkpoints' / 'last.ckpt'}" in ckpt_path_problem(tmp_path / "checkpoints")
+
+
+def test_ckpt_paths_lightning_resolves_itself_are_left_to_it(tmp_path):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "latest").write_text("global_step5")  # a DeepSpeed checkpoint directory
+    (tmp_path / "a.ckpt").write_bytes(b"")  # its contents are the resume check's
+    for path in ("last", "best", "hpc", "registry", "registry:model:v1", "s3://bucket/a.ckpt", None,
+                 str(tmp_path / "ds"), str(tmp_path / "a.ckpt")):
+        assert ckpt_path_problem(path) is None, path
+
+
+def test_good_trainer_settings_pass(tmp_path):
+    good = {"accumulate_grad_batches": 4, "max_steps": -1, "max_epochs": 2, "precision": "bf16-mixed",
+            "accelerator": "cpu", "default_root_dir": str(tmp_path / "new" / "dir")}
+    assert trainer_problems(good, "fit") == []
+    # max_steps=0 is only a problem of fit: validate / test / predict train nothing anyway
+    assert trainer_problems({**good, "max_steps": 0}, "validate") == []
+
+
+def test_a_non_finite_loss_is_a_users_error_with_the_fix_for_its_precision():
+    """NonFiniteLossError ends the CLI in one line (a UserError), not a traceback; with float16 weights
+    (trainer.precision 16-true: NaN at step 2 of the CPU demo) the fix is the precision, not the learning rate; and
+    without a checkpoint there is nothing to resume from."""
+    assert issubclass(NonFiniteLossError, UserError) and issubclass(NonFiniteLossError, RuntimeError)
+    no_checkpoint = SimpleNamespace(checkpoint_callback=None, precision="16-true")
+    advice = non_finite_advice(no_checkpoint)
+    assert "trainer.precision=16-true trains in float16 without loss scaling" in advice
+    assert advice.endswith("then run again.")
+    saved = SimpleNamespace(checkpoint_callback=SimpleNamespace(last_model_path="x/last.ckpt"), precision="32-true")
+    assert non_finite_advice(saved).startswith("Lower model.learning_rate")
+    assert non_finite_advice(saved).endswith("then resume from it with --ckpt_path.")
