@@ -19,7 +19,8 @@ from .data.papers import count_papers
 from .data.prompt import DEFAULT_SYSTEM_PROMPT
 from .data.readers import Task
 from .errors import UserError
-from .safe_paths import atomic_writer, refuse_output_over_input, refuse_unwritable_output, write_text_atomic
+from .safe_paths import (atomic_writer, refuse_output_over_input, refuse_unwritable_output, same_file,
+                         write_text_atomic)
 
 PERCENTILES = (50, 90, 99)
 
@@ -74,6 +75,12 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
     for name in ("stats.json", "lengths.png"):
         refuse_output_over_input(out / name, [data_file, val_file], "output_dir")
         refuse_unwritable_output(out / name, "output_dir")
+        if rejects_file is not None and same_file(rejects_file, out / name):
+            raise UserError(f"--rejects_file={rejects_file} is the {name} prepare writes in --output_dir: one would "
+                            "replace the other; give --rejects_file another path")
+    if val_file is not None and same_file(val_file, data_file):
+        raise UserError(f"--val_file={val_file} is --data_file: every validation paper would be a training paper; "
+                        "leave --val_file out (val_fraction of the papers is held out) or give a separate file")
     check_tokenizer_files(tokenizer_dir)  # named before the data is read, not after
     try:
         dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,

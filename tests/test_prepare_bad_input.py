@@ -59,3 +59,20 @@ def test_a_tokenizer_dir_that_is_no_directory_is_named_so(tmp_path, make, messag
     assert str(caught.value).startswith(f"error: {tmp_path / 'nope'}: {message}; point the tokenizer directory "
                                         "(prepare's --tokenizer_dir, fit's model.checkpoint_dir) at the model's "
                                         "checkpoint directory")
+
+
+def test_a_val_file_that_is_the_data_file_is_refused(tmp_path, tiny_llama_dir):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("")
+    with pytest.raises(UserError, match="--val_file=.* is --data_file: every validation paper would be a training"):
+        prepare(str(data), str(tiny_llama_dir), val_file=str(tmp_path / "." / "pairs.jsonl"),
+                output_dir=str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name", ["stats.json", "lengths.png"])
+def test_a_rejects_file_that_is_an_output_of_prepare_is_refused(tmp_path, tiny_llama_dir, name):
+    # it was accepted: stats.json replaced the rejects list (or lengths.png), exit 0
+    with pytest.raises(UserError, match=f"--rejects_file=.*{name} is the {name} prepare writes in --output_dir"):
+        prepare(str(tmp_path / "absent.jsonl"), str(tiny_llama_dir), output_dir=str(tmp_path / "o"),
+                on_bad_record="skip", rejects_file=str(tmp_path / "o" / name))
