@@ -22,7 +22,7 @@ from typing import Literal
 
 import torch
 
-from .artifacts.adapter_record import read_adapter_meta
+from .artifacts.adapter_record import adapter_mismatch, read_adapter_meta
 from .artifacts.checkpoint_files import CheckpointError, check_weight_files, load_tokenizer, read_llama_config
 from .artifacts.model_sources import looks_like_hub_id, resolve
 from .errors import UserError
@@ -151,7 +151,15 @@ def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None 
     missing = sorted(expected - set(state))
     if missing:
         raise CheckpointError(f"{checkpoint}: lacks {len(missing)} trainable weights (e.g. {missing[:3]})")
-    module.load_state_dict({k: state[k] for k in expected}, strict=False, assign=True)
+    try:
+        module.load_state_dict({k: state[k] for k in expected}, strict=False, assign=True)
+    except RuntimeError as exc:
+        error = adapter_mismatch(checkpoint, hparams["checkpoint_dir"], exc,
+                                 "give --checkpoint_dir the base the run trained on (or leave it out: the "
+                                 "checkpoint records it)")
+        if error is None:
+            raise
+        raise error from None
     with written_aside(out) as tmp:
         module.save_adapter(tmp)
     return out
@@ -180,7 +188,13 @@ def export_merged(adapter_dir: str, output_dir: str, checkpoint_dir: str | None 
     torch_dtype = getattr(torch, dtype)
     base = load_llama(base_dir, quantize=False, model_max_length=meta.get("model_max_length"), dtype=torch_dtype,
                       attn_implementation="sdpa")
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(torch_dtype)
+    try:
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(torch_dtype)
+    except RuntimeError as exc:
+        error = adapter_mismatch(adapter_dir, base_dir, exc)
+        if error is None:
+            raise
+        raise error from None
     with written_aside(out) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

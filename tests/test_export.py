@@ -1,6 +1,7 @@
 """Exports: a training checkpoint -> a peft adapter -> a merged checkpoint that plain transformers loads."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import torch
 from peft import PeftModel
 
 from lightning_review.model.loading import load_llama
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, write_jsonl
 
 PLAIN_TRANSFORMERS = """
 import sys, torch
@@ -163,3 +164,33 @@ def test_a_directory_that_is_no_deepspeed_checkpoint_is_named(tmp_path, make, ex
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {given}: {expected}")
     assert not (tmp_path / "a").exists()
+
+
+def test_an_adapter_on_another_base_is_one_line_naming_both(trained_checkpoint, tiny_llama_dir, tmp_path):
+    wider = tmp_path / "wider"
+    shutil.copytree(tiny_llama_dir, wider)
+    config = json.loads((wider / "config.json").read_text())
+    config.update(hidden_size=2 * config["hidden_size"], intermediate_size=2 * config["intermediate_size"])
+    (wider / "config.json").write_text(json.dumps(config))
+    proc = run_cli("export-adapter", f"--checkpoint={trained_checkpoint}", f"--output_dir={tmp_path / 'a'}",
+                   f"--checkpoint_dir={wider}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # was torch's size mismatch, a line per tensor
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {trained_checkpoint}: its weights do not fit the base model {wider} (")
+    assert last.endswith("give --checkpoint_dir the base the run trained on (or leave it out: the checkpoint "
+                         "records it)") and not (tmp_path / "a").exists()
+
+    from lightning_review.export import export_adapter
+
+    adapter = export_adapter(str(trained_checkpoint), str(tmp_path / "adapter"))
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "r": 2 * config["r"]}))
+    for command in ("export", "perplexity"):
+        args = (["--output_dir", str(tmp_path / "m"), "--dtype", "float32"] if command == "export" else
+                ["--data_file", str(write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "paper": "x " * 80}])),
+                 "--lengths", "64", "--output_dir", str(tmp_path / "m")])
+        proc = run_cli(command, "--adapter_dir", str(adapter), *args, cwd=tmp_path)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, command
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: {adapter}: its weights do not fit the base model builtin:tiny-llama"), last
+        assert "leave adapter_config.json as training wrote it" in last and not (tmp_path / "m").exists()

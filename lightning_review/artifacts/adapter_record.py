@@ -100,3 +100,20 @@ def check_adapter_files(adapter_dir: str | Path) -> Path:
     elif not (adapter / "adapter_model.bin").is_file():
         raise FileNotFoundError(f"{weights}: missing; {ADAPTER_HINT}")
     return adapter
+
+
+ADAPTER_BASE_FIX = ("give --checkpoint_dir the base the adapter was trained on (or leave it out: lightning_review.json "
+                    "records it), and leave adapter_config.json as training wrote it")
+
+
+def adapter_mismatch(adapter_dir: str | Path, base_dir: str | Path, exc: BaseException,
+                     fix: str = ADAPTER_BASE_FIX) -> CheckpointError | None:
+    """The CheckpointError for torch's "size mismatch" RuntimeError when an adapter's weights are loaded onto a
+    base they were not trained on (another model size, or an adapter_config.json whose ``r`` was changed): the
+    adapter, the base and the first mismatch named, with the fix, instead of a screenful of torch's lines. None
+    for any other error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip().startswith("size mismatch for ")]
+    if not isinstance(exc, RuntimeError) or not lines:
+        return None
+    return CheckpointError(f"{adapter_dir}: its weights do not fit the base model {base_dir} ({len(lines)} tensors "
+                           f"differ in shape, e.g. {lines[0].removeprefix('size mismatch for ').rstrip('.')}); {fix}")

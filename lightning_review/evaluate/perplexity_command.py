@@ -83,6 +83,7 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
     import torch
 
     from ..generation.local import load_generation_model
+    from ..artifacts.adapter_record import adapter_mismatch, read_adapter_meta
     from ..artifacts.checkpoint_files import check_weight_files, load_tokenizer
     from ..model.loading import load_llama
 
@@ -100,8 +101,15 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
         if model_max_length:
             raise UserError("--model_max_length does not go with --adapter_dir: an adapter is evaluated with the "
                             "RoPE scaling it was trained with")
-        model, tokenizer = load_generation_model(adapter_dir=adapter_dir, checkpoint_dir=checkpoint_dir,
-                                                 quantize=quantize, dtype=dtype, device=device)
+        try:
+            model, tokenizer = load_generation_model(adapter_dir=adapter_dir, checkpoint_dir=checkpoint_dir,
+                                                     quantize=quantize, dtype=dtype, device=device)
+        except RuntimeError as exc:
+            error = adapter_mismatch(adapter_dir, checkpoint_dir or read_adapter_meta(adapter_dir)["checkpoint_dir"],
+                                     exc)
+            if error is None:
+                raise
+            raise error from None
         return model, tokenizer, {"adapter_dir": adapter_dir}
     directory = checkpoint_dir or model_dir
     check_weight_files(directory)  # a truncated copy is named, not a bare SafetensorError
