@@ -84,7 +84,7 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
 
     from ..generation.local import load_generation_model
     from ..artifacts.adapter_record import adapter_mismatch, read_adapter_meta
-    from ..artifacts.checkpoint_files import check_weight_files, load_tokenizer
+    from ..artifacts.checkpoint_files import check_weight_files, load_tokenizer, read_llama_config
     from ..model.loading import load_llama
 
     given = [name for name, value in (("checkpoint_dir", checkpoint_dir), ("adapter_dir", adapter_dir),
@@ -112,6 +112,12 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
             raise error from None
         return model, tokenizer, {"adapter_dir": adapter_dir}
     directory = checkpoint_dir or model_dir
+    if model_max_length:
+        native = read_llama_config(directory).max_position_embeddings
+        if model_max_length <= native:
+            raise UserError(f"--model_max_length {model_max_length} is not above the context of {directory} "
+                            f"({native:,} positions): there is nothing to interpolate; give more than {native:,}, "
+                            "or leave --model_max_length out to score the base as it is")
     check_weight_files(directory)  # a truncated copy is named, not a bare SafetensorError
     model = load_llama(directory, quantize=quantize, model_max_length=model_max_length, device=device,
                        dtype=getattr(torch, dtype), attn_implementation="sdpa")

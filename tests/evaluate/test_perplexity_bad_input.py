@@ -79,3 +79,13 @@ def test_plot_false_removes_an_earlier_runs_plot(tmp_path, tiny_llama_dir, paper
                max_windows=1, plot=False)
     assert (out / "perplexity.json").is_file() and not (out / "perplexity.png").exists()
     assert "perplexity.png of an earlier run removed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("length", [100, 256])
+def test_a_model_max_length_within_the_models_context_is_refused(tmp_path, tiny_llama_dir, papers, length):
+    # it loaded the base unscaled and recorded "model_max_length": 100 beside its results
+    with pytest.raises(UserError, match=f"--model_max_length {length} is not above the context of .* \\(256 "
+                                        "positions\\): there is nothing to interpolate"):
+        perplexity(papers, lengths="64", checkpoint_dir=str(tiny_llama_dir), model_max_length=length,
+                   output_dir=str(tmp_path / "o"), device="cpu")
+    assert not (tmp_path / "o").exists()
