@@ -86,17 +86,20 @@ class ReviewCLI(LightningCLI):
         if saved:
             refuse_config_change(model_setting_differences(saved, self.config[subcommand].model.as_dict()))
 
-    def before_instantiate_classes(self) -> None:
-        """The Trainer's settings and ``--ckpt_path`` checked before anything is built (training.trainer_checks):
-        every bad one named on one line, not Lightning's traceback after the model loaded."""
-        from .training.trainer_checks import ckpt_path_problem, trainer_problems
+    def parse_arguments(self, parser, args) -> None:
+        """The Trainer's settings, seed_everything and ``--ckpt_path`` checked once parsed, before anything is built
+        or seeded (training.trainer_checks): every bad one named on one line, not Lightning's traceback (after the
+        model loaded, for most)."""
+        from .training.trainer_checks import ckpt_path_problem, seed_problem, trainer_problems
 
-        super().before_instantiate_classes()
+        super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
         config = self.config[subcommand]
         problems = trainer_problems(config.get("trainer") or {}, subcommand)
+        if problem := seed_problem(config.get("seed_everything")):
+            problems.append(problem)
         if problem := ckpt_path_problem(config.get("ckpt_path"), subcommand):
             problems.append(problem)
         if problems:

@@ -165,6 +165,8 @@ class LongQLoRAModule(L.LightningModule):
         length = getattr(datamodule, "hparams", {}).get("max_seq_length") if datamodule is not None else None
         if isinstance(length, int):
             self.check_context(length)
+        if stage == "fit":
+            check_val_check_interval(self.trainer)
 
     # ---- model -------------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -404,6 +406,28 @@ def model_setting_differences(saved: Mapping, current: Mapping) -> list[str]:
     change (RESUMABLE_MODEL_SETTINGS may)."""
     return config_differences(module_settings(saved), module_settings(current), "model",
                               ignore=RESUMABLE_MODEL_SETTINGS, defaults=parameter_defaults(LongQLoRAModule))
+
+
+def check_val_check_interval(trainer) -> None:
+    """Refuse ``trainer.val_check_interval`` (a number of batches) above the training batches of an epoch while
+    ``check_val_every_n_epoch`` counts within epochs, once the data is set up and before the model loads: Lightning
+    finds it after the model loaded and stops with a ValueError's traceback. The same condition as Lightning's
+    (fit_loop.setup_data), the batches counted by our DataModule (train_batches_per_epoch, as _scheduled_steps)."""
+    interval = getattr(trainer, "val_check_interval", None)
+    per_epoch = getattr(getattr(trainer, "datamodule", None), "train_batches_per_epoch", None)
+    if (not isinstance(interval, int) or isinstance(interval, bool) or per_epoch is None
+            or getattr(trainer, "check_val_every_n_epoch", None) is None
+            or not getattr(trainer, "limit_val_batches", 1.0)):
+        return
+    batches = per_epoch(trainer.world_size)
+    limit = getattr(trainer, "limit_train_batches", 1.0)
+    batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    if interval > batches:
+        raise UserError(f"trainer.val_check_interval={interval} (training batches between validations) is more than "
+                        f"the {batches} training batches of an epoch, and trainer.check_val_every_n_epoch="
+                        f"{trainer.check_val_every_n_epoch} counts them within an epoch: set "
+                        f"trainer.check_val_every_n_epoch null to count across epochs, or trainer.val_check_interval "
+                        f"to at most {batches}")
 
 
 def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:

@@ -29,6 +29,19 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
         if trainer.get("max_epochs") == 0:
             problems.append("trainer.max_epochs=0 trains no step (fit would load the model and stop without an "
                             "adapter or checkpoint): set it > 0, or -1 to let trainer.max_steps bound the run")
+        limit = trainer.get("limit_train_batches")
+        if limit is not None and not isinstance(limit, bool) and limit == 0:
+            problems.append(f"trainer.limit_train_batches={limit} trains no batch (fit would load the model and "
+                            f"stop without an adapter): leave it out, or give a number of batches > 0 or a "
+                            f"fraction of the epoch in (0, 1]")
+    interval = trainer.get("val_check_interval")
+    if _number(interval) and not interval > 0:  # 0: a ZeroDivisionError at the first step; NaN
+        problems.append(f"trainer.val_check_interval must be > 0 (training batches between validations, or a "
+                        f"fraction of an epoch), got {interval}; to skip validation set trainer.limit_val_batches 0")
+    clip = trainer.get("gradient_clip_val")
+    if _number(clip) and not clip >= 0:  # a negative norm flips every gradient: the run climbs the loss
+        problems.append(f"trainer.gradient_clip_val must be >= 0 (the largest gradient norm; 0 or null: no "
+                        f"clipping), got {clip}")
     precision = str(trainer.get("precision"))
     if precision in ("64", "64-true", "double"):
         problems.append(f"trainer.precision={precision} is not supported: the 4-bit LoRA model computes in "
@@ -40,6 +53,16 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
         if not torch.cuda.is_available():
             problems.append(f"trainer.accelerator={accelerator}, but torch sees no CUDA GPU here: on a CPU give "
                             f"--trainer.accelerator cpu --trainer.precision 32-true")
+    strategy = trainer.get("strategy")
+    # a name (deepspeed_stage_2), or a class_path with its init_args (configs/13b.yaml): a Namespace or a dict
+    class_path = strategy.get("class_path") if isinstance(strategy, Mapping) else getattr(strategy, "class_path", None)
+    strategy_name = str(class_path or strategy)
+    if "deepspeed" in strategy_name.lower():
+        import torch
+
+        if not torch.cuda.is_available() or accelerator == "cpu":
+            problems.append(f"trainer.strategy={strategy_name} runs on CUDA GPUs only, and this run has none "
+                            f"(trainer.accelerator={accelerator}): on a CPU leave trainer.strategy out (auto)")
     root = trainer.get("default_root_dir")
     if root and "://" not in str(root):
         blocker = _file_in_the_way(Path(root))
@@ -48,6 +71,22 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
             problems.append(f"trainer.default_root_dir={root} {what}, not a directory (the run's logs, checkpoints "
                             f"and adapter go there): give a directory")
     return problems
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# numpy's seeds (lightning.fabric.utilities.seed.seed_everything refuses the others with a traceback)
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def seed_problem(seed: Any) -> str | None:
+    """``seed_everything`` outside the seeds numpy accepts (true: a random one; false: none)."""
+    if _number(seed) and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        return (f"seed_everything must be a whole number from {SEED_RANGE[0]} to {SEED_RANGE[1]} (numpy's seeds), "
+                f"true (a random seed) or false (none), got {seed}")
+    return None
 
 
 def _file_in_the_way(path: Path) -> Path | None:

@@ -41,6 +41,11 @@ def fails_with(args) -> str:
     (["--trainer.max_epochs=0", "--trainer.max_steps=-1"], "trainer.max_epochs=0 trains no step"),
     (["--trainer.precision=64-true"], "trainer.precision=64-true is not supported"),
     (["--trainer.max_steps=-2"], "refused by Lightning: `max_steps` must be a non-negative integer or -1"),
+    (["--trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 trains no batch"),  # exit 0, no adapter
+    (["--trainer.val_check_interval=0"], "trainer.val_check_interval must be > 0"),  # ZeroDivisionError
+    (["--trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val must be >= 0"),  # ran, gradients flipped
+    (["--seed_everything=99999999999"], "seed_everything must be a whole number from 0 to 4294967295"),
+    (["--trainer.strategy=deepspeed_stage_2"], "trainer.strategy=deepspeed_stage_2 runs on CUDA GPUs only"),
 ])
 def test_a_bad_trainer_setting_is_one_line_before_the_model_loads(tmp_path, monkeypatch, no_model_load, flags,
                                                                   expected):
@@ -117,3 +122,26 @@ def test_a_non_finite_loss_is_a_users_error_with_the_fix_for_its_precision():
     saved = SimpleNamespace(checkpoint_callback=SimpleNamespace(last_model_path="x/last.ckpt"), precision="32-true")
     assert non_finite_advice(saved).startswith("Lower model.learning_rate")
     assert non_finite_advice(saved).endswith("then resume from it with --ckpt_path.")
+
+
+def test_a_deepspeed_class_path_on_a_cpu_is_named_by_its_class(tmp_path, monkeypatch, no_model_load):
+    monkeypatch.chdir(tmp_path)
+    message = fails_with(["fit", "-c", str(ROOT / "configs" / "13b.yaml"), "--trainer.accelerator=cpu",
+                          "--trainer.precision=32-true"])
+    assert message == ("error: trainer.strategy=lightning.pytorch.strategies.DeepSpeedStrategy runs on CUDA GPUs "
+                       "only, and this run has none (trainer.accelerator=cpu): on a CPU leave trainer.strategy out "
+                       "(auto)")
+
+
+def test_a_val_check_interval_longer_than_an_epoch_is_refused_before_the_model_loads(tmp_path, monkeypatch,
+                                                                                     no_model_load):
+    """Lightning found it in fit_loop.setup_data, after the model loaded: a ValueError's traceback. The demo data
+    at 128 tokens a row makes 108 batches of 2 an epoch."""
+    monkeypatch.chdir(tmp_path)
+    message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path}", "--trainer.val_check_interval=500"])
+    assert ("trainer.val_check_interval=500 (training batches between validations) is more than the 108 training "
+            "batches of an epoch, and trainer.check_val_every_n_epoch=1 counts them within an epoch: set "
+            "trainer.check_val_every_n_epoch null") in message
+    message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path}", "--trainer.val_check_interval=500",
+                          "--trainer.limit_train_batches=10"])
+    assert "is more than the 10 training batches of an epoch" in message
