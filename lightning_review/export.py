@@ -41,7 +41,13 @@ def read_training_checkpoint(checkpoint: str | Path) -> dict:
         from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
 
         with tempfile.TemporaryDirectory() as tmp:
-            return convert_zero_checkpoint_to_fp32_state_dict(path, Path(tmp) / "consolidated.pt")
+            try:
+                return convert_zero_checkpoint_to_fp32_state_dict(path, Path(tmp) / "consolidated.pt")
+            except Exception as exc:  # DeepSpeed's and torch's many types for a missing or cut-short shard
+                detail = str(exc).splitlines()[0] if str(exc) else ""
+                raise CheckpointError(f"{path}: a corrupt or incomplete DeepSpeed checkpoint directory (DeepSpeed "
+                                      f"cannot consolidate it: {type(exc).__name__}: {detail}); use another "
+                                      "checkpoint of the run, or copy this one again whole") from None
     return load_checkpoint_file(path)
 
 

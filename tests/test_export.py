@@ -194,3 +194,18 @@ def test_an_adapter_on_another_base_is_one_line_naming_both(trained_checkpoint, 
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith(f"error: {adapter}: its weights do not fit the base model builtin:tiny-llama"), last
         assert "leave adapter_config.json as training wrote it" in last and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("make", [lambda d: None, lambda d: (d / "global_step3").mkdir(),
+                                  lambda d: ((d / "global_step3").mkdir(),
+                                             (d / "global_step3" / "mp_rank_00_model_states.pt").write_text("junk"))])
+def test_a_broken_deepspeed_directory_is_one_line(tmp_path, make):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "latest").write_text("global_step3")
+    make(ds)
+    proc = run_cli("export-adapter", f"--checkpoint={ds}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # the junk shard was an UnpicklingError traceback
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {ds}: a corrupt or incomplete DeepSpeed "
+                                                           "checkpoint directory (DeepSpeed cannot consolidate it: ")
+    assert not (tmp_path / "a").exists()
