@@ -22,7 +22,7 @@ from typing import Literal
 
 import torch
 
-from .artifacts.adapter_record import adapter_mismatch, read_adapter_meta
+from .artifacts.adapter_record import adapter_mismatch, read_adapter_meta, recorded_base_error
 from .artifacts.checkpoint_files import CheckpointError, check_weight_files, load_tokenizer, read_llama_config
 from .artifacts.model_sources import looks_like_hub_id, resolve
 from .errors import UserError
@@ -189,8 +189,13 @@ def export_merged(adapter_dir: str, output_dir: str, checkpoint_dir: str | None 
     meta = read_adapter_meta(adapter)
     base_dir = checkpoint_dir or meta["checkpoint_dir"]
     out = check_output_dir(output_dir, {"--adapter_dir": adapter_dir, "the base model": base_dir}, overwrite)
-    tokenizer = load_tokenizer(base_dir)  # before the merge: a directory without tokenizer files fails at once
-    check_weight_files(base_dir)  # a truncated copy is named, not a bare SafetensorError
+    try:
+        tokenizer = load_tokenizer(base_dir)  # before the merge: a directory without tokenizer files fails at once
+        check_weight_files(base_dir)  # a truncated copy is named, not a bare SafetensorError
+    except UserError as exc:
+        if checkpoint_dir:
+            raise
+        raise recorded_base_error(adapter, base_dir, exc) from None
     torch_dtype = getattr(torch, dtype)
     base = load_llama(base_dir, quantize=False, model_max_length=meta.get("model_max_length"), dtype=torch_dtype,
                       attn_implementation="sdpa")

@@ -209,3 +209,16 @@ def test_a_broken_deepspeed_directory_is_one_line(tmp_path, make):
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {ds}: a corrupt or incomplete DeepSpeed "
                                                            "checkpoint directory (DeepSpeed cannot consolidate it: ")
     assert not (tmp_path / "a").exists()
+
+
+def test_a_recorded_base_that_is_gone_is_named_as_the_adapters(tmp_path):
+    from lightning_review.artifacts.checkpoint_files import CheckpointError
+    from lightning_review.export import export_merged
+    from tests.artifacts.test_adapter_record import META, make_adapter
+
+    adapter = make_adapter(tmp_path / "adapter", meta={**META, "checkpoint_dir": str(tmp_path / "moved" / "base")})
+    with pytest.raises(CheckpointError, match=f"lightning_review.json records the base model .*moved/base.*, which "
+                                              "cannot be used here .*no such directory.*; if the base moved, give "
+                                              "its directory as --checkpoint_dir"):
+        export_merged(str(adapter), str(tmp_path / "merged"))
+    assert not (tmp_path / "merged").exists()

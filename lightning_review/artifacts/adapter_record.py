@@ -117,3 +117,10 @@ def adapter_mismatch(adapter_dir: str | Path, base_dir: str | Path, exc: BaseExc
         return None
     return CheckpointError(f"{adapter_dir}: its weights do not fit the base model {base_dir} ({len(lines)} tensors "
                            f"differ in shape, e.g. {lines[0].removeprefix('size mismatch for ').rstrip('.')}); {fix}")
+
+
+def recorded_base_error(adapter_dir: str | Path, base_dir: str, exc: BaseException) -> CheckpointError:
+    """A base model that the adapter's record names but that cannot be loaded (moved, or a relative path from
+    another working directory), said as such: the error alone names a path the user never typed."""
+    return CheckpointError(f"{Path(adapter_dir) / TRAINING_META} records the base model {base_dir!r}, which cannot "
+                           f"be used here ({exc}); if the base moved, give its directory as --checkpoint_dir")

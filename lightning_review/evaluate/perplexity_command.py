@@ -83,7 +83,7 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
     import torch
 
     from ..generation.local import load_generation_model
-    from ..artifacts.adapter_record import adapter_mismatch, read_adapter_meta
+    from ..artifacts.adapter_record import adapter_mismatch, read_adapter_meta, recorded_base_error
     from ..artifacts.checkpoint_files import check_weight_files, load_tokenizer, read_llama_config
     from ..model.loading import load_llama
 
@@ -101,12 +101,18 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
         if model_max_length:
             raise UserError("--model_max_length does not go with --adapter_dir: an adapter is evaluated with the "
                             "RoPE scaling it was trained with")
+        meta = read_adapter_meta(adapter_dir)
+        if not checkpoint_dir:  # the recorded base, named as the adapter's when it cannot be used here
+            try:
+                load_tokenizer(meta["checkpoint_dir"])
+                check_weight_files(meta["checkpoint_dir"])
+            except UserError as exc:
+                raise recorded_base_error(adapter_dir, meta["checkpoint_dir"], exc) from None
         try:
             model, tokenizer = load_generation_model(adapter_dir=adapter_dir, checkpoint_dir=checkpoint_dir,
                                                      quantize=quantize, dtype=dtype, device=device)
         except RuntimeError as exc:
-            error = adapter_mismatch(adapter_dir, checkpoint_dir or read_adapter_meta(adapter_dir)["checkpoint_dir"],
-                                     exc)
+            error = adapter_mismatch(adapter_dir, checkpoint_dir or meta["checkpoint_dir"], exc)
             if error is None:
                 raise
             raise error from None

@@ -89,3 +89,12 @@ def test_a_model_max_length_within_the_models_context_is_refused(tmp_path, tiny_
         perplexity(papers, lengths="64", checkpoint_dir=str(tiny_llama_dir), model_max_length=length,
                    output_dir=str(tmp_path / "o"), device="cpu")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_recorded_base_that_is_gone_is_named_as_the_adapters(tmp_path, papers):
+    from tests.artifacts.test_adapter_record import META, make_adapter
+
+    adapter = make_adapter(tmp_path / "adapter", meta={**META, "checkpoint_dir": str(tmp_path / "moved")})
+    with pytest.raises(CheckpointError, match="lightning_review.json records the base model .*moved', which "
+                                              "cannot be used here .*give its directory as --checkpoint_dir"):
+        perplexity(papers, lengths="64", adapter_dir=str(adapter), output_dir=str(tmp_path / "o"), device="cpu")
