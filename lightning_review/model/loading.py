@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts.checkpoint_files import read_llama_config
+from ..artifacts.checkpoint_files import check_weight_files, read_llama_config
 from ..artifacts.model_sources import model_path
 from .hf_attention import ATTENTION_NAME, register
 
@@ -72,6 +72,7 @@ def load_llama(checkpoint_dir: str | Path, *, quantize: bool = True, model_max_l
 
     path = model_path(checkpoint_dir)  # once: a Hub id asks the Hub each time it is resolved
     config = read_llama_config(path)
+    check_weight_files(path)  # a truncated or missing weight file named, not a SafetensorError from deep inside
     apply_rope_scaling(config, model_max_length)
     if attn_implementation == ATTENTION_NAME:
         register()

@@ -73,3 +73,14 @@ def test_missing_tokenizer_files_are_named_not_a_missing_package(tiny_llama_dir,
     assert f"{model_dir}: no tokenizer files" in message and "tokenizer.json or tokenizer.model" in message
     assert "copy them" in message and "sentencepiece" not in message
     assert len(load_tokenizer(tiny_llama_dir)) > 100  # a complete directory loads
+
+
+def test_a_truncated_base_is_named_by_every_loader_not_deep_inside_transformers(tiny_llama_dir, tmp_path):
+    """fit and generate load through load_llama: a weights file cut short (an interrupted copy) is one error naming
+    it, not safetensors' bare error from inside from_pretrained."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llama_dir, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=re.escape(f"{weights}: corrupt weights")):
+        load_llama(model, quantize=False)
