@@ -90,7 +90,7 @@ def explain(message: str, parser) -> str | None:
     if match := BAD_VALUE.match(message):
         if (missing := NO_FILE.match(match[2].strip())) and match[1].rsplit(".", 1)[-1] == "config":
             return _no_config_file(missing[2], missing[1] == "File does not exist", args)
-        return _bad_value(match[1], match[2], args, subcommand)
+        return _bad_value(match[1], match[2], args, subcommand, subparser(root, subcommand) or parser)
     return None
 
 
@@ -317,7 +317,23 @@ def type_name(text: str) -> str:
     return f"one of {literal[1]}" if literal else text.replace("NoneType", "null")
 
 
-def _bad_value(key: str, detail: str, args, subcommand) -> str | None:
+def environment_variable(key: str, parser) -> str | None:
+    """The environment variable that set ``key`` of ``parser`` (``PL_FIT__TRAINER__MAX_STEPS``), where the parser
+    reads them (JSONARGPARSE_DEFAULT_ENV=true, or default_env) and it is set; else None."""
+    try:
+        from types import SimpleNamespace
+
+        from jsonargparse._formatters import get_env_var  # jsonargparse's own naming of a key's variable
+
+        if not getattr(parser, "default_env", False):
+            return None
+        name = get_env_var(parser, SimpleNamespace(dest=key))
+    except Exception:  # a private helper: renamed; the message then names no variable
+        return None
+    return name if name in os.environ else None
+
+
+def _bad_value(key: str, detail: str, args, subcommand, parser=None) -> str | None:
     """A value of the wrong type (or an unknown init argument of a class_path value): where it was given, the key,
     the expected type and the value."""
     if match := NESTED_UNKNOWN.search(detail):
@@ -331,7 +347,12 @@ def _bad_value(key: str, detail: str, args, subcommand) -> str | None:
         got = got_match[1].strip() if (got_match := GOT_VALUE.search(detail)) else None
     else:
         return None
-    place = where(key, args, subcommand, value=got)
+    env = environment_variable(key, parser) if parser is not None else None
+    if env is not None and (got is None or os.environ[env].strip() == got):
+        # jsonargparse reads the variables before the config files: the file's line would be the wrong place
+        place = f"the environment variable {env}"
+    else:
+        place = where(key, args, subcommand, value=got)
     got_text = f", got {got!r}" if got is not None else ""
     if place and place.startswith("--"):
         return f"{place} expects {expected}{got_text}"

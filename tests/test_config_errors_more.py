@@ -92,3 +92,13 @@ def test_a_misspelled_class_path_names_its_line_and_the_closest_class(tmp_path):
                               cwd=tmp_path)) == (
         "error: --trainer.callbacks: unknown class lightning.pytorch.callback.ModelCheckpoint (in trainer.callbacks); "
         "did you mean lightning.pytorch.callbacks.ModelCheckpoint?")
+
+
+def test_a_bad_value_from_an_environment_variable_names_the_variable_not_the_files_line(tmp_path):
+    """With JSONARGPARSE_DEFAULT_ENV=true, PL_FIT__TRAINER__MAX_STEPS=abc was reported at demo.yaml's line of
+    max_steps (``configs/demo.yaml:8: trainer.max_steps expects int``), a line holding 40: the variables are read
+    before the files, so the file's line was the wrong place."""
+    env = {"JSONARGPARSE_DEFAULT_ENV": "true", "PL_FIT__TRAINER__MAX_STEPS": "abc"}
+    message = user_error(run_cli("fit", "-c", DEMO_PATH, "--print_config", cwd=tmp_path, env=env))
+    assert message == ("error: the environment variable PL_FIT__TRAINER__MAX_STEPS: trainer.max_steps expects int, "
+                       "got 'abc'")

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..artifacts.adapter_record import check_adapter_files, write_adapter_record
-from ..artifacts.checkpoint_files import read_llama_config
+from ..artifacts.checkpoint_files import CheckpointError, read_llama_config
 from ..artifacts.model_sources import TINY_LLAMA, resolve
 from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
@@ -352,8 +352,11 @@ class LongQLoRAModule(L.LightningModule):
         expected = set(self.trainable_state_dict()) if self.model is not None else set()
         missing = expected - set(checkpoint.get("state_dict", {}))
         if missing and "state_dict" in checkpoint:  # DeepSpeed restores the weights itself, outside this dict
-            raise RuntimeError(f"the checkpoint lacks {len(missing)} trainable weights of this model "
-                               f"(e.g. {sorted(missing)[:3]}): was it written with other LoRA settings?")
+            path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+            raise CheckpointError(f"{path or 'the checkpoint'} lacks {len(missing)} of this model's "
+                                  f"{len(expected)} trainable weights (e.g. {sorted(missing)[0]}): it was written by "
+                                  f"another model or other LoRA settings (model.lora_r, model.train_embeddings_and_"
+                                  f"norms, ...); resume with that run's config.yaml, or give a checkpoint of this one")
 
     def save_adapter(self, directory: str | Path) -> Path:
         """A peft adapter directory (LoRA + embeddings and norms) plus the RoPE scaling the base must be loaded with.

@@ -107,6 +107,12 @@ def ckpt_path_problem(ckpt_path: Any, subcommand: str = "fit") -> str | None:
     if text in SPECIAL_CKPT_PATHS or text.startswith("registry:") or "://" in text:
         return None
     path = Path(text)
+    adapter = path if path.is_dir() else path.parent
+    if (adapter / "adapter_config.json").is_file() and not (path.is_file() and path.suffix == ".ckpt"):
+        run = adapter.parent / "checkpoints"
+        resume = (f"; to resume its run give one of {run}'s .ckpt files" if list(run.glob("*.ckpt")) else "")
+        return (f"--ckpt_path {text} is {'in ' if path.is_file() else ''}an adapter directory (a peft adapter, "
+                f"not a training checkpoint): to {subcommand} with it give --model.adapter_dir {adapter}{resume}")
     if path.is_file():
         return None
     if path.is_dir():

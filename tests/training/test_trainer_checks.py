@@ -145,3 +145,34 @@ def test_a_val_check_interval_longer_than_an_epoch_is_refused_before_the_model_l
     message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path}", "--trainer.val_check_interval=500",
                           "--trainer.limit_train_batches=10"])
     assert "is more than the 10 training batches of an epoch" in message
+
+
+def test_an_adapter_directory_as_ckpt_path_points_at_model_adapter_dir(tmp_path):
+    """A run writes <log_dir>/adapter beside <log_dir>/checkpoints: the adapter (or its safetensors file) given as
+    --ckpt_path was "a directory, not a checkpoint" / "no state_dict in it", without the flag that loads it."""
+    adapter, checkpoints = tmp_path / "adapter", tmp_path / "checkpoints"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"x")
+    assert ckpt_path_problem(adapter, "predict") == (
+        f"--ckpt_path {adapter} is an adapter directory (a peft adapter, not a training checkpoint): to predict with "
+        f"it give --model.adapter_dir {adapter}")
+    checkpoints.mkdir()
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    message = ckpt_path_problem(adapter / "adapter_model.safetensors", "fit")
+    assert message.startswith(f"--ckpt_path {adapter / 'adapter_model.safetensors'} is in an adapter directory")
+    assert message.endswith(f"to resume its run give one of {checkpoints}'s .ckpt files")
+
+
+def test_a_checkpoint_without_this_models_weights_is_a_users_error(tiny_llama_dir):
+    """A checkpoint that records no settings and lacks the trainable weights (another model's) was a RuntimeError's
+    traceback after the model loaded; now a CheckpointError (one line in the CLI) with what to do."""
+    import torch
+
+    from lightning_review.artifacts.checkpoint_files import CheckpointError
+
+    module = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=4, max_seq_length=128)
+    module.model = torch.nn.Linear(2, 2)  # stands for the loaded model: its weights are the trainable ones
+    with pytest.raises(CheckpointError, match=r"^the checkpoint lacks 2 of this model's 2 trainable weights "
+                                              r"\(e.g. model.bias\): it was written by another model"):
+        module.on_load_checkpoint({"state_dict": {}})
