@@ -16,7 +16,7 @@ from ..artifacts.checkpoint_files import load_tokenizer
 from ..artifacts.model_sources import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, model_path, resolve
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..errors import UserError
-from ..safe_paths import refuse_output_over_input, refuse_unwritable_output
+from ..safe_paths import refuse_output_over_input, refuse_unwritable_output, same_file
 from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
@@ -117,6 +117,10 @@ class ReviewDataModule(L.LightningDataModule):
         check_column_mapping(column_mapping)
         # before the Trainer and the model are built
         refuse_missing_data_files(train_file, val_file, predict_file)
+        if val_file and train_file and same_file(val_file, train_file):
+            raise UserError(f"data.val_file={val_file} is data.train_file: every validation paper would be a training "
+                            "paper; leave data.val_file out (data.val_fraction of the papers is held out) or give a "
+                            "separate file")
         self.train_rows: list[list[dict]] = []
         self.val_rows: list[list[dict]] = []
         self.predict_items: list[dict] = []

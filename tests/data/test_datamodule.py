@@ -112,6 +112,15 @@ def test_nothing_that_fits_max_seq_length_is_an_error_saying_what_to_raise(tmp_p
         ReviewDataModule(train_file=str(tmp_path / "t.jsonl")).train_dataloader()
 
 
+def test_the_training_file_as_validation_file_is_refused_before_anything_is_read(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [{"id": "a", "paper": "Paper A.", "review": REVIEW}])
+    (tmp_path / "link.jsonl").symlink_to(train)
+    for val in (train, tmp_path / "link.jsonl", tmp_path / "." / "train.jsonl"):
+        with pytest.raises(UserError, match=r"data\.val_file=.* is data\.train_file: every validation paper would "
+                                            r"be a training paper; leave data\.val_file out"):
+            ReviewDataModule(train_file=str(train), val_file=str(val))
+
+
 def test_a_validation_file_with_training_papers_is_called_out(tmp_path, tiny_llama_dir):
     train = write_jsonl(tmp_path / "train.jsonl", [{"id": "a", "paper": "Paper A.", "review": REVIEW},
                                                    {"id": "b", "paper": "Paper B.", "review": REVIEW}])
