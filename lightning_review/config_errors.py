@@ -347,6 +347,8 @@ def _bad_value(key: str, detail: str, args, subcommand, parser=None) -> str | No
         got = got_match[1].strip() if (got_match := GOT_VALUE.search(detail)) else None
     else:
         return None
+    if expected == "float" and got is not None and got.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        expected = "a finite float"  # jsonargparse refuses NaN and infinity: "expects float, got 'inf'" puzzled
     env = environment_variable(key, parser) if parser is not None else None
     if env is not None and (got is None or os.environ[env].strip() == got):
         # jsonargparse reads the variables before the config files: the file's line would be the wrong place

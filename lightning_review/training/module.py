@@ -386,6 +386,11 @@ def check_settings(hparams: Mapping) -> None:
     first training step, after the model loaded (a negative S2 group), or train silently wrong (a negative rate)."""
     problems = [f"{_setting_name(name)} must be {allowed}, got {hparams[name]!r}"
                 for name, (ok, allowed) in SETTING_RANGES.items() if not ok(hparams[name])]
+    # 1e400 on the command line or .inf in YAML is an infinite float, which every range above lets through when
+    # positive (model.weight_decay=inf: a NaN loss at step 2)
+    problems += [f"{_setting_name(name)} must be a finite number, got {value!r}" for name, value in hparams.items()
+                 if isinstance(value, float) and not math.isfinite(value) and name in SETTING_RANGES
+                 and SETTING_RANGES[name][0](value)]
     kernel = hparams.get("lora_dropout_kernel", "torch")
     if kernel not in get_args(DropoutKernel):
         problems.append(f"model.lora_dropout_kernel must be one of {', '.join(get_args(DropoutKernel))}, got "

@@ -176,3 +176,24 @@ def test_a_checkpoint_without_this_models_weights_is_a_users_error(tiny_llama_di
     with pytest.raises(CheckpointError, match=r"^the checkpoint lacks 2 of this model's 2 trainable weights "
                                               r"\(e.g. model.bias\): it was written by another model"):
         module.on_load_checkpoint({"state_dict": {}})
+
+
+@pytest.mark.parametrize("setting, value", [("weight_decay", float("inf")), ("learning_rate", float("inf")),
+                                            ("lora_alpha", float("inf"))])
+def test_an_infinite_setting_is_refused_at_construction(tiny_llama_dir, setting, value):
+    """--model.weight_decay=1e400 (or .inf in YAML) is an infinite float: it passed the '>= 0' range and the run
+    ended in a NaN loss at step 2."""
+    with pytest.raises(UserError, match=rf"^model.{setting} must be a finite number, got inf$"):
+        LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), max_seq_length=128, **{setting: value})
+
+
+def test_nan_or_infinity_as_a_float_flag_says_a_finite_float_is_expected(tmp_path, monkeypatch, capsys):
+    """jsonargparse refuses 'inf' and 'nan' for a float: "expects float, got 'inf'" read as if inf were no float."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["lightning_review"])
+    for value in ("inf", "nan", "-Infinity"):
+        with pytest.raises(SystemExit) as done:
+            cli.main(["fit", *DEMO, f"--model.learning_rate={value}"])
+        assert done.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"error: --model.learning_rate expects a finite float, got {value!r}")
