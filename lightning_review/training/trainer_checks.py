@@ -65,7 +65,7 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
                             f"(trainer.accelerator={accelerator}): on a CPU leave trainer.strategy out (auto)")
     root = trainer.get("default_root_dir")
     if root and "://" not in str(root):
-        blocker = _file_in_the_way(Path(root))
+        blocker = file_in_the_way(Path(root))
         if blocker is not None:
             what = "is a file" if blocker == Path(root) else f"is under {blocker}, which is a file"
             problems.append(f"trainer.default_root_dir={root} {what}, not a directory (the run's logs, checkpoints "
@@ -89,7 +89,7 @@ def seed_problem(seed: Any) -> str | None:
     return None
 
 
-def _file_in_the_way(path: Path) -> Path | None:
+def file_in_the_way(path: Path) -> Path | None:
     """``path`` or the nearest of its parents that exists, when that is not a directory; else None."""
     for candidate in (path, *path.parents):
         if os.path.lexists(candidate):

@@ -197,3 +197,26 @@ def test_nan_or_infinity_as_a_float_flag_says_a_finite_float_is_expected(tmp_pat
         assert done.value.code == 2
         assert capsys.readouterr().err.strip().splitlines()[-1] == (
             f"error: --model.learning_rate expects a finite float, got {value!r}")
+
+
+def test_a_save_adapter_dirpath_that_is_a_file_is_refused_before_the_model_loads(tmp_path, monkeypatch,
+                                                                                 no_model_load):
+    """peft refused it when training was over: a ValueError's traceback and no adapter."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    message = fails_with(["fit", *DEMO, f"--trainer.default_root_dir={tmp_path}",
+                          "--trainer.callbacks+=lightning_review.SaveAdapter",
+                          f"--trainer.callbacks.dirpath={tmp_path / 'afile'}"])
+    assert message == (f"error: SaveAdapter's dirpath {tmp_path / 'afile'} is a file, not a directory (the adapter "
+                       f"is written there when fit ends): give a directory")
+
+
+def test_a_review_writer_output_file_that_cannot_be_written_is_refused_at_setup(tmp_path):
+    from lightning_review.training.callbacks import ReviewWriter
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match=r"output_file .*afile/reviews.jsonl is under .*afile, which is a file"):
+        ReviewWriter(str(tmp_path / "afile" / "reviews.jsonl")).setup(None, None, "predict")
+    with pytest.raises(UserError, match=r"output_file .* is a directory: give a file path"):
+        ReviewWriter(str(tmp_path)).setup(None, None, "predict")
+    ReviewWriter(str(tmp_path / "new" / "reviews.jsonl")).setup(None, None, "predict")  # created when written
