@@ -38,6 +38,11 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
     if _number(interval) and not interval > 0:  # 0: a ZeroDivisionError at the first step; NaN
         problems.append(f"trainer.val_check_interval must be > 0 (training batches between validations, or a "
                         f"fraction of an epoch), got {interval}; to skip validation set trainer.limit_val_batches 0")
+    every = trainer.get("check_val_every_n_epoch")
+    if _number(every) and every < 1:  # 0: a ZeroDivisionError at the first step
+        problems.append(f"trainer.check_val_every_n_epoch must be >= 1 (epochs between validations), or null to "
+                        f"count trainer.val_check_interval across epochs, got {every}; to skip validation set "
+                        f"trainer.limit_val_batches 0")
     clip = trainer.get("gradient_clip_val")
     if _number(clip) and not clip >= 0:  # a negative norm flips every gradient: the run climbs the loss
         problems.append(f"trainer.gradient_clip_val must be >= 0 (the largest gradient norm; 0 or null: no "

@@ -44,6 +44,7 @@ def fails_with(args) -> str:
     (["--trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 trains no batch"),  # exit 0, no adapter
     (["--trainer.val_check_interval=0"], "trainer.val_check_interval must be > 0"),  # ZeroDivisionError
     (["--trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val must be >= 0"),  # ran, gradients flipped
+    (["--trainer.check_val_every_n_epoch=0"], "trainer.check_val_every_n_epoch must be >= 1"),  # ZeroDivisionError
     (["--seed_everything=99999999999"], "seed_everything must be a whole number from 0 to 4294967295"),
     (["--trainer.strategy=deepspeed_stage_2"], "trainer.strategy=deepspeed_stage_2 runs on CUDA GPUs only"),
 ])
