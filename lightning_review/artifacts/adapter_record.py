@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint_files import CheckpointError, read_json_object, refuse_missing_directory
+from .checkpoint_files import CheckpointError, check_safetensors, read_json_object, refuse_missing_directory
 from .model_sources import resolve
 
 TRAINING_META = "lightning_review.json"
@@ -73,8 +73,6 @@ def check_adapter_files(adapter_dir: str | Path) -> Path:
     """The adapter directory, after checking that peft will be able to read it: its config is a JSON object and its
     weights file has an intact safetensors header. A corrupt file is named here; peft would raise a bare JSON or
     safetensors error without the path. Only the header is read (a 7B adapter is 4 GB)."""
-    from safetensors import SafetensorError, safe_open
-
     adapter = resolve(adapter_dir)
     refuse_missing_directory(adapter, ADAPTER_DIR_HINT)
     config_file = adapter / "adapter_config.json"
@@ -91,12 +89,7 @@ def check_adapter_files(adapter_dir: str | Path) -> Path:
                               f"adapters (peft_type 'LORA'); {ADAPTER_HINT}")
     weights = adapter / ADAPTER_WEIGHTS
     if weights.is_file():
-        try:
-            with safe_open(str(weights), framework="pt"):
-                pass
-        except SafetensorError as exc:
-            raise CheckpointError(f"{weights}: corrupt adapter weights, not a readable safetensors file ({exc}); "
-                                  f"{ADAPTER_HINT}") from None
+        check_safetensors(weights, "adapter weights", ADAPTER_HINT)
     elif not (adapter / "adapter_model.bin").is_file():
         raise FileNotFoundError(f"{weights}: missing; {ADAPTER_HINT}")
     return adapter

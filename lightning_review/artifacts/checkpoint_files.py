@@ -106,8 +106,6 @@ def check_weight_files(checkpoint_dir: str | Path) -> Path:
     (the shards a ``model.safetensors.index.json`` lists, or the files present) has a readable header that covers
     the file (a truncated copy fails here, named, instead of as a bare SafetensorError deep inside
     ``from_pretrained``). Only the headers are read."""
-    from safetensors import SafetensorError, safe_open
-
     path = model_path(checkpoint_dir)
     refuse_missing_directory(path, CHECKPOINT_DIR_HINT)
     index = path / "model.safetensors.index.json"
@@ -127,10 +125,17 @@ def check_weight_files(checkpoint_dir: str | Path) -> Path:
             raise CheckpointError(f"{path}: no weights (no *.safetensors or pytorch_model*.bin file); "
                                   f"{WEIGHTS_HINT}")
     for shard in shards:
-        try:
-            with safe_open(str(shard), framework="pt"):
-                pass
-        except SafetensorError as exc:
-            raise CheckpointError(f"{shard}: corrupt weights, not a readable safetensors file ({exc}); "
-                                  f"{WEIGHTS_HINT}") from None
+        check_safetensors(shard, "weights", WEIGHTS_HINT)
     return path
+
+
+def check_safetensors(file: Path, what: str, hint: str) -> None:
+    """A CheckpointError naming ``file`` and ``hint`` where its safetensors header cannot be read or does not cover
+    the file (a truncated copy); only the header is read."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="pt"):
+            pass
+    except SafetensorError as exc:
+        raise CheckpointError(f"{file}: corrupt {what}, not a readable safetensors file ({exc}); {hint}") from None
