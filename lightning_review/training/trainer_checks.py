@@ -31,9 +31,9 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
                             "adapter or checkpoint): set it > 0, or -1 to let trainer.max_steps bound the run")
         limit = trainer.get("limit_train_batches")
         if limit is not None and not isinstance(limit, bool) and limit == 0:
-            problems.append(f"trainer.limit_train_batches={limit} trains no batch (fit would load the model and "
-                            f"stop without an adapter): leave it out, or give a number of batches > 0 or a "
-                            f"fraction of the epoch in (0, 1]")
+            problems.append("trainer.limit_train_batches=0 trains no batch (fit would load the model and "
+                            "stop without an adapter): leave it out, or give a number of batches > 0 or a "
+                            "fraction of the epoch in (0, 1]")
     interval = trainer.get("val_check_interval")
     if _number(interval) and not interval > 0:  # 0: a ZeroDivisionError at the first step; NaN
         problems.append(f"trainer.val_check_interval must be > 0 (training batches between validations, or a "

@@ -73,7 +73,8 @@ def test_a_directory_as_predict_file_is_refused_at_construction(tmp_path):
 
 def test_existing_files_and_built_in_data_pass_the_check(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", PAIRS)
-    ReviewDataModule(train_file=str(data), val_file=str(data), predict_file=str(data))
+    val = write_jsonl(tmp_path / "v.jsonl", PAIRS)
+    ReviewDataModule(train_file=str(data), val_file=str(val), predict_file=str(data))
     ReviewDataModule()  # builtin:demo-reviews, made on first use
     (tmp_path / "peerread").mkdir()
     ReviewDataModule(train_file=str(tmp_path / "peerread"))  # a PeerRead split directory, read later
