@@ -22,8 +22,8 @@ from typing import Literal
 
 import torch
 
-from .artifacts.adapter_record import adapter_mismatch, read_adapter_meta, recorded_base_error
-from .artifacts.checkpoint_files import CheckpointError, check_weight_files, load_tokenizer, read_llama_config
+from .artifacts.adapter_record import adapter_fits, base_named_by_record, read_adapter_meta
+from .artifacts.checkpoint_files import CheckpointError, load_tokenizer, read_llama_config
 from .artifacts.model_sources import looks_like_hub_id, resolve
 from .errors import UserError
 from .model.loading import add_lora, apply_rope_scaling, load_llama
@@ -157,15 +157,9 @@ def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None 
     missing = sorted(expected - set(state))
     if missing:
         raise CheckpointError(f"{checkpoint}: lacks {len(missing)} trainable weights (e.g. {missing[:3]})")
-    try:
+    with adapter_fits(checkpoint, hparams["checkpoint_dir"], "give --checkpoint_dir the base the run trained on (or "
+                      "leave it out: the checkpoint records it)"):
         module.load_state_dict({k: state[k] for k in expected}, strict=False, assign=True)
-    except RuntimeError as exc:
-        error = adapter_mismatch(checkpoint, hparams["checkpoint_dir"], exc,
-                                 "give --checkpoint_dir the base the run trained on (or leave it out: the "
-                                 "checkpoint records it)")
-        if error is None:
-            raise
-        raise error from None
     with written_aside(out) as tmp:
         module.save_adapter(tmp)
     return out
@@ -189,23 +183,13 @@ def export_merged(adapter_dir: str, output_dir: str, checkpoint_dir: str | None 
     meta = read_adapter_meta(adapter)
     base_dir = checkpoint_dir or meta["checkpoint_dir"]
     out = check_output_dir(output_dir, {"--adapter_dir": adapter_dir, "the base model": base_dir}, overwrite)
-    try:
-        tokenizer = load_tokenizer(base_dir)  # before the merge: a directory without tokenizer files fails at once
-        check_weight_files(base_dir)  # a truncated copy is named, not a bare SafetensorError
-    except UserError as exc:
-        if checkpoint_dir:
-            raise
-        raise recorded_base_error(adapter, base_dir, exc) from None
     torch_dtype = getattr(torch, dtype)
-    base = load_llama(base_dir, quantize=False, model_max_length=meta.get("model_max_length"), dtype=torch_dtype,
-                      attn_implementation="sdpa")
-    try:
+    with base_named_by_record(adapter, base_dir, recorded=not checkpoint_dir):
+        tokenizer = load_tokenizer(base_dir)  # before the merge: a directory without tokenizer files fails at once
+        base = load_llama(base_dir, quantize=False, model_max_length=meta.get("model_max_length"), dtype=torch_dtype,
+                          attn_implementation="sdpa")  # its weight files checked first (check_weight_files)
+    with adapter_fits(adapter_dir, base_dir):
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(torch_dtype)
-    except RuntimeError as exc:
-        error = adapter_mismatch(adapter_dir, base_dir, exc)
-        if error is None:
-            raise
-        raise error from None
     with written_aside(out) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

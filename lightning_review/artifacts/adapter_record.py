@@ -9,8 +9,11 @@ of training.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from ..errors import UserError
 from .checkpoint_files import CheckpointError, check_safetensors, read_json_object, refuse_missing_directory
 from .model_sources import resolve
 
@@ -117,3 +120,28 @@ def recorded_base_error(adapter_dir: str | Path, base_dir: str, exc: BaseExcepti
     another working directory), said as such: the error alone names a path the user never typed."""
     return CheckpointError(f"{Path(adapter_dir) / TRAINING_META} records the base model {base_dir!r}, which cannot "
                            f"be used here ({exc}); if the base moved, give its directory as --checkpoint_dir")
+
+
+@contextmanager
+def adapter_fits(adapter_dir: str | Path, base_dir: str | Path, fix: str = ADAPTER_BASE_FIX) -> Iterator[None]:
+    """Around loading an adapter's weights onto a base: torch's size-mismatch RuntimeError becomes
+    ``adapter_mismatch``'s one line; any other error passes as it is."""
+    try:
+        yield
+    except RuntimeError as exc:
+        error = adapter_mismatch(adapter_dir, base_dir, exc, fix)
+        if error is None:
+            raise
+        raise error from None
+
+
+@contextmanager
+def base_named_by_record(adapter_dir: str | Path, base_dir: str, recorded: bool) -> Iterator[None]:
+    """Around loading the base of an adapter: where the base is the one its lightning_review.json records
+    (``recorded``: no --checkpoint_dir given), a UserError about it becomes ``recorded_base_error``'s."""
+    try:
+        yield
+    except UserError as exc:
+        if not recorded:
+            raise
+        raise recorded_base_error(adapter_dir, base_dir, exc) from None

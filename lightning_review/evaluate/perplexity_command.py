@@ -83,8 +83,7 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
     import torch
 
     from ..generation.local import load_generation_model
-    from ..artifacts.adapter_record import adapter_mismatch, read_adapter_meta, recorded_base_error
-    from ..artifacts.checkpoint_files import check_weight_files, load_tokenizer, read_llama_config
+    from ..artifacts.checkpoint_files import load_tokenizer, read_llama_config
     from ..model.loading import load_llama
 
     given = [name for name, value in (("checkpoint_dir", checkpoint_dir), ("adapter_dir", adapter_dir),
@@ -101,21 +100,8 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
         if model_max_length:
             raise UserError("--model_max_length does not go with --adapter_dir: an adapter is evaluated with the "
                             "RoPE scaling it was trained with")
-        meta = read_adapter_meta(adapter_dir)
-        if not checkpoint_dir:  # the recorded base, named as the adapter's when it cannot be used here
-            try:
-                load_tokenizer(meta["checkpoint_dir"])
-                check_weight_files(meta["checkpoint_dir"])
-            except UserError as exc:
-                raise recorded_base_error(adapter_dir, meta["checkpoint_dir"], exc) from None
-        try:
-            model, tokenizer = load_generation_model(adapter_dir=adapter_dir, checkpoint_dir=checkpoint_dir,
-                                                     quantize=quantize, dtype=dtype, device=device)
-        except RuntimeError as exc:
-            error = adapter_mismatch(adapter_dir, checkpoint_dir or meta["checkpoint_dir"], exc)
-            if error is None:
-                raise
-            raise error from None
+        model, tokenizer = load_generation_model(adapter_dir=adapter_dir, checkpoint_dir=checkpoint_dir,
+                                                 quantize=quantize, dtype=dtype, device=device)
         return model, tokenizer, {"adapter_dir": adapter_dir}
     directory = checkpoint_dir or model_dir
     if model_max_length:
@@ -124,7 +110,6 @@ def load_model(checkpoint_dir: str | None, adapter_dir: str | None, model_dir: s
             raise UserError(f"--model_max_length {model_max_length} is not above the context of {directory} "
                             f"({native:,} positions): there is nothing to interpolate; give more than {native:,}, "
                             "or leave --model_max_length out to score the base as it is")
-    check_weight_files(directory)  # a truncated copy is named, not a bare SafetensorError
     model = load_llama(directory, quantize=quantize, model_max_length=model_max_length, device=device,
                        dtype=getattr(torch, dtype), attn_implementation="sdpa")
     model.eval()
@@ -155,8 +140,6 @@ def perplexity(data_file: str, lengths: str = "2048,4096,8192,16384,32768", chec
         device: cuda or cpu (default: cuda when available).
         plot: write perplexity.png.
     """
-    import torch
-
     from ..model.loading import dtype_name
 
     lengths_list = parse_lengths(lengths)

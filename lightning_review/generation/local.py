@@ -47,23 +47,25 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
     if adapter_dir is not None:
         from peft import PeftModel
 
-        from ..artifacts.adapter_record import read_adapter_meta
+        from ..artifacts.adapter_record import adapter_fits, base_named_by_record, read_adapter_meta
 
         adapter = resolve(adapter_dir)
         meta = read_adapter_meta(adapter)  # a merged or foreign model goes through model_dir instead
         base_dir = checkpoint_dir or meta["checkpoint_dir"]
-        base = load_llama(base_dir, quantize=quantize, model_max_length=meta.get("model_max_length"), device=device,
-                          dtype=torch_dtype, attn_implementation="sdpa")
-        model = PeftModel.from_pretrained(base, str(adapter))
-        if not quantize:  # the adapter's fp32 embeddings and norms are folded in and cast to the model's dtype
-            model = model.merge_and_unload().to(torch_dtype)
-        tokenizer_dir = base_dir
+        with base_named_by_record(adapter_dir, base_dir, recorded=not checkpoint_dir):
+            tokenizer = load_tokenizer(base_dir)  # first: a base without tokenizer files fails before the weights
+            base = load_llama(base_dir, quantize=quantize, model_max_length=meta.get("model_max_length"),
+                              device=device, dtype=torch_dtype, attn_implementation="sdpa")
+        with adapter_fits(adapter_dir, base_dir):
+            model = PeftModel.from_pretrained(base, str(adapter))
+            if not quantize:  # the adapter's fp32 embeddings and norms are folded in and cast to the model's dtype
+                model = model.merge_and_unload().to(torch_dtype)
     else:
+        tokenizer = load_tokenizer(model_dir)
         model = load_llama(model_dir, quantize=quantize, device=device, dtype=torch_dtype,
                            attn_implementation="sdpa")
-        tokenizer_dir = model_dir
     model.eval()
-    return model, load_tokenizer(tokenizer_dir)
+    return model, tokenizer
 
 
 class LocalGenerator:

@@ -111,3 +111,16 @@ def test_generate_command_with_a_4bit_base_writes_the_output_format(adapter_dir,
 def test_generate_refuses_both_or_neither_model_source(tmp_path, papers_file):
     proc = run_cli("generate", f"--papers={papers_file}", cwd=tmp_path)
     assert proc.returncode != 0 and "give either --model_dir" in proc.stderr
+
+
+def test_a_recorded_base_that_is_gone_is_named_as_the_adapters_in_generate_too(tmp_path):
+    """generate loads through load_generation_model, as perplexity does: the adapter's record is named, not a path
+    the user never typed."""
+    from lightning_review.artifacts.checkpoint_files import CheckpointError
+    from lightning_review.generation.local import load_generation_model
+    from tests.artifacts.test_adapter_record import META, make_adapter
+
+    adapter = make_adapter(tmp_path / "adapter", meta={**META, "checkpoint_dir": str(tmp_path / "moved")})
+    with pytest.raises(CheckpointError, match="lightning_review.json records the base model .*moved', which "
+                                              "cannot be used here .*give its directory as --checkpoint_dir"):
+        load_generation_model(adapter_dir=str(adapter), device="cpu")
