@@ -25,6 +25,16 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """``path`` or the nearest of its parents that exists, when that is not a directory (a file, or a link to
+    none): what stops a directory from being made at ``path``; None where nothing does."""
+    path = Path(path).expanduser()
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 def refuse_output_over_input(output: str | os.PathLike | None, inputs: Iterable[str | os.PathLike | None],
                              flag_name: str) -> None:
     """Raise UserError when ``output`` (set by ``flag_name``) is one of ``inputs``: writing it would destroy the
@@ -81,9 +91,7 @@ def refuse_unwritable_output(path: str | os.PathLike | None, flag_name: str, dir
     if path.exists() and not path.is_dir() and directory:
         raise UserError(f"{flag_name}={path} is an existing file, not a directory; give {flag_name} a directory "
                         "(created if missing)")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{flag_name}={path} cannot be created: {parent} is a file, not a directory; give "
-                                f"{flag_name} a path under a directory")
-            return
+    parent = file_in_the_way(path.parent)
+    if parent is not None:
+        raise UserError(f"{flag_name}={path} cannot be created: {parent} is a file, not a directory; give "
+                        f"{flag_name} a path under a directory")

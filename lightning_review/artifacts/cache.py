@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..safe_paths import file_in_the_way
 
 CACHE_VARIABLE = "LIGHTNING_REVIEW_CACHE"
 
@@ -16,11 +17,9 @@ def cache_dir() -> Path:
     error naming neither."""
     given = os.environ.get(CACHE_VARIABLE) or None
     path = Path(given).expanduser() if given else Path.home() / ".cache" / "lightning_review"
-    for place in (path, *path.parents):
-        if place.exists():
-            if not place.is_dir():
-                where = f"{CACHE_VARIABLE}={given}" if given else f"the default cache directory {path}"
-                raise UserError(f"{where}: {place} is a file, not a directory; point {CACHE_VARIABLE} at a "
-                                "directory (it is made if missing)")
-            break
+    place = file_in_the_way(path)
+    if place is not None:
+        where = f"{CACHE_VARIABLE}={given}" if given else f"the default cache directory {path}"
+        raise UserError(f"{where}: {place} is a file, not a directory; point {CACHE_VARIABLE} at a directory (it is "
+                        "made if missing)")
     return path

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..errors import UserError
-from .trainer_checks import file_in_the_way
+from ..safe_paths import file_in_the_way
 
 
 class SaveAdapter(L.Callback):

@@ -24,6 +24,7 @@ from ..model.lora_dropout import use_regenerated_lora_dropout
 from ..model.loss import review_token_loss
 from ..model.offload import enable_activation_offload
 from .resume import restore_rng_states, save_rng_states
+from .trainer_checks import check_val_check_interval
 
 # Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
@@ -414,28 +415,6 @@ def model_setting_differences(saved: Mapping, current: Mapping) -> list[str]:
     change (RESUMABLE_MODEL_SETTINGS may)."""
     return config_differences(module_settings(saved), module_settings(current), "model",
                               ignore=RESUMABLE_MODEL_SETTINGS, defaults=parameter_defaults(LongQLoRAModule))
-
-
-def check_val_check_interval(trainer) -> None:
-    """Refuse ``trainer.val_check_interval`` (a number of batches) above the training batches of an epoch while
-    ``check_val_every_n_epoch`` counts within epochs, once the data is set up and before the model loads: Lightning
-    finds it after the model loaded and stops with a ValueError's traceback. The same condition as Lightning's
-    (fit_loop.setup_data), the batches counted by our DataModule (train_batches_per_epoch, as _scheduled_steps)."""
-    interval = getattr(trainer, "val_check_interval", None)
-    per_epoch = getattr(getattr(trainer, "datamodule", None), "train_batches_per_epoch", None)
-    if (not isinstance(interval, int) or isinstance(interval, bool) or per_epoch is None
-            or getattr(trainer, "check_val_every_n_epoch", None) is None
-            or not getattr(trainer, "limit_val_batches", 1.0)):
-        return
-    batches = per_epoch(trainer.world_size)
-    limit = getattr(trainer, "limit_train_batches", 1.0)
-    batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-    if interval > batches:
-        raise UserError(f"trainer.val_check_interval={interval} (training batches between validations) is more than "
-                        f"the {batches} training batches of an epoch, and trainer.check_val_every_n_epoch="
-                        f"{trainer.check_val_every_n_epoch} counts them within an epoch: set "
-                        f"trainer.check_val_every_n_epoch null to count across epochs, or trainer.val_check_interval "
-                        f"to at most {batches}")
 
 
 def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:

@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..errors import UserError
+from ..safe_paths import file_in_the_way
+
 # ckpt_path values Lightning resolves itself (from the checkpoint callbacks, SLURM, the model registry)
 SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
 
@@ -94,14 +97,6 @@ def seed_problem(seed: Any) -> str | None:
     return None
 
 
-def file_in_the_way(path: Path) -> Path | None:
-    """``path`` or the nearest of its parents that exists, when that is not a directory; else None."""
-    for candidate in (path, *path.parents):
-        if os.path.lexists(candidate):
-            return None if candidate.is_dir() else candidate
-    return None
-
-
 def ckpt_path_problem(ckpt_path: Any, subcommand: str = "fit") -> str | None:
     """``--ckpt_path`` that names no checkpoint: a missing path, or a directory that is not a DeepSpeed checkpoint
     (which has ``latest`` or ``checkpoint/`` in it); Lightning's own names (last, best, ...) and URLs are left to
@@ -132,3 +127,25 @@ def ckpt_path_problem(ckpt_path: Any, subcommand: str = "fit") -> str | None:
                f"to {subcommand} the model as configured (model.adapter_dir for a trained adapter)")
     return (f"--ckpt_path {text}: no such file; give an existing .ckpt file (a run's checkpoints are "
             f"<default_root_dir>/lightning_logs/version_N/checkpoints/*.ckpt), or leave --ckpt_path out {instead}")
+
+
+def check_val_check_interval(trainer) -> None:
+    """Refuse ``trainer.val_check_interval`` (a number of batches) above the training batches of an epoch while
+    ``check_val_every_n_epoch`` counts within epochs, once the data is set up and before the model loads: Lightning
+    finds it after the model loaded and stops with a ValueError's traceback. The same condition as Lightning's
+    (fit_loop.setup_data), the batches counted by our DataModule (train_batches_per_epoch, as _scheduled_steps)."""
+    interval = getattr(trainer, "val_check_interval", None)
+    per_epoch = getattr(getattr(trainer, "datamodule", None), "train_batches_per_epoch", None)
+    if (not isinstance(interval, int) or isinstance(interval, bool) or per_epoch is None
+            or getattr(trainer, "check_val_every_n_epoch", None) is None
+            or not getattr(trainer, "limit_val_batches", 1.0)):
+        return
+    batches = per_epoch(trainer.world_size)
+    limit = getattr(trainer, "limit_train_batches", 1.0)
+    batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    if interval > batches:
+        raise UserError(f"trainer.val_check_interval={interval} (training batches between validations) is more than "
+                        f"the {batches} training batches of an epoch, and trainer.check_val_every_n_epoch="
+                        f"{trainer.check_val_every_n_epoch} counts them within an epoch: set "
+                        f"trainer.check_val_every_n_epoch null to count across epochs, or trainer.val_check_interval "
+                        f"to at most {batches}")
