@@ -64,7 +64,8 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
             into one stream cut into rows of max_seq_length). For ``text`` the statistics are each document's
             tokens and the stream's rows and left-out tail; no tokenize cache (training tokenizes text itself).
     """
-    from .data.datamodule import MissingDataFiles, ReviewDataModule, tokenize_summary
+    from .data.datamodule import (MissingDataFiles, ReviewDataModule, refuse_training_file_as_validation,
+                                  tokenize_summary)
 
     if task == "text" and rating_line is not None:
         raise UserError(f"rating_line={rating_line} is for the review task (it ends each review target with its "
@@ -78,9 +79,7 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
         if rejects_file is not None and same_file(rejects_file, out / name):
             raise UserError(f"--rejects_file={rejects_file} is the {name} prepare writes in --output_dir: one would "
                             "replace the other; give --rejects_file another path")
-    if val_file is not None and same_file(val_file, data_file):
-        raise UserError(f"--val_file={val_file} is --data_file: every validation paper would be a training paper; "
-                        "leave --val_file out (val_fraction of the papers is held out) or give a separate file")
+    refuse_training_file_as_validation(data_file, val_file, "--data_file", "--val_file", "--val_fraction")
     check_tokenizer_files(tokenizer_dir)  # named before the data is read, not after
     try:
         dm = ReviewDataModule(train_file=data_file, val_file=val_file, tokenizer_dir=tokenizer_dir,

@@ -117,10 +117,7 @@ class ReviewDataModule(L.LightningDataModule):
         check_column_mapping(column_mapping)
         # before the Trainer and the model are built
         refuse_missing_data_files(train_file, val_file, predict_file)
-        if val_file and train_file and same_file(val_file, train_file):
-            raise UserError(f"data.val_file={val_file} is data.train_file: every validation paper would be a training "
-                            "paper; leave data.val_file out (data.val_fraction of the papers is held out) or give a "
-                            "separate file")
+        refuse_training_file_as_validation(train_file, val_file)
         self.train_rows: list[list[dict]] = []
         self.val_rows: list[list[dict]] = []
         self.predict_items: list[dict] = []
@@ -491,6 +488,15 @@ class MissingDataFiles(UserError):
             text += (" (" + ", ".join(f"--{n}" for n in names) + " on the command line, or " + ", ".join(names)
                      + " in the config file)")
         return text
+
+
+def refuse_training_file_as_validation(train_file: str | None, val_file: str | None, train_flag: str = "data.train_file",
+                                      val_flag: str = "data.val_file",
+                                      fraction_flag: str = "data.val_fraction") -> None:
+    """A validation file that is the training file (also through a link) would validate on training papers only."""
+    if val_file and train_file and same_file(val_file, train_file):
+        raise UserError(f"{val_flag}={val_file} is {train_flag}: every validation paper would be a training paper; "
+                        f"leave {val_flag} out ({fraction_flag} of the papers is held out) or give a separate file")
 
 
 def refuse_missing_data_files(train_file: str | None, val_file: str | None, predict_file: str | None) -> None:
