@@ -43,7 +43,9 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
         reviews, lines, system_ratings = {}, {}, {}
         cut[name] = {"paper_truncated": [], "review_at_length_limit": []}
         for where, obj in iter_json_objects(path):
-            paper_id = _system_id(obj, where)
+            # the human file's rule (a string, or a whole number as its digits), so both files name a paper alike;
+            # a system line needs an id, so its fix is not to leave it out
+            paper_id = record_id(obj, where, optional=False)
             if not isinstance(obj.get("review"), str) or paper_id is None:
                 raise RecordError(f"{where}: a system output line needs 'id' (the paper) and 'review' (each line "
                                   '{"id": paper id, "review": text}, as generate writes); fix or remove the line')
@@ -75,13 +77,6 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
         outputs[name], stated[name] = reviews, system_ratings
     return EvaluationInput(papers, outputs, texts if excerpt_control else {}, cut, flags, human_ratings=ratings,
                            system_ratings=stated)
-
-
-def _system_id(obj: dict, where: str) -> str | None:
-    """A system line's paper id by the human file's rule (data.records.record_id: a string, or a whole number as its
-    digits; ``12.0``, ``true``, ``null`` or a list are a RecordError naming ``where``), so that both files name a
-    paper alike; None where the line gives none."""
-    return record_id(obj, where, optional=False)  # a system line needs one: its fix is not to leave it out
 
 
 def _read_human(human_file: str, data_format: str, on_bad_record: str,
