@@ -3,6 +3,8 @@ as one line and exits non-zero; anything else is our bug and keeps its traceback
 
 from __future__ import annotations
 
+import math
+
 
 class UserError(ValueError):
     """A mistake the user can fix: the message says what, where (file:line, path or flag) and what to do."""
@@ -13,6 +15,12 @@ def json_error(exc, line: bool = False) -> str:
     some errors ends in "at" ("Invalid control character at"), dropped so that "at" is said once."""
     place = f"line {exc.lineno}, column {exc.colno}" if line else f"column {exc.colno}"
     return f"{exc.msg.removesuffix(' at')} at {place}"
+
+
+def finite_number(value) -> bool:
+    """An int or float, not a bool (True is 1 to Python), and not NaN or infinite (which every range check lets
+    through): the test every numeric setting's check starts from."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def count_problem(flag: str, value, least: int, what: str) -> str | None:

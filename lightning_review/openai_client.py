@@ -10,7 +10,7 @@ import sys
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import UserError
+from .errors import UserError, finite_number
 from .redaction import redact_environment_values
 
 OPENAI_ENDPOINT = "https://api.openai.com/v1"  # the openai client's default address
@@ -167,7 +167,7 @@ class LazyAsyncOpenAI:
 def timeout_problem(value, flag: str = TIMEOUT_FLAG, example: float = 120) -> str | None:
     """Why ``value`` cannot be the seconds one API request may take (a finite number above 0: the openai client
     refuses 0 deep inside the HTTP library, and waits forever with none), or None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not finite_number(value) or value <= 0:
         return (f"{flag} must be a number of seconds above 0 (how long one API request may take before the client "
                 f"retries it, e.g. {example:g}), got {value!r}")
     return None

@@ -16,7 +16,6 @@ prepare and fit stops there.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -24,7 +23,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from ..artifacts.resumable_jsonl import output_files
-from ..errors import UserError, count_problem
+from ..errors import UserError, count_problem, finite_number
 from ..openai_client import timeout_problem
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .client import CollectError, Fetcher, make_client
@@ -128,21 +127,18 @@ def setting_problems(max_papers, requests_per_second, timeout_s, max_attempts, r
     --timeout_s 0 fails inside the HTTP library, --max_attempts 0 still tries once, --max_papers 0 would list the
     whole venue and then write nothing, a negative --requests_per_second or --retry_wait_s would silently mean
     no limit or no wait, and NaN would be no number at all."""
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
     problems = []
     if max_papers is not None and (problem := count_problem(
             "--max_papers", max_papers, 1, "papers in the output file at most, e.g. 100; leave it out for all")):
         problems.append(problem)
-    if not number(requests_per_second) or requests_per_second < 0:
+    if not finite_number(requests_per_second) or requests_per_second < 0:
         problems.append("--requests_per_second must be a number of 0 or more (the most requests sent a second, "
                         f"e.g. 2; 0 for no limit), got {requests_per_second!r}")
     if problem := timeout_problem(timeout_s, example=60):
         problems.append(problem)
     if problem := count_problem("--max_attempts", max_attempts, 1, "tries of each request, e.g. 5"):
         problems.append(problem)
-    if not number(retry_wait_s) or retry_wait_s < 0:
+    if not finite_number(retry_wait_s) or retry_wait_s < 0:
         problems.append("--retry_wait_s must be a number of seconds of 0 or more (the wait before a request's "
                         f"second try, doubled for each next one up to 60 s, e.g. 2), got {retry_wait_s!r}")
     return problems

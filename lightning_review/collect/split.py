@@ -5,12 +5,11 @@ review a line (the ``jsonl`` format)."""
 from __future__ import annotations
 
 import json
-import math
 import random
 from pathlib import Path
 
 from ..data.records import RecordError, iter_json_objects, record_id
-from ..errors import UserError
+from ..errors import UserError, finite_number
 from ..safe_paths import atomic_writer
 
 
@@ -22,8 +21,7 @@ def split_paths(path: str | Path, names) -> dict[str, Path]:
 def check_fractions(fractions: dict[str, float]) -> None:
     """--split's fractions: non-negative numbers (not NaN, which every comparison lets through), adding up to 1;
     checked before a crawl, not after it."""
-    numbers = all(isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f)
-                  for f in (fractions or {}).values())
+    numbers = all(finite_number(f) for f in (fractions or {}).values())
     if (not fractions or not numbers or any(f < 0 for f in fractions.values())
             or abs(sum(fractions.values()) - 1) > 1e-6):
         raise UserError(f"--split: fractions must be non-negative and add up to 1, got {fractions} (e.g. "

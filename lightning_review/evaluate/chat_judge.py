@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, ValidationError
 
 from ..answer_cache import AnswerCache, call_key
-from ..errors import UserError
+from ..errors import UserError, finite_number
 from ..openai_client import LazyAsyncOpenAI, default_endpoint, public_url
 from .embedding_judge import Match
 
@@ -179,19 +178,16 @@ def budget_problems(max_dollars, dollars_per_1k_prompt, dollars_per_1k_completio
     """Why the dollar settings cannot make a budget, each naming its flag and the fix (none: they can).
     ``per_judge``: judges have their own prices (--judge_prices), so whether --max_dollars has a price for every
     judge is the caller's check, not these two flags'."""
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
     # a limit of $0 would stop the run before its first call (no limit is --max_dollars left out); a price of 0 is
     # a free judge's
     problems = ([f"--max_dollars must be a number above 0, in USD, or left out for no limit (got {max_dollars!r})"]
-                if max_dollars is not None and not (number(max_dollars) and max_dollars > 0) else [])
+                if max_dollars is not None and not (finite_number(max_dollars) and max_dollars > 0) else [])
     problems += [f"{flag} must be a number of 0 or more, in {unit} (got {value!r})"
                  for flag, value, unit in (("--dollars_per_1k_prompt", dollars_per_1k_prompt,
                                             "USD per 1K prompt tokens"),
                                            ("--dollars_per_1k_completion", dollars_per_1k_completion,
                                             "USD per 1K completion tokens"))
-                 if value is not None and not (number(value) and value >= 0)]
+                 if value is not None and not (finite_number(value) and value >= 0)]
     if problems:
         return problems
     prices = {"--dollars_per_1k_prompt": dollars_per_1k_prompt,

@@ -14,7 +14,7 @@ from typing import Literal
 from ..answer_cache import missing_dirs, remove_empty_dirs
 from ..data.readers import read_records, rejects_file_problem
 from ..data.records import RecordError, iter_json_objects, paper_id_of, record_id
-from ..errors import UserError, count_problem
+from ..errors import UserError, count_problem, finite_number
 from ..openai_client import (api_key_set, check_api_address, check_api_key, check_base_url, default_endpoint,
                              public_url, timeout_problem)
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output
@@ -445,9 +445,6 @@ def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, r
     def integer(value) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
     problems = list(filter(None, (count_problem("--concurrency", concurrency, 1, "chat judge calls in flight, e.g. 8"),
                               count_problem("--resamples", resamples, 1,
                                             "bootstrap resamples of each interval, e.g. 10000"))))
@@ -461,9 +458,9 @@ def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, r
     for flag, value, what in (("--threshold", threshold, "a similarity on the judges' 5-10 scale, e.g. 7"),
                               ("--rating_threshold", rating_threshold, "the lowest rating that is an accept, "
                                                                        "e.g. 6")):
-        if not number(value):
+        if not finite_number(value):
             problems.append(f"{flag} must be a finite number ({what}), got {value!r}")
-    if number(threshold) and not 5 < threshold <= 10:
+    if finite_number(threshold) and not 5 < threshold <= 10:
         problems.append(f"--threshold must be above 5 and at most 10 (the judges' similarity scale: at or below 5 "
                         f"every pair would be a hit, above 10 none), got {threshold!r}")
     return problems

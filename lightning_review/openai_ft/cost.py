@@ -6,11 +6,10 @@ The seed's estimate: 118,689,950 tokens x 2 epochs x $0.008 / 1K x 7.18 CNY/USD 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, finite_number
 
 # USD per 1K training tokens, as OpenAI's price list gave them when this table was written; prices change, so check
 # https://openai.com/api/pricing and override with --price_per_1k or --prices (a JSON file of the same shape).
@@ -71,7 +70,7 @@ def whole_number_problem(flag: str, value, what: str) -> str | None:
 
 def positive_number_problem(flag: str, value, what: str) -> str | None:
     """Why ``value`` is not a finite number above 0 (None when it is)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+    if finite_number(value) and value > 0:
         return None
     return f"{flag} must be a number above 0, in {what} (got {value!r})"
 
