@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
@@ -92,7 +93,7 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
         raise RecordError(f"{exc} (in the human file; fix it, or pass --on_bad_record skip to leave bad records out, "
                           "counted in the report)", exc.reason) from None
     for warning in read.warnings:
-        print(f"warning: {warning}")
+        print(f"warning: {warning}", file=sys.stderr)
     papers: dict[str, list[str]] = defaultdict(list)
     ratings: dict[str, list[float | None]] = defaultdict(list)
     texts: dict[str, str] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -263,17 +264,18 @@ def refuse_outputs_over_inputs(papers: str, output_file: str, model_dir: str | N
 
 
 def _report_existing(out: ReviewsFile) -> None:
-    """Say what a rerun found in the file it resumes."""
+    """Say what a rerun found in the file it resumes: on stderr, as every warning and note, so that stdout keeps
+    only the summary line."""
     if out.repaired:
         print(f"warning: {out.path} ended in a partly written line (an interrupted run); it was removed and that "
-              "paper is reviewed again")
+              "paper is reviewed again", file=sys.stderr)
     if out.duplicates:
         print(f"warning: {out.path} has {len(out.duplicates)} review line(s) of an id written before (the first at "
               f"{out.duplicates[0]}): two runs wrote to it at once, or it was concatenated twice. evaluate needs one "
-              "review per id: keep one line per id, or rerun with --overwrite true")
+              "review per id: keep one line per id, or rerun with --overwrite true", file=sys.stderr)
     note = out.partial_note()
     if note:
-        print(f"note: {note}")
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _progress(total: int, backend: str):

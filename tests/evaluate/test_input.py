@@ -85,3 +85,12 @@ def test_missing_papers_and_empty_reviews_are_flagged_with_their_counts():
     assert "- ours: 1 of its 3 reviews are empty or whitespace only (e.g. p1); judged as written, they score no " \
            "hits" in report
     assert "theirs:" not in report and "- none" not in report
+
+
+def test_a_warning_about_the_human_file_goes_to_stderr_not_stdout(tmp_path, capsys):
+    human = write_jsonl(tmp_path / "human.jsonl", [{**paper(k), "venue": "X"} for k in range(2)])
+    ours = system_file(tmp_path / "ours.jsonl", ["p0", "p1"])
+    load_input(str(human), {"ours": ours})
+    printed = capsys.readouterr()
+    assert printed.err.startswith(f"warning: {human}: fields not read (ignored): 'venue' (first at line 1)")
+    assert "warning:" not in printed.out  # stdout may be piped as data

@@ -167,10 +167,11 @@ def test_a_rerun_reports_ids_written_twice(server, papers, tmp_path, capsys):
     out.write_text("\n".join(lines + lines[:2]) + "\n")  # what two runs at once, or a double concatenation, leave
     capsys.readouterr()
     summary = generate(str(papers), str(out), api_model=MODEL, max_new_tokens=16, max_context=None)
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr()
     assert summary["duplicate_ids_in_output"] == 2 and summary["written"] == 3
-    assert f"warning: {out} has 2 review line(s) of an id written before (the first at {out}:4)" in printed
-    assert "duplicate_ids_in_output=2" in printed
+    warning = f"warning: {out} has 2 review line(s) of an id written before (the first at {out}:4)"
+    assert warning in printed.err and "warning:" not in printed.out  # stdout keeps only the summary line
+    assert "duplicate_ids_in_output=2" in printed.out
 
 
 def test_an_interrupted_overwrite_leaves_the_old_file_whole_and_continues(server, papers, tmp_path):
