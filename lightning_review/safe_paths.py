@@ -77,14 +77,19 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def refuse_unwritable_output(path: str | os.PathLike | None, flag_name: str, directory: bool = False) -> None:
+def refuse_unwritable_output(path: str | os.PathLike | None, flag_name: str, directory: bool = False,
+                             files: Iterable[str] = ()) -> None:
     """Raise UserError, before any work, where ``path`` (set by ``flag_name``; a directory to create or fill when
     ``directory``, else a file) cannot be written: a file in the way of the directory or of one of its parents, or a
-    directory where the file goes. Otherwise the write would fail (FileExistsError, IsADirectoryError) only at the
-    end, after the work. ``None`` is ignored."""
+    directory where the file goes. ``files``: the names of the files a command writes in the directory ``path``
+    (``directory`` only), each refused where a directory stands in its place, with advice for the directory's flag
+    (the flag names the directory, not the file). Otherwise the write would fail (FileExistsError,
+    IsADirectoryError) only at the end, after the work. ``None`` is ignored."""
     if path is None:
         return
     path = Path(path).expanduser()
+    if files and not directory:
+        raise ValueError("files are the names of files in a directory: give them with directory=True")
     if path.is_dir() and not directory:
         raise UserError(f"{flag_name}={path} is a directory, but a file is written there; give {flag_name} a file "
                         "path")
@@ -95,3 +100,7 @@ def refuse_unwritable_output(path: str | os.PathLike | None, flag_name: str, dir
     if parent is not None:
         raise UserError(f"{flag_name}={path} cannot be created: {parent} is a file, not a directory; give "
                         f"{flag_name} a path under a directory")
+    for name in files:
+        if (path / name).is_dir():
+            raise UserError(f"{path / name} is a directory, but {flag_name}={path} has the file {name} written "
+                            f"there; move or remove that directory, or give {flag_name} another directory")

@@ -5,7 +5,8 @@ import os
 import pytest
 
 from lightning_review.errors import UserError
-from lightning_review.safe_paths import atomic_writer, refuse_output_over_input, same_file, write_text_atomic
+from lightning_review.safe_paths import (atomic_writer, refuse_output_over_input, refuse_unwritable_output, same_file,
+                                         write_text_atomic)
 
 
 def test_one_file_under_other_names_is_the_same_file(tmp_path):
@@ -51,3 +52,19 @@ def test_a_symlinked_output_is_written_through_and_gets_ordinary_permissions(tmp
     umask = os.umask(0)
     os.umask(umask)
     assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_directory_where_a_file_of_an_output_directory_goes_is_named_with_the_directorys_advice(tmp_path):
+    out = tmp_path / "out"
+    (out / "b.json").mkdir(parents=True)
+    with pytest.raises(UserError) as caught:
+        refuse_unwritable_output(out, "--output_dir", directory=True, files=("a.json", "b.json"))
+    assert str(caught.value) == (f"{out / 'b.json'} is a directory, but --output_dir={out} has the file b.json "
+                                 "written there; move or remove that directory, or give --output_dir another "
+                                 "directory")
+    refuse_unwritable_output(out, "--output_dir", directory=True, files=("a.json",))  # a.json is free
+    refuse_unwritable_output(tmp_path / "new", "--output_dir", directory=True, files=("b.json",))  # to be made
+    # a file flag's own path that is a directory: that flag is given a file path
+    with pytest.raises(UserError, match=r"^--cache_file=.*b\.json is a directory, but a file is written there; "
+                                        r"give --cache_file a file path$"):
+        refuse_unwritable_output(out / "b.json", "--cache_file")

@@ -24,6 +24,10 @@ from .ratings import stated_rating
 from .report import human_file_line
 
 
+# the files a run writes in --output_dir (the charts when there is something to chart)
+OUTPUTS = ("result.json", "report.md", "audit.html", "win_rates.png", "judge_agreement.png")
+
+
 def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto", excerpt_control: bool = True,
                on_bad_record: Literal["strict", "skip"] = "strict",
                rejects_file: str | None = None) -> EvaluationInput:
@@ -386,7 +390,7 @@ def evaluate(human_file: str, systems: dict[str, str], judges: list[str] | None 
     # Everything a run could be refused for is checked before the output directory is made: a refused run leaves
     # no (empty or partial) directory behind.
     out = Path(output_dir)
-    refuse_unwritable_output(out, "--output_dir", directory=True)
+    refuse_unwritable_output(out, "--output_dir", directory=True, files=OUTPUTS)
     chosen = chosen_controls(controls)
     if unknown := sorted(set(chosen) - set(CONTROL_KINDS)):
         raise UserError(f"--controls: unknown {unknown}; choose from {list(CONTROL_KINDS)} (default: all; [] for none)")

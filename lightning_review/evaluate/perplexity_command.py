@@ -145,10 +145,9 @@ def perplexity(data_file: str, lengths: str = "2048,4096,8192,16384,32768", chec
     lengths_list = parse_lengths(lengths)
     check_numbers(max_windows, model_max_length)
     out = Path(output_dir)
-    refuse_unwritable_output(out, "--output_dir", directory=True)  # before the model loads and scores
+    refuse_unwritable_output(out, "--output_dir", directory=True, files=OUTPUTS)  # before the model loads and scores
     for name in OUTPUTS:
         refuse_output_over_input(out / name, [data_file], "--output_dir")
-        refuse_unwritable_output(out / name, "--output_dir")
     device = check_device(device)
     dtype = dtype_name(dtype, device)
     documents = held_out_documents(data_file)

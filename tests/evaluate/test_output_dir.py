@@ -105,3 +105,16 @@ def test_an_output_over_an_input_is_refused_before_anything_is_written(inputs, t
                                    "destroy the input; give --output_dir another path")
     assert report.read_text() == human.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["human.jsonl", "ours.jsonl", "report.md"]
+
+
+def test_an_output_file_that_is_a_directory_is_refused_before_anything_runs(inputs, tmp_path):
+    human, ours = inputs
+    out = tmp_path / "out"
+    (out / "result.json").mkdir(parents=True)
+    proc = run_cli("evaluate", f"--human_file={human}", f"--systems={json.dumps({'ours': str(ours)})}",
+                   f"--output_dir={out}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]  # was after the judging
+    assert proc.stderr.strip() == (f"error: {out / 'result.json'} is a directory, but --output_dir={out} has the "
+                                   "file result.json written there; move or remove that directory, or give "
+                                   "--output_dir another directory")
+    assert sorted(p.name for p in out.iterdir()) == ["result.json"]

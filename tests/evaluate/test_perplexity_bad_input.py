@@ -62,6 +62,18 @@ def test_an_output_dir_that_is_a_file_is_refused_before_the_model_runs(tmp_path,
                                                     "under a directory")
 
 
+def test_an_output_file_that_is_a_directory_is_named_with_the_output_dirs_advice(tmp_path, tiny_llama_dir, papers):
+    out = tmp_path / "o"
+    (out / "perplexity.json").mkdir(parents=True)
+    proc = run_cli("perplexity", "--data_file", papers, "--checkpoint_dir", str(tiny_llama_dir), "--lengths", "64",
+                   "--output_dir", str(out), cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    # was "--output_dir=o/perplexity.json is a directory ...; give --output_dir a file path": a file for a directory
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {out / 'perplexity.json'} is a directory, but --output_dir={out} has the file perplexity.json "
+        "written there; move or remove that directory, or give --output_dir another directory")
+
+
 def test_a_truncated_model_is_named(tmp_path, tiny_llama_dir, papers):
     model = tmp_path / "model"
     shutil.copytree(tiny_llama_dir, model)
