@@ -20,6 +20,14 @@ row needs only its document, in ``paper`` or ``text`` (one of the two; the ``pap
 given), e.g. ``{"id": "doc-1", "text": "..."}``; reviews and ratings are not read, nor min_review_chars applied. A
 chat line needs only its user message; a paper_reviews line is read as one document, whatever its reviews; a
 PeerRead directory as in the review task. A line with no document is still a bad record naming file and line.
+
+Fields not read (extra metadata, or one of ours misspelt) are one warning a file, each named with where it first
+appears and the field of ours it most likely misspells: top-level ones and, where reviews are read, those of each
+review (``reviews[].ratng``). Not reported: the paper_reviews format's own metadata, which collect writes
+(PAPER_REVIEWS_METADATA); in a PeerRead directory, any field but one that looks like a misspelling of one we read,
+since PeerRead files hold many fields of their own (PEERREAD_OTHER); parsed_pdfs (science-parse output) are not
+checked. A PeerRead misspelling that would drop reviews without a word (``reviews``, a review's ``RECOMMENDATION``)
+is a bad record.
 """
 
 from __future__ import annotations
@@ -28,15 +36,16 @@ import csv
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Iterator, Literal
 
 from ..errors import UserError, json_error
 from ..safe_paths import atomic_writer, refuse_output_over_input
 from .papers import count_papers, id_conflicts, looks_swapped
-from .records import (DataFileNotFound, Record, RecordError, document_field, iter_json_lines, iter_json_objects,
-                      normalise_whitespace, record_from_fields, record_id, text_key, too_many_digits,
-                      unpaired_surrogate)
+from .records import (DataFileNotFound, Record, RecordError, default_record_id, document_field, iter_json_lines,
+                      iter_json_objects, normalise_whitespace, record_from_fields, record_id, text_key,
+                      too_many_digits, unpaired_surrogate)
 
 Format = Literal["auto", "jsonl", "chat", "paper_reviews", "peerread", "json", "csv"]
 Policy = Literal["strict", "skip"]
@@ -196,32 +205,68 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
 _INTERNAL = {"_default_id", "_paper_id", "_system_prompt", "_labels", "_line_form", "_remove", "_unknown"}
 
 
+# How the fields of a line's (or PeerRead file's) review objects are named among the fields read and not read
+# (``reviews[].rating``): one name for the field in every review, since the warning lists each field once a file.
+IN_REVIEWS = "reviews[]."
+# Fields of the paper_reviews format that are not read: collect writes them (lightning_review.collect.command), as
+# the PeerRead sample in ../shared/data has them, so they are no news to warn about.
+PAPER_REVIEWS_METADATA = ("abstract", "decision", "keywords", "status", "url", "venue", IN_REVIEWS + "reviewer",
+                          IN_REVIEWS + "confidence")
+# What a PeerRead reviews/<id>.json file gives that the peerread reader reads.
+PEERREAD_READ = ("id", "title", "reviews") + tuple(IN_REVIEWS + name for name in (
+    "comments", "RECOMMENDATION", "IS_META_REVIEW", "is_meta_review"))
+# The other fields of real PeerRead reviews files (ACL 2017, CoNLL 2016, ICLR 2017, arXiv): read by no one here, and
+# never reported, even where one looks like a field we read (``RECOMMENDATION_UNOFFICIAL``).
+PEERREAD_OTHER = ("abstract", "accepted", "authors", "conference", "histories", "DATE_OF_SUBMISSION", "SUBJECTS",
+                  "VERSION") + tuple(IN_REVIEWS + name for name in (
+                      "APPROPRIATENESS", "CLARITY", "DATE", "IMPACT", "IS_ANNOTATED", "MEANINGFUL_COMPARISON",
+                      "ORIGINALITY", "OTHER_KEYS", "PRESENTATION_FORMAT", "RECOMMENDATION_UNOFFICIAL", "REPLICABILITY",
+                      "REVIEWER_CONFIDENCE", "SOUNDNESS_CORRECTNESS", "SUBSTANCE", "TITLE"))
+
+
 def fields_read(fmt: str, mapping: dict[str, str], need_review: bool) -> tuple[str, ...] | None:
-    """The top-level fields (JSON) or columns (CSV) a format's reader reads, or None where none are checked
-    (peerread: a fixed external layout with many fields of its own)."""
+    """The fields (JSON) or columns (CSV) a format's reader reads, those of a review object named under IN_REVIEWS
+    (``reviews[].rating``) where the reader reads a list of reviews; None for an unknown format."""
     if fmt in MAPPED_FORMATS:
         columns = [mapping.get(name, name) for name in FIELDS]
         if not need_review and "paper" not in mapping:
             columns.append("text")  # document_field: the document is the paper or the text column
         return tuple(dict.fromkeys(columns))
     jsonl = FIELDS + ("source",) + (() if need_review else ("text",))
+    paper_reviews = ("id", "title", "paper", "reviews", "source", IN_REVIEWS + "text", IN_REVIEWS + "rating")
     return {"jsonl": jsonl, "chat": ("id", "messages"),
-            "paper_reviews": ("id", "title", "paper", "reviews", "source") if need_review else jsonl + ("reviews",)
+            "paper_reviews": paper_reviews if need_review else jsonl + ("reviews",), "peerread": PEERREAD_READ
             }.get(fmt)
 
 
-def _unknown(obj: dict, known: tuple[str, ...], where: str) -> dict[str, str]:
-    """{field: where} for each field of the user's ``obj`` that its reader does not read."""
-    return {name: where for name in obj if name not in known}
+def _unknown(obj: dict, known: tuple[str, ...], where: str, scope: str = "") -> dict[str, str]:
+    """{field: where} for each field of the user's ``obj`` that its reader does not read; ``scope``: IN_REVIEWS for
+    a review object, whose fields ``known`` names under it."""
+    return {scope + name: where for name in obj if scope + name not in known}
+
+
+def _likely(name: str, known: tuple[str, ...]) -> str | None:
+    """The field read that ``name``, a field not read, most likely misspells (at the same level, top or in a review;
+    case aside), or None: a typo loses a field, so its warning names that field, not only the typo."""
+    head, sep, leaf = name.rpartition(IN_REVIEWS)
+    scope = head + sep
+    ours = {k[len(scope):].lower(): k for k in known if k.startswith(scope) and IN_REVIEWS not in k[len(scope):]}
+    match = get_close_matches(leaf.lower(), list(ours), n=1, cutoff=0.75)
+    return ours[match[0]] if match else None
 
 
 def _not_read_warning(path: Path, fmt: str, not_read: dict[str, str], known: tuple[str, ...], limit: int = 10) -> str:
     """One line for a file's fields that no reader reads (extra metadata, or one of ours misspelt): each field with
-    where it first appears, the fields that are read, and the fix."""
+    where it first appears and the field of ours it most likely misspells, the fields that are read, and the fix."""
     def place(where: str) -> str:
         rest = where[len(str(path)):] if where.startswith(str(path)) else where
-        return f"line {rest[1:]}" if rest.startswith(":") else rest
-    shown = ", ".join(f"{name!r} (first at {place(where)})" for name, where in list(not_read.items())[:limit])
+        return f"line {rest[1:]}" if rest.startswith(":") else rest.lstrip("/")  # a file of a PeerRead directory
+
+    def hint(name: str) -> str:
+        likely = _likely(name, known)
+        return f"; did you mean {likely!r}?" if likely else ""
+    shown = ", ".join(f"{name!r} (first at {place(where)}{hint(name)})"
+                      for name, where in list(not_read.items())[:limit])
     more = f" and {len(not_read) - limit} more" if len(not_read) > limit else ""
     what = "columns" if fmt == "csv" else "fields"
     fix = ('name it with data.column_mapping (e.g. {"review": "<your column>"})' if fmt in MAPPED_FORMATS else
@@ -290,8 +335,7 @@ def _json_lines(path: Path, known: tuple[str, ...]):
     for where, obj in iter_json_lines(path):
         if isinstance(obj, dict):
             users = {name: value for name, value in obj.items() if name not in _INTERNAL}
-            obj = {**users, "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}", "_unknown": _unknown(obj, known,
-                                                                                                          where)}
+            obj = {**users, "_default_id": default_record_id(path, where), "_unknown": _unknown(obj, known, where)}
         yield where, obj
 
 
@@ -317,7 +361,7 @@ def _chat(path: Path, mapping: dict[str, str], need_review: bool):
             continue
         item = {"paper": user[0], "review": assistant[0] if assistant else None,
                 "_system_prompt": system[0] if system else None,
-                "_default_id": f"{path.stem}-{where.rsplit(':', 1)[1]}",
+                "_default_id": default_record_id(path, where),
                 "_labels": {"paper": f"field 'messages[{at['user'][0]}].content' (the user message)",
                             "review": f"field 'messages[{at['assistant'][0]}].content' (the assistant message)"
                             if assistant else "the assistant message"},
@@ -368,7 +412,7 @@ PAPER_REVIEWS_LINE = '{"paper": "...", "reviews": [{"text": "...", "rating": ...
 
 
 def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
-    known = fields_read("paper_reviews", mapping, need_review)
+    known = fields_read("paper_reviews", mapping, need_review) + PAPER_REVIEWS_METADATA
     if not need_review:
         yield from _json_lines(path, known)  # one document a line: its reviews are not read
         return
@@ -386,23 +430,79 @@ def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
         except RecordError as exc:
             yield where, exc
             continue
-        paper_id = given or f"{path.stem}-{where.rsplit(':', 1)[1]}"
+        paper_id = given or default_record_id(path, where)
         unknown = _unknown(obj, known, where)
         for i, review in enumerate(reviews):
             at = f"{where} review {i}"
             if not isinstance(review, dict):
-                yield at, RecordError(f"{at}: field 'reviews[{i}]' must be an object ({{\"text\": \"...\", "
-                                      f"\"rating\": ...}}), got {type(review).__name__}; fix or remove that review",
-                                      "not_an_object")
+                yield at, _not_a_review(at, i, review, '{"text": "...", "rating": ...}')
                 continue
             item = {"id": f"{paper_id}#{i}", "_paper_id": given, "title": obj.get("title"),
-                    "rating": _number(review.get("rating")), "source": obj.get("source"), "_unknown": unknown,
+                    "rating": _number(review.get("rating")), "source": obj.get("source"),
+                    "_unknown": {**unknown, **_unknown(review, known, at, IN_REVIEWS)},
                     "_labels": {"review": f"field 'reviews[{i}].text'", "rating": f"field 'reviews[{i}].rating'"},
                     "_line_form": PAPER_REVIEWS_LINE, "_remove": "that review"}
             for name, theirs in (("paper", "paper"), ("review", "text")):
                 if theirs in (obj if name == "paper" else review):  # absent stays absent: "missing field"
                     item[name] = (obj if name == "paper" else review)[theirs]
             yield at, item
+
+
+def _not_a_review(at: str, i: int, review, form: str) -> RecordError:
+    """The RecordError of a review list's entry that is no object: it has no fields to read."""
+    return RecordError(f"{at}: field 'reviews[{i}]' must be an object ({form}), got {type(review).__name__}; fix or "
+                       "remove that review", "not_an_object")
+
+
+def _peerread_unknown(obj: dict, where: str, scope: str = "") -> dict[str, str]:
+    """The fields of a PeerRead reviews file (``scope`` IN_REVIEWS: of one of its reviews) to report as not read:
+    those of no real PeerRead file that look like a misspelling of one we read (_likely). PeerRead files hold many
+    fields we do not read (scores, dates, histories), as other tools' files may hold others: those are no news."""
+    return {name: at for name, at in _unknown(obj, PEERREAD_READ + PEERREAD_OTHER, where, scope).items()
+            if _likely(name, PEERREAD_READ)}
+
+
+# What a PeerRead review needs, as the message about a missing field shows it.
+PEERREAD_REVIEW = '{"comments": "...", "RECOMMENDATION": ...} (a PeerRead review)'
+
+
+def _misspelt(unknown: dict[str, str], name: str) -> str | None:
+    """The first field not read that most likely misspells our field ``name`` (PeerRead), if any."""
+    return next((typo for typo in unknown if _likely(typo, PEERREAD_READ) == name), None)
+
+
+def _misspelt_error(at: str, field: str, typo: str, loss: str, remove: str, unknown: dict[str, str]) -> RecordError:
+    """The RecordError of a field we need that is absent while a misspelling of it is there: read as it is, the
+    data would be lost without a word (``loss``), so it is an error, not only a field not read."""
+    error = RecordError(f"{at}: no field {field!r} but a field {typo!r}, so {loss}: rename it "
+                        f"{field.rsplit('.', 1)[-1]!r}, or remove {remove}", "misspelt_field")
+    error.unknown = unknown
+    return error
+
+
+def _peerread_review(review, at: str, i: int, paper_id: str, title, text: str,
+                     unknown: dict[str, str]) -> dict | RecordError | None:
+    """The item of the ``i``th review of a PeerRead file, None for one that is no reviewer's review (a meta-review,
+    an author reply or a comment, without a recommendation), or the RecordError of one that is bad; a review left
+    out for no recommendation but with a field like it (``RECOMENDATION``) is an error, not a silent loss."""
+    if not isinstance(review, dict):
+        return _not_a_review(at, i, review, '{"comments": "...", "RECOMMENDATION": ...}')
+    unknown = {**unknown, **_peerread_unknown(review, at, IN_REVIEWS)}
+    if review.get("IS_META_REVIEW") or review.get("is_meta_review"):
+        return None  # the area chair's decision, not a reviewer's review
+    if review.get("RECOMMENDATION") in (None, ""):
+        typo = None if "RECOMMENDATION" in review else _misspelt(unknown, IN_REVIEWS + "RECOMMENDATION")
+        if typo:
+            return _misspelt_error(at, f"reviews[{i}].RECOMMENDATION", typo, "the review would be left out as an "
+                                   "author reply or comment", "the review", unknown)
+        return None  # author replies and public comments carry no recommendation
+    item = {"id": f"{paper_id}#{i}", "_paper_id": paper_id, "paper": text, "title": title,
+            "rating": _number(review["RECOMMENDATION"]), "source": "peerread", "_unknown": unknown,
+            "_labels": {"review": f"field 'reviews[{i}].comments'", "rating": f"field 'reviews[{i}].RECOMMENDATION'"},
+            "_line_form": PEERREAD_REVIEW, "_remove": "that review"}
+    if "comments" in review:  # absent stays absent: "missing field", with the fields not read named
+        item["review"] = review["comments"]
+    return item
 
 
 def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
@@ -431,18 +531,16 @@ def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
         except RecordError as exc:
             yield where, exc
             continue
+        unknown = _peerread_unknown(paper, where)
+        typo = None if "reviews" in paper else _misspelt(unknown, "reviews")
+        if typo:
+            yield where, _misspelt_error(where, "reviews", typo, "none of its reviews would be read", "the file",
+                                         unknown)
+            continue
         for i, review in enumerate(paper.get("reviews", [])):
-            if review.get("IS_META_REVIEW") or review.get("is_meta_review"):
-                continue  # the area chair's decision, not a reviewer's review
-            if review.get("RECOMMENDATION") in (None, ""):
-                continue  # author replies and public comments carry no recommendation
-            yield f"{where} review {i}", {"id": f"{paper_id}#{i}", "_paper_id": paper_id, "paper": text,
-                                          "review": review.get("comments"),
-                                          "title": paper.get("title"), "rating": _number(review["RECOMMENDATION"]),
-                                          "source": "peerread",
-                                          "_labels": {"review": f"field 'reviews[{i}].comments'",
-                                                      "rating": f"field 'reviews[{i}].RECOMMENDATION'"},
-                                          "_remove": "that review"}
+            item = _peerread_review(review, f"{where} review {i}", i, paper_id, paper.get("title"), text, unknown)
+            if item is not None:
+                yield f"{where} review {i}", item
 
 
 def _json_file(path: Path):

@@ -123,6 +123,12 @@ def record_id(obj: dict, where: str, label: str = "field 'id'", optional: bool =
                       f"its digits){quoted}{left_out}", "bad_id")
 
 
+def default_record_id(path: Path, where: str) -> str:
+    """The id of a line that gives none, from its file's stem and its line number (``where`` is ``file:line``):
+    unique within the file and the same on every read, so a rerun names the same records."""
+    return f"{path.stem}-{where.rsplit(':', 1)[1]}"
+
+
 def unpaired_surrogate(what: str, character: str, place: str = "") -> str:
     """The message for text holding half a surrogate pair (``what``: where and which field or column)."""
     return (f"{what} holds an unpaired surrogate {character!r}{place} (a JSON escape \\ud800-\\udfff without its "
@@ -186,7 +192,7 @@ def read_papers(path: str | Path) -> Iterator[tuple[str, str]]:
     path = Path(path)
     for where, obj in iter_json_objects(path):
         given = record_id(obj, where)
-        yield (given if given is not None else f"{path.stem}-{where.rsplit(':', 1)[1]}",
+        yield (given if given is not None else default_record_id(path, where),
                text_field(obj, "paper", where, PAPER_LINE))
 
 
@@ -278,4 +284,4 @@ def read_jsonl(path: str | Path) -> Iterator[Record]:
     ``skip`` policy)."""
     path = Path(path)
     for where, obj in iter_json_objects(path):
-        yield record_from_fields(obj, where, f"{path.stem}-{where.rsplit(':', 1)[1]}", str(path))
+        yield record_from_fields(obj, where, default_record_id(path, where), str(path))

@@ -300,3 +300,11 @@ def test_every_reader_takes_path_mapping_and_need_review(tmp_path):
     # called as _candidates calls it: a paper_reviews line without need_review is one document, its reviews unread
     [(where, item)] = list(READERS["paper_reviews"](papers, {}, False))
     assert where == f"{papers}:1" and item["paper"] == PAPER and "review" not in item
+
+
+def test_the_real_peerread_sample_reads_with_no_warning():
+    """Its fields not read (abstract; a review's reviewer and confidence) are the paper_reviews format's own."""
+    if not SHARED_DATA.exists():
+        pytest.skip("the PeerRead sample in ../shared/data is absent")
+    for need_review in (True, False):
+        assert read_records(SHARED_DATA, need_review=need_review).warnings == []

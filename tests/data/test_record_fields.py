@@ -17,7 +17,8 @@ REVIEW = "The paper is clear; the baselines are weak and the ablation is missing
     ({"text": "  "}, r"papers\.jsonl:1 review 1: field 'reviews\[1\]\.text' is empty; give it text or remove that "
                      r"review$", "empty_review"),
     ({"txt": REVIEW}, r"papers\.jsonl:1 review 1: missing field 'reviews\[1\]\.text' \(each line needs \{\"paper\": "
-                      r".*\"reviews\": \[\{\"text\".*add it or remove that review$", "missing_review"),
+                      r".*\"reviews\": \[\{\"text\".*add it or remove that review; the line has fields that are not "
+                      r"read: 'reviews\[\]\.txt' \(misspelt or renamed\?\)$", "missing_review"),
     ({"text": 5}, r"papers\.jsonl:1 review 1: field 'reviews\[1\]\.text' must be a string, got int$",
      "non_text_review"),
     ("a review", r"papers\.jsonl:1 review 1: field 'reviews\[1\]' must be an object .*got str; fix or remove that "
@@ -103,7 +104,8 @@ def test_fields_not_read_warn_once_per_file_with_their_first_line(tmp_path):
     report = read_records(path)
     assert len(report.records) == 3000 and len(report.warnings) == 1
     assert report.warnings[0] == (
-        f"{path}: fields not read (ignored): 'venue' (first at line 1), 'reveiw' (first at line 6); the fields read "
+        f"{path}: fields not read (ignored): 'venue' (first at line 1), 'reveiw' (first at line 6; did you mean "
+        "'review'?); the fields read "
         "are 'id', 'paper', 'review', 'title', 'rating', 'source'. Extra metadata can stay; if one is a misspelt or "
         "renamed field of ours, rename it in the file (jsonl fields have fixed names)")
     # a misspelt review is named where it makes the record bad, too
@@ -111,7 +113,7 @@ def test_fields_not_read_warn_once_per_file_with_their_first_line(tmp_path):
     with pytest.raises(RecordError, match=r"bad\.jsonl:1: missing field 'review' .*; the line has fields that are "
                                           r"not read: 'reveiw' \(misspelt or renamed\?\)$"):
         read_records(bad)
-    assert "'reveiw' (first at line 1)" in read_records(bad, policy="skip").warnings[0]
+    assert "'reveiw' (first at line 1; did you mean 'review'?)" in read_records(bad, policy="skip").warnings[0]
     table = tmp_path / "d.csv"
     table.write_text("body,critique,paper_text\n" + "".join(f'"{PAPER} {i}","{REVIEW}",x\n' for i in range(50)))
     [warning] = read_records(table, mapping={"paper": "body", "review": "critique"}).warnings
@@ -138,3 +140,69 @@ def test_a_lines_own_field_named_like_a_readers_internal_one_is_not_read(tmp_pat
     [record] = report.records
     assert record.paper_id == "a" and "system_prompt" not in record.extra
     assert any("'_system_prompt' (first at line 1)" in w and "'_paper_id'" in w for w in report.warnings)
+
+
+def test_a_misspelt_field_of_a_review_warns_naming_file_line_field_and_the_field_it_misspells(tmp_path):
+    """A review's ``ratng`` lost its rating without a word; the format's own metadata (reviewer, confidence) is no
+    news."""
+    path = write_jsonl(tmp_path / "papers.jsonl", [
+        {"id": "p", "paper": PAPER, "reviews": [{"reviewer": "R1", "text": REVIEW, "rating": 6, "confidence": 3}]},
+        {"id": "q", "paper": PAPER + " Two.", "reviews": [{"text": REVIEW, "rating": 5}, {"text": REVIEW + " More.", "ratng": 7}]}])
+    report = read_records(path)
+    assert [(r.id, r.rating) for r in report.records] == [("p#0", 6), ("q#0", 5), ("q#1", None)]
+    assert report.warnings == [
+        f"{path}: fields not read (ignored): 'reviews[].ratng' (first at line 2 review 1; did you mean "
+        "'reviews[].rating'?); the fields read are 'id', 'title', 'paper', 'reviews', 'source', 'reviews[].text', "
+        "'reviews[].rating'. Extra metadata can stay; if one is a misspelt or renamed field of ours, rename it in the "
+        "file (paper_reviews fields have fixed names)"]
+    assert read_records(path, need_review=False).warnings == []  # documents alone: the reviews are not read
+
+
+def write_peerread(root, reviews, **paper):
+    """A PeerRead split directory holding one paper, 42, with ``reviews``."""
+    (root / "reviews").mkdir(parents=True)
+    (root / "parsed_pdfs").mkdir()
+    (root / "reviews" / "42.json").write_text(json.dumps({"id": "42", "title": "Deep nets", "reviews": reviews,
+                                                          **paper}))
+    (root / "parsed_pdfs" / "42.pdf.json").write_text(json.dumps({"name": "42.pdf", "metadata": {
+        "title": "Deep nets", "abstractText": PAPER, "sections": [{"heading": "1 Introduction", "text": PAPER}]}}))
+    return root
+
+
+# A reviewer's review as real PeerRead files give it (ICLR 2017), with the fields we do not read.
+PEERREAD_REVIEW = {"IMPACT": 4, "OTHER_KEYS": "ICLR 2017 conference AnonReviewer1", "TITLE": "Nice paper",
+                   "comments": REVIEW, "ORIGINALITY": 5, "IS_ANNOTATED": True, "IS_META_REVIEW": False,
+                   "RECOMMENDATION": 9, "RECOMMENDATION_UNOFFICIAL": 5, "DATE": "17 Dec 2016", "CLARITY": 5,
+                   "REVIEWER_CONFIDENCE": 4, "APPROPRIATENESS": 5, "is_meta_review": None}
+
+
+def test_a_peerread_directory_warns_of_a_misspelt_field_we_read_and_not_of_its_own_fields(tmp_path):
+    real = write_peerread(tmp_path / "real", [PEERREAD_REVIEW], conference="ICLR 2017 conference submission",
+                          abstract="A.", histories=[], authors="A. Author", accepted=True)
+    report = read_records(real)
+    assert [r.rating for r in report.records] == [9] and report.warnings == []
+    typo = {**PEERREAD_REVIEW, "coments": REVIEW + " More."}
+    del typo["comments"]
+    bad = write_peerread(tmp_path / "bad", [PEERREAD_REVIEW, typo], titel="Deep nets")
+    with pytest.raises(RecordError, match=r"reviews/42\.json review 1: missing field 'reviews\[1\]\.comments' .*; "
+                                          r"the line has fields that are not read: 'titel', 'reviews\[\]\.coments'"):
+        read_records(bad)
+    [warning] = read_records(bad, policy="skip").warnings
+    assert warning.startswith(
+        f"{bad}: fields not read (ignored): 'titel' (first at reviews/42.json; did you mean 'title'?), "
+        "'reviews[].coments' (first at reviews/42.json review 1; did you mean 'reviews[].comments'?); the fields read "
+        "are 'id', 'title', 'reviews', 'reviews[].comments', 'reviews[].RECOMMENDATION'")
+
+
+def test_a_peerread_review_whose_recommendation_is_misspelt_is_not_left_out_as_an_author_reply(tmp_path):
+    typo = {**PEERREAD_REVIEW, "recomendation": 4}
+    del typo["RECOMMENDATION"]
+    path = write_peerread(tmp_path, [PEERREAD_REVIEW, typo])
+    with pytest.raises(RecordError, match=r"reviews/42\.json review 1: no field 'reviews\[1\]\.RECOMMENDATION' but a "
+                                          r"field 'reviews\[\]\.recomendation', so the review would be left out as an "
+                                          r"author reply or comment: rename it 'RECOMMENDATION', or remove the review$"):
+        read_records(path)
+    report = read_records(path, policy="skip")
+    assert len(report.records) == 1 and report.rejected == {"misspelt_field": 1}
+    assert "'reviews[].recomendation' (first at reviews/42.json review 1; did you mean 'reviews[].RECOMMENDATION'?)" \
+        in report.warnings[0]
