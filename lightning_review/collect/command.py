@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from importlib import import_module
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tqdm import tqdm
 
@@ -26,13 +27,19 @@ from ..artifacts.resumable_jsonl import output_files
 from ..errors import UserError, count_problem, finite_number
 from ..openai_client import timeout_problem
 from ..safe_paths import atomic_writer, refuse_output_over_input
-from .client import CollectError, Fetcher, make_client
 from .folder import read_folder
 from .invitations import v1_names, v2_names
 from .output import PaperWriter
-from .pdf_text import Backend, PdfTextError, pdf_to_text
+from .pdf_text import Backend, PdfTextError, pdf_to_text, require_backend
 from .split import check_fractions, split_file, write_pairs
-from .venue import detect_api_version, list_venue, paper_fields
+
+if TYPE_CHECKING:
+    from .client import Fetcher
+
+# The collect extra's packages (setup.cfg) are imported only when a run needs them (.client, .venue and the PDF
+# backend import them), so that ``collect --help`` works on a base install; a run checks them before it writes
+# anything, and cli.main answers a missing one with the extra's pip command.
+VENUE_PACKAGES = ("openreview", "requests", "tenacity")
 
 
 def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = None, reviews_file: str | None = None,
@@ -84,25 +91,28 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
     refuse_output_over_input(pairs_file, [output_file, reviews_file], "--pairs_file")
     if split:
         check_fractions(split)
+    require_packages(venue is not None, pdf_backend)
     counts: Counter = Counter()
     left_out: dict[str, list[str]] = {}
     with PaperWriter(output_file, overwrite=overwrite) as writer:
         counts["already_in_file"] = len(writer.done)
         if writer.repaired:
             counts["cut_line_redone"] = 1
-        try:
-            if venue is not None:
+        if venue is not None:
+            from .client import CollectError
+
+            try:
                 info = _collect_venue(writer, venue, counts, left_out, api_version, baseurl, baseurl_v1,
                                       submission_invitation, review_name, decision_name, keep_withdrawn, pdf_backend,
                                       keep_references, pdf_cache_dir, max_papers, requests_per_second, timeout_s,
                                       max_attempts, retry_wait_s, progress)
-            else:
-                info = _collect_folder(writer, pdf_dir, reviews_file, counts, left_out, pdf_backend,
-                                       keep_references, max_papers, progress)
-        except CollectError as exc:
-            kept = f"; {output_file} stays as it was until the overwrite completes" if overwrite else ""
-            raise CollectError(f"{exc}. {len(writer.done)} papers are in {writer.path}{kept}; run the same command "
-                               "again to resume from there") from None
+            except CollectError as exc:
+                kept = f"; {output_file} stays as it was until the overwrite completes" if overwrite else ""
+                raise CollectError(f"{exc}. {len(writer.done)} papers are in {writer.path}{kept}; run the same "
+                                   "command again to resume from there") from None
+        else:
+            info = _collect_folder(writer, pdf_dir, reviews_file, counts, left_out, pdf_backend, keep_references,
+                                   max_papers, progress)
         summary = {"output_file": output_file, "papers_in_file": len(writer.done), **info,
                    "counts": dict(counts), "left_out": {k: v[:50] for k, v in left_out.items()}}
         if writer.duplicates:  # lines of an id written before: the file was concatenated or edited
@@ -120,6 +130,15 @@ def collect(output_file: str, venue: str | None = None, pdf_dir: str | None = No
         summary["pairs_file"] = {"file": pairs_file, "pairs": write_pairs(output_file, pairs_file)}
     print(json.dumps(summary, indent=2))
     return summary
+
+
+def require_packages(from_venue: bool, pdf_backend: Backend) -> None:
+    """Import the packages this run needs (OpenReview's client and its retries for a venue, the PDF backend), before
+    anything is written: a missing one raises ModuleNotFoundError naming it (cli.main: the collect extra's pip
+    command), or the PDF backend's own UserError, not an error halfway through, after the output file was begun."""
+    for name in VENUE_PACKAGES if from_venue else ():
+        import_module(name)
+    require_backend(pdf_backend)
 
 
 def setting_problems(max_papers, requests_per_second, timeout_s, max_attempts, retry_wait_s) -> list[str]:
@@ -185,6 +204,9 @@ def _collect_venue(writer: PaperWriter, venue: str, counts: Counter, left_out: d
                    baseurl_v1: str, submission_invitation, review_name, decision_name, keep_withdrawn: bool,
                    pdf_backend: Backend, keep_references: bool, pdf_cache_dir, max_papers, requests_per_second: float,
                    timeout_s: float, max_attempts: int, retry_wait_s: float, progress: bool) -> dict:
+    from .client import make_client
+    from .venue import detect_api_version, list_venue, paper_fields
+
     settings = dict(timeout_s=timeout_s, requests_per_second=requests_per_second, max_attempts=max_attempts,
                     retry_wait_s=retry_wait_s)
     group_content, fetcher = None, None

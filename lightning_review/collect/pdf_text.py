@@ -105,13 +105,27 @@ def _pypdf_pages(data: bytes, name: str) -> list[tuple[list[Piece], float]]:
         raise PdfTextError(f"{name}: not a readable PDF ({exc})") from None
 
 
-def _pymupdf_pages(data: bytes, name: str) -> list[tuple[list[Piece], float]]:
+def require_backend(backend: Backend) -> None:
+    """Import ``backend``'s package, before a run begins: pypdf's ModuleNotFoundError as it is (it comes with the
+    collect extra, which cli.main names), PyMuPDF's as a UserError (a separate, AGPL-3.0 extra)."""
+    if backend == "pypdf":
+        import pypdf  # noqa: F401
+    else:
+        _import_pymupdf()
+
+
+def _import_pymupdf():
     try:
         import pymupdf
     except ImportError:
         raise UserError("pdf_backend=pymupdf needs PyMuPDF (AGPL-3.0, not installed with this project): "
                         "pip install -e \".[collect-pymupdf]\" from the project's directory, or use the default "
                         "pdf_backend=pypdf") from None
+    return pymupdf
+
+
+def _pymupdf_pages(data: bytes, name: str) -> list[tuple[list[Piece], float]]:
+    pymupdf = _import_pymupdf()
     try:
         document = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # pymupdf raises its own FileDataError / RuntimeError for broken files
