@@ -1,12 +1,15 @@
 """The Trainer's settings and ``--ckpt_path`` checked from the parsed config of fit / validate / test / predict, before
 anything is built (the model loads in configure_model, after the Trainer): each bad one named with its fix, where
 Lightning would fail later with a traceback, after the model loaded (a missing checkpoint, a default_root_dir that
-is a file, 64-bit precision), in the first step (accumulate_grad_batches 0: a ZeroDivisionError) or not at all
-(accumulate_grad_batches -2 ran; max_steps 0 loaded the model and stopped without an adapter or checkpoint)."""
+is a file, 64-bit precision), in the first step (accumulate_grad_batches 0: a ZeroDivisionError), at the NaN-loss
+guard (precision 16-true) or not at all (accumulate_grad_batches -2 ran; max_steps 0 and max_time 0 loaded the model
+and stopped without an adapter or checkpoint, exit 0)."""
 
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,6 +40,8 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
             problems.append("trainer.limit_train_batches=0 trains no batch (fit would load the model and "
                             "stop without an adapter): leave it out, or give a number of batches > 0 or a "
                             "fraction of the epoch in (0, 1]")
+    if problem := max_time_problem(trainer.get("max_time"), subcommand):
+        problems.append(problem)
     interval = trainer.get("val_check_interval")
     if _number(interval) and not interval > 0:  # 0: a ZeroDivisionError at the first step; NaN
         problems.append(f"trainer.val_check_interval must be > 0 (training batches between validations, or a "
@@ -54,7 +59,16 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
     if precision in ("64", "64-true", "double"):
         problems.append(f"trainer.precision={precision} is not supported: the 4-bit LoRA model computes in "
                         f"float32 at most; use 32-true (or bf16-mixed on a GPU)")
+    if precision == "16-true" and subcommand == "fit":
+        problems.append("trainer.precision=16-true trains in float16 without loss scaling: the loss overflows to NaN "
+                        "within a few steps (step 2 of the CPU demo) and the run stops at the NaN-loss guard, after "
+                        "the model loaded; use bf16-mixed on a GPU (as configs/7b.yaml and 13b.yaml do), or 32-true "
+                        "on a CPU")
     accelerator = trainer.get("accelerator")
+    if precision in ("16", "16-mixed") and _runs_on_cpu(accelerator):
+        problems.append(f"trainer.precision={precision} is float16 autocast, which Lightning has not on a CPU: it "
+                        f"would run bf16-mixed instead (only a warning says so), in bfloat16, whose backward is slow "
+                        f"on a CPU; on a CPU give --trainer.precision 32-true ({precision} is for a GPU)")
     if isinstance(accelerator, str) and accelerator in ("gpu", "cuda"):
         import torch
 
@@ -83,6 +97,55 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _runs_on_cpu(accelerator: Any) -> bool:
+    """Whether Lightning will put the run on the CPU: ``cpu``, or ``auto`` (the default) with no CUDA or MPS device."""
+    if accelerator == "cpu":
+        return True
+    if accelerator not in (None, "auto"):
+        return False
+    import torch
+
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
+
+
+# the units Python's timedelta takes: the keys of a dict max_time (Lightning's Timer calls timedelta(**max_time))
+MAX_TIME_UNITS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")
+# the one string form Lightning's Timer reads (it refuses any other, a negative one too, in one line)
+MAX_TIME_FORMAT = re.compile(r"(\d+):(\d\d):(\d\d):(\d\d)")
+
+
+def max_time_problem(max_time: Any, subcommand: str = "fit") -> str | None:
+    """``trainer.max_time`` (DD:HH:MM:SS, a dict of timedelta's units or a timedelta) that fit cannot train with: zero
+    or negative (Lightning's Timer stops fit before its first step: the model loaded, no adapter, exit 0), a dict key
+    timedelta does not take or a duration it cannot hold (a TypeError / OverflowError traceback when the Trainer is
+    built, for every subcommand). Other strings are left to the Timer, which refuses them in one line."""
+    if max_time is None:
+        return None
+    fix = 'DD:HH:MM:SS (e.g. 00:12:00:00) or {"hours": 12}'
+    try:
+        if isinstance(max_time, timedelta):
+            duration = max_time
+        elif isinstance(max_time, Mapping):
+            unknown = [key for key in max_time if key not in MAX_TIME_UNITS]
+            if unknown:
+                return (f"trainer.max_time={dict(max_time)} is not a duration: {', '.join(map(str, unknown))} is not "
+                        f"a unit of time (the keys are {', '.join(MAX_TIME_UNITS)}); give {fix}")
+            duration = timedelta(**max_time)
+        elif isinstance(max_time, str) and (match := MAX_TIME_FORMAT.fullmatch(max_time.strip())):
+            days, hours, minutes, seconds = map(int, match.groups())
+            duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        else:
+            return None
+    except (OverflowError, TypeError):  # beyond timedelta's 999999999 days; a value that is no number
+        return (f"trainer.max_time={max_time} is not a duration Python's timedelta can hold (at most 999999999 "
+                f"days, whole numbers): give {fix}, or leave it out (null) for no time limit")
+    if subcommand == "fit" and duration <= timedelta(0):
+        return (f"trainer.max_time={max_time} trains no step (Lightning's Timer stops fit before the first, after "
+                f"the model loaded, without an adapter or checkpoint): give a positive duration, {fix}, or leave it "
+                f"out (null) for no time limit")
+    return None
 
 
 # numpy's seeds (lightning.fabric.utilities.seed.seed_everything refuses the others with a traceback)

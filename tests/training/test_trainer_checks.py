@@ -2,6 +2,7 @@
 a non-zero exit and no traceback, before the model loads (training.trainer_checks, trainer_cli.ReviewCLI)."""
 
 import sys
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +11,7 @@ from lightning_review import cli
 from lightning_review.errors import UserError
 from lightning_review.training.guard import NonFiniteLossError, non_finite_advice
 from lightning_review.training.module import LongQLoRAModule
-from lightning_review.training.trainer_checks import ckpt_path_problem, trainer_problems
+from lightning_review.training.trainer_checks import ckpt_path_problem, max_time_problem, trainer_problems
 from tests.conftest import ROOT
 
 DEMO = ["-c", str(ROOT / "configs" / "demo.yaml"), "--data.max_seq_length=128", "--model.model_max_length=null"]
@@ -47,6 +48,19 @@ def fails_with(args) -> str:
     (["--trainer.check_val_every_n_epoch=0"], "trainer.check_val_every_n_epoch must be >= 1"),  # ZeroDivisionError
     (["--seed_everything=99999999999"], "seed_everything must be a whole number from 0 to 4294967295"),
     (["--trainer.strategy=deepspeed_stage_2"], "trainer.strategy=deepspeed_stage_2 runs on CUDA GPUs only"),
+    # max_time zero: the Timer stopped fit before its first step, exit 0, no adapter
+    (["--trainer.max_time=00:00:00:00"], "trainer.max_time=00:00:00:00 trains no step"),
+    (['--trainer.max_time={"days": 0, "hours": 0, "minutes": 0, "seconds": 0}'], "trains no step"),
+    (['--trainer.max_time={"seconds": -5}'], "trainer.max_time={'seconds': -5} trains no step"),
+    # a TypeError / OverflowError traceback when the Trainer was built
+    (['--trainer.max_time={"hour": 2}'], "trainer.max_time={'hour': 2} is not a duration: hour is not a unit of time"),
+    (["--trainer.max_time=99999999999:00:00:00"], "is not a duration Python's timedelta can hold"),
+    # ran, and stopped at the NaN-loss guard after the model loaded
+    (["--trainer.precision=16-true"], "trainer.precision=16-true trains in float16 without loss scaling"),
+    # the demo's accelerator is cpu: Lightning ran bf16-mixed instead, with a warning
+    (["--trainer.precision=16-mixed"], "trainer.precision=16-mixed is float16 autocast, which Lightning has not on a "
+                                       "CPU"),
+    (["--trainer.precision=16"], "trainer.precision=16 is float16 autocast, which Lightning has not on a CPU"),
 ])
 def test_a_bad_trainer_setting_is_one_line_before_the_model_loads(tmp_path, monkeypatch, no_model_load, flags,
                                                                   expected):
@@ -109,6 +123,40 @@ def test_good_trainer_settings_pass(tmp_path):
     assert trainer_problems(good, "fit") == []
     # max_steps=0 is only a problem of fit: validate / test / predict train nothing anyway
     assert trainer_problems({**good, "max_steps": 0}, "validate") == []
+    # 16-true only fails in training (16-mixed on a GPU: test_16_mixed_with_the_auto_accelerator_...)
+    assert trainer_problems({**good, "precision": "16-true"}, "validate") == []
+    assert trainer_problems({**good, "max_time": "00:00:00:00"}, "validate") == []
+
+
+@pytest.mark.parametrize("max_time", ["00:12:00:00", " 01:00:00:00 ", "00:00:00:01", {"hours": 12},
+                                      {"days": 0, "minutes": 1}, {"microseconds": 1}, timedelta(hours=1), None])
+def test_a_positive_max_time_passes(max_time):
+    assert max_time_problem(max_time, "fit") is None
+
+
+@pytest.mark.parametrize("max_time", ["00:00:00:00", {"days": 0}, {"hours": 1, "minutes": -60}, timedelta(0),
+                                      timedelta(seconds=-1)])
+def test_a_zero_or_negative_max_time_is_refused_for_fit(max_time):
+    assert max_time_problem(max_time, "fit").startswith(f"trainer.max_time={max_time} trains no step")
+    assert max_time_problem(max_time, "validate") is None  # no training: the Timer stops nothing
+
+
+def test_max_time_strings_lightning_refuses_itself_are_left_to_it():
+    """Any other string is refused in one line by Lightning's Timer (instantiate_trainer catches its
+    MisconfigurationException)."""
+    for max_time in ("0:00:00", "-1:00:00:00", "1 day"):
+        assert max_time_problem(max_time, "fit") is None
+
+
+@pytest.mark.parametrize("cuda, refused", [(False, True), (True, False)])
+def test_16_mixed_with_the_auto_accelerator_is_refused_only_without_a_gpu(monkeypatch, cuda, refused):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for accelerator in ("auto", None):
+        problems = trainer_problems({"precision": "16-mixed", "accelerator": accelerator}, "fit")
+        assert bool(problems) == refused, (accelerator, problems)
 
 
 def test_a_non_finite_loss_is_a_users_error_with_the_fix_for_its_precision():
