@@ -76,3 +76,13 @@ def test_a_rejects_file_that_is_an_output_of_prepare_is_refused(tmp_path, tiny_l
     with pytest.raises(UserError, match=f"--rejects_file=.*{name} is the {name} prepare writes in --output_dir"):
         prepare(str(tmp_path / "absent.jsonl"), str(tiny_llama_dir), output_dir=str(tmp_path / "o"),
                 on_bad_record="skip", rejects_file=str(tmp_path / "o" / name))
+
+
+def test_a_max_seq_length_beyond_ropes_float32_positions_is_refused_naming_prepares_flag(tmp_path, tiny_llama_dir):
+    """It was accepted, and every example packed into one row of 99999999999999 tokens (packing efficiency 0.0%)."""
+    with pytest.raises(SystemExit) as caught:
+        main(["prepare", f"--data_file={tmp_path / 'absent.jsonl'}", f"--tokenizer_dir={tiny_llama_dir}",
+              "--max_seq_length=99999999999999", f"--output_dir={tmp_path / 'o'}"])
+    assert str(caught.value).startswith("error: --max_seq_length must be at most 16,777,216 (2**24) tokens a row, got "
+                                        "99999999999999: the model's RoPE takes positions as float32")
+    assert "data." not in str(caught.value)

@@ -40,6 +40,24 @@ DATA_SETTING_RANGES = {
     "min_review_chars": (lambda v: v >= 0, ">= 0"),
 }
 
+# The longest row a run can train on correctly: transformers' Llama RoPE multiplies the position ids as float32, which
+# holds whole numbers exactly only up to 2**24 (16,777,217 is read as 16,777,216), so beyond it neighbouring tokens
+# would share one rotation, silently. The other limits in this code are higher: the tokenize cache's int32 prompt
+# lengths and the varlen attention's int32 offsets (2**31 - 1); the fused LoRA kernels' int32 offsets
+# (model.lora_kernels.MAX_ELEMENTS, rows * features) only make a layer fall back to torch's path. 32K-256K rows (the
+# benchmarks' longest) are well within.
+MAX_SEQ_LENGTH = 2**24
+
+
+def max_seq_length_problem(length) -> str | None:
+    """``data.max_seq_length`` beyond MAX_SEQ_LENGTH, with why; its lower bound is DATA_SETTING_RANGES'."""
+    if isinstance(length, (int, float)) and not isinstance(length, bool) and length > MAX_SEQ_LENGTH:
+        return (f"data.max_seq_length must be at most {MAX_SEQ_LENGTH:,} (2**24) tokens a row, got {length}: the "
+                f"model's RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24, so "
+                f"further tokens would share a position's rotation; give the row length to train on (e.g. 8192, "
+                f"32768 or 262144)")
+    return None
+
 
 def split_by_paper(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
     """Train/val split over papers, never over reviews: all reviews of one paper (one id, or one text up to
@@ -463,6 +481,8 @@ def check_data_settings(hparams) -> None:
     """Every numeric setting in its range and the settings consistent with each other, each bad one named."""
     problems = [f"data.{name} must be {allowed}, got {hparams[name]!r}"
                 for name, (ok, allowed) in DATA_SETTING_RANGES.items() if not ok(hparams[name])]
+    if too_long := max_seq_length_problem(hparams["max_seq_length"]):
+        problems.append(too_long)
     rejects = rejects_file_problem(hparams["rejects_file"], hparams["on_bad_record"])
     if rejects:
         problems.append(rejects)

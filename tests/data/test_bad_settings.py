@@ -28,6 +28,18 @@ def test_out_of_range_settings_are_refused_at_construction(setting, value, messa
         ReviewDataModule(train_file="never-read.jsonl", **{setting: value})
 
 
+def test_a_max_seq_length_beyond_ropes_float32_positions_is_refused_naming_the_limit():
+    """--max_seq_length 99999999999999 was accepted (prepare packed every example into one row of that width). The
+    real ceiling: RoPE takes positions as float32, exact whole numbers only up to 2**24."""
+    for length in (2**24 + 1, 99999999999999):
+        expected = (f"data.max_seq_length must be at most 16,777,216 (2**24) tokens a row, got {length}: the model's "
+                    f"RoPE takes positions as float32")
+        with pytest.raises(UserError, match=re.escape(expected)):
+            ReviewDataModule(train_file="never-read.jsonl", max_seq_length=length)
+    for length in (32768, 65536, 262144, 2**24):  # long-context rows (benchmarks went to 256K) and the limit itself
+        assert ReviewDataModule(max_seq_length=length).hparams.max_seq_length == length
+
+
 def test_every_bad_setting_is_named_at_once():
     with pytest.raises(UserError, match=r"data.batch_size must be > 0, got 0; data.num_workers must be >= 0"):
         ReviewDataModule(batch_size=0, num_workers=-1)
