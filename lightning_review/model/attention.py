@@ -128,14 +128,6 @@ def _grouped_half(q, k, v, layout, seq, group_size, shifted, scale, ragged_backe
     backward is one concatenation, not a zero-filled copy per piece); a run of equal full groups is reshaped,
     without copying, into one batched SDPA call. ``ragged_backends``: a context that limits SDPA's kernels, around
     the calls of pieces that are not ``_regular``."""
-    rows = _grouped_half_pieces(q, k, v, layout, seq, group_size, shifted, scale, ragged_backends)
-    rows = [outs[0].contiguous() if len(outs) == 1 else torch.cat(outs, dim=0) for outs in rows]  # a cat of one copies
-    return rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
-
-
-def _grouped_half_pieces(q, k, v, layout, seq, group_size, shifted, scale, ragged_backends=None) -> list[list]:
-    """``_grouped_half``'s outputs before they are joined: per row, its pieces' (tokens, heads, dim) outputs in
-    token order."""
     heads, kv_heads = q.shape[2], k.shape[2]
     gqa = heads != kv_heads
     rows = []
@@ -155,48 +147,8 @@ def _grouped_half_pieces(q, k, v, layout, seq, group_size, shifted, scale, ragge
             with ragged_backends() if ragged else nullcontext():
                 o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
             outs.append(o.transpose(1, 2).reshape(n, heads, o.shape[-1]))
-        rows.append(outs)
-    return rows
-
-
-class _Placed(torch.autograd.Function):
-    """Pieces of attention output written once each into one (batch, seq, heads, dim) tensor: their (row, first
-    token, first head) in ``places``. Why: joining the pieces of a row (``torch.cat`` along the tokens) and then the
-    two halves of the heads (``torch.cat`` along the heads) copied the shifted half, and every piece of a packed row,
-    twice; SDPA has no ``out=``. Backward hands each piece its slice of the gradient, a view, as the two
-    concatenations' backward did."""
-
-    @staticmethod
-    def forward(ctx, shape: tuple, places: tuple, *pieces: torch.Tensor) -> torch.Tensor:
-        out = pieces[0].new_empty(shape)
-        for (row, start, head), piece in zip(places, pieces):
-            out[row, start:start + piece.shape[0], head:head + piece.shape[1]].copy_(piece)
-        ctx.places, ctx.sizes = places, [piece.shape[:2] for piece in pieces]
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return (None, None, *(grad[row, start:start + n, head:head + h]
-                              for (row, start, head), (n, h) in zip(ctx.places, ctx.sizes)))
-
-
-def _place_halves(halves: list[list[list[torch.Tensor]]], batch: int, seq: int, heads: int, dim: int) -> torch.Tensor:
-    """The halves' pieces (``_grouped_half_pieces`` of each, heads in order) as one (batch, seq, heads, dim) tensor."""
-    places, pieces, head = [], [], 0
-    for rows in halves:
-        for row, outs in enumerate(rows):
-            start = 0
-            for piece in outs:
-                places.append((row, start, head))
-                pieces.append(piece)
-                start += piece.shape[0]
-        head += rows[0][0].shape[1]
-    return _Placed.apply((batch, seq, heads, dim), tuple(places), *pieces)
-
-
-# The attention halves' pieces written once each into the output (_Placed); False: joined by two concatenations,
-# which copied the shifted half twice (as before session 16)
-PLACE_PIECES = True
+        rows.append(outs[0].contiguous() if len(outs) == 1 else torch.cat(outs, dim=0))  # a cat of one still copies
+    return rows[0].unsqueeze(0) if len(rows) == 1 else torch.stack(rows)
 
 
 # Packed rows run their SDPA calls outside cuDNN, which plans every new shape on the CPU (about 1 ms a call in a
@@ -255,13 +207,8 @@ def _grouped_groups(q, k, v, layout, group_size, scale, ragged_backends=None):
         out = _grouped_half(qt, kt, vt, layout, seq, None, False, scale, ragged_backends)
     else:
         plain, shifted = _head_halves(qt, kt, vt, dim=2)
-        if PLACE_PIECES:
-            halves = [_grouped_half_pieces(*plain, layout, seq, group_size, False, scale, ragged_backends),
-                      _grouped_half_pieces(*shifted, layout, seq, group_size, True, scale, ragged_backends)]
-            out = _place_halves(halves, qt.shape[0], seq, qt.shape[2], qt.shape[3])
-        else:
-            out = torch.cat([_grouped_half(*plain, layout, seq, group_size, False, scale, ragged_backends),
-                             _grouped_half(*shifted, layout, seq, group_size, True, scale, ragged_backends)], dim=2)
+        out = torch.cat([_grouped_half(*plain, layout, seq, group_size, False, scale, ragged_backends),
+                         _grouped_half(*shifted, layout, seq, group_size, True, scale, ragged_backends)], dim=2)
     return out.transpose(1, 2)
 
 

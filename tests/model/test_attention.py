@@ -160,24 +160,3 @@ def test_cuda_backends_match_the_reference_with_odd_and_even_heads(backend, head
     for got, expected in zip(results[backend], results["reference"]):
         torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
 
-
-
-@pytest.mark.parametrize("heads, kv_heads", HEADS)
-@pytest.mark.parametrize("case", [c for c in CASES if CASES[c]["group"] is not None])
-def test_pieces_placed_once_are_the_two_concatenations_bit_for_bit(case, heads, kv_heads, monkeypatch):
-    """``grouped`` writes each piece of each half once into the output (attention.PLACE_PIECES): the same outputs
-    and gradients, bit for bit, as joining the pieces and then the halves by concatenation."""
-    from lightning_review.model import attention
-
-    c = CASES[case]
-    torch.manual_seed(0)
-    q = torch.randn(c["batch"], heads, c["seq"], 8, requires_grad=True)
-    k, v = (torch.randn(c["batch"], kv_heads, c["seq"], 8, requires_grad=True) for _ in range(2))
-    grad_out = torch.randn(c["batch"], heads, c["seq"], 8)
-    results = {}
-    for placed in (True, False):
-        monkeypatch.setattr(attention, "PLACE_PIECES", placed)
-        out = s2_attention(q, k, v, c["group"], c["doc_lens"], backend="grouped")
-        results[placed] = (out, *torch.autograd.grad((out * grad_out).sum(), (q, k, v)))
-    for got, expected in zip(results[True], results[False]):
-        assert torch.equal(got, expected)
