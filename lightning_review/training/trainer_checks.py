@@ -66,7 +66,7 @@ def trainer_problems(trainer: Mapping[str, Any], subcommand: str) -> list[str]:
                         "on a CPU")
     accelerator = trainer.get("accelerator")
     if precision in ("16", "16-mixed") and _runs_on_cpu(accelerator):
-        problems.append(f"trainer.precision={precision} is float16 autocast, which Lightning has not on a CPU: it "
+        problems.append(f"trainer.precision={precision} is float16 autocast, which Lightning does not run on a CPU: it "
                         f"would run bf16-mixed instead (only a warning says so), in bfloat16, whose backward is slow "
                         f"on a CPU; on a CPU give --trainer.precision 32-true ({precision} is for a GPU)")
     if isinstance(accelerator, str) and accelerator in ("gpu", "cuda"):

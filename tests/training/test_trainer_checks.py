@@ -58,9 +58,9 @@ def fails_with(args) -> str:
     # ran, and stopped at the NaN-loss guard after the model loaded
     (["--trainer.precision=16-true"], "trainer.precision=16-true trains in float16 without loss scaling"),
     # the demo's accelerator is cpu: Lightning ran bf16-mixed instead, with a warning
-    (["--trainer.precision=16-mixed"], "trainer.precision=16-mixed is float16 autocast, which Lightning has not on a "
-                                       "CPU"),
-    (["--trainer.precision=16"], "trainer.precision=16 is float16 autocast, which Lightning has not on a CPU"),
+    (["--trainer.precision=16-mixed"], "trainer.precision=16-mixed is float16 autocast, which Lightning does not "
+                                       "run on a CPU"),
+    (["--trainer.precision=16"], "trainer.precision=16 is float16 autocast, which Lightning does not run on a CPU"),
 ])
 def test_a_bad_trainer_setting_is_one_line_before_the_model_loads(tmp_path, monkeypatch, no_model_load, flags,
                                                                   expected):
