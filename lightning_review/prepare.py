@@ -72,10 +72,10 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
                         "rating); the text task trains on documents without targets: leave rating_line out")
     start = time.perf_counter()
     out = Path(output_dir)
-    refuse_unwritable_output(out, "output_dir", directory=True)  # before the data is read and tokenized
-    for name in ("stats.json", "lengths.png"):
+    outputs = ("stats.json", "lengths.png") if plot else ("stats.json",)  # the files written in output_dir
+    refuse_unwritable_output(out, "output_dir", directory=True, files=outputs)  # before the data is read
+    for name in outputs:
         refuse_output_over_input(out / name, [data_file, val_file], "output_dir")
-        refuse_unwritable_output(out / name, "output_dir")
         if rejects_file is not None and same_file(rejects_file, out / name):
             raise UserError(f"--rejects_file={rejects_file} is the {name} prepare writes in --output_dir: one would "
                             "replace the other; give --rejects_file another path")
