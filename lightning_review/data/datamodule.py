@@ -17,7 +17,7 @@ from ..artifacts.model_sources import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, model_p
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output, same_file
-from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
+from .packing import MAX_SEQ_LENGTH, collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .rating_line import resolve_rating_line, training_target
@@ -39,14 +39,6 @@ DATA_SETTING_RANGES = {
     "pad_to_multiple_of": (lambda v: v > 0, "> 0 (1: no rounding)"),
     "min_review_chars": (lambda v: v >= 0, ">= 0"),
 }
-
-# The longest row a run can train on correctly: transformers' Llama RoPE multiplies the position ids as float32, which
-# holds whole numbers exactly only up to 2**24 (16,777,217 is read as 16,777,216), so beyond it neighbouring tokens
-# would share one rotation, silently. The other limits in this code are higher: the tokenize cache's int32 prompt
-# lengths and the varlen attention's int32 offsets (2**31 - 1); the fused LoRA kernels' int32 offsets
-# (model.lora_kernels.MAX_ELEMENTS, rows * features) only make a layer fall back to torch's path. 32K-256K rows (the
-# benchmarks' longest) are well within.
-MAX_SEQ_LENGTH = 2**24
 
 
 def max_seq_length_problem(length) -> str | None:
