@@ -117,7 +117,7 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
     if skipped or read.duplicates:
         flags["human_file"] = [{"file": human_file, "skipped": skipped, "duplicates_dropped": read.duplicates,
                                 "rejects_file": rejects_file}]
-        print(human_file_line(flags["human_file"][0]))
+        print(f"warning: {human_file_line(flags['human_file'][0])}", file=sys.stderr)  # as read.warnings above
     return dict(papers), texts, flags, dict(ratings)
 
 

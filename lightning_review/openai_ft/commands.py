@@ -46,7 +46,7 @@ def export(data_file: str, output_file: str, first: int | None = None, sample: i
     report = read_records(data_file)
     for note in report.warnings + ([f"{data_file}: records not exported: {dict(report.rejected)}"]
                                    if report.rejected else []):  # exact duplicates, under strict
-        print(note)
+        print(f"warning: {note}", file=sys.stderr)  # as generate's and evaluate's: stdout keeps the summary line
     everything = report.records
     with_rating = resolve_rating_line(rating_line, everything, data_file)
     records = select(everything, first=first, sample=sample, fraction=fraction, seed=seed)

@@ -88,9 +88,9 @@ def test_missing_papers_and_empty_reviews_are_flagged_with_their_counts():
 
 
 def test_a_warning_about_the_human_file_goes_to_stderr_not_stdout(tmp_path, capsys):
-    human = write_jsonl(tmp_path / "human.jsonl", [{**paper(k), "venue": "X"} for k in range(2)])
+    human = write_jsonl(tmp_path / "human.jsonl", [{**paper(k), "shelf": "X"} for k in range(2)])
     ours = system_file(tmp_path / "ours.jsonl", ["p0", "p1"])
     load_input(str(human), {"ours": ours})
     printed = capsys.readouterr()
-    assert printed.err.startswith(f"warning: {human}: fields not read (ignored): 'venue' (first at line 1)")
+    assert printed.err.startswith(f"warning: {human}: fields not read (ignored): 'shelf' (first at line 1)")
     assert "warning:" not in printed.out  # stdout may be piped as data

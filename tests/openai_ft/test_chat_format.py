@@ -10,7 +10,7 @@ from lightning_review.data.records import Record
 from lightning_review.openai_ft.chat_format import (check_example, export_chat_jsonl, select, truncate_paper_to_fit,
                                                     validate_chat_jsonl)
 from lightning_review.openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
-from tests.conftest import write_jsonl
+from tests.conftest import run_cli, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,23 @@ def test_export_says_what_it_did_not_export(tmp_path, capsys):
     papers = write_jsonl(tmp_path / "pairs.jsonl", [record, record])
     counts = export(str(papers), str(tmp_path / "chat.jsonl"), truncate=False)
     assert counts["examples"] == 1 and counts["read"]["duplicates_dropped"] == 1
-    assert "records not exported: {'duplicate': 1}" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert f"warning: {papers}: records not exported: {{'duplicate': 1}}\n" in printed.err
+    assert "records not exported" not in printed.out  # stdout keeps the summary line
+
+
+def test_export_prints_the_readers_warnings_on_stderr_as_warnings(tmp_path):
+    """They went to stdout without the ``warning:`` prefix, mixed into the summary."""
+    record = {"id": "p1", "paper": "We propose a sparse attention method. " * 5,
+              "review": "The ablation of the shift is missing.", "shelf": "X"}
+    papers = write_jsonl(tmp_path / "pairs.jsonl", [record])
+    out = tmp_path / "chat.jsonl"
+    proc = run_cli("openai", "export", f"--data_file={papers}", f"--output_file={out}", "--truncate=false",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"warning: {papers}: fields not read (ignored): 'shelf' (first at line 1)")
+    [summary] = proc.stdout.splitlines()  # the summary line alone
+    assert summary.startswith(f"{out}: 1 examples; papers truncated to fit ")
 
 
 def _chat_lines(tmp_path):
