@@ -30,11 +30,17 @@ def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]
 
 def check_numbers(max_windows: int | None, model_max_length: int | None) -> None:
     """Each count flag at least 1: a 0 would otherwise mean "no cap" / "no scaling" and a negative cap would drop
-    the last windows, both silently."""
+    the last windows, both silently; --model_max_length at most MAX_SEQ_LENGTH (2**24, RoPE's float32 positions)."""
     for flag, value in (("--max_windows", max_windows), ("--model_max_length", model_max_length)):
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}: give a whole number of 1 or more, or leave {flag} out "
                             f"({'every window is scored' if flag == '--max_windows' else 'no RoPE interpolation'})")
+    from ..data.packing import MAX_SEQ_LENGTH
+
+    if model_max_length is not None and model_max_length > MAX_SEQ_LENGTH:
+        raise UserError(f"--model_max_length {model_max_length}: give at most {MAX_SEQ_LENGTH:,} (2**24): the model's "
+                        "RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24, so "
+                        "further tokens would share a position's rotation")
 
 
 def check_device(device: str | None) -> str:

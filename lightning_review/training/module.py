@@ -16,6 +16,7 @@ from ..artifacts.checkpoint_files import CheckpointError, read_llama_config
 from ..artifacts.model_sources import TINY_LLAMA, resolve
 from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
+from ..data.packing import MAX_SEQ_LENGTH
 from ..model.kernels import Kernels, resolve_kernels, use_liger_kernels
 from ..model.loading import (add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama,
                              rope_scaling_factor)
@@ -41,7 +42,11 @@ SETTING_RANGES = {
     "weight_decay": (lambda v: v >= 0, ">= 0"),
     "warmup_steps": (lambda v: v >= 0, ">= 0"),
     "max_seq_length": (lambda v: v > 0, "> 0"),
-    "model_max_length": (lambda v: v is None or v > 0, "> 0, or null (no context extension)"),
+    # at most MAX_SEQ_LENGTH (2**24): RoPE takes positions as float32, exact whole numbers only up to there
+    "model_max_length": (lambda v: v is None or 0 < v <= MAX_SEQ_LENGTH,
+                         f"> 0 and at most {MAX_SEQ_LENGTH:,} (2**24: the model's RoPE takes positions as float32, "
+                         f"which holds whole numbers exactly only up to 2**24, so further tokens would share a "
+                         f"position's rotation), or null (no context extension)"),
     "s2_group_size": (lambda v: v is None or (v >= 2 and v % 2 == 0),
                       "an even number >= 2 (half a group is the shift), or null (a quarter of max_seq_length)"),
     "max_new_tokens": (lambda v: v > 0, "> 0"),

@@ -2,6 +2,7 @@
 model, an unusable --device or --output_dir, a truncated weights file are each one line naming the flag or file;
 and --plot false leaves no plot of an earlier run beside new results."""
 
+import re
 import shutil
 
 import pytest
@@ -24,6 +25,16 @@ def test_counts_below_one_are_refused_not_read_as_no_cap(tmp_path, tiny_llama_di
     with pytest.raises(UserError, match=f"--{flag} {value}: give a whole number of 1 or more"):
         perplexity(papers, lengths="64", checkpoint_dir=str(tiny_llama_dir), output_dir=str(tmp_path / "o"),
                    device="cpu", **{flag: value})
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("length", [2**24 + 1, 99999999999999])
+def test_a_model_max_length_beyond_ropes_float32_positions_is_refused(tmp_path, tiny_llama_dir, papers, length):
+    # it was accepted: the base loaded with RoPE interpolated by ceil(length / 256) and was scored
+    with pytest.raises(UserError, match=re.escape(f"--model_max_length {length}: give at most 16,777,216 (2**24): the "
+                                                  "model's RoPE takes positions as float32")):
+        perplexity(papers, lengths="64", checkpoint_dir=str(tiny_llama_dir), model_max_length=length,
+                   output_dir=str(tmp_path / "o"), device="cpu")
     assert not (tmp_path / "o").exists()
 
 

@@ -232,6 +232,19 @@ def test_out_of_range_settings_are_refused_at_construction(tiny_llama_dir, setti
         LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), **{setting: value})
 
 
+def test_a_model_max_length_beyond_ropes_float32_positions_is_refused_naming_the_limit(tiny_llama_dir):
+    """model.model_max_length=99999999999999 was accepted (RoPE interpolated by 24,414,062,500 on a 4K model). The
+    real ceiling, as for data.max_seq_length: RoPE takes positions as float32, exact whole numbers only up to 2**24."""
+    for length in (2**24 + 1, 99999999999999):
+        expected = ("model.model_max_length must be > 0 and at most 16,777,216 (2**24: the model's RoPE takes "
+                    "positions as float32")
+        with pytest.raises(UserError, match=re.escape(expected) + ".*" + re.escape(f"got {length!r}")):
+            LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), model_max_length=length)
+    for length in (32768, 262144, 2**24):  # long contexts (benchmarks went to 256K) and the limit itself
+        assert LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), model_max_length=length).hparams.model_max_length \
+            == length
+
+
 def test_every_bad_setting_is_named_at_once(tiny_llama_dir):
     with pytest.raises(UserError, match="model.lora_r must be > 0.*; model.learning_rate must be > 0"):
         LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), lora_r=0, learning_rate=0.0)
