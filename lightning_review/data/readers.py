@@ -22,12 +22,12 @@ chat line needs only its user message; a paper_reviews line is read as one docum
 PeerRead directory as in the review task. A line with no document is still a bad record naming file and line.
 
 Fields not read (extra metadata, or one of ours misspelt) are one warning a file, each named with where it first
-appears and the field of ours it most likely misspells: top-level ones and, where reviews are read, those of each
-review (``reviews[].ratng``). Not reported: the paper_reviews format's own metadata, which collect writes
-(PAPER_REVIEWS_METADATA); in a PeerRead directory, any field but one that looks like a misspelling of one we read,
-since PeerRead files hold many fields of their own (PEERREAD_OTHER); parsed_pdfs (science-parse output) are not
-checked. A PeerRead misspelling that would drop reviews without a word (``reviews``, a review's ``RECOMMENDATION``)
-is a bad record.
+appears and, where it is plainly a misspelling, the field of ours it stands for (_likely): top-level ones and, where
+reviews are read, those of each review (``reviews[].ratng``). Not reported: the paper_reviews format's own metadata,
+which collect writes (PAPER_REVIEWS_METADATA); in a PeerRead directory, any field but a plain misspelling of one we
+read, since PeerRead files hold many fields of their own (PEERREAD_OTHER), whether or not the file gives a record;
+parsed_pdfs (science-parse output) are not checked. A PeerRead misspelling that would drop reviews without a word
+(``reviews``, a review's ``RECOMMENDATION``) is a bad record.
 """
 
 from __future__ import annotations
@@ -36,9 +36,8 @@ import csv
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Container, Iterator, Literal, NamedTuple
 
 from ..errors import UserError, json_error
 from ..safe_paths import atomic_writer, refuse_output_over_input
@@ -127,7 +126,7 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
     _refuse_other_form(path, format, fmt)
     report = ReadReport(rejects_file=str(rejects_file) if rejects_file else None)
     known = fields_read(fmt, mapping or {}, need_review)
-    not_read: dict[str, str] = {}  # a field no reader reads -> where it first appears
+    not_read: dict[str, NotRead] = {}  # a field no reader reads -> where it first appears
     seen: set[tuple[str | None, str, str]] = set()
     rejects: list[dict] = []
 
@@ -140,20 +139,22 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
         rejects.append({"where": where, "reason": exc.reason, "message": str(exc)})
 
     for where, item in _candidates(path, fmt, mapping or {}, need_review):
+        # a bad row's fields count too (a reader may give its error the fields not read: ``unknown``), and those of a
+        # source that gives no record (FieldsNotRead)
+        unknown = (item.get("_unknown") if isinstance(item, dict) else getattr(item, "unknown", None)) or {}
+        for name, first in unknown.items():
+            not_read.setdefault(name, first)
+        if isinstance(item, FieldsNotRead):
+            continue
         try:
-            # a bad row's fields count too (a reader may give its error the fields not read: ``unknown``)
-            unknown = (getattr(item, "unknown", None) if isinstance(item, RecordError) else item.get("_unknown")) or {}
-            for name, first in unknown.items():
-                not_read.setdefault(name, first)
             try:
                 if isinstance(item, RecordError):
                     raise item
                 record = record_from_fields(item, where, item.get("_default_id", where), str(path), need_review)
             except RecordError as exc:
                 if unknown and exc.reason.startswith("missing_"):  # a misspelt field is the likely cause: say so
-                    raise RecordError(f"{exc}; {'the file has columns' if fmt == 'csv' else 'the line has fields'} "
-                                      f"that are not read: {', '.join(map(repr, unknown))} (misspelt or renamed?)",
-                                      exc.reason) from None
+                    raise RecordError(f"{exc}; {_HOLDS.get(fmt, 'the line has fields')} that are not read: "
+                                      f"{', '.join(map(repr, unknown))} (misspelt or renamed?)", exc.reason) from None
                 raise
             if need_review and len(record.review.strip()) < min_review_chars:
                 raise RecordError(f"{where}: the review has {len(record.review.strip())} characters, fewer than "
@@ -202,7 +203,10 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
 
 # Fields a reader fills itself, never the user's: a line's own field of one of these names is not read (it would set
 # the record's paper id or system prompt past their checks) and is reported as a field not read.
-_INTERNAL = {"_default_id", "_paper_id", "_system_prompt", "_labels", "_line_form", "_remove", "_unknown"}
+_INTERNAL = {"_default_id", "_paper_id", "_system_prompt", "_labels", "_line_form", "_unit", "_remove", "_unknown"}
+# What holds the fields not read that a record's missing-field error names, where that is not its line: a CSV file's
+# header, a JSON array's object, a PeerRead reviews file (its fields and its reviews').
+_HOLDS = {"csv": "the file has columns", "json": "the object has fields", "peerread": "the file has fields"}
 
 
 # How the fields of a line's (or PeerRead file's) review objects are named among the fields read and not read
@@ -239,34 +243,100 @@ def fields_read(fmt: str, mapping: dict[str, str], need_review: bool) -> tuple[s
             }.get(fmt)
 
 
-def _unknown(obj: dict, known: tuple[str, ...], where: str, scope: str = "") -> dict[str, str]:
-    """{field: where} for each field of the user's ``obj`` that its reader does not read; ``scope``: IN_REVIEWS for
-    a review object, whose fields ``known`` names under it."""
-    return {scope + name: where for name in obj if scope + name not in known}
+class NotRead(NamedTuple):
+    """Where a field not read first appears (``file:line``, ``file:line review 2``), and the field read it most
+    likely misspells there (_likely), if any."""
+
+    where: str
+    likely: str | None = None
 
 
-def _likely(name: str, known: tuple[str, ...]) -> str | None:
-    """The field read that ``name``, a field not read, most likely misspells (at the same level, top or in a review;
-    case aside), or None: a typo loses a field, so its warning names that field, not only the typo."""
+class FieldsNotRead(NamedTuple):
+    """What a reader yields for a source that gives no record, so that its fields not read are still reported: a
+    PeerRead file whose reviews are all meta-reviews or author replies."""
+
+    unknown: dict[str, NotRead]
+
+
+def _unknown(obj: dict, known: tuple[str, ...], where: str, scope: str = "",
+             quiet: tuple[str, ...] = ()) -> dict[str, NotRead]:
+    """{field: NotRead} for each field of the user's ``obj`` that its reader does not read (``known``), but those not
+    worth a word (``quiet``: a format's own metadata); ``scope``: IN_REVIEWS for a review object, whose fields
+    ``known`` and ``quiet`` name under it."""
+    return {scope + name: NotRead(where, _likely(scope + name, known, obj)) for name in obj
+            if scope + name not in known + quiet}
+
+
+# Field names that are metadata in common paper and review data, never taken for a misspelling of one of ours, however
+# close (``reviewer`` is two edits from ``review``); the formats' own metadata is added to them in _METADATA.
+COMMON_METADATA = ("reviewer", "reviewers", "author", "authors", "paper_id", "review_id", "reviewed", "course",
+                   "year", "date", "label", "score")
+# Fields one of which holds what the other would (a text-task document): neither is suggested where the other is.
+_ALTERNATIVES = {"paper": ("text",), "text": ("paper",)}
+
+
+def _normal(name: str) -> str:
+    """A field name without case or separators: ``Is_Meta-Review`` -> ``ismetareview``."""
+    return "".join(c for c in name.lower() if c not in "_- ")
+
+
+# The names of COMMON_METADATA and the formats' own metadata fields, at their level (top or in a review), as _normal
+# writes them.
+_METADATA = {_normal(scope + name) for name in COMMON_METADATA for scope in ("", IN_REVIEWS)} | {
+    _normal(name) for name in PAPER_REVIEWS_METADATA + PEERREAD_OTHER}
+
+
+def _edits(a: str, b: str) -> int:
+    """The edits from ``a`` to ``b``: characters inserted, deleted, replaced, or two next to each other swapped."""
+    rows = [list(range(len(b) + 1))]
+    for i, x in enumerate(a, 1):
+        row = [i]
+        for j, y in enumerate(b, 1):
+            row.append(min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (x != y)))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def _likely(name: str, known: tuple[str, ...], present: Container[str] = ()) -> str | None:
+    """The field read (``known``, same level) that ``name``, a field not read, plainly misspells, else None; a wrong
+    hint misleads, so: ``name`` is no metadata name (_METADATA: ``reviewer``), the field is not in ``present`` (the
+    object holding ``name``) nor held there in another form (_ALTERNATIVES), and, case and ``_ - `` aside, within 0
+    edits of a field of up to 3 letters, 1 up to 7 (``ratng``; a swap, ``reveiw``, is one), 2 beyond; no tie."""
     head, sep, leaf = name.rpartition(IN_REVIEWS)
     scope = head + sep
-    ours = {k[len(scope):].lower(): k for k in known if k.startswith(scope) and IN_REVIEWS not in k[len(scope):]}
-    match = get_close_matches(leaf.lower(), list(ours), n=1, cutoff=0.75)
-    return ours[match[0]] if match else None
+    if _normal(name) in _METADATA:
+        return None
+    best: dict[int, list[str]] = {}  # edits -> fields of ours
+    for ours in known:
+        own = ours[len(scope):]
+        if not ours.startswith(scope) or IN_REVIEWS in own or any(n in present
+                                                                    for n in (own, *_ALTERNATIVES.get(own, ()))):
+            continue
+        edits = _edits(_normal(leaf), _normal(own))
+        if edits <= (0 if len(_normal(own)) <= 3 else 1 if len(_normal(own)) <= 7 else 2):
+            best.setdefault(edits, []).append(ours)
+    if not best:
+        return None
+    closest = best[min(best)]
+    if len({_normal(ours) for ours in closest}) > 1:
+        return None  # as close to two fields of ours: which one was meant cannot be told
+    return next((ours for ours in closest if ours[len(scope):].isupper() == leaf.isupper()), closest[0])
 
 
-def _not_read_warning(path: Path, fmt: str, not_read: dict[str, str], known: tuple[str, ...], limit: int = 10) -> str:
+def _not_read_warning(path: Path, fmt: str, not_read: dict[str, NotRead], known: tuple[str, ...],
+                      limit: int = 10) -> str:
     """One line for a file's fields that no reader reads (extra metadata, or one of ours misspelt): each field with
-    where it first appears and the field of ours it most likely misspells, the fields that are read, and the fix."""
+    where it first appears and the field of ours it plainly misspells there (_likely), the fields that are read, and
+    the fix."""
     def place(where: str) -> str:
         rest = where[len(str(path)):] if where.startswith(str(path)) else where
         return f"line {rest[1:]}" if rest.startswith(":") else rest.lstrip("/")  # a file of a PeerRead directory
 
-    def hint(name: str) -> str:
-        likely = _likely(name, known)
-        return f"; did you mean {likely!r}?" if likely else ""
-    shown = ", ".join(f"{name!r} (first at {place(where)}{hint(name)})"
-                      for name, where in list(not_read.items())[:limit])
+    shown = ", ".join(f"{name!r} (first at {place(first.where)}"
+                      f"{f'; did you mean {first.likely!r}?' if first.likely else ''})"
+                      for name, first in list(not_read.items())[:limit])
     more = f" and {len(not_read) - limit} more" if len(not_read) > limit else ""
     what = "columns" if fmt == "csv" else "fields"
     fix = ('name it with data.column_mapping (e.g. {"review": "<your column>"})' if fmt in MAPPED_FORMATS else
@@ -321,7 +391,7 @@ def _refuse_other_form(path: Path, format: str, fmt: str) -> None:
 
 
 def _candidates(path: Path, fmt: str, mapping: dict[str, str],
-                need_review: bool) -> Iterator[tuple[str, dict | RecordError]]:
+                need_review: bool) -> Iterator[tuple[str, dict | RecordError | FieldsNotRead]]:
     if fmt not in READERS:
         raise UserError(f"unknown data format {fmt!r}; one of auto, {', '.join(READERS)}")
     yield from READERS[fmt](path, mapping, need_review)
@@ -331,11 +401,12 @@ def _jsonl(path: Path, mapping: dict[str, str], need_review: bool):
     yield from _json_lines(path, fields_read("jsonl", mapping, need_review))
 
 
-def _json_lines(path: Path, known: tuple[str, ...]):
+def _json_lines(path: Path, known: tuple[str, ...], quiet: tuple[str, ...] = ()):
     for where, obj in iter_json_lines(path):
         if isinstance(obj, dict):
             users = {name: value for name, value in obj.items() if name not in _INTERNAL}
-            obj = {**users, "_default_id": default_record_id(path, where), "_unknown": _unknown(obj, known, where)}
+            obj = {**users, "_default_id": default_record_id(path, where),
+                   "_unknown": _unknown(obj, known, where, quiet=quiet)}
         yield where, obj
 
 
@@ -412,9 +483,9 @@ PAPER_REVIEWS_LINE = '{"paper": "...", "reviews": [{"text": "...", "rating": ...
 
 
 def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
-    known = fields_read("paper_reviews", mapping, need_review) + PAPER_REVIEWS_METADATA
+    known = fields_read("paper_reviews", mapping, need_review)
     if not need_review:
-        yield from _json_lines(path, known)  # one document a line: its reviews are not read
+        yield from _json_lines(path, known, PAPER_REVIEWS_METADATA)  # one document a line: its reviews are not read
         return
     for where, obj in iter_json_lines(path):
         if isinstance(obj, RecordError):
@@ -431,7 +502,7 @@ def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
             yield where, exc
             continue
         paper_id = given or default_record_id(path, where)
-        unknown = _unknown(obj, known, where)
+        unknown = _unknown(obj, known, where, quiet=PAPER_REVIEWS_METADATA)
         for i, review in enumerate(reviews):
             at = f"{where} review {i}"
             if not isinstance(review, dict):
@@ -439,7 +510,7 @@ def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
                 continue
             item = {"id": f"{paper_id}#{i}", "_paper_id": given, "title": obj.get("title"),
                     "rating": _number(review.get("rating")), "source": obj.get("source"),
-                    "_unknown": {**unknown, **_unknown(review, known, at, IN_REVIEWS)},
+                    "_unknown": {**unknown, **_unknown(review, known, at, IN_REVIEWS, PAPER_REVIEWS_METADATA)},
                     "_labels": {"review": f"field 'reviews[{i}].text'", "rating": f"field 'reviews[{i}].rating'"},
                     "_line_form": PAPER_REVIEWS_LINE, "_remove": "that review"}
             for name, theirs in (("paper", "paper"), ("review", "text")):
@@ -454,24 +525,25 @@ def _not_a_review(at: str, i: int, review, form: str) -> RecordError:
                        "remove that review", "not_an_object")
 
 
-def _peerread_unknown(obj: dict, where: str, scope: str = "") -> dict[str, str]:
+def _peerread_unknown(obj: dict, where: str, scope: str = "") -> dict[str, NotRead]:
     """The fields of a PeerRead reviews file (``scope`` IN_REVIEWS: of one of its reviews) to report as not read:
-    those of no real PeerRead file that look like a misspelling of one we read (_likely). PeerRead files hold many
-    fields we do not read (scores, dates, histories), as other tools' files may hold others: those are no news."""
-    return {name: at for name, at in _unknown(obj, PEERREAD_READ + PEERREAD_OTHER, where, scope).items()
-            if _likely(name, PEERREAD_READ)}
+    those of no real PeerRead file that plainly misspell one we read (_likely). PeerRead files hold many fields we
+    do not read (scores, dates, histories), as other tools' files may hold others: those are no news."""
+    return {name: first for name, first in _unknown(obj, PEERREAD_READ, where, scope, PEERREAD_OTHER).items()
+            if first.likely}
 
 
-# What a PeerRead review needs, as the message about a missing field shows it.
-PEERREAD_REVIEW = '{"comments": "...", "RECOMMENDATION": ...} (a PeerRead review)'
+# What a PeerRead review needs, as the messages about a missing field or a review that is no object show it.
+PEERREAD_REVIEW = '{"comments": "...", "RECOMMENDATION": ...}'
 
 
-def _misspelt(unknown: dict[str, str], name: str) -> str | None:
-    """The first field not read that most likely misspells our field ``name`` (PeerRead), if any."""
-    return next((typo for typo in unknown if _likely(typo, PEERREAD_READ) == name), None)
+def _misspelt(unknown: dict[str, NotRead], name: str) -> str | None:
+    """The first field not read that plainly misspells our field ``name`` (PeerRead), if any."""
+    return next((typo for typo, first in unknown.items() if first.likely == name), None)
 
 
-def _misspelt_error(at: str, field: str, typo: str, loss: str, remove: str, unknown: dict[str, str]) -> RecordError:
+def _misspelt_error(at: str, field: str, typo: str, loss: str, remove: str,
+                    unknown: dict[str, NotRead]) -> RecordError:
     """The RecordError of a field we need that is absent while a misspelling of it is there: read as it is, the
     data would be lost without a word (``loss``), so it is an error, not only a field not read."""
     error = RecordError(f"{at}: no field {field!r} but a field {typo!r}, so {loss}: rename it "
@@ -480,18 +552,18 @@ def _misspelt_error(at: str, field: str, typo: str, loss: str, remove: str, unkn
     return error
 
 
-def _peerread_review(review, at: str, i: int, paper_id: str, title, text: str,
-                     unknown: dict[str, str]) -> dict | RecordError | None:
+def _peerread_review(review, at: str, i: int, paper_id: str, title, text: str, unknown: dict[str, NotRead],
+                     own: dict[str, NotRead]) -> dict | RecordError | None:
     """The item of the ``i``th review of a PeerRead file, None for one that is no reviewer's review (a meta-review,
     an author reply or a comment, without a recommendation), or the RecordError of one that is bad; a review left
-    out for no recommendation but with a field like it (``RECOMENDATION``) is an error, not a silent loss."""
+    out for no recommendation but with a field like it (``RECOMENDATION``, among its ``own`` fields not read) is an
+    error, not a silent loss. ``unknown``: the file's fields not read, its reviews' included."""
     if not isinstance(review, dict):
-        return _not_a_review(at, i, review, '{"comments": "...", "RECOMMENDATION": ...}')
-    unknown = {**unknown, **_peerread_unknown(review, at, IN_REVIEWS)}
+        return _not_a_review(at, i, review, PEERREAD_REVIEW)
     if review.get("IS_META_REVIEW") or review.get("is_meta_review"):
         return None  # the area chair's decision, not a reviewer's review
     if review.get("RECOMMENDATION") in (None, ""):
-        typo = None if "RECOMMENDATION" in review else _misspelt(unknown, IN_REVIEWS + "RECOMMENDATION")
+        typo = None if "RECOMMENDATION" in review else _misspelt(own, IN_REVIEWS + "RECOMMENDATION")
         if typo:
             return _misspelt_error(at, f"reviews[{i}].RECOMMENDATION", typo, "the review would be left out as an "
                                    "author reply or comment", "the review", unknown)
@@ -499,7 +571,7 @@ def _peerread_review(review, at: str, i: int, paper_id: str, title, text: str,
     item = {"id": f"{paper_id}#{i}", "_paper_id": paper_id, "paper": text, "title": title,
             "rating": _number(review["RECOMMENDATION"]), "source": "peerread", "_unknown": unknown,
             "_labels": {"review": f"field 'reviews[{i}].comments'", "rating": f"field 'reviews[{i}].RECOMMENDATION'"},
-            "_line_form": PEERREAD_REVIEW, "_remove": "that review"}
+            "_line_form": PEERREAD_REVIEW, "_unit": "PeerRead review", "_remove": "that review"}
     if "comments" in review:  # absent stays absent: "missing field", with the fields not read named
         item["review"] = review["comments"]
     return item
@@ -537,10 +609,23 @@ def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
             yield where, _misspelt_error(where, "reviews", typo, "none of its reviews would be read", "the file",
                                          unknown)
             continue
-        for i, review in enumerate(paper.get("reviews", [])):
-            item = _peerread_review(review, f"{where} review {i}", i, paper_id, paper.get("title"), text, unknown)
+        reviews = paper.get("reviews", [])
+        if not isinstance(reviews, list):
+            yield where, RecordError(f"{where}: field 'reviews' must be a list of reviews ({PEERREAD_REVIEW} each), "
+                                     f"got {_json_kind(reviews)}; fix or remove the file", "no_reviews")
+            reviews = []
+        own = [_peerread_unknown(review, f"{where} review {i}", IN_REVIEWS) if isinstance(review, dict) else {}
+               for i, review in enumerate(reviews)]
+        for fields in own:  # every review's, whether it gives a record or not (a meta-review, an author reply)
+            for name, first in fields.items():
+                unknown.setdefault(name, first)
+        for i, review in enumerate(reviews):
+            item = _peerread_review(review, f"{where} review {i}", i, paper_id, paper.get("title"), text, unknown,
+                                    own[i])
             if item is not None:
                 yield f"{where} review {i}", item
+        if unknown:  # reported even where no review gives a record
+            yield where, FieldsNotRead(unknown)
 
 
 def _json_file(path: Path):
@@ -642,7 +727,7 @@ def _csv(path: Path, mapping: dict[str, str], need_review: bool):
             yield where, item
 
 
-def _give_unknown(item: dict | RecordError, unknown: dict[str, str]) -> None:
+def _give_unknown(item: dict | RecordError, unknown: dict[str, NotRead]) -> None:
     """Attach a row's fields not read to what its reader yields, a record or its error (read_records reports them)."""
     if isinstance(item, dict):
         item["_unknown"] = unknown

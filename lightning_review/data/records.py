@@ -73,15 +73,16 @@ REVIEW_LINE = '{"paper": "...", "review": "..."}'
 
 
 def text_field(obj: dict, name: str, where: str, line_form: str = REVIEW_LINE, label: str | None = None,
-               remove: str = "the line") -> str:
+               remove: str = "the line", unit: str = "line") -> str:
     """A required non-empty text field of a record, or a RecordError naming ``where``, the field and the fix;
-    ``line_form`` shows what each line of the file needs (paper->review data by default). ``label`` is the field as
+    ``line_form`` shows what each ``unit`` of the data needs (each line of paper->review data by default; each
+    ``PeerRead review`` of a PeerRead file, which has no lines). ``label`` is the field as
     the user's file names it where a reader renamed it (``field 'reviews[2].text'``, ``column 'critique'``;
     default ``field '<name>'``), ``remove`` what to remove instead of fixing it (a review of a paper_reviews line,
     not the whole line)."""
     what = label or f"field {name!r}"
     if name not in obj:
-        raise RecordError(f"{where}: missing {what} (each line needs {line_form}); add it or remove {remove}",
+        raise RecordError(f"{where}: missing {what} (each {unit} needs {line_form}); add it or remove {remove}",
                           f"missing_{name}")
     value = obj[name]
     if not isinstance(value, str):
@@ -254,8 +255,8 @@ def record_from_fields(obj: dict, where: str, default_id: str, source: str, need
     A chat line's own system message (``_system_prompt``) goes to ``extra["system_prompt"]``. The id is checked by
     record_id (a string, or a whole number read as its digits). A reader that renames the user's fields gives
     ``_labels`` {our field: the user's field, as a message names it} so that an error names the user's field
-    (``field 'reviews[2].text'``), ``_line_form`` what its lines hold and ``_remove`` what to remove instead of
-    fixing a bad review."""
+    (``field 'reviews[2].text'``), ``_line_form`` what its lines hold (``_unit``: what holds it where that is no
+    line, ``PeerRead review``) and ``_remove`` what to remove instead of fixing a bad review."""
     labels = obj.get("_labels", {})
     given = record_id(obj, where, labels.get("id", "field 'id'"))
     paper_id = obj["_paper_id"] if "_paper_id" in obj else (paper_id_of(given) if given is not None else None)
@@ -265,9 +266,10 @@ def record_from_fields(obj: dict, where: str, default_id: str, source: str, need
             raise RecordError(f"{where}: missing field 'paper' (each line needs {{\"paper\": \"...\", \"review\": "
                               "\"...\"}); plain text without a review ({\"text\": ...}) is read by the text task "
                               "only (data.task text)", "missing_paper")
-        line_form = obj.get("_line_form", REVIEW_LINE)
-        paper = text_field(obj, "paper", where, line_form, labels.get("paper"))
-        review = text_field(obj, "review", where, line_form, labels.get("review"), obj.get("_remove", "the line"))
+        line_form, unit = obj.get("_line_form", REVIEW_LINE), obj.get("_unit", "line")
+        paper = text_field(obj, "paper", where, line_form, labels.get("paper"), unit=unit)
+        review = text_field(obj, "review", where, line_form, labels.get("review"), obj.get("_remove", "the line"),
+                            unit)
     else:
         name = document_field(obj, where)
         paper = text_field(obj, name, where, label=labels.get(name))

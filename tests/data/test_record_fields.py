@@ -99,13 +99,12 @@ def test_a_whole_number_id_is_its_digits_one_paper_with_the_string(tmp_path):
 
 def test_fields_not_read_warn_once_per_file_with_their_first_line(tmp_path):
     rows = [{"id": f"p{i}", "paper": f"{PAPER} {i}", "review": REVIEW, "venue": "X"} for i in range(3000)]
-    rows[5]["reveiw"] = "typo"
+    rows[5]["reveiw"] = "typo"  # beside its review: no misspelling of it, so no hint
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     report = read_records(path)
     assert len(report.records) == 3000 and len(report.warnings) == 1
     assert report.warnings[0] == (
-        f"{path}: fields not read (ignored): 'venue' (first at line 1), 'reveiw' (first at line 6; did you mean "
-        "'review'?); the fields read "
+        f"{path}: fields not read (ignored): 'venue' (first at line 1), 'reveiw' (first at line 6); the fields read "
         "are 'id', 'paper', 'review', 'title', 'rating', 'source'. Extra metadata can stay; if one is a misspelt or "
         "renamed field of ours, rename it in the file (jsonl fields have fixed names)")
     # a misspelt review is named where it makes the record bad, too
@@ -159,11 +158,11 @@ def test_a_misspelt_field_of_a_review_warns_naming_file_line_field_and_the_field
 
 
 def write_peerread(root, reviews, **paper):
-    """A PeerRead split directory holding one paper, 42, with ``reviews``."""
+    """A PeerRead split directory holding one paper, 42, with ``reviews`` (a field of ``paper`` None: left out)."""
     (root / "reviews").mkdir(parents=True)
     (root / "parsed_pdfs").mkdir()
-    (root / "reviews" / "42.json").write_text(json.dumps({"id": "42", "title": "Deep nets", "reviews": reviews,
-                                                          **paper}))
+    fields = {"id": "42", "title": "Deep nets", "reviews": reviews, **paper}
+    (root / "reviews" / "42.json").write_text(json.dumps({k: v for k, v in fields.items() if v is not None}))
     (root / "parsed_pdfs" / "42.pdf.json").write_text(json.dumps({"name": "42.pdf", "metadata": {
         "title": "Deep nets", "abstractText": PAPER, "sections": [{"heading": "1 Introduction", "text": PAPER}]}}))
     return root
@@ -183,10 +182,13 @@ def test_a_peerread_directory_warns_of_a_misspelt_field_we_read_and_not_of_its_o
     assert [r.rating for r in report.records] == [9] and report.warnings == []
     typo = {**PEERREAD_REVIEW, "coments": REVIEW + " More."}
     del typo["comments"]
-    bad = write_peerread(tmp_path / "bad", [PEERREAD_REVIEW, typo], titel="Deep nets")
-    with pytest.raises(RecordError, match=r"reviews/42\.json review 1: missing field 'reviews\[1\]\.comments' .*; "
-                                          r"the line has fields that are not read: 'titel', 'reviews\[\]\.coments'"):
+    bad = write_peerread(tmp_path / "bad", [PEERREAD_REVIEW, typo], titel="Deep nets", title=None)
+    with pytest.raises(RecordError) as caught:
         read_records(bad)
+    assert str(caught.value) == (  # a PeerRead file has no lines: its reviews need the fields, the file has them
+        f"{bad}/reviews/42.json review 1: missing field 'reviews[1].comments' (each PeerRead review needs "
+        '{"comments": "...", "RECOMMENDATION": ...}); add it or remove that review; the file has fields that are not '
+        "read: 'titel', 'reviews[].coments' (misspelt or renamed?)")
     [warning] = read_records(bad, policy="skip").warnings
     assert warning.startswith(
         f"{bad}: fields not read (ignored): 'titel' (first at reviews/42.json; did you mean 'title'?), "
@@ -206,3 +208,72 @@ def test_a_peerread_review_whose_recommendation_is_misspelt_is_not_left_out_as_a
     assert len(report.records) == 1 and report.rejected == {"misspelt_field": 1}
     assert "'reviews[].recomendation' (first at reviews/42.json review 1; did you mean 'reviews[].RECOMMENDATION'?)" \
         in report.warnings[0]
+
+
+def test_a_hint_names_a_field_of_ours_only_for_a_plain_misspelling_the_record_lacks():
+    """A wrong hint is worse than none: case and separators aside, at most one edit for a name of 4-7 letters (a swap
+    is one), two beyond, none for a short one; never a common metadata name, a field the object has, or a tie."""
+    from lightning_review.data.readers import PEERREAD_READ, _likely, fields_read
+
+    jsonl = fields_read("jsonl", {}, True)
+    assert _likely("reviewer", jsonl) is None  # metadata, two edits from 'review'
+    assert _likely("reviews[].reviewer", fields_read("paper_reviews", {}, True)) is None
+    assert _likely("ratng", jsonl) == "rating"
+    assert _likely("Review", jsonl) == "review"
+    assert _likely("reveiw", jsonl) == "review"
+    assert _likely("ID", jsonl) == "id" and _likely("di", jsonl) is None and _likely("ids", jsonl) is None
+    assert _likely("paper_text", jsonl) is None and _likely("rate", jsonl) is None
+    for name in ("Review", "reveiw", "revew"):  # a field the object has is never suggested
+        assert _likely(name, jsonl, {"paper": "...", "review": "...", name: "..."}) is None
+    text_task = fields_read("jsonl", {}, False)
+    assert _likely("txt", text_task) == "text" and _likely("txt", text_task, {"paper": "..."}) is None
+    assert _likely("revie", ("review", "revise")) is None  # as close to two fields: which one cannot be told
+    assert _likely("reviews[].RECOMENDATION", PEERREAD_READ) == "reviews[].RECOMMENDATION"
+    assert _likely("reviews[].Is_Meta_Review", PEERREAD_READ) == "reviews[].is_meta_review"
+    assert _likely("reviews[].IS_META_REVEIW", PEERREAD_READ) == "reviews[].IS_META_REVIEW"
+
+
+def test_the_warning_hints_only_where_the_line_lacks_the_field_it_names(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [
+        {"id": "a", "paper": PAPER, "review": REVIEW, "reviewer": "R2", "ratng": 6},
+        {"id": "b", "paper": PAPER + " Two.", "review": REVIEW, "rating": 5, "Review": "an old draft"}])
+    [warning] = read_records(path).warnings
+    assert warning.startswith(f"{path}: fields not read (ignored): 'reviewer' (first at line 1), 'ratng' (first at "
+                              "line 1; did you mean 'rating'?), 'Review' (first at line 2); the fields read are")
+    cased = write_jsonl(tmp_path / "c.jsonl", [{"paper": PAPER, "Review": REVIEW}])
+    [warning] = read_records(cased, policy="skip").warnings
+    assert "'Review' (first at line 1; did you mean 'review'?)" in warning
+
+
+def test_a_peerread_look_alike_is_reported_whether_or_not_a_review_gives_a_record(tmp_path):
+    """A file of a meta-review and an author reply gives no record; its misspelt fields are still news."""
+    meta = {"comments": REVIEW, "IS_META_REVIEW": True, "coments": "draft"}
+    reply = {"comments": "We thank the reviewers.", "IS_META_REVIEW": False}
+    path = write_peerread(tmp_path / "meta", [meta, reply], titel="Deep nets", title=None)
+    report = read_records(path)
+    assert report.records == [] and report.rejected == {}
+    assert report.warnings == [
+        f"{path}: fields not read (ignored): 'titel' (first at reviews/42.json; did you mean 'title'?); the fields "
+        "read are 'id', 'title', 'reviews', 'reviews[].comments', 'reviews[].RECOMMENDATION', "
+        "'reviews[].IS_META_REVIEW', 'reviews[].is_meta_review'. Extra metadata can stay; if one is a misspelt or "
+        "renamed field of ours, rename it in the file (peerread fields have fixed names)"]
+    # 'coments' beside the meta-review's 'comments' is no misspelling; without it, it is reported there too
+    path = write_peerread(tmp_path / "meta2", [{"coments": REVIEW, "IS_META_REVIEW": True}], titel="Deep nets",
+                          title=None)
+    assert "'reviews[].coments' (first at reviews/42.json review 0; did you mean 'reviews[].comments'?)" in \
+        read_records(path).warnings[0]
+    empty = write_peerread(tmp_path / "empty", [], titel="Deep nets", title=None)
+    assert "'titel' (first at reviews/42.json; did you mean 'title'?)" in read_records(empty).warnings[0]
+    beside = write_peerread(tmp_path / "beside", [PEERREAD_REVIEW], titel="Deep nets")  # beside its title: no news
+    assert read_records(beside).warnings == []
+
+
+def test_a_peerread_file_whose_reviews_are_no_list_is_a_bad_record_not_a_crash(tmp_path):
+    path = write_peerread(tmp_path / "a", 5)
+    with pytest.raises(RecordError, match=r"reviews/42\.json: field 'reviews' must be a list of reviews "
+                                          r"\(\{\"comments\".*\} each\), got a number; fix or remove the file$"):
+        read_records(path)
+    (path / "reviews" / "43.json").write_text(json.dumps({"id": "43", "reviews": [PEERREAD_REVIEW]}))
+    (path / "parsed_pdfs" / "43.pdf.json").write_text((path / "parsed_pdfs" / "42.pdf.json").read_text())
+    report = read_records(path, policy="skip")
+    assert [r.id for r in report.records] == ["43#0"] and report.rejected == {"no_reviews": 1}
