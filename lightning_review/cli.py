@@ -25,8 +25,18 @@ TOOLS = {"export": (".export", "export_merged"), "export-adapter": (".export", "
          "collect": (".collect.command", "collect")}
 
 
-# tools whose packages come with an extra, not with the project: a missing one is named with the pip command
-TOOL_EXTRAS = {"collect": "collect"}
+# tools whose packages come with an extra, not with the project: tool -> (the extra, the top-level modules of the
+# extra's packages in setup.cfg: openreview-py is imported as openreview). A missing one of those is named with the
+# pip command; any other missing module (one of ours, or a base dependency) is a bug and keeps its traceback.
+TOOL_EXTRAS = {"collect": ("collect", ("openreview", "requests", "pypdf", "tenacity"))}
+
+
+def missing_extra(tool: str, exc: ModuleNotFoundError) -> str | None:
+    """The extra to install for the module ``exc`` did not find, or None where that module (its top-level package,
+    ``exc.name``) is none of ``tool``'s extra's packages."""
+    extra, packages = TOOL_EXTRAS.get(tool, (None, ()))
+    top_level = (exc.name or "").partition(".")[0]
+    return extra if top_level in packages else None
 
 
 def tool_command(name: str) -> Callable | dict[str, Callable]:
@@ -274,8 +284,8 @@ def _main(args: list[str] | None = None):
             return auto_cli(tool_command(argv[0]), args=argv[1:], as_positional=False,
                             parser_class=ToolArgumentParser, prog=f"{PROG}{argv[0]}")
         except ModuleNotFoundError as exc:
-            extra = TOOL_EXTRAS.get(argv[0])
-            if extra is None:
+            extra = missing_extra(argv[0], exc)
+            if extra is None:  # not the extra's: a module of ours (a bug), or a base dependency gone
                 raise
             raise SystemExit(f"error: {argv[0]} needs the module {exc.name!r}, which is not installed: "
                              f"pip install -e \".[{extra}]\" from the project's directory") from None

@@ -141,6 +141,70 @@ def test_a_tool_whose_extra_is_not_installed_names_the_pip_command(monkeypatch):
         cli.main(["cost"])
 
 
+@pytest.mark.parametrize("name, extra", [
+    ("openreview", True), ("openreview.api", True), ("requests", True), ("requests.adapters", True),
+    ("pypdf", True), ("tenacity", True),
+    # a module of ours (a renamed or misspelt import: a bug), a base dependency, or an error without a name
+    ("lightning_review.collect.clinet", False), ("tqdm", False), ("openreviewx", False), (None, False),
+])
+def test_collect_blames_its_extra_only_for_a_module_of_the_extras_packages(monkeypatch, name, extra):
+    """Any missing module during collect was blamed on the collect extra, our own included: a bug was answered with
+    'pip install -e ".[collect]"', which changes nothing, and its traceback was lost."""
+    from lightning_review import cli
+
+    def missing(output_file: str = "x"):
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    monkeypatch.setattr(cli, "tool_command", lambda tool: missing)
+    if extra:
+        with pytest.raises(SystemExit) as caught:
+            cli.main(["collect"])
+        assert str(caught.value) == (f"error: collect needs the module {name!r}, which is not installed: "
+                                     "pip install -e \".[collect]\" from the project's directory")
+    else:
+        with pytest.raises(ModuleNotFoundError) as caught:  # surfaces as the bug it is, with its traceback
+            cli.main(["collect"])
+        assert caught.value.name == name
+
+
+def test_a_missing_module_of_ours_in_collect_is_a_traceback_not_the_extras_pip_line(tmp_path):
+    """As a user runs it: one of collect's own modules missing (simulated by a None entry in sys.modules) ends in
+    the ModuleNotFoundError's traceback naming it, not in the collect extra's pip command."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import runpy, sys\n"
+            "sys.modules['lightning_review.collect.client'] = None\n"
+            "sys.argv = ['lightning_review', 'collect', '--venue=ICLR.cc/2024/Conference', '--output_file=p.jsonl']\n"
+            "runpy.run_module('lightning_review', run_name='__main__', alter_sys=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.splitlines()[-1].startswith("ModuleNotFoundError: import of lightning_review.collect.client")
+    assert "pip install" not in proc.stderr
+
+
+def test_the_collect_extras_modules_are_setup_cfgs_collect_extra():
+    """cli.TOOL_EXTRAS names the extra's packages by the modules they install: each distribution of setup.cfg's
+    collect extra provides one of them, and each of them comes from one of those distributions."""
+    import configparser
+    import re
+    from importlib.metadata import packages_distributions
+
+    from lightning_review.cli import TOOL_EXTRAS
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    wanted = {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower()
+              for line in config["options.extras_require"]["collect"].splitlines() if line.strip()}
+    extra, modules = TOOL_EXTRAS["collect"]
+    provided = {module: {d.lower() for d in dists} for module, dists in packages_distributions().items()}
+    assert extra == "collect"
+    assert {dist for module in modules for dist in provided.get(module, ())} & wanted == wanted
+    assert all(provided.get(module, set()) & wanted for module in modules)
+
+
 def test_lightning_still_calls_the_resume_check(monkeypatch):
     """ReviewCLI._parse_ckpt_path replaces a private LightningCLI method (Lightning 2.6 has no public hook that does
     its job; its docstring says why). If a Lightning release renames it or stops calling it, a resume with other
