@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 import re
 import shlex
 import sys
@@ -262,8 +263,37 @@ def command_warnings() -> Iterator[None]:
             warnings.showwarning = shown
 
 
+# bitsandbytes (imported by peft, and by transformers for 4-bit weights) logs this once per process on every CPU with
+# AVX512-BF16 where the optional ``kernels`` package (a faster CPU 4-bit matmul from the Hub) is not installed: noise
+# for a command run on the CPU, where 4-bit weights are for tests and demos, not speed.
+BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+BNB_CPU_KERNEL_NOTE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+class QuietBitsandbytesCpuKernelNote(logging.Filter):
+    """Drops bitsandbytes' "Failed to load CPU gemm_4bit_forward ..." record, and only that one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(BNB_CPU_KERNEL_NOTE)
+
+
+@contextmanager
+def quiet_bitsandbytes_cpu_kernel_note() -> Iterator[None]:
+    """While a command runs, a filter on bitsandbytes' CPU-backend logger (the record is logged on that logger
+    itself, so a filter there sees it) drops that one note; its other messages, and every other logger, are left as
+    they are. Installed by ``main`` alone and removed when the command ends, as ``command_warnings``: importing the
+    package as a library changes no logger."""
+    logger = logging.getLogger(BNB_CPU_LOGGER)
+    note = QuietBitsandbytesCpuKernelNote()
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
+
+
 def main(args: list[str] | None = None):
-    with command_warnings():
+    with command_warnings(), quiet_bitsandbytes_cpu_kernel_note():
         return _main(args)
 
 

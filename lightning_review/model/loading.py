@@ -3,7 +3,6 @@ LoRA on every linear layer of the decoder, and trainable embeddings and norms (L
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 
@@ -12,33 +11,6 @@ import torch
 from ..artifacts.checkpoint_files import check_weight_files, read_llama_config
 from ..artifacts.model_sources import model_path
 from .hf_attention import ATTENTION_NAME, register
-
-# bitsandbytes (imported by peft, and by transformers for 4-bit weights) logs this warning once per process on every
-# CPU with AVX512-BF16 where the optional ``kernels`` package (a faster CPU 4-bit matmul from the Hub) is not
-# installed: noise for a command that runs on the CPU, where 4-bit weights are for tests and demos, not speed.
-BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
-BNB_CPU_KERNEL_NOTE = "Failed to load CPU gemm_4bit_forward from kernels-community"
-
-
-class QuietBitsandbytesCpuKernelNote(logging.Filter):
-    """Drops bitsandbytes' "Failed to load CPU gemm_4bit_forward ..." record, and only that one."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(BNB_CPU_KERNEL_NOTE)
-
-
-def quiet_bitsandbytes_cpu_kernel_note() -> None:
-    """Install the filter on bitsandbytes' CPU-backend logger (the record is logged on that logger itself, so a
-    filter there sees it), once; before bitsandbytes is imported, which logs it at import. Its other messages, and
-    every other logger, are left as they are."""
-    logger = logging.getLogger(BNB_CPU_LOGGER)
-    if not any(isinstance(f, QuietBitsandbytesCpuKernelNote) for f in logger.filters):
-        logger.addFilter(QuietBitsandbytesCpuKernelNote())
-
-
-# here, at import: every module that imports peft or bitsandbytes (export, generation.local, training.module, the
-# model's LoRA helpers) imports this one first, and loads them only when a command runs
-quiet_bitsandbytes_cpu_kernel_note()
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 EMBEDDINGS_AND_NORMS = ["embed_tokens", "input_layernorm", "post_attention_layernorm", "norm"]

@@ -1,6 +1,6 @@
 """bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community ..." warning (logged on its CPU
 backend's logger when it is imported, on a CPU with AVX512-BF16 and without the optional ``kernels`` package) is
-not shown by a command: model.loading filters that one record, and nothing else."""
+not shown by a command: cli.main filters that one record while the command runs, and nothing else."""
 
 import logging
 import subprocess
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lightning_review.model.loading import BNB_CPU_KERNEL_NOTE, BNB_CPU_LOGGER, quiet_bitsandbytes_cpu_kernel_note
+from lightning_review.cli import BNB_CPU_KERNEL_NOTE, BNB_CPU_LOGGER, quiet_bitsandbytes_cpu_kernel_note
 from tests.conftest import ROOT, run_cli, write_jsonl
 
 
@@ -31,14 +31,15 @@ def test_a_command_loading_4bit_weights_on_the_cpu_does_not_show_it(tmp_path, ti
     assert "gemm_4bit_forward" not in proc.stdout + proc.stderr
 
 
-def test_only_that_message_of_that_logger_is_dropped(caplog):
-    quiet_bitsandbytes_cpu_kernel_note()
-    quiet_bitsandbytes_cpu_kernel_note()  # installed once
+def test_only_that_message_of_that_logger_is_dropped_and_only_while_a_command_runs(caplog):
     logger = logging.getLogger(BNB_CPU_LOGGER)
-    assert sum(type(f).__name__ == "QuietBitsandbytesCpuKernelNote" for f in logger.filters) == 1
+    note = BNB_CPU_KERNEL_NOTE + ": No module. Please make sure you already `pip install kernels`"
     with caplog.at_level(logging.WARNING):
-        logger.warning(BNB_CPU_KERNEL_NOTE + ": %s. Please make sure you already `pip install kernels`", "No module")
-        logger.warning("another bitsandbytes warning")
-        logging.getLogger("elsewhere").warning(BNB_CPU_KERNEL_NOTE + " said by someone else")
+        with quiet_bitsandbytes_cpu_kernel_note():
+            logger.warning(note)
+            logger.warning("another bitsandbytes warning")
+            logging.getLogger("elsewhere").warning(BNB_CPU_KERNEL_NOTE + " said by someone else")
+        logger.warning(note)  # after the command: the library's logger as it was
     assert [r.getMessage() for r in caplog.records] == [
-        "another bitsandbytes warning", BNB_CPU_KERNEL_NOTE + " said by someone else"]
+        "another bitsandbytes warning", BNB_CPU_KERNEL_NOTE + " said by someone else", note]
+    assert not any(type(f).__name__ == "QuietBitsandbytesCpuKernelNote" for f in logger.filters)
