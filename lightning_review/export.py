@@ -14,20 +14,17 @@ and the linear RoPE scaling in its config.json, so ``AutoModelForCausalLM.from_p
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
-from unittest import mock
+from typing import Literal
 
 import torch
 
 from .artifacts.adapter_record import adapter_fits, base_named_by_record, read_adapter_meta
 from .artifacts.checkpoint_files import CheckpointError, load_tokenizer, read_llama_config
+from .artifacts.deepspeed_files import UnsafeCheckpointError, deepspeed_files_read_safely
 from .artifacts.model_sources import looks_like_hub_id, resolve
 from .errors import UserError
 from .model.loading import add_lora, apply_rope_scaling, load_llama
@@ -37,7 +34,8 @@ from .training.resume import load_checkpoint_file
 
 def read_training_checkpoint(checkpoint: str | Path) -> dict:
     """A Lightning checkpoint file, or a DeepSpeed checkpoint directory consolidated to fp32 (Lightning's utility);
-    both read with torch's weights-only loader (deepspeed_files_read_safely), so neither can run code."""
+    both read with torch's weights-only loader (a directory through deepspeed_files_read_safely, which checks its
+    ``latest`` tag first), so neither can run code."""
     path = Path(checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint (a .ckpt file, or the directory DeepSpeed writes)")
@@ -45,7 +43,7 @@ def read_training_checkpoint(checkpoint: str | Path) -> dict:
         refuse_non_deepspeed_directory(path)
         from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
 
-        with tempfile.TemporaryDirectory() as tmp, deepspeed_files_read_safely():
+        with tempfile.TemporaryDirectory() as tmp, deepspeed_files_read_safely(path):
             try:
                 return convert_zero_checkpoint_to_fp32_state_dict(path, Path(tmp) / "consolidated.pt")
             except UnsafeCheckpointError:
@@ -56,71 +54,6 @@ def read_training_checkpoint(checkpoint: str | Path) -> dict:
                                       f"cannot consolidate it: {type(exc).__name__}: {detail}); use another "
                                       "checkpoint of the run, or copy this one again whole") from None
     return load_checkpoint_file(path)
-
-
-UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)")  # torch's refusal
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A DeepSpeed checkpoint file whose pickle names a global that a lightning_review run never writes."""
-
-    def __init__(self, file: str | os.PathLike, name: str):
-        super().__init__(f"{file}: refused, its pickle needs {name}, which no DeepSpeed checkpoint of a "
-                         "lightning_review run holds (loading it could run code); convert only checkpoints from "
-                         "your own runs")
-
-
-def deepspeed_checkpoint_globals() -> list[type]:
-    """The globals beyond torch's own safe ones in the files of a lightning_review run's DeepSpeed checkpoint, as
-    found by writing one (ZeRO-2 in bf16 as configs/13b.yaml sets it: tests/test_export_deepspeed.py; fp32, and Adam
-    offloaded, wrote the same): the ZeRO optimizer's static loss scaler, its stage and its parameters' slice
-    addresses, all in the optimizer states file. fp16 training would write a DynamicLossScaler: not seen (DeepSpeed
-    has no fp16 on the CPU), so not allowed."""
-    from deepspeed.runtime.fp16.loss_scaler import LossScaler
-    from deepspeed.runtime.zero.config import ZeroStageEnum
-    from deepspeed.utils.tensor_fragment import fragment_address
-
-    return [LossScaler, ZeroStageEnum, fragment_address]
-
-
-@contextmanager
-def deepspeed_files_read_safely() -> Iterator[None]:
-    """Every ``torch.load`` in the block loads with ``weights_only=True``, deepspeed_checkpoint_globals allowed for
-    the block only, and a file naming any other global raises UnsafeCheckpointError before it is unpickled.
-
-    Why a patch: DeepSpeed's zero_to_fp32 and Lightning's consolidation call ``torch.load(..., weights_only=False)``
-    (plain pickle, which runs whatever code a file names) with the flag hard-coded, and both call it by that name.
-    The patch is process-wide while the block runs, which can only make other loads stricter."""
-    load = torch.load
-
-    def weights_only_load(f: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(f, (str, os.PathLike)):
-            refuse_unexpected_globals(f)
-        try:
-            return load(f, *args, **{**kwargs, "weights_only": True})
-        except Exception as exc:  # a global the scan could not see (a file not in torch's zip format)
-            found = UNSAFE_GLOBAL.search(str(exc))
-            if found:
-                raise UnsafeCheckpointError(f, found.group(1)) from None
-            if str(exc).startswith("Weights only load failed"):  # its advice, weights_only=False, is unsafe here
-                raise pickle.UnpicklingError("torch's weights-only loader cannot read it") from None
-            raise
-
-    with torch.serialization.safe_globals(deepspeed_checkpoint_globals()), \
-            mock.patch.object(torch, "load", weights_only_load):
-        yield
-
-
-def refuse_unexpected_globals(file: str | os.PathLike) -> None:
-    """UnsafeCheckpointError for a file whose pickle names a global that neither torch's safe loader nor the
-    safe_globals in force allow, found by reading the pickle without running it; a file torch cannot scan so (not
-    its zip format, or cut short) is left to the weights-only load, which refuses or fails on it too."""
-    try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(file)
-    except Exception:
-        return
-    if unsafe:
-        raise UnsafeCheckpointError(file, ", ".join(sorted(unsafe)))
 
 
 def refuse_non_deepspeed_directory(path: Path) -> None:

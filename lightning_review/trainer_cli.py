@@ -107,14 +107,19 @@ class ReviewCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         """Lightning's refusal of a trainer setting (no GPU backend, a precision plugin's missing package, a
-        negative max_steps) as one line naming the trainer settings, not a traceback."""
+        negative max_steps) as one line naming the trainer settings, not a traceback; under DeepSpeed, a
+        checkpoint directory read with torch's weights-only loader (resume.read_deepspeed_checkpoints_safely)."""
         from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+        from .training.resume import read_deepspeed_checkpoints_safely
+
         try:
-            return super().instantiate_trainer(**kwargs)
+            trainer = super().instantiate_trainer(**kwargs)
         except (MisconfigurationException, ImportError) as exc:
             raise UserError(f"the trainer settings are refused by Lightning: {exc} (python -m lightning_review "
                             f"{self.subcommand} --help lists the trainer.* settings)") from None
+        read_deepspeed_checkpoints_safely(trainer.strategy)  # DeepSpeed's own loader would unpickle with code
+        return trainer
 
     def after_instantiate_classes(self) -> None:
         """Missing tokenizer files are named before the model loads, not reported by transformers as a missing

@@ -1,73 +1,17 @@
 """export-adapter on DeepSpeed checkpoint directories: a real one from our training (written on the CPU) exports,
 and a file whose pickle names any global our runs never write is refused before it is unpickled."""
 
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from lightning_review.export import (UnsafeCheckpointError, deepspeed_checkpoint_globals, export_adapter,
-                                     read_training_checkpoint)
-from tests.conftest import ROOT, run_cli
-
-# Our training under Lightning's DeepSpeedStrategy, as configs/13b.yaml sets it (ZeRO-2, bf16, frozen base left
-# out), on DeepSpeed's CPU accelerator: Lightning allows the strategy on CUDA only, so its device checks are
-# bypassed here; one process needs none of the shared-memory collectives DeepSpeed would compile for the CPU.
-WRITE_DEEPSPEED_CHECKPOINT = """
-import os, sys
-os.environ["DS_ACCELERATOR"] = "cpu"
-import torch
-import deepspeed.comm.torch
-import lightning as L
-import lightning.pytorch.strategies.deepspeed as lightning_deepspeed
-from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
-from lightning_review import LongQLoRAModule, ReviewDataModule
-
-deepspeed.comm.torch.build_shm_op = lambda: None
-lightning_deepspeed._validate_device_index_selection = lambda devices: None  # CPU devices have no index
-
-
-class CPUDeepSpeed(DeepSpeedStrategy):
-    def setup_environment(self):
-        DDPStrategy.setup_environment(self)  # without DeepSpeedStrategy's CUDA-only check
-
-    @property
-    def root_device(self):
-        return torch.device("cpu", 0)  # DeepSpeed reads the device's index as its rank
-
-
-base, out = sys.argv[1], sys.argv[2]
-data = ReviewDataModule(tokenizer_dir=base, max_seq_length=256, batch_size=2, val_fraction=0.1, seed=7)
-model = LongQLoRAModule(checkpoint_dir=base, lora_r=4, lora_dropout=0.2, max_seq_length=256, s2_group_size=32,
-                        warmup_steps=2, learning_rate=1e-2)
-strategy = CPUDeepSpeed(stage=2, exclude_frozen_parameters=True, process_group_backend="gloo")
-trainer = L.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", strategy=strategy, max_steps=2,
-                    logger=False, enable_progress_bar=False, enable_checkpointing=False, limit_val_batches=0,
-                    enable_model_summary=False, default_root_dir=os.path.dirname(out))
-trainer.fit(model, datamodule=data)
-trainer.save_checkpoint(out)
-"""
-
-
-@pytest.fixture(scope="module")
-def deepspeed_checkpoint(tiny_llama_dir, tmp_path_factory):
-    """The checkpoint directory DeepSpeed writes for a 2-step run of ours (its own process: DeepSpeed sets up
-    torch.distributed, which would outlive the test here)."""
-    root = tmp_path_factory.mktemp("deepspeed_run")
-    out = root / "last.ckpt"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", WRITE_DEEPSPEED_CHECKPOINT, str(tiny_llama_dir), str(out)],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (out / "latest").is_file()
-    return out
-
-
-def checkpoint_files(checkpoint):
-    return sorted((checkpoint / (checkpoint / "latest").read_text().strip()).glob("*.pt"))
+from lightning_review.artifacts.checkpoint_files import CheckpointError
+from lightning_review.artifacts.deepspeed_files import (UnsafeCheckpointError, deepspeed_checkpoint_globals,
+                                                        refuse_unexpected_globals)
+from lightning_review.export import export_adapter, read_training_checkpoint
+from tests.conftest import run_cli
+from tests.training.deepspeed_cpu import Payload, checkpoint_files, deepspeed_checkpoint, hostile_copy  # noqa: F401
 
 
 def assert_undone():
@@ -77,9 +21,11 @@ def assert_undone():
 
 
 def test_our_deepspeed_checkpoint_needs_exactly_the_allowed_globals(deepspeed_checkpoint):
+    """All but DynamicLossScaler, which only fp16 writes (read from DeepSpeed's source: deepspeed_files)."""
     found = {name for f in checkpoint_files(deepspeed_checkpoint)
              for name in torch.serialization.get_unsafe_globals_in_checkpoint(f)}
-    assert found == {f"{c.__module__}.{c.__qualname__}" for c in deepspeed_checkpoint_globals()}
+    allowed = {f"{c.__module__}.{c.__qualname__}" for c in deepspeed_checkpoint_globals()}
+    assert found == allowed - {"deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler"}
 
 
 def test_our_deepspeed_checkpoint_exports_with_the_weights_deepspeed_reads(deepspeed_checkpoint, tmp_path):
@@ -99,29 +45,8 @@ def test_our_deepspeed_checkpoint_exports_with_the_weights_deepspeed_reads(deeps
     assert (tmp_path / "a" / "adapter_model.safetensors").is_file()
 
 
-class Payload:
-    """Unpickled, it makes the directory ``path``: what a hostile file could do instead."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return os.mkdir, (self.path,)
-
-
 class Note:
     """A harmless class of no DeepSpeed checkpoint: refused all the same."""
-
-
-def hostile_copy(deepspeed_checkpoint, tmp_path, which, payload, legacy=False):
-    """A copy of the checkpoint with ``payload`` added to its model-states or optimizer-states file."""
-    copy = tmp_path / "ds"
-    shutil.copytree(deepspeed_checkpoint, copy)
-    target = next(f for f in checkpoint_files(copy) if which in f.name)
-    with torch.serialization.safe_globals(deepspeed_checkpoint_globals()):
-        content = torch.load(target, weights_only=True)
-    torch.save({**content, "extra": payload}, target, _use_new_zipfile_serialization=not legacy)
-    return copy, target
 
 
 # The legacy (not zip) format only in the model-states file: DeepSpeed memory-maps the optimizer states, which
@@ -160,7 +85,6 @@ def test_a_file_the_safe_loader_cannot_read_is_named_corrupt_without_torchs_unsa
     import io
     import pickle
 
-    from lightning_review.artifacts.checkpoint_files import CheckpointError
     from torch.serialization import MAGIC_NUMBER, PROTOCOL_VERSION
 
     copy = tmp_path / "ds"
@@ -176,3 +100,84 @@ def test_a_file_the_safe_loader_cannot_read_is_named_corrupt_without_torchs_unsa
     assert str(refused.value) == (f"{copy}: a corrupt or incomplete DeepSpeed checkpoint directory (DeepSpeed cannot "
                                   "consolidate it: UnpicklingError: torch's weights-only loader cannot read it); use "
                                   "another checkpoint of the run, or copy this one again whole")
+
+
+def fp16_loss_scaler():
+    """The loss scaler DeepSpeed's ZeRO-2 optimizer makes for fp16 with Lightning's default dynamic scaling
+    (loss_scale=0), made as DeepSpeed makes it: fp16 itself does not run on the CPU."""
+    from deepspeed.runtime.fp16.loss_scaler import CreateLossScaler
+    from deepspeed.runtime.precision_config import DeepSpeedFP16Config
+
+    return CreateLossScaler(dtype=torch.half, static_loss_scale=0, dynamic_scaling=True,
+                            dynamic_loss_args=DeepSpeedFP16Config(enabled=True, loss_scale=0).dynamic_loss_scale_args())
+
+
+def test_an_fp16_runs_dynamic_loss_scaler_is_allowed(deepspeed_checkpoint, tmp_path):
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler
+
+    scaler = fp16_loss_scaler()
+    assert type(scaler) is DynamicLossScaler
+    alone = tmp_path / "scaler.pt"
+    torch.save({"loss_scaler": scaler, "dynamic_loss_scale": True}, alone)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(alone) == [
+        "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler"]  # not one of torch's own
+    with torch.serialization.safe_globals(deepspeed_checkpoint_globals()):
+        refuse_unexpected_globals(alone)  # the scan passes it
+        loaded = torch.load(alone, weights_only=True)["loss_scaler"]
+    assert type(loaded) is DynamicLossScaler and loaded.__dict__ == scaler.__dict__
+
+    # Where an fp16 run has it: the optimizer states, in place of bf16's static LossScaler.
+    copy = tmp_path / "ds"
+    shutil.copytree(deepspeed_checkpoint, copy)
+    target = next(f for f in checkpoint_files(copy) if "optim_states" in f.name)
+    with torch.serialization.safe_globals(deepspeed_checkpoint_globals()):
+        content = torch.load(target, weights_only=True)
+    content["optimizer_state_dict"].update(loss_scaler=scaler, dynamic_loss_scale=True)
+    torch.save(content, target)
+    assert read_training_checkpoint(copy)["state_dict"]
+    assert_undone()
+
+
+def outside_tags(checkpoint, tmp_path):
+    """``latest`` values that lead out of the directory, each to a complete copy of its tag directory: DeepSpeed
+    would consolidate those without a word."""
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(checkpoint / "checkpoint", outside)
+    (checkpoint / "link").symlink_to(outside, target_is_directory=True)
+    return {"../elsewhere": outside, str(outside): outside, "link": outside}
+
+
+# A plain name that is missing is DeepSpeed's to report: tests/test_export.py (test_a_broken_deepspeed_directory...).
+@pytest.mark.parametrize("tag", ["../elsewhere", "absolute", "link", "", ".", "..", "checkpoint/", "checkpoint/.."])
+def test_a_latest_tag_that_is_not_a_directory_inside_is_refused_before_anything_loads(deepspeed_checkpoint, tmp_path,
+                                                                                      tag, monkeypatch):
+    copy = tmp_path / "ds"
+    shutil.copytree(deepspeed_checkpoint, copy)
+    outside_tags(copy, tmp_path)
+    tag = str(tmp_path / "elsewhere") if tag == "absolute" else tag
+    (copy / "latest").write_text(tag + "\n")
+    read = []  # every file scanned or loaded
+    monkeypatch.setattr(torch, "load", lambda f, *args, **kwargs: read.append(f))
+    monkeypatch.setattr(torch.serialization, "get_unsafe_globals_in_checkpoint", lambda f: read.append(f) or [])
+    with pytest.raises(CheckpointError) as refused:
+        export_adapter(str(copy), str(tmp_path / "adapter"))
+    assert str(refused.value) == (f"{copy / 'latest'}: refused, it names the tag {tag!r}, which is not a directory "
+                                  f"inside {copy} (DeepSpeed would load the files it leads to); write the name of its "
+                                  f"tag directory (checkpoint) into that file")
+    assert not read and not (tmp_path / "adapter").exists()
+    monkeypatch.undo()
+    assert_undone()
+
+
+def test_the_tag_refusal_is_one_line_of_the_command(deepspeed_checkpoint, tmp_path):
+    copy = tmp_path / "ds"
+    shutil.copytree(deepspeed_checkpoint, copy)
+    shutil.move(copy / "checkpoint", tmp_path / "elsewhere")  # no tag directory left inside
+    (copy / "latest").write_text("../elsewhere")
+    proc = run_cli("export-adapter", f"--checkpoint={copy}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {copy / 'latest'}: refused, it names the tag '../elsewhere', which is not a directory inside {copy} "
+        "(DeepSpeed would load the files it leads to); it holds no tag directory: use another checkpoint of the run, "
+        "or copy this one again whole")
+    assert not (tmp_path / "a").exists()

@@ -1,15 +1,18 @@
-"""Resuming a run exactly: the random state goes into the checkpoint, which is read safely (a changed configuration
-is refused by lightning_review.artifacts.settings_check)."""
+"""Resuming a run exactly: the random state goes into the checkpoint, which is read safely, a DeepSpeed directory
+too (a changed configuration is refused by lightning_review.artifacts.settings_check)."""
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..artifacts.checkpoint_files import CheckpointError
+from ..artifacts.deepspeed_files import deepspeed_files_read_safely
 
 RNG_KEY = "lightning_review_rng_states"
 CHECKPOINT_HINT = "use another checkpoint of the run (its checkpoints/ directory keeps the newest ones, e.g. last.ckpt)"
@@ -33,6 +36,25 @@ def load_checkpoint_file(path: str | Path) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a training checkpoint (no state_dict in it); {CHECKPOINT_HINT}")
     return checkpoint
+
+
+def read_deepspeed_checkpoints_safely(strategy: Any) -> None:
+    """Under Lightning's DeepSpeedStrategy, make its ``load_checkpoint`` (``--ckpt_path`` of fit, validate, test or
+    predict) read through deepspeed_files_read_safely: it hands the directory to DeepSpeed's engine, whose loader
+    unpickles with ``weights_only=False``. A .ckpt file is read with ``weights_only=True`` already
+    (load_checkpoint_file, then torch's default in Lightning's load)."""
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    if not isinstance(strategy, DeepSpeedStrategy):
+        return
+    load = strategy.load_checkpoint
+
+    @functools.wraps(load)
+    def load_safely(checkpoint_path: Any, *args: Any, **kwargs: Any) -> dict:
+        with deepspeed_files_read_safely(checkpoint_path):
+            return load(checkpoint_path, *args, **kwargs)
+
+    strategy.load_checkpoint = load_safely
 
 
 def save_rng_states(checkpoint: dict) -> None:
