@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lightning_review.artifacts.checkpoint_files import CheckpointError
+from lightning_review.errors import UserError
 from lightning_review.artifacts.deepspeed_files import (UnsafeCheckpointError, deepspeed_checkpoint_globals,
                                                         refuse_unexpected_globals)
 from lightning_review.export import export_adapter, read_training_checkpoint
@@ -62,8 +63,9 @@ def test_a_file_naming_another_global_is_refused_unrun(deepspeed_checkpoint, tmp
     with pytest.raises(UnsafeCheckpointError) as refused:
         export_adapter(str(copy), str(tmp_path / "adapter"))
     assert str(refused.value) == (f"{target}: refused, its pickle needs {name}, which no DeepSpeed checkpoint of a "
-                                  "lightning_review run holds (loading it could run code); convert only checkpoints "
-                                  "from your own runs")
+                                  "lightning_review run holds (loading it could run code); convert or resume only "
+                                  "checkpoints from your own runs (one of yours that another DeepSpeed version "
+                                  f"wrote: LIGHTNING_REVIEW_ALLOW_GLOBALS={name}, if you trust the file)")
     assert not ran.exists() and not (tmp_path / "adapter").exists()
     assert_undone()
 
@@ -75,7 +77,8 @@ def test_the_refusal_is_one_line_of_the_command(deepspeed_checkpoint, tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: {target}: refused, its pickle needs posix.mkdir, which no DeepSpeed checkpoint of a lightning_review "
-        "run holds (loading it could run code); convert only checkpoints from your own runs")
+        "run holds (loading it could run code); convert or resume only checkpoints from your own runs (one of yours "
+        "that another DeepSpeed version wrote: LIGHTNING_REVIEW_ALLOW_GLOBALS=posix.mkdir, if you trust the file)")
     assert not ran.exists() and not (tmp_path / "a").exists()
 
 
@@ -181,3 +184,24 @@ def test_the_tag_refusal_is_one_line_of_the_command(deepspeed_checkpoint, tmp_pa
         "(DeepSpeed would load the files it leads to); it holds no tag directory: use another checkpoint of the run, "
         "or copy this one again whole")
     assert not (tmp_path / "a").exists()
+
+
+def test_a_global_the_user_names_in_the_environment_is_allowed(deepspeed_checkpoint, tmp_path, monkeypatch):
+    """The way through for a checkpoint of one's own that another DeepSpeed version wrote: the refusal's own name,
+    given in LIGHTNING_REVIEW_ALLOW_GLOBALS, lets that global (and only it) load; it is not allowed after."""
+    copy, _ = hostile_copy(deepspeed_checkpoint, tmp_path, "optim_states", Note())
+    monkeypatch.setenv("LIGHTNING_REVIEW_ALLOW_GLOBALS",
+                       f" deepspeed.utils.tensor_fragment.fragment_address, {__name__}.Note")
+    export_adapter(str(copy), str(tmp_path / "adapter"))
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    assert Note not in torch.serialization.get_safe_globals()
+    assert_undone()
+
+
+def test_a_name_in_the_environment_that_does_not_import_is_named(deepspeed_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTNING_REVIEW_ALLOW_GLOBALS", "deepspeed.NoSuchClass")
+    with pytest.raises(UserError, match=r"^LIGHTNING_REVIEW_ALLOW_GLOBALS: 'deepspeed.NoSuchClass' is not an "
+                                        r"importable module.name"):
+        export_adapter(str(deepspeed_checkpoint), str(tmp_path / "adapter"))
+    assert not (tmp_path / "adapter").exists()
+    assert_undone()

@@ -4,6 +4,7 @@ through deepspeed_files_read_safely instead, which also refuses a ``latest`` tag
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import re
@@ -15,10 +16,12 @@ from unittest import mock
 
 import torch
 
+from ..errors import UserError
 from .checkpoint_files import CheckpointError
 
 UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)")  # torch's refusal
 LATEST_FILES = ("latest", "latest_universal")  # DeepSpeed's engine reads the second for universal checkpoints
+ALLOW_GLOBALS = "LIGHTNING_REVIEW_ALLOW_GLOBALS"  # module.name, comma-separated: globals the user vouches for
 
 
 class UnsafeCheckpointError(CheckpointError):
@@ -26,8 +29,9 @@ class UnsafeCheckpointError(CheckpointError):
 
     def __init__(self, file: str | os.PathLike, name: str):
         super().__init__(f"{file}: refused, its pickle needs {name}, which no DeepSpeed checkpoint of a "
-                         "lightning_review run holds (loading it could run code); convert only checkpoints from "
-                         "your own runs")
+                         "lightning_review run holds (loading it could run code); convert or resume only checkpoints "
+                         f"from your own runs (one of yours that another DeepSpeed version wrote: {ALLOW_GLOBALS}="
+                         f"{name}, if you trust the file)")
 
 
 def deepspeed_checkpoint_globals() -> list[type]:
@@ -47,6 +51,21 @@ def deepspeed_checkpoint_globals() -> list[type]:
     # class: no __reduce__, __setstate__ or __new__ of its own (nor in LossScalerBase, DeepSpeedConfigObject), so
     # torch's weights-only unpickler makes it with object.__new__ and sets its attributes (numbers, bools, a dtype).
     return [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+
+
+def globals_allowed_by_user() -> list[Any]:
+    """The globals named in $LIGHTNING_REVIEW_ALLOW_GLOBALS (``module.name``, comma-separated), imported: the way
+    through for a checkpoint of the user's own that holds a class no run of ours was seen to write (another
+    DeepSpeed version's), allowed only because the user named it, as torch's ``add_safe_globals`` would."""
+    allowed = []
+    for name in filter(None, (part.strip() for part in os.environ.get(ALLOW_GLOBALS, "").split(","))):
+        module, _, attribute = name.rpartition(".")
+        try:
+            allowed.append(getattr(importlib.import_module(module), attribute))
+        except (ImportError, AttributeError, ValueError):
+            raise UserError(f"{ALLOW_GLOBALS}: {name!r} is not an importable module.name (write it as the refusal "
+                            f"names it, e.g. deepspeed.runtime.fp16.loss_scaler.LossScaler)") from None
+    return allowed
 
 
 def refuse_tag_outside(directory: str | os.PathLike) -> None:
@@ -100,7 +119,7 @@ def deepspeed_files_read_safely(checkpoint: str | os.PathLike) -> Iterator[None]
                 raise pickle.UnpicklingError("torch's weights-only loader cannot read it") from None
             raise
 
-    with torch.serialization.safe_globals(deepspeed_checkpoint_globals()), \
+    with torch.serialization.safe_globals(deepspeed_checkpoint_globals() + globals_allowed_by_user()), \
             mock.patch.object(torch, "load", weights_only_load):
         yield
 
