@@ -70,16 +70,22 @@ def test_a_file_naming_another_global_is_refused_unrun(deepspeed_checkpoint, tmp
     assert_undone()
 
 
+def export_refusal(checkpoint, tmp_path) -> str:
+    """export-adapter's one-line refusal of ``checkpoint`` on the command line (exit 1, no traceback, no output)."""
+    proc = run_cli("export-adapter", f"--checkpoint={checkpoint}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "a").exists()
+    return proc.stderr.strip().splitlines()[-1]
+
+
 def test_the_refusal_is_one_line_of_the_command(deepspeed_checkpoint, tmp_path):
     ran = tmp_path / "payload_ran"
     copy, target = hostile_copy(deepspeed_checkpoint, tmp_path, "model_states", Payload(ran))
-    proc = run_cli("export-adapter", f"--checkpoint={copy}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
+    assert export_refusal(copy, tmp_path) == (
         f"error: {target}: refused, its pickle needs posix.mkdir, which no DeepSpeed checkpoint of a lightning_review "
         "run holds (loading it could run code); convert or resume only checkpoints from your own runs (one of yours "
         "that another DeepSpeed version wrote: LIGHTNING_REVIEW_ALLOW_GLOBALS=posix.mkdir, if you trust the file)")
-    assert not ran.exists() and not (tmp_path / "a").exists()
+    assert not ran.exists()
 
 
 def test_a_file_the_safe_loader_cannot_read_is_named_corrupt_without_torchs_unsafe_advice(deepspeed_checkpoint,
@@ -177,13 +183,10 @@ def test_the_tag_refusal_is_one_line_of_the_command(deepspeed_checkpoint, tmp_pa
     shutil.copytree(deepspeed_checkpoint, copy)
     shutil.move(copy / "checkpoint", tmp_path / "elsewhere")  # no tag directory left inside
     (copy / "latest").write_text("../elsewhere")
-    proc = run_cli("export-adapter", f"--checkpoint={copy}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
+    assert export_refusal(copy, tmp_path) == (
         f"error: {copy / 'latest'}: refused, it names the tag '../elsewhere', which is not a directory inside {copy} "
         "(DeepSpeed would load the files it leads to); it holds no tag directory: use another checkpoint of the run, "
         "or copy this one again whole")
-    assert not (tmp_path / "a").exists()
 
 
 def test_a_global_the_user_names_in_the_environment_is_allowed(deepspeed_checkpoint, tmp_path, monkeypatch):
