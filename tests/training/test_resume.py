@@ -114,9 +114,12 @@ def test_resuming_with_other_data_settings_is_refused(tiny_llama_dir, tmp_path):
 def test_deepspeed_zero2_resume_continues_the_run(tiny_llama_dir, tmp_path):
     from lightning.pytorch.strategies import DeepSpeedStrategy
 
+    from lightning_review.training.resume import read_deepspeed_checkpoints_safely
+
     def trainer_kw():
-        return {"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed", "max_epochs": 2,
-                "strategy": DeepSpeedStrategy(stage=2, exclude_frozen_parameters=True)}
+        strategy = DeepSpeedStrategy(stage=2, exclude_frozen_parameters=True)
+        read_deepspeed_checkpoints_safely(strategy)  # as ReviewCLI does: a GPU-written checkpoint loads weights-only
+        return {"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed", "max_epochs": 2, "strategy": strategy}
 
     seen_straight = RecordBatches()
     straight, _ = run(tiny_llama_dir, tmp_path / "a", 2 * N, [seen_straight], trainer_kw=trainer_kw(),
