@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
+from lightning_review.cli import TOOL_EXTRAS
 from tests.conftest import ROOT
 
-EXTRA_PACKAGES = ("openreview", "requests", "tenacity", "pypdf")
+EXTRA_PACKAGES = TOOL_EXTRAS["collect"][1]  # checked against setup.cfg's extra in tests/test_cli.py
 PIP_LINE = "pip install -e \".[collect]\" from the project's directory"
 
 
