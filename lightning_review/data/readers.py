@@ -287,7 +287,9 @@ _METADATA = {_normal(scope + name) for name in COMMON_METADATA for scope in ("",
 
 
 def _edits(a: str, b: str) -> int:
-    """The edits from ``a`` to ``b``: characters inserted, deleted, replaced, or two next to each other swapped."""
+    """The edits from ``a`` to ``b``: characters inserted, deleted, replaced, or two next to each other swapped.
+    Written here: difflib's similarity ratio cannot say "one edit", and a warning's hint does not earn a dependency
+    (rapidfuzz, jellyfish) for these dozen lines."""
     rows = [list(range(len(b) + 1))]
     for i, x in enumerate(a, 1):
         row = [i]
