@@ -41,6 +41,7 @@ from typing import Container, Iterator, Literal, NamedTuple
 
 from ..errors import UserError, json_error
 from ..safe_paths import atomic_writer, refuse_output_over_input
+from .field_names import misspelling_edits, normal_name
 from .papers import count_papers, id_conflicts, looks_swapped
 from .records import (DataFileNotFound, Record, RecordError, default_record_id, document_field, iter_json_lines,
                       iter_json_objects, normalise_whitespace, record_from_fields, record_id, text_key,
@@ -275,40 +276,20 @@ COMMON_METADATA = ("reviewer", "reviewers", "author", "authors", "paper_id", "re
 _ALTERNATIVES = {"paper": ("text",), "text": ("paper",)}
 
 
-def _normal(name: str) -> str:
-    """A field name without case or separators: ``Is_Meta-Review`` -> ``ismetareview``."""
-    return "".join(c for c in name.lower() if c not in "_- ")
-
-
-# The names of COMMON_METADATA and the formats' own metadata fields, at their level (top or in a review), as _normal
-# writes them.
-_METADATA = {_normal(scope + name) for name in COMMON_METADATA for scope in ("", IN_REVIEWS)} | {
-    _normal(name) for name in PAPER_REVIEWS_METADATA + PEERREAD_OTHER}
-
-
-def _edits(a: str, b: str) -> int:
-    """The edits from ``a`` to ``b``: characters inserted, deleted, replaced, or two next to each other swapped.
-    Written here: difflib's similarity ratio cannot say "one edit", and a warning's hint does not earn a dependency
-    (rapidfuzz, jellyfish) for these dozen lines."""
-    rows = [list(range(len(b) + 1))]
-    for i, x in enumerate(a, 1):
-        row = [i]
-        for j, y in enumerate(b, 1):
-            row.append(min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (x != y)))
-            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
-                row[j] = min(row[j], rows[-2][j - 2] + 1)
-        rows.append(row)
-    return rows[-1][-1]
+# The names of COMMON_METADATA and the formats' own metadata fields, at their level (top or in a review), as
+# normal_name writes them.
+_METADATA = {normal_name(scope + name) for name in COMMON_METADATA for scope in ("", IN_REVIEWS)} | {
+    normal_name(name) for name in PAPER_REVIEWS_METADATA + PEERREAD_OTHER}
 
 
 def _likely(name: str, known: tuple[str, ...], present: Container[str] = ()) -> str | None:
     """The field read (``known``, same level) that ``name``, a field not read, plainly misspells, else None; a wrong
     hint misleads, so: ``name`` is no metadata name (_METADATA: ``reviewer``), the field is not in ``present`` (the
-    object holding ``name``) nor held there in another form (_ALTERNATIVES), and, case and ``_ - `` aside, within 0
-    edits of a field of up to 3 letters, 1 up to 7 (``ratng``; a swap, ``reveiw``, is one), 2 beyond; no tie."""
+    object holding ``name``) nor held there in another form (_ALTERNATIVES), and ``name`` is a plain misspelling
+    of it (field_names.misspelling_edits: ``ratng``, ``reveiw``); no tie."""
     head, sep, leaf = name.rpartition(IN_REVIEWS)
     scope = head + sep
-    if _normal(name) in _METADATA:
+    if normal_name(name) in _METADATA:
         return None
     best: dict[int, list[str]] = {}  # edits -> fields of ours
     for ours in known:
@@ -316,13 +297,13 @@ def _likely(name: str, known: tuple[str, ...], present: Container[str] = ()) -> 
         if not ours.startswith(scope) or IN_REVIEWS in own or any(n in present
                                                                     for n in (own, *_ALTERNATIVES.get(own, ()))):
             continue
-        edits = _edits(_normal(leaf), _normal(own))
-        if edits <= (0 if len(_normal(own)) <= 3 else 1 if len(_normal(own)) <= 7 else 2):
+        edits = misspelling_edits(leaf, own)
+        if edits is not None:
             best.setdefault(edits, []).append(ours)
     if not best:
         return None
     closest = best[min(best)]
-    if len({_normal(ours) for ours in closest}) > 1:
+    if len({normal_name(ours) for ours in closest}) > 1:
         return None  # as close to two fields of ours: which one was meant cannot be told
     return next((ours for ours in closest if ours[len(scope):].isupper() == leaf.isupper()), closest[0])
 
