@@ -24,10 +24,6 @@ from .ratings import stated_rating
 from .report import human_file_line
 
 
-# the files a run writes in --output_dir (the charts when there is something to chart)
-OUTPUTS = ("result.json", "report.md", "audit.html", "win_rates.png", "judge_agreement.png")
-
-
 def load_input(human_file: str, systems: dict[str, str], data_format: str = "auto", excerpt_control: bool = True,
                on_bad_record: Literal["strict", "skip"] = "strict",
                rejects_file: str | None = None) -> EvaluationInput:
@@ -471,6 +467,7 @@ def setting_problems(threshold, concurrency, resamples, max_calls, max_tokens, r
     return problems
 
 
+# the files a run writes in --output_dir (the charts when there is something to chart)
 OUTPUTS = ("result.json", "report.md", "audit.html", "win_rates.png", "judge_agreement.png")
 
 
