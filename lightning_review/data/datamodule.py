@@ -13,11 +13,12 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from ..artifacts.checkpoint_files import load_tokenizer
+from ..artifacts.model_limits import MAX_SEQ_LENGTH
 from ..artifacts.model_sources import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, model_path, resolve
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output, same_file
-from .packing import MAX_SEQ_LENGTH, collate_rows, pack_best_fit_decreasing, packing_efficiency
+from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .rating_line import resolve_rating_line, training_target

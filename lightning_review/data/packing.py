@@ -14,15 +14,8 @@ import torch
 
 from .prompt import IGNORE_INDEX
 
-# The longest row a run can train on correctly, and the longest context a model can be given: transformers' Llama
-# RoPE multiplies the position ids (collate_rows' position_ids) as float32, which holds whole numbers exactly only up
-# to 2**24 (16,777,217 is read as 16,777,216), so beyond it neighbouring tokens would share one rotation, silently.
-# data.max_seq_length / prepare --max_seq_length, model.model_max_length and perplexity --model_max_length are held
-# to it. The other limits in this code are higher: the tokenize cache's int32 prompt lengths and the varlen
-# attention's int32 offsets (2**31 - 1); the fused LoRA kernels' int32 offsets (model.lora_kernels.MAX_ELEMENTS,
-# rows * features) only make a layer fall back to torch's path. 32K-256K rows (the benchmarks' longest) are well
-# within.
-MAX_SEQ_LENGTH = 2**24
+# collate_rows' position_ids stay within artifacts.model_limits.MAX_SEQ_LENGTH (2**24: transformers' Llama RoPE takes
+# them as float32): data.max_seq_length is held to it (data.datamodule.max_seq_length_problem).
 
 
 def pack_best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from ..artifacts.model_limits import MAX_SEQ_LENGTH
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output, write_text_atomic
 from .perplexity import as_dicts, perplexity_at_lengths, results_table
@@ -17,7 +18,8 @@ OUTPUTS = ("perplexity.json", "perplexity.md", "perplexity.png")
 
 
 def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]:
-    """``2048,4096,8192`` (or a list) -> sorted distinct lengths, each at least 2."""
+    """``2048,4096,8192`` (or a list) -> sorted distinct lengths, each at least 2 and at most MAX_SEQ_LENGTH (2**24,
+    RoPE's float32 positions)."""
     items = str(lengths).strip("[]() ").split(",") if not isinstance(lengths, (list, tuple)) else lengths
     try:
         values = sorted({int(str(item).strip()) for item in items if str(item).strip()})
@@ -25,6 +27,11 @@ def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]
         raise UserError(f"--lengths {lengths!r}: give token counts separated by commas, e.g. 2048,4096,8192") from None
     if not values or values[0] < 2:
         raise UserError(f"--lengths {lengths!r}: give at least one length of 2 tokens or more")
+    if values[-1] > MAX_SEQ_LENGTH:
+        raise UserError(f"--lengths {lengths!r}: give lengths of at most {MAX_SEQ_LENGTH:,} (2**24) tokens: the "
+                        "model's RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24, "
+                        "so a longer window's tokens would share a position's rotation (the longest given is "
+                        f"{values[-1]:,})")
     return values
 
 
@@ -35,8 +42,6 @@ def check_numbers(max_windows: int | None, model_max_length: int | None) -> None
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}: give a whole number of 1 or more, or leave {flag} out "
                             f"({'every window is scored' if flag == '--max_windows' else 'no RoPE interpolation'})")
-    from ..data.packing import MAX_SEQ_LENGTH
-
     if model_max_length is not None and model_max_length > MAX_SEQ_LENGTH:
         raise UserError(f"--model_max_length {model_max_length}: give at most {MAX_SEQ_LENGTH:,} (2**24): the model's "
                         "RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24, so "

@@ -13,10 +13,10 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..artifacts.adapter_record import check_adapter_files, write_adapter_record
 from ..artifacts.checkpoint_files import CheckpointError, read_llama_config
+from ..artifacts.model_limits import MAX_SEQ_LENGTH
 from ..artifacts.model_sources import TINY_LLAMA, resolve
 from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
-from ..data.packing import MAX_SEQ_LENGTH
 from ..model.kernels import Kernels, resolve_kernels, use_liger_kernels
 from ..model.loading import (add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama,
                              rope_scaling_factor)

@@ -2,6 +2,7 @@
 adapter, an adapter_config.json or lightning_review.json without the keys they need are each named, with the fix."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -56,3 +57,20 @@ def test_a_record_without_a_base_or_with_a_bad_length_is_named(tmp_path, meta, e
     with pytest.raises(CheckpointError, match=expected) as error:
         read_adapter_meta(adapter)
     assert str(adapter / "lightning_review.json") in str(error.value)
+
+
+@pytest.mark.parametrize("length", [2**24 + 1, 99999999999999])
+def test_a_record_with_a_model_max_length_beyond_ropes_float32_positions_is_named(tmp_path, length):
+    # a hand-edited record with 99999999999999 loaded through generate, export and perplexity --adapter_dir: the base
+    # was loaded with RoPE interpolated by ceil(length / its context), which training would never have written
+    adapter = make_adapter(tmp_path / "adapter", meta={**META, "model_max_length": length})
+    with pytest.raises(CheckpointError, match=re.escape(f"{adapter / 'lightning_review.json'}: not a valid "
+                                                        f"lightning_review.json (its 'model_max_length' is {length}, "
+                                                        "more than 16,777,216 (2**24)")) as error:
+        read_adapter_meta(adapter)
+    assert "float32" in str(error.value) and "export-adapter" in str(error.value)  # why, and the fix
+
+
+def test_a_record_at_the_limit_reads(tmp_path):
+    adapter = make_adapter(tmp_path / "adapter", meta={**META, "model_max_length": 2**24})
+    assert read_adapter_meta(adapter)["model_max_length"] == 2**24

@@ -3,6 +3,7 @@ own loss, and the command's outputs."""
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -32,6 +33,15 @@ def test_lengths_are_parsed_and_bad_ones_refused():
     for bad in ("2k,4k", "1", ""):
         with pytest.raises(UserError, match="--lengths"):
             parse_lengths(bad)
+    assert parse_lengths("2048,16777216") == [2048, 2**24]  # the limit itself
+
+
+@pytest.mark.parametrize("lengths", ["2048,16777217", "99999999999999", [4096, 2**25]])
+def test_lengths_beyond_ropes_float32_positions_are_refused(lengths):
+    # they were accepted: a window that long would give neighbouring tokens one rotation, silently
+    with pytest.raises(UserError, match=re.escape(f"--lengths {lengths!r}: give lengths of at most 16,777,216 (2**24) "
+                                                  "tokens: the model's RoPE takes positions as float32")):
+        parse_lengths(lengths)
 
 
 def test_perplexity_command_writes_json_table_and_plot(tmp_path, tiny_llama_dir):
