@@ -185,7 +185,7 @@ def upload(file: str, yes: bool = False, allow_secret_kinds: list[str] | str | N
                         f"{listed(refused)}. Remove it and export again, or, if it is meant to be uploaded, accept "
                         f"it by kind: --allow_secret_kinds '{json.dumps(kinds)}'")
     if findings:
-        print(f"WARNING: uploading what --allow_secret_kinds accepts: {describe(findings, file)}", file=sys.stderr)
+        print(f"warning: uploading what --allow_secret_kinds accepts: {describe(findings, file)}", file=sys.stderr)
     size = Path(file).stat().st_size / 2**20
     target = public_url(default_endpoint())  # never a password or key written into the address
     question = (f"Upload {report.examples} examples ({size:.1f} MiB, {report.billed_tokens_per_epoch():,} tokens) "

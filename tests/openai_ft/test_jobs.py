@@ -81,6 +81,8 @@ def test_allow_secret_kinds_uploads_what_it_names_and_warns_without_echoing(serv
     assert server.files[file_id]["lines"] == 2
     assert "e-mail address (email)" in proc.stderr and "OpenAI-style API key (openai_key)" in proc.stderr
     assert "lines 1, 2" in proc.stderr and "jane.doe" not in proc.stderr and LEAKED_KEY[:8] not in proc.stderr
+    # the project's warning form (it was "WARNING: ...", unlike generate's and evaluate's)
+    assert "warning: uploading what --allow_secret_kinds accepts: " in proc.stderr and "WARNING" not in proc.stderr
 
 
 def test_allowing_one_kind_does_not_allow_another(server, env, leaky_file):
