@@ -73,9 +73,9 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
     start = time.perf_counter()
     out = Path(output_dir)
     outputs = ("stats.json", "lengths.png") if plot else ("stats.json",)  # the files written in output_dir
-    refuse_unwritable_output(out, "output_dir", directory=True, files=outputs)  # before the data is read
+    refuse_unwritable_output(out, "--output_dir", directory=True, files=outputs)  # before the data is read
     for name in outputs:
-        refuse_output_over_input(out / name, [data_file, val_file], "output_dir")
+        refuse_output_over_input(out / name, [data_file, val_file], "--output_dir")
         if rejects_file is not None and same_file(rejects_file, out / name):
             raise UserError(f"--rejects_file={rejects_file} is the {name} prepare writes in --output_dir: one would "
                             "replace the other; give --rejects_file another path")

@@ -27,11 +27,13 @@ def test_refuse_unwritable_output(tmp_path):
 
 
 @pytest.mark.parametrize("output_dir, message", [
-    ("afile", r"output_dir=.*afile is an existing file, not a directory"),
-    ("afile/sub", r"output_dir=.*afile/sub cannot be created: .*afile is a file"),
+    # the flag as typed, --output_dir, as prepare's other messages and the other commands name it (was "output_dir=")
+    ("afile", r"^--output_dir=.*afile is an existing file, not a directory; give --output_dir a directory"),
+    ("afile/sub", r"^--output_dir=.*afile/sub cannot be created: .*afile is a file, not a directory; give "
+                  r"--output_dir a path"),
     # was "output_dir=out/stats.json is a directory ...; give output_dir a file path": a file for a directory
-    ("out", r"out/stats\.json is a directory, but output_dir=.*out has the file stats\.json written there; move or "
-            r"remove that directory, or give output_dir another directory$"),
+    ("out", r"out/stats\.json is a directory, but --output_dir=.*out has the file stats\.json written there; move or "
+            r"remove that directory, or give --output_dir another directory$"),
 ])
 def test_an_output_dir_that_cannot_be_written_is_refused_before_the_data_is_read(tmp_path, tiny_llama_dir,
                                                                                   output_dir, message):
@@ -43,7 +45,7 @@ def test_an_output_dir_that_cannot_be_written_is_refused_before_the_data_is_read
 
 def test_a_directory_where_lengths_png_goes_is_refused_only_when_the_plot_is_written(tmp_path, tiny_llama_dir):
     (tmp_path / "out" / "lengths.png").mkdir(parents=True)
-    with pytest.raises(UserError, match=r"out/lengths\.png is a directory, but output_dir=.*out has the file "
+    with pytest.raises(UserError, match=r"out/lengths\.png is a directory, but --output_dir=.*out has the file "
                                         r"lengths\.png written there; move or remove that directory"):
         prepare(str(tmp_path / "absent.jsonl"), str(tiny_llama_dir), output_dir=str(tmp_path / "out"))
     with pytest.raises(UserError, match="absent.jsonl"):  # plot=False writes no lengths.png: on to the data file
