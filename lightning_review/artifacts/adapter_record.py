@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..errors import UserError
 from .checkpoint_files import CheckpointError, check_safetensors, read_json_object, refuse_missing_directory
-from .model_limits import MAX_SEQ_LENGTH
+from .model_limits import MAX_SEQ_LENGTH, ROPE_POSITIONS
 from .model_sources import resolve
 
 TRAINING_META = "lightning_review.json"
@@ -62,8 +62,8 @@ def read_adapter_meta(adapter_dir: str | Path) -> dict:
                               f"a positive whole number or null); {ADAPTER_HINT}")
     if length is not None and length > MAX_SEQ_LENGTH:  # training never writes one: model.model_max_length is held
         raise CheckpointError(f"{meta_file}: not a valid {TRAINING_META} (its 'model_max_length' is {length}, more "
-                              f"than {MAX_SEQ_LENGTH:,} (2**24): the model's RoPE takes positions as float32, which "
-                              f"holds whole numbers exactly only up to 2**24); {ADAPTER_HINT}")
+                              f"than {MAX_SEQ_LENGTH:,} (2**24): {ROPE_POSITIONS}); "
+                              f"{ADAPTER_HINT}")
     check_adapter_files(adapter)
     return meta
 

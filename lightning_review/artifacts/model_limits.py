@@ -13,3 +13,5 @@ from __future__ import annotations
 # offsets (2**31 - 1); the fused LoRA kernels' int32 offsets (model.lora_kernels.MAX_ELEMENTS, rows * features)
 # only make a layer fall back to torch's path. 32K-256K rows (the benchmarks' longest) are well within.
 MAX_SEQ_LENGTH = 2**24
+# Why, as every message refusing a length beyond MAX_SEQ_LENGTH says it.
+ROPE_POSITIONS = "the model's RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24"

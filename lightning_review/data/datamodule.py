@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from ..artifacts.checkpoint_files import load_tokenizer
-from ..artifacts.model_limits import MAX_SEQ_LENGTH
+from ..artifacts.model_limits import MAX_SEQ_LENGTH, ROPE_POSITIONS
 from ..artifacts.model_sources import BUILTIN, DEMO_REVIEWS, TINY_LLAMA, model_path, resolve
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..errors import UserError
@@ -45,9 +45,8 @@ DATA_SETTING_RANGES = {
 def max_seq_length_problem(length) -> str | None:
     """``data.max_seq_length`` beyond MAX_SEQ_LENGTH, with why; its lower bound is DATA_SETTING_RANGES'."""
     if isinstance(length, (int, float)) and not isinstance(length, bool) and length > MAX_SEQ_LENGTH:
-        return (f"data.max_seq_length must be at most {MAX_SEQ_LENGTH:,} (2**24) tokens a row, got {length}: the "
-                f"model's RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24, so "
-                f"further tokens would share a position's rotation; give the row length to train on (e.g. 8192, "
+        return (f"data.max_seq_length must be at most {MAX_SEQ_LENGTH:,} (2**24) tokens a row, got {length}: "
+                f"{ROPE_POSITIONS}, so further tokens would share a position's rotation; give the row length to train on (e.g. 8192, "
                 f"32768 or 262144)")
     return None
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from ..artifacts.model_limits import MAX_SEQ_LENGTH
+from ..artifacts.model_limits import MAX_SEQ_LENGTH, ROPE_POSITIONS
 from ..errors import UserError
 from ..safe_paths import refuse_output_over_input, refuse_unwritable_output, write_text_atomic
 from .perplexity import as_dicts, perplexity_at_lengths, results_table
@@ -28,9 +28,8 @@ def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]
     if not values or values[0] < 2:
         raise UserError(f"--lengths {lengths!r}: give at least one length of 2 tokens or more")
     if values[-1] > MAX_SEQ_LENGTH:
-        raise UserError(f"--lengths {lengths!r}: give lengths of at most {MAX_SEQ_LENGTH:,} (2**24) tokens: the "
-                        "model's RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24, "
-                        "so a longer window's tokens would share a position's rotation (the longest given is "
+        raise UserError(f"--lengths {lengths!r}: give lengths of at most {MAX_SEQ_LENGTH:,} (2**24) tokens: "
+                        f"{ROPE_POSITIONS}, so a longer window's tokens would share a position's rotation (the longest given is "
                         f"{values[-1]:,})")
     return values
 
@@ -43,9 +42,8 @@ def check_numbers(max_windows: int | None, model_max_length: int | None) -> None
             raise UserError(f"{flag} {value}: give a whole number of 1 or more, or leave {flag} out "
                             f"({'every window is scored' if flag == '--max_windows' else 'no RoPE interpolation'})")
     if model_max_length is not None and model_max_length > MAX_SEQ_LENGTH:
-        raise UserError(f"--model_max_length {model_max_length}: give at most {MAX_SEQ_LENGTH:,} (2**24): the model's "
-                        "RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24, so "
-                        "further tokens would share a position's rotation")
+        raise UserError(f"--model_max_length {model_max_length}: give at most {MAX_SEQ_LENGTH:,} (2**24): "
+                        f"{ROPE_POSITIONS}, so further tokens would share a position's rotation")
 
 
 def check_device(device: str | None) -> str:

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..artifacts.adapter_record import check_adapter_files, write_adapter_record
 from ..artifacts.checkpoint_files import CheckpointError, read_llama_config
-from ..artifacts.model_limits import MAX_SEQ_LENGTH
+from ..artifacts.model_limits import MAX_SEQ_LENGTH, ROPE_POSITIONS
 from ..artifacts.model_sources import TINY_LLAMA, resolve
 from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
@@ -44,8 +44,7 @@ SETTING_RANGES = {
     "max_seq_length": (lambda v: v > 0, "> 0"),
     # at most MAX_SEQ_LENGTH (2**24): RoPE takes positions as float32, exact whole numbers only up to there
     "model_max_length": (lambda v: v is None or 0 < v <= MAX_SEQ_LENGTH,
-                         f"> 0 and at most {MAX_SEQ_LENGTH:,} (2**24: the model's RoPE takes positions as float32, "
-                         f"which holds whole numbers exactly only up to 2**24, so further tokens would share a "
+                         f"> 0 and at most {MAX_SEQ_LENGTH:,} (2**24: {ROPE_POSITIONS}, so further tokens would share a "
                          f"position's rotation), or null (no context extension)"),
     "s2_group_size": (lambda v: v is None or (v >= 2 and v % 2 == 0),
                       "an even number >= 2 (half a group is the shift), or null (a quarter of max_seq_length)"),
