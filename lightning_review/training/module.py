@@ -44,8 +44,8 @@ SETTING_RANGES = {
     "max_seq_length": (lambda v: v > 0, "> 0"),
     # at most MAX_SEQ_LENGTH (2**24): RoPE takes positions as float32, exact whole numbers only up to there
     "model_max_length": (lambda v: v is None or 0 < v <= MAX_SEQ_LENGTH,
-                         f"> 0 and at most {MAX_SEQ_LENGTH:,} (2**24: {ROPE_POSITIONS}, so further tokens would share a "
-                         f"position's rotation), or null (no context extension)"),
+                         f"> 0 and at most {MAX_SEQ_LENGTH:,} (2**24: {ROPE_POSITIONS}, so further tokens would "
+                         f"share a position's rotation), or null (no context extension)"),
     "s2_group_size": (lambda v: v is None or (v >= 2 and v % 2 == 0),
                       "an even number >= 2 (half a group is the shift), or null (a quarter of max_seq_length)"),
     "max_new_tokens": (lambda v: v > 0, "> 0"),
