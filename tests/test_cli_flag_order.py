@@ -10,13 +10,16 @@ import pytest
 from lightning_review.cli import main
 from tests.conftest import ROOT, run_cli
 
+# from the repository root, not the working directory: pytest may be run from anywhere
+CONFIG_7B = str(ROOT / "configs" / "7b.yaml")
+
 
 @pytest.mark.parametrize("argv, line", [
     (["--model.lora_r", "4", "fit"],
      "error: --model.lora_r comes before the command; put it after: python -m lightning_review fit --model.lora_r 4"),
-    (["-c", "configs/7b.yaml", "fit", "--trainer.max_steps=3"],
+    (["-c", CONFIG_7B, "fit", "--trainer.max_steps=3"],
      "error: -c comes before the command; put it after: "
-     "python -m lightning_review fit -c configs/7b.yaml --trainer.max_steps=3"),
+     f"python -m lightning_review fit -c {shlex.quote(CONFIG_7B)} --trainer.max_steps=3"),
     (["--model.lora_r=4", "--trainer.max_epochs", "-1", "validate"],
      "error: --model.lora_r and --trainer.max_epochs come before the command; put them after: "
      "python -m lightning_review validate --model.lora_r=4 --trainer.max_epochs -1"),

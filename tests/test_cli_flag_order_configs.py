@@ -40,5 +40,6 @@ def test_flags_typed_after_the_last_config_file_still_come_last():
 
 
 def test_a_moved_config_file_goes_first_and_a_moved_flag_after_it():
-    assert _suggested(["--model.lora_r", "4", "-c", "configs/7b.yaml", "fit", "--trainer.max_steps=3"])[:5] == [
-        "fit", "-c", "configs/7b.yaml", "--model.lora_r", "4"]
+    config = str(ROOT / "configs" / "7b.yaml")  # from the repository root: pytest may be run from anywhere
+    assert _suggested(["--model.lora_r", "4", "-c", config, "fit", "--trainer.max_steps=3"])[:5] == [
+        "fit", "-c", config, "--model.lora_r", "4"]
