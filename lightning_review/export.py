@@ -25,6 +25,7 @@ import torch
 from .artifacts.adapter_record import adapter_fits, base_named_by_record, read_adapter_meta
 from .artifacts.checkpoint_files import CheckpointError, load_tokenizer, read_llama_config
 from .artifacts.deepspeed_files import UnsafeCheckpointError, deepspeed_files_read_safely
+from .artifacts.model_limits import MAX_SEQ_LENGTH, ROPE_POSITIONS
 from .artifacts.model_sources import looks_like_hub_id, resolve
 from .errors import UserError
 from .model.loading import add_lora, apply_rope_scaling, load_llama
@@ -69,6 +70,25 @@ def refuse_non_deepspeed_directory(path: Path) -> None:
                               "the run's .ckpt file (checkpoints/last.ckpt) or the directory DeepSpeed wrote")
     raise CheckpointError(f"{path}: not a DeepSpeed checkpoint directory (no 'latest' file in it); give --checkpoint "
                           "the run's .ckpt file (checkpoints/last.ckpt) or the directory DeepSpeed wrote")
+
+
+def refuse_unloadable_length(checkpoint: str, hparams: dict) -> None:
+    """A CheckpointError for a checkpoint whose model_max_length its adapter's record could not hold: the record's
+    reader (artifacts.adapter_record.read_adapter_meta) refuses anything but null or a whole number in 1..2**24, so
+    the adapter would be written only to fail at every later load. Training holds model.model_max_length to the
+    same bound; a checkpoint edited by hand, or from another program, need not be."""
+    length = hparams.get("model_max_length")
+    if length is None:
+        return
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        problem = f"{length!r}, not a positive whole number or null"
+    elif length > MAX_SEQ_LENGTH:
+        problem = f"{length}, more than {MAX_SEQ_LENGTH:,} (2**24): {ROPE_POSITIONS}"
+    else:
+        return
+    raise CheckpointError(f"{checkpoint}: its hyper_parameters' 'model_max_length' (model.model_max_length) is "
+                          f"{problem}; an adapter exported from it could not be loaded; export a checkpoint of a run "
+                          f"trained with model.model_max_length at most {MAX_SEQ_LENGTH:,}, or null")
 
 
 def local_input(source: str | os.PathLike | None) -> Path | None:
@@ -153,6 +173,7 @@ def export_adapter(checkpoint: str, output_dir: str, checkpoint_dir: str | None 
     if "lora_r" not in hparams:
         raise CheckpointError(f"{checkpoint}: not a lightning_review training checkpoint (no LongQLoRAModule "
                               "settings)")
+    refuse_unloadable_length(checkpoint, hparams)  # before the module's own range check, which names no file
     if checkpoint_dir:
         hparams["checkpoint_dir"] = checkpoint_dir
     out = check_output_dir(output_dir, {"--checkpoint": checkpoint, "the base model": hparams["checkpoint_dir"]},

@@ -9,6 +9,7 @@ import pytest
 import torch
 from peft import PeftModel
 
+from lightning_review.artifacts.model_limits import ROPE_POSITIONS
 from lightning_review.model.loading import load_llama
 from tests.conftest import ROOT, run_cli, write_jsonl
 
@@ -222,3 +223,36 @@ def test_a_recorded_base_that_is_gone_is_named_as_the_adapters(tmp_path):
                                               "its directory as --checkpoint_dir"):
         export_merged(str(adapter), str(tmp_path / "merged"))
     assert not (tmp_path / "merged").exists()
+
+
+def with_model_max_length(checkpoint, path, length):
+    """A copy of ``checkpoint`` whose hyperparameters record ``length`` as model_max_length (an edited or foreign
+    checkpoint: training refuses to run with a length the adapter record could not hold)."""
+    ckpt = torch.load(checkpoint, weights_only=False)
+    ckpt["hyper_parameters"]["model_max_length"] = length
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.mark.parametrize("length, problem", [
+    (2**24 + 1, f"16777217, more than 16,777,216 (2**24): {ROPE_POSITIONS}"),  # model_limits' shared reason
+    (True, "True, not a positive whole number or null")])
+def test_a_checkpoint_whose_model_max_length_no_adapter_record_holds_is_refused(trained_checkpoint, tmp_path, length,
+                                                                                 problem):
+    bad = with_model_max_length(trained_checkpoint, tmp_path / "edited.ckpt", length)
+    proc = run_cli("export-adapter", f"--checkpoint={bad}", f"--output_dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {bad}: its hyper_parameters' 'model_max_length' (model.model_max_length) is {problem}; an adapter "
+        "exported from it could not be loaded; export a checkpoint of a run trained with model.model_max_length at "
+        "most 16,777,216, or null")
+    assert not (tmp_path / "a").exists()  # no adapter that export, generate or perplexity would refuse later
+
+
+def test_a_checkpoint_at_the_bound_exports_an_adapter_that_loads(trained_checkpoint, tmp_path):
+    from lightning_review.artifacts.adapter_record import read_adapter_meta
+    from lightning_review.export import export_adapter
+
+    edge = with_model_max_length(trained_checkpoint, tmp_path / "edge.ckpt", 2**24)
+    adapter = export_adapter(str(edge), str(tmp_path / "adapter"))
+    assert read_adapter_meta(adapter)["model_max_length"] == 2**24
