@@ -92,13 +92,16 @@ def check_api_key(key: str | None = None) -> None:
                             "carry; copy the key again without it and export OPENAI_API_KEY=<your key>")
 
 
-def require_api_key() -> None:
+def require_api_key(address: str | None = None) -> None:
     """Refuse, before anything is written or called, a run whose key is missing: the openai client reads it from
-    OPENAI_API_KEY (never from a flag) and would only fail at its first call. The key itself is never shown."""
+    OPENAI_API_KEY (never from a flag) and would only fail at its first call, with its own message. ``address``: how
+    the command is pointed at an OpenAI-compatible server instead of OpenAI's (e.g. ``export OPENAI_BASE_URL=...``),
+    named in the message where given. The key itself is never shown."""
     if not api_key_set():
+        elsewhere = f"; for an OpenAI-compatible server instead of OpenAI's, {address}" if address else ""
         raise UserError("OPENAI_API_KEY is not set: the API's key is read from the environment only (never from a "
                         "flag); export OPENAI_API_KEY=<your key> (any non-empty value for a local server that checks "
-                        "none) and run again")
+                        f"none) and run again{elsewhere}")
     check_api_key()
 
 

@@ -168,6 +168,7 @@ def upload(file: str, yes: bool = False, allow_secret_kinds: list[str] | str | N
         max_tokens: tokens per example allowed by the model; a longer example is refused, as by `openai validate`.
         allow_over_limit: upload examples over max_tokens anyway (OpenAI truncates them from their end).
     """
+    jobs.require_api()  # before the file is checked and the confirmation asked: both in vain without a key
     allowed = _secret_kinds(allow_secret_kinds)
     _check_max_tokens(max_tokens)
     report = validate_chat_jsonl(file, get_encoding(encoding_name(model)), max_tokens)
@@ -233,6 +234,7 @@ def create(training_file: str, model: str = "gpt-3.5-turbo", epochs: int | None 
         follow: wait for the job and show its events.
         poll_seconds: seconds between polls when following.
     """
+    jobs.require_api()
     problem = None if epochs is None else whole_number_problem("--epochs", epochs, "epochs")
     if problem:
         raise UserError(f"{problem}; or --epochs null to let the service decide")
@@ -248,6 +250,7 @@ def follow(job_id: str, poll_seconds: float = 10.0):
         job_id: the job id.
         poll_seconds: seconds between polls.
     """
+    jobs.require_api()
     return jobs.follow(job_id, poll_seconds)
 
 
@@ -257,6 +260,7 @@ def cancel(job_id: str):
     Args:
         job_id: the job id.
     """
+    jobs.require_api()
     job = jobs.cancel(job_id)
     print(f"{job.id}: {job.status}")
     return job
@@ -268,6 +272,7 @@ def list_jobs(limit: int = 20) -> list:
     Args:
         limit: how many.
     """
+    jobs.require_api()
     found = jobs.list_jobs(limit)
     for job in found:
         print(f"{job.id}  {job.status:<16} {job.model:<24} {job.fine_tuned_model or ''}")

@@ -18,12 +18,24 @@ class FineTuneFailed(RuntimeError):
     """The job ended as failed or cancelled."""
 
 
+# how these commands reach an OpenAI-compatible server instead of OpenAI's, for the missing key's message
+ADDRESS = "also export OPENAI_BASE_URL=<its address, e.g. http://localhost:8000/v1>"
+
+
+def require_api() -> None:
+    """Refuse a missing or unusable OPENAI_API_KEY, or an OPENAI_BASE_URL without http(s)://, in the project's one
+    line: the openai client would say only "Missing credentials", naming none of our fixes. Every command that calls
+    the API runs it first, before a confirmation is asked or a file read in vain; the key is never shown."""
+    from ..openai_client import check_api_address, require_api_key
+
+    require_api_key(ADDRESS)
+    check_api_address(None)
+
+
 def client(max_retries: int = 5, timeout: float = 120.0):
     from openai import OpenAI
 
-    from ..openai_client import check_api_key
-
-    check_api_key()
+    require_api()
     return OpenAI(max_retries=max_retries, timeout=timeout)
 
 

@@ -89,6 +89,8 @@ def test_allow_over_limit_makes_it_a_warning(chat, tmp_path):
 def test_upload_refuses_them_as_validate_does_before_sending_anything(chat, monkeypatch):
     sent = []
     monkeypatch.setattr(commands.jobs, "upload", sent.append)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")  # upload checks it first; nothing is sent
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(UserError, match=rf"^{chat}: refusing to upload: 2 of 5 examples are over the limit of "
                                         rf"{LIMIT} tokens .* --allow_over_limit=true to accept the truncation$"):
         commands.upload(str(chat), yes=True, max_tokens=LIMIT)
