@@ -56,7 +56,9 @@ class ReviewCLI(LightningCLI):
         changed setting (``--model.lora_r 16``) was silently replaced by the checkpoint's and the run went on. Here
         the config stays as the user gave it, so settings that may change on a resume (RESUMABLE_MODEL_SETTINGS)
         take effect, any other difference is refused before the model loads, and a corrupt file is named. Data
-        settings are compared when the DataModule's state is restored.
+        settings are compared when the DataModule's state is restored. A fit whose time limit (trainer.max_time)
+        the checkpoint's run has spent already is refused too (trainer_checks.spent_time_problem), before the model
+        loads: Lightning stopped it before its first step, with exit status 0.
 
         Why a private method: Lightning 2.6 (2.6.6, the newest release) merges the checkpoint's hyperparameters
         here, called by ``LightningCLI.__init__`` between ``parse_arguments`` and ``before_instantiate_classes``, and
@@ -73,6 +75,7 @@ class ReviewCLI(LightningCLI):
         from .training.module import model_setting_differences
         from .artifacts.settings_check import refuse_config_change
         from .training.resume import load_checkpoint_file
+        from .training.trainer_checks import spent_time_problem
 
         subcommand = self.config.get("subcommand")
         if not subcommand:
@@ -82,9 +85,14 @@ class ReviewCLI(LightningCLI):
         # Lightning reports: the module's on_load_checkpoint compares the settings of those.
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
-        saved = load_checkpoint_file(ckpt_path).get("hyper_parameters")
+        checkpoint = load_checkpoint_file(ckpt_path)
+        saved = checkpoint.get("hyper_parameters")
         if saved:
             refuse_config_change(model_setting_differences(saved, self.config[subcommand].model.as_dict()))
+        # a time limit the checkpoint's run has spent already: Lightning would stop before the first step, exit 0
+        if subcommand == "fit" and (problem := spent_time_problem(self.config[subcommand].get("trainer") or {},
+                                                                   checkpoint, ckpt_path)):
+            raise UserError(problem)
 
     def parse_arguments(self, parser, args) -> None:
         """The Trainer's settings, seed_everything and ``--ckpt_path`` checked once parsed, before anything is built

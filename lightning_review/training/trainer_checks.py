@@ -7,6 +7,8 @@ and stopped without an adapter or checkpoint, exit 0)."""
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import re
 from datetime import timedelta
@@ -112,8 +114,23 @@ def _runs_on_cpu(accelerator: Any) -> bool:
 
 # the units Python's timedelta takes: the keys of a dict max_time (Lightning's Timer calls timedelta(**max_time))
 MAX_TIME_UNITS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")
+# Lightning's Timer, as a config's callbacks name it; its state in a checkpoint is under "Timer"
+TIMER_CLASSES = ("lightning.pytorch.callbacks.Timer", "lightning.pytorch.callbacks.timer.Timer")
 # the one string form Lightning's Timer reads (it refuses any other, a negative one too, in one line)
 MAX_TIME_FORMAT = re.compile(r"(\d+):(\d\d):(\d\d):(\d\d)")
+
+
+def max_time_duration(max_time: Any) -> timedelta | None:
+    """``trainer.max_time`` as the duration Lightning's Timer reads from it; None for none, or for a string the Timer
+    refuses itself. Raises OverflowError / TypeError where timedelta does (max_time_problem names those)."""
+    if isinstance(max_time, timedelta):
+        return max_time
+    if isinstance(max_time, Mapping):
+        return timedelta(**max_time)
+    if isinstance(max_time, str) and (match := MAX_TIME_FORMAT.fullmatch(max_time.strip())):
+        days, hours, minutes, seconds = map(int, match.groups())
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    return None
 
 
 def max_time_problem(max_time: Any, subcommand: str = "fit") -> str | None:
@@ -124,28 +141,65 @@ def max_time_problem(max_time: Any, subcommand: str = "fit") -> str | None:
     if max_time is None:
         return None
     fix = 'DD:HH:MM:SS (e.g. 00:12:00:00) or {"hours": 12}'
+    if isinstance(max_time, Mapping) and (unknown := [key for key in max_time if key not in MAX_TIME_UNITS]):
+        return (f"trainer.max_time={dict(max_time)} is not a duration: {', '.join(map(str, unknown))} is not "
+                f"a unit of time (the keys are {', '.join(MAX_TIME_UNITS)}); give {fix}")
     try:
-        if isinstance(max_time, timedelta):
-            duration = max_time
-        elif isinstance(max_time, Mapping):
-            unknown = [key for key in max_time if key not in MAX_TIME_UNITS]
-            if unknown:
-                return (f"trainer.max_time={dict(max_time)} is not a duration: {', '.join(map(str, unknown))} is not "
-                        f"a unit of time (the keys are {', '.join(MAX_TIME_UNITS)}); give {fix}")
-            duration = timedelta(**max_time)
-        elif isinstance(max_time, str) and (match := MAX_TIME_FORMAT.fullmatch(max_time.strip())):
-            days, hours, minutes, seconds = map(int, match.groups())
-            duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-        else:
-            return None
+        duration = max_time_duration(max_time)
     except (OverflowError, TypeError):  # beyond timedelta's 999999999 days; a value that is no number
         return (f"trainer.max_time={max_time} is not a duration Python's timedelta can hold (at most 999999999 "
                 f"days, whole numbers): give {fix}, or leave it out (null) for no time limit")
-    if subcommand == "fit" and duration <= timedelta(0):
+    if subcommand == "fit" and duration is not None and duration <= timedelta(0):
         return (f"trainer.max_time={max_time} trains no step (Lightning's Timer stops fit before the first, after "
                 f"the model loaded, without an adapter or checkpoint): give a positive duration, {fix}, or leave it "
                 f"out (null) for no time limit")
     return None
+
+
+def dd_hh_mm_ss(seconds: int) -> str:
+    """Whole seconds as trainer.max_time is written (DD:HH:MM:SS)."""
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days:02d}:{hours:02d}:{minutes:02d}:{seconds:02d}"
+
+
+def timer_setting(trainer: Mapping[str, Any]) -> tuple[str, Any]:
+    """Which setting bounds the run's training time, and its value: a Lightning ``Timer`` among trainer.callbacks
+    (Lightning then ignores trainer.max_time), else trainer.max_time."""
+    for callback in trainer.get("callbacks") or []:
+        get = callback.get if isinstance(callback, Mapping) else functools.partial(getattr, callback)
+        if str(get("class_path", "")) in TIMER_CLASSES:
+            init_args = get("init_args", None) or {}
+            duration = init_args.get("duration") if isinstance(init_args, Mapping) else getattr(
+                init_args, "duration", None)
+            return "the Timer callback's duration", duration
+    return "trainer.max_time", trainer.get("max_time")
+
+
+def spent_time_problem(trainer: Mapping[str, Any], checkpoint: Mapping[str, Any], ckpt_path: Any) -> str | None:
+    """A resumed fit whose time limit its checkpoint's run has used up already. Lightning's Timer (which
+    trainer.max_time sets up) stores the training time in the checkpoint and counts on from it when resumed, on
+    purpose (its on_fit_start stops a run "whose timer is already depleted"): the limit is the run's total, across
+    resumes. With no more than that left, fit loaded the model and stopped before its first step, exit 0, no adapter,
+    only an info line "Time limit reached"."""
+    name, setting = timer_setting(trainer)
+    try:
+        limit = max_time_duration(setting)
+    except (OverflowError, TypeError):
+        return None  # max_time_problem names it
+    state = (checkpoint.get("callbacks") or {}).get("Timer") or {}
+    spent = (state.get("time_elapsed") or {}).get("train")
+    if limit is None or not isinstance(spent, (int, float)) or spent < limit.total_seconds():
+        return None
+    more = math.ceil(limit.total_seconds())
+    total = dd_hh_mm_ss(math.ceil(spent) + more)
+    example = f"--trainer.max_time {total}" if name == "trainer.max_time" else f"{total} (in trainer.callbacks)"
+    return (f"--ckpt_path {ckpt_path}: its run has trained for {dd_hh_mm_ss(int(spent))} (DD:HH:MM:SS) already, "
+            f"and {name}={setting} is no more than that, so the resumed fit would stop before its first step. "
+            f"Lightning's Timer counts the run's whole training time, resumes included (the checkpoint holds the "
+            f"time spent): give the total, e.g. {example} to train {dd_hh_mm_ss(more)} more, or leave it out "
+            f"(null) for no time limit")
 
 
 # numpy's seeds (lightning.fabric.utilities.seed.seed_everything refuses the others with a traceback)
