@@ -60,7 +60,7 @@ class _EpochPosition:
     ``total_train_batches``, read by Lightning's bars at each epoch's start (and by the Rich bar at the first batch
     after a mid-epoch resume); set again at each batch's end, before the bar draws it."""
 
-    _batches_done = 0  # the bar's place in the epoch (a class default: the bar is switched in place, no state added)
+    _batches_done = 0  # the bar's place in the epoch; a class default, so that a bar switched in place needs no setup
 
     @property
     def total_train_batches(self) -> int | float:
