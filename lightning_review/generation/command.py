@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..answer_cache import missing_dirs, remove_empty_dirs
+from ..artifacts.model_limits import MAX_SEQ_LENGTH, ROPE_POSITIONS
 from ..artifacts.resumable_jsonl import output_files
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT
 from ..data.rating_line import rating_request
@@ -66,7 +67,8 @@ def run_setting_problems(concurrency, batch_size, max_retries, limit, max_contex
                          api: bool = False, timeout_s=600.0) -> list[str]:
     """Each count out of its range, named before any model loads or call is made: --concurrency 0 would wait
     forever for a free slot, --batch_size 0 review nothing, --limit 0 read as no limit, a negative --max_context
-    leave no room for any paper, --timeout_s 0 fail every call inside the HTTP library."""
+    leave no room for any paper and one above MAX_SEQ_LENGTH (2**24) give positions RoPE's float32 cannot tell
+    apart, --timeout_s 0 fail every call inside the HTTP library."""
     from ..openai_client import timeout_problem
 
     problems = []
@@ -74,6 +76,9 @@ def run_setting_problems(concurrency, batch_size, max_retries, limit, max_contex
                                     or max_context < 0):
         meaning = "0 (no cut: papers sent whole)" if api else "0 (the model's context, as when left out)"
         problems.append(f"--max_context must be {meaning} or a positive number of tokens, got {max_context!r}")
+    elif max_context is not None and max_context > MAX_SEQ_LENGTH:
+        problems.append(f"--max_context {max_context}: give at most {MAX_SEQ_LENGTH:,} (2**24) tokens: "
+                        f"{ROPE_POSITIONS}, so further tokens would share a position's rotation")
     for flag, value, least, what in (("--concurrency", concurrency, 1, "API calls in flight, e.g. 8"),
                                      ("--batch_size", batch_size, 1, "local papers a batch, e.g. 1"),
                                      ("--max_retries", max_retries, 0, "retries of a failed API call, e.g. 5"),
@@ -121,7 +126,8 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         max_new_tokens, temperature, top_p, repetition_penalty, seed: decoding (temperature 0: greedy).
         batch_size: local papers per batch (ordered by length, longest first).
         max_context: tokens of prompt + review; papers are cut to fit, as in training. Default: the local model's
-            context (its RoPE-scaled max_position_embeddings), 16,385 for an API model (0: send papers whole).
+            context (its RoPE-scaled max_position_embeddings), 16,385 for an API model (0: send papers whole). At
+            most 16,777,216 (2**24, lightning_review.artifacts.model_limits.MAX_SEQ_LENGTH), as every length setting.
         system_prompt: the system prompt of training.
         rating_scale: API backend: the system message asks the model to end its review with the rating line the
             training targets end with (``Rating: <n>``, a number on this low-high scale: 1-10 for ICLR's ratings,

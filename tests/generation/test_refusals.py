@@ -6,7 +6,7 @@ import time
 import pytest
 
 from lightning_review.errors import UserError
-from lightning_review.generation.command import generate
+from lightning_review.generation.command import generate, run_setting_problems
 from lightning_review.generation.output import ReviewsFile, lock_path
 from tests.conftest import run_cli
 from tests.openai_server import API_KEY, FakeOpenAI
@@ -26,6 +26,11 @@ REFUSALS = {
     "negative context": ([f"--api_model={MODEL}", "--max_context=-1"], True,
                          "error: --max_context must be 0 (no cut: papers sent whole) or a positive number of tokens, "
                          "got -1"),
+    # as every length setting: RoPE's float32 positions hold whole numbers only up to 2**24 (it had no upper bound)
+    "context beyond 2**24": ([f"--api_model={MODEL}", "--max_context=16777217"], True,
+                             "error: --max_context 16777217: give at most 16,777,216 (2**24) tokens: the model's "
+                             "RoPE takes positions as float32, which holds whole numbers exactly only up to 2**24, so "
+                             "further tokens would share a position's rotation"),
     "no room": ([f"--api_model={MODEL}", "--max_context=100", "--max_new_tokens=100"], True,
                 "error: --max_new_tokens 100 leaves no room for a paper in --max_context 100; lower --max_new_tokens "
                 "or raise --max_context (0 sends papers whole)"),
@@ -50,6 +55,17 @@ def test_a_refused_run_says_why_in_one_line_and_leaves_no_file(case, papers, tmp
     assert "generate (api)" not in proc.stderr  # refused before the progress bar
     assert left_behind(tmp_path, papers) == []
     assert API_KEY not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("max_context", [2**24 + 1, 99999999999999])
+def test_a_local_max_context_beyond_ropes_float32_positions_is_refused_before_the_model_loads(max_context, papers,
+                                                                                           tmp_path, tiny_llama_dir):
+    with pytest.raises(UserError, match=rf"^--max_context {max_context}: give at most 16,777,216 \(2\*\*24\) tokens: "
+                                        "the model's RoPE takes positions as float32"):
+        generate(str(papers), str(tmp_path / "r.jsonl"), model_dir=str(tiny_llama_dir), max_context=max_context)
+    assert left_behind(tmp_path, papers) == []
+    # the bound itself is a context a run may ask for
+    assert "--max_context" not in " ".join(run_setting_problems(8, 1, 5, None, 2**24))
 
 
 @pytest.mark.parametrize("base_url, shown", [("127.0.0.1:{port}", "127.0.0.1:{port}"),
