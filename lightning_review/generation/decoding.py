@@ -1,6 +1,8 @@
-"""Decoding settings and batched generation with transformers' ``generate`` (KV cache, left padding).
+"""Decoding settings, the room a review prompt leaves for the review, and batched generation with transformers'
+``generate`` (KV cache, left padding).
 
-Kept in one place so the ``generate`` command, ``predict`` and the validation reviews decode the same way.
+Kept in one place so the ``generate`` command, ``predict`` and the validation reviews fit their prompts and decode the
+same way.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import torch
 
@@ -54,6 +56,79 @@ class DecodingSettings:
         """A seed of the batch's paper ids, not of the run's history: with one paper a batch, a resumed run samples
         each paper exactly as an uninterrupted run does."""
         return (self.seed * 1_000_003 + zlib.crc32("\n".join(ids).encode())) % 2**63
+
+
+class PromptTemplate(Protocol):
+    """What ReviewRoom asks of lightning_review.data.prompt.ReviewPromptTokenizer (named by its methods, so that
+    decoding needs no import of the data layer)."""
+
+    def prompt_template_tokens(self) -> int: ...
+
+    def prompt_from_ids(self, paper_ids: list, budget: int | None = None) -> tuple[list, int]: ...
+
+
+def _setting(name: str, value: int) -> str:
+    """A setting as its user writes it: ``--max_new_tokens 512`` for a flag, ``model.max_new_tokens=512`` for a
+    config key."""
+    return f"{name} {value}" if name.startswith("--") else f"{name}={value}"
+
+
+@dataclass(frozen=True)
+class ReviewRoom:
+    """The model's context shared between a review prompt and the review: ``max_new_tokens`` kept for the review,
+    the rest for the prompt, whose paper is cut by the training rule (its last tokens go) until it fits. The one
+    prompt-fitting rule of the ``generate`` command, ``predict`` and the validation reviews: tokens generated past
+    the context would sit at positions the model (its RoPE interpolation) never had.
+
+    Refused at once when ``max_new_tokens`` leaves no token of the context for a prompt; the error names
+    ``tokens_setting`` (``--max_new_tokens``, ``model.max_new_tokens``) and says where the context comes from
+    (``context_source``) and, in ``other_fix``, how else to make room.
+    """
+
+    context: int
+    max_new_tokens: int
+    tokens_setting: str
+    context_source: str
+    other_fix: str = ""
+
+    def __post_init__(self):
+        if self.context <= self.max_new_tokens:
+            raise UserError(f"{_setting(self.tokens_setting, self.max_new_tokens)} leaves no room for a paper in the "
+                            f"model's context of {self.context} tokens ({self.context_source}): lower "
+                            f"{self.tokens_setting} below {self.context}{self._other_fix()}")
+
+    def _other_fix(self) -> str:
+        return f", {self.other_fix}" if self.other_fix else ""
+
+    def fit(self, prompts: PromptTemplate, paper_ids: Sequence[int]) -> tuple[list[int], int]:
+        """The prompt of an encoded paper, the paper cut so that the prompt and ``max_new_tokens`` fit the context;
+        with the paper tokens cut. Refused when the template and ``max_new_tokens`` alone do not fit."""
+        template = prompts.prompt_template_tokens()
+        budget = self.context - template - self.max_new_tokens
+        if budget < 0:
+            raise UserError(f"{_setting(self.tokens_setting, self.max_new_tokens)} and the prompt template "
+                            f"({template} tokens) do not fit the model's context of {self.context} tokens "
+                            f"({self.context_source}): lower {self.tokens_setting} to at most "
+                            f"{self.context - template}{self._other_fix()}")
+        return prompts.prompt_from_ids(list(paper_ids), budget)
+
+    def refit(self, prompts: PromptTemplate, prompt_ids: Sequence[int]) -> tuple[list[int], int]:
+        """``fit`` for a prompt already built by ``prompts``: predict's and the validation reviews' prompts come from
+        the DataModule cut to data.max_seq_length, which may be the whole context, leaving no room for the review."""
+        return self.fit(prompts, paper_ids_of(prompts, prompt_ids))
+
+
+def paper_ids_of(prompts: PromptTemplate, prompt_ids: Sequence[int]) -> list[int]:
+    """The paper's ids inside a prompt that ``prompts`` built: the prompt of a one-item stand-in paper (an object
+    equal to no token id) shows where the template's prefix ends and how long its suffix is."""
+    marker = object()
+    probe, _ = prompts.prompt_from_ids([marker])
+    start = probe.index(marker)
+    suffix = len(probe) - start - 1
+    end = len(prompt_ids) - suffix
+    if end < start or list(prompt_ids[:start]) != probe[:start] or list(prompt_ids[end:]) != probe[start + 1:]:
+        raise ValueError("the prompt was not built with this prompt template (its prefix or suffix differs)")
+    return list(prompt_ids[start:end])
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from ..artifacts.model_sources import resolve
 from ..errors import UserError
 from ..artifacts.checkpoint_files import load_tokenizer
 from ..model.loading import dtype_name, load_llama
-from .decoding import DecodingSettings, generate_ids
+from .decoding import DecodingSettings, ReviewRoom, generate_ids
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,8 @@ class LocalGenerator:
         self.settings = settings
         self.batch_size = batch_size
         self.max_context = max_context or model.config.max_position_embeddings
-        if self.max_context <= settings.max_new_tokens:
-            raise UserError(f"--max_new_tokens {settings.max_new_tokens} leaves no room for a paper in the "
-                             f"model's context of {self.max_context} tokens (--max_context)")
+        source = "--max_context" if max_context else "its max_position_embeddings; --max_context is left out"
+        self.room = ReviewRoom(self.max_context, settings.max_new_tokens, "--max_new_tokens", source)
         self.prompts = ReviewPromptTokenizer(tokenizer, system_prompt, self.max_context)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -92,12 +91,7 @@ class LocalGenerator:
         encoded = self.tokenizer([paper for _, paper in papers], add_special_tokens=False)["input_ids"]
         prepared = []
         for (paper_id, _), paper_ids in zip(papers, encoded):
-            fitted = self.prompts.fit_for_generation(paper_ids, self.settings.max_new_tokens)
-            if fitted is None:
-                raise UserError(f"--max_new_tokens {self.settings.max_new_tokens} and the prompt template "
-                                 f"({self.prompts.fixed_tokens()} tokens) do not fit the context of "
-                                 f"{self.max_context}; lower --max_new_tokens")
-            prompt, removed = fitted
+            prompt, removed = self.room.fit(self.prompts, paper_ids)
             prepared.append(PreparedPaper(paper_id, prompt, removed))
         return prepared
 

