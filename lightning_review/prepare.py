@@ -17,12 +17,14 @@ import numpy as np
 from .artifacts.checkpoint_files import check_tokenizer_files
 from .data.papers import count_papers
 from .data.prompt import DEFAULT_SYSTEM_PROMPT
-from .data.readers import Task
+from .data.rating_line import resolve_rating_line
+from .data.readers import Task, rejects_file_problem
 from .errors import UserError
 from .safe_paths import (atomic_writer, refuse_output_over_input, refuse_unwritable_output, same_file,
                          write_text_atomic)
 
 PERCENTILES = (50, 90, 99)
+FLAG = "--"  # how prepare's messages spell its settings: as flags, --rejects_file (fit's are data.rejects_file)
 
 
 def length_stats(lengths: np.ndarray) -> dict:
@@ -68,17 +70,15 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
                                   tokenize_summary)
 
     if task == "text" and rating_line is not None:
-        raise UserError(f"rating_line={rating_line} is for the review task (it ends each review target with its "
-                        "rating); the text task trains on documents without targets: leave rating_line out")
+        raise UserError(f"--rating_line={json.dumps(rating_line)} is for the review task (it ends each review target "
+                        "with its rating); the text task trains on documents without targets: leave --rating_line out")
     start = time.perf_counter()
     out = Path(output_dir)
     outputs = ("stats.json", "lengths.png") if plot else ("stats.json",)  # the files written in output_dir
     refuse_unwritable_output(out, "--output_dir", directory=True, files=outputs)  # before the data is read
     for name in outputs:
         refuse_output_over_input(out / name, [data_file, val_file], "--output_dir")
-        if rejects_file is not None and same_file(rejects_file, out / name):
-            raise UserError(f"--rejects_file={rejects_file} is the {name} prepare writes in --output_dir: one would "
-                            "replace the other; give --rejects_file another path")
+    refuse_bad_rejects_file(rejects_file, on_bad_record, data_file, val_file, out, outputs)
     refuse_training_file_as_validation(data_file, val_file, "--data_file", "--val_file", "--val_fraction")
     check_tokenizer_files(tokenizer_dir)  # named before the data is read, not after
     try:
@@ -89,6 +89,9 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
                               min_review_chars=min_review_chars, rating_line=rating_line, task=task)
     except MissingDataFiles as exc:  # named by prepare's flags, not by fit's data.train_file
         raise UserError(exc.message({"train_file": "--data_file", "val_file": "--val_file"})) from None
+    if task == "review":  # resolved by prepare's flag first: the DataModule's own would name fit's data.rating_line
+        splits = dm.split_records()
+        resolve_rating_line(rating_line, [*splits["train"], *splits["val"]], data_file, FLAG)
     dm.prepare_data()
     dm.setup("fit")
     stats: dict = {"data_file": data_file, "task": task, "max_seq_length": max_seq_length,
@@ -115,6 +118,32 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
               f"packing efficiency {train.get('packing_efficiency', 0):.1%}; "
               f"{tokenize_summary(stats['train'], stats['val'])}; written to {out}/stats.json")
     return stats
+
+
+def refuse_bad_rejects_file(rejects_file: str | None, on_bad_record: str, data_file: str, val_file: str | None,
+                            out: Path, outputs: tuple[str, ...]) -> None:
+    """``--rejects_file`` refused before the data is read, named as prepare's flag (the DataModule checks it too, but
+    names fit's ``data.rejects_file``): given without ``--on_bad_record skip``, a data file, ``--output_dir`` itself,
+    or a file prepare writes there; with ``--val_file``, its ``.val`` list too."""
+    from .data.datamodule import _rejects_file
+
+    if rejects_file is None:
+        return
+    problem = rejects_file_problem(rejects_file, on_bad_record, FLAG)
+    if problem:
+        raise UserError(problem)
+    lists = [(rejects_file, "--rejects_file")]
+    if val_file:
+        lists.append((_rejects_file(rejects_file, "val_file"), "--rejects_file (+ '.val')"))
+    for path, flag in lists:
+        refuse_output_over_input(path, [data_file, val_file], flag)
+        if same_file(path, out):
+            raise UserError(f"{flag}={path} is --output_dir, the directory prepare writes {' and '.join(outputs)} "
+                            "in; give --rejects_file a path outside it")
+        for name in outputs:
+            if same_file(path, out / name):
+                raise UserError(f"{flag}={path} is the {name} prepare writes in --output_dir: one would replace the "
+                                "other; give --rejects_file another path")
 
 
 def _percentiles(stats: dict) -> str:

@@ -156,7 +156,7 @@ def test_prepare_text_task_names_bad_documents_and_counts_skipped_ones(tmp_path,
         prepare(str(data), str(tiny_llama_dir), max_seq_length=64, output_dir=str(tmp_path / "out"), task="text")
     with pytest.raises(RecordError, match=r"docs\.jsonl:1: missing field 'paper' .*data\.task text"):
         prepare(str(data), str(tiny_llama_dir), max_seq_length=64, output_dir=str(tmp_path / "out"))  # review task
-    with pytest.raises(UserError, match=r"rating_line=True is for the review task.*leave rating_line out"):
+    with pytest.raises(UserError, match=r"^--rating_line=true is for the review task.*leave --rating_line out$"):
         prepare(str(data), str(tiny_llama_dir), output_dir=str(tmp_path / "out"), task="text", rating_line=True)
     assert not (tmp_path / "out").exists()
     stats = prepare(str(data), str(tiny_llama_dir), max_seq_length=64, output_dir=str(tmp_path / "out"),

@@ -40,14 +40,17 @@ def plain_number(number: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def training_target(record: Record, rating_line: bool) -> str:
+def training_target(record: Record, rating_line: bool, prefix: str = "data.") -> str:
     """The text the model learns to write for ``record``: its review, and with ``rating_line`` a blank line and
-    ``Rating: <its rating>`` after it. A record without a rating under ``rating_line`` is refused, naming it."""
+    ``Rating: <its rating>`` after it. A record without a rating under ``rating_line`` is refused, naming it and the
+    setting as the command the user ran spells it: ``prefix`` ``data.`` for fit's ``data.rating_line``, ``--`` for a
+    tool's flag (prepare's, openai export's ``--rating_line``)."""
     if not rating_line:
         return record.review
     if record.rating is None:
-        raise UserError(f"{record.where or record.id}: no rating, but data.rating_line is on (the target ends with "
-                        "the reviewer's rating); give the record a 'rating', or set data.rating_line false")
+        setting = f"{prefix}rating_line"
+        raise UserError(f"{record.where or record.id}: no rating, but {setting} is on (the target ends with the "
+                        f"reviewer's rating); give the record a 'rating', or set {setting} false")
     return f"{record.review.rstrip()}\n\n{format_rating(record.rating)}"
 
 
@@ -77,20 +80,23 @@ def parse_rating(text: str) -> float | None:
     return None
 
 
-def resolve_rating_line(setting: bool | None, records: Sequence[Record], source: str) -> bool:
+def resolve_rating_line(setting: bool | None, records: Sequence[Record], source: str,
+                        prefix: str = "data.") -> bool:
     """The rating-line setting for these records: ``None`` (the default) turns it on when every record has a
     rating and off when none has; data where only some have one is refused (a model trained on both would end its
-    reviews with a rating only sometimes), naming a record without and the two ways out."""
+    reviews with a rating only sometimes), naming a record without and the two ways out, with the setting spelt as
+    the command the user ran spells it (``prefix``: as ``training_target``'s)."""
     if setting is not None:
         if setting:
             for record in records:
-                training_target(record, True)  # names the first record without a rating
+                training_target(record, True, prefix)  # names the first record without a rating
         return bool(setting)
     missing = [r for r in records if r.rating is None]
     if not missing:
         return bool(records)
     if len(missing) == len(records):
         return False
+    name = f"{prefix}rating_line"
     raise UserError(f"{source}: {len(missing)} of {len(records)} records have no rating (e.g. "
-                    f"{missing[0].where or missing[0].id}), the others do; set data.rating_line false to train "
-                    "without the rating line, or give every record a rating (data.rating_line true then checks it)")
+                    f"{missing[0].where or missing[0].id}), the others do; set {name} false to train without the "
+                    f"rating line, or give every record a rating ({name} true then checks it)")

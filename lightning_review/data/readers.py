@@ -94,20 +94,24 @@ def _json_lines_format(path: Path) -> str:
     return "jsonl"
 
 
-def rejects_file_problem(rejects_file: str | Path | None, policy: str) -> str | None:
-    """What is wrong with listing rejects under ``policy``, if anything: only ``skip`` leaves records out to list."""
+def rejects_file_problem(rejects_file: str | Path | None, policy: str, prefix: str = "data.") -> str | None:
+    """What is wrong with listing rejects under ``policy``, if anything: only ``skip`` leaves records out to list.
+    The settings are spelt as the command the user ran spells them: ``prefix`` ``data.`` for fit's
+    ``data.rejects_file``, ``--`` for prepare's and evaluate's ``--rejects_file``."""
     if not rejects_file or policy == "skip":
         return None
-    return (f"data.rejects_file={rejects_file} lists the records data.on_bad_record=skip leaves out, but "
-            f"data.on_bad_record is {policy} (it stops at the first bad record, naming it, and lists nothing): set "
-            "data.on_bad_record skip, or leave data.rejects_file out")
+    rejects, on_bad = f"{prefix}rejects_file", f"{prefix}on_bad_record"
+    return (f"{rejects}={rejects_file} lists the records {on_bad}=skip leaves out, but {on_bad} is {policy} (it "
+            f"stops at the first bad record, naming it, and lists nothing): set {on_bad} skip, or leave {rejects} out")
 
 
 def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, str] | None = None,
                  policy: Policy = "strict", rejects_file: str | Path | None = None,
-                 min_review_chars: int = 20, need_review: bool = True) -> ReadReport:
+                 min_review_chars: int = 20, need_review: bool = True, prefix: str = "data.") -> ReadReport:
     """Every record of ``path`` in the given (or detected) format, validated under ``policy``. Without
-    ``need_review``, documents with or without reviews (the text task; see the module's docstring).
+    ``need_review``, documents with or without reviews (the text task; see the module's docstring). ``prefix``: how
+    the command spells the rejects file's setting when it is refused (``data.``: fit's ``data.rejects_file``;
+    ``--``: a tool's ``--rejects_file``).
 
     Besides each record on its own, the records are checked together: exact duplicates are dropped and counted
     (under either policy), and a paper id given to different paper texts (beyond whitespace) is an error under
@@ -117,7 +121,7 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
     path = Path(path)
     if not path.exists():
         raise DataFileNotFound(f"{path}: no such data file or directory")
-    refuse_output_over_input(rejects_file, [path], "rejects_file")
+    refuse_output_over_input(rejects_file, [path], f"{prefix}rejects_file")
     check_column_mapping(mapping)
     fmt = detect_format(path) if format == "auto" else format
     if mapping and fmt in READERS and fmt not in MAPPED_FORMATS:

@@ -48,7 +48,7 @@ def export(data_file: str, output_file: str, first: int | None = None, sample: i
                                    if report.rejected else []):  # exact duplicates, under strict
         print(f"warning: {note}", file=sys.stderr)  # as generate's and evaluate's: stdout keeps the summary line
     everything = report.records
-    with_rating = resolve_rating_line(rating_line, everything, data_file)
+    with_rating = resolve_rating_line(rating_line, everything, data_file, "--")  # named as export's flag
     records = select(everything, first=first, sample=sample, fraction=fraction, seed=seed)
     encoding = get_encoding(encoding_name(model)) if truncate else None
     counts = export_chat_jsonl(records, output_file, encoding, max_tokens if truncate else None, system_prompt,
