@@ -531,12 +531,15 @@ def refuse_missing_data_files(train_file: str | None, val_file: str | None, pred
 
 
 def refuse_outputs_over_inputs(train_file: str | None, val_file: str | None, predict_file: str | None,
-                               rejects_file: str | None) -> None:
+                               rejects_file: str | None, prefix: str = "data.") -> None:
     """Before anything is read or written: neither rejects file may be one of the data files (built-in assets live
-    in our cache and are never user data), nor a path where no file can be written (a directory)."""
+    in our cache and are never user data), nor a path where no file can be written (a directory). ``prefix`` spells
+    the setting as the command the user ran does (as in readers.rejects_file_problem): ``data.`` for the
+    DataModule's (fit's) ``data.rejects_file``, ``--`` for a tool's ``--rejects_file``."""
     inputs = [f for f in (train_file, val_file, predict_file) if f and not str(f).startswith(BUILTIN)]
-    refuse_output_over_input(_rejects_file(rejects_file, "train_file"), inputs, "rejects_file")
-    refuse_unwritable_output(_rejects_file(rejects_file, "train_file"), "rejects_file")
+    lists = [(_rejects_file(rejects_file, "train_file"), f"{prefix}rejects_file")]
     if val_file:
-        refuse_output_over_input(_rejects_file(rejects_file, "val_file"), inputs, "rejects_file (+ '.val')")
-        refuse_unwritable_output(_rejects_file(rejects_file, "val_file"), "rejects_file (+ '.val')")
+        lists.append((_rejects_file(rejects_file, "val_file"), f"{prefix}rejects_file (+ '.val')"))
+    for path, setting in lists:
+        refuse_output_over_input(path, inputs, setting)
+        refuse_unwritable_output(path, setting)

@@ -61,10 +61,11 @@ def test_a_rejects_file_without_the_skip_policy_is_refused(tmp_path):
 
 def test_a_rejects_file_that_is_a_directory_is_refused_before_the_data_is_read(tmp_path):
     (tmp_path / "out").mkdir()
-    with pytest.raises(UserError, match=r"rejects_file=.*out is a directory, but a file is written there"):
+    with pytest.raises(UserError, match=r"^data\.rejects_file=.*out is a directory, but a file is written there; "
+                                        r"give data\.rejects_file a file path"):
         ReviewDataModule(train_file="never-read.jsonl", rejects_file=str(tmp_path / "out"), on_bad_record="skip")
     (tmp_path / "v.jsonl.val").mkdir()
-    with pytest.raises(UserError, match=r"rejects_file \(\+ '\.val'\)=.*v\.jsonl\.val is a directory"):
+    with pytest.raises(UserError, match=r"^data\.rejects_file \(\+ '\.val'\)=.*v\.jsonl\.val is a directory"):
         ReviewDataModule(train_file="never-read.jsonl", val_file="never.jsonl", on_bad_record="skip",
                          rejects_file=str(tmp_path / "v.jsonl"))
 

@@ -71,9 +71,9 @@ def test_a_rejects_file_that_is_a_data_file_is_refused_at_construction(tmp_path)
     (tmp_path / "link.jsonl").symlink_to(data)
     val = write_jsonl(tmp_path / "v.jsonl", [{"paper": "q", "review": REVIEW}])
     before = data.read_bytes()
-    with pytest.raises(UserError, match=r"rejects_file=.*link\.jsonl is the input file .*g\.jsonl"):
+    with pytest.raises(UserError, match=r"^data\.rejects_file=.*link\.jsonl is the input file .*g\.jsonl"):
         ReviewDataModule(train_file=str(data), rejects_file=str(tmp_path / "link.jsonl"))
-    with pytest.raises(UserError, match=r"rejects_file \(\+ '\.val'\)=.*v\.jsonl\.val is the input file"):
+    with pytest.raises(UserError, match=r"^data\.rejects_file \(\+ '\.val'\)=.*v\.jsonl\.val is the input file"):
         ReviewDataModule(train_file=str(data), val_file=str(tmp_path / "v.jsonl.val"),
                          rejects_file=str(tmp_path / "v.jsonl"))
     assert data.read_bytes() == before and val.is_file()
