@@ -28,7 +28,7 @@ from .artifacts.deepspeed_files import UnsafeCheckpointError, deepspeed_files_re
 from .artifacts.model_limits import MAX_SEQ_LENGTH, ROPE_POSITIONS
 from .artifacts.model_sources import looks_like_hub_id, resolve
 from .errors import UserError
-from .model.loading import add_lora, apply_rope_scaling, load_llama
+from .model.loading import add_lora, apply_rope_scaling, load_llama, peft_reading_checkpointing_flag
 from .training.module import LongQLoRAModule, module_settings
 from .training.resume import load_checkpoint_file
 
@@ -216,7 +216,7 @@ def export_merged(adapter_dir: str, output_dir: str, checkpoint_dir: str | None 
         tokenizer = load_tokenizer(base_dir)  # before the merge: a directory without tokenizer files fails at once
         base = load_llama(base_dir, quantize=False, model_max_length=meta.get("model_max_length"), dtype=torch_dtype,
                           attn_implementation="sdpa")  # its weight files checked first (check_weight_files)
-    with adapter_fits(adapter_dir, base_dir):
+    with adapter_fits(adapter_dir, base_dir), peft_reading_checkpointing_flag():
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(torch_dtype)
     with written_aside(out) as tmp:
         merged.save_pretrained(tmp)

@@ -256,3 +256,17 @@ def test_a_checkpoint_at_the_bound_exports_an_adapter_that_loads(trained_checkpo
     edge = with_model_max_length(trained_checkpoint, tmp_path / "edge.ckpt", 2**24)
     adapter = export_adapter(str(edge), str(tmp_path / "adapter"))
     assert read_adapter_meta(adapter)["model_max_length"] == 2**24
+
+
+def test_exports_warn_nothing_about_deprecated_checkpointing(trained_checkpoint, tmp_path):
+    """export-adapter (its peft skeleton) and export (PeftModel.from_pretrained) wrap a model with peft, which reads
+    transformers 5.24's deprecated is_gradient_checkpointing: that FutureWarning is not the user's to see."""
+    import warnings
+
+    from lightning_review.export import export_adapter, export_merged
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        adapter = export_adapter(str(trained_checkpoint), str(tmp_path / "adapter"))
+        merged = export_merged(str(adapter), str(tmp_path / "merged"), dtype="float32")
+    assert (merged / "config.json").is_file()

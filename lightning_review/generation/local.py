@@ -13,7 +13,7 @@ from ..data.prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from ..artifacts.model_sources import resolve
 from ..errors import UserError
 from ..artifacts.checkpoint_files import load_tokenizer
-from ..model.loading import dtype_name, load_llama
+from ..model.loading import dtype_name, load_llama, peft_reading_checkpointing_flag
 from .decoding import DecodingSettings, ReviewRoom, generate_ids
 
 
@@ -56,7 +56,7 @@ def load_generation_model(model_dir: str | None = None, adapter_dir: str | None 
             tokenizer = load_tokenizer(base_dir)  # first: a base without tokenizer files fails before the weights
             base = load_llama(base_dir, quantize=quantize, model_max_length=meta.get("model_max_length"),
                               device=device, dtype=torch_dtype, attn_implementation="sdpa")
-        with adapter_fits(adapter_dir, base_dir):
+        with adapter_fits(adapter_dir, base_dir), peft_reading_checkpointing_flag():
             model = PeftModel.from_pretrained(base, str(adapter))
             if not quantize:  # the adapter's fp32 embeddings and norms are folded in and cast to the model's dtype
                 model = model.merge_and_unload().to(torch_dtype)

@@ -4,7 +4,11 @@ LoRA on every linear layer of the decoder, and trainable embeddings and norms (L
 from __future__ import annotations
 
 import math
+import re
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -106,9 +110,27 @@ def add_lora(model, r: int = 64, alpha: int = 16, dropout: float = 0.05, train_e
                         modules_to_save=EMBEDDINGS_AND_NORMS if train_embeddings_and_norms else None,
                         ensure_weight_tying=tied)
     compute_dtype = model.dtype
-    peft_model = get_peft_model(model, config)
+    with peft_reading_checkpointing_flag():
+        peft_model = get_peft_model(model, config)
     keep_trainable_in_fp32(peft_model, compute_dtype)
     return peft_model
+
+
+# transformers 5.24's FutureWarning on a read of PreTrainedModel.is_gradient_checkpointing (its start: the rest may
+# change); transformers 5.17 has no such warning.
+DEPRECATED_CHECKPOINTING_READ = re.escape("`is_gradient_checkpointing` is deprecated")
+
+
+@contextmanager
+def peft_reading_checkpointing_flag() -> Iterator[None]:
+    """Around every peft wrap (get_peft_model, PeftModel.from_pretrained): peft 0.21 (the newest) reads
+    transformers' ``is_gradient_checkpointing`` in PeftModel's constructor, which transformers 5.24 deprecates for
+    ``is_activation_checkpointing`` with a FutureWarning on every wrap that no setting here avoids. That one warning
+    (its message and category) is ignored, any other still shows; on transformers 5.17, which has no such warning,
+    nothing changes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=DEPRECATED_CHECKPOINTING_READ, category=FutureWarning)
+        yield
 
 
 def keep_trainable_in_fp32(peft_model, dtype: torch.dtype) -> None:

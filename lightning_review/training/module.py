@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import inspect
 import math
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal, Mapping, get_args
+from typing import TYPE_CHECKING, Literal, Mapping, get_args
 
 import lightning as L
 import torch
@@ -21,7 +19,7 @@ from ..errors import UserError
 from ..artifacts.settings_check import config_differences, parameter_defaults, refuse_config_change
 from ..model.kernels import Kernels, resolve_kernels, use_liger_kernels
 from ..model.loading import (add_lora, compute_dtype, decoder_layers, keep_trainable_in_fp32, load_llama,
-                             rope_scaling_factor)
+                             peft_reading_checkpointing_flag, rope_scaling_factor)
 from ..model.fused_lora import DropoutKernel, resolve_dropout_kernel, use_fused_lora
 from ..model.lora_dropout import use_regenerated_lora_dropout
 from ..model.loss import review_token_loss
@@ -219,14 +217,14 @@ class LongQLoRAModule(L.LightningModule):
             limit_checkpointed_layers(base, hp.checkpointed_layers)
         if hp.activation_offload:
             enable_activation_offload(base)
-        with peft_reading_checkpointing_flag():
-            if hp.adapter_dir:
-                from peft import PeftModel
+        if hp.adapter_dir:
+            from peft import PeftModel
 
+            with peft_reading_checkpointing_flag():
                 self.model = PeftModel.from_pretrained(base, str(resolve(hp.adapter_dir)), is_trainable=True)
-                keep_trainable_in_fp32(self.model, base.dtype)
-            else:
-                self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
+            keep_trainable_in_fp32(self.model, base.dtype)
+        else:  # add_lora silences the same read around its own wrap
+            self.model = add_lora(base, hp.lora_r, hp.lora_alpha, hp.lora_dropout, hp.train_embeddings_and_norms)
         if hp.fused_lora:  # dropout replayed too, in every layer
             use_fused_lora(self.model, dropout_kernel=resolve_dropout_kernel(hp.lora_dropout_kernel, device))
         elif hp.regenerate_lora_dropout:  # only where it saves memory: a checkpointed layer keeps its input alone
@@ -464,16 +462,6 @@ def enable_checkpointing(model) -> None:
         enable(activation_checkpointing_kwargs=kwargs)
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-
-
-@contextmanager
-def peft_reading_checkpointing_flag() -> Iterator[None]:
-    """While peft wraps a model: peft 0.21 (the newest) reads transformers' ``is_gradient_checkpointing`` in
-    PeftModel's constructor, which transformers 5.24 deprecates for ``is_activation_checkpointing`` with a
-    FutureWarning on every build that no setting here avoids; that one warning is ignored, any other still shows."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-        yield
 
 
 def limit_checkpointed_layers(model: torch.nn.Module, count: int | None) -> int:
