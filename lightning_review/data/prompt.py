@@ -185,18 +185,8 @@ class ReviewPromptTokenizer:
     def fit(self, paper_ids: list[int], review_ids: list[int]) -> tuple[list[int], int] | None:
         """The prompt of an encoded paper cut so that it and ``review_ids`` (end of turn included) fit
         ``max_seq_length``, with the paper tokens cut; None when the review alone does not fit (reviews are never
-        truncated)."""
-        return self._fit(paper_ids, len(review_ids))
-
-    def fit_for_generation(self, paper_ids: list[int], max_new_tokens: int) -> tuple[list[int], int] | None:
-        """The prompt of an encoded paper cut so that it and ``max_new_tokens`` generated tokens (the end of the
-        turn among them) fit ``max_seq_length``: the training rule with the review's room given to the answer.
-        None when the template and the answer alone do not fit."""
-        return self._fit(paper_ids, max_new_tokens)
-
-    def _fit(self, paper_ids: list[int], answer_tokens: int) -> tuple[list[int], int] | None:
-        """The prompt with the paper cut to leave ``answer_tokens`` of ``max_seq_length``; None when nothing can."""
-        budget = self.max_seq_length - self.prompt_template_tokens() - answer_tokens
+        truncated). Generation cuts its prompts by its own rule, generation.decoding.ReviewRoom."""
+        budget = self.max_seq_length - self.prompt_template_tokens() - len(review_ids)
         if budget < 0:
             return None
         return self.prompt_from_ids(paper_ids, budget)
