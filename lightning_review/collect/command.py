@@ -1,8 +1,9 @@
 """``python -m lightning_review collect``: paper-review pairs from an OpenReview venue (``--venue``) or from a folder
-of PDFs with a reviews file (``--pdf_dir --reviews_file``), in the project's paper-with-reviews format:
+of PDFs with a reviews file (``--pdf_dir --reviews_file``), in the project's paper-with-reviews format (every field
+on every line, null where the source does not say; lightning_review.collect.output.PAPER_FIELDS is the list):
 
     {"id", "title", "abstract", "paper", "reviews": [{"reviewer", "text", "rating", "confidence"}], "decision",
-     "venue", "keywords", "source", "url"}
+     "venue", "status", "keywords", "source", "url"}
 
 one paper a line, appended as each is done (a rerun resumes), then optionally split by paper into
 ``<stem>.train.jsonl`` etc. (``--split '{"train": 0.8, "validation": 0.1, "test": 0.1}' --seed 0``) and written
