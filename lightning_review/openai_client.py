@@ -8,10 +8,10 @@ import os
 import re
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from .errors import UserError, finite_number
-from .redaction import redact_environment_values
+from .redaction import redact_environment_values, redact_userinfo
 
 OPENAI_ENDPOINT = "https://api.openai.com/v1"  # the openai client's default address
 KEY_VARIABLES = ("OPENAI_API_KEY",)  # the secrets this module (the openai client) reads from the environment
@@ -26,8 +26,9 @@ def redact_keys(text) -> str:
     it would be in a URL, or JSON-escaped) replaced by ``<NAME>``: for anything recorded or shown that may carry a
     key, such as an address with the key in its path (``https://proxy.example/v1/sk-.../``, as some proxies want).
     A variable unset, blank, or shorter than MIN_REDACTED_KEY_LENGTH (after stripping blanks) redacts nothing.
-    Deterministic for a given environment: two runs with the same key and address give the same text."""
-    return redact_environment_values(str(text), KEY_VARIABLES, MIN_REDACTED_KEY_LENGTH)
+    Deterministic for a given environment: two runs with the same key and address give the same text. The user name
+    and password of any address in ``text`` go too (``redact_userinfo``): no variable holds them to be searched for."""
+    return redact_environment_values(redact_userinfo(str(text)), KEY_VARIABLES, MIN_REDACTED_KEY_LENGTH)
 
 
 def default_endpoint() -> str:
@@ -36,32 +37,60 @@ def default_endpoint() -> str:
     return os.environ.get("OPENAI_BASE_URL") or OPENAI_ENDPOINT
 
 
+HIDDEN_ADDRESS = "<address hidden>"  # public_url's answer for an address it cannot split safely
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # an address that starts with its scheme (RFC 3986's letters)
+
+
+def unsplittable(parts: SplitResult) -> bool:
+    """Whether where the user name and password end cannot be told: an ``@`` after the host (a password holding
+    ``/``, ``?`` or ``#`` ends the host early: ``http://u:pa/ss@host``), a port that is no number (``host:password``)
+    or a blank or control character in the host part."""
+    try:
+        parts.port
+    except ValueError:
+        return True
+    return "@" in parts.path + parts.query + parts.fragment or any(
+        character.isspace() or not character.isprintable() for character in parts.netloc)
+
+
 def public_url(url) -> str:
-    """An address fit for a message or a record: without a user name, password, query or fragment (where keys can
-    hide), and with the API key replaced by its placeholder wherever else it appears (its path: ``redact_keys``)."""
-    parts = urlsplit(str(url))
+    """An address fit for a message or a record, whatever the string: without a user name, password, query,
+    fragment or ``;parameters`` (where keys can hide), and with the API key replaced by its placeholder wherever else
+    it appears (its path: ``redact_keys``). An address without its scheme is read as if ``//`` preceded it
+    (``user:key@host:8000`` would otherwise read as the scheme ``user``) and shown without one. An address that
+    cannot be split safely (``unsplittable``) is HIDDEN_ADDRESS: a guess could show a password."""
+    text = str(url).strip()
+    scheme_less = SCHEME.match(text) is None
+    try:
+        parts = urlsplit("//" + text.lstrip("/") if scheme_less else text)
+        if unsplittable(parts):
+            return HIDDEN_ADDRESS
+    except ValueError:  # a broken IPv6 host ("[::1")
+        return HIDDEN_ADDRESS
+    path = parts.path.split(";", 1)[0].rstrip("/")
     host = parts.netloc.rpartition("@")[2]
-    return redact_keys(urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", "")))
+    return redact_keys(host + path if scheme_less else urlunsplit((parts.scheme, host, path, "", "")))
 
 
 def shown_address(url) -> str:
-    """``public_url`` for an address that may lack its scheme (``user:key@host:8000`` would otherwise read as the
-    scheme ``user``): nothing before an ``@``, nor a query or fragment, is ever shown."""
-    text = str(url)
-    if "://" in text:
-        return public_url(text)
-    return redact_keys(text.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2])
+    """The address as shown in a refusal: public_url's form (kept as the name callers and tests use)."""
+    return public_url(url)
 
 
 def check_base_url(url, name: str = "--base_url") -> None:
-    """Refuse an API address without http:// or https:// before any call: the openai client would retry it with
-    backoff (seconds of waiting) and then fail with a message that does not say why. ``name``: what set it (a flag,
-    OPENAI_BASE_URL, a judge spec), for the message; the address is shown without credentials. Shared by every
-    command that calls an API (generate; evaluate's chat judges should call it too)."""
+    """Refuse an API address without http:// or https://, or one that cannot be split safely, before any call: the
+    openai client would retry it with backoff (seconds of waiting) and then fail with a message that does not say
+    why, and its address could not be shown nor recorded. ``name``: what set it (a flag, OPENAI_BASE_URL, a judge
+    spec), for the message; the address is shown without credentials. The one check of every place that takes the
+    address of an OpenAI-compatible server (generate, evaluate's chat judges, the openai commands, LazyAsyncOpenAI)."""
     if url is None:
         return
     if not str(url).strip().lower().startswith(("http://", "https://")):
-        raise UserError(f"{name} must start with http:// or https:// (got {shown_address(url)})")
+        raise UserError(f"{name} must start with http:// or https:// (got {public_url(url)})")
+    if public_url(url) == HIDDEN_ADDRESS:
+        raise UserError(f"{name} cannot be read as an address (not shown: it may hold a password): write it as "
+                        "http(s)://host[:port]/path, with no blank, and with any '/', '?', '#' or '@' in a user name "
+                        "or password percent-encoded (%2F, %3F, %23, %40)")
 
 
 def check_api_address(base_url) -> None:
@@ -146,7 +175,8 @@ def status_message(exc) -> str:
 class LazyAsyncOpenAI:
     """An ``AsyncOpenAI`` made on first call, so a judge or generator can be built (and its settings checked) without
     a key; the key and address come from OPENAI_API_KEY / OPENAI_BASE_URL unless given, and retries with backoff are
-    the client's own (``max_retries``)."""
+    the client's own (``max_retries``). The address is checked (check_api_address) before the client is made: one
+    without http(s):// would be retried, then fail naming a password it holds."""
 
     def __init__(self, base_url: str | None, api_key: str | None, max_retries: int, timeout: float):
         self._kwargs = {"base_url": base_url, "api_key": api_key, "max_retries": max_retries, "timeout": timeout}
@@ -157,6 +187,7 @@ class LazyAsyncOpenAI:
             from openai import AsyncOpenAI
 
             check_api_key(self._kwargs["api_key"])
+            check_api_address(self._kwargs["base_url"])  # also for a generator or judge made outside the commands
             show_retries()
             self._client = AsyncOpenAI(**self._kwargs)
         return self._client

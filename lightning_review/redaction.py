@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from urllib.parse import quote
+
+# the user name and password of an address in free text (an error's words, a command line): after "//", or at the
+# start of a word without a scheme ("user:key@host", which urllib reads as the scheme "user"); emails, which have no
+# ":" before their "@", are left alone, and so is evaluate's judge spec "openai:<model>@<address>" (its model is no
+# password), whose address's own credentials still go ("openai:m@user:key@host" becomes "openai:m@host")
+AFTER_SLASHES = re.compile(r"(?<=//)[^\s/?#@]*@(?=[^\s@])")
+SCHEMELESS = re.compile(r"""(?<![^\s'"(<\[=,@])(?!openai:)[^\s/?#@'"<>()\[\]:=]+:[^\s/?#@'"<>()\[\]]+@"""
+                        r"(?=[A-Za-z0-9\[])(?![A-Za-z][A-Za-z0-9+.-]*://)")
 
 
 def redact_environment_values(text: str, names: tuple[str, ...], min_length: int = 1) -> str:
@@ -26,3 +35,10 @@ def redact_environment_values(text: str, names: tuple[str, ...], min_length: int
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, f"<{forms[form]}>")
     return text
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` without the user name and password of any address in it (``http://user:key@host`` becomes
+    ``http://host``, ``user:key@host`` becomes ``host``): an error's words or a command line can echo an address as it
+    was given, and no environment variable holds that password for ``redact_environment_values`` to find."""
+    return SCHEMELESS.sub("", AFTER_SLASHES.sub("", text))

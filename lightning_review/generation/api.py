@@ -21,7 +21,7 @@ from ..answer_cache import AnswerCache, call_key
 from ..data.prompt import DEFAULT_SYSTEM_PROMPT, review_messages
 from ..data.rating_line import rating_request
 from ..errors import UserError
-from ..openai_client import LazyAsyncOpenAI, default_endpoint, public_url, redact_keys
+from ..openai_client import LazyAsyncOpenAI, check_api_address, default_endpoint, public_url, redact_keys
 from ..openai_ft.chat_format import truncate_paper_to_fit
 from ..openai_ft.tokens import count_message_tokens, encoding_name, get_encoding
 from .decoding import DecodingSettings
@@ -83,6 +83,7 @@ class ApiGenerator:
     calls: int = field(default=0, init=False)
 
     def __post_init__(self):
+        check_api_address(self.base_url)  # refused when made, before its first call (LazyAsyncOpenAI checks again)
         self._api = LazyAsyncOpenAI(self.base_url, self.api_key, self.max_retries, self.timeout)
         self.endpoint = api_endpoint(self.base_url)
         self._encoding = api_encoding(self.model, self.settings, self.max_context, self.encoding)
