@@ -152,3 +152,13 @@ def test_evaluates_rejects_file_that_is_its_human_file(tmp_path):
     assert last_line(proc) == (f"error: --rejects_file={human} is the input file {human}: writing it would destroy "
                                "the input; give --rejects_file another path")
     assert human.read_bytes() == before
+
+
+def test_a_rejects_file_that_is_a_directory(tmp_path, tiny_llama_dir):
+    """The DataModule's check named fit's data.rejects_file; prepare runs the same check with its flag's spelling."""
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows([None] * 3))
+    (tmp_path / "rj").mkdir()
+    line = last_line(prepare_cli(tmp_path, tiny_llama_dir, f"--data_file={data}", "--on_bad_record=skip",
+                                 f"--rejects_file={tmp_path / 'rj'}"))
+    assert line.startswith(f"error: --rejects_file={tmp_path / 'rj'} is a directory"), line
+    assert "data." not in line and not (tmp_path / "out").exists()
