@@ -83,6 +83,37 @@ def test_an_address_without_a_scheme_is_refused_at_once(base_url, shown, papers,
     assert left_behind(tmp_path, papers) == []
 
 
+SECRET = "sk-secret-pass"  # a password in the address: no environment variable holds it to be searched for
+
+
+@pytest.mark.parametrize("setting, address, line", [
+    ("--base_url", f"user:{SECRET}@127.0.0.1:{{port}}/v1",
+     "error: --base_url must start with http:// or https:// (got 127.0.0.1:{port}/v1)"),
+    ("OPENAI_BASE_URL", f"user:{SECRET}@127.0.0.1:{{port}}/v1",
+     "error: OPENAI_BASE_URL must start with http:// or https:// (got 127.0.0.1:{port}/v1)"),
+    # a password holding '/' ends the host early: it was recorded as the endpoint and shown as the address
+    ("--base_url", "http://user:sk-secret/pass@127.0.0.1:{port}/v1",
+     "error: --base_url cannot be read as an address (not shown: it may hold a password): write it as "
+     "http(s)://host[:port]/path, with no blank, and with any '/', '?', '#' or '@' in a user name or password "
+     "percent-encoded (%2F, %3F, %23, %40)"),
+    ("OPENAI_BASE_URL", "http://user:sk-secret pass@127.0.0.1:{port}/v1",
+     "error: OPENAI_BASE_URL cannot be read as an address (not shown: it may hold a password): write it as "
+     "http(s)://host[:port]/path, with no blank, and with any '/', '?', '#' or '@' in a user name or password "
+     "percent-encoded (%2F, %3F, %23, %40)"),
+])
+def test_an_address_holding_a_password_is_refused_without_showing_it(setting, address, line, papers, tmp_path, key,
+                                                                     dead_port):
+    address, line = address.format(port=dead_port), line.format(port=dead_port)
+    flag = [f"--base_url={address}"] if setting == "--base_url" else []
+    env = {"OPENAI_BASE_URL": address} if setting == "OPENAI_BASE_URL" else {}
+    proc = run_cli("generate", f"--papers={papers}", f"--api_model={MODEL}", *flag, "--max_retries=0",
+                   f"--output_file={tmp_path / 'bu.jsonl'}", cwd=tmp_path, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == line
+    assert "secret" not in proc.stdout + proc.stderr
+    assert left_behind(tmp_path, papers) == []
+
+
 def test_openai_base_url_without_a_scheme_is_named(papers, tmp_path, key, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "127.0.0.1:9")
     with pytest.raises(UserError, match=r"^OPENAI_BASE_URL must start with http:// or https:// \(got 127.0.0.1:9\)$"):
