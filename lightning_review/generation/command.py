@@ -180,7 +180,7 @@ def generate(papers: str, output_file: str = "reviews.jsonl", model_dir: str | N
         api_context = 16_385 if max_context is None else max_context or None  # 0: papers sent whole
         check_api_address(base_url)
         api_encoding(api_model, settings, api_context, encoding)
-        require_api_key()
+        require_api_key("give its address with --base_url (or OPENAI_BASE_URL)")
 
         run_settings = {"backend": "openai", "model": api_model, "endpoint": api_endpoint(base_url),
                         "max_context": api_context,

@@ -37,7 +37,8 @@ REFUSALS = {
     "no key": ([f"--api_model={MODEL}"], False,
                "error: OPENAI_API_KEY is not set: the API's key is read from the environment only (never from a "
                "flag); export OPENAI_API_KEY=<your key> (any non-empty value for a local server that checks none) "
-               "and run again"),
+               "and run again; for an OpenAI-compatible server instead of OpenAI's, give its address with "
+               "--base_url (or OPENAI_BASE_URL)"),
 }
 
 
