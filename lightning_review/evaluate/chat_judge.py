@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..answer_cache import AnswerCache, call_key
 from ..errors import UserError, finite_number
-from ..openai_client import LazyAsyncOpenAI, default_endpoint, public_url
+from ..openai_client import LazyAsyncOpenAI, check_api_address, default_endpoint, public_url
 from .embedding_judge import Match
 
 EXTRACT_VERSION = "extract-v2-criticisms"  # v1 listed every point (summary and strengths too); answers kept apart
@@ -227,6 +227,9 @@ class ChatJudge:
     timeout: float = 120.0
 
     def __post_init__(self):
+        # refused when made, as ApiGenerator's, not at the first call (a judge built from Python skips evaluate's
+        # check of --judges); its message shows the address without credentials
+        check_api_address(self.base_url or None)  # a blank one is no address: the environment's, as below
         address = self.base_url or default_endpoint()
         self.endpoint = public_url(address)
         self.name = self.model if self.endpoint == public_url(default_endpoint()) else f"{self.model}@{self.endpoint}"
