@@ -166,8 +166,10 @@ def dd_hh_mm_ss(seconds: int) -> str:
 
 def timer_setting(trainer: Mapping[str, Any]) -> tuple[str, Any]:
     """Which setting bounds the run's training time, and its value: a Lightning ``Timer`` among trainer.callbacks
-    (Lightning then ignores trainer.max_time), else trainer.max_time."""
-    for callback in trainer.get("callbacks") or []:
+    (Lightning then ignores trainer.max_time), else trainer.max_time. trainer.callbacks may hold one callback
+    rather than a list (LightningCLI's type is a list or one callback)."""
+    callbacks = trainer.get("callbacks") or []
+    for callback in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:
         get = callback.get if isinstance(callback, Mapping) else functools.partial(getattr, callback)
         if str(get("class_path", "")) in TIMER_CLASSES:
             init_args = get("init_args", None) or {}
