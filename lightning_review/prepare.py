@@ -17,7 +17,6 @@ import numpy as np
 from .artifacts.checkpoint_files import check_tokenizer_files
 from .data.papers import count_papers
 from .data.prompt import DEFAULT_SYSTEM_PROMPT
-from .data.rating_line import resolve_rating_line
 from .data.readers import Task, rejects_file_problem
 from .errors import UserError
 from .safe_paths import (atomic_writer, refuse_output_over_input, refuse_unwritable_output, same_file,
@@ -89,9 +88,7 @@ def prepare(data_file: str, tokenizer_dir: str, max_seq_length: int = 8192, outp
                               min_review_chars=min_review_chars, rating_line=rating_line, task=task)
     except MissingDataFiles as exc:  # named by prepare's flags, not by fit's data.train_file
         raise UserError(exc.message({"train_file": "--data_file", "val_file": "--val_file"})) from None
-    if task == "review":  # resolved by prepare's flag first: the DataModule's own would name fit's data.rating_line
-        splits = dm.split_records()
-        resolve_rating_line(rating_line, [*splits["train"], *splits["val"]], data_file, FLAG)
+    dm.prefix = FLAG  # its messages and warnings (reading, splitting, the rating line) name prepare's flags
     dm.prepare_data()
     dm.setup("fit")
     stats: dict = {"data_file": data_file, "task": task, "max_seq_length": max_seq_length,

@@ -22,7 +22,8 @@ from .packing import collate_rows, pack_best_fit_decreasing, packing_efficiency
 from .papers import first_of_each_paper, paper_groups
 from .prompt import DEFAULT_SYSTEM_PROMPT, ReviewPromptTokenizer
 from .rating_line import resolve_rating_line, training_target
-from .readers import Task, check_column_mapping, read_records, refuse_other_system_messages, rejects_file_problem
+from .readers import (READ_SETTINGS, Task, check_column_mapping, read_records, refuse_other_system_messages,
+                      rejects_file_problem)
 from .records import Record, read_papers, text_key
 from .token_cache import load_or_build
 from .resumable import ResumableLoader, ResumableSampler, loader_generator
@@ -142,6 +143,9 @@ class ReviewDataModule(L.LightningDataModule):
         self._document_tokens: dict[str, np.ndarray] = {}  # split -> tokens of each text-task document
         self._pending_train_position: dict | None = None
         self._rating_line: bool | None = None
+        # How the messages of reading and splitting name the settings: fit's config keys (data.val_file); a tool
+        # that builds the DataModule from its flags sets "--" (prepare). Not an argument: fit would offer it.
+        self.prefix = "data."
 
     @property
     def tokenizer(self):
@@ -183,10 +187,11 @@ class ReviewDataModule(L.LightningDataModule):
         rejects_existed = rejects is not None and Path(rejects).exists()
         report = read_records(resolve(getattr(hp, name)), format=hp.data_format, policy=hp.on_bad_record,
                               rejects_file=rejects, min_review_chars=hp.min_review_chars,
-                              mapping=hp.column_mapping, need_review=hp.task == "review")
+                              mapping=hp.column_mapping, need_review=hp.task == "review", prefix=self.prefix,
+                              settings=READ_SETTINGS)
         if hp.task == "review":  # the text task trains on documents alone: no prompt, no system message
             try:
-                refuse_other_system_messages(report.records, hp.system_prompt, getattr(hp, name))
+                refuse_other_system_messages(report.records, hp.system_prompt, getattr(hp, name), self.prefix)
             except UserError:  # a refused run leaves nothing behind: not the rejects file this read began
                 if rejects is not None and not rejects_existed:
                     Path(rejects).unlink(missing_ok=True)
@@ -202,7 +207,7 @@ class ReviewDataModule(L.LightningDataModule):
             if report.rejected:
                 raise UserError(f"{getattr(hp, name)}: no record can be used, all {sum(report.rejected.values())} "
                                 f"were rejected ({dict(report.rejected)})"
-                                + (f", listed in {rejects}" if rejects else "") + "; fix the data (data."
+                                + (f", listed in {rejects}" if rejects else "") + f"; fix the data ({self.prefix}"
                                 "on_bad_record=strict stops at the first bad record and names it)")
             wanted = ("paper->review records (one {\"paper\": ..., \"review\": ...} a line)" if hp.task == "review"
                       else "documents (one {\"text\": ...} or {\"paper\": ...} a line)")
@@ -223,8 +228,9 @@ class ReviewDataModule(L.LightningDataModule):
                 if hp.val_fraction > 0 and not val:
                     rank_zero_warn(f"{hp.train_file}: its {len(records)} records are reviews of one paper (records "
                                    "sharing an id or a paper text are one paper), and that paper stays for "
-                                   f"training: data.val_fraction {hp.val_fraction:g} leaves no validation paper and "
-                                   "no validation loss; give records of more papers, or a data.val_file")
+                                   f"training: {self.prefix}val_fraction {hp.val_fraction:g} leaves no validation "
+                                   f"paper and no validation loss; give records of more papers, or a "
+                                   f"{self.prefix}val_file")
         return self._splits
 
     @property
@@ -234,7 +240,7 @@ class ReviewDataModule(L.LightningDataModule):
         if self._rating_line is None:
             splits = self.split_records()
             self._rating_line = resolve_rating_line(self.hparams.rating_line, [*splits["train"], *splits["val"]],
-                                                    self.hparams.train_file)
+                                                    self.hparams.train_file, self.prefix)
         return self._rating_line
 
     def _warn_val_papers_in_train(self) -> None:
@@ -287,8 +293,8 @@ class ReviewDataModule(L.LightningDataModule):
                        f"{self.hparams.max_seq_length} in {truncated} ({removed} paper tokens removed)")
         if too_long:
             rank_zero_warn(f"[{split}] {len(too_long)} examples dropped: the review alone does not fit in "
-                           f"max_seq_length={self.hparams.max_seq_length} (reviews are never truncated); "
-                           f"ids: {too_long[:10]}{' ...' if len(too_long) > 10 else ''}. Raise data.max_seq_length.")
+                           f"{self.prefix}max_seq_length={self.hparams.max_seq_length} (reviews are never "
+                           f"truncated); ids: {too_long[:10]}{' ...' if len(too_long) > 10 else ''}. Raise it.")
         if split == "train" and not examples:
             raise UserError(self._nothing_fits(records))
         return examples

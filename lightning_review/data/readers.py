@@ -53,6 +53,26 @@ Policy = Literal["strict", "skip"]
 Task = Literal["review", "text"]
 FIELDS = ("id", "paper", "review", "title", "rating")
 MAPPED_FORMATS = ("json", "csv")  # the formats whose columns data.column_mapping names
+# The settings of reading that a command may have, by their names in fit's config (data.<name>) and the tools' flags.
+READ_SETTINGS = ("data_format", "column_mapping", "on_bad_record", "rejects_file", "min_review_chars")
+
+
+class Spelling(NamedTuple):
+    """How the command the user ran names the reader's settings, so that a message names one the user can give:
+    ``prefix`` ``data.`` for fit's config keys (``data.column_mapping``), ``--`` for a tool's flags
+    (``--column_mapping``); ``settings``: those of READ_SETTINGS the command has (openai export has none, evaluate
+    no column mapping), where a message without the setting gives the fix in the file (a field's name, the file's
+    suffix) instead."""
+
+    prefix: str = "data."
+    settings: Container[str] = READ_SETTINGS
+
+    def __call__(self, name: str) -> str | None:
+        """The setting ``name`` as the command spells it, or None where the command has no such setting."""
+        return f"{self.prefix}{name}" if name in self.settings else None
+
+
+FIT = Spelling()  # fit's: data.<name>, every setting
 
 
 @dataclass
@@ -107,11 +127,15 @@ def rejects_file_problem(rejects_file: str | Path | None, policy: str, prefix: s
 
 def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, str] | None = None,
                  policy: Policy = "strict", rejects_file: str | Path | None = None,
-                 min_review_chars: int = 20, need_review: bool = True, prefix: str = "data.") -> ReadReport:
+                 min_review_chars: int = 20, need_review: bool = True, prefix: str = "data.",
+                 settings: Container[str] = ()) -> ReadReport:
     """Every record of ``path`` in the given (or detected) format, validated under ``policy``. Without
-    ``need_review``, documents with or without reviews (the text task; see the module's docstring). ``prefix``: how
-    the command spells the rejects file's setting when it is refused (``data.``: fit's ``data.rejects_file``;
-    ``--``: a tool's ``--rejects_file``).
+    ``need_review``, documents with or without reviews (the text task; see the module's docstring). ``prefix`` and
+    ``settings``: how the command the user ran spells the settings its messages name, and which of READ_SETTINGS it
+    has (Spelling: ``data.`` for fit's ``data.rejects_file``, ``--`` for a tool's ``--rejects_file``). A caller
+    that names none (the tools that read with the defaults: openai export, perplexity) is told the fix in the file
+    (a field's or the file's name); a setting it passes (``rejects_file``, a ``format`` or ``mapping``) is named
+    with ``prefix`` (the command line shows ``data.<name>`` as a tool's ``--<name>``: cli.as_tool_flags).
 
     Besides each record on its own, the records are checked together: exact duplicates are dropped and counted
     (under either policy), and a paper id given to different paper texts (beyond whitespace) is an error under
@@ -121,14 +145,16 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
     path = Path(path)
     if not path.exists():
         raise DataFileNotFound(f"{path}: no such data file or directory")
+    given = {"data_format": format != "auto", "column_mapping": bool(mapping), "rejects_file": bool(rejects_file)}
+    says = Spelling(prefix, {*settings, *(name for name, on in given.items() if on)})  # one given: the command has it
     refuse_output_over_input(rejects_file, [path], f"{prefix}rejects_file")
-    check_column_mapping(mapping)
+    check_column_mapping(mapping, prefix)
     fmt = detect_format(path) if format == "auto" else format
     if mapping and fmt in READERS and fmt not in MAPPED_FORMATS:
-        raise UserError(f"{path}: data.column_mapping names the columns of JSON and CSV data, but this is read as "
-                        f"{fmt} data, whose fields have fixed names (see data.data_format): rename the fields in the "
-                        "file, or leave data.column_mapping out")
-    _refuse_other_form(path, format, fmt)
+        raise UserError(f"{path}: {prefix}column_mapping names the columns of JSON and CSV data, but this is read as "
+                        f"{fmt} data, whose fields have fixed names (see {prefix}data_format): rename the fields in "
+                        f"the file, or leave {prefix}column_mapping out")
+    _refuse_other_form(path, format, fmt, says)
     report = ReadReport(rejects_file=str(rejects_file) if rejects_file else None)
     known = fields_read(fmt, mapping or {}, need_review)
     not_read: dict[str, NotRead] = {}  # a field no reader reads -> where it first appears
@@ -143,7 +169,7 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
         report.rejected[exc.reason] += 1
         rejects.append({"where": where, "reason": exc.reason, "message": str(exc)})
 
-    for where, item in _candidates(path, fmt, mapping or {}, need_review):
+    for where, item in _candidates(path, fmt, mapping or {}, need_review, says):
         # a bad row's fields count too (a reader may give its error the fields not read: ``unknown``), and those of a
         # source that gives no record (FieldsNotRead)
         unknown = (item.get("_unknown") if isinstance(item, dict) else getattr(item, "unknown", None)) or {}
@@ -163,7 +189,7 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
                 raise
             if need_review and len(record.review.strip()) < min_review_chars:
                 raise RecordError(f"{where}: the review has {len(record.review.strip())} characters, fewer than "
-                                  f"min_review_chars={min_review_chars}", "review_too_short")
+                                  f"{_least_review(min_review_chars, says)}", "review_too_short")
             key = (record.paper_id, text_key(record.paper), normalise_whitespace(record.review))
             if key in seen:
                 raise RecordError(f"{where}: duplicate of an earlier record (same paper and review)", "duplicate")
@@ -173,14 +199,15 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
             reject(where, exc)
     swapped = looks_swapped(report.records) if need_review else None
     swap_hint = (f"; the reviews are longer than the papers on average ({swapped[0]:,.0f} vs {swapped[1]:,.0f} "
-                 "characters): are the paper and review columns swapped? (see data.column_mapping)") if swapped else ""
+                 f"characters): are the paper and review columns swapped? ({_swap_check(says)})") if swapped else ""
     conflicts = id_conflicts(report.records)
     if conflicts:
         more = f"; {len(conflicts) - 1} more ids like it" if len(conflicts) > 1 else ""
         message = (f"{path}: {conflicts[0].describe()}{more}. One id must name one paper: give each paper its own id "
                    f"or fix the text{swap_hint}")
         if policy == "strict":
-            raise RecordError(message + "; on_bad_record=skip leaves out every record of such ids",
+            skip = says("on_bad_record")
+            raise RecordError(message + (f"; {skip}=skip leaves out every record of such ids" if skip else ""),
                               "id_with_different_papers")
         bad = {c.paper_id: c for c in conflicts}
         kept = []
@@ -194,16 +221,29 @@ def read_records(path: str | Path, format: Format = "auto", mapping: dict[str, s
         report.records = kept
     if swapped:
         report.warnings.append(f"{path}: the reviews are longer than the papers on average ({swapped[0]:,.0f} vs "
-                               f"{swapped[1]:,.0f} characters): are the paper and review columns swapped? Check "
-                               "data.column_mapping (papers that are only abstracts can be shorter than reviews: then "
-                               "ignore this)")
+                               f"{swapped[1]:,.0f} characters): are the paper and review columns swapped? "
+                               f"{_swap_check(says).capitalize()} (papers that are only abstracts can be shorter than "
+                               "reviews: then ignore this)")
     if not_read:
-        report.warnings.append(_not_read_warning(path, fmt, not_read, known))
+        report.warnings.append(_not_read_warning(path, fmt, not_read, known, says=says))
     if rejects_file:
         with atomic_writer(rejects_file) as f:
             for entry in rejects:
                 f.write(json.dumps(entry) + "\n")
     return report
+
+
+def _least_review(min_review_chars: int, says: Spelling) -> str:
+    """The shortest review allowed, named by the command's setting where it has one (evaluate, openai export: none)."""
+    setting = says("min_review_chars")
+    return f"{setting}={min_review_chars}" if setting else f"the {min_review_chars} a review needs"
+
+
+def _swap_check(says: Spelling) -> str:
+    """What to check when the papers look like reviews and the reviews like papers: the column mapping, where the
+    command has one, else the file's fields themselves."""
+    mapping = says("column_mapping")
+    return f"see {mapping}" if mapping else "see which of the file's fields holds the paper and which the review"
 
 
 # Fields a reader fills itself, never the user's: a line's own field of one of these names is not read (it would set
@@ -313,7 +353,7 @@ def _likely(name: str, known: tuple[str, ...], present: Container[str] = ()) -> 
 
 
 def _not_read_warning(path: Path, fmt: str, not_read: dict[str, NotRead], known: tuple[str, ...],
-                      limit: int = 10) -> str:
+                      limit: int = 10, says: Spelling = FIT) -> str:
     """One line for a file's fields that no reader reads (extra metadata, or one of ours misspelt): each field with
     where it first appears and the field of ours it plainly misspells there (_likely), the fields that are read, and
     the fix."""
@@ -326,8 +366,10 @@ def _not_read_warning(path: Path, fmt: str, not_read: dict[str, NotRead], known:
                       for name, first in list(not_read.items())[:limit])
     more = f" and {len(not_read) - limit} more" if len(not_read) > limit else ""
     what = "columns" if fmt == "csv" else "fields"
-    fix = ('name it with data.column_mapping (e.g. {"review": "<your column>"})' if fmt in MAPPED_FORMATS else
-           f"rename it in the file ({fmt} fields have fixed names)")
+    mapping = says("column_mapping") if fmt in MAPPED_FORMATS else None
+    fix = (f'name it with {mapping} (e.g. {{"review": "<your column>"}})' if mapping else
+           f"rename it in the file ({fmt} fields have fixed names)" if fmt not in MAPPED_FORMATS else
+           "rename it in the file to the field of ours it stands for")
     return (f"{path}: {what} not read (ignored): {shown}{more}; the {what} read are "
             f"{', '.join(map(repr, known))}. Extra metadata can stay; if one is a misspelt or renamed field of ours, "
             f"{fix}")
@@ -346,45 +388,50 @@ def _first_lines(path: Path, count: int = 5) -> list[str]:
     return lines
 
 
-def _refuse_other_form(path: Path, format: str, fmt: str) -> None:
+def _refuse_other_form(path: Path, format: str, fmt: str, says: Spelling = FIT) -> None:
     """A RecordError (the whole file, under either policy) where the file is plainly in another form than the format
     it is read as: JSON read as CSV (whose header would be the first object's text, cut at its commas), or CSV read as
-    JSON lines (every line invalid JSON). ``format``: as given (auto or a format); ``fmt``: the one read."""
+    JSON lines (every line invalid JSON). ``format``: as given (auto or a format); ``fmt``: the one read. A command
+    without a data format setting (openai export) reads by the file's name: the fix is then a new name."""
     if fmt not in ("csv", "jsonl", "chat", "paper_reviews") or path.is_dir():
         return
     lines = _first_lines(path)
     if not lines:
         return
-    how = (f"data.data_format {format}" if format != "auto" else
-           f"data.data_format auto reads a file {'named .csv as CSV' if fmt == 'csv' else 'not named .csv or .json as JSON lines'}")
+    setting = says("data_format")
+    named, form = ("named .csv", "CSV") if fmt == "csv" else ("not named .csv or .json", "JSON lines")
+    how = (f"{setting} {format}" if format != "auto" else
+           f"{setting} auto reads a file {named} as {form}" if setting else f"a file {named} is read as {form}")
     if fmt == "csv" and lines[0][0] in "{[":
         if lines[0][0] == "[":
-            fix = "set data.data_format json (a JSON array of objects)"
+            fix = f"set {setting} json (a JSON array of objects)" if setting else "rename the file to .json"
             form = "JSON"
-        else:
-            fix = f"set data.data_format {_json_lines_format(path)}"
+        elif setting:
+            fix = f"set {setting} {_json_lines_format(path)}"
             fix += " (or rename the file to .jsonl)" if format == "auto" else (
                 " (or auto)" if path.suffix.lower() not in (".csv", ".json") else "")
             form = "JSON lines"
+        else:
+            fix, form = "rename the file to .jsonl", "JSON lines"
         raise RecordError(f"{path}:1: read as CSV ({how}), but the file looks like {form} (its first character is "
                           f"{lines[0][0]!r}); {fix}", "wrong_format")
     if fmt != "csv" and not any(line[0] in "{[" for line in lines) and (
             path.suffix.lower() == ".csv" or "," in lines[0]):
         shown = lines[0] if len(lines[0]) <= 60 else lines[0][:57] + "..."
-        fix = ("set data.data_format csv" + (" (or auto)" if path.suffix.lower() == ".csv" else "") if format != "auto"
-               else "set data.data_format csv (or rename the file to .csv)")
+        fix = (f"set {setting} csv" + (" (or auto)" if path.suffix.lower() == ".csv" else "") if format != "auto"
+               else f"set {setting} csv (or rename the file to .csv)" if setting else "rename the file to .csv")
         raise RecordError(f"{path}:1: read as JSON lines ({how}), but the file looks like CSV (line 1 is {shown!r}, "
                           f"and none of its first {len(lines)} lines starts with '{{'); {fix}", "wrong_format")
 
 
-def _candidates(path: Path, fmt: str, mapping: dict[str, str],
-                need_review: bool) -> Iterator[tuple[str, dict | RecordError | FieldsNotRead]]:
+def _candidates(path: Path, fmt: str, mapping: dict[str, str], need_review: bool,
+                says: Spelling = FIT) -> Iterator[tuple[str, dict | RecordError | FieldsNotRead]]:
     if fmt not in READERS:
         raise UserError(f"unknown data format {fmt!r}; one of auto, {', '.join(READERS)}")
-    yield from READERS[fmt](path, mapping, need_review)
+    yield from READERS[fmt](path, mapping, need_review, says)
 
 
-def _jsonl(path: Path, mapping: dict[str, str], need_review: bool):
+def _jsonl(path: Path, mapping: dict[str, str], need_review: bool, says: Spelling = FIT):
     yield from _json_lines(path, fields_read("jsonl", mapping, need_review))
 
 
@@ -397,7 +444,7 @@ def _json_lines(path: Path, known: tuple[str, ...], quiet: tuple[str, ...] = ())
         yield where, obj
 
 
-def _chat(path: Path, mapping: dict[str, str], need_review: bool):
+def _chat(path: Path, mapping: dict[str, str], need_review: bool, says: Spelling = FIT):
     for where, obj in iter_json_lines(path):
         if isinstance(obj, RecordError):
             yield where, obj
@@ -429,8 +476,10 @@ def _chat(path: Path, mapping: dict[str, str], need_review: bool):
         yield where, item
 
 
-def refuse_other_system_messages(records: list[Record], system_prompt: str, path: str | Path) -> None:
-    """Refuse chat lines whose own system message is not ``system_prompt`` (whitespace at the ends aside).
+def refuse_other_system_messages(records: list[Record], system_prompt: str, path: str | Path,
+                                 prefix: str = "data.") -> None:
+    """Refuse chat lines whose own system message is not ``system_prompt`` (whitespace at the ends aside); ``prefix``
+    spells the setting as the command does (fit's ``data.system_prompt``, prepare's ``--system_prompt``).
 
     Local training builds every example's prompt with one system prompt, data.system_prompt, through the prompt code
     that ``generate`` uses with its ``--system_prompt`` (lightning_review.data.prompt.ReviewPromptTokenizer, one
@@ -442,21 +491,21 @@ def refuse_other_system_messages(records: list[Record], system_prompt: str, path
     if not other:
         return
     texts = {r.extra["system_prompt"].strip() for r in other}
-    first = other[0]
+    first, setting = other[0], f"{prefix}system_prompt"
     if len(texts) == 1 and len(other) == len(records):
-        fix = ("every line has this same system message: to train with it, set data.system_prompt to it (and "
-               "generate with the same --system_prompt); to train with data.system_prompt, remove the lines' "
+        fix = (f"every line has this same system message: to train with it, set {setting} to it (and "
+               f"generate with the same --system_prompt); to train with {setting}, remove the lines' "
                "system messages")
     else:
         fix = (f"{len(other)} of the {len(records)} lines {'has' if len(other) == 1 else 'have'} a system message "
-               "other than data.system_prompt "
+               f"other than {setting} "
                f"({len(texts)} different one{'s' if len(texts) > 1 else ''}); one system prompt serves all: "
-               "remove the lines' system messages (data.system_prompt is then used), or give every line the same "
-               "one and set data.system_prompt to it (and generate with the same --system_prompt)")
+               f"remove the lines' system messages ({setting} is then used), or give every line the same "
+               f"one and set {setting} to it (and generate with the same --system_prompt)")
     raise UserError(f"{first.where or path}: field 'messages' has a system message, "
-                    f"{_clip(first.extra['system_prompt'])!r}, other than data.system_prompt, "
+                    f"{_clip(first.extra['system_prompt'])!r}, other than {setting}, "
                     f"{_clip(system_prompt)!r}. Local training and generate build every prompt with "
-                    "data.system_prompt, so this line's own would not be trained on (openai export would send it); "
+                    f"{setting}, so this line's own would not be trained on (openai export would send it); "
                     f"{fix}")
 
 
@@ -469,7 +518,7 @@ def _clip(text: str, limit: int = 80) -> str:
 PAPER_REVIEWS_LINE = '{"paper": "...", "reviews": [{"text": "...", "rating": ...}]}'
 
 
-def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool):
+def _paper_reviews(path: Path, mapping: dict[str, str], need_review: bool, says: Spelling = FIT):
     known = fields_read("paper_reviews", mapping, need_review)
     if not need_review:
         yield from _json_lines(path, known, PAPER_REVIEWS_METADATA)  # one document a line: its reviews are not read
@@ -564,7 +613,7 @@ def _peerread_review(review, at: str, i: int, paper_id: str, title, text: str, u
     return item
 
 
-def _peerread(path: Path, mapping: dict[str, str], need_review: bool):
+def _peerread(path: Path, mapping: dict[str, str], need_review: bool, says: Spelling = FIT):
     reviews_dir, pdfs_dir = path / "reviews", path / "parsed_pdfs"
     if not reviews_dir.is_dir():
         raise DataFileNotFound(f"{path}: a PeerRead directory holds reviews/<id>.json and parsed_pdfs/<id>.pdf.json")
@@ -641,15 +690,17 @@ def _science_parse_text(parsed: dict) -> str:
     return "\n\n".join(p for p in parts if p and p.strip())
 
 
-def check_column_mapping(mapping: dict[str, str] | None) -> None:
-    """A UserError unless every key of ``mapping`` is one of our FIELDS."""
+def check_column_mapping(mapping: dict[str, str] | None, prefix: str = "data.") -> None:
+    """A UserError unless every key of ``mapping`` is one of our FIELDS; ``prefix`` spells the setting as the
+    command does (Spelling)."""
     unknown = set(mapping or {}) - set(FIELDS)
     if unknown:
-        raise UserError(f"data.column_mapping keys must be among {FIELDS} (our field: your column), got "
+        raise UserError(f"{prefix}column_mapping keys must be among {FIELDS} (our field: your column), got "
                         f"{sorted(unknown)}")
 
 
-def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = True) -> dict | RecordError:
+def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = True,
+            says: Spelling = FIT) -> dict | RecordError:
     columns = {name: mapping.get(name, name) for name in FIELDS}
     if not need_review and "paper" not in mapping:
         try:
@@ -658,16 +709,19 @@ def _mapped(row: dict, mapping: dict[str, str], where: str, need_review: bool = 
             return exc
     for required in ("paper", "review") if need_review else ("paper",):
         if columns[required] not in row:
-            return RecordError(f"{where}: no column {columns[required]!r} for {required!r}; name your column with "
-                               f'data.column_mapping {{"{required}": "<your column>"}}', f"missing_{required}")
+            setting = says("column_mapping")
+            fix = (f'name your column with {setting} {{"{required}": "<your column>"}}' if setting else
+                   f"rename the column that holds the {required} to {required!r}")
+            return RecordError(f"{where}: no column {columns[required]!r} for {required!r}; {fix}",
+                               f"missing_{required}")
     out = {name: row.get(column) for name, column in columns.items() if column in row}
     out["rating"] = _number(out.get("rating"))
-    out["_labels"] = {name: f"column {column!r} (data.column_mapping's {name!r})"
+    out["_labels"] = {name: f"column {column!r} ({says.prefix}column_mapping's {name!r})"
                       for name, column in columns.items() if column != name}
     return out
 
 
-def _json_array(path: Path, mapping: dict[str, str], need_review: bool):
+def _json_array(path: Path, mapping: dict[str, str], need_review: bool, says: Spelling = FIT):
     # Bytes that are not UTF-8 become lone surrogates, so that they cost the one object holding them (named below),
     # not the file; a file that is not one JSON document stops the read under either policy.
     try:
@@ -675,13 +729,13 @@ def _json_array(path: Path, mapping: dict[str, str], need_review: bool):
     except json.JSONDecodeError as exc:
         hint = ""
         if exc.msg == "Extra data" and _first_lines(path, 1)[0].startswith("{"):
-            hint = f"; the file looks like JSON lines (one object a line): set data.data_format {_json_lines_format(path)}"
+            hint = f"; the file looks like JSON lines (one object a line): {_as_json_lines(path, says)}"
         raise RecordError(f"{path}:{exc.lineno}: not valid JSON ({json_error(exc)}); expected a JSON "
                           f"array of objects{hint}", "invalid_json") from None
     except ValueError:
         raise RecordError(too_many_digits(str(path)), "invalid_json") from None
     if not isinstance(data, list):
-        hint = (f" (for JSON lines, one object a line, set data.data_format {_json_lines_format(path)})"
+        hint = (f" (for JSON lines, one object a line, {_as_json_lines(path, says)})"
                 if isinstance(data, dict) else "")
         raise RecordError(f"{path}: expected a JSON array of objects, got {_json_kind(data)}{hint}",
                           "not_an_array")
@@ -691,12 +745,18 @@ def _json_array(path: Path, mapping: dict[str, str], need_review: bool):
         if not isinstance(row, dict):
             yield where, RecordError(f"{where}: expected an object", "not_an_object")
             continue
-        item = _not_utf8(row, where) or _mapped(row, mapping, where, need_review)
+        item = _not_utf8(row, where) or _mapped(row, mapping, where, need_review, says)
         _give_unknown(item, _unknown(row, known, where))
         yield where, item
 
 
-def _csv(path: Path, mapping: dict[str, str], need_review: bool):
+def _as_json_lines(path: Path, says: Spelling) -> str:
+    """How to have a JSON file read as JSON lines: the data format setting, or a name auto reads so (.jsonl)."""
+    setting = says("data_format")
+    return f"set {setting} {_json_lines_format(path)}" if setting else "rename the file to .jsonl"
+
+
+def _csv(path: Path, mapping: dict[str, str], need_review: bool, says: Spelling = FIT):
     csv.field_size_limit(1 << 30)  # papers are long
     with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
         reader = csv.DictReader(f)
@@ -709,7 +769,7 @@ def _csv(path: Path, mapping: dict[str, str], need_review: bool):
                 unknown = _unknown(dict.fromkeys(reader.fieldnames), fields_read("csv", mapping, need_review),
                                    f"{path}:1")
             item = _columns_counted(row, reader.fieldnames, where) or _not_utf8(row, where) or \
-                _mapped(row, mapping, where, need_review)
+                _mapped(row, mapping, where, need_review, says)
             _give_unknown(item, unknown)
             yield where, item
 
@@ -765,8 +825,9 @@ def _number(value):
         return value
 
 
-# Every reader takes (path, mapping, need_review): the mapping is read by json and csv only, need_review by the
-# readers whose form differs without reviews (jsonl's and peerread's does not).
+# Every reader takes (path, mapping, need_review, says): the mapping is read by json and csv only, need_review by the
+# readers whose form differs without reviews (jsonl's and peerread's does not), says (how the command names its
+# settings) by those whose messages name the column mapping or the data format (json, csv).
 READERS = {"jsonl": _jsonl, "chat": _chat, "paper_reviews": _paper_reviews, "peerread": _peerread,
            "json": _json_array, "csv": _csv}
 

@@ -8,7 +8,7 @@ import pytest
 
 from lightning_review.artifacts.checkpoint_files import CheckpointError, read_json_object
 from lightning_review.cli import main
-from lightning_review.data.readers import read_records
+from lightning_review.data.readers import READ_SETTINGS, read_records
 from lightning_review.data.records import RecordError, read_papers
 from tests.conftest import write_jsonl
 
@@ -47,7 +47,10 @@ def test_a_missing_column_names_the_column_mapping_setting(tmp_path, tiny_llama_
     with pytest.raises(RecordError, match=r"data\.csv:2: no column 'paper' for 'paper'; name your column with "
                                           r"data\.column_mapping \{\"paper\": \"<your column>\"\}; the file has "
                                           r"columns that are not read: 'body', 'critique' \(misspelt or renamed\?\)$"):
-        read_records(path)
+        read_records(path, settings=READ_SETTINGS)  # fit's
+    with pytest.raises(RecordError, match=r"data\.csv:2: no column 'paper' for 'paper'; rename the column that holds "
+                                          r"the paper to 'paper'; the file has columns"):
+        read_records(path)  # a command without a column mapping (evaluate, openai export)
     with pytest.raises(SystemExit) as caught:  # prepare's flag is --column_mapping
         main(["prepare", f"--data_file={path}", f"--tokenizer_dir={tiny_llama_dir}", f"--output_dir={tmp_path / 'o'}",
               f"--column_mapping={json.dumps({'review': 'critique'})}"])

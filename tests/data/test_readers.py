@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lightning_review.data.datamodule import split_by_paper
-from lightning_review.data.readers import detect_format, read_records
+from lightning_review.data.readers import READ_SETTINGS, detect_format, read_records
 from lightning_review.data.records import RecordError
 from lightning_review.errors import UserError
 from tests.conftest import SHARED_DATA, write_jsonl
@@ -196,8 +196,12 @@ def test_one_id_for_two_different_papers_is_refused_or_all_its_records_rejected(
     rows.append({"id": "p3", "paper": "A different paper under a reused id.", "review": REVIEW})
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     with pytest.raises(RecordError, match=r"d\.jsonl: paper id 'p3' has 2 different paper texts \(text 1 at "
-                                          r".*d\.jsonl:10, .*; text 2 at .*d\.jsonl:30\).*on_bad_record=skip"):
+                                          r".*d\.jsonl:10, .*; text 2 at .*d\.jsonl:30\).*; data\.on_bad_record=skip "
+                                          r"leaves out every record of such ids$"):
+        read_records(path, settings=READ_SETTINGS)  # fit's
+    with pytest.raises(RecordError) as caught:  # a command without the setting (openai export) is not told of it
         read_records(path)
+    assert "on_bad_record" not in str(caught.value)
     rejects = tmp_path / "rejects.jsonl"
     report = read_records(path, policy="skip", rejects_file=rejects)
     assert report.rejected == {"id_with_different_papers": 4}
@@ -289,13 +293,14 @@ def test_a_chat_line_keeps_its_own_system_message(tmp_path):
 
 
 def test_every_reader_takes_path_mapping_and_need_review(tmp_path):
-    """One call for every format: no reader is special-cased by the caller for need_review."""
+    """One call for every format: no reader is special-cased by the caller for need_review (nor for the command's
+    spelling of its settings, ``says``)."""
     import inspect
 
     from lightning_review.data.readers import READERS
 
     for name, reader in READERS.items():
-        assert list(inspect.signature(reader).parameters) == ["path", "mapping", "need_review"], name
+        assert list(inspect.signature(reader).parameters) == ["path", "mapping", "need_review", "says"], name
     papers = write_jsonl(tmp_path / "papers.jsonl", [{"id": "p1", "paper": PAPER, "reviews": [{"text": REVIEW}]}])
     # called as _candidates calls it: a paper_reviews line without need_review is one document, its reviews unread
     [(where, item)] = list(READERS["paper_reviews"](papers, {}, False))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lightning_review.data.readers import read_records
+from lightning_review.data.readers import READ_SETTINGS, read_records
 from lightning_review.data.records import RecordError, read_papers
 from tests.conftest import write_jsonl
 
@@ -54,11 +54,17 @@ def test_json_lines_read_as_csv_and_csv_read_as_json_lines_say_so(tmp_path):
     renamed.write_text(table.read_text())
     with pytest.raises(RecordError, match=r"data_format auto reads a file not named \.csv or \.json as JSON lines\), "
                                           r"but the file looks like CSV .*rename the file to \.csv\)$"):
-        read_records(renamed)
+        read_records(renamed, settings=READ_SETTINGS)  # fit's
+    with pytest.raises(RecordError, match=r"read as JSON lines \(a file not named \.csv or \.json is read as JSON "
+                                          r"lines\), but the file looks like CSV .*; rename the file to \.csv$"):
+        read_records(renamed)  # a command without a data format setting (openai export) reads by the file's name
     misnamed = tmp_path / "pairs.json"
     misnamed.write_text(lines.read_text())
     with pytest.raises(RecordError, match=r"pairs\.json:2: not valid JSON .*looks like JSON lines .*set "
                                           r"data\.data_format jsonl$"):
+        read_records(misnamed, settings=READ_SETTINGS)
+    with pytest.raises(RecordError, match=r"pairs\.json:2: not valid JSON .*looks like JSON lines \(one object a "
+                                          r"line\): rename the file to \.jsonl$"):
         read_records(misnamed)
     # a JSON-lines file whose first line is bad, the rest good, is still read line by line
     mixed = write_jsonl(tmp_path / "mixed.jsonl", ["oops, a note", {"paper": PAPER, "review": REVIEW}])
