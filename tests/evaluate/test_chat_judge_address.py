@@ -31,6 +31,7 @@ def test_an_address_that_cannot_be_split_is_refused_without_its_password(tmp_pat
 
 def test_openai_base_url_is_checked_when_no_address_is_given(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "127.0.0.1:9/v1")
-    with pytest.raises(UserError, match=r"^OPENAI_BASE_URL must start with http:// or https:// \(got 127.0.0.1:9/v1\)$"):
+    with pytest.raises(UserError, match=r"^OPENAI_BASE_URL must start with http:// or https:// "
+                                        r"\(got 127.0.0.1:9/v1\)$"):
         build(tmp_path, None)
 
