@@ -14,9 +14,11 @@ from urllib.parse import quote
 # the user name and password of an address in free text (an error's words, a command line): after "//", or at the
 # start of a word without a scheme ("user:key@host", which urllib reads as the scheme "user"); emails, which have no
 # ":" before their "@", are left alone, and so is evaluate's judge spec "openai:<model>@<address>" (its model is no
-# password), whose address's own credentials still go ("openai:m@user:key@host" becomes "openai:m@host")
-AFTER_SLASHES = re.compile(r"(?<=//)[^\s/?#@]*@(?=[^\s@])")
-SCHEMELESS = re.compile(r"""(?<![^\s'"(<\[=,@])(?!openai:)[^\s/?#@'"<>()\[\]:=]+:[^\s/?#@'"<>()\[\]]+@"""
+# password), whose address's own credentials still go ("openai:m@user:key@host" becomes "openai:m@host"). Up to the
+# last "@" before the host, as urllib splits it: a password written with a raw "@" ("u:p@ss@host") goes whole, not
+# only up to its own "@"; after "//" with or without a host after it ("http://u:key@" names no host, and still a key)
+AFTER_SLASHES = re.compile(r"(?<=//)[^\s/?#]*@")
+SCHEMELESS = re.compile(r"""(?<![^\s'"(<\[=,@])(?!openai:)[^\s/?#@'"<>()\[\]:=]+:[^\s/?#'"<>()\[\]]+@"""
                         r"(?=[A-Za-z0-9\[])(?![A-Za-z][A-Za-z0-9+.-]*://)")
 
 
