@@ -16,9 +16,12 @@ from urllib.parse import quote
 # ":" before their "@", are left alone, and so is evaluate's judge spec "openai:<model>@<address>" (its model is no
 # password), whose address's own credentials still go ("openai:m@user:key@host" becomes "openai:m@host"). Up to the
 # last "@" before the host, as urllib splits it: a password written with a raw "@" ("u:p@ss@host") goes whole, not
-# only up to its own "@"; after "//" with or without a host after it ("http://u:key@" names no host, and still a key)
+# only up to its own "@"; after "//" with or without a host after it ("http://u:key@" names no host, and still a key).
+# Neither is a Windows path's drive ("C:\\Users\\me@corp\\x": a backslash is no character of a user name or
+# password, RFC 3986) nor a mailto: address ("mailto:john@example.com": no password either)
 AFTER_SLASHES = re.compile(r"(?<=//)[^\s/?#]*@")
-SCHEMELESS = re.compile(r"""(?<![^\s'"(<\[=,@])(?!openai:)[^\s/?#@'"<>()\[\]:=]+:[^\s/?#'"<>()\[\]]+@"""
+SCHEMELESS = re.compile(r"""(?<![^\s'"(<\[=,@])(?!openai:|(?i:mailto):|[A-Za-z]:\\)"""
+                        r"""[^\s/?#@'"<>()\[\]:=]+:[^\s/?#'"<>()\[\]]+@"""
                         r"(?=[A-Za-z0-9\[])(?![A-Za-z][A-Za-z0-9+.-]*://)")
 
 
