@@ -19,7 +19,9 @@ from urllib.parse import quote
 # only up to its own "@"; after "//" with or without a host after it ("http://u:key@" names no host, and still a key).
 # Neither is a Windows path's drive ("C:\\Users\\me@corp\\x": a backslash is no character of a user name or
 # password, RFC 3986) nor a mailto: address ("mailto:john@example.com": no password either)
-AFTER_SLASHES = re.compile(r"(?<=//)[^\s/?#]*@")
+# A password written with a raw "/", "?" or "#" ("http://u:pa/ss@host", which urllib cannot split either) goes to the
+# word's last "@" when a ":" after "//" is followed by no port number (public_url hides such an address whole)
+AFTER_SLASHES = re.compile(r"(?<=//)(?:[^\s/?#@\[:]*:(?![0-9]*(?:[/?#\s]|$))[^\s/?#@]*[/?#][^\s@]*@|[^\s/?#]*@)")
 SCHEMELESS = re.compile(r"""(?<![^\s'"(<\[=,@])(?!openai:|(?i:mailto):|[A-Za-z]:\\)"""
                         r"""[^\s/?#@'"<>()\[\]:=]+:[^\s/?#'"<>()\[\]]+@"""
                         r"(?=[A-Za-z0-9\[])(?![A-Za-z][A-Za-z0-9+.-]*://)")

@@ -31,3 +31,32 @@ def test_a_misplaced_flag_message_does_not_echo_the_password_of_an_address_witho
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode != 0 and "comes before the command" in proc.stderr, proc.stderr[-2000:]
     assert SECRET not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("text, shown", [
+    (f"--base_url=http://u:{SECRET}/x@host/v1", "--base_url=http://host/v1"),  # a raw '/' in the password
+    (f"at https://u:a?{SECRET}@host:8000/v1 now", "at https://host:8000/v1 now"),
+    (f"at https://u:a#{SECRET}@host", "at https://host"),
+])
+def test_a_password_holding_a_raw_slash_question_mark_or_hash_goes_whole(text, shown):
+    """public_url hides such an address (where its password ends cannot be told); in free text a ':' after '//'
+    followed by no port number starts a password, which runs to the word's last '@'."""
+    assert redact_userinfo(text) == shown
+
+
+@pytest.mark.parametrize("text", [
+    "see https://github.com/org/repo@v1.2",          # no ':' before the path
+    "at http://host:8000/v1/users/me@example.org",   # a port, then a path holding an '@'
+    "at http://[::1]:8000/a@b",
+    "at https://host:443?who=me@example.org",
+])
+def test_a_port_or_a_path_with_an_at_sign_is_no_password(text):
+    assert redact_userinfo(text) == text
+
+
+def test_a_misplaced_flag_message_does_not_echo_a_password_holding_a_slash(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lightning_review", f"--base_url=http://u:{SECRET}/x@host/v1",
+                           "generate"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode != 0 and "generate --base_url=http://host/v1" in proc.stderr, proc.stderr[-2000:]
+    assert SECRET not in proc.stdout + proc.stderr
