@@ -78,9 +78,9 @@ def shown_address(url) -> str:
 
 
 def check_base_url(url, name: str = "--base_url") -> None:
-    """Refuse an API address without http:// or https://, or one that cannot be split safely, before any call: the
-    openai client would retry it with backoff (seconds of waiting) and then fail with a message that does not say
-    why, and its address could not be shown nor recorded. ``name``: what set it (a flag, OPENAI_BASE_URL, a judge
+    """Refuse an API address without http:// or https://, one that cannot be split safely, or one naming no host,
+    before any call: the openai client would retry it with backoff (seconds of waiting) and then fail with a message
+    that does not say why, and its address could not be shown nor recorded. ``name``: what set it (a flag, OPENAI_BASE_URL, a judge
     spec), for the message; the address is shown without credentials. The one check of every place that takes the
     address of an OpenAI-compatible server (generate, evaluate's chat judges, the openai commands, LazyAsyncOpenAI)."""
     if url is None:
@@ -91,6 +91,9 @@ def check_base_url(url, name: str = "--base_url") -> None:
         raise UserError(f"{name} cannot be read as an address (not shown: it may hold a password): write it as "
                         "http(s)://host[:port]/path, with no blank, and with any '/', '?', '#' or '@' in a user name "
                         "or password percent-encoded (%2F, %3F, %23, %40)")
+    if not urlsplit(str(url).strip()).hostname:  # the client would retry it, then fail on a DNS lookup of nothing
+        raise UserError(f"{name} names no host (got {public_url(url)}): write it as http(s)://host[:port]/path, "
+                        "e.g. http://localhost:8000/v1")
 
 
 def check_api_address(base_url) -> None:
