@@ -192,7 +192,13 @@ def spent_time_problem(trainer: Mapping[str, Any], checkpoint: Mapping[str, Any]
         return None  # max_time_problem names it
     state = (checkpoint.get("callbacks") or {}).get("Timer") or {}
     spent = (state.get("time_elapsed") or {}).get("train")
-    if limit is None or not isinstance(spent, (int, float)) or spent < limit.total_seconds():
+    if limit is None or not isinstance(spent, (int, float)):
+        return None
+    if not math.isfinite(spent):  # a damaged state: no total can be named (Lightning stops at once on inf)
+        return (f"--ckpt_path {ckpt_path}: its Timer state (callbacks.Timer.time_elapsed.train) holds {spent} seconds, "
+                f"not a time spent, so {name}={setting} cannot be counted on from it: resume from another checkpoint, "
+                f"or leave {name} out (null) for no time limit")
+    if spent < limit.total_seconds():
         return None
     more = math.ceil(limit.total_seconds())
     total = dd_hh_mm_ss(math.ceil(spent) + more)

@@ -25,3 +25,11 @@ def test_one_timer_not_in_a_list_is_the_limit():
         class_path="lightning.pytorch.callbacks.Timer", init_args=Namespace(duration="00:01:00:00")))
     problem = spent_time_problem(trainer, checkpoint_with_timer(3600.0), "last.ckpt")
     assert problem is not None and "the Timer callback's duration=00:01:00:00 is no more than that" in problem
+
+
+def test_a_damaged_timer_state_is_named_not_a_traceback():
+    """A Timer state of inf or NaN seconds (a damaged checkpoint) crashed the check in math.ceil."""
+    for spent in (float("inf"), float("nan")):
+        problem = spent_time_problem({"max_time": "00:01:00:00"}, checkpoint_with_timer(spent), "last.ckpt")
+        assert problem is not None and problem.startswith("--ckpt_path last.ckpt: its Timer state (callbacks.Timer."
+                                                          f"time_elapsed.train) holds {spent} seconds"), problem
