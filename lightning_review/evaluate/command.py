@@ -35,7 +35,7 @@ def load_input(human_file: str, systems: dict[str, str], data_format: str = "aut
     A bad human record stops the evaluation (strict) or, with ``on_bad_record="skip"``, is counted, listed in
     ``rejects_file`` and flagged in the report; then system reviews of papers the human file no longer has are left
     out and flagged too (strict refuses them: their ids do not match). A system file may hold one review a paper."""
-    problem = rejects_file_problem(rejects_file, on_bad_record)
+    problem = rejects_file_problem(rejects_file, on_bad_record, "--")
     if problem:  # a rejects file strict would never write: refused, as fit and prepare refuse it
         raise UserError(problem)
     papers, texts, flags, ratings = _read_human(human_file, data_format, on_bad_record, rejects_file)
@@ -86,7 +86,8 @@ def _read_human(human_file: str, data_format: str, on_bad_record: str,
     """Papers' human reviews, papers' texts, flags for what was skipped or dropped as a duplicate, and the
     reviews' ratings (None where a review has none)."""
     try:
-        read = read_records(human_file, format=data_format, policy=on_bad_record, rejects_file=rejects_file)
+        read = read_records(human_file, format=data_format, policy=on_bad_record, rejects_file=rejects_file,
+                            prefix="--", settings=("data_format", "on_bad_record", "rejects_file"))
     except RecordError as exc:
         if "on_bad_record" in str(exc):
             raise

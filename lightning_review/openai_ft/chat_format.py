@@ -221,7 +221,7 @@ def located_examples(path: str | Path, system_prompt: str | None = None,
             yield f"line {where.rsplit(':', 1)[1]}", obj["messages"]
     else:
         records = read_records(path).records
-        with_rating = resolve_rating_line(rating_line, records, str(path))
+        with_rating = resolve_rating_line(rating_line, records, str(path), "--")  # the openai tools' --rating_line
         for record in records:
             yield _record_place(record, str(path)), to_messages(record, system_prompt, with_rating)
 

@@ -104,7 +104,7 @@ def _over_limit(file: str, report, allowed: bool, refusing: str) -> None:
 def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, model: str = "gpt-3.5-turbo",
          price_per_1k: float | None = None, prices: str | None = None, exchange_rate: float | None = None,
          currency: str = "CNY", max_tokens: int = DEFAULT_MAX_TOKENS,
-         system_prompt: str | None = None) -> CostEstimate:
+         system_prompt: str | None = None, rating_line: bool | None = None) -> CostEstimate:
     """What fine-tuning costs: billed tokens x epochs x price per 1K tokens (and in a local currency).
 
     Args:
@@ -120,6 +120,8 @@ def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, mo
         max_tokens: tokens per example allowed by the model.
         system_prompt: for paper->review files, the system message the examples will carry (not given: local
             training's); a chat file is costed as it is.
+        rating_line: for paper->review files, whether each review ends with its rating line, as export's
+            --rating_line (None: when every record has a rating); a file where only some records have one needs it.
     """
     if (file is None) == (tokens is None):
         raise UserError("cost needs either --file (a data file to count) or --tokens (a token count)")
@@ -127,7 +129,7 @@ def cost(file: str | None = None, tokens: int | None = None, epochs: int = 2, mo
         _check_max_tokens(max_tokens)
         encoding = get_encoding(encoding_name(model))
         counts = [(where, count_message_tokens(messages, encoding))
-                  for where, messages in located_examples(file, system_prompt)]
+                  for where, messages in located_examples(file, system_prompt, rating_line)]
         tokens = sum(min(n, max_tokens) for _, n in counts)
         if not tokens:
             raise UserError(f"{file}: no examples to cost; pass a file with examples, or --tokens")

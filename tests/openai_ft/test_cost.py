@@ -136,3 +136,19 @@ def test_a_file_without_examples_or_a_zero_limit_is_refused(tmp_path):
                                                                {"role": "assistant", "content": "r"}]}])
     with pytest.raises(UserError, match=r"--max_tokens must be a whole number of tokens per example, 1 or more"):
         cost(file=str(chat), max_tokens=0)
+
+
+def test_a_file_with_some_ratings_names_costs_own_rating_line_flag(tmp_path):
+    """Records where only some have a rating need the rating-line choice, as export does; cost had no such flag and
+    its refusal named fit's data.rating_line."""
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"id": "a", "paper": "We study graphs. " * 8, "review": "Clear writing, weak baselines.", "rating": 3},
+        {"id": "b", "paper": "We study molecules. " * 8, "review": "Missing ablations; a good idea."}])
+    proc = run_cli("cost", f"--file={pairs}", cwd=tmp_path)
+    assert proc.returncode == 1
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {pairs}: 1 of 2 records have no rating") and "set --rating_line false" in line
+    assert "data." not in line
+    proc = run_cli("cost", f"--file={pairs}", "--rating_line=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "tokens x 2 epochs" in proc.stdout
