@@ -100,9 +100,9 @@ class ReviewRoom:
     def _other_fix(self) -> str:
         return f", {self.other_fix}" if self.other_fix else ""
 
-    def fit(self, prompts: PromptTemplate, paper_ids: Sequence[int]) -> tuple[list[int], int]:
-        """The prompt of an encoded paper, the paper cut so that the prompt and ``max_new_tokens`` fit the context;
-        with the paper tokens cut. Refused when the template and ``max_new_tokens`` alone do not fit."""
+    def paper_budget(self, prompts: PromptTemplate) -> int:
+        """The paper tokens a prompt of ``prompts`` may hold beside ``max_new_tokens``; refused when the template and
+        ``max_new_tokens`` alone do not fit (checked before a model loads or trains, as well as at each prompt)."""
         template = prompts.prompt_template_tokens()
         budget = self.context - template - self.max_new_tokens
         if budget < 0:
@@ -110,7 +110,12 @@ class ReviewRoom:
                             f"({template} tokens) do not fit the model's context of {self.context} tokens "
                             f"({self.context_source}): lower {self.tokens_setting} to at most "
                             f"{self.context - template}{self._other_fix()}")
-        return prompts.prompt_from_ids(list(paper_ids), budget)
+        return budget
+
+    def fit(self, prompts: PromptTemplate, paper_ids: Sequence[int]) -> tuple[list[int], int]:
+        """The prompt of an encoded paper, the paper cut so that the prompt and ``max_new_tokens`` fit the context;
+        with the paper tokens cut. Refused when the template and ``max_new_tokens`` alone do not fit."""
+        return prompts.prompt_from_ids(list(paper_ids), self.paper_budget(prompts))
 
     def refit(self, prompts: PromptTemplate, prompt_ids: Sequence[int]) -> tuple[list[int], int]:
         """``fit`` for a prompt already built by ``prompts``: predict's and the validation reviews' prompts come from

@@ -194,7 +194,9 @@ class LongQLoRAModule(L.LightningModule):
         if isinstance(length, int):
             self.check_context(length)
         if stage == "predict" or (self.hparams.review_samples and stage in ("fit", "validate")):
-            self.review_room()
+            room = self.review_room()  # refused here, not after an epoch of training or a model load
+            if hasattr(datamodule, "prompt_tokenizer"):
+                room.paper_budget(datamodule.prompt_tokenizer())
         if stage == "fit":
             check_val_check_interval(self.trainer)
 

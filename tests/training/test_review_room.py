@@ -109,3 +109,20 @@ def test_the_room_follows_the_rope_interpolated_context(tiny_llama_dir):
                              max_new_tokens=300)
     room = module.review_room()
     assert (room.context, room.max_new_tokens) == (512, 300)
+
+
+@pytest.mark.parametrize("stage", ["predict", "validate"])
+def test_a_max_new_tokens_that_leaves_too_little_for_the_template_is_refused_before_the_model_loads(
+        tiny_llama_dir, long_papers, stage):
+    """Between context - template and context - 1 the refusal came only at the first review: after the model loaded
+    for predict, and after a whole training epoch for fit with review_samples."""
+    data = ReviewDataModule(tokenizer_dir=str(tiny_llama_dir), max_seq_length=CONTEXT, predict_file=str(long_papers),
+                            val_fraction=0.2)
+    module = LongQLoRAModule(checkpoint_dir=str(tiny_llama_dir), quantize=False, lora_r=4, max_seq_length=CONTEXT,
+                             max_new_tokens=CONTEXT - 1, review_samples=2, gradient_checkpointing=False,
+                             kernels="none")
+    run = trainer().predict if stage == "predict" else trainer().validate
+    with pytest.raises(UserError, match=r"^model.max_new_tokens=255 and the prompt template \(\d+ tokens\) do not fit "
+                                        r"the model's context of 256 tokens .*: lower model.max_new_tokens to at most"):
+        run(module, datamodule=data)
+    assert module.model is None
