@@ -7,9 +7,8 @@ test runs the real command."""
 import csv
 import json
 
-from tests.conftest import ROOT, run_cli, write_jsonl
-
-DEMO = str(ROOT / "configs" / "demo.yaml")
+from tests.conftest import run_cli, write_jsonl
+from tests.test_prepare_flag_names import DEMO, last_line, prepare_cli
 PAPER = "We study graphs and molecules with a new message passing scheme. " * 8
 REVIEW = "Clear writing, weak baselines, and the ablations are missing."
 
@@ -18,16 +17,6 @@ def short_review(tmp_path):
     """Two papers, the second's review of 9 characters, under the 20 a review needs (its line 2)."""
     return write_jsonl(tmp_path / "pairs.jsonl", [{"id": "p0", "paper": PAPER, "review": REVIEW},
                                                    {"id": "p1", "paper": PAPER + " Another.", "review": "Too short"}])
-
-
-def last_line(proc) -> str:
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    return proc.stderr.strip().splitlines()[-1]
-
-
-def prepare_cli(tmp_path, tokenizer_dir, *flags):
-    return run_cli("prepare", f"--tokenizer_dir={tokenizer_dir}", "--max_seq_length=256", "--plot=false",
-                   f"--output_dir={tmp_path / 'out'}", *flags, cwd=tmp_path)
 
 
 def test_prepare_names_its_minimum_review_length_flag(tmp_path, tiny_llama_dir):
