@@ -80,8 +80,8 @@ def shown_address(url) -> str:
 def check_base_url(url, name: str = "--base_url") -> None:
     """Refuse an API address without http:// or https://, one that cannot be split safely, or one naming no host,
     before any call: the openai client would retry it with backoff (seconds of waiting) and then fail with a message
-    that does not say why, and its address could not be shown nor recorded. ``name``: what set it (a flag, OPENAI_BASE_URL, a judge
-    spec), for the message; the address is shown without credentials. The one check of every place that takes the
+    that does not say why, and its address could not be shown nor recorded. ``name``: what set it (a flag,
+    OPENAI_BASE_URL, a judge spec), for the message; the address is shown without credentials. The one check of every place that takes the
     address of an OpenAI-compatible server (generate, evaluate's chat judges, the openai commands, LazyAsyncOpenAI)."""
     if url is None:
         return

@@ -122,7 +122,7 @@ def refuse_bad_rejects_file(rejects_file: str | None, on_bad_record: str, data_f
     """``--rejects_file`` refused before the data is read, named as prepare's flag (the DataModule checks it too, but
     names fit's ``data.rejects_file``): given without ``--on_bad_record skip``, a data file, ``--output_dir`` itself,
     or a file prepare writes there; with ``--val_file``, its ``.val`` list too."""
-    from .data.datamodule import _rejects_file, refuse_outputs_over_inputs
+    from .data.datamodule import refuse_outputs_over_inputs, rejects_lists
 
     if rejects_file is None:
         return
@@ -130,10 +130,7 @@ def refuse_bad_rejects_file(rejects_file: str | None, on_bad_record: str, data_f
     if problem:
         raise UserError(problem)
     refuse_outputs_over_inputs(data_file, val_file, None, rejects_file, FLAG)  # a data file, or a directory
-    lists = [(rejects_file, "--rejects_file")]
-    if val_file:
-        lists.append((_rejects_file(rejects_file, "val_file"), "--rejects_file (+ '.val')"))
-    for path, flag in lists:
+    for path, flag in rejects_lists(rejects_file, val_file, FLAG):
         if same_file(path, out):
             raise UserError(f"{flag}={path} is --output_dir, the directory prepare writes {' and '.join(outputs)} "
                             "in; give --rejects_file a path outside it")

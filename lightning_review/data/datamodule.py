@@ -47,8 +47,8 @@ def max_seq_length_problem(length) -> str | None:
     """``data.max_seq_length`` beyond MAX_SEQ_LENGTH, with why; its lower bound is DATA_SETTING_RANGES'."""
     if isinstance(length, (int, float)) and not isinstance(length, bool) and length > MAX_SEQ_LENGTH:
         return (f"data.max_seq_length must be at most {MAX_SEQ_LENGTH:,} (2**24) tokens a row, got {length}: "
-                f"{ROPE_POSITIONS}, so further tokens would share a position's rotation; give the row length to train on (e.g. 8192, "
-                f"32768 or 262144)")
+                f"{ROPE_POSITIONS}, so further tokens would share a position's rotation; give the row length to "
+                f"train on (e.g. 8192, 32768 or 262144)")
     return None
 
 
@@ -543,9 +543,15 @@ def refuse_outputs_over_inputs(train_file: str | None, val_file: str | None, pre
     the setting as the command the user ran does (as in readers.rejects_file_problem): ``data.`` for the
     DataModule's (fit's) ``data.rejects_file``, ``--`` for a tool's ``--rejects_file``."""
     inputs = [f for f in (train_file, val_file, predict_file) if f and not str(f).startswith(BUILTIN)]
+    for path, setting in rejects_lists(rejects_file, val_file, prefix):
+        refuse_output_over_input(path, inputs, setting)
+        refuse_unwritable_output(path, setting)
+
+
+def rejects_lists(rejects_file: str | None, val_file: str | None, prefix: str = "data.") -> list[tuple[str, str]]:
+    """Each file a read lists its left-out records in (the training file's, and with ``val_file`` its ``.val``
+    companion), with the setting that names it as the command spells it (``prefix``: ``data.`` or ``--``)."""
     lists = [(_rejects_file(rejects_file, "train_file"), f"{prefix}rejects_file")]
     if val_file:
         lists.append((_rejects_file(rejects_file, "val_file"), f"{prefix}rejects_file (+ '.val')"))
-    for path, setting in lists:
-        refuse_output_over_input(path, inputs, setting)
-        refuse_unwritable_output(path, setting)
+    return lists

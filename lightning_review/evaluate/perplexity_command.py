@@ -29,8 +29,8 @@ def parse_lengths(lengths: str | int | list[int] | tuple[int, ...]) -> list[int]
         raise UserError(f"--lengths {lengths!r}: give at least one length of 2 tokens or more")
     if values[-1] > MAX_SEQ_LENGTH:
         raise UserError(f"--lengths {lengths!r}: give lengths of at most {MAX_SEQ_LENGTH:,} (2**24) tokens: "
-                        f"{ROPE_POSITIONS}, so a longer window's tokens would share a position's rotation (the longest given is "
-                        f"{values[-1]:,})")
+                        f"{ROPE_POSITIONS}, so a longer window's tokens would share a position's rotation (the "
+                        f"longest given is {values[-1]:,})")
     return values
 
 
