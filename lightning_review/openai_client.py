@@ -72,11 +72,6 @@ def public_url(url) -> str:
     return redact_keys(host + path if scheme_less else urlunsplit((parts.scheme, host, path, "", "")))
 
 
-def shown_address(url) -> str:
-    """The address as shown in a refusal: public_url's form (kept as the name callers and tests use)."""
-    return public_url(url)
-
-
 def check_base_url(url, name: str = "--base_url") -> None:
     """Refuse an API address without http:// or https://, one that cannot be split safely, or one naming no host,
     before any call: the openai client would retry it with backoff (seconds of waiting) and then fail with a message

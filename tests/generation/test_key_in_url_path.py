@@ -112,7 +112,7 @@ def test_every_shown_address_redacts_the_key_in_its_path(key):
         assert openai_client.public_url(f"https://proxy.example/v1/{key}/") == f"https://proxy.example/v1/{PLACEHOLDER}"
         assert openai_client.public_url(f"https://proxy.example/v1/{quote(key, safe='')}") == \
             f"https://proxy.example/v1/{PLACEHOLDER}"
-        assert openai_client.shown_address(f"proxy.example/{key}?k={key}") == f"proxy.example/{PLACEHOLDER}"
+        assert openai_client.public_url(f"proxy.example/{key}?k={key}") == f"proxy.example/{PLACEHOLDER}"
         with pytest.raises(openai_client.UserError) as refused:
             openai_client.check_base_url(f"ftp://proxy.example/{key}")
         assert key not in str(refused.value) and PLACEHOLDER in str(refused.value)
