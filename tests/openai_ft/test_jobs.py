@@ -25,13 +25,6 @@ def env(server, monkeypatch):
     return values
 
 
-@pytest.fixture
-def chat_file(tmp_path):
-    return write_jsonl(tmp_path / "chat.jsonl", [
-        {"messages": [{"role": "system", "content": "Review."}, {"role": "user", "content": f"Paper {i}."},
-                      {"role": "assistant", "content": f"Review {i}."}]} for i in range(3)])
-
-
 def test_upload_retries_429_and_500_and_never_shows_the_key(server, env, chat_file, tmp_path):
     # The 500 comes first: the client's own backoff (no setting for its delay; 0.375-0.5 s before the first retry,
     # twice that before the second) is met at its shortest, and the 429 then waits the server's retry-after-ms (10).

@@ -23,13 +23,6 @@ def server(monkeypatch):
         yield fake
 
 
-@pytest.fixture
-def chat_file(tmp_path):
-    return write_jsonl(tmp_path / "chat.jsonl", [
-        {"messages": [{"role": "system", "content": "Review."}, {"role": "user", "content": f"Paper {i}."},
-                      {"role": "assistant", "content": f"Review {i}."}]} for i in range(3)])
-
-
 def last_line(proc) -> str:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc.stderr.strip().splitlines()[-1]
